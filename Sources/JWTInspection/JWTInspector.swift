@@ -1,0 +1,113 @@
+import Crypto
+import Foundation
+import JWTKit
+import SocketIOProtocol
+
+/// Decodes a JWT and, given a key, verifies its signature and times.
+///
+/// Checks run in this order, and the first failure is the verdict: the token's form, `alg: none`,
+/// the key for its `kid`, the algorithm against the key, the signature, then `nbf` and `exp` (with
+/// ``leewaySeconds``). jwt-kit does the asymmetric signatures; HMAC is checked with swift-crypto
+/// directly, because jwt-kit traps on secrets shorter than the digest.
+public struct JWTInspector: Sendable {
+    public let key: JWTVerificationKey?
+    public let leewaySeconds: Double
+
+    public init(key: JWTVerificationKey? = nil, leewaySeconds: Double = 0) {
+        self.key = key
+        self.leewaySeconds = leewaySeconds
+    }
+
+    /// True when `text` has the shape of a JWS compact token whose header is a JSON object with `alg`.
+    public static func looksLikeJWT(_ text: String) -> Bool {
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count >= 10, parts[1].count >= 2 else { return false }
+        guard let header = try? decodeSegment(parts[0], name: "header") else { return false }
+        return header["alg"]?.stringValue != nil
+    }
+
+    /// Inspects a token at time `now` (seconds since 1970).
+    public func inspect(_ token: String, now: Double = Date().timeIntervalSince1970) async -> JWTReport {
+        var report = JWTReport(leewaySeconds: leewaySeconds)
+        report.keyDescription = key?.summary
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3 else {
+            return failed(report, .malformed("expected 3 dot-separated parts, found \(parts.count)"))
+        }
+        do {
+            report.header = try Self.decodeSegment(parts[0], name: "header")
+            report.claims = try Self.decodeSegment(parts[1], name: "claims")
+        } catch {
+            return failed(report, error)
+        }
+        guard report.header.objectValue != nil else { return failed(report, .malformed("the header is not a JSON object")) }
+        guard report.claims.objectValue != nil else { return failed(report, .malformed("the claims are not a JSON object")) }
+        report.algorithm = report.header["alg"]?.stringValue
+        report.keyID = report.header["kid"]?.stringValue
+        fillTimes(&report, now: now)
+
+        guard let key else { return report }
+        guard let algorithm = report.algorithm else { return failed(report, .malformed("the header has no string \"alg\"")) }
+        if algorithm.lowercased() == "none" {
+            return failed(report, JWTFailure(.algNoneRefused, "alg: none refused"))
+        }
+        do {
+            let signingInput = Array(token.utf8[..<parts[1].endIndex])
+            guard let signature = Base64.decodeURL(parts[2]) else {
+                throw JWTFailure.malformed("the signature is not base64url")
+            }
+            try await verifySignature(
+                token: token, signingInput: signingInput, signature: signature, algorithm: algorithm,
+                keyID: report.keyID, key: key
+            )
+        } catch let failure as JWTFailure {
+            return failed(report, failure)
+        } catch {
+            return failed(report, JWTFailure(.badSignature, "bad signature"))
+        }
+        if let failure = timeFailure(report.claims, now: now) { return failed(report, failure) }
+        report.verified = true
+        return report
+    }
+
+    private func failed(_ report: JWTReport, _ failure: JWTFailure) -> JWTReport {
+        var report = report
+        report.failure = failure
+        // A malformed token without a key is still "not verified": it cannot be trusted either way.
+        report.verified = key == nil && failure.code != .malformed ? nil : false
+        return report
+    }
+
+    // MARK: Parts and times
+
+    static func decodeSegment(_ segment: Substring.UTF8View.SubSequence, name: String) throws(JWTFailure) -> JSONValue {
+        guard let bytes = Base64.decodeURL(segment) else { throw .malformed("the \(name) is not base64url") }
+        do { return try JSONValue.parse(bytes: bytes) } catch { throw .malformed("the \(name) is not JSON (\(error))") }
+    }
+
+    private func fillTimes(_ report: inout JWTReport, now: Double) {
+        func time(_ claim: String) -> Double? { report.claims[claim]?.numberValue?.doubleValue }
+        if let exp = time("exp") {
+            report.expiresAt = RFC3339.format(secondsSince1970: exp, fractionDigits: 0)
+            report.expiresInSeconds = ((exp - now) * 1000).rounded() / 1000
+        } else {
+            report.warnings.append("no exp claim: the token never expires")
+        }
+        if let iat = time("iat") { report.issuedAt = RFC3339.format(secondsSince1970: iat, fractionDigits: 0) }
+        if let nbf = time("nbf") { report.notBefore = RFC3339.format(secondsSince1970: nbf, fractionDigits: 0) }
+        if let exp = time("exp"), let iat = time("iat"), exp - iat > 86_400 {
+            report.warnings.append("long lifetime: \(Int((exp - iat) / 3600)) hours between iat and exp")
+        }
+        if report.algorithm?.lowercased() == "none" { report.warnings.append("alg is none: the token is unsigned") }
+    }
+
+    private func timeFailure(_ claims: JSONValue, now: Double) -> JWTFailure? {
+        if let exp = claims["exp"]?.numberValue?.doubleValue, now > exp + leewaySeconds {
+            return JWTFailure(.expired, "expired at \(RFC3339.format(secondsSince1970: exp, fractionDigits: 0))")
+        }
+        if let nbf = claims["nbf"]?.numberValue?.doubleValue, now + leewaySeconds < nbf {
+            return JWTFailure(.notYetValid, "not valid before \(RFC3339.format(secondsSince1970: nbf, fractionDigits: 0))")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import JWTInspection
+
+enum JWTKeyLoading {
+    /// The key named by at most one of the three options; a file is read whole.
+    static func key(secret: String?, pemFile: String?, jwksFile: String?, flags: (String, String, String)) throws -> JWTVerificationKey? {
+        let given = [secret != nil, pemFile != nil, jwksFile != nil].filter { $0 }.count
+        guard given <= 1 else {
+            throw ValidationError("Give one of \(flags.0), \(flags.1) and \(flags.2), not several.")
+        }
+        if let secret { return .secret(secret) }
+        if let pemFile { return .pem(try read(pemFile, flag: flags.1)) }
+        if let jwksFile { return .jwks(try read(jwksFile, flag: flags.2)) }
+        return nil
+    }
+
+    private static func read(_ path: String, flag: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("\(flag): cannot read \(path)")
+        }
+        return text
+    }
+}

@@ -1,0 +1,92 @@
+import TrafficCapture
+
+/// One readable line per capture record, for people watching a terminal.
+struct RecordView: Sendable {
+    let style: Styling
+    /// The terminal's width; arguments are shortened to fit.
+    let width: Int
+
+    func line(_ record: CaptureRecord) -> String {
+        let time = style.dim(String(record.ts.dropFirst(11).prefix(12)))
+        let conn = record.conn.map { style.dim("[\($0)] ") } ?? ""
+        let prefix = "\(time) \(conn)"
+        switch record.body {
+        case .session(let session):
+            return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(session.url)"
+        case .engine(let engine):
+            let data = engine.data.map { " " + $0.scalarText } ?? ""
+            return prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type)\(data)")
+        case .packet(let packet):
+            var text = prefix + arrow(packet.dir) + " " + style.dim(packet.transport.rawValue) + " "
+            if packet.nsp != "/" { text += style.magenta(packet.nsp) + " " }
+            if let event = packet.event {
+                text += style.bold(event)
+            } else {
+                text += style.cyan(packet.type)
+            }
+            if let id = packet.id { text += style.dim(" #\(id)") }
+            if let latency = packet.latencyMilliseconds { text += style.dim(" (\(formatMilliseconds(latency)))") }
+            var payload = ""
+            if let args = packet.args { payload = JSONValue.array(args).jsonText }
+            if let data = packet.data { payload = data.jsonText }
+            if !payload.isEmpty { text += " " + shorten(payload, room: max(16, width - visibleLength(text) - 1)) }
+            if let count = packet.attachments?.count { text += style.dim(" +\(count) binary") }
+            return text
+        case .jwt(let jwt):
+            var text = prefix + style.yellow("JWT") + " \(jwt.source)"
+            if let subject = jwt.claims["sub"]?.scalarText ?? jwt.claims["id"]?.scalarText { text += " sub=\(subject)" }
+            if let exp = jwt.exp {
+                text += " exp \(exp)"
+                if let left = jwt.expiresInSeconds { text += " (\(formatRemaining(left)))" }
+            }
+            switch jwt.verified {
+            case true?: text += " " + style.green("✓ verified")
+            case false?: text += " " + style.red("✗ \(jwt.reason ?? "not verified")")
+            case nil: text += " " + style.dim("not verified (no key)")
+            }
+            return text
+        case .close(let close):
+            return prefix + style.bold("close") + " by \(close.by.rawValue): \(close.reason)"
+        case .error(let error):
+            let dir = error.dir.map { arrow($0) + " " } ?? ""
+            return prefix + dir + style.red("error \(error.code)") + ": \(error.message)"
+        }
+    }
+
+    private func arrow(_ dir: Direction) -> String {
+        dir == .clientToServer ? style.green("→") : style.blue("←")
+    }
+
+    private func shorten(_ text: String, room: Int) -> String {
+        text.count <= room ? text : String(text.prefix(room - 1)) + "…"
+    }
+
+    /// Length without ANSI escapes.
+    private func visibleLength(_ text: String) -> Int {
+        var count = 0
+        var inEscape = false
+        for character in text {
+            if character == "\u{1B}" { inEscape = true } else if inEscape { if character == "m" { inEscape = false } } else { count += 1 }
+        }
+        return count
+    }
+}
+
+func formatMilliseconds(_ value: Double) -> String {
+    value < 10 ? "\((value * 100).rounded() / 100) ms" : "\(Int(value.rounded())) ms"
+}
+
+/// `in 4m12s` or `expired 3h02m ago`.
+func formatRemaining(_ seconds: Double) -> String {
+    let magnitude = Int(abs(seconds).rounded())
+    let text: String
+    switch magnitude {
+    case ..<60: text = "\(magnitude)s"
+    case ..<3600: text = "\(magnitude / 60)m\(pad2(magnitude % 60))s"
+    case ..<86_400: text = "\(magnitude / 3600)h\(pad2(magnitude / 60 % 60))m"
+    default: text = "\(magnitude / 86_400)d\(pad2(magnitude / 3600 % 24))h"
+    }
+    return seconds >= 0 ? "in \(text)" : "expired \(text) ago"
+}
+
+private func pad2(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }

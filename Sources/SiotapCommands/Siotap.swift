@@ -1,0 +1,58 @@
+import ArgumentParser
+
+/// The `siotap` command tree.
+public struct Siotap: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "siotap",
+        abstract: "A record/replay debugging proxy for Socket.IO.",
+        discussion: """
+            Decodes Engine.IO (v3, v4) and Socket.IO (v4, v5) traffic on both transports, explains the
+            JWTs in handshakes, and writes what it sees as JSONL (capture format v1).
+
+            Exit codes: 0 fine, 1 a check failed (a token did not verify), 2 usage error or malformed input.
+            """,
+        version: SiotapVersion.current,
+        subcommands: [DecodeCommand.self, JWTCommand.self]
+    )
+
+    public init() {}
+}
+
+public enum SiotapVersion {
+    public static let current = "0.1.0"
+}
+
+/// The process's entry point, kept here so that tests run the very same code in-process.
+public enum SiotapCLI {
+    /// Exit codes that mean something to scripts.
+    public enum Exit {
+        public static let ok: Int32 = 0
+        public static let checkFailed: Int32 = 1
+        public static let usage: Int32 = 2
+    }
+
+    /// Parses and runs `arguments` (without the program name) and returns the exit code.
+    public static func run(_ arguments: [String]) async -> Int32 {
+        let io = CommandIO.current
+        do {
+            var command = try Siotap.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return Exit.ok
+        } catch {
+            let code = Siotap.exitCode(for: error)
+            let message = Siotap.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { io.write(message + "\n") }
+                return Exit.ok
+            }
+            if let exit = error as? ExitCode { return exit.rawValue }
+            if !message.isEmpty { io.writeError(message + "\n") }
+            // ArgumentParser's usage errors are EX_USAGE (64); siotap documents 2 for all of them.
+            return Exit.usage
+        }
+    }
+}

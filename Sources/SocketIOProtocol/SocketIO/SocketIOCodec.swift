@@ -1,0 +1,199 @@
+/// Encodes and decodes Socket.IO packet strings (`<type>[<n>-][<nsp>,][<id>][<json>]`).
+///
+/// Decoding follows socket.io-parser: 3.4.x rules for protocol v4, 4.2.x rules for v5.
+/// Attachments are joined by ``SocketIODecoder``; this type handles one string at a time.
+public enum SocketIOCodec {
+    /// socket.io-parser's default limit on attachments per packet.
+    public static let defaultMaxAttachments = 10
+
+    /// Event names a v5 client or server may not send.
+    static let reservedEvents: Set<String> = [
+        "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+    ]
+
+    /// The packet header and payload of one string; for binary types the placeholders are still in
+    /// ``SocketPacket/data`` and the returned count says how many attachments follow.
+    public static func decodeString(
+        _ text: String,
+        version: SocketIOVersion,
+        maxAttachments: Int = defaultMaxAttachments
+    ) throws(SocketIOError) -> (packet: SocketPacket, attachmentCount: Int) {
+        var text = text
+        return try text.withUTF8Bytes { bytes throws(SocketIOError) in
+            try decode(bytes, version: version, maxAttachments: maxAttachments)
+        }
+    }
+
+    private static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        version: SocketIOVersion,
+        maxAttachments: Int
+    ) throws(SocketIOError) -> (packet: SocketPacket, attachmentCount: Int) {
+        func fail(_ code: SocketIOError.Code, at offset: Int, json: JSONParseError? = nil) -> SocketIOError {
+            SocketIOError(code, offset: offset, excerpt: excerpt(bytes), jsonError: json)
+        }
+        guard let first = bytes.first else { throw fail(.emptyPacket, at: 0) }
+        guard first >= UInt8(ascii: "0"), let type = SocketPacketType(rawValue: first - UInt8(ascii: "0")) else {
+            throw fail(.unknownPacketType, at: 0)
+        }
+        var index = 1
+        var attachmentCount = 0
+        if type.isBinary {
+            let start = index
+            while index < bytes.count, bytes[index] != UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count, index > start, index - start <= 10 else { throw fail(.illegalAttachments, at: start) }
+            for position in start..<index {
+                let digit = bytes[position] &- UInt8(ascii: "0")
+                guard digit < 10 else { throw fail(.illegalAttachments, at: position) }
+                attachmentCount = attachmentCount * 10 + Int(digit)
+            }
+            guard attachmentCount <= maxAttachments else { throw fail(.tooManyAttachments, at: start) }
+            index += 1
+        }
+
+        var namespace = "/"
+        var query: String?
+        if index < bytes.count, bytes[index] == UInt8(ascii: "/") {
+            let start = index
+            while index < bytes.count, bytes[index] != UInt8(ascii: ",") { index += 1 }
+            var end = index
+            if version == .v4, let mark = bytes[start..<end].firstIndex(of: UInt8(ascii: "?")) {
+                query = String(decoding: UnsafeBufferPointer(rebasing: bytes[(mark + 1)..<end]), as: UTF8.self)
+                end = mark
+            }
+            namespace = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            if index < bytes.count { index += 1 }  // the comma
+        }
+
+        var ackID: UInt64?
+        if index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10 {
+            let start = index
+            var id: UInt64 = 0
+            while index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10 {
+                let (times10, overflow1) = id.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(bytes[index] - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { throw fail(.invalidAckID, at: start) }
+                id = sum
+                index += 1
+            }
+            ackID = id
+        }
+
+        var data: JSONValue?
+        if index < bytes.count {
+            do {
+                data = try JSONValue.parse(utf8: UnsafeBufferPointer(rebasing: bytes[index...]))
+            } catch {
+                throw fail(.invalidPayload, at: index + error.offset, json: error)
+            }
+            guard isPayloadValid(type, data!, version: version) else { throw fail(.invalidPayload, at: index) }
+        }  // socket.io-parser validates only a payload that is present: `2` alone decodes.
+        let packet = SocketPacket(type, namespace: namespace, query: query, ackID: ackID, data: data)
+        return (packet, attachmentCount)
+    }
+
+    private static func isPayloadValid(_ type: SocketPacketType, _ payload: JSONValue, version: SocketIOVersion) -> Bool {
+        switch (type, version) {
+        case (.disconnect, _):
+            return false
+        case (.connect, .v5):
+            return payload.objectValue != nil
+        case (.connect, .v4):
+            // 3.4.x: `typeof payload === "object"`, which arrays and null pass.
+            switch payload {
+            case .object, .array, .null: return true
+            default: return false
+            }
+        case (.connectError, .v5):
+            return payload.objectValue != nil || payload.stringValue != nil
+        case (.connectError, .v4):
+            switch payload {
+            case .object, .array, .null, .string: return true
+            default: return false
+            }
+        case (.event, _), (.binaryEvent, _):
+            guard case .array(let items) = payload, let first = items.first else { return false }
+            switch first {
+            case .number: return true
+            case .string(let name): return version == .v4 || !reservedEvents.contains(name.value)
+            default: return false
+            }
+        case (.ack, _), (.binaryAck, _):
+            return payload.arrayValue != nil
+        }
+    }
+
+    /// Encodes a packet as its string and the binary attachments that follow it.
+    ///
+    /// Binary values anywhere in ``SocketPacket/data`` are replaced by placeholders (numbered in
+    /// depth-first order) and an EVENT or ACK that holds any becomes BINARY_EVENT or BINARY_ACK.
+    public static func encode(_ packet: SocketPacket) -> (text: String, attachments: [[UInt8]]) {
+        var attachments: [[UInt8]] = []
+        var type = packet.type
+        var data = packet.data
+        if let payload = data, payload.containsBinary {
+            data = deconstruct(payload, into: &attachments)
+            if type == .event { type = .binaryEvent }
+            if type == .ack { type = .binaryAck }
+        }
+        var out = String(UnicodeScalar(UInt8(ascii: "0") + type.rawValue))
+        if type.isBinary {
+            out += String(attachments.count)
+            out += "-"
+        }
+        let hasNamespace = packet.namespace != "/" || packet.query != nil
+        if hasNamespace {
+            out += packet.namespace
+            if let query = packet.query { out += "?" + query }
+            out += ","
+        }
+        if let id = packet.ackID { out += String(id) }
+        data?.write(to: &out)
+        return (out, attachments)
+    }
+
+    private static func deconstruct(_ value: JSONValue, into attachments: inout [[UInt8]]) -> JSONValue {
+        switch value {
+        case .binary(let bytes):
+            attachments.append(bytes)
+            return .object(["_placeholder": true, "num": .number(attachments.count - 1)])
+        case .array(let items):
+            return .array(items.map { deconstruct($0, into: &attachments) })
+        case .object(var object):
+            for index in object.members.indices {
+                object.members[index].value = deconstruct(object.members[index].value, into: &attachments)
+            }
+            return .object(object)
+        default:
+            return value
+        }
+    }
+
+    /// Replaces each placeholder with its attachment.
+    static func reconstruct(_ value: JSONValue, attachments: [[UInt8]]) throws(SocketIOError) -> JSONValue {
+        switch value {
+        case .object(var object):
+            if object["_placeholder"] == .bool(true) {
+                guard let num = object["num"]?.numberValue, num.isInteger, let index = Int(num.literal),
+                    attachments.indices.contains(index)
+                else { throw SocketIOError(.illegalPlaceholder, excerpt: value.jsonText) }
+                return .binary(attachments[index])
+            }
+            for index in object.members.indices {
+                object.members[index].value = try reconstruct(object.members[index].value, attachments: attachments)
+            }
+            return .object(object)
+        case .array(let items):
+            var rebuilt: [JSONValue] = []
+            rebuilt.reserveCapacity(items.count)
+            for item in items { rebuilt.append(try reconstruct(item, attachments: attachments)) }
+            return .array(rebuilt)
+        default:
+            return value
+        }
+    }
+}
+
+func excerpt(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int = 64) -> String {
+    excerpt(bytes[...], limit: limit)
+}

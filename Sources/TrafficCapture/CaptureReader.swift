@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a capture file line by line, without loading it whole.
+///
+/// Yields every line as a record or a problem: a bad line in the middle is reported and reading
+/// goes on; a last line without a newline that does not parse (a writer cut off mid-line) is
+/// reported as ``CaptureReadError/Code/truncatedLastLine``, and everything before it is kept.
+/// Blank lines are skipped.
+public struct CaptureReader: Sequence {
+    public enum Entry: Sendable, Hashable {
+        case record(CaptureRecord)
+        case problem(CaptureReadError)
+    }
+
+    public let path: String
+    public init(path: String) { self.path = path }
+
+    /// Reads the whole file: the records, and the problems met on the way.
+    public static func readAll(path: String) throws(CaptureReadError) -> (records: [CaptureRecord], problems: [CaptureReadError]) {
+        var records: [CaptureRecord] = []
+        var problems: [CaptureReadError] = []
+        let reader = CaptureReader(path: path)
+        let iterator = reader.makeIterator()
+        if let openError = iterator.openError { throw openError }
+        while let entry = iterator.next() {
+            switch entry {
+            case .record(let record): records.append(record)
+            case .problem(let problem): problems.append(problem)
+            }
+        }
+        return (records, problems)
+    }
+
+    public func makeIterator() -> Iterator { Iterator(path: path) }
+
+    public final class Iterator: IteratorProtocol {
+        private var descriptor: Int32
+        private var buffer: [UInt8] = []
+        private var start = 0
+        private var lineNumber = 0
+        private var atEOF = false
+        public private(set) var openError: CaptureReadError?
+
+        init(path: String) {
+            descriptor = path == "-" ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC)
+            if descriptor < 0 {
+                openError = CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
+                atEOF = true
+            }
+        }
+
+        deinit { if descriptor >= 0 { _ = close(descriptor) } }
+
+        public func next() -> Entry? {
+            if let openError {
+                self.openError = nil
+                return .problem(openError)
+            }
+            while true {
+                if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = buffer[start..<newline]
+                    start = newline + 1
+                    lineNumber += 1
+                    if let entry = parse(line, complete: true) { return entry }
+                    continue
+                }
+                if atEOF {
+                    guard start < buffer.count else { return nil }
+                    let line = buffer[start...]
+                    start = buffer.count
+                    lineNumber += 1
+                    if let entry = parse(line, complete: false) { return entry }
+                    return nil
+                }
+                fill()
+            }
+        }
+
+        private func fill() {
+            if start > 0 {
+                buffer.removeFirst(start)
+                start = 0
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 {
+                atEOF = true
+            } else {
+                buffer.append(contentsOf: chunk[..<count])
+            }
+        }
+
+        private func parse(_ line: ArraySlice<UInt8>, complete: Bool) -> Entry? {
+            var line = line
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+            guard let text = String(validating: line, as: UTF8.self) else {
+                return .problem(CaptureReadError(complete ? .invalidJSON : .truncatedLastLine, line: lineNumber, detail: "not UTF-8"))
+            }
+            do {
+                return .record(try CaptureRecord(jsonLine: text))
+            } catch {
+                if !complete, error.code == .invalidJSON {
+                    return .problem(CaptureReadError(.truncatedLastLine, line: lineNumber, detail: "the last line is cut short (\(line.count) bytes, no newline)"))
+                }
+                return .problem(CaptureReadError(error.code, line: lineNumber, detail: error.detail))
+            }
+        }
+    }
+}

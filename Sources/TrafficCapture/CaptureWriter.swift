@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Writes capture records as JSONL, one `write(2)` per record, so that each line reaches the file
+/// whole and at once (a reader tailing the file, or a crash, never sees half a record from us).
+///
+/// Numbers records in file order (`seq`) and stamps those without a time. Safe to share between
+/// tasks: writes are serialised by a lock.
+public final class CaptureWriter: Sendable {
+    private struct State {
+        var descriptor: Int32
+        var nextSeq = 1
+    }
+
+    private let state: Mutex<State>
+    public let path: String
+
+    /// Opens (creating or truncating) `path`; `"-"` writes to standard output.
+    public init(path: String, append: Bool = false) throws(CaptureReadError) {
+        self.path = path
+        let descriptor: Int32
+        if path == "-" {
+            descriptor = dup(STDOUT_FILENO)
+        } else {
+            descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+        }
+        guard descriptor >= 0 else {
+            throw CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        state = Mutex(State(descriptor: descriptor))
+    }
+
+    /// Writes a record, giving it the next `seq` and, if it has none, the current time.
+    /// - Returns: the record as written.
+    @discardableResult
+    public func write(_ record: CaptureRecord) throws(CaptureReadError) -> CaptureRecord {
+        try state.withLock { state throws(CaptureReadError) in
+            var record = record
+            record.seq = state.nextSeq
+            if record.ts.isEmpty { record.ts = CaptureClock.now() }
+            var line = record.jsonLine
+            line.append("\n")
+            try Self.writeAll(line, to: state.descriptor, path: path)
+            state.nextSeq += 1
+            return record
+        }
+    }
+
+    /// Writes a body with the current time and the given connection.
+    @discardableResult
+    public func write(_ body: CaptureRecord.Body, conn: String? = nil) throws(CaptureReadError) -> CaptureRecord {
+        try write(CaptureRecord(conn: conn, body))
+    }
+
+    /// Flushes to the disk and closes; later writes fail.
+    public func close() {
+        state.withLock { state in
+            guard state.descriptor >= 0 else { return }
+            _ = fsync(state.descriptor)
+            _ = Glibc.close(state.descriptor)
+            state.descriptor = -1
+        }
+    }
+
+    deinit { close() }
+
+    private static func writeAll(_ line: String, to descriptor: Int32, path: String) throws(CaptureReadError) {
+        guard descriptor >= 0 else { throw CaptureReadError(.io, line: 0, detail: "\(path) is closed") }
+        var line = line
+        let failure: CaptureReadError? = line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return CaptureReadError(.io, line: 0, detail: "cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// The capture format's clock: RFC 3339, UTC, microseconds.
+public enum CaptureClock {
+    public static func now() -> String { RFC3339.format(secondsSince1970: secondsSince1970()) }
+
+    public static func secondsSince1970() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}

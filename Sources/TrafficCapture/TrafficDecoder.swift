@@ -1,0 +1,153 @@
+/// Turns the frames of one connection into capture records, both directions.
+///
+/// A pure state machine: feed it what a transport saw (a polling body, a WebSocket message) and it
+/// returns the records, in order. It keeps, per direction, the Socket.IO decoder that joins
+/// binary attachments, so a BINARY_EVENT and its attachments may arrive in separate frames or
+/// bodies. A frame that fails to decode becomes an ``ErrorRecord`` and decoding carries on with
+/// the next one. Tokens in CONNECT payloads are returned as ``TokenSighting``s for the caller to
+/// inspect (verification is asynchronous, decoding is not).
+public struct TrafficDecoder: Sendable {
+    public let engineVersion: EngineIOVersion
+    private var decoders: [Direction: SocketIODecoder]
+    /// The wire text of a binary packet whose attachments are still arriving, per direction.
+    private var pendingRaw: [Direction: String] = [:]
+
+    /// What a transport saw.
+    public enum Frame: Sendable, Hashable {
+        /// A whole HTTP long-polling body (a POST's, or a GET response's).
+        case pollingBody([UInt8])
+        case webSocket(WebSocketMessage)
+    }
+
+    /// A token found while decoding, to be inspected by ``JWTInspection``.
+    public struct TokenSighting: Sendable, Hashable {
+        public var source: String
+        public var nsp: String?
+        public var token: String
+    }
+
+    public struct Output: Sendable {
+        public var records: [CaptureRecord.Body] = []
+        public var tokens: [TokenSighting] = []
+        /// Engine packets seen, in order (the proxy follows sessions with them).
+        public var enginePackets: [EnginePacket] = []
+    }
+
+    public init(engineVersion: EngineIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
+        self.engineVersion = engineVersion
+        let decoder = SocketIODecoder(version: SocketIOVersion(engine: engineVersion), maxAttachments: maxAttachments)
+        decoders = [.clientToServer: decoder, .serverToClient: decoder]
+    }
+
+    public mutating func decode(_ frame: Frame, dir: Direction) -> Output {
+        var output = Output()
+        switch frame {
+        case .pollingBody(let body):
+            do {
+                for packet in try EngineIOCodec.decodePayload(body, version: engineVersion) {
+                    handle(packet, dir: dir, transport: .polling, into: &output)
+                }
+            } catch {
+                output.records.append(.error(ErrorRecord(dir: dir, code: "engineio.\(Self.code(error.code.rawValue))", message: error.description, raw: Self.rawText(body))))
+            }
+        case .webSocket(let message):
+            do {
+                handle(try EngineIOCodec.decode(message, version: engineVersion), dir: dir, transport: .websocket, into: &output)
+            } catch {
+                let raw: String
+                switch message {
+                case .text(let text): raw = text
+                case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
+                }
+                output.records.append(.error(ErrorRecord(dir: dir, code: "engineio.\(Self.code(error.code.rawValue))", message: error.description, raw: raw)))
+            }
+        }
+        return output
+    }
+
+    private mutating func handle(_ packet: EnginePacket, dir: Direction, transport: Transport, into output: inout Output) {
+        output.enginePackets.append(packet)
+        guard packet.type == .message else {
+            var data: JSONValue?
+            if let text = packet.text {
+                data = packet.type == .open ? ((try? JSONValue.parse(text)) ?? .string(text)) : .string(text)
+            }
+            output.records.append(.engine(EngineRecord(dir: dir, transport: transport, type: packet.type.name, data: data)))
+            return
+        }
+        do {
+            let completed: SocketPacket?
+            var raw: String
+            switch packet.payload {
+            case .binary(let bytes):
+                raw = pendingRaw[dir] ?? ""
+                completed = try decoders[dir]!.decode(binary: bytes)
+            case .text(let text):
+                if decoders[dir]!.isReconstructing {
+                    // An observer must not lose the new packet: report the broken one and move on.
+                    let missing = decoders[dir]!.missingAttachments
+                    output.records.append(.error(ErrorRecord(
+                        dir: dir, code: "socketio.missing_attachments",
+                        message: "got plaintext data when reconstructing a packet (\(missing) attachment(s) never came)",
+                        raw: pendingRaw[dir])))
+                    decoders[dir]!.reset()
+                }
+                raw = text
+                completed = try decoders[dir]!.decode(text: text)
+                if completed == nil { pendingRaw[dir] = text }
+            case .none:
+                raw = ""
+                completed = try decoders[dir]!.decode(text: "")
+            }
+            guard let socketPacket = completed else { return }
+            pendingRaw[dir] = nil
+            output.records.append(.packet(PacketRecord(socketPacket, raw: raw, dir: dir, transport: transport)))
+            if socketPacket.type == .connect, dir == .clientToServer {
+                Self.findTokens(in: socketPacket, into: &output.tokens)
+            }
+        } catch {
+            let raw: String
+            switch packet.payload {
+            case .text(let text): raw = text
+            case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
+            case .none: raw = ""
+            }
+            if error.code == .illegalPlaceholder { pendingRaw[dir] = nil }
+            output.records.append(.error(ErrorRecord(dir: dir, code: "socketio.\(Self.code(error.code.rawValue))", message: error.description, raw: raw)))
+        }
+    }
+
+    /// Every string in a CONNECT payload (at any depth) that is a JWT, and a v4 namespace query's.
+    static func findTokens(in packet: SocketPacket, into tokens: inout [TokenSighting]) {
+        func walk(_ value: JSONValue, path: String) {
+            switch value {
+            case .string(let string):
+                let text = string.value
+                if let token = JWTCandidate.token(in: text) {
+                    tokens.append(TokenSighting(source: path, nsp: packet.namespace, token: token))
+                }
+            case .object(let object):
+                for member in object.members { walk(member.value, path: path + "." + member.key.value) }
+            case .array(let items):
+                for (index, item) in items.enumerated() { walk(item, path: path + "[\(index)]") }
+            default: break
+            }
+        }
+        if let data = packet.data { walk(data, path: "auth") }
+        if let query = packet.query {
+            for (name, value) in QueryString.pairs(query) {
+                if let token = JWTCandidate.token(in: value) {
+                    tokens.append(TokenSighting(source: "query.\(name)", nsp: packet.namespace, token: token))
+                }
+            }
+        }
+    }
+
+    private static func code(_ text: String) -> String {
+        String(text.lowercased().map { $0 == " " ? "_" : $0 })
+    }
+
+    private static func rawText(_ body: [UInt8]) -> String {
+        String(validating: body, as: UTF8.self) ?? "base64:" + Base64.encode(body)
+    }
+}
