@@ -38,7 +38,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "siotap", dependencies: ["SiotapCommands"]),
-        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"], resources: [.copy("Vectors")]),
+        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"]),
         .testTarget(
             name: "JWTInspectionTests",
             dependencies: ["JWTInspection", .product(name: "JWTKit", package: "jwt-kit")]
