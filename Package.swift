@@ -41,7 +41,11 @@ let package = Package(
         .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"]),
         .testTarget(
             name: "JWTInspectionTests",
-            dependencies: ["JWTInspection", .product(name: "JWTKit", package: "jwt-kit")]
+            dependencies: [
+                "JWTInspection",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture"]),
         .testTarget(name: "SiotapCommandsTests", dependencies: ["SiotapCommands"]),

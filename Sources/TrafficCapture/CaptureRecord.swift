@@ -183,6 +183,28 @@ public struct PacketRecord: Sendable, Hashable, Codable {
         self.latencyMilliseconds = latencyMilliseconds
     }
 
+    /// Reads `{"$binary": …}` stand-ins back into binary values when the record has attachments
+    /// (without attachments such an object is the sender's own JSON and stays as it is).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        dir = try container.decode(Direction.self, forKey: .dir)
+        transport = try container.decode(Transport.self, forKey: .transport)
+        type = try container.decode(String.self, forKey: .type)
+        nsp = try container.decode(String.self, forKey: .nsp)
+        query = try container.decodeIfPresent(String.self, forKey: .query)
+        id = try container.decodeIfPresent(UInt64.self, forKey: .id)
+        event = try container.decodeIfPresent(String.self, forKey: .event)
+        args = try container.decodeIfPresent([JSONValue].self, forKey: .args)
+        data = try container.decodeIfPresent(JSONValue.self, forKey: .data)
+        raw = try container.decode(String.self, forKey: .raw)
+        attachments = try container.decodeIfPresent([String].self, forKey: .attachments)
+        latencyMilliseconds = try container.decodeIfPresent(Double.self, forKey: .latencyMilliseconds)
+        if attachments != nil {
+            args = args?.map(\.restoringBinary)
+            data = data?.restoringBinary
+        }
+    }
+
     /// The record of a decoded packet; `raw` is its wire string.
     public init(_ packet: SocketPacket, raw: String, dir: Direction, transport: Transport) {
         self.init(dir: dir, transport: transport, type: packet.type.name, nsp: packet.namespace, query: packet.query, id: packet.ackID, raw: raw)
@@ -195,6 +217,23 @@ public struct PacketRecord: Sendable, Hashable, Codable {
             data = packet.data
         }
         if !packet.attachments.isEmpty { attachments = packet.attachments.map { Base64.encode($0) } }
+    }
+}
+
+extension JSONValue {
+    /// `{"$binary":"<base64>"}` back to ``JSONValue/binary(_:)``, at any depth.
+    var restoringBinary: JSONValue {
+        switch self {
+        case .object(let object):
+            if object.members.count == 1, object.members[0].key.value == "$binary",
+                let text = object.members[0].value.stringValue, let bytes = Base64.decode(text)
+            {
+                return .binary(bytes)
+            }
+            return .object(JSONObject(object.members.map { .init(key: $0.key, value: $0.value.restoringBinary) }))
+        case .array(let items): return .array(items.map(\.restoringBinary))
+        default: return self
+        }
     }
 }
 

@@ -1,0 +1,138 @@
+import Crypto
+import Foundation
+import JWTKit
+import SocketIOProtocol
+import Testing
+@testable import JWTInspection
+
+@Suite("JWT inspection")
+struct JWTInspectorTests {
+    @Test("Tokens made by PyJWT, every algorithm family and every way to fail")
+    func pyJWTTokens() async throws {
+        let output = try PeerPaths.runPython("make_tokens.py")
+        let cases = try #require(try JSONValue.parse(bytes: output)["cases"]?.arrayValue)
+        #expect(cases.count >= 30)
+        for testCase in cases {
+            let name = testCase["name"]?.stringValue ?? "?"
+            let token = try #require(testCase["token"]?.stringValue)
+            var key: JWTVerificationKey?
+            if let secret = testCase["key"]?["secret"]?.stringValue { key = .secret(secret) }
+            if let pem = testCase["key"]?["pem"]?.stringValue { key = .pem(pem) }
+            if let jwks = testCase["key"]?["jwks"]?.stringValue { key = .jwks(jwks) }
+            let report = await JWTInspector(key: key).inspect(token)
+            #expect(report.verified == testCase["verified"]?.boolValue, "\(name): \(report.failure?.message ?? "verified")")
+            #expect(report.failure?.code.rawValue == testCase["code"]?.stringValue, "\(name): \(report.failure?.message ?? "-")")
+            if report.failure?.code != .malformed {
+                // The tampered token carries id 1 under a signature made for 42.
+                #expect(report.claims["id"] == .number(name == "tampered claims" ? 1 : 42), "\(name)")
+                #expect(report.claims["name"]?.stringValue == "ada", "\(name)")
+            }
+        }
+    }
+
+    @Test("Tokens made by jwt-kit: HMAC, ECDSA and EdDSA")
+    func jwtKitTokens() async throws {
+        struct Claims: JWTPayload {
+            var sub: SubjectClaim
+            var exp: ExpirationClaim
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let claims = Claims(sub: "user-7", exp: .init(value: Date().addingTimeInterval(600)))
+        let secret = "a-secret-of-thirty-two-bytes-ok!"
+        let hmacKeys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let hs = try await hmacKeys.sign(claims)
+        #expect(await JWTInspector(key: .secret(secret)).inspect(hs).verified == true)
+        #expect(await JWTInspector(key: .secret(secret + "x")).inspect(hs).failure?.code == .badSignature)
+
+        let ecKey = ES256PrivateKey()
+        let es = try await JWTKeyCollection().add(ecdsa: ecKey).sign(claims)
+        let ecReport = await JWTInspector(key: .pem(ecKey.publicKey.pemRepresentation)).inspect(es)
+        #expect(ecReport.verified == true)
+        #expect(ecReport.subject == "user-7")
+        #expect(ecReport.expiresInSeconds.map { $0 > 590 && $0 <= 600 } == true)
+
+        let edKey = try EdDSA.PrivateKey()
+        let ed = try await JWTKeyCollection().add(eddsa: edKey).sign(claims)
+        let edPEM = edKey.publicKey.pemRepresentation
+        #expect(await JWTInspector(key: .pem(edPEM)).inspect(ed).verified == true)
+        #expect(await JWTInspector(key: .pem(ecKey.publicKey.pemRepresentation)).inspect(ed).failure?.code == .algorithmMismatch)
+    }
+
+    @Test("Without a key the token is decoded and its times explained")
+    func decodeOnly() async throws {
+        let token = try makeHS256(#"{"alg":"HS256","typ":"JWT"}"#, #"{"sub":"u1","big":12345678901234567890,"iat":1700000000,"nbf":1700000000,"exp":1700003600}"#, secret: "s")
+        let report = await JWTInspector().inspect(token, now: 1_700_000_600)
+        #expect(report.verified == nil)
+        #expect(report.failure == nil)
+        #expect(report.expiresAt == "2023-11-14T23:13:20Z")
+        #expect(report.issuedAt == "2023-11-14T22:13:20Z")
+        #expect(report.notBefore == "2023-11-14T22:13:20Z")
+        #expect(report.expiresInSeconds == 3000)
+        #expect(report.claims.jsonText.contains("12345678901234567890"))  // the wire text, not a rounded double
+        #expect(report.warnings.isEmpty)
+    }
+
+    @Test("Leeway stretches exp and nbf, and only by that much")
+    func leeway() async throws {
+        let token = try makeHS256(#"{"alg":"HS256"}"#, #"{"exp":1000,"nbf":900}"#, secret: "k")
+        #expect(await JWTInspector(key: .secret("k")).inspect(token, now: 1010).failure?.code == .expired)
+        #expect(await JWTInspector(key: .secret("k"), leewaySeconds: 30).inspect(token, now: 1010).verified == true)
+        #expect(await JWTInspector(key: .secret("k"), leewaySeconds: 30).inspect(token, now: 1031).failure?.message == "expired at 1970-01-01T00:16:40Z")
+        #expect(await JWTInspector(key: .secret("k")).inspect(token, now: 890).failure?.code == .notYetValid)
+        #expect(await JWTInspector(key: .secret("k"), leewaySeconds: 15).inspect(token, now: 890).verified == true)
+    }
+
+    @Test("Warnings: no exp, a long lifetime")
+    func warnings() async throws {
+        let forever = try makeHS256(#"{"alg":"HS256"}"#, #"{"sub":"x"}"#, secret: "k")
+        #expect(await JWTInspector().inspect(forever).warnings.contains { $0.contains("no exp") })
+        let long = try makeHS256(#"{"alg":"HS256"}"#, #"{"iat":0,"exp":864000}"#, secret: "k")
+        #expect(await JWTInspector().inspect(long, now: 1).warnings.contains { $0.contains("long lifetime") })
+    }
+
+    @Test("Malformed tokens are refused with a reason, never a crash", arguments: [
+        "", "abc", "a.b", "a.b.c.d", "!!!.e30.x", "e30.!!!.x", "bm90IGpzb24.e30.x", "W10.e30.x", "e30.W10.x",
+        "eyJhbGciOiJIUzI1NiJ9.eyJhIjoxfQ.%%%",
+    ])
+    func malformed(token: String) async {
+        let report = await JWTInspector(key: .secret("k")).inspect(token)
+        #expect(report.verified == false)
+        #expect(report.failure?.code == .malformed)
+    }
+
+    @Test("A header without alg, an unknown alg, an unreadable key")
+    func oddHeadersAndKeys() async throws {
+        let noAlg = try makeHS256(#"{"typ":"JWT"}"#, #"{}"#, secret: "k")
+        #expect(await JWTInspector(key: .secret("k")).inspect(noAlg).failure?.code == .malformed)
+        let odd = try makeHS256(#"{"alg":"XS999"}"#, #"{}"#, secret: "k")
+        #expect(await JWTInspector(key: .secret("k")).inspect(odd).failure?.code == .unsupportedAlgorithm)
+        let rs = try makeHS256(#"{"alg":"RS256"}"#, #"{}"#, secret: "k")
+        #expect(await JWTInspector(key: .pem("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")).inspect(rs).failure?.code == .invalidKey)
+        #expect(await JWTInspector(key: .jwks("{}")).inspect(rs).failure?.code == .invalidKey)
+    }
+
+    @Test("looksLikeJWT finds tokens and ignores other dotted strings")
+    func detection() throws {
+        #expect(JWTInspector.looksLikeJWT(try makeHS256(#"{"alg":"HS256"}"#, #"{"a":1}"#, secret: "k")))
+        #expect(!JWTInspector.looksLikeJWT("www.example.com"))
+        #expect(!JWTInspector.looksLikeJWT("1.2.3"))
+        #expect(!JWTInspector.looksLikeJWT("e30.e30.x"))  // a header without alg
+    }
+}
+
+/// An HS256 token with exactly this header and claims text.
+func makeHS256(_ header: String, _ claims: String, secret: String) throws -> String {
+    let input = base64URL(Array(header.utf8)) + "." + base64URL(Array(claims.utf8))
+    let signature = HMACSignature.sign(Array(input.utf8), secret: Array(secret.utf8))
+    return input + "." + base64URL(signature)
+}
+
+func base64URL(_ bytes: [UInt8]) -> String {
+    String(Base64.encode(bytes).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
+}
+
+enum HMACSignature {
+    static func sign(_ input: [UInt8], secret: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: secret)))
+    }
+}

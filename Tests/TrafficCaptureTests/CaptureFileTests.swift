@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+@testable import TrafficCapture
+
+private func temporaryPath(_ name: String) -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("siotap-\(UUID().uuidString)-\(name)").path
+}
+
+@Suite("Capture format v1 files")
+struct CaptureFileTests {
+    static let samples: [CaptureRecord.Body] = [
+        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=polling&t=N8hyd6w", eio: 4, transport: .polling, sid: "lv_VI97HAXpY6yYWAAAC",
+                               headers: .object(["Host": "localhost:8080", "Authorization": "Bearer x.y.z"]), remote: "127.0.0.1:51234", upstream: "http://127.0.0.1:3000")),
+        .engine(EngineRecord(dir: .serverToClient, transport: .polling, type: "open", data: try! JSONValue.parse(#"{"sid":"a","pingInterval":25000}"#))),
+        .engine(EngineRecord(dir: .clientToServer, transport: .websocket, type: "ping", data: "probe")),
+        .packet(PacketRecord(dir: .clientToServer, transport: .websocket, type: "EVENT", nsp: "/", id: 12, event: "n",
+                             args: try! JSONValue.parse(#"[12345678901234567890,0.1,-0.0,"\ud83d\ude00","\u2028",{"b":1,"a":2}]"#).arrayValue!,
+                             raw: #"212["n",12345678901234567890,0.1,-0.0,"\ud83d\ude00","\u2028",{"b":1,"a":2}]"#)),
+        .packet(PacketRecord(dir: .serverToClient, transport: .polling, type: "BINARY_ACK", nsp: "/x", id: 3, args: [.binary([1, 2, 3])],
+                             raw: #"61-/x,3[{"_placeholder":true,"num":0}]"#, attachments: ["AQID"], latencyMilliseconds: 1.25)),
+        .packet(PacketRecord(dir: .clientToServer, transport: .polling, type: "CONNECT", nsp: "/", data: .object(["token": "t"]), raw: #"0{"token":"t"}"#)),
+        .jwt(JWTRecord(source: "auth.token", nsp: "/", header: .object(["alg": "HS256"]), claims: .object(["id": 42]), verified: nil)),
+        .jwt(JWTRecord(source: "query.token", header: .object(["alg": "HS256"]), claims: .object(["id": 1]), verified: false, reason: "expired at 2026-01-01T00:00:00Z",
+                       exp: "2026-01-01T00:00:00Z", expiresInSeconds: -3.5, warnings: ["w"])),
+        .close(CloseRecord(by: .proxy, reason: "upstream refused the connection")),
+        .error(ErrorRecord(dir: .clientToServer, code: "socketio.invalid_payload", message: "invalid payload", raw: "2{}")),
+    ]
+
+    @Test("Every kind of record survives a line and keeps its wire text")
+    func lineRoundTrip() throws {
+        for (index, body) in Self.samples.enumerated() {
+            let record = CaptureRecord(seq: index + 1, ts: "2026-11-27T08:45:02.123456Z", conn: "c1", body)
+            let line = record.jsonLine
+            #expect(!line.contains("\n"))
+            #expect(try CaptureRecord(jsonLine: line) == record)
+        }
+        let event = CaptureRecord(seq: 4, ts: "2026-11-27T08:45:02.000001Z", conn: "c1", Self.samples[3]).jsonLine
+        #expect(event.hasPrefix(#"{"seq":4,"ts":"2026-11-27T08:45:02.000001Z","kind":"packet","conn":"c1","dir":"c2s""#))
+        #expect(event.contains(#""args":[12345678901234567890,0.1,-0.0,"\ud83d\ude00","\u2028",{"b":1,"a":2}]"#))
+        let jwt = CaptureRecord(seq: 1, ts: "t", Self.samples[6]).jsonLine
+        #expect(jwt.contains(#""verified":null"#))
+        let binary = CaptureRecord(seq: 1, ts: "t", Self.samples[4]).jsonLine
+        #expect(binary.contains(#""args":[{"$binary":"AQID"}]"#))
+        #expect(binary.contains(#""latency_ms":1.25"#))
+    }
+
+    @Test("Lines that are not records say why", arguments: [
+        ("[1]", CaptureReadError.Code.invalidRecord), ("{\"seq\":1}", .invalidRecord), ("{\"seq\":1,\"ts\":\"t\",\"kind\":\"bogus\"}", .invalidRecord),
+        ("{\"seq\":1,\"ts\":\"t\",\"kind\":\"close\",\"by\":\"client\"}", .invalidRecord), ("nope", .invalidJSON),
+    ])
+    func invalidLines(line: String, code: CaptureReadError.Code) {
+        let error = #expect(throws: CaptureReadError.self) { try CaptureRecord(jsonLine: line) }
+        #expect(error?.code == code)
+    }
+
+    @Test("The writer numbers records in file order and the reader gets them back")
+    func writeAndRead() throws {
+        let path = temporaryPath("capture.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        for body in Self.samples { try writer.write(body, conn: "c1") }
+        writer.close()
+        let (records, problems) = try CaptureReader.readAll(path: path)
+        #expect(problems.isEmpty)
+        #expect(records.map(\.seq) == Array(1...Self.samples.count))
+        #expect(records.map(\.body) == Self.samples)
+        #expect(records.allSatisfy { RFC3339.parse($0.ts) != nil && $0.ts.count == 27 })
+        #expect(throws: CaptureReadError.self) { try writer.write(Self.samples[0]) }  // closed
+    }
+
+    @Test("Concurrent writers never interleave within a line")
+    func concurrentWrites() async throws {
+        let path = temporaryPath("concurrent.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for index in 0..<100 { _ = try? writer.write(Self.samples[3], conn: "t\(task)-\(index)") }
+                }
+            }
+        }
+        writer.close()
+        let (records, problems) = try CaptureReader.readAll(path: path)
+        #expect(problems.isEmpty)
+        #expect(records.count == 800)
+        #expect(records.map(\.seq) == Array(1...800))
+    }
+
+    @Test("A capture cut at any byte keeps every whole line and reports the cut one")
+    func truncatedAnywhere() throws {
+        let lines = Self.samples.enumerated().map { CaptureRecord(seq: $0.offset + 1, ts: "2026-11-27T08:45:02.123456Z", $0.element).jsonLine + "\n" }
+        let file = Array(lines.joined().utf8)
+        let path = temporaryPath("cut.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var lineEnds: [Int] = []
+        var total = 0
+        for line in lines {
+            total += line.utf8.count
+            lineEnds.append(total)
+        }
+        for cut in stride(from: 0, through: file.count, by: 7) + [file.count - 1] {
+            try Data(file[..<cut]).write(to: URL(fileURLWithPath: path))
+            let (records, problems) = try CaptureReader.readAll(path: path)
+            // A line cut just before its newline is still a whole record.
+            let whole = lineEnds.filter { $0 - 1 <= cut }.count
+            #expect(records.count == whole, "cut at \(cut)")
+            let partial = cut > (lineEnds.last { $0 - 1 <= cut } ?? 0)
+            #expect(problems.map(\.code) == (partial ? [.truncatedLastLine] : []), "cut at \(cut)")
+        }
+    }
+
+    @Test("A bad line in the middle is reported and the rest read")
+    func badMiddleLine() throws {
+        let path = temporaryPath("middle.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let good = CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.123456Z", Self.samples[8]).jsonLine
+        try (good + "\n{broken\n\n" + good + "\r\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let (records, problems) = try CaptureReader.readAll(path: path)
+        #expect(records.count == 2)
+        #expect(problems.map(\.line) == [2])
+        #expect(problems.map(\.code) == [.invalidJSON])
+        #expect(throws: CaptureReadError.self) { try CaptureReader.readAll(path: path + ".missing") }
+    }
+}
+
+@Suite("RFC 3339 times")
+struct RFC3339Tests {
+    @Test("Formatting and parsing agree, before and after 1970")
+    func roundTrip() {
+        #expect(RFC3339.format(secondsSince1970: 0) == "1970-01-01T00:00:00.000000Z")
+        #expect(RFC3339.format(secondsSince1970: 1_700_000_000.25) == "2023-11-14T22:13:20.250000Z")
+        #expect(RFC3339.format(secondsSince1970: 951_782_400, fractionDigits: 0) == "2000-02-29T00:00:00Z")
+        #expect(RFC3339.format(secondsSince1970: -1, fractionDigits: 3) == "1969-12-31T23:59:59.000Z")
+        for seconds in stride(from: -2_000_000_000.0, to: 4_000_000_000.0, by: 86_399.5) {
+            #expect(RFC3339.parse(RFC3339.format(secondsSince1970: seconds)) == seconds)
+        }
+        #expect(RFC3339.parse("2026-11-27T09:45:02+01:00") == RFC3339.parse("2026-11-27T08:45:02Z"))
+        #expect(RFC3339.parse("2026-13-01T00:00:00Z") == nil)
+        #expect(RFC3339.parse("yesterday") == nil)
+    }
+}
