@@ -37,18 +37,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "siotap", dependencies: ["SiotapCommands"]),
+        .executableTarget(
+            name: "siotap",
+            dependencies: ["SiotapCommands", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"]),
         .testTarget(
             name: "JWTInspectionTests",
             dependencies: [
-                "JWTInspection",
+                "JWTInspection", "PeerSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture"]),
-        .testTarget(name: "SiotapCommandsTests", dependencies: ["SiotapCommands"]),
+        // Helpers the test targets share: where the peers live and how to run them.
+        .target(name: "PeerSupport", path: "Tests/PeerSupport"),
+        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "PeerSupport"]),
+        .testTarget(
+            name: "SiotapCommandsTests",
+            dependencies: ["SiotapCommands", "TrafficCapture", .product(name: "Crypto", package: "swift-crypto")]
+        ),
     ]
 )
 

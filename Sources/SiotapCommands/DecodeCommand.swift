@@ -1,5 +1,6 @@
 import ArgumentParser
 import JWTInspection
+import Logging
 import TrafficCapture
 
 extension EngineIOVersion: ExpressibleByArgument {}
@@ -75,13 +76,15 @@ struct DecodeCommand: AsyncParsableCommand {
         var decoder = TrafficDecoder(engineVersion: eio)
         var seq = 0
         var failed = false
+        let logger = Logger(label: "siotap.decode")
 
-        for input in inputs {
+        for (index, input) in inputs.enumerated() {
             let frame: TrafficDecoder.Frame
             do { frame = try FrameInput.parse(input, transport: transport) } catch {
                 throw ValidationError("\(error)")
             }
             let output = decoder.decode(frame, dir: dir)
+            logger.debug("frame decoded", metadata: ["frame": "\(index + 1)", "bytes": "\(input.utf8.count)", "records": "\(output.records.count)"])
             var bodies = output.records
             for sighting in output.tokens {
                 let report = await inspector.inspect(sighting.token)

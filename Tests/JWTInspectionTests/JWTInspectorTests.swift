@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import JWTKit
 import SocketIOProtocol
+import PeerSupport
 import Testing
 @testable import JWTInspection
 

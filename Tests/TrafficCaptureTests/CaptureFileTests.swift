@@ -1,4 +1,5 @@
 import Foundation
+import PeerSupport
 import Testing
 @testable import TrafficCapture
 
@@ -138,5 +139,36 @@ struct RFC3339Tests {
         #expect(RFC3339.parse("2026-11-27T09:45:02+01:00") == RFC3339.parse("2026-11-27T08:45:02Z"))
         #expect(RFC3339.parse("2026-13-01T00:00:00Z") == nil)
         #expect(RFC3339.parse("yesterday") == nil)
+    }
+}
+
+@Suite("The published JSON Schema")
+struct CaptureSchemaTests {
+    @Test("Every kind of record the writer makes validates against docs/capture.schema.json")
+    func validates() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-schema-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        for body in CaptureFileTests.samples { try writer.write(body, conn: "c1") }
+        var decoder = TrafficDecoder(engineVersion: .v4)
+        for (frame, dir) in [
+            (TrafficDecoder.Frame.webSocket(.text(#"0{"sid":"s","upgrades":[],"pingInterval":1,"pingTimeout":1}"#)), Direction.serverToClient),
+            (.webSocket(.text(#"40/admin,{"token":"eyJhbGciOiJIUzI1NiJ9.eyJpZCI6NDJ9.c2ln"}"#)), .clientToServer),
+            (.pollingBody(Array("451-[\"f\",{\"_placeholder\":true,\"num\":0}]\u{1E}bAQID\u{1E}6".utf8)), .clientToServer),
+            (.webSocket(.text("4abc")), .clientToServer),
+        ] {
+            for body in decoder.decode(frame, dir: dir).records { try writer.write(body, conn: "c2") }
+        }
+        writer.close()
+        let output = try PeerPaths.runPython("validate_capture.py", arguments: [path])
+        #expect(String(decoding: output, as: UTF8.self) == "")
+    }
+
+    @Test("The schema refuses what is not a record")
+    func refuses() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-schema-bad-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"seq":1,"ts":"2026-11-27T08:45:02Z","kind":"packet","dir":"c2s"}"#.appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: PeerPaths.PeerFailure.self) { try PeerPaths.runPython("validate_capture.py", arguments: [path]) }
     }
 }

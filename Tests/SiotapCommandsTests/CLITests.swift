@@ -1,0 +1,152 @@
+import Crypto
+import Testing
+@testable import SiotapCommands
+import TrafficCapture
+
+/// Runs `siotap` in-process with captured output.
+func siotap(_ arguments: [String], stdin: [String]? = nil, colors: Bool = false) async -> (code: Int32, out: String, err: String) {
+    let capture = CommandIO.Capture()
+    let code = await CommandIO.$current.withValue(capture.io(stdin: stdin, colors: colors)) {
+        await SiotapCLI.run(arguments)
+    }
+    return (code, capture.output, capture.errorOutput)
+}
+
+@Suite("siotap decode")
+struct DecodeCommandTests {
+    @Test("Frames become JSONL records when piped")
+    func jsonl() async throws {
+        let result = await siotap(["decode", #"42["chat message","hi"]"#, #"451-["up",{"_placeholder":true,"num":0}]"#, "base64:AQID"])
+        #expect(result.code == 0)
+        let lines = result.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        let records = try lines.map { try CaptureRecord(jsonLine: $0) }
+        #expect(records.map(\.seq) == [1, 2])
+        guard case .packet(let event) = records[0].body, case .packet(let binary) = records[1].body else {
+            Issue.record("expected packets")
+            return
+        }
+        #expect(event.event == "chat message")
+        #expect(binary.attachments == ["AQID"])
+    }
+
+    @Test("Polling bodies with \\x escapes, v3 and v4")
+    func polling() async throws {
+        let v4 = await siotap(["decode", "--transport", "polling", #"4hello\x1ebAQIDBA=="#])
+        #expect(v4.code == 2)  // "hello" is not a Socket.IO packet: an error record, exit 2
+        #expect(v4.out.contains(#""kind":"error""#))
+        let ok = await siotap(["decode", "--transport", "polling", #"42["a"]\x1e2\x1e3probe"#])
+        #expect(ok.code == 0)
+        #expect(ok.out.split(separator: "\n").count == 3)
+        let v3 = await siotap(["decode", "--eio", "3", "--transport", "polling", "--dir", "s2c", #"7:42["a"]1:2"#])
+        #expect(v3.code == 0)
+        #expect(v3.out.contains(#""dir":"s2c","transport":"polling","type":"EVENT""#))
+        let xhr2 = await siotap(["decode", "--eio", "3", "--transport", "polling", "hex:00 06 FF 34 68 65 6C 6C 6F"])
+        #expect(xhr2.out.contains("\"kind\":\"error\""))  // "hello" again: decoded, then refused by Socket.IO
+    }
+
+    @Test("Frames from standard input, one per line")
+    func stdin() async {
+        let result = await siotap(["decode"], stdin: [#"40{"token":"abc"}"#, "", #"42["x"]"#])
+        #expect(result.code == 0)
+        #expect(result.out.split(separator: "\n").count == 2)
+    }
+
+    @Test("Malformed frames exit 2 and still print every record")
+    func malformed() async {
+        let result = await siotap(["decode", "4abc", #"42["ok"]"#])
+        #expect(result.code == 2)
+        #expect(result.out.contains("socketio.unknown_packet_type"))
+        #expect(result.out.contains(#""event":"ok""#))
+    }
+
+    @Test("A token in CONNECT is inspected and verified with --jwt-secret")
+    func tokens() async throws {
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6NDJ9.5B0b5V0Bc2xKb8E3L1mOQv2HnJ2F9aYhP4w9V2d0kIM"
+        let result = await siotap(["decode", "--jwt-secret", "k", #"40{"token":""# + token + #""}"#])
+        #expect(result.out.contains(#""kind":"jwt","source":"auth.token""#))
+        #expect(result.out.contains(#""verified":false"#))
+        #expect(result.out.contains("bad signature"))
+    }
+
+    @Test("Usage errors exit 2 with a message")
+    func usage() async {
+        #expect(await siotap(["decode", "--eio", "5", "x"]).code == 2)
+        #expect(await siotap(["decode"]).code == 2)  // nothing given, nothing piped
+        #expect(await siotap(["decode", "base64:***"]).code == 2)
+        #expect(await siotap(["decode", "--jwt-secret", "a", "--jwks", "b", "42[\"x\"]"]).code == 2)
+        #expect(await siotap(["nonsense"]).code == 2)
+        let result = await siotap(["decode", "--transport", "carrier-pigeon", "x"])
+        #expect(result.code == 2)
+        #expect(result.err.contains("carrier-pigeon"))
+    }
+
+    @Test("A terminal gets readable colored lines; NO_COLOR-style plain output has none")
+    func readable() async {
+        let colored = await siotap(["decode", #"42/chat,3["message",{"text":"hi"}]"#], colors: true)
+        #expect(colored.code == 0)
+        #expect(colored.out.contains("\u{1B}["))
+        #expect(colored.out.contains("message"))
+        #expect(colored.out.contains("/chat"))
+        #expect(!colored.out.contains("\"kind\""))
+        let forcedJSON = await siotap(["decode", "--json", #"42["m"]"#], colors: true)
+        #expect(forcedJSON.out.hasPrefix("{\"seq\":1"))
+        #expect(!forcedJSON.out.contains("\u{1B}["))
+    }
+
+    @Test("--help shows examples")
+    func help() async {
+        let result = await siotap(["decode", "--help"])
+        #expect(result.code == 0)
+        #expect(result.out.contains("Examples:"))
+        #expect(result.out.contains("siotap decode --transport polling"))
+        #expect(await siotap(["--help"]).out.contains("decode"))
+        #expect(await siotap(["--version"]).out.contains(SiotapVersion.current))
+    }
+}
+
+@Suite("siotap jwt")
+struct JWTCommandTests {
+    @Test("Exit 0 without a key, 0 verified, 1 refused, 2 malformed")
+    func exitCodes() async throws {
+        let token = try Self.token()
+        #expect(await siotap(["jwt", token]).code == 0)
+        #expect(await siotap(["jwt", token, "--secret", "your-secret-key"]).code == 0)
+        #expect(await siotap(["jwt", token, "--secret", "nope"]).code == 1)
+        #expect(await siotap(["jwt", "not-a-token"]).code == 2)
+        #expect(await siotap(["jwt", token, "--key", "/nonexistent.pem"]).code == 2)
+    }
+
+    @Test("JSON report with the verdict, the reason and the times")
+    func json() async throws {
+        let result = await siotap(["jwt", try Self.token(), "--secret", "nope"])
+        let report = try JSONValue.parse(result.out)
+        #expect(report["verified"] == .bool(false))
+        #expect(report["reason_code"]?.stringValue == "bad_signature")
+        #expect(report["exp"]?.stringValue == "2100-01-01T00:00:00Z")
+        #expect(report["claims"]?["sub"]?.stringValue == "42")
+        let unverified = try JSONValue.parse(await siotap(["jwt", try Self.token()]).out)
+        #expect(unverified["verified"] == .null)
+    }
+
+    @Test("Readable on a terminal; token from stdin with a Bearer prefix")
+    func readable() async throws {
+        let result = await siotap(["jwt", "-", "--secret", "your-secret-key"], stdin: ["Bearer " + (try Self.token())], colors: true)
+        #expect(result.code == 0)
+        #expect(result.out.contains("verified"))
+        #expect(result.out.contains("2100-01-01T00:00:00Z"))
+        #expect(await siotap(["jwt", "--help"]).out.contains("Examples:"))
+    }
+
+    /// Minted here so the test does not depend on a hard-coded signature.
+    static func token() throws -> String {
+        let header = base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let claims = base64URL(Array(#"{"sub":"42","exp":4102444800}"#.utf8))
+        let input = header + "." + claims
+        return input + "." + base64URL(Array(HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array("your-secret-key".utf8)))))
+    }
+}
+
+func base64URL(_ bytes: [UInt8]) -> String {
+    String(Base64.encode(bytes).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
+}
