@@ -9,12 +9,14 @@ let package = Package(
         .library(name: "SocketIOProtocol", targets: ["SocketIOProtocol"]),
         .library(name: "JWTInspection", targets: ["JWTInspection"]),
         .library(name: "TrafficCapture", targets: ["TrafficCapture"]),
+        .library(name: "SocketIOServer", targets: ["SocketIOServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // Pure codecs: bytes in, values out. No NIO, no I/O.
@@ -29,10 +31,29 @@ let package = Package(
             ]
         ),
         .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol", "JWTInspection"]),
+        // NIO glue only: HTTP/1 with the typed WebSocket upgrade, frames to messages.
+        .target(
+            name: "SocketIOTransport",
+            dependencies: [
+                "SocketIOProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "SocketIOServer",
+            dependencies: [
+                "SocketIOProtocol", "SocketIOTransport", "JWTInspection",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -53,6 +74,7 @@ let package = Package(
         // Helpers the test targets share: where the peers live and how to run them.
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
         .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "PeerSupport"]),
+        .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
             dependencies: ["SiotapCommands", "TrafficCapture", .product(name: "Crypto", package: "swift-crypto")]

@@ -11,13 +11,16 @@ if ! dpkg -s node-socket.io-parser >/dev/null 2>&1; then
     apt-get install -y -qq node-socket.io-parser >/dev/null
 fi
 
-VENV=.venv-peers
-STAMP="$VENV/.requirements"
-REQUIREMENTS="scripts/peers-requirements.txt"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQUIREMENTS" "$STAMP"; then
-    echo "setup: creating $VENV (python-socketio 5.x, PyJWT)"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
-    cp "$REQUIREMENTS" "$STAMP"
-fi
+# One venv per protocol generation: python-socketio 5.x speaks Engine.IO 4, 4.x speaks Engine.IO 3.
+make_venv() {
+    local venv=$1 requirements=$2 what=$3
+    if [ ! -x "$venv/bin/python" ] || ! cmp -s "$requirements" "$venv/.requirements"; then
+        echo "setup: creating $venv ($what)"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$venv/.requirements"
+    fi
+}
+make_venv .venv-peers scripts/peers-requirements.txt "python-socketio 5.x, PyJWT, pytest"
+make_venv .venv-peers4 scripts/peers4-requirements.txt "python-socketio 4.x for Engine.IO 3"

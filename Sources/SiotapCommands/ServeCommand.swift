@@ -1,0 +1,132 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SocketIOServer
+
+enum DemoApp: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case chat
+    case conformance
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the built-in Swift Socket.IO server with the chat or conformance app.",
+        discussion: """
+            Serves Engine.IO 4 (socket.io 3.x/4.x clients) and Engine.IO 3 (socket.io 1.x/2.x clients)
+            over HTTP long-polling, WebSocket, and the upgrade between them.
+
+            chat: the seed guide's server: a JWT (HS256) middleware, a room per user, chat messages,
+            rooms and notifications. The secret comes from --jwt-secret, else JWT_SECRET, else the
+            guide's default "your-secret-key" (with a warning).
+            conformance: the server the official engine.io-protocol and socket.io-protocol suites
+            expect; run it with --ping-interval 300 --ping-timeout 200 for them.
+
+            Stops cleanly on SIGINT or SIGTERM.
+
+            Examples:
+              siotap serve
+              JWT_SECRET=s3cret siotap serve --listen 127.0.0.1:4000
+              siotap serve --app conformance --ping-interval 300 --ping-timeout 200 --cors '*'
+            """
+    )
+
+    @Option(help: "Address and port to listen on.")
+    var listen = "127.0.0.1:3000"
+
+    @Option(help: "The app to serve: chat or conformance.")
+    var app: DemoApp = .chat
+
+    @Option(name: .customLong("jwt-secret"), help: "HS256 secret for the chat app's tokens.")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("ping-interval"), help: "Milliseconds between heartbeats.")
+    var pingInterval = 25_000
+
+    @Option(name: .customLong("ping-timeout"), help: "Milliseconds to wait for a heartbeat answer.")
+    var pingTimeout = 20_000
+
+    @Option(name: .customLong("max-payload"), help: "Largest polling body or WebSocket message, in bytes.")
+    var maxPayload = 1_000_000
+
+    @Option(name: .customLong("connect-timeout"), help: "Milliseconds a client may take to connect to a namespace.")
+    var connectTimeout = 45_000
+
+    @Option(help: "The Engine.IO path.")
+    var path = "/socket.io/"
+
+    @Option(help: "Allowed CORS origin ('*' for any); repeat for several. None: no CORS headers.")
+    var cors: [String] = []
+
+    @Flag(name: .customLong("no-eio3"), help: "Refuse Engine.IO 3 (socket.io 1.x/2.x) clients.")
+    var noEIO3 = false
+
+    func validate() throws {
+        _ = try ListenAddress(listen)
+        guard pingInterval > 0, pingTimeout > 0, maxPayload > 0, connectTimeout > 0 else {
+            throw ValidationError("Intervals, timeouts and sizes must be positive.")
+        }
+    }
+
+    func run() async throws {
+        let io = CommandIO.current
+        let address = try ListenAddress(listen)
+        let server = SocketIOServer(configuration: .init(engine: EngineConfiguration(
+            path: path, pingInterval: pingInterval, pingTimeout: pingTimeout, maxPayload: maxPayload, allowEIO3: !noEIO3,
+            connectTimeout: connectTimeout, corsOrigins: cors.isEmpty ? nil : cors
+        )))
+        switch app {
+        case .chat:
+            let secret = jwtSecret ?? io.environment["JWT_SECRET"]
+            if secret == nil {
+                io.writeError("warning: no --jwt-secret or JWT_SECRET: using the guide's default secret \"\(ChatApp.defaultSecret)\"\n")
+            }
+            ChatApp.install(on: server, secret: secret ?? ChatApp.defaultSecret)
+        case .conformance:
+            ConformanceApp.install(on: server)
+        }
+        let port: Int
+        do {
+            port = try await server.start(host: address.host, port: address.port)
+        } catch {
+            throw ValidationError("cannot listen on \(listen): \(error)")
+        }
+        io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\n")
+        await SignalWaiter.waitForTermination()
+        io.write("siotap serve: shutting down\n")
+        await server.shutdown()
+    }
+}
+
+/// `HOST:PORT`, `:PORT` or `PORT`.
+struct ListenAddress {
+    var host: String
+    var port: Int
+
+    init(_ text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard let portText = parts.last, let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("--listen wants HOST:PORT, e.g. 127.0.0.1:3000 (got \(text))")
+        }
+        let host = parts.dropLast().joined(separator: ":")
+        self.host = host.isEmpty ? "127.0.0.1" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        self.port = port
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+enum SignalWaiter {
+    static func waitForTermination() async {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { continuation.yield(signalNumber) }
+            source.resume()
+            sources.append(source)
+        }
+        for await _ in stream { break }
+        for source in sources { source.cancel() }
+    }
+}

@@ -1,0 +1,42 @@
+public import NIOHTTP1
+
+/// A whole HTTP request, body read.
+public struct HTTPRequest: Sendable {
+    public var head: HTTPRequestHead
+    public var body: [UInt8]
+    /// The peer's address, `host:port`.
+    public var remote: String
+
+    public var method: HTTPMethod { head.method }
+    public var uri: String { head.uri }
+    public var headers: HTTPHeaders { head.headers }
+
+    /// The path, without the query.
+    public var path: Substring { head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+
+    /// The query string after `?`, undecoded.
+    public var query: Substring {
+        guard let mark = head.uri.firstIndex(of: "?") else { return "" }
+        return head.uri[head.uri.index(after: mark)...]
+    }
+}
+
+/// A whole HTTP response.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Close the connection after this response.
+    public var closeConnection: Bool
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: [UInt8] = [], closeConnection: Bool = false) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.closeConnection = closeConnection
+    }
+
+    public init(status: HTTPResponseStatus, contentType: String, body: String) {
+        self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
+    }
+}

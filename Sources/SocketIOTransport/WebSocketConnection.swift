@@ -1,0 +1,135 @@
+public import NIOCore
+import NIOWebSocket
+public import SocketIOProtocol
+
+/// One WebSocket, as whole messages: fragments joined, pings answered, close handshake done.
+///
+/// ``send(_:)`` never waits: messages queue for a writer task, so a session actor can send
+/// without being held up by a slow peer. ``messages`` ends when the peer closes or the socket fails.
+public final class WebSocketConnection: Sendable {
+    public let messages: AsyncStream<WebSocketMessage>
+    public let remote: String
+    private let outbound: AsyncStream<WebSocketFrame>.Continuation
+    private let maskOutbound: Bool
+
+    struct Streams {
+        let inbound: AsyncStream<WebSocketMessage>.Continuation
+        let outbound: AsyncStream<WebSocketFrame>
+    }
+
+    private init(messages: AsyncStream<WebSocketMessage>, outbound: AsyncStream<WebSocketFrame>.Continuation, remote: String, maskOutbound: Bool) {
+        self.messages = messages
+        self.outbound = outbound
+        self.remote = remote
+        self.maskOutbound = maskOutbound
+    }
+
+    static func make(remote: String, maskOutbound: Bool) -> (WebSocketConnection, Streams) {
+        let (inboundStream, inboundContinuation) = AsyncStream<WebSocketMessage>.makeStream()
+        let (outboundStream, outboundContinuation) = AsyncStream<WebSocketFrame>.makeStream()
+        let connection = WebSocketConnection(messages: inboundStream, outbound: outboundContinuation, remote: remote, maskOutbound: maskOutbound)
+        return (connection, Streams(inbound: inboundContinuation, outbound: outboundStream))
+    }
+
+    /// Queues a message.
+    public func send(_ message: WebSocketMessage) {
+        let frame: WebSocketFrame
+        switch message {
+        case .text(let text): frame = WebSocketFrame(fin: true, opcode: .text, maskKey: maskKey(), data: ByteBuffer(string: text))
+        case .binary(let bytes): frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: maskKey(), data: ByteBuffer(bytes: bytes))
+        }
+        outbound.yield(frame)
+    }
+
+    /// Sends a close frame and ends the connection once it is written.
+    public func close(code: WebSocketErrorCode = .normalClosure) {
+        var data = ByteBuffer()
+        data.write(webSocketErrorCode: code)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: maskKey(), data: data)
+        outbound.yield(frame)
+        outbound.finish()
+    }
+
+    private func maskKey() -> WebSocketMaskingKey? { maskOutbound ? .random() : nil }
+
+    /// Runs the connection over a NIO channel until either side closes.
+    static func run(
+        _ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
+        streams: Streams,
+        maxMessageSize: Int
+    ) async {
+        let inboundContinuation = streams.inbound
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    let (control, controlContinuation) = AsyncStream<WebSocketFrame>.makeStream()
+                    group.addTask {
+                        // One writer: queued messages and control replies, in order.
+                        try await withThrowingTaskGroup(of: Void.self) { writers in
+                            writers.addTask { for await frame in streams.outbound { try await outbound.write(frame) } }
+                            writers.addTask { for await frame in control { try await outbound.write(frame) } }
+                            try await writers.next()
+                            writers.cancelAll()
+                        }
+                    }
+                    group.addTask {
+                        defer {
+                            inboundContinuation.finish()
+                            controlContinuation.finish()
+                        }
+                        var assembling: (opcode: WebSocketOpcode, bytes: [UInt8])?
+                        for try await frame in inbound {
+                            switch frame.opcode {
+                            case .text, .binary:
+                                var data = frame.unmaskedData
+                                let bytes = data.readBytes(length: data.readableBytes) ?? []
+                                if frame.fin {
+                                    inboundContinuation.yield(message(frame.opcode, bytes))
+                                } else {
+                                    assembling = (frame.opcode, bytes)
+                                }
+                            case .continuation:
+                                guard var partial = assembling else { return }
+                                var data = frame.unmaskedData
+                                partial.bytes += data.readBytes(length: data.readableBytes) ?? []
+                                guard partial.bytes.count <= maxMessageSize else {
+                                    var reason = ByteBuffer()
+                                    reason.write(webSocketErrorCode: .messageTooLarge)
+                                    controlContinuation.yield(WebSocketFrame(fin: true, opcode: .connectionClose, data: reason))
+                                    return
+                                }
+                                if frame.fin {
+                                    inboundContinuation.yield(message(partial.opcode, partial.bytes))
+                                    assembling = nil
+                                } else {
+                                    assembling = partial
+                                }
+                            case .ping:
+                                controlContinuation.yield(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                            case .connectionClose:
+                                var data = frame.unmaskedData
+                                let code = data.readSlice(length: 2) ?? ByteBuffer()
+                                controlContinuation.yield(WebSocketFrame(fin: true, opcode: .connectionClose, data: code))
+                                return
+                            default:
+                                break
+                            }
+                        }
+                    }
+                    // When the reader ends (peer closed) give the writer a moment to send the close
+                    // reply, then stop; when the writer ends (we closed) stop reading.
+                    try await group.next()
+                    try? await Task.sleep(for: .milliseconds(50))
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            inboundContinuation.finish()
+        }
+    }
+
+    private static func message(_ opcode: WebSocketOpcode, _ bytes: [UInt8]) -> WebSocketMessage {
+        // Invalid UTF-8 in a text frame is kept visible rather than dropped.
+        opcode == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes)
+    }
+}

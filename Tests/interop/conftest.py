@@ -1,0 +1,66 @@
+"""Starts the built-in server (`siotap serve`) for the interop and conformance tests.
+
+Every server binds 127.0.0.1 on a port the system picks, and is stopped with SIGTERM at the end
+(the test checks it exits 0: a clean shutdown is part of the contract).
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SIOTAP = os.environ.get("SIOTAP_BIN", str(ROOT / ".build" / "debug" / "siotap"))
+PY4 = str(ROOT / ".venv-peers4" / "bin" / "python")
+SECRET = "interop-secret-of-some-length"
+
+
+class Server:
+    def __init__(self, *args):
+        self.process = subprocess.Popen(
+            [SIOTAP, "serve", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            self.process.kill()
+            raise RuntimeError(f"siotap serve did not start: {line!r} {self.process.stderr.read()!r}")
+        self.url = line.strip().split("listening on ")[1].rsplit("/socket.io/", 1)[0]
+        self.host, self.port = self.url.split("//")[1].split(":")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("siotap serve did not stop on SIGTERM")
+        assert code == 0, f"siotap serve exited {code}: {self.process.stderr.read()}"
+
+
+@pytest.fixture(scope="module")
+def conformance():
+    server = Server("--app", "conformance", "--ping-interval", "300", "--ping-timeout", "200",
+                    "--connect-timeout", "1000", "--cors", "*")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def chat():
+    server = Server("--app", "chat", "--jwt-secret", SECRET, "--ping-interval", "2000", "--ping-timeout", "2000")
+    yield server
+    server.stop()
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
