@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the peers the tests talk to (Debian's reference
-# Socket.IO parser, a Python venv with python-socketio and PyJWT), then `swift test`.
+# Socket.IO parser, Python venvs with python-socketio 5.x and 4.x and PyJWT), runs the Swift
+# tests, then the interop and conformance tests (pytest) against the built `siotap`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-peers.sh
-swift test "$@"
+swift build --build-tests
+swift test --skip-build "$@"
+SIOTAP_BIN="$PWD/.build/debug/siotap" .venv-peers/bin/python -m pytest -q -p no:cacheprovider \
+    -W ignore::jwt.warnings.InsecureKeyLengthWarning Tests/interop

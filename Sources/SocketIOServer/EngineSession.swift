@@ -45,6 +45,8 @@ actor EngineSession {
     private var upgradingSocket: WebSocketConnection?
     private var heartbeat: Task<Void, Never>?
     private var awaitingPong = false
+    /// The heartbeat waiting for a pong (v4), resumed by the pong, the timeout or the close.
+    private var pongWaiter: CheckedContinuation<Void, Never>?
     private var lastClientPing = ContinuousClock.now
 
     init(
@@ -87,21 +89,25 @@ actor EngineSession {
         flushHeldPoll()
     }
 
+    /// python-engineio clients refuse a payload of more than 16 packets (`max_decode_packets`);
+    /// the rest waits for the next poll, which costs JS clients nothing.
+    static let maxPacketsPerPoll = 16
+
+    private func takeBatch(limit: Int = maxPacketsPerPoll) -> [EnginePacket] {
+        let batch = Array(outbox.prefix(limit))
+        outbox.removeFirst(batch.count)
+        return batch
+    }
+
     private func flushHeldPoll() {
         guard let held = heldPoll, !outbox.isEmpty else { return }
         heldPoll = nil
-        let packets = outbox
-        outbox = []
-        held.resume(returning: packets)
-        if phase == .closing { finish() }
+        held.resume(returning: takeBatch())
+        if phase == .closing, outbox.isEmpty { finish() }
     }
 
     /// What was queued before the handshake response went out (it travels with the open packet).
-    func takeQueued() -> PollOutcome {
-        let packets = outbox
-        outbox = []
-        return .packets(packets)
-    }
+    func takeQueued() -> PollOutcome { .packets(takeBatch(limit: Self.maxPacketsPerPoll - 1)) }
 
     // MARK: Polling
 
@@ -109,9 +115,8 @@ actor EngineSession {
         switch phase {
         case .closed: return .refused(.unknownSid)
         case .closing:
-            let packets = outbox
-            outbox = []
-            finish()
+            let packets = takeBatch()
+            if outbox.isEmpty { finish() }
             return .packets(packets.isEmpty ? [EnginePacket(.close)] : packets)
         case .open, .upgrading: break
         }
@@ -121,11 +126,7 @@ actor EngineSession {
             close(reason: "multiple poll requests", notifyClient: true)
             return .refused(.badRequest)
         }
-        if !outbox.isEmpty {
-            let packets = outbox
-            outbox = []
-            return .packets(packets)
-        }
+        if !outbox.isEmpty { return .packets(takeBatch()) }
         if phase == .upgrading { return .packets([EnginePacket(.noop)]) }
         return .packets(await withCheckedContinuation { heldPoll = $0 })
     }
@@ -233,6 +234,7 @@ actor EngineSession {
             send([EnginePacket(.pong, packet.payload)])
         case .pong where version == .v4:
             awaitingPong = false
+            wakeHeartbeat()
         case .ping, .pong:
             close(reason: "invalid heartbeat direction", notifyClient: false)
         case .close:
@@ -254,8 +256,14 @@ actor EngineSession {
                 guard !Task.isCancelled, phase == .open || phase == .upgrading else { return }
                 awaitingPong = true
                 send([EnginePacket(.ping)])
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
+                // The next ping is due an interval after the pong, as in the JS server.
+                let expiry = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    await self?.wakeHeartbeat()
+                }
+                await withCheckedContinuation { pongWaiter = $0 }
+                expiry.cancel()
+                guard !Task.isCancelled, phase == .open || phase == .upgrading else { return }
                 if awaitingPong {
                     close(reason: "ping timeout", notifyClient: false)
                     return
@@ -272,6 +280,11 @@ actor EngineSession {
         }
     }
 
+    private func wakeHeartbeat() {
+        pongWaiter?.resume()
+        pongWaiter = nil
+    }
+
     // MARK: Closing
 
     /// Ends the session. `notifyClient`: send a close packet (polling) or close the WebSocket.
@@ -279,6 +292,7 @@ actor EngineSession {
         guard phase != .closed, phase != .closing else { return }
         closeReason = reason
         heartbeat?.cancel()
+        wakeHeartbeat()
         inboundContinuation.finish()
         upgradingSocket?.close()
         upgradingSocket = nil

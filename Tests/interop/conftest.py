@@ -14,7 +14,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIOTAP = os.environ.get("SIOTAP_BIN", str(ROOT / ".build" / "debug" / "siotap"))
 PY4 = str(ROOT / ".venv-peers4" / "bin" / "python")
-SECRET = "interop-secret-of-some-length"
+SECRET = "interop-secret-long-enough-for-hs256!"
 
 
 class Server:

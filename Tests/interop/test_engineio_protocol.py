@@ -51,15 +51,19 @@ def recv_text(socket):
     return data.decode()
 
 
-def assert_closed(socket, timeout=3):
+def assert_closed(socket, timeout=3, pong=False):
+    """Waits for the server to close; `pong` answers heartbeats meanwhile (so only another
+    reason can close it)."""
     socket.settimeout(timeout)
     try:
         while True:
             opcode, data = socket.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return
-            if opcode in (websocket.ABNF.OPCODE_TEXT,) and data == b"2":
-                continue  # a ping may still arrive before the close
+            if opcode == websocket.ABNF.OPCODE_TEXT and data == b"2":
+                if pong:
+                    socket.send("3")
+                continue
     except (websocket.WebSocketConnectionClosedException, ConnectionResetError):
         return
     except websocket.WebSocketTimeoutException:
