@@ -20,7 +20,7 @@ final class EngineServer: HTTPServerDelegate {
     func session(_ sid: String) -> EngineSession? { sessions.withLock { $0[sid] } }
 
     func closeAll(reason: String) async {
-        for session in sessions.withLock({ Array($0.values) }) { await session.close(reason: reason) }
+        for session in sessions.withLock({ Array($0.values) }) { await session.close(reason: reason, notifyClient: false) }
     }
 
     // MARK: Request parsing

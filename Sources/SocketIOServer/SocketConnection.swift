@@ -6,7 +6,8 @@ import Synchronization
 /// (running middleware), dispatches events and acks, and encodes what the server sends.
 ///
 /// Packets are handled one at a time, in order, and a handler's replies are queued before the
-/// next packet is read, so a client waiting for a reply sees a deterministic order.
+/// next packet is handled, so a client waiting for a reply sees a deterministic order. Acks
+/// skip that queue: a handler awaiting `emitWithAck` gets its answer while it runs.
 actor SocketConnection {
     private let session: EngineSession
     private unowned let server: SocketIOServer
@@ -40,6 +41,10 @@ actor SocketConnection {
     }
 
     func run() async {
+        let (queue, enqueue) = AsyncStream<SocketPacket>.makeStream()
+        let handling = Task {
+            for await packet in queue { await handle(packet) }
+        }
         for await message in session.inbound {
             let packet: SocketPacket?
             do {
@@ -53,8 +58,15 @@ actor SocketConnection {
                 await close(reason: "parse error")
                 break
             }
-            if let packet { await handle(packet) }
+            guard let packet else { continue }
+            if packet.type.isAck {
+                resolveAck(packet)
+            } else {
+                enqueue.yield(packet)
+            }
         }
+        enqueue.finish()
+        await handling.value
         connectTimer?.cancel()
         let reason = await session.closeReason ?? "transport close"
         for socket in sockets.values { await socket.markDisconnected(reason: reason) }
@@ -90,12 +102,19 @@ actor SocketConnection {
             }
             await socket.handle(event: name, arguments: packet.arguments, ack: ack)
         case .ack, .binaryAck:
-            guard sockets[packet.namespace] != nil else { return await close(reason: "ack for an unconnected namespace") }
-            if let id = packet.ackID, let pending = pendingAcks.removeValue(forKey: id) {
-                pending.resume(returning: packet.arguments)
-            }
+            resolveAck(packet)
         case .connectError:
             await close(reason: "CONNECT_ERROR from a client")
+        }
+    }
+
+    private func resolveAck(_ packet: SocketPacket) {
+        guard sockets[packet.namespace] != nil else {
+            Task { await close(reason: "ack for an unconnected namespace") }
+            return
+        }
+        if let id = packet.ackID, let pending = pendingAcks.removeValue(forKey: id) {
+            pending.resume(returning: packet.arguments)
         }
     }
 
