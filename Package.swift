@@ -51,9 +51,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SocketIOProxy",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
+                           .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -61,6 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-eio3"), help: "Refuse Engine.IO 3 (socket.io 1.x/2.x) clients.")
     var noEIO3 = false
 
+    @Flag(help: "Set the io cookie (the session id) on handshakes, for load-balancer stickiness.")
+    var cookie = false
+
     func validate() throws {
         _ = try ListenAddress(listen)
         guard pingInterval > 0, pingTimeout > 0, maxPayload > 0, connectTimeout > 0 else {
@@ -73,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         let address = try ListenAddress(listen)
         let server = SocketIOServer(configuration: .init(engine: EngineConfiguration(
             path: path, pingInterval: pingInterval, pingTimeout: pingTimeout, maxPayload: maxPayload, allowEIO3: !noEIO3,
-            connectTimeout: connectTimeout, corsOrigins: cors.isEmpty ? nil : cors
+            connectTimeout: connectTimeout, corsOrigins: cors.isEmpty ? nil : cors, cookie: cookie
         )))
         switch app {
         case .chat:

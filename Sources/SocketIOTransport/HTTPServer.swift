@@ -104,7 +104,7 @@ public final class HTTPServer: Sendable {
                         guard let connection = try? await connection.get() else { return }
                         switch connection {
                         case .webSocket(let channel, let head):
-                            let remote = channel.channel.remoteAddress?.description ?? "?"
+                            let remote = channel.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
                             let (socket, streams) = WebSocketConnection.make(remote: remote, maskOutbound: false)
                             async let running: Void = WebSocketConnection.run(channel, streams: streams, maxMessageSize: maxBody)
                             await delegate.handleWebSocket(socket, head: head)

@@ -148,3 +148,32 @@ final class Mutexed<Value: Sendable>: @unchecked Sendable {
     var value: Value { lock.withLock { stored } }
     func append<Element>(_ element: Element) where Value == [Element] { lock.withLock { stored.append(element) } }
 }
+
+@Suite("Server-side disconnects", .serialized)
+struct ServerDisconnectTests {
+    @Test("socket.disconnect() sends DISCONNECT and keeps the session; closeConnection ends it")
+    func disconnect() async throws {
+        let reasons = Mutexed<[String]>([])
+        let (io, port) = try await makeServer { io in
+            io.on(.connection) { socket in
+                socket.onDisconnect { reason in reasons.append(reason) }
+                socket.on("leave") { _, _ in await socket.disconnect() }
+                socket.on("quit") { _, _ in await socket.disconnect(closeConnection: true) }
+            }
+        }
+        defer { Task { await io.shutdown() } }
+        var client = PollingClient(port: port)
+        _ = try await client.open()
+        _ = try await client.post(["0"])
+        _ = try await client.next()
+        _ = try await client.post([#"2["leave"]"#])
+        #expect(try await client.next() == "1")
+        #expect(reasons.value == ["server namespace disconnect"])
+        #expect(io.sessionCount == 1)
+        _ = try await client.post(["0"])
+        _ = try await client.next()
+        _ = try await client.post([#"2["quit"]"#])
+        #expect(await waitUntil { io.sessionCount == 0 })
+        #expect(reasons.value.count == 2)
+    }
+}

@@ -64,3 +64,36 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return predicate()
+
+
+class Proxy:
+    """`siotap proxy` in front of `upstream`, recording to a file in `directory`."""
+
+    def __init__(self, upstream_url, directory, *args):
+        self.capture = pathlib.Path(directory) / "capture.jsonl"
+        self.process = subprocess.Popen(
+            [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream_url, "--record", str(self.capture),
+             "--quiet", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stderr.readline()
+        if "listening on" not in line:
+            self.process.kill()
+            raise RuntimeError(f"siotap proxy did not start: {line!r}")
+        self.url = line.split("listening on ")[1].split(",")[0].strip()
+        self.host, self.port = self.url.split("//")[1].split(":")
+
+    def records(self):
+        import json
+        return [json.loads(line) for line in self.capture.read_text().splitlines() if line.strip()]
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("siotap proxy did not stop on SIGTERM")
+        assert code == 0, f"siotap proxy exited {code}: {self.process.stderr.read()}"

@@ -153,3 +153,58 @@ def test_many_sessions_come_and_go():
         ws.close()
     settle(server, baseline)
     server.stop()
+
+
+def test_client_that_stops_reading(server):
+    warm_up(server)
+    baseline = open_fds(server)
+    reader = HealthyClient(server)
+    reader.socket.send("40")
+    assert reader.next().startswith("40")
+    # A client that sends a lot and never reads the echoes, then vanishes.
+    mute = websocket.create_connection(ws_url(server, "EIO=4&transport=websocket", PATH), timeout=3)
+    mute.recv()
+    mute.send("40")
+    payload = '42["message","' + "y" * 50_000 + '"]'
+    try:
+        for _ in range(200):
+            mute.send(payload)
+    except (ConnectionResetError, BrokenPipeError, websocket.WebSocketConnectionClosedException):
+        pass  # it never answers pings either: the server may drop it before it is done
+    # Others are still served meanwhile.
+    assert reader.next() == '42["auth",{}]'
+    reader.socket.send('42["message","ok"]')
+    assert reader.next() == '42["message-back","ok"]'
+    try:
+        mute.sock.shutdown(socket.SHUT_RDWR)
+        mute.sock.close()
+    except OSError:
+        pass
+    reader.socket.close()
+    settle(server, baseline)
+
+
+def test_cors_and_cookie():
+    server = Server("--app", "conformance", "--cors", "https://app.example", "--cookie")
+    try:
+        response = requests.get(url(server, "EIO=4&transport=polling", PATH), headers={"Origin": "https://app.example"})
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        assert response.headers["access-control-allow-credentials"] == "true"
+        sid = response.text.split('"sid":"')[1].split('"')[0]
+        assert response.headers["set-cookie"].startswith(f"io={sid};")
+        other = requests.get(url(server, "EIO=4&transport=polling", PATH), headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = requests.options(url(server, "EIO=4&transport=polling", PATH),
+                                     headers={"Origin": "https://app.example", "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-methods"] == "GET,POST,OPTIONS"
+        assert preflight.headers["access-control-allow-headers"] == "content-type"
+    finally:
+        server.stop()
+    plain = Server("--app", "conformance")
+    try:
+        response = requests.get(url(plain, "EIO=4&transport=polling", PATH), headers={"Origin": "https://app.example"})
+        assert "access-control-allow-origin" not in response.headers
+        assert "set-cookie" not in response.headers
+    finally:
+        plain.stop()

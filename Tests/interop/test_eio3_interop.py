@@ -6,7 +6,7 @@ import time
 import jwt
 import pytest
 
-from conftest import PY4, ROOT, SECRET
+from conftest import PY4, ROOT, SECRET, Server
 
 TRANSPORTS = ["websocket", "polling", "polling,websocket"]
 
@@ -64,3 +64,17 @@ def test_conformance(conformance, transports):
     assert result["ack"] == ["x", "ff00"]
     assert ["/custom message-back", ["custom!"]] in events
     assert [args[0] for args in backs[1:]] == list(range(100))
+
+
+@pytest.fixture(scope="module")
+def large():
+    server = Server("--app", "conformance", "--max-payload", "3000000")
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS)
+def test_large_payloads(large, transports):
+    result = scenario("large", large, transports)
+    assert "exception" not in result, result["exception"]
+    assert result["text_ok"] and result["blob_ok"]

@@ -89,6 +89,12 @@ try:
         for index in range(100):
             sio.emit("message", index)
         wait_for("message-back", 101, timeout=10)
+    elif name == "large":
+        sio.connect(url, transports=transports)
+        text = "z" * 1_000_000
+        blob = bytes(range(256)) * 4096
+        result["text_ok"] = sio.call("message-with-ack", text, timeout=20) == text
+        result["blob_ok"] = sio.call("message-with-ack", blob, timeout=20) == blob
 except Exception as error:  # reported in the result, so the test shows it
     result["exception"] = repr(error)
 finally:

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import JWTInspection
+import SocketIOProxy
+import Synchronization
+import TrafficCapture
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Relay Socket.IO traffic to an upstream server and show (and record) every packet, decoded.",
+        discussion: """
+            Point your app at the proxy instead of the server. Polling and WebSocket traffic, and the
+            upgrade between them, pass through unchanged; each Engine.IO session is one conn. The live
+            view shows a line per packet; --json prints capture records instead; --record writes them
+            to a JSONL file (capture format v1) as they happen.
+
+            permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable.
+
+            --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN,
+            type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
+
+            Examples:
+              siotap proxy --upstream http://localhost:3000 --record session.jsonl
+              siotap proxy --listen 127.0.0.1:9000 --jwt-secret "$JWT_SECRET"
+              siotap proxy --filter 'nsp=/admin,dir=s2c' --json | jq .
+            """
+    )
+
+    @Option(help: "The Socket.IO server to forward to.")
+    var upstream = "http://127.0.0.1:3000"
+
+    @Option(help: "Address and port to listen on.")
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Write every record to this JSONL file.")
+    var record: String?
+
+    @Option(name: .customLong("jwt-secret"), help: "Verify handshake tokens with this HMAC secret.")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("jwt-key"), help: "Verify handshake tokens with this PEM public key file.")
+    var jwtKey: String?
+
+    @Option(help: "Verify handshake tokens with the keys of this JWKS file.")
+    var jwks: String?
+
+    @Option(help: "Seconds of clock skew allowed for exp and nbf.")
+    var leeway: Double = 0
+
+    @Option(help: "Show only matching packets (see above).")
+    var filter: String?
+
+    @Option(help: "The Engine.IO path to decode.")
+    var path = "/socket.io/"
+
+    @Flag(help: "Print nothing per packet (still records).")
+    var quiet = false
+
+    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
+    var json = false
+
+    func run() async throws {
+        let io = CommandIO.current
+        let listenAddress = try ListenAddress(listen)
+        let upstreamAddress = try UpstreamURL(upstream)
+        let key = try JWTKeyLoading.key(secret: jwtSecret, pemFile: jwtKey, jwksFile: jwks, flags: ("--jwt-secret", "--jwt-key", "--jwks"))
+        let recordFilter = try RecordFilter(filter)
+        let writer: CaptureWriter?
+        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw ValidationError("\(error)") }
+        let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
+        let asJSON = json || !io.colors
+        let counter = Mutex(0)
+        let quiet = self.quiet
+        let sink: SocketIOProxy.Sink = { body, conn in
+            var record = CaptureRecord(conn: conn, body)
+            if let writer {
+                if let written = try? writer.write(record) { record = written }
+            } else {
+                record.seq = counter.withLock { value in
+                    value += 1
+                    return value
+                }
+                record.ts = CaptureClock.now()
+            }
+            guard !quiet, recordFilter.matches(record) else { return }
+            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+        }
+        let proxy = SocketIOProxy(
+            configuration: ProxyConfiguration(
+                listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
+                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: leeway
+            ),
+            sink: sink
+        )
+        let port: Int
+        do { port = try await proxy.start() } catch { throw ValidationError("cannot listen on \(listen): \(error)") }
+        io.writeError("siotap proxy: listening on http://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
+            + (record.map { ", recording to \($0)" } ?? "") + "\n")
+        await SignalWaiter.waitForTermination()
+        await proxy.shutdown()
+        writer?.close()
+        io.writeError("siotap proxy: stopped\n")
+    }
+}
+
+/// `http://host:port` (the path is ignored: the proxy forwards each request's own path).
+struct UpstreamURL: CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init(_ text: String) throws {
+        guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host else {
+            throw ValidationError("--upstream wants http://HOST:PORT (got \(text)); https upstreams are not supported yet")
+        }
+        self.host = host
+        self.port = components.port ?? 80
+    }
+
+    var description: String { "http://\(host):\(port)" }
+}
+
+/// `key=value` terms, all of which must hold.
+struct RecordFilter: Sendable {
+    var terms: [(key: String, value: String)] = []
+
+    init(_ text: String?) throws {
+        guard let text, !text.isEmpty else { return }
+        for term in text.split(separator: ",") {
+            let parts = term.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 1 {
+                terms.append(("event", parts[0]))
+            } else {
+                guard ["event", "nsp", "conn", "type", "dir"].contains(parts[0]) else {
+                    throw ValidationError("--filter: unknown key \(parts[0]) (event, nsp, conn, type, dir)")
+                }
+                terms.append((parts[0], parts[1]))
+            }
+        }
+    }
+
+    func matches(_ record: CaptureRecord) -> Bool {
+        guard !terms.isEmpty else { return true }
+        guard case .packet(let packet) = record.body else { return false }
+        return terms.allSatisfy { term in
+            switch term.key {
+            case "event": packet.event == term.value
+            case "nsp": packet.nsp == term.value
+            case "conn": record.conn == term.value
+            case "type": packet.type == term.value.uppercased()
+            case "dir": packet.dir.rawValue == term.value
+            default: false
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Synchronization
+import TrafficCapture
+
+/// Follows Engine.IO sessions through the proxy: one `conn` per session, kept across the
+/// polling-to-websocket upgrade (matched by sid), with its decoder, the tokens already reported,
+/// and the events waiting for their acks.
+final class ConnectionTracker: Sendable {
+    final class Connection: @unchecked Sendable {
+        // Safe: every mutable field is touched only under the tracker's lock.
+        let id: String
+        let engineVersion: EngineIOVersion
+        var decoder: TrafficDecoder
+        var sid: String?
+        var reportedTokens: Set<String> = []
+        var pendingAcks: [String: Double] = [:]
+        var closed = false
+
+        init(id: String, engineVersion: EngineIOVersion) {
+            self.id = id
+            self.engineVersion = engineVersion
+            decoder = TrafficDecoder(engineVersion: engineVersion)
+        }
+    }
+
+    private struct State {
+        var next = 0
+        var bySid: [String: Connection] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func open(engineVersion: EngineIOVersion) -> Connection {
+        state.withLock { state in
+            state.next += 1
+            return Connection(id: "c\(state.next)", engineVersion: engineVersion)
+        }
+    }
+
+    func connection(sid: String) -> Connection? { state.withLock { $0.bySid[sid] } }
+
+    func remember(_ connection: Connection, sid: String) {
+        state.withLock { state in
+            connection.sid = sid
+            state.bySid[sid] = connection
+        }
+    }
+
+    /// Runs `body` with exclusive access to the connection's state.
+    func with<Result>(_ connection: Connection, _ body: (Connection) -> Result) -> Result {
+        state.withLock { _ in body(connection) }
+    }
+
+    func forget(_ connection: Connection) {
+        state.withLock { state in
+            connection.closed = true
+            if let sid = connection.sid { state.bySid[sid] = nil }
+        }
+    }
+}

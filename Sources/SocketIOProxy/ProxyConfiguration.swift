@@ -1,0 +1,32 @@
+public import JWTInspection
+
+/// Where the proxy listens, where it forwards, and what it checks.
+public struct ProxyConfiguration: Sendable {
+    public var listenHost: String
+    public var listenPort: Int
+    public var upstreamHost: String
+    public var upstreamPort: Int
+    /// The Engine.IO path whose traffic is decoded; other paths are relayed plainly.
+    public var path: String
+    /// Verifies the JWTs seen in handshakes when set.
+    public var jwtKey: JWTVerificationKey?
+    public var jwtLeeway: Double
+    /// Largest body or WebSocket message relayed (well above any upstream's maxPayload).
+    public var maxMessageSize: Int
+
+    public init(
+        listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
+        path: String = "/socket.io/", jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20
+    ) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.upstreamHost = upstreamHost
+        self.upstreamPort = upstreamPort
+        self.path = path.hasSuffix("/") ? path : path + "/"
+        self.jwtKey = jwtKey
+        self.jwtLeeway = jwtLeeway
+        self.maxMessageSize = maxMessageSize
+    }
+
+    public var upstreamDescription: String { "http://\(upstreamHost):\(upstreamPort)" }
+}

@@ -1,0 +1,301 @@
+import JWTInspection
+public import NIOHTTP1
+import SocketIOTransport
+import Synchronization
+public import TrafficCapture
+
+/// The man in the middle: relays HTTP long-polling and WebSocket traffic between Socket.IO
+/// clients and an upstream server, unchanged, and reports what it decodes on the way.
+///
+/// Decoding only observes: bytes are forwarded as they came, and a frame that fails to decode is
+/// reported as an `error` record while it still goes through.
+public final class SocketIOProxy: HTTPServerDelegate {
+    public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Void
+
+    public let configuration: ProxyConfiguration
+    private let sink: Sink
+    private let tracker = ConnectionTracker()
+    private let inspector: JWTInspector
+    /// Upstream WebSockets dialled in `shouldUpgrade`, by the client's Sec-WebSocket-Key, waiting
+    /// for the client side of the upgrade.
+    private let dialled = Mutex<[String: (WebSocketConnection, @Sendable () async -> Void)]>([:])
+    private let server = Mutex<HTTPServer?>(nil)
+    private let serving = Mutex<Task<Void, Never>?>(nil)
+
+    public init(configuration: ProxyConfiguration, sink: @escaping Sink) {
+        self.configuration = configuration
+        self.sink = sink
+        inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
+    }
+
+    /// Binds and serves in the background; returns the port.
+    @discardableResult
+    public func start() async throws -> Int {
+        let http = try await HTTPServer.bind(
+            .init(host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize),
+            delegate: self
+        )
+        server.withLock { $0 = http }
+        serving.withLock { $0 = Task { await http.run(delegate: self) } }
+        return http.port
+    }
+
+    public func shutdown() async {
+        await server.withLock { $0 }?.close()
+        serving.withLock { $0 }?.cancel()
+    }
+
+    // MARK: Plain HTTP and long-polling
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let engine = EngineRequest(uri: request.uri, path: configuration.path)
+        var connection: ConnectionTracker.Connection?
+        if let engine, engine.transport == "polling" {
+            connection = engine.sid.flatMap(tracker.connection(sid:))
+            if connection == nil {
+                connection = tracker.open(engineVersion: engine.version)
+            }
+            if request.method == .POST, let connection {
+                observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
+            }
+        }
+        let response: HTTPResponse
+        do {
+            response = try await HTTPClient.send(
+                host: configuration.upstreamHost, port: configuration.upstreamPort,
+                head: upstreamHead(request.head), body: request.body, maxResponseSize: configuration.maxMessageSize
+            )
+        } catch {
+            if let connection {
+                emit(.error(ErrorRecord(dir: nil, code: "proxy.upstream_unreachable", message: "\(configuration.upstreamDescription): \(error)")), on: connection)
+                close(connection, by: .proxy, reason: "upstream unreachable")
+            }
+            return HTTPResponse(
+                status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                body: Array("siotap proxy: upstream \(configuration.upstreamDescription) unreachable (\(error))\n".utf8),
+                closeConnection: true
+            )
+        }
+        if let engine, let connection {
+            if engine.sid == nil {
+                // A new session: its record comes once the open packet has told the sid.
+                let output = decode(.pollingBody(response.body), dir: .serverToClient, on: connection)
+                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
+                reportHandshakeTokens(request.head, on: connection)
+                publish(output, on: connection)
+            } else if request.method == .GET, response.status == .ok {
+                observe(.pollingBody(response.body), dir: .serverToClient, on: connection)
+            }
+            if response.status != .ok {
+                let text = String(decoding: response.body.prefix(200), as: UTF8.self)
+                emit(.error(ErrorRecord(dir: .serverToClient, code: "proxy.upstream_status", message: "upstream answered \(response.status.code)", raw: text)), on: connection)
+            }
+        }
+        var relayed = response
+        relayed.headers = Self.withoutHopByHop(response.headers)
+        // NIO upgrades only a connection's first request; close so a later upgrade comes fresh.
+        relayed.closeConnection = true
+        return relayed
+    }
+
+    // MARK: WebSocket
+
+    public func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
+        guard let key = head.headers.first(name: "Sec-WebSocket-Key") else { return nil }
+        var headers = Self.withoutHopByHop(head.headers)
+        for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
+        guard let outcome = try? await WebSocketClient.connect(
+            host: configuration.upstreamHost, port: configuration.upstreamPort, uri: head.uri, headers: headers,
+            maxMessageSize: configuration.maxMessageSize
+        ), case .upgraded(let upstream, let upstreamHeaders, let run) = outcome else {
+            // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
+            // upstream's answer (or a 502).
+            return nil
+        }
+        dialled.withLock { $0[key] = (upstream, run) }
+        var reply = HTTPHeaders()
+        if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        return reply
+    }
+
+    public func handleWebSocket(_ client: WebSocketConnection, head: HTTPRequestHead) async {
+        guard let key = head.headers.first(name: "Sec-WebSocket-Key"),
+            let (upstream, runUpstream) = dialled.withLock({ $0.removeValue(forKey: key) })
+        else { return }
+        let connection = webSocketConnection(head, remote: client.remote)
+        // Whichever side ends first closes the other; the first to end is who closed.
+        let side: CloseRecord.Side = await withTaskGroup(of: CloseRecord.Side?.self) { group in
+            group.addTask {
+                await runUpstream()
+                return nil
+            }
+            group.addTask {
+                for await message in client.messages {
+                    if let connection { self.observe(.webSocket(message), dir: .clientToServer, on: connection) }
+                    upstream.send(message)
+                }
+                upstream.close()
+                return .client
+            }
+            group.addTask {
+                for await message in upstream.messages {
+                    if let connection { self.observe(.webSocket(message), dir: .serverToClient, on: connection) }
+                    client.send(message)
+                }
+                client.close()
+                return .server
+            }
+            var first: CloseRecord.Side?
+            for await result in group where first == nil { first = result }
+            return first ?? .proxy
+        }
+        if let connection {
+            close(connection, by: side, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
+        }
+    }
+
+    /// The conn of a WebSocket: the polling session it upgrades, or a new one.
+    private func webSocketConnection(_ head: HTTPRequestHead, remote: String) -> ConnectionTracker.Connection? {
+        guard let engine = EngineRequest(uri: head.uri, path: configuration.path) else { return nil }
+        if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
+        let fresh = tracker.open(engineVersion: engine.version)
+        emit(.session(sessionRecord(head, remote: remote, transport: .websocket, sid: engine.sid)), on: fresh)
+        reportHandshakeTokens(head, on: fresh)
+        return fresh
+    }
+
+    // MARK: Observing
+
+    private func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
+        tracker.with(connection) { connection in
+            var output = connection.decoder.decode(frame, dir: dir)
+            for packet in output.enginePackets where packet.type == .open {
+                if let text = packet.text, let handshake = try? EngineHandshake(json: text) {
+                    connection.sid = handshake.sid
+                }
+            }
+            // Link acks to their events, with the time between them.
+            let now = CaptureClock.secondsSince1970()
+            for index in output.records.indices {
+                guard case .packet(var record) = output.records[index], let id = record.id else { continue }
+                if record.type.hasSuffix("EVENT") {
+                    connection.pendingAcks["\(dir.rawValue)|\(record.nsp)|\(id)"] = now
+                } else if record.type.hasSuffix("ACK"),
+                    let sent = connection.pendingAcks.removeValue(forKey: "\(dir.reversed.rawValue)|\(record.nsp)|\(id)")
+                {
+                    record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
+                    output.records[index] = .packet(record)
+                }
+            }
+            return output
+        }
+    }
+
+    private func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) {
+        publish(decode(frame, dir: dir, on: connection), on: connection)
+    }
+
+    private func publish(_ output: TrafficDecoder.Output, on connection: ConnectionTracker.Connection) {
+        if let sid = connection.sid, tracker.connection(sid: sid) == nil { tracker.remember(connection, sid: sid) }
+        for body in output.records {
+            emit(body, on: connection)
+            if case .engine(let engine) = body, engine.type == "close" {
+                close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
+            }
+        }
+        for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
+    }
+
+    private func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) {
+        sink(body, connection.id)
+    }
+
+    private func close(_ connection: ConnectionTracker.Connection, by side: CloseRecord.Side, reason: String) {
+        let first = tracker.with(connection) { connection in
+            defer { connection.closed = true }
+            return !connection.closed
+        }
+        guard first else { return }
+        tracker.forget(connection)
+        emit(.close(CloseRecord(by: side, reason: reason)), on: connection)
+    }
+
+    private func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
+        let fresh = tracker.with(connection) { $0.reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted }
+        guard fresh else { return }
+        // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
+        // relay moving and write the record when it is done.
+        let inspector = self.inspector
+        Task {
+            let report = await inspector.inspect(token)
+            self.emit(.jwt(JWTRecord(report: report, source: source, nsp: nsp)), on: connection)
+        }
+    }
+
+    private func reportHandshakeTokens(_ head: HTTPRequestHead, on connection: ConnectionTracker.Connection) {
+        if let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
+            for (name, value) in QueryString.pairs(query) {
+                if let token = JWTCandidate.token(in: value) { report(token, source: "query.\(name)", nsp: nil, on: connection) }
+            }
+        }
+        if let header = head.headers.first(name: "Authorization"), let token = JWTCandidate.token(in: header) {
+            report(token, source: "header.authorization", nsp: nil, on: connection)
+        }
+        for cookieHeader in head.headers[canonicalForm: "Cookie"] {
+            for pair in cookieHeader.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let name = parts[0].trimmingPrefix(" ")
+                if let token = JWTCandidate.token(in: String(parts[1])) { report(token, source: "cookie.\(name)", nsp: nil, on: connection) }
+            }
+        }
+    }
+
+    private func sessionRecord(_ head: HTTPRequestHead, remote: String, transport: Transport, sid: String?) -> SessionRecord {
+        let engine = EngineRequest(uri: head.uri, path: configuration.path)
+        return SessionRecord(
+            url: head.uri, eio: engine?.version.rawValue ?? 4, transport: transport, sid: sid,
+            headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
+            remote: remote, upstream: configuration.upstreamDescription
+        )
+    }
+
+    // MARK: Headers
+
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "content-length",
+    ]
+
+    static func withoutHopByHop(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var kept = HTTPHeaders()
+        for (name, value) in headers where !hopByHop.contains(name.lowercased()) { kept.add(name: name, value: value) }
+        return kept
+    }
+
+    private func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var headers = Self.withoutHopByHop(head.headers)
+        headers.add(name: "Connection", value: "close")
+        // The client's Host goes through as it is, so virtual hosts and CORS checks see the same.
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+}
+
+/// What an Engine.IO request's URL says.
+struct EngineRequest {
+    var version: EngineIOVersion
+    var transport: String?
+    var sid: String?
+
+    init?(uri: String, path: String) {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var requestPath = String(parts[0])
+        if !requestPath.hasSuffix("/") { requestPath += "/" }
+        guard requestPath == path else { return nil }
+        let query = parts.count > 1 ? QueryString.pairs(parts[1]) : []
+        func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
+        version = value("EIO") == "3" ? .v3 : .v4
+        transport = value("transport")
+        sid = value("sid")
+    }
+}

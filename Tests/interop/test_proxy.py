@@ -1,0 +1,180 @@
+"""python-socketio clients through `siotap proxy` to the built-in server: the clients see what
+they see without the proxy, and the capture holds every packet, decoded."""
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+import socketio
+
+from conftest import PY4, ROOT, SECRET, Proxy, Server
+from test_chat_interop import Peer, run, token
+
+TRANSPORTS = [["websocket"], ["polling"], ["polling", "websocket"]]
+IDS = ["websocket", "polling", "upgrade"]
+
+
+@pytest.fixture
+def chat_proxy(chat, tmp_path):
+    proxy = Proxy(chat.url, tmp_path, "--jwt-secret", SECRET)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def conformance_proxy(conformance, tmp_path):
+    proxy = Proxy(conformance.url, tmp_path)
+    yield proxy
+    proxy.stop()
+
+
+def packets(records, **match):
+    return [r for r in records if r["kind"] == "packet" and all(r.get(k) == v for k, v in match.items())]
+
+
+def wait_for_records(proxy, predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = proxy.records()
+        if predicate(records):
+            return records
+        time.sleep(0.05)
+    return proxy.records()
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
+def test_chat_through_the_proxy(chat_proxy, transports):
+    async def story():
+        alice, bob = Peer(), Peer()
+        await alice.connect(chat_proxy, transports, auth={"token": token(1, name="alice", rooms=["vip"])})
+        await bob.connect(chat_proxy, transports, auth={"token": token(2, name="bob")})
+        try:
+            await alice.client.emit("message", {"message": "hi", "sender": "alice"})
+            assert await alice.wait_for("chat response") == [["You sent: hi"]]
+            assert await bob.wait_for("message") == [[{"message": "hi", "sender": "alice"}]]
+            await alice.client.emit("joinRoom", "vip")
+            assert await alice.wait_for("roomJoined") == [["vip"]]
+            await bob.client.emit("notify", {"to": 1, "message": "ping"})
+            assert await alice.wait_for("notification") == [[{"message": "ping"}]]
+        finally:
+            await alice.close()
+            await bob.close()
+
+    run(story())
+    records = wait_for_records(chat_proxy, lambda rs: sum(r["kind"] == "close" for r in rs) >= 2)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    sessions = [r for r in records if r["kind"] == "session"]
+    assert len(sessions) == 2, "one conn per Engine.IO session, across the upgrade"
+    conns = {r["conn"] for r in sessions}
+    assert {r["conn"] for r in records} == conns
+    assert all(r["eio"] == 4 and r["upstream"].startswith("http://127.0.0.1:") for r in sessions)
+    event = packets(records, event="message", dir="c2s")[0]
+    assert event["args"] == [{"message": "hi", "sender": "alice"}]
+    assert event["raw"] == '2["message",{"message":"hi","sender":"alice"}]'
+    assert packets(records, event="chat response", dir="s2c")[0]["args"] == ["You sent: hi"]
+    assert packets(records, event="roomJoined")[0]["args"] == ["vip"]
+    assert packets(records, event="notification")[0]["conn"] == event["conn"]
+    jwts = [r for r in records if r["kind"] == "jwt"]
+    assert sorted(r["claims"]["id"] for r in jwts) == [1, 2]
+    assert all(r["source"] == "auth.token" and r["verified"] is True and r["exp"] for r in jwts)
+    if transports == ["polling", "websocket"]:
+        alice_conn = event["conn"]
+        used = {r["transport"] for r in records if r.get("conn") == alice_conn and r["kind"] in ("packet", "engine")}
+        assert used == {"polling", "websocket"}
+        assert any(r["kind"] == "engine" and r["type"] == "upgrade" for r in records)
+    assert len([r for r in records if r["kind"] == "close"]) == 2
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
+def test_refused_tokens_are_explained(chat_proxy, transports):
+    async def refused():
+        for auth in ({"token": token(7, secret="a-different-secret-of-enough-length!")}, {"token": token(8, lifetime=-30)}):
+            peer = Peer()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await peer.connect(chat_proxy, transports, auth=auth)
+            assert peer.errors == [{"message": "Authentication error: Invalid token"}]
+            await peer.client.eio.disconnect(abort=True)
+
+    run(refused())
+    records = wait_for_records(chat_proxy, lambda rs: len([r for r in rs if r["kind"] == "jwt"]) >= 2)
+    jwts = {r["claims"]["id"]: r for r in records if r["kind"] == "jwt"}
+    assert jwts[7]["verified"] is False and jwts[7]["reason"] == "bad signature"
+    assert jwts[8]["verified"] is False and jwts[8]["reason"].startswith("expired at ")
+    errors = packets(records, type="CONNECT_ERROR")
+    assert {json.dumps(r["data"]) for r in errors} == {'{"message": "Authentication error: Invalid token"}'}
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
+def test_binary_and_acks_through_the_proxy(conformance_proxy, transports):
+    async def scenario():
+        peer = Peer(custom=True)
+        await peer.connect(conformance_proxy, transports, auth={"token": "abc"}, namespaces=["/", "/custom"])
+        try:
+            await peer.client.emit("message", (b"\x01\x02\x03", {"nested": [b"\x04"]}))
+            assert await peer.wait_for("message-back") == [[b"\x01\x02\x03", {"nested": [b"\x04"]}]]
+            assert await peer.client.call("message-with-ack", (b"\xff", 12345678901234567890), timeout=5) == (b"\xff", 12345678901234567890)
+            assert await peer.client.call("message-with-ack", "c", namespace="/custom", timeout=5) == "c"
+            for index in range(20):
+                await peer.client.emit("message", index)
+            assert len(await peer.wait_for("message-back", 21)) == 21
+        finally:
+            await peer.close()
+
+    run(scenario())
+    records = wait_for_records(conformance_proxy, lambda rs: any(r["kind"] == "close" for r in rs))
+    binary = packets(records, type="BINARY_EVENT", dir="c2s")[0]
+    assert binary["args"] == [{"$binary": "AQID"}, {"nested": [{"$binary": "BA=="}]}]
+    assert binary["attachments"] == ["AQID", "BA=="]
+    assert binary["raw"] == '52-["message",{"_placeholder":true,"num":0},{"nested":[{"_placeholder":true,"num":1}]}]'
+    ack = packets(records, type="BINARY_ACK", dir="s2c")[0]
+    assert ack["args"] == [{"$binary": "/w=="}, 12345678901234567890]
+    assert ack["latency_ms"] >= 0
+    custom = packets(records, nsp="/custom", type="ACK")[0]
+    assert custom["args"] == ["c"] and "latency_ms" in custom
+    assert [r["args"][0] for r in packets(records, event="message-back")][1:] == list(range(20))
+    completed = subprocess.run([str(ROOT / ".venv-peers" / "bin" / "python"), str(ROOT / "scripts" / "reference" / "validate_capture.py"),
+                                str(conformance_proxy.capture)], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout
+
+
+@pytest.mark.parametrize("transports", ["websocket", "polling", "polling,websocket"])
+def test_engineio3_client_through_the_proxy(chat, tmp_path, transports):
+    proxy = Proxy(chat.url, tmp_path, "--jwt-secret", SECRET)
+    try:
+        args = [PY4, str(ROOT / "Tests" / "interop" / "peers4" / "scenario.py"), "chat", proxy.url, transports, token(4)]
+        result = json.loads(subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.splitlines()[-1])
+        assert ["chat response", ["You sent: hi"]] in result["events"]
+        records = wait_for_records(proxy, lambda rs: bool(packets(rs, event="user disconnected", dir="s2c")))
+        assert {r["eio"] for r in records if r["kind"] == "session"} == {3}
+        assert packets(records, event="chat response")[0]["args"] == ["You sent: hi"]
+        jwt = [r for r in records if r["kind"] == "jwt"][0]
+        assert jwt["source"] == "query.token" and jwt["verified"] is True
+    finally:
+        proxy.stop()
+
+
+def test_upstream_not_listening(tmp_path):
+    proxy = Proxy("http://127.0.0.1:9", tmp_path)
+    try:
+        response = requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling")
+        assert response.status_code == 502
+        import websocket
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"ws://{proxy.host}:{proxy.port}/socket.io/?EIO=4&transport=websocket", timeout=3)
+        assert refused.value.status_code == 502
+        records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs))
+        assert any(r["kind"] == "error" and r["code"] == "proxy.upstream_unreachable" for r in records)
+        assert any(r["kind"] == "close" and r["by"] == "proxy" for r in records)
+        # Still serving.
+        assert requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling").status_code == 502
+    finally:
+        proxy.stop()
+
+
+def test_plain_http_and_upstream_errors_pass_through(conformance_proxy):
+    not_found = requests.get(f"{conformance_proxy.url}/elsewhere")
+    assert not_found.status_code == 404
+    unknown = requests.get(f"{conformance_proxy.url}/socket.io/?EIO=4&transport=polling&sid=nope")
+    assert unknown.status_code == 400
+    assert unknown.json() == {"code": 1, "message": "Session ID unknown"}
