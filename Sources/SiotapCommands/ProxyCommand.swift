@@ -93,11 +93,12 @@ struct ProxyCommand: AsyncParsableCommand {
             ),
             sink: sink
         )
+        let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw ValidationError("cannot listen on \(listen): \(error)") }
         io.writeError("siotap proxy: listening on http://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
-        await SignalWaiter.waitForTermination()
+        await signals.wait()
         await proxy.shutdown()
         writer?.close()
         io.writeError("siotap proxy: stopped\n")

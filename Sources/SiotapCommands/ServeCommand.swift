@@ -88,6 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
         case .conformance:
             ConformanceApp.install(on: server)
         }
+        let signals = SignalWaiter()
         let port: Int
         do {
             port = try await server.start(host: address.host, port: address.port)
@@ -95,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("cannot listen on \(listen): \(error)")
         }
         io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\n")
-        await SignalWaiter.waitForTermination()
+        await signals.wait()
         io.write("siotap serve: shutting down\n")
         await server.shutdown()
     }
@@ -117,18 +118,25 @@ struct ListenAddress {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-enum SignalWaiter {
-    static func waitForTermination() async {
+/// SIGINT and SIGTERM, caught from the moment it is made (make it before announcing that the
+/// program is ready, so a signal sent right after the announcement is not fatal).
+final class SignalWaiter {
+    private let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
+        self.stream = stream
+        sources = [SIGINT, SIGTERM].map { signalNumber in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler { continuation.yield(signalNumber) }
             source.resume()
-            sources.append(source)
+            return source
         }
+    }
+
+    func wait() async {
         for await _ in stream { break }
         for source in sources { source.cancel() }
     }

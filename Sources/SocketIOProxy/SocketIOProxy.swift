@@ -63,7 +63,8 @@ public final class SocketIOProxy: HTTPServerDelegate {
         do {
             response = try await HTTPClient.send(
                 host: configuration.upstreamHost, port: configuration.upstreamPort,
-                head: upstreamHead(request.head), body: request.body, maxResponseSize: configuration.maxMessageSize
+                head: upstreamHead(request.head, bodyLength: request.body.count, decoded: engine != nil), body: request.body,
+                maxResponseSize: configuration.maxMessageSize
             )
         } catch {
             if let connection {
@@ -78,8 +79,10 @@ public final class SocketIOProxy: HTTPServerDelegate {
         }
         if let engine, let connection {
             if engine.sid == nil {
-                // A new session: its record comes once the open packet has told the sid.
-                let output = decode(.pollingBody(response.body), dir: .serverToClient, on: connection)
+                // A new session: its record comes once the open packet has told the sid. A
+                // refused handshake's body is an error message, not a payload.
+                let output = response.status == .ok
+                    ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
                 emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
                 reportHandshakeTokens(request.head, on: connection)
                 publish(output, on: connection)
@@ -273,9 +276,16 @@ public final class SocketIOProxy: HTTPServerDelegate {
         return kept
     }
 
-    private func upstreamHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+    private func upstreamHead(_ head: HTTPRequestHead, bodyLength: Int, decoded: Bool) -> HTTPRequestHead {
         var headers = Self.withoutHopByHop(head.headers)
+        // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
+        // bodies readable (the same choice as dropping the permessage-deflate offer).
+        if decoded { headers.remove(name: "Accept-Encoding") }
         headers.add(name: "Connection", value: "close")
+        // The body is relayed whole, so its length is known: no chunked re-encoding upstream.
+        if bodyLength > 0 || head.headers.contains(name: "Content-Length") {
+            headers.add(name: "Content-Length", value: String(bodyLength))
+        }
         // The client's Host goes through as it is, so virtual hosts and CORS checks see the same.
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }

@@ -31,6 +31,8 @@ public struct TrafficDecoder: Sendable {
         public var tokens: [TokenSighting] = []
         /// Engine packets seen, in order (the proxy follows sessions with them).
         public var enginePackets: [EnginePacket] = []
+
+        public init() {}
     }
 
     public init(engineVersion: EngineIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {

@@ -18,9 +18,9 @@ SECRET = "interop-secret-long-enough-for-hs256!"
 
 
 class Server:
-    def __init__(self, *args):
+    def __init__(self, *args, command=None):
         self.process = subprocess.Popen(
-            [SIOTAP, "serve", "--listen", "127.0.0.1:0", *args],
+            command or [SIOTAP, "serve", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -30,6 +30,7 @@ class Server:
             self.process.kill()
             raise RuntimeError(f"siotap serve did not start: {line!r} {self.process.stderr.read()!r}")
         self.url = line.strip().split("listening on ")[1].rsplit("/socket.io/", 1)[0]
+        self.python = command is not None
         self.host, self.port = self.url.split("//")[1].split(":")
 
     def stop(self):
@@ -38,8 +39,15 @@ class Server:
             code = self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            raise AssertionError("siotap serve did not stop on SIGTERM")
-        assert code == 0, f"siotap serve exited {code}: {self.process.stderr.read()}"
+            raise AssertionError("the server did not stop on SIGTERM")
+        if not self.python:
+            assert code == 0, f"siotap serve exited {code}: {self.process.stderr.read()}"
+
+
+def python_server(app):
+    """The same contract on python-socketio 5.x (Tests/interop/python_server.py)."""
+    python = str(ROOT / ".venv-peers" / "bin" / "python")
+    return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET])
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,41 @@ import pytest
 import requests
 import socketio
 
-from conftest import PY4, ROOT, SECRET, Proxy, Server
+from conftest import PY4, ROOT, SECRET, Proxy, Server, python_server
 from test_chat_interop import Peer, run, token
 
 TRANSPORTS = [["websocket"], ["polling"], ["polling", "websocket"]]
 IDS = ["websocket", "polling", "upgrade"]
 
 
-@pytest.fixture
-def chat_proxy(chat, tmp_path):
-    proxy = Proxy(chat.url, tmp_path, "--jwt-secret", SECRET)
+@pytest.fixture(scope="module")
+def python_chat():
+    server = python_server("chat")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def python_conformance():
+    server = python_server("conformance")
+    yield server
+    server.stop()
+
+
+# Every proxy test runs in front of the built-in Swift server and of python-socketio's.
+@pytest.fixture(params=["swift", "python"])
+def chat_proxy(request, tmp_path):
+    upstream = request.getfixturevalue("chat" if request.param == "swift" else "python_chat")
+    proxy = Proxy(upstream.url, tmp_path, "--jwt-secret", SECRET)
     yield proxy
     proxy.stop()
 
 
-@pytest.fixture
-def conformance_proxy(conformance, tmp_path):
-    proxy = Proxy(conformance.url, tmp_path)
+@pytest.fixture(params=["swift", "python"])
+def conformance_proxy(request, tmp_path):
+    upstream = request.getfixturevalue("conformance" if request.param == "swift" else "python_conformance")
+    proxy = Proxy(upstream.url, tmp_path)
+    proxy.upstream = upstream
     yield proxy
     proxy.stop()
 
@@ -115,9 +133,10 @@ def test_binary_and_acks_through_the_proxy(conformance_proxy, transports):
             assert await peer.wait_for("message-back") == [[b"\x01\x02\x03", {"nested": [b"\x04"]}]]
             assert await peer.client.call("message-with-ack", (b"\xff", 12345678901234567890), timeout=5) == (b"\xff", 12345678901234567890)
             assert await peer.client.call("message-with-ack", "c", namespace="/custom", timeout=5) == "c"
-            for index in range(20):
+            # Ten at most: python-socketio's server refuses a POST of more than 16 packets.
+            for index in range(10):
                 await peer.client.emit("message", index)
-            assert len(await peer.wait_for("message-back", 21)) == 21
+            assert len(await peer.wait_for("message-back", 11)) == 11
         finally:
             await peer.close()
 
@@ -132,7 +151,7 @@ def test_binary_and_acks_through_the_proxy(conformance_proxy, transports):
     assert ack["latency_ms"] >= 0
     custom = packets(records, nsp="/custom", type="ACK")[0]
     assert custom["args"] == ["c"] and "latency_ms" in custom
-    assert [r["args"][0] for r in packets(records, event="message-back")][1:] == list(range(20))
+    assert [r["args"][0] for r in packets(records, event="message-back")][1:] == list(range(10))
     completed = subprocess.run([str(ROOT / ".venv-peers" / "bin" / "python"), str(ROOT / "scripts" / "reference" / "validate_capture.py"),
                                 str(conformance_proxy.capture)], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout
@@ -173,8 +192,43 @@ def test_upstream_not_listening(tmp_path):
 
 
 def test_plain_http_and_upstream_errors_pass_through(conformance_proxy):
-    not_found = requests.get(f"{conformance_proxy.url}/elsewhere")
-    assert not_found.status_code == 404
-    unknown = requests.get(f"{conformance_proxy.url}/socket.io/?EIO=4&transport=polling&sid=nope")
-    assert unknown.status_code == 400
-    assert unknown.json() == {"code": 1, "message": "Session ID unknown"}
+    for target in ["/elsewhere", "/socket.io/?EIO=4&transport=polling&sid=nope", "/socket.io/?EIO=9&transport=polling"]:
+        direct = requests.get(conformance_proxy.upstream.url + target)
+        relayed = requests.get(conformance_proxy.url + target)
+        assert (relayed.status_code, relayed.content) == (direct.status_code, direct.content)
+        assert relayed.headers.get("content-type") == direct.headers.get("content-type")
+    records = wait_for_records(conformance_proxy, lambda rs: sum(r["kind"] == "error" for r in rs) >= 2)
+    assert all(r["code"] == "proxy.upstream_status" for r in records if r["kind"] == "error")
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
+def test_large_payloads_through_the_proxy(large_proxy, transports):
+    if large_proxy.upstream_kind == "python" and transports == ["polling"]:
+        pytest.skip("python-engineio's polling server fails on bodies near 300 KB (peers.md); websocket carries them")
+
+    async def scenario():
+        peer = Peer()
+        await peer.connect(large_proxy, transports)
+        try:
+            text = "é" * 400_000 + "x" * 100
+            blob = bytes(range(256)) * 4096
+            assert await peer.client.call("message-with-ack", text, timeout=20) == text
+            assert await peer.client.call("message-with-ack", blob, timeout=20) == blob
+        finally:
+            await peer.close()
+
+    run(scenario())
+    records = wait_for_records(large_proxy, lambda rs: len(packets(rs, type="BINARY_ACK")) >= 1)
+    # Nothing failed to decode (an upstream's 400 to a poll left over after the upgrade may show).
+    assert not [r for r in records if r["kind"] == "error" and not r["code"].startswith("proxy.")]
+    assert len(packets(records, type="BINARY_ACK")[0]["attachments"][0]) > 1_000_000
+
+
+@pytest.fixture(params=["swift", "python"])
+def large_proxy(request, tmp_path):
+    upstream = Server("--app", "conformance", "--max-payload", "3000000") if request.param == "swift" else python_server("conformance")
+    proxy = Proxy(upstream.url, tmp_path)
+    proxy.upstream_kind = request.param
+    yield proxy
+    proxy.stop()
+    upstream.stop()

@@ -1,0 +1,106 @@
+"""The chat and conformance contracts of docs/demo-apps.md, on python-socketio 5.x (a real
+Socket.IO server), for tests that compare it with the built-in Swift server.
+
+Usage: python_server.py chat|conformance SECRET   (prints "listening on http://127.0.0.1:PORT")
+"""
+import asyncio
+import sys
+
+import jwt
+import socketio
+from aiohttp import web
+
+app_name = sys.argv[1]
+secret = sys.argv[2] if len(sys.argv) > 2 else "your-secret-key"
+sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", ping_interval=2, ping_timeout=2,
+                           max_http_buffer_size=3_000_000)
+
+
+def chat():
+    def token_of(environ, auth):
+        if isinstance(auth, dict) and auth.get("token"):
+            return auth["token"]
+        query = dict(pair.split("=", 1) for pair in environ.get("QUERY_STRING", "").split("&") if "=" in pair)
+        if query.get("token"):
+            return query["token"]
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        return header[7:] if header.lower().startswith("bearer ") else None
+
+    @sio.event
+    async def connect(sid, environ, auth):
+        token = token_of(environ, auth)
+        if not token:
+            raise socketio.exceptions.ConnectionRefusedError("Authentication error: No token provided")
+        try:
+            user = jwt.decode(token, secret, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            raise socketio.exceptions.ConnectionRefusedError("Authentication error: Invalid token")
+        await sio.save_session(sid, {"user": user})
+        await sio.enter_room(sid, f"user-{user.get('id')}")
+
+    @sio.on("user connection")
+    async def user_connection(sid, data=None):
+        await sio.emit("user connection", data, skip_sid=sid)
+
+    @sio.on("message")
+    async def message(sid, data=None):
+        data = data if isinstance(data, dict) else {}
+        await sio.emit("chat response", f"You sent: {text(data.get('message'))}", to=sid)
+        await sio.emit("message", {"message": data.get("message"), "sender": data.get("sender")}, skip_sid=sid)
+
+    @sio.on("user disconnected")
+    async def user_disconnected(sid, data=None):
+        await sio.emit("user disconnected", text(data))
+
+    @sio.on("joinRoom")
+    async def join_room(sid, room=None):
+        user = (await sio.get_session(sid))["user"]
+        if isinstance(room, str) and (room in user.get("rooms", []) or room.startswith("public-")):
+            await sio.enter_room(sid, room)
+            await sio.emit("roomJoined", room, to=sid)
+
+    @sio.on("notify")
+    async def notify(sid, data=None):
+        if isinstance(data, dict) and "to" in data:
+            await sio.emit("notification", {"message": data.get("message")}, room=f"user-{text(data['to'])}")
+
+
+def text(value):
+    """A string as it is, anything else as its JSON text (the contract's "as a string")."""
+    import json
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def conformance():
+    for namespace in ("/", "/custom"):
+        def handlers(namespace):
+            async def connect(sid, environ, auth):
+                await sio.emit("auth", auth if auth is not None else {}, to=sid, namespace=namespace)
+
+            async def message(sid, *args):
+                await sio.emit("message-back", args if len(args) != 1 else args[0], to=sid, namespace=namespace)
+
+            async def message_with_ack(sid, *args):
+                return args if len(args) != 1 else args[0]
+
+            sio.on("connect", connect, namespace=namespace)
+            sio.on("message", message, namespace=namespace)
+            sio.on("message-with-ack", message_with_ack, namespace=namespace)
+
+        handlers(namespace)
+
+
+async def main():
+    chat() if app_name == "chat" else conformance()
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    print(f"python server: {app_name} listening on http://127.0.0.1:{port}/socket.io/", flush=True)
+    await asyncio.Event().wait()
+
+
+asyncio.run(main())
