@@ -150,3 +150,47 @@ struct JWTCommandTests {
 func base64URL(_ bytes: [UInt8]) -> String {
     String(Base64.encode(bytes).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
 }
+
+@Suite("siotap proxy's view and filter")
+struct ProxyViewTests {
+    static let event = CaptureRecord(
+        seq: 3, ts: "2026-11-27T08:45:02.123456Z", conn: "c2",
+        .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: "ACK", nsp: "/admin", id: 7,
+                             args: [.string(String(repeating: "long ", count: 60))], raw: "x", latencyMilliseconds: 1.5))
+    )
+
+    @Test("A packet line: time, conn, arrow, transport, namespace, type, shortened args, latency")
+    func line() {
+        let line = RecordView(style: Styling(enabled: false), width: 80).line(Self.event)
+        #expect(line.hasPrefix("08:45:02.123 [c2] ← websocket /admin ACK #7 (1.5 ms) [\"long long"))
+        #expect(line.hasSuffix("…"))
+        #expect(line.count <= 80)
+        let colored = RecordView(style: Styling(enabled: true), width: 80).line(Self.event)
+        #expect(colored.contains("\u{1B}[34m←"))
+    }
+
+    @Test("A JWT line shows the subject, the expiry and the verdict")
+    func jwtLine() {
+        let record = CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.123456Z", conn: "c1", .jwt(JWTRecord(
+            source: "auth.token", header: .object(["alg": "HS256"]), claims: .object(["id": 42]), verified: false,
+            reason: "expired at 2026-11-27T08:00:00Z", exp: "2026-11-27T08:00:00Z", expiresInSeconds: -2702)))
+        let line = RecordView(style: Styling(enabled: false), width: 200).line(record)
+        #expect(line.contains("JWT auth.token sub=42 exp 2026-11-27T08:00:00Z (expired 45m02s ago) ✗ expired at"))
+    }
+
+    @Test("Filters keep packets matching every term")
+    func filter() throws {
+        #expect(try RecordFilter("nsp=/admin,dir=s2c,type=ack").matches(Self.event))
+        #expect(try !RecordFilter("conn=c1").matches(Self.event))
+        #expect(try !RecordFilter("chat message").matches(Self.event))
+        #expect(try RecordFilter(nil).matches(Self.event))
+        #expect(throws: (any Error).self) { try RecordFilter("colour=red") }
+    }
+
+    @Test("proxy --help has examples; a bad upstream is a usage error")
+    func help() async {
+        #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3000"))
+        #expect(await siotap(["proxy", "--upstream", "https://example.com"]).code == 2)
+        #expect(await siotap(["serve", "--listen", "nowhere"]).code == 2)
+    }
+}

@@ -232,3 +232,77 @@ def large_proxy(request, tmp_path):
     yield proxy
     proxy.stop()
     upstream.stop()
+
+
+def test_tokens_in_query_header_and_cookie(chat, tmp_path):
+    proxy = Proxy(chat.url, tmp_path, "--jwt-secret", SECRET)
+    try:
+        good, bad = token(5), token(6, secret="some-other-secret-of-enough-length!!")
+        headers = {"Authorization": f"Bearer {good}", "Cookie": f"session={bad}; theme=dark"}
+        response = requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling&access_token={good}", headers=headers)
+        assert response.status_code == 200
+        records = wait_for_records(proxy, lambda rs: len([r for r in rs if r["kind"] == "jwt"]) >= 3)
+        jwts = {r["source"]: r for r in records if r["kind"] == "jwt"}
+        assert set(jwts) == {"query.access_token", "header.authorization", "cookie.session"}
+        assert jwts["query.access_token"]["verified"] is True
+        assert jwts["header.authorization"]["claims"]["id"] == 5
+        assert jwts["cookie.session"]["verified"] is False and jwts["cookie.session"]["reason"] == "bad signature"
+    finally:
+        proxy.stop()
+
+
+def test_decode_failures_never_break_the_relay(conformance, tmp_path):
+    import websocket
+    proxy = Proxy(conformance.url, tmp_path)
+    try:
+        # The conformance app's /engine.io/ echoes anything; /socket.io/ would close on garbage.
+        socket = websocket.create_connection(f"ws://{proxy.host}:{proxy.port}/socket.io/?EIO=4&transport=websocket", timeout=3)
+        socket.recv()
+        socket.send("40")
+        assert socket.recv().startswith("40")
+        assert socket.recv() == '42["auth",{}]'
+        socket.send('42["message",{"broken":')  # not JSON: recorded as an error, still relayed
+        closed = False
+        try:
+            while True:
+                frame = socket.recv()
+                if not frame:
+                    closed = True
+                    break
+        except (websocket.WebSocketConnectionClosedException, ConnectionResetError):
+            closed = True
+        assert closed, "the server got the broken packet (and closed, as the JS server does)"
+        records = wait_for_records(proxy, lambda rs: any(r["kind"] == "error" for r in rs) and any(r["kind"] == "close" for r in rs))
+        error = [r for r in records if r["kind"] == "error"][0]
+        assert error["code"] == "socketio.invalid_payload" and error["raw"] == '2["message",{"broken":'
+        assert any(r["kind"] == "close" for r in records)
+    finally:
+        proxy.stop()
+
+
+def test_upstream_dies_mid_session_and_client_vanishes(tmp_path):
+    import websocket
+    upstream = Server("--app", "conformance", "--ping-interval", "20000", "--ping-timeout", "20000")
+    proxy = Proxy(upstream.url, tmp_path)
+    try:
+        # The client vanishes: the proxy closes the upstream side and records it.
+        gone = websocket.create_connection(f"ws://{proxy.host}:{proxy.port}/socket.io/?EIO=4&transport=websocket", timeout=3)
+        gone.recv()
+        gone.sock.shutdown(2)
+        gone.sock.close()
+        # The upstream dies: the client sees the close.
+        alive = websocket.create_connection(f"ws://{proxy.host}:{proxy.port}/socket.io/?EIO=4&transport=websocket", timeout=5)
+        alive.recv()
+        upstream.process.kill()
+        upstream.process.wait()
+        try:
+            assert alive.recv() in ("", None)
+        except (websocket.WebSocketConnectionClosedException, ConnectionResetError):
+            pass
+        records = wait_for_records(proxy, lambda rs: len([r for r in rs if r["kind"] == "close"]) >= 2)
+        closes = [r for r in records if r["kind"] == "close"]
+        assert {c["by"] for c in closes} >= {"client", "server"}
+        # The proxy keeps serving: the next request gets a 502, not a hang.
+        assert requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling", timeout=5).status_code == 502
+    finally:
+        proxy.stop()
