@@ -51,6 +51,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SocketIOClient",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .target(
             name: "SocketIOProxy",
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
                            .product(name: "NIOHTTP1", package: "swift-nio")]
@@ -58,7 +62,7 @@ let package = Package(
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -14,8 +14,9 @@ struct RecordView: Sendable {
         case .session(let session):
             return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(session.url)"
         case .engine(let engine):
-            let data = engine.data.map { " " + $0.scalarText } ?? ""
-            return prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type)\(data)")
+            let text = prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type)")
+            guard let data = engine.data?.scalarText, !data.isEmpty else { return text }
+            return text + " " + style.dim(shorten(data, room: max(16, width - visibleLength(text) - 1)))
         case .packet(let packet):
             var text = prefix + arrow(packet.dir) + " " + style.dim(packet.transport.rawValue) + " "
             if packet.nsp != "/" { text += style.magenta(packet.nsp) + " " }

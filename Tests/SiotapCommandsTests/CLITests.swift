@@ -1,4 +1,5 @@
 import Crypto
+import Glibc
 import Testing
 @testable import SiotapCommands
 import TrafficCapture
@@ -192,5 +193,34 @@ struct ProxyViewTests {
         #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3000"))
         #expect(await siotap(["proxy", "--upstream", "https://example.com"]).code == 2)
         #expect(await siotap(["serve", "--listen", "nowhere"]).code == 2)
+    }
+}
+
+@Suite("siotap demo")
+struct DemoCommandTests {
+    @Test("The story plays through the proxy and lands in the capture, decoded")
+    func story() async throws {
+        let path = "/tmp/siotap-demo-test-\(UInt64.random(in: 0...UInt64.max)).jsonl"
+        defer { unlink(path) }
+        let result = await siotap(["demo", "--record", path])
+        #expect(result.code == 0)
+        #expect(result.err.contains("proxy on http://127.0.0.1:"))
+        let (records, problems) = try CaptureReader.readAll(path: path)
+        #expect(problems.isEmpty)
+        #expect(result.out.split(separator: "\n").count == records.count)  // the live view printed each one
+        let packets = records.compactMap { record -> PacketRecord? in
+            if case .packet(let packet) = record.body { packet } else { nil }
+        }
+        let events = packets.compactMap(\.event)
+        for expected in ["user connection", "message", "chat response", "joinRoom", "roomJoined", "notify", "notification", "user disconnected"] {
+            #expect(events.contains(expected), "\(expected) missing")
+        }
+        let verdicts = records.compactMap { record -> Bool?? in
+            if case .jwt(let jwt) = record.body { jwt.verified } else { nil }
+        }
+        #expect(verdicts.sorted { ($0 ?? false) && !($1 ?? false) } == [true, true, false])
+        #expect(packets.contains { $0.type == "CONNECT_ERROR" })
+        #expect(Set(records.compactMap(\.conn)) == ["c1", "c2", "c3"])
+        #expect(records.filter { $0.kind == .close }.count == 3)
     }
 }
