@@ -13,14 +13,27 @@ fi
 
 # One venv per protocol generation: python-socketio 5.x speaks Engine.IO 4, 4.x speaks Engine.IO 3.
 make_venv() {
-    local venv=$1 requirements=$2 what=$3
+    local venv=$1 requirements=$2 what=$3 python=${4:-python3}
     if [ ! -x "$venv/bin/python" ] || ! cmp -s "$requirements" "$venv/.requirements"; then
         echo "setup: creating $venv ($what)"
         rm -rf "$venv"
-        python3 -m venv "$venv"
+        "$python" -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
         cp "$requirements" "$venv/.requirements"
     fi
 }
 make_venv .venv-peers scripts/peers-requirements.txt "python-socketio 5.x, PyJWT, pytest"
 make_venv .venv-peers4 scripts/peers4-requirements.txt "python-socketio 4.x for Engine.IO 3"
+# python-socketio 4.x's asyncio server needs Python 3.10 (3.11 refuses its asyncio.wait calls).
+PY310=""
+for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python /usr/bin/python3.10 python3.10; do
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
+        PY310=$candidate
+        break
+    fi
+done
+if [ -z "$PY310" ]; then
+    echo "setup: no Python 3.10 found (pyenv or python3.10): the Engine.IO 3 Python server tests need it" >&2
+    exit 1
+fi
+make_venv .venv-peers4-server scripts/peers4-server-requirements.txt "python-socketio 4.x server on Python 3.10" "$PY310"

@@ -54,6 +54,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "The Engine.IO path to decode.")
     var path = "/socket.io/"
 
+    @Option(name: .customLong("idle-timeout"), help: "Seconds without traffic before a polling conn counts as gone.")
+    var idleTimeout: Double = 120
+
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
@@ -89,7 +92,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
-                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: leeway
+                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: leeway, idleTimeout: idleTimeout
             ),
             sink: sink
         )

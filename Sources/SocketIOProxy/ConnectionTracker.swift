@@ -14,6 +14,10 @@ final class ConnectionTracker: Sendable {
         var reportedTokens: Set<String> = []
         var pendingAcks: [String: Double] = [:]
         var closed = false
+        /// A WebSocket carries this conn now: its own end closes the conn, not the sweep.
+        var onWebSocket = false
+        /// When traffic last went through (seconds since 1970), for the idle sweep.
+        var lastSeen = CaptureClock.secondsSince1970()
 
         init(id: String, engineVersion: EngineIOVersion) {
             self.id = id
@@ -25,6 +29,8 @@ final class ConnectionTracker: Sendable {
     private struct State {
         var next = 0
         var bySid: [String: Connection] = [:]
+        /// Open polling connections, which can end without a word (a client that vanishes).
+        var open: [String: Connection] = [:]
     }
 
     private let state = Mutex(State())
@@ -32,7 +38,9 @@ final class ConnectionTracker: Sendable {
     func open(engineVersion: EngineIOVersion) -> Connection {
         state.withLock { state in
             state.next += 1
-            return Connection(id: "c\(state.next)", engineVersion: engineVersion)
+            let connection = Connection(id: "c\(state.next)", engineVersion: engineVersion)
+            state.open[connection.id] = connection
+            return connection
         }
     }
 
@@ -54,6 +62,12 @@ final class ConnectionTracker: Sendable {
         state.withLock { state in
             connection.closed = true
             if let sid = connection.sid { state.bySid[sid] = nil }
+            state.open[connection.id] = nil
         }
+    }
+
+    /// Connections with no traffic since `cutoff` (seconds since 1970).
+    func idle(since cutoff: Double) -> [Connection] {
+        state.withLock { state in state.open.values.filter { $0.lastSeen < cutoff && !$0.closed && !$0.onWebSocket } }
     }
 }

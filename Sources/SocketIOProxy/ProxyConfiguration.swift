@@ -13,10 +13,13 @@ public struct ProxyConfiguration: Sendable {
     public var jwtLeeway: Double
     /// Largest body or WebSocket message relayed (well above any upstream's maxPayload).
     public var maxMessageSize: Int
+    /// Seconds without traffic after which a polling conn is taken as gone (see the sweep).
+    public var idleTimeout: Double
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
-        path: String = "/socket.io/", jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20
+        path: String = "/socket.io/", jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
+        idleTimeout: Double = 120
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -26,6 +29,7 @@ public struct ProxyConfiguration: Sendable {
         self.jwtKey = jwtKey
         self.jwtLeeway = jwtLeeway
         self.maxMessageSize = maxMessageSize
+        self.idleTimeout = idleTimeout
     }
 
     public var upstreamDescription: String { "http://\(upstreamHost):\(upstreamPort)" }

@@ -21,6 +21,7 @@ public final class SocketIOProxy: HTTPServerDelegate {
     private let dialled = Mutex<[String: (WebSocketConnection, @Sendable () async -> Void)]>([:])
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
+    private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
     public init(configuration: ProxyConfiguration, sink: @escaping Sink) {
         self.configuration = configuration
@@ -37,12 +38,27 @@ public final class SocketIOProxy: HTTPServerDelegate {
         )
         server.withLock { $0 = http }
         serving.withLock { $0 = Task { await http.run(delegate: self) } }
+        sweeper.withLock { $0 = Task { [weak self] in await self?.sweepIdleConnections() } }
         return http.port
     }
 
     public func shutdown() async {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
+        sweeper.withLock { $0 }?.cancel()
+    }
+
+    /// A polling client can vanish without a word, and its upstream then expires the session
+    /// unseen: a conn with no traffic for `idleTimeout` gets its `close` record and is dropped, so
+    /// every conn ends in the capture and memory does not grow with dead sessions.
+    private func sweepIdleConnections() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(max(1, configuration.idleTimeout / 4)))
+            let cutoff = CaptureClock.secondsSince1970() - configuration.idleTimeout
+            for connection in tracker.idle(since: cutoff) {
+                close(connection, by: .proxy, reason: "no traffic for \(Int(configuration.idleTimeout)) s")
+            }
+        }
     }
 
     // MARK: Plain HTTP and long-polling
@@ -92,6 +108,11 @@ public final class SocketIOProxy: HTTPServerDelegate {
             if response.status != .ok {
                 let text = String(decoding: response.body.prefix(200), as: UTF8.self)
                 emit(.error(ErrorRecord(dir: .serverToClient, code: "proxy.upstream_status", message: "upstream answered \(response.status.code)", raw: text)), on: connection)
+                // The upstream no longer knows the session (or refused the handshake): it is over.
+                let upgraded = tracker.with(connection) { $0.onWebSocket }
+                if engine.sid == nil || (response.status == .badRequest && !upgraded) {
+                    close(connection, by: .server, reason: "upstream answered \(response.status.code)")
+                }
             }
         }
         var relayed = response
@@ -126,6 +147,7 @@ public final class SocketIOProxy: HTTPServerDelegate {
             let (upstream, runUpstream) = dialled.withLock({ $0.removeValue(forKey: key) })
         else { return }
         let connection = webSocketConnection(head, remote: client.remote)
+        if let connection { tracker.with(connection) { $0.onWebSocket = true } }
         // Whichever side ends first closes the other; the first to end is who closed.
         let side: CloseRecord.Side = await withTaskGroup(of: CloseRecord.Side?.self) { group in
             group.addTask {
@@ -172,6 +194,12 @@ public final class SocketIOProxy: HTTPServerDelegate {
     private func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
         tracker.with(connection) { connection in
             var output = connection.decoder.decode(frame, dir: dir)
+            connection.lastSeen = CaptureClock.secondsSince1970()
+            // Events whose ack never comes must not pile up on a long-lived socket.
+            if connection.pendingAcks.count > 10_000 {
+                let cutoff = connection.lastSeen - 300
+                connection.pendingAcks = connection.pendingAcks.filter { $0.value > cutoff }
+            }
             for packet in output.enginePackets where packet.type == .open {
                 if let text = packet.text, let handshake = try? EngineHandshake(json: text) {
                     connection.sid = handshake.sid

@@ -44,9 +44,10 @@ class Server:
             assert code == 0, f"siotap serve exited {code}: {self.process.stderr.read()}"
 
 
-def python_server(app):
-    """The same contract on python-socketio 5.x (Tests/interop/python_server.py)."""
-    python = str(ROOT / ".venv-peers" / "bin" / "python")
+def python_server(app, generation=5):
+    """The same contract on python-socketio (Tests/interop/python_server.py): 5.x, or 4.x for
+    Engine.IO 3 clients."""
+    python = str(ROOT / (".venv-peers" if generation == 5 else ".venv-peers4-server") / "bin" / "python")
     return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET])
 
 

@@ -1,9 +1,11 @@
-"""The chat and conformance contracts of docs/demo-apps.md, on python-socketio 5.x (a real
-Socket.IO server), for tests that compare it with the built-in Swift server.
+"""The chat and conformance contracts of docs/demo-apps.md, on python-socketio (a real Socket.IO
+server): 5.x for Engine.IO 4 clients, 4.x (on Python 3.10, whose asyncio it still runs on) for
+Engine.IO 3 clients. For tests that compare it with the built-in Swift server.
 
 Usage: python_server.py chat|conformance SECRET   (prints "listening on http://127.0.0.1:PORT")
 """
 import asyncio
+import inspect
 import sys
 
 import jwt
@@ -27,7 +29,7 @@ def chat():
         return header[7:] if header.lower().startswith("bearer ") else None
 
     @sio.event
-    async def connect(sid, environ, auth):
+    async def connect(sid, environ, auth=None):  # 4.x passes no auth: protocol v4 has none
         token = token_of(environ, auth)
         if not token:
             raise socketio.exceptions.ConnectionRefusedError("Authentication error: No token provided")
@@ -36,7 +38,7 @@ def chat():
         except jwt.PyJWTError:
             raise socketio.exceptions.ConnectionRefusedError("Authentication error: Invalid token")
         await sio.save_session(sid, {"user": user})
-        await sio.enter_room(sid, f"user-{user.get('id')}")
+        await maybe(sio.enter_room(sid, f"user-{user.get('id')}"))
 
     @sio.on("user connection")
     async def user_connection(sid, data=None):
@@ -45,7 +47,7 @@ def chat():
     @sio.on("message")
     async def message(sid, data=None):
         data = data if isinstance(data, dict) else {}
-        await sio.emit("chat response", f"You sent: {text(data.get('message'))}", to=sid)
+        await sio.emit("chat response", f"You sent: {text(data.get('message'))}", room=sid)
         await sio.emit("message", {"message": data.get("message"), "sender": data.get("sender")}, skip_sid=sid)
 
     @sio.on("user disconnected")
@@ -56,13 +58,19 @@ def chat():
     async def join_room(sid, room=None):
         user = (await sio.get_session(sid))["user"]
         if isinstance(room, str) and (room in user.get("rooms", []) or room.startswith("public-")):
-            await sio.enter_room(sid, room)
-            await sio.emit("roomJoined", room, to=sid)
+            await maybe(sio.enter_room(sid, room))
+            await sio.emit("roomJoined", room, room=sid)
 
     @sio.on("notify")
     async def notify(sid, data=None):
         if isinstance(data, dict) and "to" in data:
             await sio.emit("notification", {"message": data.get("message")}, room=f"user-{text(data['to'])}")
+
+
+async def maybe(result):
+    """enter_room is a coroutine in 5.x and a plain call in 4.x."""
+    if inspect.isawaitable(result):
+        await result
 
 
 def text(value):
@@ -74,11 +82,11 @@ def text(value):
 def conformance():
     for namespace in ("/", "/custom"):
         def handlers(namespace):
-            async def connect(sid, environ, auth):
-                await sio.emit("auth", auth if auth is not None else {}, to=sid, namespace=namespace)
+            async def connect(sid, environ, auth=None):
+                await sio.emit("auth", auth if auth is not None else {}, room=sid, namespace=namespace)
 
             async def message(sid, *args):
-                await sio.emit("message-back", args if len(args) != 1 else args[0], to=sid, namespace=namespace)
+                await sio.emit("message-back", args if len(args) != 1 else args[0], room=sid, namespace=namespace)
 
             async def message_with_ack(sid, *args):
                 return args if len(args) != 1 else args[0]

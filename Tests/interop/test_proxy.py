@@ -157,9 +157,18 @@ def test_binary_and_acks_through_the_proxy(conformance_proxy, transports):
     assert completed.returncode == 0, completed.stdout
 
 
+@pytest.fixture(scope="module")
+def python4_chat():
+    server = python_server("chat", generation=4)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("upstream", ["swift", "python"])
 @pytest.mark.parametrize("transports", ["websocket", "polling", "polling,websocket"])
-def test_engineio3_client_through_the_proxy(chat, tmp_path, transports):
-    proxy = Proxy(chat.url, tmp_path, "--jwt-secret", SECRET)
+def test_engineio3_client_through_the_proxy(request, tmp_path, transports, upstream):
+    target = request.getfixturevalue("chat" if upstream == "swift" else "python4_chat")
+    proxy = Proxy(target.url, tmp_path, "--jwt-secret", SECRET)
     try:
         args = [PY4, str(ROOT / "Tests" / "interop" / "peers4" / "scenario.py"), "chat", proxy.url, transports, token(4)]
         result = json.loads(subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.splitlines()[-1])
@@ -304,5 +313,18 @@ def test_upstream_dies_mid_session_and_client_vanishes(tmp_path):
         assert {c["by"] for c in closes} >= {"client", "server"}
         # The proxy keeps serving: the next request gets a 502, not a hang.
         assert requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling", timeout=5).status_code == 502
+    finally:
+        proxy.stop()
+
+
+def test_vanished_polling_client_gets_a_close(conformance, tmp_path):
+    proxy = Proxy(conformance.url, tmp_path, "--idle-timeout", "1")
+    try:
+        response = requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling")
+        assert response.status_code == 200
+        # ...and the client is never heard from again.
+        records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs), timeout=6)
+        close = [r for r in records if r["kind"] == "close"][0]
+        assert close["by"] == "proxy" and close["reason"] == "no traffic for 1 s"
     finally:
         proxy.stop()
