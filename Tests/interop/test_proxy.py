@@ -328,3 +328,30 @@ def test_vanished_polling_client_gets_a_close(conformance, tmp_path):
         assert close["by"] == "proxy" and close["reason"] == "no traffic for 1 s"
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
+def test_clients_see_the_same_with_and_without_the_proxy(conformance, conformance_proxy, transports):
+    """The same scripted session, direct and through the proxy: every event and ack the client
+    gets is identical (sids aside, which differ on every run)."""
+    async def session(server):
+        peer = Peer(custom=True)
+        await peer.connect(server, transports, auth={"token": "t", "n": 12345678901234567890}, namespaces=["/", "/custom"])
+        try:
+            await peer.wait_for("auth")
+            await peer.wait_for("/custom auth")
+            acks = []
+            await peer.client.emit("message", ("é\u2028😀", {"deep": [[[{"x": b"\x00\xff"}]]]}, -0.0, 0.1))
+            await peer.wait_for("message-back")
+            acks.append(await peer.client.call("message-with-ack", (b"\x01", None, True), timeout=5))
+            acks.append(await peer.client.call("message-with-ack", "custom", namespace="/custom", timeout=5))
+            await peer.client.emit("message", "on custom", namespace="/custom")
+            await peer.wait_for("/custom message-back")
+            return sorted(map(repr, peer.events)), acks
+        finally:
+            await peer.close()
+
+    upstream = conformance_proxy.upstream
+    direct = run(session(upstream))
+    proxied = run(session(conformance_proxy))
+    assert proxied == direct
