@@ -45,24 +45,15 @@ struct DecodeCommand: AsyncParsableCommand {
     @Flag(help: "Print JSONL records even on a terminal.")
     var json = false
 
-    @Option(name: .customLong("jwt-secret"), help: "Verify tokens found in CONNECT payloads with this HMAC secret.")
-    var jwtSecret: String?
-
-    @Option(name: .customLong("jwt-key"), help: "Verify tokens with this PEM public key file.")
-    var jwtKey: String?
-
-    @Option(help: "Verify tokens with the keys of this JWKS file.")
-    var jwks: String?
-
-    @Option(help: "Seconds of clock skew allowed for exp and nbf.")
-    var leeway: Double = 0
+    @OptionGroup(title: "Tokens")
+    var tokens: JWTKeyOptions
 
     @Argument(help: "Frames to decode; none reads them from standard input, one per line.")
     var frames: [String] = []
 
     func run() async throws {
         let io = CommandIO.current
-        let key = try JWTKeyLoading.key(secret: jwtSecret, pemFile: jwtKey, jwksFile: jwks, flags: ("--jwt-secret", "--jwt-key", "--jwks"))
+        let key = try tokens.key()
         var inputs = frames
         if inputs.isEmpty {
             guard let lines = io.readLines() else {
@@ -70,7 +61,7 @@ struct DecodeCommand: AsyncParsableCommand {
             }
             inputs = lines.filter { !$0.isEmpty }
         }
-        let inspector = JWTInspector(key: key, leewaySeconds: leeway)
+        let inspector = JWTInspector(key: key, leewaySeconds: tokens.leeway)
         let view = RecordView(style: Styling(enabled: io.colors), width: TerminalSize.columns(io.environment))
         let asJSON = json || !io.colors
         var decoder = TrafficDecoder(engineVersion: eio)

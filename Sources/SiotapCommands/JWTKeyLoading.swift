@@ -22,3 +22,22 @@ enum JWTKeyLoading {
         return text
     }
 }
+
+/// The token-verification options `decode` and `proxy` share.
+struct JWTKeyOptions: ParsableArguments {
+    @Option(name: .customLong("jwt-secret"), help: "Verify tokens with this HMAC secret (HS256/384/512).")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("jwt-key"), help: "Verify tokens with this PEM public key (or certificate) file.")
+    var jwtKey: String?
+
+    @Option(help: "Verify tokens with the keys of this JWKS file (chosen by kid).")
+    var jwks: String?
+
+    @Option(help: "Seconds of clock skew allowed for exp and nbf.")
+    var leeway: Double = 0
+
+    func key() throws -> JWTVerificationKey? {
+        try JWTKeyLoading.key(secret: jwtSecret, pemFile: jwtKey, jwksFile: jwks, flags: ("--jwt-secret", "--jwt-key", "--jwks"))
+    }
+}

@@ -36,17 +36,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Write every record to this JSONL file.")
     var record: String?
 
-    @Option(name: .customLong("jwt-secret"), help: "Verify handshake tokens with this HMAC secret.")
-    var jwtSecret: String?
-
-    @Option(name: .customLong("jwt-key"), help: "Verify handshake tokens with this PEM public key file.")
-    var jwtKey: String?
-
-    @Option(help: "Verify handshake tokens with the keys of this JWKS file.")
-    var jwks: String?
-
-    @Option(help: "Seconds of clock skew allowed for exp and nbf.")
-    var leeway: Double = 0
+    @OptionGroup(title: "Tokens")
+    var tokens: JWTKeyOptions
 
     @Option(help: "Show only matching packets (see above).")
     var filter: String?
@@ -67,7 +58,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let io = CommandIO.current
         let listenAddress = try ListenAddress(listen)
         let upstreamAddress = try UpstreamURL(upstream)
-        let key = try JWTKeyLoading.key(secret: jwtSecret, pemFile: jwtKey, jwksFile: jwks, flags: ("--jwt-secret", "--jwt-key", "--jwks"))
+        let key = try tokens.key()
         let recordFilter = try RecordFilter(filter)
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw ValidationError("\(error)") }
@@ -92,7 +83,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
-                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: leeway, idleTimeout: idleTimeout
+                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, idleTimeout: idleTimeout
             ),
             sink: sink
         )

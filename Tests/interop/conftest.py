@@ -17,7 +17,25 @@ PY4 = str(ROOT / ".venv-peers4" / "bin" / "python")
 SECRET = "interop-secret-long-enough-for-hs256!"
 
 
-class Server:
+class Process:
+    """A server-like process that must stop cleanly on SIGTERM."""
+
+    name = "process"
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"{self.name} did not stop on SIGTERM")
+        if self.checks_exit_code:
+            assert code == 0, f"{self.name} exited {code}: {self.process.stderr.read()}"
+
+
+class Server(Process):
+    name = "siotap serve"
+
     def __init__(self, *args, command=None):
         self.process = subprocess.Popen(
             command or [SIOTAP, "serve", "--listen", "127.0.0.1:0", *args],
@@ -30,18 +48,8 @@ class Server:
             self.process.kill()
             raise RuntimeError(f"siotap serve did not start: {line!r} {self.process.stderr.read()!r}")
         self.url = line.strip().split("listening on ")[1].rsplit("/socket.io/", 1)[0]
-        self.python = command is not None
+        self.checks_exit_code = command is None  # the Python servers end on SIGTERM by default
         self.host, self.port = self.url.split("//")[1].split(":")
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError("the server did not stop on SIGTERM")
-        if not self.python:
-            assert code == 0, f"siotap serve exited {code}: {self.process.stderr.read()}"
 
 
 def python_server(app, generation=5):
@@ -75,8 +83,11 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
     return predicate()
 
 
-class Proxy:
+class Proxy(Process):
     """`siotap proxy` in front of `upstream`, recording to a file in `directory`."""
+
+    name = "siotap proxy"
+    checks_exit_code = True
 
     def __init__(self, upstream_url, directory, *args):
         self.capture = pathlib.Path(directory) / "capture.jsonl"
@@ -97,12 +108,3 @@ class Proxy:
     def records(self):
         import json
         return [json.loads(line) for line in self.capture.read_text().splitlines() if line.strip()]
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError("siotap proxy did not stop on SIGTERM")
-        assert code == 0, f"siotap proxy exited {code}: {self.process.stderr.read()}"
