@@ -82,11 +82,11 @@ let package = Package(
         ),
         // Helpers the test targets share: where the peers live and how to run them.
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
-        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "PeerSupport"]),
+        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
-            dependencies: ["SiotapCommands", "TrafficCapture", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SiotapCommands", "TrafficCapture", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

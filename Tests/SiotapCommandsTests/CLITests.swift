@@ -2,6 +2,8 @@ import Crypto
 import Glibc
 import Testing
 @testable import SiotapCommands
+import JWTInspection
+import Foundation
 import TrafficCapture
 
 /// Runs `siotap` in-process with captured output.
@@ -222,5 +224,34 @@ struct DemoCommandTests {
         #expect(packets.contains { $0.type == "CONNECT_ERROR" })
         #expect(Set(records.compactMap(\.conn)) == ["c1", "c2", "c3"])
         #expect(records.filter { $0.kind == .close }.count == 3)
+    }
+}
+
+@Suite("siotap redact")
+struct RedactCommandTests {
+    @Test("Redacts a capture file and says what it removed")
+    func redactFile() async throws {
+        let input = "/tmp/siotap-redact-in-\(UInt64.random(in: 0...UInt64.max)).jsonl"
+        let output = input.replacingOccurrences(of: "-in-", with: "-out-")
+        defer {
+            unlink(input)
+            unlink(output)
+        }
+        let token = JWTMinter.hmac(claims: .object(["sub": "u"]), secret: "k")
+        let writer = try CaptureWriter(path: input)
+        try writer.write(.packet(PacketRecord(dir: .clientToServer, transport: .websocket, type: "CONNECT", nsp: "/",
+                                              data: .object(["token": .string(token), "pw": "hunter2"]),
+                                              raw: #"0{"token":""# + token + #"","pw":"hunter2"}"#)), conn: "c1")
+        writer.close()
+        let result = await siotap(["redact", input, "-o", output, "--secret", "hunter2"])
+        #expect(result.code == 0)
+        #expect(result.err.contains("2 token signatures, 0 headers, 2 secrets removed"))  // each counted where it stands: data and raw
+        let (records, problems) = try CaptureReader.readAll(path: output)
+        #expect(problems.isEmpty)
+        #expect(records.count == 1)
+        #expect(!records[0].jsonLine.contains("hunter2"))
+        #expect(!records[0].jsonLine.contains(token))
+        #expect(await siotap(["redact", input, "-o", input]).code == 2)
+        #expect(await siotap(["redact", "/nonexistent.jsonl", "-o", output]).code == 2)
     }
 }
