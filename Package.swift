@@ -67,6 +67,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Benchmarks/codec.sh builds this in release mode; never run by the tests.
+        .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol"], path: "Benchmarks/CodecBenchmark"),
         .executableTarget(
             name: "siotap",
             dependencies: ["SiotapCommands", .product(name: "Logging", package: "swift-log")]

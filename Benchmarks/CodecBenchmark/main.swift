@@ -1,0 +1,66 @@
+// Decodes and encodes typical packets in a loop and prints packets and MB per second (one core).
+// Run through Benchmarks/codec.sh, which builds it in release mode and runs the reference JS
+// parser on the same vectors for a ratio.
+import SocketIOProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func now() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+struct Vector {
+    let name: String
+    let text: String
+    let attachments: [[UInt8]]
+}
+
+let nested = "[\"update\"," + String(repeating: #"{"id":12345,"name":"a name \u00e9","tags":["x","y"],"n":0.25,"ok":true},"#, count: 24) + #"{"end":null}]"#
+let vectors = [
+    Vector(name: "small event", text: #"2["chat message",{"text":"hello","from":"alice"}]"#, attachments: []),
+    Vector(name: "ack", text: #"3/admin,13["ok",42]"#, attachments: []),
+    Vector(name: "2 KB nested event", text: "2" + nested, attachments: []),
+    Vector(name: "1 MB binary event", text: #"51-["upload",{"_placeholder":true,"num":0}]"#, attachments: [[UInt8](repeating: 7, count: 1 << 20)]),
+]
+
+@inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
+
+func measure(_ name: String, bytes: Int, minimumSeconds: Double = 1.0, _ body: () throws -> Void) rethrows {
+    var iterations = 0
+    let start = now()
+    var elapsed = 0.0
+    repeat {
+        for _ in 0..<64 { try body() }
+        iterations += 64
+        elapsed = now() - start
+    } while elapsed < minimumSeconds
+    let perSecond = Double(iterations) / elapsed
+    let megabytes = perSecond * Double(bytes) / 1_000_000
+    let line = "\(name)\t\(Int(perSecond))\t\((megabytes * 10).rounded() / 10)"
+    print(line)
+}
+
+print("vector\tpackets/s\tMB/s")
+for vector in vectors {
+    let bytes = vector.text.utf8.count + vector.attachments.reduce(0) { $0 + $1.count }
+    try measure("decode \(vector.name)", bytes: bytes) {
+        var decoder = SocketIODecoder(version: .v5)
+        var packet = try decoder.decode(text: vector.text)
+        for attachment in vector.attachments { packet = try decoder.decode(binary: attachment) }
+        blackHole(packet)
+    }
+}
+for vector in vectors {
+    var decoder = SocketIODecoder(version: .v5)
+    var decoded = try decoder.decode(text: vector.text)
+    for attachment in vector.attachments { decoded = try decoder.decode(binary: attachment) }
+    let packet = decoded!
+    let bytes = vector.text.utf8.count + vector.attachments.reduce(0) { $0 + $1.count }
+    measure("encode \(vector.name)", bytes: bytes) { blackHole(SocketIOCodec.encode(packet)) }
+}
+let payload = EngineIOCodec.encodePayload((0..<100).map { EnginePacket.message(#"2["tick",{"i":"# + String($0) + "}]") }, version: .v4).body
+try measure("decode polling payload of 100 packets (v4)", bytes: payload.count) { blackHole(try EngineIOCodec.decodePayload(payload, version: .v4)) }
