@@ -31,6 +31,27 @@ struct JWTInspectorTests {
         }
     }
 
+    @Test("Tokens made by jwt-kit with an RSA key: RS256 and PS256")
+    func jwtKitRSA() async throws {
+        struct Claims: JWTPayload {
+            var sub: SubjectClaim
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let output = try JSONValue.parse(bytes: try PeerPaths.runPython("make_tokens.py"))
+        let privatePEM = try #require(output["rsa_private_pem"]?.stringValue)
+        let publicPEM = try #require(output["rsa_public_pem"]?.stringValue)
+        let key = try Insecure.RSA.PrivateKey(pem: privatePEM)
+        for (pss, alg) in [(false, "RS256"), (true, "PS256")] {
+            let keys = JWTKeyCollection()
+            if pss { await keys.add(pss: key, digestAlgorithm: .sha256) } else { await keys.add(rsa: key, digestAlgorithm: .sha256) }
+            let token = try await keys.sign(Claims(sub: "rsa-user"))
+            let report = await JWTInspector(key: .pem(publicPEM)).inspect(token)
+            #expect(report.algorithm == alg)
+            #expect(report.verified == true, "\(alg): \(report.failure?.message ?? "")")
+            #expect(report.subject == "rsa-user")
+        }
+    }
+
     @Test("Tokens made by jwt-kit: HMAC, ECDSA and EdDSA")
     func jwtKitTokens() async throws {
         struct Claims: JWTPayload {

@@ -341,3 +341,51 @@ class TestEngineIOv3:
             assert response.json()["code"] == 5
         finally:
             server.stop()
+
+
+class TestEngineIOv3Rest:
+    """The rest of the v3 branch: the same structure as v4 with EIO=3."""
+
+    def test_polling_bad_payload(self, conformance):
+        sid = handshake(conformance, eio=3)
+        try:
+            assert requests.post(url(conformance, f"EIO=3&transport=polling&sid={sid}"), data=b"abc").status_code == 400
+        except requests.ConnectionError:
+            pass
+        assert requests.get(url(conformance, f"EIO=3&transport=polling&sid={sid}")).status_code == 400
+
+    def test_websocket_handshake_and_close(self, conformance):
+        socket = ws_open(ws_url(conformance, "EIO=3&transport=websocket"))
+        value = json.loads(socket.recv()[1:])
+        assert value["upgrades"] == []
+        socket.send("1")
+        assert_closed(socket)
+
+    def test_websocket_bad_packet_closes(self, conformance):
+        socket = ws_open(ws_url(conformance, "EIO=3&transport=websocket"))
+        socket.recv()
+        socket.send("abc")
+        assert_closed(socket)
+
+    def test_websocket_heartbeat_timeout(self, conformance):
+        socket = ws_open(ws_url(conformance, "EIO=3&transport=websocket"))
+        socket.recv()
+        started = time.monotonic()
+        assert_closed(socket)  # the client never pings: closed after interval + timeout
+        assert time.monotonic() - started >= 0.4
+
+    def test_polling_after_upgrade_and_second_websocket(self, conformance):
+        sid = handshake(conformance, eio=3)
+        first = ws_open(ws_url(conformance, f"EIO=3&transport=websocket&sid={sid}"))
+        first.send("2probe")
+        assert first.recv() == "3probe"
+        first.send("5")
+        time.sleep(0.05)
+        response = requests.get(url(conformance, f"EIO=3&transport=polling&sid={sid}"))
+        assert response.status_code == 400 and response.json()["code"] == 3
+        try:
+            second = ws_open(ws_url(conformance, f"EIO=3&transport=websocket&sid={sid}"))
+            assert_closed(second)
+        except websocket.WebSocketBadStatusException as error:
+            assert error.status_code == 400
+        first.close()

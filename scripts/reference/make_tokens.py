@@ -96,4 +96,8 @@ add("JWKS unknown kid", jwt.encode(claims, k1, algorithm="RS256", headers={"kid"
 add("JWKS kid of the wrong key", jwt.encode(claims, k1, algorithm="RS256", headers={"kid": "k2"}), {"jwks": jwks}, False, "algorithm_mismatch")
 add("JWKS no kid, one RSA key fits", jwt.encode(claims, k1, algorithm="RS256"), {"jwks": jwks}, True)
 
-print(json.dumps({"cases": cases}))
+# For the Swift tests that sign with jwt-kit: an RSA key of PyJWT's making.
+rsa_private_pem = rsa_key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+print(json.dumps({"cases": cases, "rsa_private_pem": rsa_private_pem, "rsa_public_pem": pem(rsa_key)}))
