@@ -59,10 +59,11 @@ let package = Package(
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy", "SocketIOClient", "TrafficReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

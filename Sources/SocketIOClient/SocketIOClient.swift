@@ -38,6 +38,9 @@ public final class SocketIOClient: Sendable {
     /// Events from the server, in order.
     public let events: AsyncStream<Event>
     private let eventContinuation: AsyncStream<Event>.Continuation
+    /// Every Socket.IO packet from the server, in order (replay compares them with a capture).
+    public let packets: AsyncStream<SocketPacket>
+    private let packetContinuation: AsyncStream<SocketPacket>.Continuation
 
     private struct State {
         var socket: WebSocketConnection?
@@ -61,6 +64,7 @@ public final class SocketIOClient: Sendable {
         self.engineVersion = engineVersion
         self.query = query
         (events, eventContinuation) = AsyncStream<Event>.makeStream()
+        (packets, packetContinuation) = AsyncStream<SocketPacket>.makeStream()
         state = Mutex(State(decoder: SocketIODecoder(version: SocketIOVersion(engine: engineVersion))))
     }
 
@@ -141,7 +145,8 @@ public final class SocketIOClient: Sendable {
 
     // MARK: Internals
 
-    private func send(_ packet: SocketPacket) {
+    /// Sends a packet as it is (ack ids included), for replaying a capture.
+    public func send(_ packet: SocketPacket) {
         let (text, attachments) = SocketIOCodec.encode(packet)
         guard let socket = state.withLock({ $0.socket }) else { return }
         socket.send(EngineIOCodec.encode(.message(text), version: engineVersion))
@@ -175,6 +180,7 @@ public final class SocketIOClient: Sendable {
     }
 
     private func dispatch(_ packet: SocketPacket) {
+        packetContinuation.yield(packet)
         switch packet.type {
         case .connect, .connectError:
             let reply: ConnectReply = packet.type == .connect ? .accepted(packet.data) : .refused(packet.data)
@@ -220,6 +226,7 @@ public final class SocketIOClient: Sendable {
         for waiter in connects.values { waiter.resume(returning: .refused(.string("connection closed"))) }
         for waiter in acks.values { waiter.resume(throwing: ClientError(description: "connection closed")) }
         eventContinuation.finish()
+        packetContinuation.finish()
         for task in tasks.withLock({ $0 }) { task.cancel() }
     }
 }

@@ -255,3 +255,39 @@ struct RedactCommandTests {
         #expect(await siotap(["redact", "/nonexistent.jsonl", "-o", output]).code == 2)
     }
 }
+
+@Suite("siotap replay", .serialized)
+struct ReplayCommandTests {
+    static let secret = "siotap-demo-secret-0123456789abcdef"
+
+    @Test("A demo capture replays against the built-in server with no difference; a changed reply is named")
+    func replayDemo() async throws {
+        let path = "/tmp/siotap-replay-\(UInt64.random(in: 0...UInt64.max)).jsonl"
+        let changed = path.replacingOccurrences(of: ".jsonl", with: "-changed.jsonl")
+        defer {
+            unlink(path)
+            unlink(changed)
+        }
+        #expect(await siotap(["demo", "--record", path]).code == 0)
+        let same = await siotap(["replay", path, "--jwt-secret", Self.secret])
+        #expect(same.code == 0, "\(same.out)")
+        #expect(same.out.contains("replay: no differences"))
+
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try text.replacingOccurrences(of: #""args":["You sent: Hello from the demo"]"#, with: #""args":["You sent: something else"]"#)
+            .write(toFile: changed, atomically: true, encoding: .utf8)
+        let differs = await siotap(["replay", changed, "--jwt-secret", Self.secret, "--json"])
+        #expect(differs.code == 1)
+        let report = try JSONValue.parse(differs.out)
+        #expect(report["equal"] == .bool(false))
+        let changes = report["connections"]?.arrayValue?.flatMap { $0["changed"]?.arrayValue ?? [] } ?? []
+        #expect(changes.count == 1)
+        #expect(changes.first?["key"]?.stringValue == "EVENT / chat response")
+        #expect(changes.first?["path"]?.stringValue == "args[0]")
+        #expect(changes.first?["expected"]?.stringValue == "You sent: something else")
+        #expect(changes.first?["actual"]?.stringValue == "You sent: Hello from the demo")
+        // The user's ignore rule hides exactly that.
+        #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--ignore", "args[0]"]).code == 0)
+        #expect(await siotap(["replay", "/nonexistent.jsonl"]).code == 2)
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import SocketIOServer
+import TrafficCapture
+import TrafficReplay
+
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Play a capture's client side against a server and show how the server's answers differ.",
+        discussion: """
+            Every conn of the capture gets a client (same Engine.IO version and query; over WebSocket)
+            that sends the recorded client packets in order, ack ids as recorded, keeping the capture's
+            order across connections. The server's packets are compared with the recorded ones after
+            normalising what changes on every run (CONNECT sids and pids) and any --ignore path.
+
+            With no --target, the built-in server runs the --app in-process on a free port.
+
+            Exit codes: 0 no difference, 1 differences, 2 wrong arguments or an unreadable capture.
+
+            Examples:
+              siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef
+              siotap replay fixtures/chat.jsonl --target http://localhost:3000 --ignore 'args[0].timestamp'
+              siotap replay session.jsonl --app conformance --json
+            """
+    )
+
+    @Argument(help: "The capture to replay.")
+    var capture: String
+
+    @Option(help: "The server to replay against; none: the built-in one.")
+    var target: String?
+
+    @Option(help: "The built-in server's app, when there is no --target.")
+    var app: DemoApp = .chat
+
+    @Option(name: .customLong("jwt-secret"), help: "The built-in chat app's secret.")
+    var jwtSecret: String?
+
+    @Option(help: "A JSON path to leave out of the comparison (args[0].timestamp, data.id, *.id); repeatable.")
+    var ignore: [String] = []
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for each expected packet.")
+    var timeoutMs = 3_000
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        let io = CommandIO.current
+        let (records, problems) = try readCapture()
+        for problem in problems { io.writeError("siotap replay: \(capture): \(problem)\n") }
+        var server: SocketIOServer?
+        let host: String
+        let port: Int
+        if let target {
+            let url = try UpstreamURL(target)
+            (host, port) = (url.host, url.port)
+        } else {
+            let builtIn = SocketIOServer()
+            switch app {
+            case .chat: ChatApp.install(on: builtIn, secret: jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret)
+            case .conformance: ConformanceApp.install(on: builtIn)
+            }
+            (host, port) = ("127.0.0.1", try await builtIn.start(host: "127.0.0.1", port: 0))
+            server = builtIn
+        }
+        let report = await Replayer.run(records, options: .init(host: host, port: port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs))
+        await server?.shutdown()
+        io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
+        if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }
+    }
+
+    private func readCapture() throws -> ([CaptureRecord], [CaptureReadError]) {
+        do {
+            let result = try CaptureReader.readAll(path: capture)
+            guard !result.records.isEmpty else { throw ValidationError("\(capture) holds no records") }
+            return result
+        } catch let error as CaptureReadError {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    static func readable(_ report: Replayer.Report, style: Styling) -> String {
+        var lines: [String] = []
+        for problem in report.problems { lines.append(style.red("problem: \(problem)")) }
+        for diff in report.connections {
+            let verdict = diff.isEqual ? style.green("✓ same") : style.red("✗ differs")
+            lines.append("\(style.bold(diff.conn)) \(verdict): \(diff.matched) matched, \(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed")
+            for missing in diff.missing { lines.append("  " + style.red("missing") + " #\(missing.seq) \(missing.key) \(missing.payload.jsonText)") }
+            for unexpected in diff.unexpected { lines.append("  " + style.yellow("unexpected") + " \(unexpected.key) \(unexpected.payload.jsonText)") }
+            for change in diff.changed {
+                lines.append("  " + style.yellow("changed") + " #\(change.seq) \(change.key) at \(change.path)")
+                lines.append("    expected: " + (change.expected?.jsonText ?? "(nothing)"))
+                lines.append("    actual:   " + (change.actual?.jsonText ?? "(nothing)"))
+            }
+        }
+        lines.append(report.isEqual ? style.green("replay: no differences") : style.red("replay: differences found"))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ report: Replayer.Report) -> JSONValue {
+        .object([
+            "equal": .bool(report.isEqual),
+            "problems": .array(report.problems.map { .string($0) }),
+            "connections": .array(report.connections.map { diff in
+                .object([
+                    "conn": .string(diff.conn),
+                    "matched": .number(diff.matched),
+                    "missing": .array(diff.missing.map { .object(["seq": .number($0.seq), "key": .string($0.key), "payload": $0.payload]) }),
+                    "unexpected": .array(diff.unexpected.map { .object(["key": .string($0.key), "payload": $0.payload]) }),
+                    "changed": .array(diff.changed.map { change in
+                        .object(["seq": .number(change.seq), "key": .string(change.key), "path": .string(change.path),
+                                 "expected": change.expected ?? .null, "actual": change.actual ?? .null])
+                    }),
+                ])
+            }),
+        ])
+    }
+}

@@ -1,0 +1,83 @@
+public import TrafficCapture
+
+/// Turns a packet into what a replay compares: type, namespace, event and payload, with the
+/// values that change on every run replaced by stand-ins (CONNECT sids and pids, recovery
+/// offsets) and the user's ignored paths removed.
+public struct PacketNormalizer: Sendable {
+    /// Paths like `args[0].timestamp`, `data.sid`, `*.id` (any key named id, at any depth).
+    public let ignoredPaths: [String]
+
+    public init(ignoredPaths: [String] = []) { self.ignoredPaths = ignoredPaths }
+
+    /// The key packets are matched on: type, namespace and event name.
+    public static func key(_ packet: PacketRecord) -> String {
+        "\(packet.type.replacingBinaryPrefix) \(packet.nsp) \(packet.event ?? "")"
+    }
+
+    public func normalize(_ packet: PacketRecord) -> JSONValue {
+        var payload: JSONValue = .null
+        if let args = packet.args { payload = .object(["args": .array(args)]) }
+        if let data = packet.data {
+            var value = data
+            if packet.type == "CONNECT", case .object(var object) = value {
+                for index in object.members.indices where ["sid", "pid"].contains(object.members[index].key.value) {
+                    object.members[index].value = .string("<\(object.members[index].key.value)>")
+                }
+                value = .object(object)
+            }
+            payload = .object(["data": value])
+        }
+        for path in ignoredPaths { payload = Self.removing(path: Self.parse(path), from: payload) }
+        return payload
+    }
+
+    enum PathStep: Equatable {
+        case key(String)
+        case index(Int)
+        case anyDepthKey(String)
+    }
+
+    static func parse(_ path: String) -> [PathStep] {
+        if path.hasPrefix("*.") { return [.anyDepthKey(String(path.dropFirst(2)))] }
+        var steps: [PathStep] = []
+        for part in path.split(separator: ".") {
+            var name = Substring(part)
+            var indexes: [Int] = []
+            while let open = name.lastIndex(of: "["), name.hasSuffix("]"), let index = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]) {
+                indexes.insert(index, at: 0)
+                name = name[..<open]
+            }
+            if !name.isEmpty { steps.append(.key(String(name))) }
+            steps += indexes.map { .index($0) }
+        }
+        return steps
+    }
+
+    static func removing(path: [PathStep], from value: JSONValue) -> JSONValue {
+        guard let first = path.first else { return .null }
+        let rest = Array(path.dropFirst())
+        switch (first, value) {
+        case (.anyDepthKey(let name), .object(let object)):
+            return .object(JSONObject(object.members.filter { $0.key.value != name }.map {
+                .init(key: $0.key, value: removing(path: path, from: $0.value))
+            }))
+        case (.anyDepthKey, .array(let items)):
+            return .array(items.map { removing(path: path, from: $0) })
+        case (.key(let name), .object(let object)):
+            if rest.isEmpty { return .object(JSONObject(object.members.filter { $0.key.value != name })) }
+            return .object(JSONObject(object.members.map { member in
+                member.key.value == name ? .init(key: member.key, value: removing(path: rest, from: member.value)) : member
+            }))
+        case (.index(let index), .array(var items)) where items.indices.contains(index):
+            if rest.isEmpty { items[index] = .string("<ignored>") } else { items[index] = removing(path: rest, from: items[index]) }
+            return .array(items)
+        default:
+            return value
+        }
+    }
+}
+
+extension String {
+    /// BINARY_EVENT and EVENT match each other (a payload may gain or lose binary).
+    var replacingBinaryPrefix: String { hasPrefix("BINARY_") ? String(dropFirst(7)) : self }
+}

@@ -1,0 +1,150 @@
+import SocketIOClient
+public import TrafficCapture
+import Synchronization
+
+/// Plays the client side of a capture against a server and compares what comes back.
+///
+/// Every recorded conn gets a client with the same Engine.IO version and query; its recorded
+/// client-to-server packets are sent in order, ack ids as recorded. The capture's order across
+/// connections holds: a packet recorded after some server-to-client packet (on any conn) is sent
+/// only once that packet has arrived, or the timeout passed.
+public enum Replayer {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var ignoredPaths: [String]
+        /// How long to wait for each awaited packet.
+        public var timeoutMilliseconds: Int
+
+        public init(host: String = "127.0.0.1", port: Int, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000) {
+            self.host = host
+            self.port = port
+            self.ignoredPaths = ignoredPaths
+            self.timeoutMilliseconds = timeoutMilliseconds
+        }
+    }
+
+    public struct Report: Sendable {
+        public var connections: [ConnectionDiff]
+        public var problems: [String]
+        public var isEqual: Bool { problems.isEmpty && connections.allSatisfy(\.isEqual) }
+    }
+
+    struct Script {
+        var conn: String
+        var engineVersion: EngineIOVersion = .v4
+        var query: String = ""
+        var steps: [(seq: Int, packet: PacketRecord)] = []
+    }
+
+    public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
+        let scripts = makeScripts(records)
+        let progress = Progress(expected: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .serverToClient }.map(\.seq) })
+        let normalizer = PacketNormalizer(ignoredPaths: options.ignoredPaths)
+        var diffs: [ConnectionDiff] = []
+        var problems: [String] = []
+        await withTaskGroup(of: (ConnectionDiff?, String?).self) { group in
+            for script in scripts {
+                group.addTask { await play(script, options: options, progress: progress, normalizer: normalizer) }
+            }
+            for await (diff, problem) in group {
+                if let diff { diffs.append(diff) }
+                if let problem { problems.append(problem) }
+            }
+        }
+        let order = scripts.map(\.conn)
+        diffs.sort { (order.firstIndex(of: $0.conn) ?? 0) < (order.firstIndex(of: $1.conn) ?? 0) }
+        return Report(connections: diffs, problems: problems)
+    }
+
+    static func makeScripts(_ records: [CaptureRecord]) -> [Script] {
+        var scripts: [String: Script] = [:]
+        var order: [String] = []
+        for record in records.sorted(by: { $0.seq < $1.seq }) {
+            guard let conn = record.conn else { continue }
+            if scripts[conn] == nil {
+                scripts[conn] = Script(conn: conn)
+                order.append(conn)
+            }
+            switch record.body {
+            case .session(let session):
+                scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
+                scripts[conn]!.query = replayQuery(session.url)
+            case .packet(let packet):
+                scripts[conn]!.steps.append((record.seq, packet))
+            default:
+                break
+            }
+        }
+        return order.compactMap { scripts[$0] }.filter { !$0.steps.isEmpty }
+    }
+
+    /// The recorded query without what each run sets anew (EIO, transport, sid, cache buster).
+    static func replayQuery(_ url: String) -> String {
+        guard let query = url.split(separator: "?", maxSplits: 1).dropFirst().first else { return "" }
+        return query.split(separator: "&").filter { pair in
+            let name = pair.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            return !["EIO", "transport", "sid", "t", "b64"].contains(name)
+        }.joined(separator: "&")
+    }
+
+    static func packet(from record: PacketRecord) -> SocketPacket? {
+        guard let type = SocketPacketType(name: record.type) else { return nil }
+        var data = record.data
+        if type.isEvent { data = .array([.string(record.event ?? "")] + (record.args ?? [])) }
+        if type.isAck { data = .array(record.args ?? []) }
+        return SocketPacket(type, namespace: record.nsp, query: record.query, ackID: record.id, data: data)
+    }
+
+    private static func play(_ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer) async -> (ConnectionDiff?, String?) {
+        let client = SocketIOClient(host: options.host, port: options.port, engineVersion: script.engineVersion, query: script.query)
+        do { try await client.open() } catch {
+            return (nil, "\(script.conn): cannot open a session: \(error)")
+        }
+        let expected = script.steps.filter { $0.packet.dir == .serverToClient }
+        let received = Mutex<[PacketRecord]>([])
+        let collector = Task {
+            var pending = expected
+            for await packet in client.packets {
+                let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: .websocket)
+                received.withLock { $0.append(record) }
+                if let index = pending.firstIndex(where: { PacketNormalizer.key($0.packet) == PacketNormalizer.key(record) }) {
+                    await progress.satisfy(pending.remove(at: index).seq)
+                }
+            }
+        }
+        let timeout = Duration.milliseconds(options.timeoutMilliseconds)
+        for step in script.steps where step.packet.dir == .clientToServer {
+            await progress.waitForAll(before: step.seq, timeout: timeout)
+            // Protocol v4 connects `/` by itself: a recorded CONNECT for it is the server's.
+            if script.engineVersion == .v3, step.packet.type == "CONNECT", step.packet.nsp == "/" { continue }
+            if let packet = packet(from: step.packet) { client.send(packet) }
+        }
+        if let last = expected.last { await progress.waitForAll(before: last.seq + 1, timeout: timeout, only: Set(expected.map(\.seq))) }
+        client.close()
+        try? await Task.sleep(for: .milliseconds(50))
+        collector.cancel()
+        let actual = received.withLock { $0 }
+        return (ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer), nil)
+    }
+}
+
+/// Which recorded server packets have arrived, across all connections.
+actor Progress {
+    private var outstanding: Set<Int>
+
+    init(expected: [Int]) { outstanding = Set(expected) }
+
+    func satisfy(_ seq: Int) { outstanding.remove(seq) }
+
+    /// Waits until every awaited packet recorded before `seq` (of `only`, when given) has
+    /// arrived, or `timeout` has passed.
+    func waitForAll(before seq: Int, timeout: Duration, only: Set<Int>? = nil) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let blocking = outstanding.contains { $0 < seq && (only?.contains($0) ?? true) }
+            if !blocking { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
