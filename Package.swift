@@ -59,7 +59,7 @@ let package = Package(
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient"]),
+        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
-            dependencies: ["SiotapCommands", "TrafficCapture", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SiotapCommands", "TrafficCapture", "TrafficReplay", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -26,6 +26,15 @@ public struct JWTInspector: Sendable {
         return header["alg"]?.stringValue != nil
     }
 
+    /// The header and claims of a token, unverified; `nil` when it is not a JWS compact token.
+    public static func parts(of token: String) -> (header: JSONValue, claims: JSONValue)? {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, let header = try? decodeSegment(parts[0], name: "header"),
+            let claims = try? decodeSegment(parts[1], name: "claims"), header.objectValue != nil, claims.objectValue != nil
+        else { return nil }
+        return (header, claims)
+    }
+
     /// Inspects a token at time `now` (seconds since 1970).
     public func inspect(_ token: String, now: Double = Date().timeIntervalSince1970) async -> JWTReport {
         var report = JWTReport(leewaySeconds: leewaySeconds)

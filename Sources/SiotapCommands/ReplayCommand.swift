@@ -33,7 +33,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "The built-in server's app, when there is no --target.")
     var app: DemoApp = .chat
 
-    @Option(name: .customLong("jwt-secret"), help: "The built-in chat app's secret.")
+    @Option(name: .customLong("jwt-secret"), help: "Re-mint the capture's tokens with this secret (times shifted to now); also the built-in chat app's secret.")
     var jwtSecret: String?
 
     @Option(help: "A JSON path to leave out of the comparison (args[0].timestamp, data.id, *.id); repeatable.")
@@ -64,7 +64,7 @@ struct ReplayCommand: AsyncParsableCommand {
             (host, port) = ("127.0.0.1", try await builtIn.start(host: "127.0.0.1", port: 0))
             server = builtIn
         }
-        let report = await Replayer.run(records, options: .init(host: host, port: port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs))
+        let report = await Replayer.run(records, options: .init(host: host, port: port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
         await server?.shutdown()
         io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }

@@ -1,3 +1,4 @@
+import JWTInspection
 import SocketIOClient
 public import TrafficCapture
 import Synchronization
@@ -15,12 +16,15 @@ public enum Replayer {
         public var ignoredPaths: [String]
         /// How long to wait for each awaited packet.
         public var timeoutMilliseconds: Int
+        /// Re-mint the capture's tokens with this secret (see ``TokenRefresher``).
+        public var jwtSecret: String?
 
-        public init(host: String = "127.0.0.1", port: Int, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000) {
+        public init(host: String = "127.0.0.1", port: Int, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000, jwtSecret: String? = nil) {
             self.host = host
             self.port = port
             self.ignoredPaths = ignoredPaths
             self.timeoutMilliseconds = timeoutMilliseconds
+            self.jwtSecret = jwtSecret
         }
     }
 
@@ -35,10 +39,18 @@ public enum Replayer {
         var engineVersion: EngineIOVersion = .v4
         var query: String = ""
         var steps: [(seq: Int, packet: PacketRecord)] = []
+        /// When the session was recorded (seconds since 1970), for shifting token times.
+        var recordedAt: Double?
+        /// The capture's verdicts on this conn's tokens, by the token's claims text.
+        var verdicts: [String: Bool] = [:]
     }
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
-        let scripts = makeScripts(records)
+        var scripts = makeScripts(records)
+        if let secret = options.jwtSecret {
+            let refresher = TokenRefresher(secret: secret)
+            for index in scripts.indices { scripts[index] = await refreshTokens(scripts[index], refresher: refresher) }
+        }
         let progress = Progress(expected: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .serverToClient }.map(\.seq) })
         let normalizer = PacketNormalizer(ignoredPaths: options.ignoredPaths)
         var diffs: [ConnectionDiff] = []
@@ -70,6 +82,9 @@ public enum Replayer {
             case .session(let session):
                 scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
                 scripts[conn]!.query = replayQuery(session.url)
+                scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
+            case .jwt(let jwt):
+                if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
             case .packet(let packet):
                 scripts[conn]!.steps.append((record.seq, packet))
             default:
@@ -77,6 +92,51 @@ public enum Replayer {
             }
         }
         return order.compactMap { scripts[$0] }.filter { !$0.steps.isEmpty }
+    }
+
+    /// The script with every token in its query and CONNECT payloads re-minted.
+    static func refreshTokens(_ script: Script, refresher: TokenRefresher) async -> Script {
+        var script = script
+        let recordedAt = script.recordedAt ?? refresher.now
+        func refreshed(_ token: String) async -> String {
+            let verdict = JWTInspector.parts(of: token).flatMap { script.verdicts[$0.claims.jsonText] }
+            return await refresher.refresh(token, recordedAt: recordedAt, signatureWasGood: verdict)
+        }
+        var pairs: [String] = []
+        for pair in script.query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, let token = JWTCandidate.token(in: QueryString.percentDecode(parts[1])) {
+                pairs.append("\(parts[0])=\(await refreshed(token))")
+            } else {
+                pairs.append(String(pair))
+            }
+        }
+        script.query = pairs.joined(separator: "&")
+        for index in script.steps.indices where script.steps[index].packet.type == "CONNECT" && script.steps[index].packet.dir == .clientToServer {
+            if let data = script.steps[index].packet.data {
+                script.steps[index].packet.data = await refreshingStrings(data) { text in
+                    guard let token = JWTCandidate.token(in: text) else { return text }
+                    let fresh = await refreshed(token)
+                    return text.hasPrefix(token) ? fresh : String(text.dropLast(token.count)) + fresh
+                }
+            }
+        }
+        return script
+    }
+
+    private static func refreshingStrings(_ value: JSONValue, _ transform: (String) async -> String) async -> JSONValue {
+        switch value {
+        case .string(let string): return .string(await transform(string.value))
+        case .array(let items):
+            var result: [JSONValue] = []
+            for item in items { result.append(await refreshingStrings(item, transform)) }
+            return .array(result)
+        case .object(let object):
+            var members: [JSONObject.Member] = []
+            for member in object.members { members.append(.init(key: member.key, value: await refreshingStrings(member.value, transform))) }
+            return .object(JSONObject(members))
+        default: return value
+        }
     }
 
     /// The recorded query without what each run sets anew (EIO, transport, sid, cache buster).

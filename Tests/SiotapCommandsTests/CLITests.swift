@@ -5,6 +5,7 @@ import Testing
 import JWTInspection
 import Foundation
 import TrafficCapture
+import TrafficReplay
 
 /// Runs `siotap` in-process with captured output.
 func siotap(_ arguments: [String], stdin: [String]? = nil, colors: Bool = false) async -> (code: Int32, out: String, err: String) {
@@ -289,5 +290,52 @@ struct ReplayCommandTests {
         // The user's ignore rule hides exactly that.
         #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--ignore", "args[0]"]).code == 0)
         #expect(await siotap(["replay", "/nonexistent.jsonl"]).code == 2)
+    }
+
+    @Test("A redacted capture replays once its tokens are re-minted; the forged one stays refused")
+    func redactedReplay() async throws {
+        let path = "/tmp/siotap-remint-\(UInt64.random(in: 0...UInt64.max)).jsonl"
+        let redacted = path.replacingOccurrences(of: ".jsonl", with: "-redacted.jsonl")
+        defer {
+            unlink(path)
+            unlink(redacted)
+        }
+        #expect(await siotap(["demo", "--record", path]).code == 0)
+        #expect(await siotap(["redact", path, "-o", redacted, "--secret", Self.secret]).code == 0)
+        // The built-in chat app gets its secret from the environment: the tokens stay unsigned.
+        let unsigned = await CommandIO.$current.withValue(CommandIO.Capture().io(environment: ["JWT_SECRET": Self.secret])) {
+            await SiotapCLI.run(["replay", redacted, "--timeout-ms", "500"])
+        }
+        #expect(unsigned == 1)
+        let reminted = await siotap(["replay", redacted, "--jwt-secret", Self.secret])
+        #expect(reminted.code == 0, "\(reminted.out)")
+    }
+}
+
+@Suite("Re-minting tokens")
+struct TokenRefresherTests {
+    @Test("Valid then, valid now; expired then, expired now; bad stays bad")
+    func refresh() async throws {
+        let secret = "s3cret-of-enough-length-for-hs256!"
+        let recordedAt = 1_700_000_000.0
+        let refresher = TokenRefresher(secret: secret, now: recordedAt + 7_200)
+        let valid = JWTMinter.hmac(claims: .object(["id": 1, "iat": .number(1_700_000_000), "exp": .number(1_700_003_600)]), secret: secret)
+        let expired = JWTMinter.hmac(claims: .object(["id": 2, "exp": .number(1_699_999_990)]), secret: secret)
+        let forged = JWTMinter.hmac(claims: .object(["id": 3, "exp": .number(1_700_003_600)]), secret: "other")
+        let inspector = JWTInspector(key: .secret(secret))
+        let now = recordedAt + 7_200
+        #expect(await inspector.inspect(valid, now: now).failure?.code == .expired)  // as captured, it would fail now
+        let fresh = await refresher.refresh(valid, recordedAt: recordedAt, signatureWasGood: nil)
+        let report = await inspector.inspect(fresh, now: now)
+        #expect(report.verified == true)
+        #expect(report.claims["exp"]?.numberValue?.literal == "1700010800")
+        #expect(report.claims["iat"]?.numberValue?.literal == "1700007200")
+        #expect(report.claims["id"] == .number(1))
+        let stillExpired = await refresher.refresh(expired, recordedAt: recordedAt, signatureWasGood: nil)
+        #expect(await inspector.inspect(stillExpired, now: now).failure?.code == .expired)
+        let stillForged = await refresher.refresh(forged, recordedAt: recordedAt, signatureWasGood: nil)
+        #expect(await inspector.inspect(stillForged, now: now).failure?.code == .badSignature)
+        let unsigned = String(valid[...valid.lastIndex(of: ".")!])
+        #expect(await inspector.inspect(await refresher.refresh(unsigned, recordedAt: recordedAt, signatureWasGood: nil), now: now).verified == true)
     }
 }
