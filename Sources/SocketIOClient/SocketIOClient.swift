@@ -3,8 +3,9 @@ import SocketIOTransport
 import Synchronization
 import NIOHTTP1
 
-/// A Socket.IO client over WebSocket, for both protocol generations (Engine.IO 4 / Socket.IO v5,
-/// and Engine.IO 3 / v4). Used by `siotap demo`; replay and bench build on it.
+/// A Socket.IO client for both protocol generations (Engine.IO 4 / Socket.IO v5, and Engine.IO 3
+/// / v4) over WebSocket, HTTP long-polling, or polling then the upgrade. Used by `siotap demo`
+/// and `siotap replay`.
 ///
 /// ```swift
 /// let client = SocketIOClient(host: "127.0.0.1", port: 3000)
@@ -42,8 +43,19 @@ public final class SocketIOClient: Sendable {
     public let packets: AsyncStream<SocketPacket>
     private let packetContinuation: AsyncStream<SocketPacket>.Continuation
 
+    /// How the client reaches the server.
+    public enum TransportMode: Sendable, Hashable {
+        case websocket
+        case polling
+        /// Polling first, then the upgrade to WebSocket (`2probe`, `3probe`, `5`).
+        case pollingThenUpgrade
+    }
+
     private struct State {
         var socket: WebSocketConnection?
+        /// While polling: the session id the polls carry. Cleared once upgraded.
+        var pollingSid: String?
+        var probeAnswered: CheckedContinuation<Bool, Never>?
         var handshake: EngineHandshake?
         var decoder: SocketIODecoder
         var connectWaiters: [String: CheckedContinuation<ConnectReply, Never>] = [:]
@@ -70,7 +82,8 @@ public final class SocketIOClient: Sendable {
 
     /// Opens the Engine.IO session over a WebSocket and waits for the open packet.
     @discardableResult
-    public func open(headers: [(String, String)] = []) async throws -> EngineHandshake {
+    public func open(transport: TransportMode = .websocket, headers: [(String, String)] = []) async throws -> EngineHandshake {
+        if transport != .websocket { return try await openPolling(upgrade: transport == .pollingThenUpgrade, headers: headers) }
         var uri = "\(path)?EIO=\(engineVersion.rawValue)&transport=websocket"
         if !query.isEmpty { uri += "&" + query }
         let outcome = try await WebSocketClient.connect(
@@ -138,9 +151,14 @@ public final class SocketIOClient: Sendable {
 
     /// Ends the Engine.IO session (a close packet, then the WebSocket close).
     public func close() {
-        let socket = state.withLock { $0.socket }
-        socket?.send(EngineIOCodec.encode(EnginePacket(.close), version: engineVersion))
-        socket?.close()
+        sendEngine([EnginePacket(.close)])
+        state.withLock { $0.socket }?.close()
+        if state.withLock({ $0.pollingSid != nil }) {
+            Task {
+                await postChain.withLock { $0 }?.value
+                finish()
+            }
+        }
     }
 
     // MARK: Internals
@@ -148,13 +166,115 @@ public final class SocketIOClient: Sendable {
     /// Sends a packet as it is (ack ids included), for replaying a capture.
     public func send(_ packet: SocketPacket) {
         let (text, attachments) = SocketIOCodec.encode(packet)
-        guard let socket = state.withLock({ $0.socket }) else { return }
-        socket.send(EngineIOCodec.encode(.message(text), version: engineVersion))
-        for attachment in attachments { socket.send(EngineIOCodec.encode(.message(attachment), version: engineVersion)) }
+        sendEngine([.message(text)] + attachments.map { EnginePacket.message($0) })
     }
 
-    private func receive(_ message: WebSocketMessage, opened: AsyncStream<EngineHandshake>.Continuation) {
+    /// Engine.IO packets out, over whichever transport is current (in order: polling sends are
+    /// chained one after the other).
+    private func sendEngine(_ packets: [EnginePacket]) {
+        let (socket, sid) = state.withLock { ($0.socket, $0.pollingSid) }
+        if let sid {
+            let body = EngineIOCodec.encodePayload(packets, version: engineVersion).body
+            let previous = postChain.withLock { $0 }
+            let next = Task {
+                await previous?.value
+                _ = try? await HTTPClient.send(host: host, port: port, head: pollingHead(.POST, sid: sid, length: body.count), body: body)
+            }
+            postChain.withLock { $0 = next }
+            return
+        }
+        for packet in packets { socket?.send(EngineIOCodec.encode(packet, version: engineVersion)) }
+    }
+
+    private let postChain = Mutex<Task<Void, Never>?>(nil)
+
+    private func pollingHead(_ method: HTTPMethod, sid: String?, length: Int = 0) -> HTTPRequestHead {
+        var uri = "\(path)?EIO=\(engineVersion.rawValue)&transport=polling"
+        if !query.isEmpty { uri += "&" + query }
+        if let sid { uri += "&sid=\(sid)" }
+        var headers: HTTPHeaders = ["Host": "\(host):\(port)"]
+        if method == .POST {
+            headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
+            headers.add(name: "Content-Length", value: String(length))
+        }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+
+    private func openPolling(upgrade: Bool, headers: [(String, String)]) async throws -> EngineHandshake {
+        var head = pollingHead(.GET, sid: nil)
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        let response = try await HTTPClient.send(host: host, port: port, head: head, body: [])
+        guard response.status == .ok, let packets = try? EngineIOCodec.decodePayload(response.body, version: engineVersion),
+            let open = packets.first, open.type == .open, let text = open.text, let handshake = try? EngineHandshake(json: text)
+        else { throw ClientError(description: "polling handshake failed: HTTP \(response.status.code)") }
+        state.withLock {
+            $0.handshake = handshake
+            $0.pollingSid = handshake.sid
+        }
+        // The open packet is already read: later ones have nobody to tell.
+        let (_, noOpenWaiter) = AsyncStream<EngineHandshake>.makeStream()
+        for packet in packets.dropFirst() { receive(packet, opened: noOpenWaiter) }
+        let poller = Task { await self.pollLoop(sid: handshake.sid, opened: noOpenWaiter) }
+        tasks.withLock { $0.append(poller) }
+        if engineVersion == .v3 { startPinging(interval: handshake.pingInterval) }
+        if upgrade, handshake.upgrades.contains("websocket") { try await self.upgrade(sid: handshake.sid, headers: headers) }
+        return handshake
+    }
+
+    private func pollLoop(sid: String, opened: AsyncStream<EngineHandshake>.Continuation) async {
+        while !Task.isCancelled, state.withLock({ $0.pollingSid == sid && !$0.closed }) {
+            guard let response = try? await HTTPClient.send(host: host, port: port, head: pollingHead(.GET, sid: sid), body: []),
+                response.status == .ok, let packets = try? EngineIOCodec.decodePayload(response.body, version: engineVersion)
+            else {
+                // Upgraded meanwhile, or the session is over.
+                if state.withLock({ $0.pollingSid == sid }) { finish() }
+                return
+            }
+            for packet in packets { receive(packet, opened: opened) }
+        }
+    }
+
+    /// The polling-to-websocket upgrade: probe, then `5`, then everything goes over the socket.
+    private func upgrade(sid: String, headers: [(String, String)]) async throws {
+        var uri = "\(path)?EIO=\(engineVersion.rawValue)&transport=websocket&sid=\(sid)"
+        if !query.isEmpty { uri += "&" + query }
+        let outcome = try await WebSocketClient.connect(
+            host: host, port: port, uri: uri, headers: HTTPHeaders(headers.map { ($0.0, $0.1) }), maxMessageSize: 64 << 20
+        )
+        guard case .upgraded(let socket, _, let run) = outcome else { throw ClientError(description: "the server refused the upgrade") }
+        let (_, noOpenWaiter) = AsyncStream<EngineHandshake>.makeStream()
+        let reader = Task {
+            for await message in socket.messages { self.receive(message, opened: noOpenWaiter, probeSocket: socket) }
+            self.finish()
+        }
+        let runner = Task { await run() }
+        tasks.withLock { $0 += [reader, runner] }
+        let answered = await withCheckedContinuation { continuation in
+            state.withLock { $0.probeAnswered = continuation }
+            socket.send(EngineIOCodec.encode(EnginePacket(.ping, .text("probe")), version: engineVersion))
+        }
+        guard answered else { throw ClientError(description: "no 3probe") }
+        await postChain.withLock { $0 }?.value
+        state.withLock {
+            $0.pollingSid = nil
+            $0.socket = socket
+        }
+        socket.send(EngineIOCodec.encode(EnginePacket(.upgrade), version: engineVersion))
+    }
+
+    private func receive(_ message: WebSocketMessage, opened: AsyncStream<EngineHandshake>.Continuation, probeSocket: WebSocketConnection? = nil) {
         guard let packet = try? EngineIOCodec.decode(message, version: engineVersion) else { return }
+        if probeSocket != nil, packet.type == .pong, packet.text == "probe" {
+            state.withLock { state in
+                defer { state.probeAnswered = nil }
+                return state.probeAnswered
+            }?.resume(returning: true)
+            return
+        }
+        receive(packet, opened: opened)
+    }
+
+    private func receive(_ packet: EnginePacket, opened: AsyncStream<EngineHandshake>.Continuation) {
         switch packet.type {
         case .open:
             if let text = packet.text, let handshake = try? EngineHandshake(json: text) {
@@ -162,7 +282,7 @@ public final class SocketIOClient: Sendable {
                 opened.yield(handshake)
             }
         case .ping:
-            state.withLock { $0.socket }?.send(EngineIOCodec.encode(EnginePacket(.pong, packet.payload), version: engineVersion))
+            sendEngine([EnginePacket(.pong, packet.payload)])
         case .close:
             close()
         case .message:
@@ -207,22 +327,26 @@ public final class SocketIOClient: Sendable {
         let task = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(interval))
-                guard let socket = state.withLock({ $0.closed ? nil : $0.socket }) else { return }
-                socket.send(EngineIOCodec.encode(EnginePacket(.ping), version: engineVersion))
+                guard !state.withLock({ $0.closed }) else { return }
+                sendEngine([EnginePacket(.ping)])
             }
         }
         tasks.withLock { $0.append(task) }
     }
 
     private func finish() {
-        let (connects, acks) = state.withLock { state in
+        let (connects, acks, probe) = state.withLock { state in
             state.closed = true
+            state.pollingSid = nil
+            let probe = state.probeAnswered
+            state.probeAnswered = nil
             defer {
                 state.connectWaiters = [:]
                 state.ackWaiters = [:]
             }
-            return (state.connectWaiters, state.ackWaiters)
+            return (state.connectWaiters, state.ackWaiters, probe)
         }
+        probe?.resume(returning: false)
         for waiter in connects.values { waiter.resume(returning: .refused(.string("connection closed"))) }
         for waiter in acks.values { waiter.resume(throwing: ClientError(description: "connection closed")) }
         eventContinuation.finish()

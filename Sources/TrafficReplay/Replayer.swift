@@ -43,6 +43,8 @@ public enum Replayer {
         var recordedAt: Double?
         /// The capture's verdicts on this conn's tokens, by the token's claims text.
         var verdicts: [String: Bool] = [:]
+        /// The transport history: websocket only, polling only, or polling then upgrade.
+        var transport: SocketIOClient.TransportMode = .websocket
     }
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
@@ -83,10 +85,14 @@ public enum Replayer {
                 scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
                 scripts[conn]!.query = replayQuery(session.url)
                 scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
+                scripts[conn]!.transport = session.transport == .websocket ? .websocket : .polling
+            case .engine(let engine):
+                if engine.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             case .jwt(let jwt):
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
             case .packet(let packet):
                 scripts[conn]!.steps.append((record.seq, packet))
+                if packet.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             default:
                 break
             }
@@ -158,7 +164,7 @@ public enum Replayer {
 
     private static func play(_ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer) async -> (ConnectionDiff?, String?) {
         let client = SocketIOClient(host: options.host, port: options.port, engineVersion: script.engineVersion, query: script.query)
-        do { try await client.open() } catch {
+        do { try await client.open(transport: script.transport) } catch {
             return (nil, "\(script.conn): cannot open a session: \(error)")
         }
         let expected = script.steps.filter { $0.packet.dir == .serverToClient }
@@ -166,7 +172,7 @@ public enum Replayer {
         let collector = Task {
             var pending = expected
             for await packet in client.packets {
-                let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: .websocket)
+                let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: script.transport == .polling ? .polling : .websocket)
                 received.withLock { $0.append(record) }
                 if let index = pending.firstIndex(where: { PacketNormalizer.key($0.packet) == PacketNormalizer.key(record) }) {
                     await progress.satisfy(pending.remove(at: index).seq)
