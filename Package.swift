@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "JWTInspection", targets: ["JWTInspection"]),
         .library(name: "TrafficCapture", targets: ["TrafficCapture"]),
         .library(name: "SocketIOServer", targets: ["SocketIOServer"]),
+        .library(name: "SiotapTesting", targets: ["SiotapTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,6 +61,8 @@ let package = Package(
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection"]),
+        // For users' tests: replay a fixture against the built-in server in a few lines.
+        .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
@@ -87,6 +90,7 @@ let package = Package(
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
         .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
+        .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
             dependencies: ["SiotapCommands", "TrafficCapture", "TrafficReplay", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]

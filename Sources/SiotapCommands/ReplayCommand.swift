@@ -81,21 +81,14 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     static func readable(_ report: Replayer.Report, style: Styling) -> String {
-        var lines: [String] = []
-        for problem in report.problems { lines.append(style.red("problem: \(problem)")) }
-        for diff in report.connections {
-            let verdict = diff.isEqual ? style.green("✓ same") : style.red("✗ differs")
-            lines.append("\(style.bold(diff.conn)) \(verdict): \(diff.matched) matched, \(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed")
-            for missing in diff.missing { lines.append("  " + style.red("missing") + " #\(missing.seq) \(missing.key) \(missing.payload.jsonText)") }
-            for unexpected in diff.unexpected { lines.append("  " + style.yellow("unexpected") + " \(unexpected.key) \(unexpected.payload.jsonText)") }
-            for change in diff.changed {
-                lines.append("  " + style.yellow("changed") + " #\(change.seq) \(change.key) at \(change.path)")
-                lines.append("    expected: " + (change.expected?.jsonText ?? "(nothing)"))
-                lines.append("    actual:   " + (change.actual?.jsonText ?? "(nothing)"))
+        report.lines { kind, text in
+            switch kind {
+            case "bad": style.red(text)
+            case "good": style.green(text)
+            case "warn": style.yellow(text)
+            default: style.bold(text)
             }
-        }
-        lines.append(report.isEqual ? style.green("replay: no differences") : style.red("replay: differences found"))
-        return lines.joined(separator: "\n") + "\n"
+        }.joined(separator: "\n") + "\n"
     }
 
     static func json(_ report: Replayer.Report) -> JSONValue {

@@ -28,10 +28,32 @@ public enum Replayer {
         }
     }
 
-    public struct Report: Sendable {
+    public struct Report: Sendable, CustomStringConvertible {
         public var connections: [ConnectionDiff]
         public var problems: [String]
         public var isEqual: Bool { problems.isEmpty && connections.allSatisfy(\.isEqual) }
+
+        /// The report as a test failure reads best: per conn, what matched and what differs.
+        public var description: String { lines(highlight: { _, text in text }).joined(separator: "\n") }
+
+        /// The report's lines; `highlight` styles a part (`bad`, `good`, `warn`, `bold`).
+        public func lines(highlight: (String, String) -> String) -> [String] {
+            var lines: [String] = []
+            for problem in problems { lines.append(highlight("bad", "problem: \(problem)")) }
+            for diff in connections {
+                let verdict = diff.isEqual ? highlight("good", "✓ same") : highlight("bad", "✗ differs")
+                lines.append("\(highlight("bold", diff.conn)) \(verdict): \(diff.matched) matched, \(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed")
+                for missing in diff.missing { lines.append("  " + highlight("bad", "missing") + " #\(missing.seq) \(missing.key) \(missing.payload.jsonText)") }
+                for unexpected in diff.unexpected { lines.append("  " + highlight("warn", "unexpected") + " \(unexpected.key) \(unexpected.payload.jsonText)") }
+                for change in diff.changed {
+                    lines.append("  " + highlight("warn", "changed") + " #\(change.seq) \(change.key) at \(change.path)")
+                    lines.append("    expected: " + (change.expected?.jsonText ?? "(nothing)"))
+                    lines.append("    actual:   " + (change.actual?.jsonText ?? "(nothing)"))
+                }
+            }
+            lines.append(isEqual ? highlight("good", "replay: no differences") : highlight("bad", "replay: differences found"))
+            return lines
+        }
     }
 
     struct Script {
