@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SocketIOServer
 import TrafficCapture
 import TrafficReplay
@@ -45,6 +46,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Option(help: "Also write the report as JUnit XML (a test case per conn), for CI.")
+    var junit: String?
+
     func run() async throws {
         let io = CommandIO.current
         let (records, problems) = try readCapture()
@@ -67,6 +71,11 @@ struct ReplayCommand: AsyncParsableCommand {
         let report = await Replayer.run(records, options: .init(host: host, port: port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
         await server?.shutdown()
         io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
+        if let junit {
+            do { try Self.junit(report, capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write \(junit): \(error)")
+            }
+        }
         if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }
     }
 
@@ -89,6 +98,39 @@ struct ReplayCommand: AsyncParsableCommand {
             default: style.bold(text)
             }
         }.joined(separator: "\n") + "\n"
+    }
+
+    static func junit(_ report: Replayer.Report, capture: String) -> String {
+        func escape(_ text: String) -> String {
+            var out = ""
+            for character in text {
+                switch character {
+                case "&": out += "&amp;"
+                case "<": out += "&lt;"
+                case ">": out += "&gt;"
+                case "\"": out += "&quot;"
+                default: out.append(character)
+                }
+            }
+            return out
+        }
+        let failures = report.connections.filter { !$0.isEqual }.count + (report.problems.isEmpty ? 0 : 1)
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuite name=\"siotap replay \(escape(capture))\" tests=\"\(report.connections.count + (report.problems.isEmpty ? 0 : 1))\" failures=\"\(failures)\">\n"
+        for diff in report.connections {
+            xml += "  <testcase classname=\"\(escape(capture))\" name=\"\(escape(diff.conn))\">"
+            if !diff.isEqual {
+                let single = Replayer.Report(connections: [diff], problems: [])
+                xml += "\n    <failure message=\"\(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed\">"
+                xml += escape(single.description) + "</failure>\n  "
+            }
+            xml += "</testcase>\n"
+        }
+        if !report.problems.isEmpty {
+            xml += "  <testcase classname=\"\(escape(capture))\" name=\"sessions\"><failure message=\"problems\">"
+            xml += escape(report.problems.joined(separator: "\n")) + "</failure></testcase>\n"
+        }
+        return xml + "</testsuite>\n"
     }
 
     static func json(_ report: Replayer.Report) -> JSONValue {

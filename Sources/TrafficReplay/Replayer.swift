@@ -33,6 +33,11 @@ public enum Replayer {
         public var problems: [String]
         public var isEqual: Bool { problems.isEmpty && connections.allSatisfy(\.isEqual) }
 
+        public init(connections: [ConnectionDiff], problems: [String]) {
+            self.connections = connections
+            self.problems = problems
+        }
+
         /// The report as a test failure reads best: per conn, what matched and what differs.
         public var description: String { lines(highlight: { _, text in text }).joined(separator: "\n") }
 

@@ -287,6 +287,14 @@ struct ReplayCommandTests {
         #expect(changes.first?["path"]?.stringValue == "args[0]")
         #expect(changes.first?["expected"]?.stringValue == "You sent: something else")
         #expect(changes.first?["actual"]?.stringValue == "You sent: Hello from the demo")
+        let junitPath = changed + ".xml"
+        defer { unlink(junitPath) }
+        #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--junit", junitPath]).code == 1)
+        let junit = try String(contentsOfFile: junitPath, encoding: .utf8)
+        #expect(junit.contains(#"<testsuite name="siotap replay"#))
+        #expect(junit.contains(#"tests="3" failures="1""#))
+        #expect(junit.contains(#"<failure message="0 missing, 0 unexpected, 1 changed">"#))
+        #expect(junit.contains("expected: &quot;You sent: something else&quot;"))
         // The user's ignore rule hides exactly that.
         #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--ignore", "args[0]"]).code == 0)
         #expect(await siotap(["replay", "/nonexistent.jsonl"]).code == 2)
