@@ -60,7 +60,7 @@ let package = Package(
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection"]),
+        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
         // For users' tests: replay a fixture against the built-in server in a few lines.
         .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer"]),
         .target(
@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
         .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
-        .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "PeerSupport"]),
+        .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
             dependencies: ["SiotapCommands", "TrafficCapture", "TrafficReplay", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]

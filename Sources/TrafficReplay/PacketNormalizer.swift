@@ -1,8 +1,9 @@
+import JWTInspection
 public import TrafficCapture
 
 /// Turns a packet into what a replay compares: type, namespace, event and payload, with the
-/// values that change on every run replaced by stand-ins (CONNECT sids and pids, recovery
-/// offsets) and the user's ignored paths removed.
+/// values that change on every run replaced by stand-ins (CONNECT sids and pids, tokens by their
+/// claims without times) and the user's ignored paths removed.
 public struct PacketNormalizer: Sendable {
     /// Paths like `args[0].timestamp`, `data.sid`, `*.id` (any key named id, at any depth).
     public let ignoredPaths: [String]
@@ -28,7 +29,21 @@ public struct PacketNormalizer: Sendable {
             payload = .object(["data": value])
         }
         for path in ignoredPaths { payload = Self.removing(path: Self.parse(path), from: payload) }
-        return payload
+        return Self.standingInForTokens(payload)
+    }
+
+    /// A token echoed by the server is re-minted at every replay: compare its claims, times aside.
+    static func standingInForTokens(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let string):
+            guard JWTInspector.looksLikeJWT(string.value), let claims = JWTInspector.parts(of: string.value)?.claims.objectValue else { return value }
+            let kept = JSONValue.object(JSONObject(claims.members.filter { !["exp", "iat", "nbf"].contains($0.key.value) }))
+            return .string("<jwt \(kept.jsonText)>")
+        case .array(let items): return .array(items.map(standingInForTokens))
+        case .object(let object):
+            return .object(JSONObject(object.members.map { .init(key: $0.key, value: standingInForTokens($0.value)) }))
+        default: return value
+        }
     }
 
     enum PathStep: Equatable {

@@ -347,3 +347,23 @@ struct TokenRefresherTests {
         #expect(await inspector.inspect(await refresher.refresh(unsigned, recordedAt: recordedAt, signatureWasGood: nil), now: now).verified == true)
     }
 }
+
+@Suite("Comparing packets")
+struct PacketNormalizerTests {
+    @Test("sids, pids and re-minted tokens compare equal; ignore paths drop what they name")
+    func normalize() throws {
+        let old = JWTMinter.hmac(claims: .object(["id": 1, "exp": 100]), secret: "a")
+        let new = JWTMinter.hmac(claims: .object(["id": 1, "exp": 900]), secret: "b")
+        let other = JWTMinter.hmac(claims: .object(["id": 2, "exp": 100]), secret: "a")
+        let normalizer = PacketNormalizer(ignoredPaths: ["args[0].at", "*.id"])
+        func event(_ args: [JSONValue]) -> PacketRecord { PacketRecord(dir: .serverToClient, transport: .websocket, type: "EVENT", nsp: "/", event: "e", args: args, raw: "") }
+        #expect(normalizer.normalize(event([.object(["token": .string(old)])])) == normalizer.normalize(event([.object(["token": .string(new)])])))
+        #expect(normalizer.normalize(event([.string(old)])) != normalizer.normalize(event([.string(other)])))
+        #expect(normalizer.normalize(event([.object(["at": 1, "x": 2])])) == normalizer.normalize(event([.object(["at": 5, "x": 2])])))
+        #expect(normalizer.normalize(event([.object(["deep": .object(["id": 1])])])) == normalizer.normalize(event([.object(["deep": .object(["id": 9])])])))
+        let connect = { (sid: String) in PacketRecord(dir: .serverToClient, transport: .websocket, type: "CONNECT", nsp: "/", data: .object(["sid": .string(sid)]), raw: "") }
+        #expect(normalizer.normalize(connect("a")) == normalizer.normalize(connect("b")))
+        let diff = ConnectionDiff.compare(conn: "c1", expected: [(1, event([try JSONValue.parse("1.0")]))], actual: [event([1])], normalizer: PacketNormalizer())
+        #expect(diff.isEqual)  // 1.0 and 1 are the same number
+    }
+}

@@ -1,6 +1,9 @@
 import Foundation
 import PeerSupport
 import SiotapTesting
+import SocketIOClient
+import Synchronization
+import TrafficCapture
 import Testing
 import XCTest
 
@@ -53,5 +56,41 @@ final class FixtureXCTests: XCTestCase {
     func testChatOverWebSocket() async throws {
         let result = try await SiotapTesting.replay(fixtures.appendingPathComponent("chat-websocket.jsonl").path, app: .chat, jwtSecret: fixtureSecret)
         XCTAssertTrue(result.isEqual, result.description)
+    }
+}
+
+@Suite("siotap mock plays the server side", .serialized)
+struct MockServerTests {
+    static func records(_ name: String) throws -> [CaptureRecord] {
+        try CaptureReader.readAll(path: fixtures.appendingPathComponent(name).path).records
+    }
+
+    @Test("Replaying a fixture against its own mock finds no difference", arguments: FixtureTests.names)
+    func replayAgainstMock(name: String) async throws {
+        let reports = Mutex<[String]>([])
+        let mock = MockServer(try Self.records(name), options: .init(maxDelay: 0.2)) { line in reports.withLock { $0.append(line) } }
+        let port = try await mock.start()
+        defer { Task { await mock.shutdown() } }
+        let result = try await SiotapTesting.replay(fixtures.appendingPathComponent(name).path, host: "127.0.0.1", port: port)
+        #expect(result.isEqual, "\(result)")
+        #expect(reports.withLock { $0 }.isEmpty)
+    }
+
+    @Test("An unmatched packet is reported, and with strict it ends the session")
+    func unmatched() async throws {
+        let reports = Mutex<[String]>([])
+        let mock = MockServer(try Self.records("conformance-binary.jsonl"), options: .init(strict: true)) { line in
+            reports.withLock { $0.append(line) }
+        }
+        let port = try await mock.start()
+        defer { Task { await mock.shutdown() } }
+        let client = SocketIOClient(host: "127.0.0.1", port: port)
+        try await client.open()
+        client.emit("not-recorded", ["x"])
+        var ended = false
+        for await _ in client.packets {}
+        ended = true
+        #expect(ended)
+        #expect(reports.withLock { $0 }.first?.contains("unmatched EVENT / not-recorded") == true)
     }
 }
