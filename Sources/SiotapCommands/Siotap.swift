@@ -12,7 +12,7 @@ public struct Siotap: AsyncParsableCommand {
             Exit codes: 0 fine, 1 a check failed (a token did not verify), 2 usage error or malformed input.
             """,
         version: SiotapVersion.current,
-        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self]
+        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self]
     )
 
     public init() {}

@@ -367,3 +367,21 @@ struct PacketNormalizerTests {
         #expect(diff.isEqual)  // 1.0 and 1 are the same number
     }
 }
+
+@Suite("siotap bench")
+struct BenchCommandTests {
+    @Test("Round trips over both transports, with and without acks, all completed", arguments: [
+        ["--transport", "websocket"], ["--transport", "polling", "--ack"],
+    ])
+    func smallRun(arguments: [String]) async throws {
+        let result = await siotap(["bench", "--clients", "3", "--messages", "20", "--size", "64", "--json"] + arguments)
+        #expect(result.code == 0, "\(result.err)")
+        let report = try JSONValue.parse(result.out)
+        #expect(report["completed"] == .number(60))
+        #expect(report["expected"] == .number(60))
+        let p50 = try #require(report["latency_ms"]?["p50"]?.numberValue?.doubleValue)
+        let p99 = try #require(report["latency_ms"]?["p99"]?.numberValue?.doubleValue)
+        #expect(p50 > 0 && p50 <= p99)
+        #expect(await siotap(["bench", "--clients", "0"]).code == 2)
+    }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import SocketIOClient
+import SocketIOServer
+import Synchronization
+import TrafficCapture
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Load a Socket.IO server with echo round trips and print throughput and latency percentiles.",
+        discussion: """
+            N clients connect and each sends M messages of SIZE bytes to the conformance contract's
+            echo (`message` answered by `message-back`, or with --ack `message-with-ack` answered by
+            an ack), one at a time per client, all clients at once. Latency is each round trip.
+            With no --target, the built-in conformance app runs in-process on a free port.
+
+            Examples:
+              siotap bench --clients 50 --messages 200
+              siotap bench --target http://127.0.0.1:8080 --transport polling --ack --json
+            """
+    )
+
+    @Option(help: "The server (or proxy) to load; none: the built-in conformance app.")
+    var target: String?
+
+    @Option(help: "Concurrent clients.")
+    var clients = 10
+
+    @Option(help: "Round trips per client.")
+    var messages = 1_000
+
+    @Option(help: "Payload bytes per message.")
+    var size = 100
+
+    @Option(help: "websocket or polling.")
+    var transport: Transport = .websocket
+
+    @Flag(help: "Use acknowledgements instead of echo events.")
+    var ack = false
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard clients > 0, messages > 0, size >= 0 else { throw ValidationError("--clients and --messages must be positive") }
+    }
+
+    func run() async throws {
+        let io = CommandIO.current
+        var server: SocketIOServer?
+        let host: String
+        let port: Int
+        if let target {
+            let url = try UpstreamURL(target)
+            (host, port) = (url.host, url.port)
+        } else {
+            let builtIn = SocketIOServer(configuration: .init(engine: EngineConfiguration(maxPayload: max(1_000_000, size * 2))))
+            ConformanceApp.install(on: builtIn)
+            (host, port) = ("127.0.0.1", try await builtIn.start(host: "127.0.0.1", port: 0))
+            server = builtIn
+        }
+        defer { if let server { Task { await server.shutdown() } } }
+        let payload = JSONValue.string(String(repeating: "x", count: size))
+        let mode: SocketIOClient.TransportMode = transport == .polling ? .polling : .websocket
+        var connected: [SocketIOClient] = []
+        for _ in 0..<clients {
+            let client = SocketIOClient(host: host, port: port)
+            do { try await client.open(transport: mode) } catch { throw ValidationError("cannot connect to \(host):\(port): \(error)") }
+            guard case .accepted = await client.connect() else { throw ValidationError("the server refused the connection") }
+            connected.append(client)
+        }
+        io.writeError("siotap bench: \(clients) clients connected to \(host):\(port) over \(transport.rawValue); \(clients * messages) round trips of \(size) bytes\n")
+        let start = CaptureClock.secondsSince1970()
+        let latencies = await withTaskGroup(of: [Double].self) { group in
+            for client in connected {
+                group.addTask { await Self.roundTrips(client, count: messages, payload: payload, ack: ack) }
+            }
+            var all: [Double] = []
+            for await part in group { all += part }
+            return all
+        }
+        let elapsed = CaptureClock.secondsSince1970() - start
+        for client in connected { client.close() }
+        let result = BenchResult(latencies: latencies, elapsed: elapsed, expected: clients * messages)
+        io.write(json ? result.json.jsonText + "\n" : result.text)
+        if result.completed < result.expected { throw ExitCode(SiotapCLI.Exit.checkFailed) }
+    }
+
+    /// One client's round trips, one at a time; latencies in milliseconds.
+    static func roundTrips(_ client: SocketIOClient, count: Int, payload: JSONValue, ack: Bool) async -> [Double] {
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        var echoes = client.events.makeAsyncIterator()
+        for _ in 0..<count {
+            let sent = CaptureClock.secondsSince1970()
+            if ack {
+                guard (try? await client.emitWithAck("message-with-ack", [payload], timeout: 10_000)) != nil else { break }
+            } else {
+                client.emit("message", [payload])
+                var answered = false
+                while let event = await echoes.next() {
+                    if event.name == "message-back" {
+                        answered = true
+                        break
+                    }
+                }
+                guard answered else { break }
+            }
+            latencies.append((CaptureClock.secondsSince1970() - sent) * 1000)
+        }
+        return latencies
+    }
+}
+
+struct BenchResult {
+    let latencies: [Double]
+    let elapsed: Double
+    let expected: Int
+
+    var completed: Int { latencies.count }
+    var throughput: Double { elapsed > 0 ? Double(completed) / elapsed : 0 }
+
+    func percentile(_ fraction: Double) -> Double {
+        let sorted = latencies.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+    }
+
+    private func ms(_ value: Double) -> String { String((value * 1000).rounded() / 1000) }
+
+    var text: String {
+        """
+        round trips  \(completed) of \(expected) in \(ms(elapsed * 1000)) ms
+        throughput   \(Int(throughput)) messages/s
+        latency ms   p50 \(ms(percentile(0.5)))  p90 \(ms(percentile(0.9)))  p99 \(ms(percentile(0.99)))  max \(ms(latencies.max() ?? 0))
+
+        """
+    }
+
+    var json: JSONValue {
+        .object([
+            "completed": .number(completed), "expected": .number(expected),
+            "seconds": JSONNumber(elapsed).map(JSONValue.number) ?? .null,
+            "messages_per_second": .number(Int(throughput)),
+            "latency_ms": .object([
+                "p50": JSONNumber(percentile(0.5)).map(JSONValue.number) ?? .null,
+                "p90": JSONNumber(percentile(0.9)).map(JSONValue.number) ?? .null,
+                "p99": JSONNumber(percentile(0.99)).map(JSONValue.number) ?? .null,
+                "max": JSONNumber(latencies.max() ?? 0).map(JSONValue.number) ?? .null,
+            ]),
+        ])
+    }
+}
