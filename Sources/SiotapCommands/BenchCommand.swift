@@ -47,19 +47,11 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        var server: SocketIOServer?
-        let host: String
-        let port: Int
-        if let target {
-            let url = try UpstreamURL(target)
-            (host, port) = (url.host, url.port)
-        } else {
-            let builtIn = SocketIOServer(configuration: .init(engine: EngineConfiguration(maxPayload: max(1_000_000, size * 2))))
-            ConformanceApp.install(on: builtIn)
-            (host, port) = ("127.0.0.1", try await builtIn.start(host: "127.0.0.1", port: 0))
-            server = builtIn
-        }
-        defer { if let server { Task { await server.shutdown() } } }
+        let server = try await TargetServer(
+            target: target, configuration: .init(engine: EngineConfiguration(maxPayload: max(1_000_000, size * 2))),
+            install: { ConformanceApp.install(on: $0) }
+        )
+        let (host, port) = (server.host, server.port)
         let payload = JSONValue.string(String(repeating: "x", count: size))
         let mode: SocketIOClient.TransportMode = transport == .polling ? .polling : .websocket
         var connected: [SocketIOClient] = []
@@ -81,6 +73,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         let elapsed = CaptureClock.secondsSince1970() - start
         for client in connected { client.close() }
+        await server.stop()
         let result = BenchResult(latencies: latencies, elapsed: elapsed, expected: clients * messages)
         io.write(json ? result.json.jsonText + "\n" : result.text)
         if result.completed < result.expected { throw ExitCode(SiotapCLI.Exit.checkFailed) }

@@ -53,23 +53,15 @@ struct ReplayCommand: AsyncParsableCommand {
         let io = CommandIO.current
         let (records, problems) = try readCapture()
         for problem in problems { io.writeError("siotap replay: \(capture): \(problem)\n") }
-        var server: SocketIOServer?
-        let host: String
-        let port: Int
-        if let target {
-            let url = try UpstreamURL(target)
-            (host, port) = (url.host, url.port)
-        } else {
-            let builtIn = SocketIOServer()
+        let secret = jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret
+        let server = try await TargetServer(target: target) { builtIn in
             switch app {
-            case .chat: ChatApp.install(on: builtIn, secret: jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret)
+            case .chat: ChatApp.install(on: builtIn, secret: secret)
             case .conformance: ConformanceApp.install(on: builtIn)
             }
-            (host, port) = ("127.0.0.1", try await builtIn.start(host: "127.0.0.1", port: 0))
-            server = builtIn
         }
-        let report = await Replayer.run(records, options: .init(host: host, port: port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
-        await server?.shutdown()
+        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
+        await server.stop()
         io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if let junit {
             do { try Self.junit(report, capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {

@@ -102,6 +102,27 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+/// Where replay and bench send their traffic: `--target`, or the built-in server started on a
+/// free loopback port (and stopped with ``stop()``).
+struct TargetServer {
+    let host: String
+    let port: Int
+    private let builtIn: SocketIOServer?
+
+    init(target: String?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
+        if let target {
+            let url = try UpstreamURL(target)
+            (host, port, builtIn) = (url.host, url.port, nil)
+        } else {
+            let server = SocketIOServer(configuration: configuration)
+            install(server)
+            (host, port, builtIn) = ("127.0.0.1", try await server.start(host: "127.0.0.1", port: 0), server)
+        }
+    }
+
+    func stop() async { await builtIn?.shutdown() }
+}
+
 /// `HOST:PORT`, `:PORT` or `PORT`.
 struct ListenAddress {
     var host: String
