@@ -46,10 +46,16 @@ final class ConnectionTracker: Sendable {
 
     func connection(sid: String) -> Connection? { state.withLock { $0.bySid[sid] } }
 
-    func remember(_ connection: Connection, sid: String) {
+    /// Runs `body` under the lock; a sid it returns (learned from an open packet) is filed at once,
+    /// so later requests carrying it find this conn.
+    func update<Result>(_ connection: Connection, _ body: (Connection) -> (Result, learnedSid: String?)) -> Result {
         state.withLock { state in
-            connection.sid = sid
-            state.bySid[sid] = connection
+            let (result, sid) = body(connection)
+            if let sid, connection.sid != sid {
+                connection.sid = sid
+                state.bySid[sid] = connection
+            }
+            return result
         }
     }
 

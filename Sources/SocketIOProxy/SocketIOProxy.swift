@@ -99,7 +99,7 @@ public final class SocketIOProxy: HTTPServerDelegate {
                 // refused handshake's body is an error message, not a payload.
                 let output = response.status == .ok
                     ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
-                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
+                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: tracker.with(connection) { $0.sid })), on: connection)
                 reportHandshakeTokens(request.head, on: connection)
                 publish(output, on: connection)
             } else if request.method == .GET, response.status == .ok {
@@ -192,21 +192,20 @@ public final class SocketIOProxy: HTTPServerDelegate {
     // MARK: Observing
 
     private func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
-        tracker.with(connection) { connection in
+        tracker.update(connection) { connection in
             var output = connection.decoder.decode(frame, dir: dir)
-            connection.lastSeen = CaptureClock.secondsSince1970()
+            let now = CaptureClock.secondsSince1970()
+            connection.lastSeen = now
             // Events whose ack never comes must not pile up on a long-lived socket.
             if connection.pendingAcks.count > 10_000 {
                 let cutoff = connection.lastSeen - 300
                 connection.pendingAcks = connection.pendingAcks.filter { $0.value > cutoff }
             }
+            var learnedSid: String?
             for packet in output.enginePackets where packet.type == .open {
-                if let text = packet.text, let handshake = try? EngineHandshake(json: text) {
-                    connection.sid = handshake.sid
-                }
+                if let text = packet.text, let handshake = try? EngineHandshake(json: text) { learnedSid = handshake.sid }
             }
             // Link acks to their events, with the time between them.
-            let now = CaptureClock.secondsSince1970()
             for index in output.records.indices {
                 guard case .packet(var record) = output.records[index], let id = record.id else { continue }
                 if record.type.hasSuffix("EVENT") {
@@ -218,7 +217,7 @@ public final class SocketIOProxy: HTTPServerDelegate {
                     output.records[index] = .packet(record)
                 }
             }
-            return output
+            return (output, learnedSid)
         }
     }
 
@@ -227,7 +226,6 @@ public final class SocketIOProxy: HTTPServerDelegate {
     }
 
     private func publish(_ output: TrafficDecoder.Output, on connection: ConnectionTracker.Connection) {
-        if let sid = connection.sid, tracker.connection(sid: sid) == nil { tracker.remember(connection, sid: sid) }
         for body in output.records {
             emit(body, on: connection)
             if case .engine(let engine) = body, engine.type == "close" {

@@ -35,7 +35,6 @@ public final class SocketIOServer: Sendable {
     let logger: Logger
     private let namespaces = Mutex<[String: Namespace]>([:])
     private let running = Mutex<(http: HTTPServer?, task: Task<Void, Never>?)>((nil, nil))
-    private let connections = Mutex<[String: SocketConnection]>([:])
     private let engine: Mutex<EngineServer?> = Mutex(nil)
     /// Extra Engine.IO endpoints without Socket.IO on top (the conformance app's echo).
     private let echoPaths = Mutex<[String]>([])
@@ -127,12 +126,8 @@ public final class SocketIOServer: Sendable {
 
     private func accept(_ session: EngineSession) async {
         let connection = SocketConnection(session: session, server: self)
-        connections.withLock { $0[session.sid] = connection }
         await connection.open()
-        Task {
-            await connection.run()
-            connections.withLock { _ = $0.removeValue(forKey: session.sid) }
-        }
+        Task { await connection.run() }
     }
 }
 
