@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "SocketIOProxy",
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
-                           .product(name: "NIOHTTP1", package: "swift-nio")]
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
         // For users' tests: replay a fixture against the built-in server in a few lines.
@@ -103,4 +103,16 @@ for target in package.targets {
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
     target.swiftSettings = settings
+}
+
+// scripts/fuzz.sh sets SIOTAP_FUZZ=1 and builds this with -sanitize=fuzzer; libFuzzer supplies main.
+if Context.environment["SIOTAP_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "siotap-fuzz",
+            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture"],
+            path: "Tests/Fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        )
+    )
 }

@@ -13,10 +13,15 @@ struct BenchCommand: AsyncParsableCommand {
             echo (`message` answered by `message-back`, or with --ack `message-with-ack` answered by
             an ack), one at a time per client, all clients at once. Latency is each round trip.
             With no --target, the built-in conformance app runs in-process on a free port.
+            --rate paces each client (a round trip starts every 1/RATE s, or at once if the last
+            one took longer); --duration runs for a time instead of a count, with progress on
+            stderr every 10 s (a soak: Benchmarks/soak.sh).
 
             Examples:
               siotap bench --clients 50 --messages 200
               siotap bench --target http://127.0.0.1:8080 --transport polling --ack --json
+              siotap bench --clients 1 --rate 1000 --messages 5000
+              siotap bench --target http://127.0.0.1:8081 --clients 1000 --rate 1 --duration 600
             """
     )
 
@@ -28,6 +33,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Round trips per client.")
     var messages = 1_000
+
+    @Option(help: "Round trips per second per client (paced); none: as fast as the answers come.")
+    var rate: Double?
+
+    @Option(help: "Run for this many seconds instead of --messages round trips.")
+    var duration: Double?
 
     @Option(help: "Payload bytes per message.")
     var size = 100
@@ -43,6 +54,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard clients > 0, messages > 0, size >= 0 else { throw ValidationError("--clients and --messages must be positive") }
+        if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
+        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
     }
 
     func run() async throws {
@@ -61,31 +74,61 @@ struct BenchCommand: AsyncParsableCommand {
             guard case .accepted = await client.connect() else { throw ValidationError("the server refused the connection") }
             connected.append(client)
         }
-        io.writeError("siotap bench: \(clients) clients connected to \(host):\(port) over \(transport.rawValue); \(clients * messages) round trips of \(size) bytes\n")
+        let plan = Plan(count: duration == nil ? messages : Int.max, until: duration.map { CaptureClock.secondsSince1970() + $0 }, interval: rate.map { 1 / $0 })
+        let amount = duration.map { "for \($0) s" } ?? "\(clients * messages) round trips"
+        io.writeError("siotap bench: \(clients) clients connected to \(host):\(port) over \(transport.rawValue); \(amount) of \(size) bytes\n")
         let start = CaptureClock.secondsSince1970()
+        let done = RoundTripCounter()
+        let progress = duration == nil ? nil : Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                guard !Task.isCancelled else { break }
+                let seconds = Int(CaptureClock.secondsSince1970() - start)
+                io.writeError("siotap bench: \(seconds) s, \(done.count.load(ordering: .relaxed)) round trips\n")
+            }
+        }
         let latencies = await withTaskGroup(of: [Double].self) { group in
             for client in connected {
-                group.addTask { await Self.roundTrips(client, count: messages, payload: payload, ack: ack) }
+                group.addTask { await Self.roundTrips(client, plan: plan, payload: payload, ack: ack, done: done) }
             }
             var all: [Double] = []
             for await part in group { all += part }
             return all
         }
+        progress?.cancel()
         let elapsed = CaptureClock.secondsSince1970() - start
         for client in connected { client.close() }
         await server.stop()
-        let result = BenchResult(latencies: latencies, elapsed: elapsed, expected: clients * messages)
+        let result = BenchResult(latencies: latencies, elapsed: elapsed, expected: duration == nil ? clients * messages : latencies.count)
         io.write(json ? result.json.jsonText + "\n" : result.text)
         if result.completed < result.expected { throw ExitCode(SiotapCLI.Exit.checkFailed) }
     }
 
+    /// How long each client goes on, and how fast.
+    struct Plan: Sendable {
+        var count: Int
+        /// Seconds since 1970 at which to stop, for a timed run.
+        var until: Double?
+        /// Seconds between the starts of two round trips, when paced.
+        var interval: Double?
+    }
+
     /// One client's round trips, one at a time; latencies in milliseconds.
-    static func roundTrips(_ client: SocketIOClient, count: Int, payload: JSONValue, ack: Bool) async -> [Double] {
+    static func roundTrips(_ client: SocketIOClient, plan: Plan, payload: JSONValue, ack: Bool, done: RoundTripCounter) async -> [Double] {
         var latencies: [Double] = []
-        latencies.reserveCapacity(count)
+        latencies.reserveCapacity(min(plan.count, 100_000))
         var echoes = client.events.makeAsyncIterator()
-        for _ in 0..<count {
+        var next = CaptureClock.secondsSince1970()
+        var sentCount = 0
+        while sentCount < plan.count {
+            if let interval = plan.interval {
+                let wait = next - CaptureClock.secondsSince1970()
+                if wait > 0 { try? await Task.sleep(for: .seconds(wait)) }
+                next = max(next + interval, CaptureClock.secondsSince1970() - interval)
+            }
             let sent = CaptureClock.secondsSince1970()
+            if let until = plan.until, sent >= until { break }
+            sentCount += 1
             if ack {
                 guard (try? await client.emitWithAck("message-with-ack", [payload], timeout: 10_000)) != nil else { break }
             } else {
@@ -100,9 +143,15 @@ struct BenchCommand: AsyncParsableCommand {
                 guard answered else { break }
             }
             latencies.append((CaptureClock.secondsSince1970() - sent) * 1000)
+            done.count.add(1, ordering: .relaxed)
         }
         return latencies
     }
+}
+
+/// Round trips done so far, across clients, for the progress line.
+final class RoundTripCounter: Sendable {
+    let count = Atomic<Int>(0)
 }
 
 struct BenchResult {

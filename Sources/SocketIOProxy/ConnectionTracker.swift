@@ -29,7 +29,7 @@ final class ConnectionTracker: Sendable {
     private struct State {
         var next = 0
         var bySid: [String: Connection] = [:]
-        /// Open polling connections, which can end without a word (a client that vanishes).
+        /// Connections not closed yet, by id.
         var open: [String: Connection] = [:]
     }
 
@@ -70,6 +70,10 @@ final class ConnectionTracker: Sendable {
             if let sid = connection.sid { state.bySid[sid] = nil }
             state.open[connection.id] = nil
         }
+    }
+
+    func stillOpen() -> [Connection] {
+        state.withLock { state in state.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count } }
     }
 
     /// Connections with no traffic since `cutoff` (seconds since 1970).

@@ -1,4 +1,5 @@
 import JWTInspection
+public import NIOCore
 public import NIOHTTP1
 import SocketIOTransport
 import Synchronization
@@ -9,7 +10,7 @@ public import TrafficCapture
 ///
 /// Decoding only observes: bytes are forwarded as they came, and a frame that fails to decode is
 /// reported as an `error` record while it still goes through.
-public final class SocketIOProxy: HTTPServerDelegate {
+public final class SocketIOProxy: WebSocketRelayDelegate {
     public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Void
 
     public let configuration: ProxyConfiguration
@@ -18,7 +19,7 @@ public final class SocketIOProxy: HTTPServerDelegate {
     private let inspector: JWTInspector
     /// Upstream WebSockets dialled in `shouldUpgrade`, by the client's Sec-WebSocket-Key, waiting
     /// for the client side of the upgrade.
-    private let dialled = Mutex<[String: (WebSocketConnection, @Sendable () async -> Void)]>([:])
+    private let dialled = Mutex<[String: (upstream: NIOLoopBound<WebSocketRelayHandler>, relayed: RelayedConnection)]>([:])
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
@@ -42,10 +43,15 @@ public final class SocketIOProxy: HTTPServerDelegate {
         return http.port
     }
 
+    /// Stops listening and ends every conn still open with a `close` by the proxy, so a capture
+    /// stopped under traffic still closes each conn it opened.
     public func shutdown() async {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
+        for connection in tracker.stillOpen() {
+            close(connection, by: .proxy, reason: "proxy stopped")
+        }
     }
 
     /// A polling client can vanish without a word, and its upstream then expires the session
@@ -83,6 +89,15 @@ public final class SocketIOProxy: HTTPServerDelegate {
                 maxResponseSize: configuration.maxMessageSize
             )
         } catch {
+            if Task.isCancelled {
+                // The client went away mid-request; its upstream request was dropped with it, and an
+                // Engine.IO server ends a session whose request is cut.
+                if let connection {
+                    emit(.error(ErrorRecord(dir: .clientToServer, code: "proxy.client_aborted", message: "the client closed its connection before the answer")), on: connection)
+                    close(connection, by: .client, reason: "client went away mid-request")
+                }
+                return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
+            }
             if let connection {
                 emit(.error(ErrorRecord(dir: nil, code: "proxy.upstream_unreachable", message: "\(configuration.upstreamDescription): \(error)")), on: connection)
                 close(connection, by: .proxy, reason: "upstream unreachable")
@@ -124,59 +139,58 @@ public final class SocketIOProxy: HTTPServerDelegate {
 
     // MARK: WebSocket
 
-    public func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
+    public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> HTTPHeaders? {
         guard let key = head.headers.first(name: "Sec-WebSocket-Key") else { return nil }
         var headers = Self.withoutHopByHop(head.headers)
         for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
-        guard let outcome = try? await WebSocketClient.connect(
+        let relayed = RelayedConnection()
+        guard let outcome = try? await WebSocketClient.dialRelay(
             host: configuration.upstreamHost, port: configuration.upstreamPort, uri: head.uri, headers: headers,
-            maxMessageSize: configuration.maxMessageSize
-        ), case .upgraded(let upstream, let upstreamHeaders, let run) = outcome else {
+            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, observer: relayObserver(relayed)
+        ), case .upgraded(let upstream, let upstreamHeaders) = outcome else {
             // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
             // upstream's answer (or a 502).
             return nil
         }
-        dialled.withLock { $0[key] = (upstream, run) }
+        dialled.withLock { $0[key] = (upstream, relayed) }
+        // A client whose own upgrade then fails must not leave its upstream open.
+        eventLoop.scheduleTask(in: .seconds(10)) { [weak self] in
+            self?.dialled.withLock { $0.removeValue(forKey: key) }?.upstream.value.abandon()
+        }
         var reply = HTTPHeaders()
         if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
         return reply
     }
 
-    public func handleWebSocket(_ client: WebSocketConnection, head: HTTPRequestHead) async {
+    public func attachRelay(_ channel: any Channel, head: HTTPRequestHead) throws {
         guard let key = head.headers.first(name: "Sec-WebSocket-Key"),
-            let (upstream, runUpstream) = dialled.withLock({ $0.removeValue(forKey: key) })
-        else { return }
-        let connection = webSocketConnection(head, remote: client.remote)
-        if let connection { tracker.with(connection) { $0.onWebSocket = true } }
-        // Whichever side ends first closes the other; the first to end is who closed.
-        let side: CloseRecord.Side = await withTaskGroup(of: CloseRecord.Side?.self) { group in
-            group.addTask {
-                await runUpstream()
-                return nil
-            }
-            group.addTask {
-                for await message in client.messages {
-                    if let connection { self.observe(.webSocket(message), dir: .clientToServer, on: connection) }
-                    upstream.send(message)
-                }
-                upstream.close()
-                return .client
-            }
-            group.addTask {
-                for await message in upstream.messages {
-                    if let connection { self.observe(.webSocket(message), dir: .serverToClient, on: connection) }
-                    client.send(message)
-                }
-                client.close()
-                return .server
-            }
-            var first: CloseRecord.Side?
-            for await result in group where first == nil { first = result }
-            return first ?? .proxy
+            let (upstream, relayed) = dialled.withLock({ $0.removeValue(forKey: key) })
+        else { throw ChannelError.inappropriateOperationForState }
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        if let connection = webSocketConnection(head, remote: remote) {
+            tracker.with(connection) { $0.onWebSocket = true }
+            relayed.connection.withLock { $0 = connection }
         }
-        if let connection {
-            close(connection, by: side, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
-        }
+        try upstream.value.attachClient(to: channel)
+    }
+
+    /// What the relay reports, turned into records of the conn it carries.
+    private func relayObserver(_ relayed: RelayedConnection) -> WebSocketRelay.Observer {
+        WebSocketRelay.Observer(
+            message: { [weak self] side, message in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                self.observe(.webSocket(message), dir: side == .client ? .clientToServer : .serverToClient, on: connection)
+            },
+            oversized: { [weak self] side, size in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                self.emit(.error(ErrorRecord(dir: dir, code: "proxy.message_too_large", message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
+            },
+            ended: { [weak self] side in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                self.close(connection, by: side == .client ? .client : .server, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
+            }
+        )
     }
 
     /// The conn of a WebSocket: the polling session it upgrades, or a new one.
@@ -315,6 +329,11 @@ public final class SocketIOProxy: HTTPServerDelegate {
         // The client's Host goes through as it is, so virtual hosts and CORS checks see the same.
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
+}
+
+/// The conn a relay carries, known once the client's side is attached.
+final class RelayedConnection: Sendable {
+    let connection = Mutex<ConnectionTracker.Connection?>(nil)
 }
 
 /// What an Engine.IO request's URL says.

@@ -85,7 +85,10 @@ public enum WebSocketClient {
                         upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders),
                         upgraders: [upgrader],
                         notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture { .refused }
+                            channel.eventLoop.makeCompletedFuture {
+                                channel.close(promise: nil)
+                                return .refused
+                            }
                         }
                     )
                     // Bytes that follow the 101 in the same segment (an Engine.IO open packet) must not be dropped.
@@ -104,5 +107,57 @@ public enum WebSocketClient {
                 await WebSocketConnection.run(channel, streams: streams, maxMessageSize: maxMessageSize)
             })
         }
+    }
+
+    public enum RelayOutcome: Sendable {
+        /// Upgraded: the relay's upstream side, to attach its client to, and the 101's headers.
+        case upgraded(NIOLoopBound<WebSocketRelayHandler>, HTTPHeaders)
+        case refused
+    }
+
+    /// Opens the upstream side of a ``WebSocketRelay`` on `eventLoop`: a WebSocket whose frames
+    /// wait, unread, for the client side to be attached.
+    public static func dialRelay(
+        host: String,
+        port: Int,
+        uri: String,
+        headers: HTTPHeaders,
+        eventLoop: any EventLoop,
+        maxMessageSize: Int,
+        observer: WebSocketRelay.Observer
+    ) async throws -> RelayOutcome {
+        let maxFrame = max(1 << 14, min(Int(UInt32.max), maxMessageSize + 1024))
+        let upgrade: EventLoopFuture<RelayOutcome> = try await ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOTypedWebSocketClientUpgrader<RelayOutcome>(
+                        maxFrameSize: maxFrame,
+                        upgradePipelineHandler: { channel, response in
+                            channel.eventLoop.makeCompletedFuture {
+                                let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
+                                try channel.pipeline.syncOperations.addHandler(handler)
+                                return .upgraded(NIOLoopBound(handler, eventLoop: channel.eventLoop), response.headers)
+                            }
+                        }
+                    )
+                    var requestHeaders = headers
+                    requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
+                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<RelayOutcome>(
+                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders),
+                        upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                channel.close(promise: nil)
+                                return .refused
+                            }
+                        }
+                    )
+                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
+                    pipeline.leftOverBytesStrategy = .forwardBytes
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                }
+            }
+        return try await upgrade.get()
     }
 }

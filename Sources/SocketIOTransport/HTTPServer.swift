@@ -15,6 +15,21 @@ public protocol HTTPServerDelegate: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse
 }
 
+/// A delegate that relays WebSockets frame by frame on the event loop (the proxy), rather than
+/// taking them as messages.
+public protocol WebSocketRelayDelegate: HTTPServerDelegate {
+    /// Dials the relay's far side on `eventLoop` (the client connection's, so the relay never
+    /// leaves it); the headers for the 101, or `nil` to refuse the upgrade.
+    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> HTTPHeaders?
+    /// Attaches the relay to the client's upgraded channel; called on its event loop.
+    func attachRelay(_ channel: any Channel, head: HTTPRequestHead) throws
+}
+
+extension WebSocketRelayDelegate {
+    public func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { nil }
+    public func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
+}
+
 /// An HTTP/1.1 server with the typed WebSocket upgrade, over `NIOAsyncChannel`.
 public final class HTTPServer: Sendable {
     public struct Configuration: Sendable {
@@ -32,6 +47,8 @@ public final class HTTPServer: Sendable {
 
     enum Connection: Sendable {
         case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, HTTPRequestHead)
+        /// Handed to a ``WebSocketRelayDelegate``, which owns it until it closes.
+        case relayed(any Channel)
         /// `refusedUpgrade`: the head of an upgrade request that was refused; NIO's typed
         /// upgrader passes on only the rest of that request.
         case http(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, refusedUpgrade: HTTPRequestHead?)
@@ -63,15 +80,24 @@ public final class HTTPServer: Sendable {
                     let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
                         maxFrameSize: maxFrame,
                         shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeFutureWithTask {
-                                let headers = await delegate.shouldUpgrade(head)
+                            let eventLoop = channel.eventLoop
+                            return eventLoop.makeFutureWithTask {
+                                let headers = if let relay = delegate as? any WebSocketRelayDelegate {
+                                    await relay.dialRelay(head, eventLoop: eventLoop)
+                                } else {
+                                    await delegate.shouldUpgrade(head)
+                                }
                                 if headers == nil { refusedHead.withLockedValue { $0 = head } }
                                 return headers
                             }
                         },
                         upgradePipelineHandler: { channel, head in
                             channel.eventLoop.makeCompletedFuture {
-                                .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), head)
+                                if let relay = delegate as? any WebSocketRelayDelegate {
+                                    try relay.attachRelay(channel, head: head)
+                                    return .relayed(channel)
+                                }
+                                return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), head)
                             }
                         }
                     )
@@ -110,6 +136,8 @@ public final class HTTPServer: Sendable {
                             await delegate.handleWebSocket(socket, head: head)
                             socket.close()
                             await running
+                        case .relayed(let channel):
+                            try? await channel.closeFuture.get()
                         case .http(let channel, let refusedUpgrade):
                             await Self.serveHTTP(channel, firstHead: refusedUpgrade, delegate: delegate, maxBody: maxBody)
                         }
@@ -166,7 +194,7 @@ public final class HTTPServer: Sendable {
                     if tooLarge {
                         response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
                     } else {
-                        response = await delegate.handle(HTTPRequest(head: requestHead, body: body, remote: remote))
+                        response = await handleUnlessClosed(HTTPRequest(head: requestHead, body: body, remote: remote), on: channel.channel, delegate: delegate)
                     }
                     let keepAlive = requestHead.isKeepAlive && !response.closeConnection
                     try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
@@ -175,6 +203,14 @@ public final class HTTPServer: Sendable {
                 }
             }
         }
+    }
+
+    /// Answers a request, cancelling the answer if the client goes away first: a proxy then
+    /// drops its upstream request too, as the client's own abort would have.
+    private static func handleUnlessClosed(_ request: HTTPRequest, on channel: any Channel, delegate: any HTTPServerDelegate) async -> HTTPResponse {
+        let handling = Task { await delegate.handle(request) }
+        channel.closeFuture.whenComplete { _ in handling.cancel() }
+        return await handling.value
     }
 
     private static func write(

@@ -16,15 +16,19 @@ public struct CaptureReader: Sequence {
         case problem(CaptureReadError)
     }
 
-    public let path: String
-    public init(path: String) { self.path = path }
+    private enum Source { case file(String), bytes([UInt8]) }
+    private let source: Source
+
+    public init(path: String) { source = .file(path) }
+
+    /// Reads a capture held in memory, with the same rules as a file.
+    public init(bytes: [UInt8]) { source = .bytes(bytes) }
 
     /// Reads the whole file: the records, and the problems met on the way.
     public static func readAll(path: String) throws(CaptureReadError) -> (records: [CaptureRecord], problems: [CaptureReadError]) {
         var records: [CaptureRecord] = []
         var problems: [CaptureReadError] = []
-        let reader = CaptureReader(path: path)
-        let iterator = reader.makeIterator()
+        let iterator = CaptureReader(path: path).makeIterator()
         if let openError = iterator.openError { throw openError }
         while let entry = iterator.next() {
             switch entry {
@@ -35,7 +39,12 @@ public struct CaptureReader: Sequence {
         return (records, problems)
     }
 
-    public func makeIterator() -> Iterator { Iterator(path: path) }
+    public func makeIterator() -> Iterator {
+        switch source {
+        case .file(let path): Iterator(path: path)
+        case .bytes(let bytes): Iterator(bytes: bytes)
+        }
+    }
 
     public final class Iterator: IteratorProtocol {
         private var descriptor: Int32
@@ -51,6 +60,12 @@ public struct CaptureReader: Sequence {
                 openError = CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
                 atEOF = true
             }
+        }
+
+        init(bytes: [UInt8]) {
+            descriptor = -1
+            buffer = bytes
+            atEOF = true
         }
 
         deinit { if descriptor >= 0 { _ = close(descriptor) } }

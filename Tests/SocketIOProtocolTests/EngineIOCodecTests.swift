@@ -191,4 +191,21 @@ struct EngineIOv3Tests {
             }
         }
     }
+
+    // Found by scripts/fuzz.sh (engine-payload): the text form of a v3 binary packet dropped its
+    // type digit, so an XHR2 close with data came back as a message.
+    @Test("A v3 binary packet of any type keeps its type in every framing")
+    func v3BinaryPacketKeepsItsType() throws {
+        let xhr2: [UInt8] = [0x01, 0x00, 0x05, 0xFF, 0x01, 0x00, 0x6F, 0x61, 0x74]
+        let packets = try EngineIOCodec.decodePayload(xhr2, version: .v3)
+        #expect(packets == [EnginePacket(.close, .binary([0x00, 0x6F, 0x61, 0x74]))])
+        let text = EngineIOCodec.encodePayload(packets, version: .v3).body
+        #expect(text == Array("10:b1AG9hdA==".utf8))
+        #expect(try EngineIOCodec.decodePayload(text, version: .v3) == packets)
+        // (The fuzzer's input wrote the length with a leading zero, which we write without.)
+        let binary = EngineIOCodec.encodePayload(packets, version: .v3, binaryFraming: true).body
+        #expect(binary == [0x01, 0x05, 0xFF, 0x01, 0x00, 0x6F, 0x61, 0x74])
+        #expect(try EngineIOCodec.decodePayload(binary, version: .v3) == packets)
+    }
 }
+

@@ -232,6 +232,23 @@ struct SocketIOv4Tests {
         #expect(ack.arguments == [.binary([3])])
     }
 
+    // Found by scripts/fuzz.sh (socketio): a binary packet whose attachments no placeholder refers
+    // to. The reference parser drops such buffers; we keep them visible on the decoded packet, and
+    // encoding writes only the attachments the data holds.
+    @Test("Attachments no placeholder refers to are kept when decoded, left out when encoded")
+    func unreferencedAttachments() throws {
+        let ack = try #require(try decodeOne("61-/", .v5, attachments: [[0x34, 0x17]]))
+        #expect(ack.type == .binaryAck && ack.data == nil)
+        #expect(ack.attachments == [[0x34, 0x17]])
+        #expect(SocketIOCodec.encode(ack).text == "60-")
+        #expect(SocketIOCodec.encode(ack).attachments.isEmpty)
+        let event = try #require(try decodeOne(#"52-["a",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#, .v5, attachments: [[1], [2]]))
+        #expect(event.arguments == [.binary([2]), .binary([1])])
+        let (text, attachments) = SocketIOCodec.encode(event)
+        #expect(attachments == [[2], [1]])
+        #expect(try decodeOne(text, .v5, attachments: attachments)?.arguments == event.arguments)
+    }
+
     @Test("A namespace query is split off and written back")
     func namespaceQuery() throws {
         let packet = try #require(try decodeOne("0/admin?token=1234&uid=abcd,", .v4))

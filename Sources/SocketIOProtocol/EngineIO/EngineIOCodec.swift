@@ -19,17 +19,20 @@ public enum EngineIOCodec {
         guard let first = bytes.first else { throw EngineIOError(.emptyPacket, offset: offset) }
         if first == UInt8(ascii: "b") {
             var rest = bytes.dropFirst()
+            var type = EnginePacketType.message
             if version == .v3 {
-                // v3 writes the type digit before the base64; only a message carries binary in practice.
-                guard let digit = rest.first, EnginePacketType(digit: digit) != nil else {
+                // v3 writes the type digit before the base64 (a message in practice, but the
+                // reference parser keeps whichever type it says).
+                guard let digit = rest.first, let written = EnginePacketType(digit: digit) else {
                     throw EngineIOError(.unknownPacketType, offset: offset + 1, excerpt: excerpt(bytes))
                 }
+                type = written
                 rest = rest.dropFirst()
             }
             guard let decoded = Base64.decode(rest) else {
                 throw EngineIOError(.invalidBase64, offset: offset, excerpt: excerpt(bytes))
             }
-            return EnginePacket(.message, .binary(decoded))
+            return EnginePacket(type, .binary(decoded))
         }
         guard let type = EnginePacketType(digit: first) else {
             throw EngineIOError(.unknownPacketType, offset: offset, excerpt: excerpt(bytes))
@@ -46,12 +49,13 @@ public enum EngineIOCodec {
     }
 
     /// The text form of a packet: its type digit and data. Binary is written as `b` + base64
-    /// (v4) or `b4` + base64 (v3), as polling and `b64` WebSocket sessions carry it.
+    /// (v4, always a message) or `b` + type digit + base64 (v3), as polling and `b64` WebSocket
+    /// sessions carry it.
     public static func encodeText(_ packet: EnginePacket, version: EngineIOVersion) -> String {
         switch packet.payload {
         case .none: String(UnicodeScalar(packet.type.digit))
         case .text(let text): String(UnicodeScalar(packet.type.digit)) + text
-        case .binary(let bytes): (version == .v3 ? "b4" : "b") + Base64.encode(bytes)
+        case .binary(let bytes): (version == .v3 ? "b" + String(UnicodeScalar(packet.type.digit)) : "b") + Base64.encode(bytes)
         }
     }
 

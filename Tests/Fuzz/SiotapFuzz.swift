@@ -1,0 +1,169 @@
+// libFuzzer entry points for the decoders that face the wire or the disk. Built only by
+// scripts/fuzz.sh (SIOTAP_FUZZ=1 adds this target to the package); the target to run is picked by
+// SIOTAP_FUZZ_TARGET. A crash, a trap or a broken round trip aborts, and libFuzzer keeps the input.
+//
+// SwiftPM links an executable's entry point as `<module>_main`, so libFuzzer's own `main` is not
+// used: ours hands the command line to libFuzzer's driver.
+import Dispatch
+import Foundation
+import JWTInspection
+import SocketIOProtocol
+import TrafficCapture
+
+enum FuzzTarget: String, CaseIterable {
+    case enginePayload = "engine-payload"
+    case socketIO = "socketio"
+    case jwt
+    case captureReader = "capture-reader"
+    case trafficDecoder = "traffic-decoder"
+}
+
+let target: FuzzTarget = {
+    let name = ProcessInfo.processInfo.environment["SIOTAP_FUZZ_TARGET"] ?? ""
+    guard let target = FuzzTarget(rawValue: name) else {
+        FileHandle.standardError.write(Data("SIOTAP_FUZZ_TARGET must be one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+        exit(2)
+    }
+    return target
+}()
+
+// A key, so the inspector goes all the way to the signature and time checks.
+let inspector = JWTInspector(key: .secret("fuzz-secret-long-enough-for-hs256!!"))
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runLibFuzzer(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("siotap_fuzz_main")
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runLibFuzzer(&argc, &argv) { data, size in fuzzOne(data, size) }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    switch target {
+    case .enginePayload: fuzzEnginePayload(input)
+    case .socketIO: fuzzSocketIO(input)
+    case .jwt: fuzzJWT(input)
+    case .captureReader: fuzzCaptureReader(input)
+    case .trafficDecoder: fuzzTrafficDecoder(input)
+    }
+    return 0
+}
+
+/// The first byte picks the Engine.IO version; the rest is a polling body, fed whole and in two
+/// chunks (the streaming decoder must agree with itself), then as one WebSocket frame.
+func fuzzEnginePayload(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let version: EngineIOVersion = first & 1 == 0 ? .v4 : .v3
+    let body = Array(input.dropFirst())
+    let whole = try? EngineIOCodec.decodePayload(body, version: version)
+    var streaming = PollingPayloadDecoder(version: version)
+    let split = body.isEmpty ? 0 : Int(first >> 1) % (body.count + 1)
+    let chunked: [EnginePacket]? = {
+        do {
+            var packets = try streaming.feed(body[..<split])
+            packets += try streaming.feed(body[split...])
+            packets += try streaming.finish()
+            return packets
+        } catch { return nil }
+    }()
+    precondition(whole == chunked, "the streaming decoder split at \(split) disagrees with the whole-body decoder")
+    if let packets = whole {
+        // What we decoded, encoded again, decodes to the same packets.
+        for binaryFraming in [false, true] {
+            let encoded = EngineIOCodec.encodePayload(packets, version: version, binaryFraming: binaryFraming).body
+            let again = try? EngineIOCodec.decodePayload(encoded, version: version)
+            precondition(again == packets, "payload round trip (binary framing \(binaryFraming)) changed the packets")
+        }
+    }
+    _ = try? EngineIOCodec.decode(.binary(body), version: version)
+    _ = try? EngineIOCodec.decodeTextFrame(body, version: version)
+}
+
+/// The first byte picks the protocol version; NUL bytes split the rest into a packet string and
+/// binary attachments.
+func fuzzSocketIO(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let version: SocketIOVersion = first & 1 == 0 ? .v5 : .v4
+    let pieces = input.dropFirst().split(separator: 0, omittingEmptySubsequences: false)
+    var decoder = SocketIODecoder(version: version)
+    var decoded: SocketPacket?
+    do {
+        decoded = try decoder.decode(text: String(decoding: pieces[0], as: UTF8.self))
+        for attachment in pieces.dropFirst() where decoded == nil {
+            decoded = try decoder.decode(binary: Array(attachment))
+        }
+    } catch { return }
+    guard let packet = decoded else { return }
+    let (text, attachments) = SocketIOCodec.encode(packet)
+    var again = SocketIODecoder(version: version)
+    do {
+        var redecoded = try again.decode(text: text)
+        for attachment in attachments where redecoded == nil { redecoded = try again.decode(binary: attachment) }
+        // Encoding numbers attachments in the order the data holds them and leaves out any no
+        // placeholder refers to (the reference parser drops those too): compare what they carry.
+        var expected = packet
+        expected.attachments = []
+        redecoded?.attachments = []
+        precondition(redecoded == expected, "round trip changed \(packet) into \(String(describing: redecoded)) via \(text)")
+    } catch {
+        preconditionFailure("our own encoding of \(packet) does not decode: \(error) (\(text))")
+    }
+}
+
+func fuzzJWT(_ input: [UInt8]) {
+    let token = String(decoding: input, as: UTF8.self)
+    _ = JWTInspector.looksLikeJWT(token)
+    _ = JWTInspector.parts(of: token)
+    _ = JWTCandidate.token(in: token)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        _ = await inspector.inspect(token, now: 1_800_000_000)
+        done.signal()
+    }
+    done.wait()
+}
+
+/// Every record the reader returns writes back to a line that reads as the same record.
+func fuzzCaptureReader(_ input: [UInt8]) {
+    for entry in CaptureReader(bytes: input) {
+        guard case .record(let record) = entry else { continue }
+        do {
+            let again = try CaptureRecord(jsonLine: record.jsonLine)
+            precondition(again == record, "a record changed through its own JSON line: \(record.jsonLine)")
+        } catch {
+            preconditionFailure("a record's own JSON line does not read back: \(error) \(record.jsonLine)")
+        }
+    }
+}
+
+/// The proxy's observer on arbitrary frames: the first byte picks version, transport and
+/// direction; its records must all write as lines that read back.
+func fuzzTrafficDecoder(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    var decoder = TrafficDecoder(engineVersion: first & 1 == 0 ? .v4 : .v3)
+    let dir: Direction = first & 4 == 0 ? .clientToServer : .serverToClient
+    for piece in input.dropFirst().split(separator: 0xFE, omittingEmptySubsequences: false) {
+        let frame: TrafficDecoder.Frame
+        switch first & 0b11000 {
+        case 0: frame = .pollingBody(Array(piece))
+        case 0b01000: frame = .webSocket(.binary(Array(piece)))
+        default: frame = .webSocket(.text(String(decoding: piece, as: UTF8.self)))
+        }
+        for body in decoder.decode(frame, dir: dir).records {
+            let record = CaptureRecord(conn: "c1", body)
+            do {
+                _ = try CaptureRecord(jsonLine: record.jsonLine)
+            } catch {
+                preconditionFailure("a decoded record does not read back: \(error) \(record.jsonLine)")
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+"""Writes the libFuzzer seed corpora for scripts/fuzz.sh from the fixtures and the codec test
+vectors, in the input layout each target of Tests/Fuzz/SiotapFuzz.swift expects (a first byte
+choosing version and mode, then the data)."""
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+out = pathlib.Path(sys.argv[1])
+seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder"]}
+
+# Engine.IO payloads (first byte: bit 0 = v3, the rest picks where the streaming decoder splits).
+v4 = [b"4hello", b"0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}\x1e40",
+      b"4hello\x1ebAQIDBA==\x1e2probe", b"1", b"6"]
+v3 = [b"6:4hello2:4\xe2\x82\xac", b"2:4\xf0\x9f\x98\x80", b"10:b4AQIDBA==", b"\x00\x05\xff4hello\x01\x04\xff\x04\x01\x02\x03",
+      b"1:1", b"0:"]
+seeds["engine-payload"] += [bytes([split << 1]) + body for split in (0, 3) for body in v4]
+seeds["engine-payload"] += [bytes([1 | split << 1]) + body for split in (0, 4) for body in v3]
+
+# Socket.IO packets (first byte: bit 0 = protocol v4; NUL-separated attachments follow).
+vectors = ['0', '0/admin,{"token":"123"}', '1/admin,', '2["hello",1]', '2/admin,456["project:delete",123]',
+           '3/admin,456[]', '4{"message":"Not authorized"}', '51-["hello",{"_placeholder":true,"num":0}]',
+           '61-/admin,456[{"_placeholder":true,"num":0}]', '2["x",1e400,-0.0,"\\ud83d\\ude00"]']
+for text in vectors:
+    seeds["socketio"].append(b"\x00" + text.encode())
+seeds["socketio"].append(b"\x00" + '51-["a",{"_placeholder":true,"num":0}]'.encode() + b"\x00\x01\x02\x03")
+
+captures = sorted((ROOT / "fixtures").glob("*.jsonl"))
+for path in captures:
+    data = path.read_bytes()
+    seeds["capture-reader"].append(data)
+    seeds["capture-reader"].append(data[: len(data) // 2])
+    records = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    eio3 = any(r["kind"] == "session" and r.get("eio") == 3 for r in records)
+    raws = [r["raw"] for r in records if r["kind"] == "packet" and "raw" in r]
+    for raw in raws:
+        seeds["socketio"].append(bytes([1 if eio3 else 0]) + raw.encode())
+    if raws:
+        messages = ["4" + raw for raw in raws]
+        payload = "\x1e".join(messages).encode() if not eio3 else "".join(f"{len(m)}:{m}" for m in messages).encode()
+        seeds["engine-payload"].append(bytes([1 if eio3 else 0]) + payload)
+        seeds["traffic-decoder"].append(bytes([1 if eio3 else 0]) + payload)
+        seeds["traffic-decoder"].append(bytes([(1 if eio3 else 0) | 0b10000]) + b"\xfe".join(m.encode() for m in messages))
+    for record in records:
+        for text in (record.get("url", ""), json.dumps(record.get("data", ""))):
+            for piece in text.replace('"', "&").replace("=", "&").split("&"):
+                if piece.count(".") == 2 and piece.startswith("eyJ"):
+                    seeds["jwt"].append(piece.encode())
+
+# Tokens of every shape the inspector tells apart, signed with the fuzz target's key.
+try:
+    import jwt
+    secret = "fuzz-secret-long-enough-for-hs256!!"
+    for claims in ({"id": 1}, {"id": 2, "exp": 1, "nbf": 2_000_000_000}, {"sub": "x", "iat": 1_800_000_000}):
+        seeds["jwt"].append(jwt.encode(claims, secret, algorithm="HS256").encode())
+        seeds["jwt"].append(jwt.encode(claims, "other-secret-long-enough-for-hs256!", algorithm="HS512").encode())
+    seeds["jwt"].append(b"eyJhbGciOiJub25lIn0.eyJpZCI6MX0.")
+except ImportError:
+    pass
+
+for name, items in seeds.items():
+    directory = out / name
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, item in enumerate(items):
+        (directory / f"seed-{index:04d}").write_bytes(item)
+print(", ".join(f"{name}: {len(items)} seeds" for name, items in seeds.items()), file=sys.stderr)
