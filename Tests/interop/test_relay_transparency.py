@@ -1,0 +1,141 @@
+"""The proxy's WebSocket relay is byte-transparent: frames reach the other side as they were
+written (fragments, masking keys, pings and pongs included), the 101 carries the upstream's
+subprotocol, and the capture still shows whole messages. The upstream here is a bare socket that
+records every byte it gets."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import threading
+
+from conftest import Proxy, wait_until
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def frame(opcode, payload, fin=True, mask=None):
+    head = bytes([(0x80 if fin else 0) | opcode])
+    length = len(payload)
+    bit = 0x80 if mask else 0
+    if length < 126:
+        head += bytes([bit | length])
+    elif length < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", length)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return head + mask + payload
+    return head + payload
+
+
+def read_exactly(sock, count):
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, f"closed after {len(data)} of {count} bytes"
+        data += chunk
+    return data
+
+
+def read_head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        assert chunk, data
+        data += chunk
+    return data.decode()
+
+
+class BareUpstream:
+    """Accepts one WebSocket, answers the upgrade, sends an Engine.IO open packet, and records
+    every byte after the upgrade."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.received = b""
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock, _ = self.listener.accept()
+        head = read_head(self.sock)
+        headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:] if ":" in line}
+        self.request_headers = headers
+        accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
+        self.sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: chat-v1\r\n\r\n").encode())
+        self.sock.sendall(frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'))
+        self.ready.set()
+        self.sock.settimeout(10)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.received += chunk
+        except OSError:
+            pass
+
+    def close(self):
+        try:
+            self.sock.close()
+        except AttributeError:
+            pass
+        self.listener.close()
+
+
+def test_frames_go_through_byte_for_byte(tmp_path):
+    upstream = BareUpstream()
+    proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
+    try:
+        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat-v1, chat-v0\r\n\r\n").encode())
+        response = read_head(client)
+        assert response.startswith("HTTP/1.1 101"), response
+        assert "sec-websocket-protocol: chat-v1" in response.lower()
+        assert upstream.ready.wait(5)
+        assert "chat-v1" in upstream.request_headers.get("sec-websocket-protocol", "")
+        opening = frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}')
+        assert read_exactly(client, len(opening)) == opening
+
+        # A fragmented event, a ping between its fragments, and a binary frame, each with its own key.
+        sent = (frame(1, b'42["hel', fin=False, mask=b"\x01\x02\x03\x04")
+                + frame(9, b"are you there", mask=b"\x0a\x0b\x0c\x0d")
+                + frame(0, b'lo",1.50]', mask=b"\xf0\x0f\xaa\x55")
+                + frame(2, bytes(range(200)), mask=b"\x11\x22\x33\x44"))
+        client.sendall(sent)
+        assert wait_until(lambda: len(upstream.received) >= len(sent), timeout=5)
+        assert upstream.received == sent
+
+        # The upstream's pong and a fragmented event come back as written.
+        back = frame(10, b"are you there") + frame(1, b'42["wor', fin=False) + frame(0, b'ld",1e2]')
+        upstream.sock.sendall(back)
+        assert read_exactly(client, len(back)) == back
+
+        # The capture has the messages whole, numbers as written.
+        records = lambda: proxy.records()
+        assert wait_until(lambda: len([r for r in records() if r["kind"] == "packet"]) >= 2, timeout=5)
+        packets = [r for r in records() if r["kind"] == "packet"]
+        assert [(p["dir"], p["raw"]) for p in packets] == [("c2s", '2["hello",1.50]'), ("s2c", '2["world",1e2]')]
+        assert packets[0]["args"] == [1.50] and '1.50' in proxy.capture.read_text()
+
+        # The client's close frame goes through, and the conn is closed by the client.
+        close = frame(8, struct.pack("!H", 1000), mask=b"\x05\x06\x07\x08")
+        client.sendall(close)
+        assert wait_until(lambda: upstream.received.endswith(close), timeout=5)
+        upstream.sock.sendall(frame(8, struct.pack("!H", 1000)))
+        upstream.sock.shutdown(socket.SHUT_RDWR)  # close() alone does not end a socket another thread reads
+        assert wait_until(lambda: any(r["kind"] == "close" for r in records()), timeout=5)
+        assert [(r["by"], r["reason"]) for r in records() if r["kind"] == "close"] == [("client", "client closed the websocket")]
+        client.close()
+    finally:
+        proxy.stop()
+        upstream.close()
