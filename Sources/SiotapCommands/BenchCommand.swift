@@ -88,8 +88,10 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         let latencies = await withTaskGroup(of: [Double].self) { group in
-            for client in connected {
-                group.addTask { await Self.roundTrips(client, plan: plan, payload: payload, ack: ack, done: done) }
+            for (index, client) in connected.enumerated() {
+                // Paced clients start spread over one interval, not all in the same instant.
+                let phase = (plan.interval ?? 0) * Double(index) / Double(connected.count)
+                group.addTask { await Self.roundTrips(client, plan: plan, phase: phase, payload: payload, ack: ack, done: done) }
             }
             var all: [Double] = []
             for await part in group { all += part }
@@ -114,11 +116,11 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// One client's round trips, one at a time; latencies in milliseconds.
-    static func roundTrips(_ client: SocketIOClient, plan: Plan, payload: JSONValue, ack: Bool, done: RoundTripCounter) async -> [Double] {
+    static func roundTrips(_ client: SocketIOClient, plan: Plan, phase: Double, payload: JSONValue, ack: Bool, done: RoundTripCounter) async -> [Double] {
         var latencies: [Double] = []
         latencies.reserveCapacity(min(plan.count, 100_000))
         var echoes = client.events.makeAsyncIterator()
-        var next = CaptureClock.secondsSince1970()
+        var next = CaptureClock.secondsSince1970() + phase
         var sentCount = 0
         while sentCount < plan.count {
             if let interval = plan.interval {

@@ -39,12 +39,12 @@ struct DemoCommand: AsyncParsableCommand {
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)
         let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
         let asJSON = json || !io.colors
+        let queue = CaptureQueue(writer: writer, delivered: { record in
+            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+        })
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
-            sink: { body, conn in
-                guard let written = try? writer.write(body, conn: conn) else { return }
-                io.write((asJSON ? written.jsonLine : view.line(written)) + "\n")
-            }
+            sink: { body, conn in queue.add(body, conn: conn) }
         )
         let proxyPort = try await proxy.start()
         io.writeError("siotap demo: chat server on http://127.0.0.1:\(serverPort), proxy on http://127.0.0.1:\(proxyPort), recording to \(record)\n")
@@ -57,6 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
         try? await Task.sleep(for: .milliseconds(200))
         await proxy.shutdown()
         await server.shutdown()
+        queue.close()
         writer.close()
         let (records, _) = (try? CaptureReader.readAll(path: record)) ?? ([], [])
         let packets = records.filter { $0.kind == .packet }.count

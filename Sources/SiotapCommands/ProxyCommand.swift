@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import JWTInspection
 import SocketIOProxy
-import Synchronization
 import TrafficCapture
 
 struct ProxyCommand: AsyncParsableCommand {
@@ -64,22 +63,16 @@ struct ProxyCommand: AsyncParsableCommand {
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw ValidationError("\(error)") }
         let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
         let asJSON = json || !io.colors
-        let counter = Mutex(0)
         let quiet = self.quiet
-        let sink: SocketIOProxy.Sink = { body, conn in
-            var record = CaptureRecord(conn: conn, body)
-            if let writer {
-                if let written = try? writer.write(record) { record = written }
-            } else {
-                record.seq = counter.withLock { value in
-                    value += 1
-                    return value
-                }
-                record.ts = CaptureClock.now()
+        let queue = CaptureQueue(
+            writer: writer,
+            failed: { error in io.writeError("siotap proxy: the capture cannot be written (\(error)); traffic still flows\n") },
+            delivered: { record in
+                guard !quiet, recordFilter.matches(record) else { return }
+                io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
             }
-            guard !quiet, recordFilter.matches(record) else { return }
-            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
-        }
+        )
+        let sink: SocketIOProxy.Sink = { body, conn in queue.add(body, conn: conn) }
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
@@ -94,6 +87,7 @@ struct ProxyCommand: AsyncParsableCommand {
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
         await signals.wait()
         await proxy.shutdown()
+        queue.close()
         writer?.close()
         io.writeError("siotap proxy: stopped\n")
     }

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
 

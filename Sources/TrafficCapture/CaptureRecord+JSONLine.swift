@@ -28,8 +28,7 @@ public struct CaptureReadError: Error, Sendable, Hashable, CustomStringConvertib
 extension CaptureRecord {
     /// The record as one line of JSON (no newline), every wire literal kept.
     public var jsonLine: String {
-        // Encoding our own record types cannot fail: they hold no NaN or infinity.
-        (try? JSONValueEncoder().encode(self))?.jsonText ?? "{}"
+        String(decoding: jsonBytes, as: UTF8.self)
     }
 
     /// Reads one line of a capture.

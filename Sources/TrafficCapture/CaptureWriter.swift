@@ -5,8 +5,9 @@ import Darwin
 #endif
 import Synchronization
 
-/// Writes capture records as JSONL, one `write(2)` per record, so that each line reaches the file
-/// whole and at once (a reader tailing the file, or a crash, never sees half a record from us).
+/// Writes capture records as JSONL, one `write(2)` per record or batch of records, so that each
+/// line reaches the file whole and at once (a reader tailing the file, or a crash, never sees half
+/// a record from us).
 ///
 /// Numbers records in file order (`seq`) and stamps those without a time. Safe to share between
 /// tasks: writes are serialised by a lock.
@@ -42,11 +43,32 @@ public final class CaptureWriter: Sendable {
             var record = record
             record.seq = state.nextSeq
             if record.ts.isEmpty { record.ts = CaptureClock.now() }
-            var line = record.jsonLine
-            line.append("\n")
+            var line = record.jsonBytes
+            line.append(UInt8(ascii: "\n"))
             try Self.writeAll(line, to: state.descriptor, path: path)
             state.nextSeq += 1
             return record
+        }
+    }
+
+    /// Writes records in one `write(2)`: whole lines, numbered in order, stamped if they have no time.
+    /// - Returns: the records as written.
+    @discardableResult
+    public func write(batch records: [CaptureRecord]) throws(CaptureReadError) -> [CaptureRecord] {
+        try state.withLock { state throws(CaptureReadError) in
+            var written = records
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(records.count * 256)
+            let now = records.contains { $0.ts.isEmpty } ? CaptureClock.now() : ""
+            for index in written.indices {
+                written[index].seq = state.nextSeq + index
+                if written[index].ts.isEmpty { written[index].ts = now }
+                bytes += written[index].jsonBytes
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            try Self.writeAll(bytes, to: state.descriptor, path: path)
+            state.nextSeq += written.count
+            return written
         }
     }
 
@@ -68,10 +90,9 @@ public final class CaptureWriter: Sendable {
 
     deinit { close() }
 
-    private static func writeAll(_ line: String, to descriptor: Int32, path: String) throws(CaptureReadError) {
+    private static func writeAll(_ line: [UInt8], to descriptor: Int32, path: String) throws(CaptureReadError) {
         guard descriptor >= 0 else { throw CaptureReadError(.io, line: 0, detail: "\(path) is closed") }
-        var line = line
-        let failure: CaptureReadError? = line.withUTF8 { bytes in
+        let failure: CaptureReadError? = line.withUnsafeBufferPointer { bytes in
             var offset = 0
             while offset < bytes.count {
                 let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)

@@ -1,5 +1,6 @@
 import Foundation
 import PeerSupport
+import Synchronization
 import Testing
 @testable import TrafficCapture
 
@@ -45,6 +46,22 @@ struct CaptureFileTests {
         #expect(binary.contains(#""latency_ms":1.25"#))
     }
 
+    @Test("The direct line writer writes what Encodable writes, for every sample and every fixture record")
+    func directWriterMatchesEncodable() throws {
+        var records = Self.samples.enumerated().map { CaptureRecord(seq: $0.offset + 1, ts: "2026-11-27T08:45:02.123456Z", conn: $0.offset % 2 == 0 ? "c1" : nil, $0.element) }
+        records.append(CaptureRecord(seq: 9, ts: "t", .session(SessionRecord(url: "/?a=\"q\"\n", eio: 3, transport: .websocket))))
+        records.append(CaptureRecord(seq: 10, ts: "t", .error(ErrorRecord(dir: nil, code: "c", message: "tab\there \u{1} \u{2028}"))))
+        records.append(CaptureRecord(seq: 11, ts: "t", .jwt(JWTRecord(source: "s", header: .null, claims: .object([:]), verified: true, expiresInSeconds: 1e21))))
+        let fixtures = PeerPaths.root.appendingPathComponent("fixtures")
+        for name in try FileManager.default.contentsOfDirectory(atPath: fixtures.path) where name.hasSuffix(".jsonl") {
+            records += try CaptureReader.readAll(path: fixtures.appendingPathComponent(name).path).records
+        }
+        #expect(records.count > 100)
+        for record in records {
+            #expect(record.jsonLine == (try JSONValueEncoder().encode(record)).jsonText)
+        }
+    }
+
     @Test("Lines that are not records say why", arguments: [
         ("[1]", CaptureReadError.Code.invalidRecord), ("{\"seq\":1}", .invalidRecord), ("{\"seq\":1,\"ts\":\"t\",\"kind\":\"bogus\"}", .invalidRecord),
         ("{\"seq\":1,\"ts\":\"t\",\"kind\":\"close\",\"by\":\"client\"}", .invalidRecord), ("nope", .invalidJSON),
@@ -67,6 +84,60 @@ struct CaptureFileTests {
         #expect(records.map(\.body) == Self.samples)
         #expect(records.allSatisfy { RFC3339.parse($0.ts) != nil && $0.ts.count == 27 })
         #expect(throws: CaptureReadError.self) { try writer.write(Self.samples[0]) }  // closed
+    }
+
+    @Test("The queue writes what many threads add, in order per thread, numbered, each line whole")
+    func queueFromManyThreads() async throws {
+        let path = temporaryPath("queue.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        let seen = Mutex<[Int]>([])
+        let queue = CaptureQueue(writer: writer, delivered: { record in seen.withLock { $0.append(record.seq) } })
+        let threads = 8, each = 2_000
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<threads {
+                group.addTask {
+                    for index in 0..<each {
+                        queue.add(.close(CloseRecord(by: .proxy, reason: "\(index)")), conn: "t\(thread)")
+                    }
+                }
+            }
+        }
+        queue.close()
+        queue.add(.close(CloseRecord(by: .proxy, reason: "after close")), conn: "late")
+        writer.close()
+        let (records, problems) = try CaptureReader.readAll(path: path)
+        #expect(problems.isEmpty)
+        #expect(records.count == threads * each)
+        #expect(records.map(\.seq) == Array(1...(threads * each)), "records out of order")
+        #expect(seen.withLock { $0 } == records.map(\.seq), "delivered out of order")
+        for thread in 0..<threads {
+            let reasons = records.filter { $0.conn == "t\(thread)" }.map { record -> String in
+                guard case .close(let close) = record.body else { return "" }
+                return close.reason
+            }
+            #expect(reasons == (0..<each).map(String.init), "thread \(thread)'s records out of order")
+        }
+        // Stamped when added, so in order too.
+        let times = records.map(\.ts)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "a time goes back in file order")
+    }
+
+    @Test("A queue whose file fails says so once and still delivers, numbered")
+    func queueOnAFailingFile() throws {
+        let path = temporaryPath("failing.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        writer.close()
+        let failures = Mutex(0)
+        let seen = Mutex<[Int]>([])
+        let queue = CaptureQueue(writer: writer, failed: { _ in failures.withLock { $0 += 1 } }, delivered: { record in seen.withLock { $0.append(record.seq) } })
+        for _ in 0..<3 {
+            queue.add(.close(CloseRecord(by: .client, reason: "x")), conn: "c1")
+            queue.flush()
+        }
+        #expect(failures.withLock { $0 } == 1)
+        #expect(seen.withLock { $0 } == [1, 2, 3])
     }
 
     @Test("Concurrent writers never interleave within a line")

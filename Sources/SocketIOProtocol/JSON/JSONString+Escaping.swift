@@ -1,7 +1,7 @@
 extension JSONString {
     /// Escapes as `JSON.stringify` does: `"`, `\` and control characters; everything else,
     /// U+2028 included, is written as it is.
-    static func escape(_ value: String) -> String {
+    public static func escape(_ value: String) -> String {
         var needsEscaping = false
         for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
             needsEscaping = true

@@ -3,46 +3,82 @@ extension JSONValue {
     ///
     /// A ``binary`` value is written as `{"$binary":"<base64>"}`, the capture format's stand-in.
     public var jsonText: String {
-        var out = ""
-        write(to: &out)
-        return out
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        writeUTF8(to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Appends the compact text to `out`, avoiding a string per nested value.
-    public func write(to out: inout String) {
+    /// Appends the compact text's UTF-8 to `out`: bytes, not `String` pieces, because appending
+    /// many small strings costs more than writing the whole text once.
+    public func writeUTF8(to out: inout [UInt8]) {
+        var standIns: [[UInt8]]? = nil
+        write(to: &out, placeholders: &standIns)
+    }
+
+    /// Writes as ``writeUTF8(to:)`` does, but each binary value as a Socket.IO placeholder
+    /// (`{"_placeholder":true,"num":N}`, numbered depth-first), its bytes appended to `attachments`.
+    func writeUTF8(to out: inout [UInt8], placeholdersInto attachments: inout [[UInt8]]) {
+        var collected: [[UInt8]]? = attachments
+        write(to: &out, placeholders: &collected)
+        attachments = collected ?? []
+    }
+
+    /// `placeholders`: `nil` writes binary as the capture's `{"$binary":"<base64>"}`.
+    private func write(to out: inout [UInt8], placeholders: inout [[UInt8]]?) {
         switch self {
-        case .null: out += "null"
-        case .bool(let value): out += value ? "true" : "false"
-        case .number(let number): out += number.literal
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let value): out.append(contentsOf: value ? "true".utf8 : "false".utf8)
+        case .number(let number): out.appendUTF8(number.literal)
         case .string(let string):
-            out += "\""
-            out += string.escaped
-            out += "\""
+            out.append(UInt8(ascii: "\""))
+            out.appendUTF8(string.escaped)
+            out.append(UInt8(ascii: "\""))
         case .array(let items):
-            out += "["
-            for (offset, item) in items.enumerated() {
-                if offset > 0 { out += "," }
-                item.write(to: &out)
+            out.append(UInt8(ascii: "["))
+            for index in items.indices {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                items[index].write(to: &out, placeholders: &placeholders)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let object):
-            out += "{"
-            for (offset, member) in object.members.enumerated() {
-                if offset > 0 { out += "," }
-                out += "\""
-                out += member.key.escaped
-                out += "\":"
-                member.value.write(to: &out)
+            out.append(UInt8(ascii: "{"))
+            let members = object.members
+            for index in members.indices {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "\""))
+                out.appendUTF8(members[index].key.escaped)
+                out.append(UInt8(ascii: "\""))
+                out.append(UInt8(ascii: ":"))
+                members[index].value.write(to: &out, placeholders: &placeholders)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         case .binary(let bytes):
-            out += "{\"$binary\":\""
-            out += Base64.encode(bytes)
-            out += "\"}"
+            if placeholders != nil {
+                out.append(contentsOf: "{\"_placeholder\":true,\"num\":".utf8)
+                out.appendUTF8(String(placeholders!.count))
+                out.append(UInt8(ascii: "}"))
+                placeholders!.append(bytes)
+            } else {
+                out.append(contentsOf: "{\"$binary\":\"".utf8)
+                out.appendUTF8(Base64.encode(bytes))
+                out.append(contentsOf: "\"}".utf8)
+            }
         }
     }
 }
 
 extension JSONValue: CustomStringConvertible {
     public var description: String { jsonText }
+}
+
+extension [UInt8] {
+    /// Appends a string's UTF-8 by copying its storage at once (the generic `append(contentsOf:)`
+    /// of a `UTF8View` goes byte by byte).
+    @inline(__always)
+    mutating func appendUTF8(_ text: String) {
+        if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil {
+            append(contentsOf: text.utf8)
+        }
+    }
 }

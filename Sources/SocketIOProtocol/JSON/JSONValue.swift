@@ -142,16 +142,6 @@ extension JSONValue {
 
     /// `value["key"]` on objects; `nil` for anything else.
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
-
-    /// True when any binary attachment stands somewhere inside.
-    public var containsBinary: Bool {
-        switch self {
-        case .binary: true
-        case .array(let items): items.contains { $0.containsBinary }
-        case .object(let object): object.members.contains { $0.value.containsBinary }
-        default: false
-        }
-    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,

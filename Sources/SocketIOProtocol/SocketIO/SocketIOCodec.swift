@@ -128,45 +128,37 @@ public enum SocketIOCodec {
     /// Binary values anywhere in ``SocketPacket/data`` are replaced by placeholders (numbered in
     /// depth-first order) and an EVENT or ACK that holds any becomes BINARY_EVENT or BINARY_ACK.
     public static func encode(_ packet: SocketPacket) -> (text: String, attachments: [[UInt8]]) {
+        // One pass over the data: binary values become placeholders as they are written, so the
+        // attachment count (which goes before the data) is known once it is done.
         var attachments: [[UInt8]] = []
+        var payload: [UInt8] = []
+        if let data = packet.data {
+            payload.reserveCapacity(64)
+            data.writeUTF8(to: &payload, placeholdersInto: &attachments)
+        }
         var type = packet.type
-        var data = packet.data
-        if let payload = data, payload.containsBinary {
-            data = deconstruct(payload, into: &attachments)
+        if !attachments.isEmpty {
             if type == .event { type = .binaryEvent }
             if type == .ack { type = .binaryAck }
         }
-        var out = String(UnicodeScalar(UInt8(ascii: "0") + type.rawValue))
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + packet.namespace.utf8.count + 24)
+        out.append(UInt8(ascii: "0") + type.rawValue)
         if type.isBinary {
-            out += String(attachments.count)
-            out += "-"
+            out.appendUTF8(String(attachments.count))
+            out.append(UInt8(ascii: "-"))
         }
-        let hasNamespace = packet.namespace != "/" || packet.query != nil
-        if hasNamespace {
-            out += packet.namespace
-            if let query = packet.query { out += "?" + query }
-            out += ","
-        }
-        if let id = packet.ackID { out += String(id) }
-        data?.write(to: &out)
-        return (out, attachments)
-    }
-
-    private static func deconstruct(_ value: JSONValue, into attachments: inout [[UInt8]]) -> JSONValue {
-        switch value {
-        case .binary(let bytes):
-            attachments.append(bytes)
-            return .object(["_placeholder": true, "num": .number(attachments.count - 1)])
-        case .array(let items):
-            return .array(items.map { deconstruct($0, into: &attachments) })
-        case .object(var object):
-            for index in object.members.indices {
-                object.members[index].value = deconstruct(object.members[index].value, into: &attachments)
+        if packet.namespace != "/" || packet.query != nil {
+            out.appendUTF8(packet.namespace)
+            if let query = packet.query {
+                out.append(UInt8(ascii: "?"))
+                out.appendUTF8(query)
             }
-            return .object(object)
-        default:
-            return value
+            out.append(UInt8(ascii: ","))
         }
+        if let id = packet.ackID { out.appendUTF8(String(id)) }
+        out.append(contentsOf: payload)
+        return (String(decoding: out, as: UTF8.self), attachments)
     }
 
     /// Replaces each placeholder with its attachment.

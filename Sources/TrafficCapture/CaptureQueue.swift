@@ -1,0 +1,105 @@
+import Dispatch
+import Synchronization
+
+/// Takes records from any thread and writes them from one, in the order they came: numbered,
+/// stamped with the time they were added, and many lines to a `write(2)` under load. The proxy's
+/// event loops add a record in a lock and an append, and never wait for the disk or a terminal.
+///
+/// ``flush()`` returns once everything added before it is written. A record waits at most one
+/// scheduling of the writer thread; if more than ``maxPending`` pile up (a disk slower than the
+/// traffic), adding waits for the writer rather than letting memory grow.
+public final class CaptureQueue: Sendable {
+    public typealias Delivery = @Sendable (CaptureRecord) -> Void
+
+    public static let maxPending = 50_000
+
+    private struct Entry: Sendable {
+        var body: CaptureRecord.Body
+        var conn: String?
+        var time: Double
+    }
+
+    private struct State {
+        var pending: [Entry] = []
+        var scheduled = false
+        /// Numbers records when there is no file to do it.
+        var nextSeq = 1
+        var reportedFailure = false
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let writer: CaptureWriter?
+    private let delivered: Delivery
+    private let failed: @Sendable (CaptureReadError) -> Void
+    private let thread = DispatchQueue(label: "siotap.capture")
+
+    /// - Parameters:
+    ///   - writer: the file, or `nil` to only number and deliver.
+    ///   - failed: told once, the first time the file cannot be written (records are still delivered).
+    ///   - delivered: each record as written, in order, on the writer thread (the live view).
+    public init(writer: CaptureWriter?, failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }) {
+        self.writer = writer
+        self.failed = failed
+        self.delivered = delivered
+    }
+
+    public func add(_ body: CaptureRecord.Body, conn: String?) {
+        let (schedule, backlog) = state.withLock { state in
+            guard !state.closed else { return (false, 0) }
+            // Stamped under the lock, so times never go back in file order.
+            state.pending.append(Entry(body: body, conn: conn, time: CaptureClock.secondsSince1970()))
+            defer { state.scheduled = true }
+            return (!state.scheduled, state.pending.count)
+        }
+        if schedule { thread.async { self.drain() } }
+        if backlog > Self.maxPending { thread.sync {} }
+    }
+
+    /// Waits until every record added so far is written and delivered.
+    public func flush() {
+        thread.sync {}
+    }
+
+    /// Writes what is queued; records added later are dropped (the program is stopping).
+    public func close() {
+        state.withLock { $0.closed = true }
+        flush()
+    }
+
+    private func drain() {
+        while true {
+            let entries: [Entry] = state.withLock { state in
+                let taken = state.pending
+                state.pending = []
+                if taken.isEmpty { state.scheduled = false }
+                return taken
+            }
+            guard !entries.isEmpty else { return }
+            var records = entries.map { CaptureRecord(ts: RFC3339.format(secondsSince1970: $0.time), conn: $0.conn, $0.body) }
+            do {
+                if let writer {
+                    records = try writer.write(batch: records)
+                } else {
+                    number(&records)
+                }
+            } catch {
+                number(&records)
+                let first = state.withLock { state in
+                    defer { state.reportedFailure = true }
+                    return !state.reportedFailure
+                }
+                if first { failed(error) }
+            }
+            for record in records { delivered(record) }
+        }
+    }
+
+    private func number(_ records: inout [CaptureRecord]) {
+        let first = state.withLock { state in
+            defer { state.nextSeq += records.count }
+            return state.nextSeq
+        }
+        for index in records.indices { records[index].seq = first + index }
+    }
+}

@@ -1,0 +1,115 @@
+/// The JSON line of a record, written field by field into bytes. The proxy writes a line per
+/// frame, and going through `Encodable` (a tree of values, then text) cost more than the relay
+/// itself; this writes the same text, field for field in the same order as `encode(to:)`, which
+/// a test holds it to.
+extension CaptureRecord {
+    /// The record's JSON text, UTF-8, without the newline.
+    var jsonBytes: [UInt8] {
+        var fields = JSONFieldWriter()
+        fields.int("seq", seq)
+        fields.string("ts", ts)
+        fields.string("kind", kind.rawValue)
+        fields.string("conn", conn)
+        switch body {
+        case .session(let record):
+            fields.string("url", record.url)
+            fields.int("eio", record.eio)
+            fields.string("transport", record.transport.rawValue)
+            fields.string("sid", record.sid)
+            fields.value("headers", record.headers)
+            fields.string("remote", record.remote)
+            fields.string("upstream", record.upstream)
+        case .engine(let record):
+            fields.string("dir", record.dir.rawValue)
+            fields.string("transport", record.transport.rawValue)
+            fields.string("type", record.type)
+            fields.value("data", record.data)
+        case .packet(let record):
+            fields.string("dir", record.dir.rawValue)
+            fields.string("transport", record.transport.rawValue)
+            fields.string("type", record.type)
+            fields.string("nsp", record.nsp)
+            fields.string("query", record.query)
+            if let id = record.id { fields.literal("id", String(id)) }
+            fields.string("event", record.event)
+            if let args = record.args { fields.value("args", .array(args)) }
+            fields.value("data", record.data)
+            fields.string("raw", record.raw)
+            if let attachments = record.attachments { fields.value("attachments", .array(attachments.map { .string(JSONString($0)) })) }
+            fields.double("latency_ms", record.latencyMilliseconds)
+        case .jwt(let record):
+            fields.string("source", record.source)
+            fields.string("nsp", record.nsp)
+            fields.value("header", record.header)
+            fields.value("claims", record.claims)
+            // null means "no key given": always written.
+            fields.literal("verified", record.verified.map { $0 ? "true" : "false" } ?? "null")
+            fields.string("reason", record.reason)
+            fields.string("exp", record.exp)
+            fields.string("iat", record.iat)
+            fields.string("nbf", record.nbf)
+            fields.double("expires_in_s", record.expiresInSeconds)
+            if let warnings = record.warnings { fields.value("warnings", .array(warnings.map { .string(JSONString($0)) })) }
+        case .close(let record):
+            fields.string("by", record.by.rawValue)
+            fields.string("reason", record.reason)
+        case .error(let record):
+            fields.string("dir", record.dir?.rawValue)
+            fields.string("code", record.code)
+            fields.string("message", record.message)
+            fields.string("raw", record.raw)
+        }
+        return fields.finish()
+    }
+}
+
+/// Writes `{"key":value,...}`; absent optionals are left out, as `encodeIfPresent` does.
+struct JSONFieldWriter {
+    private var out: [UInt8]
+    private var first = true
+
+    init() {
+        out = []
+        out.reserveCapacity(256)
+        out.append(UInt8(ascii: "{"))
+    }
+
+    private mutating func key(_ name: StaticString) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        out.append(contentsOf: "\":".utf8)
+    }
+
+    mutating func string(_ name: StaticString, _ value: String?) {
+        guard let value else { return }
+        key(name)
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: JSONString.escape(value).utf8)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    mutating func int(_ name: StaticString, _ value: Int) { literal(name, String(value)) }
+
+    mutating func double(_ name: StaticString, _ value: Double?) {
+        guard let value, let number = JSONNumber(value) else { return }
+        literal(name, number.literal)
+    }
+
+    mutating func literal(_ name: StaticString, _ text: String) {
+        key(name)
+        out.append(contentsOf: text.utf8)
+    }
+
+    mutating func value(_ name: StaticString, _ value: JSONValue?) {
+        guard let value else { return }
+        key(name)
+        value.writeUTF8(to: &out)
+    }
+
+    consuming func finish() -> [UInt8] {
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
