@@ -23,7 +23,7 @@ until grep -q "listening on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
 proxy=$(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy.err" | head -n 1)
 
 echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); median of $ROUNDS rounds, direct and proxied runs alternating"
-printf "%-10s %7s %-9s %12s %12s %7s %12s %12s %9s\n" transport clients pace "direct msg/s" "proxy msg/s" ratio "direct p99" "proxy p99" "p99 added"
+printf "%-10s %7s %-9s %12s %12s %7s %10s %10s %10s %10s\n" transport clients pace "direct msg/s" "proxy msg/s" ratio "direct p50" "p50 added" "direct p99" "p99 added"
 # transport clients messages-per-client [rate]
 runs=(
     "websocket 1 $MESSAGES"
@@ -48,8 +48,9 @@ transport, clients, label, runs = sys.argv[1], sys.argv[2], sys.argv[3], [json.l
 direct, through = runs[0::2], runs[1::2]
 med = lambda rs, f: statistics.median(f(r) for r in rs)
 d, p = med(direct, lambda r: r["messages_per_second"]), med(through, lambda r: r["messages_per_second"])
+dp50, pp50 = med(direct, lambda r: r["latency_ms"]["p50"]), med(through, lambda r: r["latency_ms"]["p50"])
 dp99, pp99 = med(direct, lambda r: r["latency_ms"]["p99"]), med(through, lambda r: r["latency_ms"]["p99"])
-print(f"{transport:<10} {clients:>7} {label:<9} {d:>12.0f} {p:>12.0f} {p / d:>7.2f} {dp99:>12.3f} {pp99:>12.3f} {pp99 - dp99:>9.3f}")
+print(f"{transport:<10} {clients:>7} {label:<9} {d:>12.0f} {p:>12.0f} {p / d:>7.2f} {dp50:>10.3f} {pp50 - dp50:>10.3f} {dp99:>10.3f} {pp99 - dp99:>10.3f}")
 PY
 done
 echo "capture: $(wc -l < "$work/capture.jsonl") records written by the proxy during the run"

@@ -29,7 +29,11 @@ let vectors = [
 
 @inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
 
+/// `CODEC_ONLY=<text>` runs only the measurements whose name contains it (for profiling one).
+let only = getenv("CODEC_ONLY").map { String(cString: $0) }
+
 func measure(_ name: String, bytes: Int, minimumSeconds: Double = 1.0, _ body: () throws -> Void) rethrows {
+    if let only, !name.contains(only) { return }
     var iterations = 0
     let start = now()
     var elapsed = 0.0

@@ -107,6 +107,8 @@ private struct JSONParser {
             index += 1
             return .array(items)
         }
+        // Small containers are the common case: one allocation instead of growing 1, 2, 4, 8.
+        items.reserveCapacity(8)
         while true {
             skipWhitespace()
             items.append(try parseValue(depth: depth))
@@ -129,6 +131,7 @@ private struct JSONParser {
             index += 1
             return .object(JSONObject(members))
         }
+        members.reserveCapacity(8)
         while true {
             skipWhitespace()
             guard index < bytes.count else { throw fail(.unexpectedEnd) }
