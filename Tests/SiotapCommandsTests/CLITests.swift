@@ -384,4 +384,18 @@ struct BenchCommandTests {
         #expect(p50 > 0 && p50 <= p99)
         #expect(await siotap(["bench", "--clients", "0"]).code == 2)
     }
+
+    // Pacing is a function, not a speed: unpaced, two clients do hundreds of round trips a
+    // second here; paced at 10/s for 1.5 s they can do at most 2 × 16.
+    @Test("--rate paces each client and --duration stops the run")
+    func pacedTimedRun() async throws {
+        let result = await siotap(["bench", "--clients", "2", "--rate", "10", "--duration", "1.5", "--json"])
+        #expect(result.code == 0, "\(result.err)")
+        let report = try JSONValue.parse(result.out)
+        let completed = try #require(report["completed"]?.numberValue?.doubleValue)
+        #expect(completed >= 4 && completed <= 32, "\(completed) round trips")
+        #expect(report["expected"] == report["completed"])
+        #expect(await siotap(["bench", "--rate", "0"]).code == 2)
+        #expect(await siotap(["bench", "--duration", "-1"]).code == 2)
+    }
 }

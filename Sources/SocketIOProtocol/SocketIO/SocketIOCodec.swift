@@ -128,24 +128,31 @@ public enum SocketIOCodec {
     /// Binary values anywhere in ``SocketPacket/data`` are replaced by placeholders (numbered in
     /// depth-first order) and an EVENT or ACK that holds any becomes BINARY_EVENT or BINARY_ACK.
     public static func encode(_ packet: SocketPacket) -> (text: String, attachments: [[UInt8]]) {
-        // One pass over the data: binary values become placeholders as they are written, so the
-        // attachment count (which goes before the data) is known once it is done.
+        // One buffer, one pass: the header is written as if no binary will come, binary values
+        // become placeholders as the data is written, and only when some did (or the type was
+        // binary already) is the header written again with the attachment count.
         var attachments: [[UInt8]] = []
-        var payload: [UInt8] = []
-        if let data = packet.data {
-            payload.reserveCapacity(64)
-            data.writeUTF8(to: &payload, placeholdersInto: &attachments)
-        }
-        var type = packet.type
-        if !attachments.isEmpty {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        writeHeader(packet, type: packet.type, attachmentCount: 0, to: &out)
+        let headerEnd = out.count
+        packet.data?.writeUTF8(to: &out, placeholdersInto: &attachments)
+        if !attachments.isEmpty || packet.type.isBinary {
+            var type = packet.type
             if type == .event { type = .binaryEvent }
             if type == .ack { type = .binaryAck }
+            var header: [UInt8] = []
+            writeHeader(packet, type: type, attachmentCount: attachments.count, to: &header)
+            out.replaceSubrange(0..<headerEnd, with: header)
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(payload.count + packet.namespace.utf8.count + 24)
+        return (String(decoding: out, as: UTF8.self), attachments)
+    }
+
+    /// The type digit, the attachment count for binary types, the namespace and the ack id.
+    private static func writeHeader(_ packet: SocketPacket, type: SocketPacketType, attachmentCount: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "0") + type.rawValue)
         if type.isBinary {
-            out.appendUTF8(String(attachments.count))
+            out.appendUTF8(String(attachmentCount))
             out.append(UInt8(ascii: "-"))
         }
         if packet.namespace != "/" || packet.query != nil {
@@ -157,8 +164,6 @@ public enum SocketIOCodec {
             out.append(UInt8(ascii: ","))
         }
         if let id = packet.ackID { out.appendUTF8(String(id)) }
-        out.append(contentsOf: payload)
-        return (String(decoding: out, as: UTF8.self), attachments)
     }
 
     /// Replaces each placeholder with its attachment.
