@@ -29,11 +29,19 @@ let vectors = [
 
 @inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
 
-/// `CODEC_ONLY=<text>` runs only the measurements whose name contains it (for profiling one).
+/// `CODEC_ONLY=<text>` runs only the measurements whose name contains it (for profiling one);
+/// `CODEC_ITERATIONS=<n>` runs exactly n iterations of each (for `valgrind --tool=callgrind`,
+/// whose instruction counts, unlike times, do not move with the machine's load).
 let only = getenv("CODEC_ONLY").map { String(cString: $0) }
+let fixedIterations = getenv("CODEC_ITERATIONS").flatMap { Int(String(cString: $0)) }
 
 func measure(_ name: String, bytes: Int, minimumSeconds: Double = 1.0, _ body: () throws -> Void) rethrows {
     if let only, !name.contains(only) { return }
+    if let fixedIterations {
+        for _ in 0..<fixedIterations { try body() }
+        print("\(name)\t\(fixedIterations) iterations")
+        return
+    }
     var iterations = 0
     let start = now()
     var elapsed = 0.0
