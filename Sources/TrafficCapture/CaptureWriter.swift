@@ -5,9 +5,10 @@ import Darwin
 #endif
 import Synchronization
 
-/// Writes capture records as JSONL, one `write(2)` per record or batch of records, so that each
-/// line reaches the file whole and at once (a reader tailing the file, or a crash, never sees half
-/// a record from us).
+/// Writes capture records as JSONL, one `write(2)` per record or batch of records, so that a
+/// process that dies leaves whole lines only. (A reader tailing the file can still see the end of
+/// a large line while it is being written: ``CaptureReader`` reports a last line without its
+/// newline as cut short, and a tailing reader should wait for the newline.)
 ///
 /// Numbers records in file order (`seq`) and stamps those without a time. Safe to share between
 /// tasks: writes are serialised by a lock.

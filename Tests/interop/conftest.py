@@ -106,5 +106,10 @@ class Proxy(Process):
         self.host, self.port = self.url.split("//")[1].split(":")
 
     def records(self):
+        """The records written so far. A line without its newline is still being written (the
+        capture is written after the traffic has gone on, and a large line takes more than one
+        page): it is left for the next look, as a reader tailing the file does."""
         import json
-        return [json.loads(line) for line in self.capture.read_text().splitlines() if line.strip()]
+        text = self.capture.read_text()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
