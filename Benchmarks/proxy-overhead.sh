@@ -9,18 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${MESSAGES:-2000}
 ROUNDS=${ROUNDS:-3}
-swift build -c release --product siotap >/dev/null
-BIN="$(swift build -c release --show-bin-path)/siotap"
-work=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$BIN" serve --app conformance --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
-until grep -q "listening on" "$work/serve.out" 2>/dev/null; do sleep 0.1; done
-server=$(sed -E 's|.*listening on (http://[^/]+)/.*|\1|' "$work/serve.out" | head -n 1)
-"$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture.jsonl" --quiet 2> "$work/proxy.err" &
-until grep -q "listening on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
-proxy=$(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy.err" | head -n 1)
+source Benchmarks/server-and-proxy.sh
 
 echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); median of $ROUNDS rounds, direct and proxied runs alternating"
 printf "%-10s %7s %-9s %12s %12s %7s %10s %10s %10s %10s\n" transport clients pace "direct msg/s" "proxy msg/s" ratio "direct p50" "p50 added" "direct p99" "p99 added"

@@ -9,19 +9,7 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-1000}
 RATE=${RATE:-1}
 DURATION=${DURATION:-600}
-swift build -c release --product siotap >/dev/null
-BIN="$(swift build -c release --show-bin-path)/siotap"
-work=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$BIN" serve --app conformance --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
-until grep -q "listening on" "$work/serve.out" 2>/dev/null; do sleep 0.1; done
-server=$(sed -E 's|.*listening on (http://[^/]+)/.*|\1|' "$work/serve.out" | head -n 1)
-"$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture.jsonl" --quiet 2> "$work/proxy.err" &
-proxy_pid=$!
-until grep -q "listening on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
-proxy=$(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy.err" | head -n 1)
+source Benchmarks/server-and-proxy.sh
 
 rss() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$proxy_pid/status"; }
 echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $CLIENTS websocket clients, $RATE round trips/s each, $DURATION s"

@@ -66,38 +66,13 @@ public enum WebSocketClient {
         headers: HTTPHeaders,
         maxMessageSize: Int
     ) async throws -> Outcome {
-        let maxFrame = max(1 << 14, min(Int(UInt32.max), maxMessageSize + 1024))
-        let upgrade: EventLoopFuture<Upgrade> = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
-                        maxFrameSize: maxFrame,
-                        upgradePipelineHandler: { channel, response in
-                            channel.eventLoop.makeCompletedFuture {
-                                .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), response.headers)
-                            }
-                        }
-                    )
-                    var requestHeaders = headers
-                    requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
-                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
-                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders),
-                        upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                channel.close(promise: nil)
-                                return .refused
-                            }
-                        }
-                    )
-                    // Bytes that follow the 101 in the same segment (an Engine.IO open packet) must not be dropped.
-                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
-                    pipeline.leftOverBytesStrategy = .forwardBytes
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
-                }
-            }
-        switch try await upgrade.get() {
+        let upgrade: Upgrade = try await upgrade(
+            host: host, port: port, uri: uri, headers: headers, group: MultiThreadedEventLoopGroup.singleton,
+            maxMessageSize: maxMessageSize, refused: .refused
+        ) { channel, response in
+            .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), response.headers)
+        }
+        switch upgrade {
         case .refused:
             return .refused
         case .webSocket(let channel, let responseHeaders):
@@ -126,33 +101,51 @@ public enum WebSocketClient {
         maxMessageSize: Int,
         observer: WebSocketRelay.Observer
     ) async throws -> RelayOutcome {
+        try await upgrade(
+            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, refused: .refused
+        ) { channel, response in
+            let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
+            try channel.pipeline.syncOperations.addHandler(handler)
+            return .upgraded(NIOLoopBound(handler, eventLoop: channel.eventLoop), response.headers)
+        }
+    }
+
+    /// Connects and asks for the upgrade; `upgraded` sets up the WebSocket pipeline on the event
+    /// loop. A server that answers without upgrading gets its connection closed, and `refused`.
+    private static func upgrade<Result: Sendable>(
+        host: String,
+        port: Int,
+        uri: String,
+        headers: HTTPHeaders,
+        group: any EventLoopGroup,
+        maxMessageSize: Int,
+        refused: Result,
+        upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Result
+    ) async throws -> Result {
         let maxFrame = max(1 << 14, min(Int(UInt32.max), maxMessageSize + 1024))
-        let upgrade: EventLoopFuture<RelayOutcome> = try await ClientBootstrap(group: eventLoop)
+        let upgrade: EventLoopFuture<Result> = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOTypedWebSocketClientUpgrader<RelayOutcome>(
+                    let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
                         maxFrameSize: maxFrame,
                         upgradePipelineHandler: { channel, response in
-                            channel.eventLoop.makeCompletedFuture {
-                                let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
-                                try channel.pipeline.syncOperations.addHandler(handler)
-                                return .upgraded(NIOLoopBound(handler, eventLoop: channel.eventLoop), response.headers)
-                            }
+                            channel.eventLoop.makeCompletedFuture { try upgraded(channel, response) }
                         }
                     )
                     var requestHeaders = headers
                     requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
-                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<RelayOutcome>(
+                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<Result>(
                         upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders),
                         upgraders: [upgrader],
                         notUpgradingCompletionHandler: { channel in
                             channel.eventLoop.makeCompletedFuture {
                                 channel.close(promise: nil)
-                                return .refused
+                                return refused
                             }
                         }
                     )
+                    // Bytes that follow the 101 in the same segment (an Engine.IO open packet) must not be dropped.
                     var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
                     pipeline.leftOverBytesStrategy = .forwardBytes
                     return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
