@@ -14,6 +14,12 @@ final class ConnectionTracker: Sendable {
         var reportedTokens: Set<String> = []
         var pendingAcks: [String: Double] = [:]
         var closed = false
+        /// Requests in flight and token inspections not yet written: a conn's `close` waits for
+        /// them, so a long-poll answered just after the close packet still lands in this conn,
+        /// before its `close`.
+        var activity = 0
+        /// The `close` decided while `activity` was still going on.
+        var pendingClose: CloseRecord?
         /// A WebSocket carries this conn now: its own end closes the conn, not the sweep.
         var onWebSocket = false
         /// When traffic last went through (seconds since 1970), for the idle sweep.
@@ -36,12 +42,24 @@ final class ConnectionTracker: Sendable {
     private let state = Mutex(State())
 
     func open(engineVersion: EngineIOVersion) -> Connection {
+        state.withLock { state in Self.open(engineVersion: engineVersion, in: &state) }
+    }
+
+    /// The conn a polling request belongs to (its sid's, or a new one), with the request counted
+    /// as activity in the same step, so the conn cannot close between the two.
+    func beginRequest(sid: String?, engineVersion: EngineIOVersion) -> Connection {
         state.withLock { state in
-            state.next += 1
-            let connection = Connection(id: "c\(state.next)", engineVersion: engineVersion)
-            state.open[connection.id] = connection
+            let connection = sid.flatMap { state.bySid[$0] } ?? Self.open(engineVersion: engineVersion, in: &state)
+            connection.activity += 1
             return connection
         }
+    }
+
+    private static func open(engineVersion: EngineIOVersion, in state: inout State) -> Connection {
+        state.next += 1
+        let connection = Connection(id: "c\(state.next)", engineVersion: engineVersion)
+        state.open[connection.id] = connection
+        return connection
     }
 
     func connection(sid: String) -> Connection? { state.withLock { $0.bySid[sid] } }
@@ -64,12 +82,49 @@ final class ConnectionTracker: Sendable {
         state.withLock { _ in body(connection) }
     }
 
-    func forget(_ connection: Connection) {
+    /// Records `body` unless the conn is closed, under the lock, so no record of a conn can be
+    /// written after its `close`.
+    func emitIfOpen(_ connection: Connection, _ emit: () -> Void) {
+        state.withLock { _ in if !connection.closed { emit() } }
+    }
+
+    /// Something the conn's `close` must wait for has begun.
+    func begin(_ connection: Connection) {
+        state.withLock { _ in connection.activity += 1 }
+    }
+
+    /// It has ended; returns the `close` to write if it was the last thing the close waited for.
+    func end(_ connection: Connection) -> CloseRecord? {
         state.withLock { state in
-            connection.closed = true
-            if let sid = connection.sid { state.bySid[sid] = nil }
-            state.open[connection.id] = nil
+            connection.activity -= 1
+            guard connection.activity == 0, !connection.closed, let record = connection.pendingClose else { return nil }
+            Self.finish(connection, in: &state)
+            return record
         }
+    }
+
+    /// Decides the conn's end. Returns the `close` to write now, or nil when it is already closed
+    /// or, with `waitingForActivity`, when requests or inspections are still going on (`end`
+    /// returns it then). A forced close keeps the reason decided first.
+    func close(_ connection: Connection, _ record: CloseRecord, waitingForActivity: Bool) -> CloseRecord? {
+        state.withLock { state in
+            guard !connection.closed else { return nil }
+            if waitingForActivity {
+                guard connection.pendingClose == nil else { return nil }
+                if connection.activity > 0 {
+                    connection.pendingClose = record
+                    return nil
+                }
+            }
+            Self.finish(connection, in: &state)
+            return connection.pendingClose ?? record
+        }
+    }
+
+    private static func finish(_ connection: Connection, in state: inout State) {
+        connection.closed = true
+        if let sid = connection.sid { state.bySid[sid] = nil }
+        state.open[connection.id] = nil
     }
 
     func stillOpen() -> [Connection] {

@@ -50,7 +50,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
         for connection in tracker.stillOpen() {
-            close(connection, by: .proxy, reason: "proxy stopped")
+            close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }
     }
 
@@ -62,7 +62,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
             try? await Task.sleep(for: .seconds(max(1, configuration.idleTimeout / 4)))
             let cutoff = CaptureClock.secondsSince1970() - configuration.idleTimeout
             for connection in tracker.idle(since: cutoff) {
-                close(connection, by: .proxy, reason: "no traffic for \(Int(configuration.idleTimeout)) s")
+                close(connection, by: .proxy, reason: "no traffic for \(Int(configuration.idleTimeout)) s", waitingForActivity: false)
             }
         }
     }
@@ -71,16 +71,17 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let engine = EngineRequest(uri: request.uri, path: configuration.path)
-        var connection: ConnectionTracker.Connection?
-        if let engine, engine.transport == "polling" {
-            connection = engine.sid.flatMap(tracker.connection(sid:))
-            if connection == nil {
-                connection = tracker.open(engineVersion: engine.version)
-            }
-            if request.method == .POST, let connection {
-                observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
-            }
+        guard let engine, engine.transport == "polling" else { return await relay(request, engine: engine, on: nil) }
+        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        if request.method == .POST {
+            observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
         }
+        let response = await relay(request, engine: engine, on: connection)
+        if let close = tracker.end(connection) { sink(.close(close), connection.id) }
+        return response
+    }
+
+    private func relay(_ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?) async -> HTTPResponse {
         let response: HTTPResponse
         do {
             response = try await HTTPClient.send(
@@ -250,17 +251,16 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     }
 
     private func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) {
-        sink(body, connection.id)
+        tracker.emitIfOpen(connection) { sink(body, connection.id) }
     }
 
-    private func close(_ connection: ConnectionTracker.Connection, by side: CloseRecord.Side, reason: String) {
-        let first = tracker.with(connection) { connection in
-            defer { connection.closed = true }
-            return !connection.closed
+    /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
+    /// the idle sweep), it waits for the conn's requests in flight and token inspections, whose
+    /// records belong before it.
+    private func close(_ connection: ConnectionTracker.Connection, by side: CloseRecord.Side, reason: String, waitingForActivity: Bool = true) {
+        if let record = tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity) {
+            sink(.close(record), connection.id)
         }
-        guard first else { return }
-        tracker.forget(connection)
-        emit(.close(CloseRecord(by: side, reason: reason)), on: connection)
     }
 
     private func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
@@ -269,9 +269,11 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
         // relay moving and write the record when it is done.
         let inspector = self.inspector
+        tracker.begin(connection)
         Task {
             let report = await inspector.inspect(token)
             self.emit(.jwt(JWTRecord(report: report, source: source, nsp: nsp)), on: connection)
+            if let close = self.tracker.end(connection) { self.sink(.close(close), connection.id) }
         }
     }
 

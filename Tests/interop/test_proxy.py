@@ -3,6 +3,7 @@ they see without the proxy, and the capture holds every packet, decoded."""
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -355,3 +356,25 @@ def test_clients_see_the_same_with_and_without_the_proxy(conformance, conformanc
     direct = run(session(upstream))
     proxied = run(session(conformance_proxy))
     assert proxied == direct
+
+
+def test_a_long_poll_answered_after_the_close_packet_stays_in_its_conn(chat_proxy):
+    """A client's close packet (a POST) while its long-poll waits at the upstream: the poll's
+    answer comes after the close packet but belongs to the session, so it is recorded in the same
+    conn, before the one `close`, and no stray conn is opened for it."""
+    base = f"{chat_proxy.url}/socket.io/?EIO=4&transport=polling"
+    sid = json.loads(requests.get(base, timeout=5).text[1:])["sid"]
+    with ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(requests.get, f"{base}&sid={sid}", timeout=10)
+        time.sleep(0.5)  # the long-poll is now held by the upstream
+        assert requests.post(f"{base}&sid={sid}", data="1", timeout=5).status_code == 200
+        answer = poll.result()  # the Swift server answers a noop, python-socketio a 400
+    records = wait_for_records(chat_proxy, lambda rs: any(r["kind"] == "close" for r in rs))
+    time.sleep(0.3)  # anything written late would show now
+    records = chat_proxy.records()
+    assert {r["conn"] for r in records} == {"c1"}
+    assert [r["kind"] for r in records].count("close") == 1 and records[-1]["kind"] == "close"
+    assert records[-1]["by"] == "client"
+    closing = next(i for i, r in enumerate(records) if r["kind"] == "engine" and r["dir"] == "c2s" and r["type"] == "close")
+    answered = [r for r in records[closing:] if r.get("dir") == "s2c"]
+    assert answered, f"the long-poll's answer {answer.text!r} is missing from {records}"
