@@ -36,6 +36,42 @@ struct JSONValueTests {
         #expect(try JSONValue.parse(#""\u00e9""#).hashValue == JSONValue.parse("\"é\"").hashValue)
     }
 
+    @Test(
+        "Short strings are held inline, long ones as a String: both compare, hash and write the same",
+        arguments: ["", "a", "fifteen bytes!!", "sixteen bytes!!!", "é", "ünïcödé ☃ text", "\\u00e9", "a\\\"b", "0123456789abcdefghij"]
+    )
+    func inlineAndStringStorage(escaped: String) throws {
+        let parsed = try JSONValue.parse("\"\(escaped)\"")
+        guard case .string(let fromWire) = parsed else { Issue.record("not a string"); return }
+        let fromSwift = JSONString(fromWire.value)
+        #expect(fromWire.escaped == escaped)
+        #expect(parsed.jsonText == "\"\(escaped)\"")
+        #expect(fromWire == fromSwift)
+        #expect(fromWire.hashValue == fromSwift.hashValue)
+        #expect(fromWire.hasValue(fromWire.value))
+        #expect(!fromWire.hasValue(fromWire.value + "x"))
+        #expect(try JSONValue.parse(#"{"\#(escaped)":1}"#)[fromWire.value] == .number(1))
+    }
+
+    @Test("Different bytes without escapes are different strings, even of one length")
+    func differentStrings() throws {
+        #expect(try JSONValue.parse(#""abc""#) != JSONValue.parse(#""abd""#))
+        #expect(try JSONValue.parse(#""0123456789abcdefX""#) != JSONValue.parse(#""0123456789abcdefY""#))
+        #expect(try JSONValue.parse("1.0") != JSONValue.parse("1"))
+    }
+
+    @Test(
+        "An integer literal gives its value; anything else, or too large for Int, gives nil",
+        arguments: [
+            ("0", 0), ("-0", 0), ("42", 42), ("-17", -17), ("9223372036854775807", Int.max), ("-9223372036854775808", Int.min),
+            ("9223372036854775808", nil), ("-9223372036854775809", nil), ("1.0", nil), ("1e3", nil), ("-1E+2", nil),
+        ] as [(String, Int?)]
+    )
+    func intValue(literal: String, expected: Int?) throws {
+        #expect(try JSONValue.parse(literal).numberValue?.intValue == expected)
+        #expect(try JSONValue.parse(literal).numberValue?.intValue == Int(literal))
+    }
+
     @Test("Duplicate keys: all kept in order, lookup gives the last, like JSON.parse")
     func duplicateKeys() throws {
         let value = try JSONValue.parse(#"{"a":1,"a":2}"#)

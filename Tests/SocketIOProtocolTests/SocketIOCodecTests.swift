@@ -97,6 +97,8 @@ struct SocketIOv5Tests {
             #"442["some","data""#, #"0/admin,"invalid""#, "0[]", "1/admin,{}", #"2/admin,"invalid"#, "2/admin,{}",
             #"2[{"toString":"foo"}]"#, #"2[true,"foo"]"#, #"2[null,"bar"]"#, #"2["connect"]"#, #"2["disconnect","123"]"#,
             "2[]", "3{}", "4[]", "4 1", "2abc", #"2["connect_error"]"#, #"2["newListener"]"#, "0null",
+            // A reserved name is reserved however it is escaped.
+            #"2["\u0063onnect"]"#, #"2["removeListene\u0072"]"#, #"2["disconnect\u0069ng"]"#,
         ]
     )
     func invalidPayload(text: String) {
@@ -133,7 +135,7 @@ struct SocketIOv5Tests {
         #expect(throws: SocketIOError.self) { try decodeOne(#"511-["a"]"#) }  // default limit 10
     }
 
-    @Test("Placeholders whose num is not an attachment index", arguments: [#""splice""#, "1", "-1", "0.5", "null"])
+    @Test("Placeholders whose num is not an attachment index", arguments: [#""splice""#, "1", "-1", "0.5", "null", "0e0", "18446744073709551616"])
     func illegalPlaceholder(num: String) {
         let error = #expect(throws: SocketIOError.self) {
             try decodeOne(#"51-["hello",{"_placeholder":true,"num":"# + num + "}]", attachments: [[1]])

@@ -71,8 +71,8 @@ private struct JSONParser {
         }
     }
 
-    private func text(_ start: Int, _ end: Int) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+    private func slice(_ start: Int, _ end: Int) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: bytes[start..<end])
     }
 
     mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
@@ -161,7 +161,7 @@ private struct JSONParser {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
-                let escaped = text(start, index)
+                let escaped = slice(start, index)
                 index += 1
                 return JSONString(validatedEscaped: escaped, hasEscapes: hasEscapes)
             case UInt8(ascii: "\\"):
@@ -214,7 +214,7 @@ private struct JSONParser {
             guard index < bytes.count, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
-        return JSONNumber(validatedLiteral: text(start, index))
+        return JSONNumber(validatedLiteral: slice(start, index))
     }
 }
 

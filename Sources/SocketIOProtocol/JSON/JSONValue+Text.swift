@@ -29,10 +29,10 @@ extension JSONValue {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let value): out.append(contentsOf: value ? "true".utf8 : "false".utf8)
-        case .number(let number): out.appendUTF8(number.literal)
+        case .number(let number): out.appendUTF8(number.text)
         case .string(let string):
             out.append(UInt8(ascii: "\""))
-            out.appendUTF8(string.escaped)
+            out.appendUTF8(string.text)
             out.append(UInt8(ascii: "\""))
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -47,7 +47,7 @@ extension JSONValue {
             for index in members.indices {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(UInt8(ascii: "\""))
-                out.appendUTF8(members[index].key.escaped)
+                out.appendUTF8(members[index].key.text)
                 out.append(UInt8(ascii: "\""))
                 out.append(UInt8(ascii: ":"))
                 members[index].value.write(to: &out, placeholders: &placeholders)

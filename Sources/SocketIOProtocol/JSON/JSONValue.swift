@@ -17,62 +17,109 @@ public enum JSONValue: Sendable, Hashable {
 
 /// A JSON number, kept as its literal text.
 public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
+    let text: UTF8Text
+
     /// The number exactly as written, validated against the JSON grammar.
-    public let literal: String
+    public var literal: String { text.string }
 
     /// Creates a number from a literal that is known to be valid JSON.
-    init(validatedLiteral: String) { self.literal = validatedLiteral }
+    init(validatedLiteral: String) { text = UTF8Text(validatedLiteral) }
 
-    public init(_ value: Int) { self.literal = String(value) }
-    public init(_ value: UInt64) { self.literal = String(value) }
+    /// The parser's literal, bytes it has checked against the grammar.
+    init(validatedLiteral bytes: UnsafeBufferPointer<UInt8>) { text = UTF8Text(validUTF8: bytes) }
+
+    public init(_ value: Int) { self.init(validatedLiteral: String(value)) }
+    public init(_ value: UInt64) { self.init(validatedLiteral: String(value)) }
 
     /// A double, written the way JavaScript's `JSON.stringify` would write it for integral values
     /// (`3`, not `3.0`); `nil` for NaN and infinities, which JSON cannot hold.
     public init?(_ value: Double) {
         guard value.isFinite else { return nil }
         if value == value.rounded(), abs(value) < 1e15 {
-            self.literal = value == 0 && value.sign == .minus ? "0" : String(Int64(value))
+            self.init(validatedLiteral: value == 0 && value.sign == .minus ? "0" : String(Int64(value)))
         } else {
-            self.literal = String(value)
+            self.init(validatedLiteral: String(value))
         }
     }
 
     /// The value as an integer when the literal is one that fits.
-    public var intValue: Int? { Int(literal) }
+    public var intValue: Int? {
+        text.withUTF8 { bytes in
+            // The literal is valid JSON: an optional minus, then digits, a fraction or an exponent.
+            let negative = bytes.first == UInt8(ascii: "-")
+            var index = negative ? 1 : 0
+            guard index < bytes.count else { return nil }
+            var result = 0
+            while index < bytes.count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (shifted, overflowShifting) = result.multipliedReportingOverflow(by: 10)
+                // Built downwards when negative, so Int.min fits.
+                let (next, overflowAdding) = negative
+                    ? shifted.subtractingReportingOverflow(Int(digit)) : shifted.addingReportingOverflow(Int(digit))
+                guard !overflowShifting, !overflowAdding else { return nil }
+                result = next
+                index += 1
+            }
+            return result
+        }
+    }
     /// The value as a double (possibly rounded: use ``literal`` for the exact text).
     public var doubleValue: Double? { Double(literal) }
     /// True when the literal has no fraction or exponent.
-    public var isInteger: Bool { !literal.utf8.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") } }
+    public var isInteger: Bool { text.withUTF8 { !$0.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") } } }
 
     public var description: String { literal }
+
+    // Equal when written the same: `1.0` and `1` are different texts on the wire.
+    public static func == (lhs: JSONNumber, rhs: JSONNumber) -> Bool { lhs.text.hasSameBytes(as: rhs.text) }
+
+    public func hash(into hasher: inout Hasher) { text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) } }
 }
 
 /// A JSON string, kept in its escaped wire form.
 public struct JSONString: Sendable, Hashable, CustomStringConvertible {
-    /// The characters between the quotes, escapes and all, as they were written.
-    public let escaped: String
+    let text: UTF8Text
     private let hasEscapes: Bool
 
-    init(validatedEscaped: String, hasEscapes: Bool) {
-        self.escaped = validatedEscaped
+    /// The characters between the quotes, escapes and all, as they were written.
+    public var escaped: String { text.string }
+
+    /// The parser's string: bytes between the quotes it has checked.
+    init(validatedEscaped bytes: UnsafeBufferPointer<UInt8>, hasEscapes: Bool) {
+        self.text = UTF8Text(validUTF8: bytes)
         self.hasEscapes = hasEscapes
     }
 
     /// Creates a string from a Swift value, escaped the way `JSON.stringify` escapes.
     public init(_ value: String) {
         let escaped = JSONString.escape(value)
-        self.escaped = escaped
+        self.text = UTF8Text(escaped)
         self.hasEscapes = escaped.utf8.count != value.utf8.count || escaped.utf8.contains(UInt8(ascii: "\\"))
     }
 
     /// The decoded value. A lone surrogate escape becomes U+FFFD here; ``escaped`` still has it.
     public var value: String { hasEscapes ? JSONString.unescape(escaped) : escaped }
 
+    /// True when the decoded value is `other`, without making a `String` when there are no escapes.
+    func hasValue(_ other: String) -> Bool { hasEscapes ? value == other : text.hasSameBytes(as: other) }
+
+    func hasValue(_ other: StaticString) -> Bool {
+        let bytes = UnsafeBufferPointer(start: other.utf8Start, count: other.utf8CodeUnitCount)
+        return hasEscapes ? value == String(decoding: bytes, as: UTF8.self) : text.hasSameBytes(as: bytes)
+    }
+
+    /// The decoded value's UTF-8 length; without escapes, known without decoding.
+    var valueUTF8Count: Int { hasEscapes ? value.utf8.count : text.utf8Count }
+
     public var description: String { value }
 
     // Two strings are equal when they decode to the same text, whatever escapes were used.
     public static func == (lhs: JSONString, rhs: JSONString) -> Bool {
-        lhs.escaped == rhs.escaped || lhs.value == rhs.value
+        if lhs.text.hasSameBytes(as: rhs.text) { return true }
+        // Without escapes on either side, different bytes are different text.
+        guard lhs.hasEscapes || rhs.hasEscapes else { return false }
+        return lhs.value == rhs.value
     }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(value) }
@@ -95,10 +142,15 @@ public struct JSONObject: Sendable, Hashable {
 
     /// The value of `key`; with duplicate keys the last one wins, as in `JSON.parse`.
     public subscript(key: String) -> JSONValue? {
-        members.last { $0.key.value == key }?.value
+        members.last { $0.key.hasValue(key) }?.value
     }
 
     public var keys: [String] { members.map(\.key.value) }
+
+    /// `self[key]` for a key known when compiling, compared without making a `String`.
+    func value(forKey key: StaticString) -> JSONValue? {
+        members.last { $0.key.hasValue(key) }?.value
+    }
 }
 
 extension JSONValue {

@@ -92,6 +92,15 @@ public enum SocketIOCodec {
         return (packet, attachmentCount)
     }
 
+    /// Bit n set when a reserved name is n bytes long.
+    private static let reservedLengths: UInt64 = reservedEvents.reduce(0) { $0 | 1 << $1.utf8.count }
+
+    /// Most event names are not as long as any reserved one, which decides it without hashing.
+    private static func isReserved(_ name: JSONString) -> Bool {
+        let length = name.valueUTF8Count
+        return length < 64 && reservedLengths & (1 << length) != 0 && reservedEvents.contains(name.value)
+    }
+
     private static func isPayloadValid(_ type: SocketPacketType, _ payload: JSONValue, version: SocketIOVersion) -> Bool {
         switch (type, version) {
         case (.disconnect, _):
@@ -115,7 +124,7 @@ public enum SocketIOCodec {
             guard case .array(let items) = payload, let first = items.first else { return false }
             switch first {
             case .number: return true
-            case .string(let name): return version == .v4 || !reservedEvents.contains(name.value)
+            case .string(let name): return version == .v4 || !isReserved(name)
             default: return false
             }
         case (.ack, _), (.binaryAck, _):
@@ -166,28 +175,32 @@ public enum SocketIOCodec {
         if let id = packet.ackID { out.appendUTF8(String(id)) }
     }
 
-    /// Replaces each placeholder with its attachment.
-    static func reconstruct(_ value: JSONValue, attachments: [[UInt8]]) throws(SocketIOError) -> JSONValue {
-        switch value {
-        case .object(var object):
-            if object["_placeholder"] == .bool(true) {
-                guard let num = object["num"]?.numberValue, num.isInteger, let index = Int(num.literal),
-                    attachments.indices.contains(index)
-                else { throw SocketIOError(.illegalPlaceholder, excerpt: value.jsonText) }
-                return .binary(attachments[index])
+    /// Replaces each placeholder with its attachment, in place: `value` holds `null` while its
+    /// children change, so a tree only the decoder holds is never copied.
+    static func reconstruct(_ value: inout JSONValue, attachments: [[UInt8]]) throws(SocketIOError) {
+        if case .array(var items) = value {
+            value = .null
+            for index in items.indices { try reconstruct(&items[index], attachments: attachments) }
+            value = .array(items)
+        } else if case .object(var object) = value {
+            if let index = try placeholderIndex(object, attachments: attachments) {
+                value = .binary(attachments[index])
+                return
             }
+            value = .null
             for index in object.members.indices {
-                object.members[index].value = try reconstruct(object.members[index].value, attachments: attachments)
+                try reconstruct(&object.members[index].value, attachments: attachments)
             }
-            return .object(object)
-        case .array(let items):
-            var rebuilt: [JSONValue] = []
-            rebuilt.reserveCapacity(items.count)
-            for item in items { rebuilt.append(try reconstruct(item, attachments: attachments)) }
-            return .array(rebuilt)
-        default:
-            return value
+            value = .object(object)
         }
+    }
+
+    /// The attachment a placeholder object stands for; nil for any other object.
+    private static func placeholderIndex(_ object: JSONObject, attachments: [[UInt8]]) throws(SocketIOError) -> Int? {
+        guard object.value(forKey: "_placeholder")?.boolValue == true else { return nil }
+        guard let num = object.value(forKey: "num")?.numberValue, num.isInteger, let index = num.intValue, attachments.indices.contains(index)
+        else { throw SocketIOError(.illegalPlaceholder, excerpt: JSONValue.object(object).jsonText) }
+        return index
     }
 }
 

@@ -8,8 +8,10 @@ public struct SocketIODecoder: Sendable {
     public let version: SocketIOVersion
     public let maxAttachments: Int
 
+    /// The binary packet waiting for attachments; `expected` is its count, never 0 while it waits
+    /// (checking the count is cheaper than looking into an optional packet).
     private var pending: SocketPacket?
-    private var pendingCount = 0
+    private var expected = 0
     private var buffers: [[UInt8]] = []
 
     public init(version: SocketIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
@@ -18,45 +20,47 @@ public struct SocketIODecoder: Sendable {
     }
 
     /// True while a binary packet waits for attachments.
-    public var isReconstructing: Bool { pending != nil }
+    public var isReconstructing: Bool { expected > 0 }
 
     /// How many attachments the waiting packet still needs.
-    public var missingAttachments: Int { pending == nil ? 0 : pendingCount - buffers.count }
+    public var missingAttachments: Int { expected - buffers.count }
 
     /// Decodes a packet string. Throws, like the reference parser, when a binary packet is still
     /// waiting for attachments; the waiting packet is kept (call ``reset()`` to drop it).
     public mutating func decode(text: String) throws(SocketIOError) -> SocketPacket? {
-        if pending != nil {
+        if expected > 0 {
             throw SocketIOError(.plaintextWhileReconstructing, excerpt: String(text.prefix(64)))
         }
         let (packet, count) = try SocketIOCodec.decodeString(text, version: version, maxAttachments: maxAttachments)
         guard packet.type.isBinary else { return packet }
-        pending = packet
-        pendingCount = count
-        buffers = []
-        return try completeIfReady()
+        guard count > 0 else { return try Self.complete(packet, attachments: []) }
+        pending = consume packet
+        expected = count
+        return nil
     }
 
     /// Adds a binary attachment to the waiting packet.
     public mutating func decode(binary: [UInt8]) throws(SocketIOError) -> SocketPacket? {
-        guard pending != nil else { throw SocketIOError(.binaryWhileNotReconstructing) }
+        guard expected > 0 else { throw SocketIOError(.binaryWhileNotReconstructing) }
         buffers.append(binary)
-        return try completeIfReady()
+        guard buffers.count == expected, let packet = pending.take() else { return nil }
+        let attachments = buffers
+        reset()
+        return try Self.complete(consume packet, attachments: attachments)
     }
 
     /// Drops a half-received binary packet (the reference parser's `destroy()`).
     public mutating func reset() {
         pending = nil
-        pendingCount = 0
+        expected = 0
         buffers = []
     }
 
-    private mutating func completeIfReady() throws(SocketIOError) -> SocketPacket? {
-        guard var packet = pending, buffers.count == pendingCount else { return nil }
-        let attachments = buffers
-        reset()
-        if let data = packet.data {
-            packet.data = try SocketIOCodec.reconstruct(data, attachments: attachments)
+    private static func complete(_ packet: consuming SocketPacket, attachments: [[UInt8]]) throws(SocketIOError) -> SocketPacket {
+        // In place through the optional: binding its payload to a new variable would hold a
+        // second reference to the tree and make the first change copy it.
+        if packet.data != nil {
+            try SocketIOCodec.reconstruct(&packet.data!, attachments: attachments)
         }
         packet.attachments = attachments
         return packet
