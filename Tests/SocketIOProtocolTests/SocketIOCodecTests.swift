@@ -160,6 +160,13 @@ struct SocketIOv5Tests {
     @Test("Ack ids too large for 64 bits are refused, not wrapped")
     func hugeAckID() throws {
         #expect(try decodeOne("218446744073709551615[\"x\"]")?.ackID == UInt64.max)
+        for id in [0, 9, 10, 99, 100, 4_294_967_296, UInt64.max] {
+            #expect(SocketIOCodec.encode(SocketPacket(.ack, ackID: id, data: [1])).text == "3\(id)[1]")
+        }
+        let twelve = SocketIOCodec.encode(SocketPacket(.event, data: .array(["e"] + (0..<12).map { .binary([UInt8($0)]) })))
+        #expect(twelve.text.hasPrefix(#"512-["e",{"_placeholder":true,"num":0},"#))
+        #expect(twelve.text.hasSuffix(#"{"_placeholder":true,"num":11}]"#))
+        #expect(twelve.attachments == (0..<12).map { [UInt8($0)] })
         let error = #expect(throws: SocketIOError.self) { try decodeOne("218446744073709551616[\"x\"]") }
         #expect(error?.code == .invalidAckID)
     }

@@ -56,7 +56,7 @@ extension JSONValue {
         case .binary(let bytes):
             if placeholders != nil {
                 out.append(contentsOf: "{\"_placeholder\":true,\"num\":".utf8)
-                out.appendUTF8(String(placeholders!.count))
+                out.appendDecimal(UInt64(placeholders!.count))
                 out.append(UInt8(ascii: "}"))
                 placeholders!.append(bytes)
             } else {
@@ -73,6 +73,25 @@ extension JSONValue: CustomStringConvertible {
 }
 
 extension [UInt8] {
+    /// Appends a number's decimal digits without making a `String` of it.
+    mutating func appendDecimal(_ value: UInt64) {
+        guard value >= 10 else {
+            append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most
+        var count = 0
+        var rest = value
+        Swift.withUnsafeMutableBytes(of: &digits) { buffer in
+            while rest > 0 {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            append(contentsOf: buffer[(20 - count)..<20])
+        }
+    }
+
     /// Appends a string's UTF-8 by copying its storage at once (the generic `append(contentsOf:)`
     /// of a `UTF8View` goes byte by byte).
     @inline(__always)

@@ -161,7 +161,7 @@ public enum SocketIOCodec {
     private static func writeHeader(_ packet: SocketPacket, type: SocketPacketType, attachmentCount: Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "0") + type.rawValue)
         if type.isBinary {
-            out.appendUTF8(String(attachmentCount))
+            out.appendDecimal(UInt64(attachmentCount))
             out.append(UInt8(ascii: "-"))
         }
         if packet.namespace != "/" || packet.query != nil {
@@ -172,7 +172,7 @@ public enum SocketIOCodec {
             }
             out.append(UInt8(ascii: ","))
         }
-        if let id = packet.ackID { out.appendUTF8(String(id)) }
+        if let id = packet.ackID { out.appendDecimal(id) }
     }
 
     /// Replaces each placeholder with its attachment, in place: `value` holds `null` while its
