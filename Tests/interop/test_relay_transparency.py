@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 
 from conftest import Proxy, wait_until
 
@@ -53,11 +54,14 @@ class BareUpstream:
     """Accepts one WebSocket, answers the upgrade, sends an Engine.IO open packet, and records
     every byte after the upgrade."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.delay = delay
         self.received = b""
+        self.closed_by_peer = False
         self.ready = threading.Event()
+        self.ended = threading.Event()
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -67,6 +71,7 @@ class BareUpstream:
         headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:] if ":" in line}
         self.request_headers = headers
         accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
+        time.sleep(self.delay)
         self.sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: chat-v1\r\n\r\n").encode())
         self.sock.sendall(frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'))
@@ -76,10 +81,12 @@ class BareUpstream:
             while True:
                 chunk = self.sock.recv(65536)
                 if not chunk:
+                    self.closed_by_peer = True
                     break
                 self.received += chunk
         except OSError:
             pass
+        self.ended.set()
 
     def close(self):
         try:
@@ -139,3 +146,37 @@ def test_frames_go_through_byte_for_byte(tmp_path):
     finally:
         proxy.stop()
         upstream.close()
+
+
+def test_an_upgrade_whose_client_leaves_before_the_101_frees_its_upstream(tmp_path):
+    """The proxy dials the upstream before it answers the client's upgrade. A client gone by the
+    time the upstream has said yes never gets its side attached: the dialled upstream is closed
+    (after the proxy's 10 s grace), nothing is left open, and the capture has no half conn."""
+    upstream = BareUpstream(delay=0.5)
+    proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
+    try:
+        assert sockets(proxy) == 1
+        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        time.sleep(0.1)  # the proxy is dialling; the upstream takes 0.5 s to answer
+        client.close()
+        assert upstream.ready.wait(5), "the proxy never dialled the upstream"
+        assert upstream.ended.wait(15) and upstream.closed_by_peer, "the proxy never closed the dialled upstream"
+        assert upstream.received == b"", "the upstream got bytes from a client that was never attached"
+        # Only the listening socket is left (other descriptors, timers and the like, open lazily).
+        assert wait_until(lambda: sockets(proxy) == 1, timeout=5), f"{sockets(proxy)} sockets open"
+        assert proxy.process.poll() is None
+        records = proxy.records()
+        conns = {r["conn"] for r in records if r.get("conn")}
+        assert conns == {r["conn"] for r in records if r["kind"] == "close"}
+    finally:
+        proxy.stop()
+        upstream.close()
+
+
+def sockets(proxy):
+    fd = f"/proc/{proxy.process.pid}/fd"
+    return sum(os.readlink(f"{fd}/{name}").startswith("socket:") for name in os.listdir(fd))
