@@ -7,7 +7,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 out = pathlib.Path(sys.argv[1])
-seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder"]}
+seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder", "websocket-stream"]}
 
 # Engine.IO payloads (first byte: bit 0 = v3, the rest picks where the streaming decoder splits).
 v4 = [b"4hello", b"0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}\x1e40",
@@ -46,6 +46,31 @@ for path in captures:
             for piece in text.replace('"', "&").replace("=", "&").split("&"):
                 if piece.count(".") == 2 and piece.startswith("eyJ"):
                     seeds["jwt"].append(piece.encode())
+
+# Raw WebSocket streams (first byte: the message size limit and the cut): masked and unmasked
+# frames, every length form, fragments with a ping between them, a close frame.
+def ws_frame(opcode, payload, fin=True, mask=None, form=None):
+    head = bytes([(0x80 if fin else 0) | opcode])
+    bit = 0x80 if mask else 0
+    form = form or (7 if len(payload) < 126 else 16 if len(payload) < 65536 else 64)
+    if form == 7:
+        head += bytes([bit | len(payload)])
+    elif form == 16:
+        head += bytes([bit | 126]) + len(payload).to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + len(payload).to_bytes(8, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return head + mask + payload
+    return head + payload
+
+
+seeds["websocket-stream"] += [
+    bytes([200]) + ws_frame(1, b'42["hello",1]') + ws_frame(2, bytes(range(130)), mask=b"\x01\x02\x03\x04"),
+    bytes([16]) + ws_frame(1, b'42["hel', fin=False, mask=b"abcd") + ws_frame(9, b"p", mask=b"efgh")
+    + ws_frame(0, b'lo"]', mask=b"ijkl") + ws_frame(8, b"\x03\xe8bye"),
+    bytes([255]) + ws_frame(1, b"4x", form=16) + ws_frame(2, b"\x04", form=64) + ws_frame(10, b""),
+]
 
 # Tokens of every shape the inspector tells apart, signed with the fuzz target's key.
 try:

@@ -34,6 +34,8 @@ final class ConnectionTracker: Sendable {
 
     private struct State {
         var next = 0
+        /// Set when the proxy stops: a connection that arrives after that is not recorded.
+        var stopped = false
         var bySid: [String: Connection] = [:]
         /// Connections not closed yet, by id.
         var open: [String: Connection] = [:]
@@ -56,6 +58,13 @@ final class ConnectionTracker: Sendable {
     }
 
     private static func open(engineVersion: EngineIOVersion, in state: inout State) -> Connection {
+        guard !state.stopped else {
+            // Already closed, so nothing is written for it: a conn the capture starts must end
+            // in it, and the proxy's last records are its `close`s.
+            let late = Connection(id: "c0", engineVersion: engineVersion)
+            late.closed = true
+            return late
+        }
         state.next += 1
         let connection = Connection(id: "c\(state.next)", engineVersion: engineVersion)
         state.open[connection.id] = connection
@@ -127,8 +136,12 @@ final class ConnectionTracker: Sendable {
         state.open[connection.id] = nil
     }
 
-    func stillOpen() -> [Connection] {
-        state.withLock { state in state.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count } }
+    /// Stops recording new connections and returns those still open, in the order they opened.
+    func stop() -> [Connection] {
+        state.withLock { state in
+            state.stopped = true
+            return state.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count }
+        }
     }
 
     /// Connections with no traffic since `cutoff` (seconds since 1970).

@@ -44,12 +44,13 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     }
 
     /// Stops listening and ends every conn still open with a `close` by the proxy, so a capture
-    /// stopped under traffic still closes each conn it opened.
+    /// stopped under traffic still closes each conn it opened. A connection whose upgrade or
+    /// request was already under way is still relayed, but no longer recorded.
     public func shutdown() async {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
-        for connection in tracker.stillOpen() {
+        for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }
     }
@@ -186,6 +187,11 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
                 let dir: Direction = side == .client ? .clientToServer : .serverToClient
                 self.emit(.error(ErrorRecord(dir: dir, code: "proxy.message_too_large", message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
+            },
+            malformed: { [weak self] side, reason in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                self.emit(.error(ErrorRecord(dir: dir, code: "websocket.protocol_error", message: "\(reason); relayed, no longer decoded")), on: connection)
             },
             ended: { [weak self] side in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }

@@ -105,7 +105,7 @@ public enum WebSocketClient {
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, refused: .refused
         ) { channel, response in
             let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
-            try channel.pipeline.syncOperations.addHandler(handler)
+            try WebSocketRelayHandler.install(handler, in: channel)
             return .upgraded(NIOLoopBound(handler, eventLoop: channel.eventLoop), response.headers)
         }
     }

@@ -2,14 +2,15 @@ public import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
 
-/// Relays WebSocket frames between two channels on one event loop, frame for frame, without
-/// leaving the loop: what a client sends reaches the upstream in the same tick, with its own
-/// masking key, so the bytes upstream are the bytes the client wrote. Fragments, pings, pongs and
-/// close frames go through as they are; each side's TCP end closes the other.
+/// Relays a WebSocket between two channels on one event loop, byte for byte, without leaving the
+/// loop: what one peer sends reaches the other in the same tick, exactly as it was written (frame
+/// headers, masking keys, fragments, pings, pongs, close frames, even frames that break the
+/// rules: the peers judge those, not the proxy). Each side's TCP end closes the other.
 ///
-/// Observing comes after forwarding: whole messages (fragments joined, up to `maxMessageSize`)
-/// are handed to ``WebSocketRelay/Observer`` once the batch of reads has been flushed on, so
-/// decoding never delays a frame.
+/// Observing comes after forwarding: a ``WebSocketStreamReader`` per direction follows the frames
+/// in the bytes, and the whole messages it finds (up to `maxMessageSize`) are handed to
+/// ``WebSocketRelay/Observer`` once the batch of reads has been flushed on, so decoding never
+/// delays a byte.
 public enum WebSocketRelay {
     /// Which peer a channel talks to.
     public enum Side: Sendable, Hashable {
@@ -24,16 +25,20 @@ public enum WebSocketRelay {
         public var message: @Sendable (_ from: Side, _ message: WebSocketMessage) -> Void
         /// A message from `side` larger than the limit: relayed, not observed.
         public var oversized: @Sendable (_ from: Side, _ size: Int) -> Void
+        /// `side`'s bytes stopped following the framing rules: still relayed, no longer observed.
+        public var malformed: @Sendable (_ from: Side, _ reason: String) -> Void
         /// The relay ended; `closedBy` sent the first close frame, or else dropped its TCP first.
         public var ended: @Sendable (_ closedBy: Side) -> Void
 
         public init(
             message: @escaping @Sendable (Side, WebSocketMessage) -> Void,
             oversized: @escaping @Sendable (Side, Int) -> Void,
+            malformed: @escaping @Sendable (Side, String) -> Void,
             ended: @escaping @Sendable (Side) -> Void
         ) {
             self.message = message
             self.oversized = oversized
+            self.malformed = malformed
             self.ended = ended
         }
     }
@@ -67,27 +72,31 @@ public enum WebSocketRelay {
     }
 }
 
-/// One side of a relay. Reads frames from its channel and writes them to its partner's; holds
-/// reads while the partner cannot take more, and frames that arrive before it has a partner.
+/// One side of a relay. Reads bytes from its channel and writes them to its partner's; holds
+/// reads while the partner cannot take more, and bytes that arrive before it has a partner.
+///
+/// It goes in the upgraded pipeline ahead of NIO's WebSocket frame codec, which then never sees a
+/// byte: see ``install(_:in:)``.
 public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = WebSocketFrame
-    public typealias OutboundIn = WebSocketFrame
-    public typealias OutboundOut = WebSocketFrame
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     let side: WebSocketRelay.Side
     private let pair: WebSocketRelay.Pair
     private var context: ChannelHandlerContext?
     private var partner: WebSocketRelayHandler?
-    /// Frames read before the partner was attached (an upstream's open packet comes at once); they
+    /// Bytes read before the partner was attached (an upstream's open packet comes at once); they
     /// are observed once it is, so the session's first record comes first.
-    private var early: [WebSocketFrame] = []
+    private var early: [ByteBuffer] = []
     private var readHeld = false
-    private var assembling: (opcode: WebSocketOpcode, bytes: [UInt8], oversized: Bool)?
-    private var toObserve: [WebSocketMessage] = []
+    private var reader: WebSocketStreamReader
+    private var events: [WebSocketStreamReader.Event] = []
 
     init(side: WebSocketRelay.Side, pair: WebSocketRelay.Pair) {
         self.side = side
         self.pair = pair
+        reader = WebSocketStreamReader(maxMessageSize: pair.maxMessageSize)
     }
 
     /// A handler for the upstream channel; pair it with ``attachClient(to:)`` once the client's
@@ -96,16 +105,26 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
         WebSocketRelayHandler(side: .upstream, pair: .init(observer: observer, maxMessageSize: maxMessageSize))
     }
 
+    /// Adds `handler` to a pipeline NIO's WebSocket upgrader has just set up, in front of the frame
+    /// codec it added: the raw bytes (and those NIO buffered during the upgrade) come here, and
+    /// what this handler writes goes to the socket as it is. The codec is left in place, unused:
+    /// removing NIO's frame decoder would make it decode whatever it already holds.
+    static func install(_ handler: WebSocketRelayHandler, in channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let codec = try pipeline.handler(type: WebSocketFrameEncoder.self)
+        try pipeline.addHandler(handler, position: .before(codec))
+    }
+
     /// Makes this upstream handler's partner for the client channel and starts the relay. Call on
     /// the event loop both channels share.
     public func attachClient(to channel: any Channel) throws {
         precondition(side == .upstream)
         channel.eventLoop.preconditionInEventLoop()
         let client = WebSocketRelayHandler(side: .client, pair: pair)
-        try channel.pipeline.syncOperations.addHandler(client)
+        try Self.install(client, in: channel)
         client.partner = self
         partner = client
-        for frame in early { client.forward(frame) }
+        for buffer in early { client.forward(buffer) }
         early = []
         client.context?.flush()
         observeCollected()
@@ -132,14 +151,17 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        if frame.opcode == .connectionClose, pair.closedBy == nil { pair.closedBy = side }
+        let buffer = unwrapInboundIn(data)
         if let partner {
-            partner.forward(frame)
+            partner.forward(buffer)
         } else {
-            early.append(frame)
+            early.append(buffer)
         }
-        collect(frame)
+        let before = events.count
+        buffer.withUnsafeReadableBytes { reader.read($0, into: &events) }
+        if pair.closedBy == nil, events[before...].contains(where: { if case .close = $0 { true } else { false } }) {
+            pair.closedBy = side
+        }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
@@ -149,10 +171,17 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     private func observeCollected() {
-        guard !toObserve.isEmpty else { return }
-        let messages = toObserve
-        toObserve = []
-        for message in messages { pair.observer.message(side, message) }
+        guard !events.isEmpty else { return }
+        let collected = events
+        events = []
+        for event in collected {
+            switch event {
+            case .message(let message): pair.observer.message(side, message)
+            case .oversized(let size): pair.observer.oversized(side, size)
+            case .malformed(let reason): pair.observer.malformed(side, reason)
+            case .close: break
+            }
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -180,54 +209,15 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
 
     // MARK: Relaying
 
-    /// Writes a frame read by the partner out of this side's channel.
-    private func forward(_ frame: WebSocketFrame) {
-        guard let context else { return }
-        // Towards the upstream a frame must be masked: the client's own key keeps the bytes the
-        // same. Towards the client, frames go unmasked.
-        let maskKey = side == .upstream ? (frame.maskKey ?? .random()) : nil
-        let relayed = WebSocketFrame(
-            fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: frame.opcode,
-            maskKey: maskKey, data: frame.unmaskedData
-        )
-        context.write(wrapOutboundOut(relayed), promise: nil)
+    /// Writes bytes read by the partner out of this side's channel, unchanged.
+    private func forward(_ buffer: ByteBuffer) {
+        context?.write(wrapOutboundOut(buffer), promise: nil)
     }
 
     private func partnerBecameWritable() {
         guard readHeld else { return }
         readHeld = false
         context?.read()
-    }
-
-    /// Joins data frames into messages for the observer, up to the size limit.
-    private func collect(_ frame: WebSocketFrame) {
-        switch frame.opcode {
-        case .text, .binary:
-            assembling = (frame.opcode, [], false)
-        case .continuation:
-            guard assembling != nil else { return }
-        default:
-            return
-        }
-        guard var message = assembling else { return }
-        assembling = nil
-        if !message.oversized {
-            if message.bytes.count + frame.length > pair.maxMessageSize {
-                message.oversized = true
-                pair.observer.oversized(side, message.bytes.count + frame.length)
-                message.bytes = []
-            } else {
-                var data = frame.unmaskedData
-                message.bytes += data.readBytes(length: data.readableBytes) ?? []
-            }
-        }
-        guard frame.fin else {
-            assembling = message
-            return
-        }
-        guard !message.oversized else { return }
-        // Invalid UTF-8 in a text frame is kept visible rather than dropped.
-        toObserve.append(message.opcode == .text ? .text(String(decoding: message.bytes, as: UTF8.self)) : .binary(message.bytes))
     }
 }
 

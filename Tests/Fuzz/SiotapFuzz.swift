@@ -16,6 +16,7 @@ enum FuzzTarget: String, CaseIterable {
     case jwt
     case captureReader = "capture-reader"
     case trafficDecoder = "traffic-decoder"
+    case webSocketStream = "websocket-stream"
 }
 
 let target: FuzzTarget = {
@@ -53,6 +54,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .jwt: fuzzJWT(input)
     case .captureReader: fuzzCaptureReader(input)
     case .trafficDecoder: fuzzTrafficDecoder(input)
+    case .webSocketStream: fuzzWebSocketStream(input)
     }
     return 0
 }
@@ -165,5 +167,25 @@ func fuzzTrafficDecoder(_ input: [UInt8]) {
                 preconditionFailure("a decoded record does not read back: \(error) \(record.jsonLine)")
             }
         }
+    }
+}
+
+/// The first byte sets the message size limit (0-255 bytes, so the oversized path is reached) and
+/// where to cut; the rest is the raw bytes of one direction of a WebSocket. Read whole, cut in two
+/// and byte by byte, the events must be the same.
+func fuzzWebSocketStream(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let stream = Array(input.dropFirst())
+    func events(_ chunks: [ArraySlice<UInt8>]) -> [WebSocketStreamReader.Event] {
+        var reader = WebSocketStreamReader(maxMessageSize: Int(first))
+        var events: [WebSocketStreamReader.Event] = []
+        for chunk in chunks { reader.read(Array(chunk), into: &events) }
+        return events
+    }
+    let whole = events([stream[...]])
+    let cut = stream.isEmpty ? 0 : Int(first) % (stream.count + 1)
+    precondition(events([stream[..<cut], stream[cut...]]) == whole, "a cut changed the events")
+    if stream.count <= 4096 {
+        precondition(events(stream.indices.map { stream[$0...$0] }) == whole, "byte by byte changed the events")
     }
 }

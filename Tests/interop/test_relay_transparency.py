@@ -113,11 +113,15 @@ def test_frames_go_through_byte_for_byte(tmp_path):
         opening = frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}')
         assert read_exactly(client, len(opening)) == opening
 
-        # A fragmented event, a ping between its fragments, and a binary frame, each with its own key.
+        # A fragmented event, a ping between its fragments, and a binary frame, each with its own
+        # key; then a short event whose length is written in the 16-bit form (legal, not minimal:
+        # re-encoding it would change its bytes).
+        long_form = bytes([0x81, 0x80 | 126, 0, 7]) + b"\x01\x01\x01\x01" + bytes(b ^ 1 for b in b'42["x"]')
         sent = (frame(1, b'42["hel', fin=False, mask=b"\x01\x02\x03\x04")
                 + frame(9, b"are you there", mask=b"\x0a\x0b\x0c\x0d")
                 + frame(0, b'lo",1.50]', mask=b"\xf0\x0f\xaa\x55")
-                + frame(2, bytes(range(200)), mask=b"\x11\x22\x33\x44"))
+                + frame(2, bytes(range(200)), mask=b"\x11\x22\x33\x44")
+                + long_form)
         client.sendall(sent)
         assert wait_until(lambda: len(upstream.received) >= len(sent), timeout=5)
         assert upstream.received == sent
@@ -129,9 +133,9 @@ def test_frames_go_through_byte_for_byte(tmp_path):
 
         # The capture has the messages whole, numbers as written.
         records = lambda: proxy.records()
-        assert wait_until(lambda: len([r for r in records() if r["kind"] == "packet"]) >= 2, timeout=5)
+        assert wait_until(lambda: len([r for r in records() if r["kind"] == "packet"]) >= 3, timeout=5)
         packets = [r for r in records() if r["kind"] == "packet"]
-        assert [(p["dir"], p["raw"]) for p in packets] == [("c2s", '2["hello",1.50]'), ("s2c", '2["world",1e2]')]
+        assert [(p["dir"], p["raw"]) for p in packets] == [("c2s", '2["hello",1.50]'), ("c2s", '2["x"]'), ("s2c", '2["world",1e2]')]
         assert packets[0]["args"] == [1.50] and '1.50' in proxy.capture.read_text()
 
         # The client's close frame goes through, and the conn is closed by the client.
@@ -180,3 +184,40 @@ def test_an_upgrade_whose_client_leaves_before_the_101_frees_its_upstream(tmp_pa
 def sockets(proxy):
     fd = f"/proc/{proxy.process.pid}/fd"
     return sum(os.readlink(f"{fd}/{name}").startswith("socket:") for name in os.listdir(fd))
+
+
+def test_frames_that_break_the_rules_still_go_through(tmp_path):
+    """The proxy does not judge the framing: a frame with a reserved opcode reaches the upstream
+    as it was sent, and so does everything after it; the capture says where decoding stopped."""
+    upstream = BareUpstream()
+    proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
+    try:
+        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert read_head(client).startswith("HTTP/1.1 101")
+        assert upstream.ready.wait(5)
+        opening = frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}')
+        assert read_exactly(client, len(opening)) == opening
+        sent = (frame(1, b'42["before"]', mask=b"\x01\x02\x03\x04")
+                + frame(3, b"reserved", mask=b"\x05\x06\x07\x08")
+                + frame(1, b'42["after"]', mask=b"\x09\x0a\x0b\x0c")
+                + bytes(range(256)))
+        client.sendall(sent)
+        assert wait_until(lambda: len(upstream.received) >= len(sent), timeout=5)
+        assert upstream.received == sent
+        assert wait_until(lambda: any(r["kind"] == "error" for r in proxy.records()), timeout=5)
+        records = proxy.records()
+        assert [p["raw"] for p in records if p["kind"] == "packet"] == ['2["before"]']
+        error = next(r for r in records if r["kind"] == "error")
+        assert (error["dir"], error["code"]) == ("c2s", "websocket.protocol_error")
+        assert "reserved opcode 3" in error["message"]
+        # The connection is still relayed both ways.
+        upstream.sock.sendall(frame(1, b"still here"))
+        assert read_exactly(client, len(frame(1, b"still here"))) == frame(1, b"still here")
+        client.close()
+    finally:
+        proxy.stop()
+        upstream.close()
