@@ -4,6 +4,7 @@
 # paced at 1,000 round trips a second (the latency target); prints medians and ratios.
 #
 #   MESSAGES=2000 ROUNDS=3 Benchmarks/proxy-overhead.sh
+#   ONLY=1000 ROUNDS=9 Benchmarks/proxy-overhead.sh     # only the rows whose spec contains ONLY
 # Release build; loopback only; every process started here is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ runs=(
     "polling 50 $((MESSAGES / 20))"
 )
 for run in "${runs[@]}"; do
+    [[ -n "${ONLY:-}" && "$run" != *"$ONLY"* ]] && continue
     read -r transport clients count rate <<< "$run"
     pace=(); label="max"
     [ -n "${rate:-}" ] && pace=(--rate "$rate") && label="${rate}/s"
