@@ -96,15 +96,21 @@ class BareUpstream:
         self.listener.close()
 
 
+def ask_upgrade(proxy, extra_headers=""):
+    """A raw client socket that has sent a WebSocket upgrade request to the proxy."""
+    client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+                    f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    f"Sec-WebSocket-Version: 13\r\n{extra_headers}\r\n").encode())
+    return client
+
+
 def test_frames_go_through_byte_for_byte(tmp_path):
     upstream = BareUpstream()
     proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
     try:
-        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat-v1, chat-v0\r\n\r\n").encode())
+        client = ask_upgrade(proxy, "Sec-WebSocket-Protocol: chat-v1, chat-v0\r\n")
         response = read_head(client)
         assert response.startswith("HTTP/1.1 101"), response
         assert "sec-websocket-protocol: chat-v1" in response.lower()
@@ -160,11 +166,7 @@ def test_an_upgrade_whose_client_leaves_before_the_101_frees_its_upstream(tmp_pa
     proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
     try:
         assert sockets(proxy) == 1
-        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        client = ask_upgrade(proxy)
         time.sleep(0.1)  # the proxy is dialling; the upstream takes 0.5 s to answer
         client.close()
         assert upstream.ready.wait(5), "the proxy never dialled the upstream"
@@ -192,11 +194,7 @@ def test_frames_that_break_the_rules_still_go_through(tmp_path):
     upstream = BareUpstream()
     proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
     try:
-        client = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        client.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        client = ask_upgrade(proxy)
         assert read_head(client).startswith("HTTP/1.1 101")
         assert upstream.ready.wait(5)
         opening = frame(1, b'0{"sid":"bare","upgrades":[],"pingInterval":25000,"pingTimeout":20000}')
