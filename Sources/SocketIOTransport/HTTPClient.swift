@@ -90,8 +90,8 @@ public enum WebSocketClient {
         case refused
     }
 
-    /// Opens the upstream side of a ``WebSocketRelay`` on `eventLoop`: a WebSocket whose frames
-    /// wait, unread, for the client side to be attached.
+    /// Opens the upstream side of a ``WebSocketRelay`` on `eventLoop`: a WebSocket whose bytes
+    /// wait, held, for the client side to be attached.
     public static func dialRelay(
         host: String,
         port: Int,

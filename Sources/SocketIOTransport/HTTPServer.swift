@@ -15,7 +15,7 @@ public protocol HTTPServerDelegate: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse
 }
 
-/// A delegate that relays WebSockets frame by frame on the event loop (the proxy), rather than
+/// A delegate that relays WebSockets byte for byte on the event loop (the proxy), rather than
 /// taking them as messages.
 public protocol WebSocketRelayDelegate: HTTPServerDelegate {
     /// Dials the relay's far side on `eventLoop` (the client connection's, so the relay never
