@@ -47,6 +47,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds without traffic before a polling conn counts as gone.")
     var idleTimeout: Double = 120
 
+    @Option(
+        name: .customLong("max-message-size"),
+        help: "Largest message decoded, in bytes: a WebSocket message above it is relayed but not decoded (an error record says so); a polling body above it is refused with 413."
+    )
+    var maxMessageSize = 64 << 20
+
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
@@ -55,6 +61,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
+        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
         let listenAddress = try ListenAddress(listen)
         let upstreamAddress = try UpstreamURL(upstream)
         let key = try tokens.key()
@@ -76,7 +83,8 @@ struct ProxyCommand: AsyncParsableCommand {
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
-                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, idleTimeout: idleTimeout
+                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
+                idleTimeout: idleTimeout
             ),
             sink: sink
         )

@@ -11,7 +11,8 @@ public struct ProxyConfiguration: Sendable {
     /// Verifies the JWTs seen in handshakes when set.
     public var jwtKey: JWTVerificationKey?
     public var jwtLeeway: Double
-    /// Largest body or WebSocket message relayed (well above any upstream's maxPayload).
+    /// Largest polling body relayed (413 above it) and largest WebSocket message decoded (larger
+    /// ones are relayed, not decoded); the default is well above any upstream's maxPayload.
     public var maxMessageSize: Int
     /// Seconds without traffic after which a polling conn is taken as gone (see the sweep).
     public var idleTimeout: Double

@@ -9,7 +9,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import PY4, ROOT, SECRET, Proxy, Server, python_server
+from conftest import PY4, ROOT, SECRET, SIOTAP, Proxy, Server, python_server
 from test_chat_interop import Peer, run, token
 
 TRANSPORTS = [["websocket"], ["polling"], ["polling", "websocket"]]
@@ -378,3 +378,32 @@ def test_a_long_poll_answered_after_the_close_packet_stays_in_its_conn(chat_prox
     closing = next(i for i, r in enumerate(records) if r["kind"] == "engine" and r["dir"] == "c2s" and r["type"] == "close")
     answered = [r for r in records[closing:] if r.get("dir") == "s2c"]
     assert answered, f"the long-poll's answer {answer.text!r} is missing from {records}"
+
+
+def test_messages_over_the_size_limit_are_relayed_not_decoded(conformance, tmp_path):
+    """`--max-message-size` bounds what the proxy decodes, not what it relays: a websocket message
+    above it goes through both ways, the capture says so once per direction, and the next message
+    is decoded again."""
+    import websocket
+    proxy = Proxy(conformance.url, tmp_path, "--max-message-size", "2000")
+    try:
+        ws = websocket.create_connection(f"ws://{proxy.host}:{proxy.port}/socket.io/?EIO=4&transport=websocket", timeout=5)
+        assert ws.recv().startswith("0{")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        assert ws.recv().startswith('42["auth"')
+        big = "x" * 5000
+        ws.send(f'42["message","{big}"]')
+        assert ws.recv() == f'42["message-back","{big}"]'
+        ws.send('42["message","small"]')
+        assert ws.recv() == '42["message-back","small"]'
+        ws.close()
+        records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs))
+        too_large = [r for r in records if r["kind"] == "error"]
+        assert [(r["dir"], r["code"]) for r in too_large] == [("c2s", "proxy.message_too_large"), ("s2c", "proxy.message_too_large")]
+        assert [(p["dir"], p["args"]) for p in packets(records, event="message")] == [("c2s", ["small"])]
+        assert [(p["dir"], p["args"]) for p in packets(records, event="message-back")] == [("s2c", ["small"])]
+    finally:
+        proxy.stop()
+    result = subprocess.run([SIOTAP, "proxy", "--max-message-size", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--max-message-size" in result.stderr
