@@ -78,7 +78,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
         }
         let response = await relay(request, engine: engine, on: connection)
-        if let close = tracker.end(connection) { sink(.close(close), connection.id) }
+        activityEnded(on: connection)
         return response
     }
 
@@ -269,6 +269,11 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         }
     }
 
+    /// A request or inspection of the conn is done; writes the `close` that waited for it, if any.
+    private func activityEnded(on connection: ConnectionTracker.Connection) {
+        if let record = tracker.end(connection) { sink(.close(record), connection.id) }
+    }
+
     private func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
         let fresh = tracker.with(connection) { $0.reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted }
         guard fresh else { return }
@@ -279,7 +284,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         Task {
             let report = await inspector.inspect(token)
             self.emit(.jwt(JWTRecord(report: report, source: source, nsp: nsp)), on: connection)
-            if let close = self.tracker.end(connection) { self.sink(.close(close), connection.id) }
+            self.activityEnded(on: connection)
         }
     }
 
