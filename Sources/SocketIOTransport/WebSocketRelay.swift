@@ -91,6 +91,8 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     private var early: [ByteBuffer] = []
     private var readHeld = false
     private var reader: WebSocketStreamReader
+    /// Bytes of the current batch of reads, followed for frames once the batch is flushed on.
+    private var unread: [ByteBuffer] = []
     private var events: [WebSocketStreamReader.Event] = []
 
     init(side: WebSocketRelay.Side, pair: WebSocketRelay.Pair) {
@@ -157,17 +159,26 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
         } else {
             early.append(buffer)
         }
-        let before = events.count
-        buffer.withUnsafeReadableBytes { reader.read($0, into: &events) }
-        if pair.closedBy == nil, events[before...].contains(where: { if case .close = $0 { true } else { false } }) {
-            pair.closedBy = side
-        }
+        unread.append(buffer)
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        guard let partner else { return }
-        partner.context?.flush()
-        observeCollected()
+        partner?.context?.flush()
+        // Only now, with the batch on its way, are its frames followed.
+        readFrames()
+        if partner != nil { observeCollected() }
+    }
+
+    private func readFrames() {
+        guard !unread.isEmpty else { return }
+        let before = events.count
+        for buffer in unread {
+            buffer.withUnsafeReadableBytes { reader.read($0, into: &events) }
+        }
+        unread.removeAll(keepingCapacity: true)
+        if pair.closedBy == nil, events[before...].contains(where: { if case .close = $0 { true } else { false } }) {
+            pair.closedBy = side
+        }
     }
 
     private func observeCollected() {
@@ -185,6 +196,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        readFrames()  // a close frame in the last batch still says who closed first
         pair.end(inactive: side)
         partner?.context?.close(promise: nil)
         context.fireChannelInactive()
