@@ -9,13 +9,16 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Load a Socket.IO server with echo round trips and print throughput and latency percentiles.",
         discussion: """
-            N clients connect and each sends M messages of SIZE bytes to the conformance contract's
-            echo (`message` answered by `message-back`, or with --ack `message-with-ack` answered by
-            an ack), one at a time per client, all clients at once. Latency is each round trip.
-            With no --target, the built-in conformance app runs in-process on a free port.
-            --rate paces each client (a round trip starts every 1/RATE s, or at once if the last
-            one took longer); --duration runs for a time instead of a count, with progress on
+            N clients connect and each sends M messages of SIZE bytes to the conformance contract's \
+            echo (`message` answered by `message-back`, or with --ack `message-with-ack` answered by \
+            an ack), one at a time per client, all clients at once. Latency is each round trip. \
+            With no --target, the built-in conformance app runs in-process on a free port. \
+            --rate paces each client (a round trip starts every 1/RATE s, or at once if the last \
+            one took longer); --duration runs for a time instead of a count, with progress on \
             stderr every 10 s (a soak: Benchmarks/soak.sh).
+
+            Exit codes: 0 every round trip completed; 1 some did not, or the target could not be \
+            reached or refused a client (one line on stderr says what it answered); 2 wrong arguments.
 
             Examples:
               siotap bench --clients 50 --messages 200
@@ -25,7 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The server (or proxy) to load; none: the built-in conformance app.")
+    @Option(help: "The server (or proxy) to load: http://HOST:PORT, with the Engine.IO path if it is not /socket.io/; none: the built-in conformance app.")
     var target: String?
 
     @Option(help: "Concurrent clients.")
@@ -44,7 +47,7 @@ struct BenchCommand: AsyncParsableCommand {
     var size = 100
 
     @Option(help: "websocket or polling.")
-    var transport: Transport = .websocket
+    var transport: EngineTransport = .websocket
 
     @Flag(help: "Use acknowledgements instead of echo events.")
     var ack = false
@@ -69,9 +72,13 @@ struct BenchCommand: AsyncParsableCommand {
         let mode: SocketIOClient.TransportMode = transport == .polling ? .polling : .websocket
         var connected: [SocketIOClient] = []
         for _ in 0..<clients {
-            let client = SocketIOClient(host: host, port: port)
-            do { try await client.open(transport: mode) } catch { throw ValidationError("cannot connect to \(host):\(port): \(error)") }
-            guard case .accepted = await client.connect() else { throw ValidationError("the server refused the connection") }
+            let client = SocketIOClient(host: host, port: port, path: server.path ?? "/socket.io/")
+            do { try await client.open(transport: mode) } catch { throw CommandFailure("\(error)") }
+            let reply = await client.connect()
+            guard case .accepted = reply else {
+                let why = if case .refused(let data) = reply { data?.jsonText ?? "no reason given" } else { "" }
+                throw CommandFailure("the server refused the Socket.IO connection to /: \(why)")
+            }
             connected.append(client)
         }
         let plan = Plan(count: duration == nil ? messages : Int.max, until: duration.map { CaptureClock.secondsSince1970() + $0 }, interval: rate.map { 1 / $0 })

@@ -4,7 +4,7 @@ import Logging
 import TrafficCapture
 
 extension EngineIOVersion: ExpressibleByArgument {}
-extension Transport: ExpressibleByArgument {}
+extension EngineTransport: ExpressibleByArgument {}
 extension Direction: ExpressibleByArgument {}
 
 struct DecodeCommand: AsyncParsableCommand {
@@ -12,16 +12,20 @@ struct DecodeCommand: AsyncParsableCommand {
         commandName: "decode",
         abstract: "Decode Engine.IO / Socket.IO frames into capture records.",
         discussion: """
-            Each FRAME is one WebSocket message, or with --transport polling one whole HTTP body. Frames
-            come from the arguments, or one per line on standard input. Write bytes that do not fit on a
-            line as \\xHH (the v4 polling separator is \\x1e); give binary frames as base64:… or hex:….
+            Each FRAME is one WebSocket message, or with --transport polling one whole HTTP body. Frames \
+            come from the arguments, or one per line on standard input. Write bytes that do not fit on a \
+            line as \\xHH (the v4 polling separator is \\x1e); give binary frames as base64:… or hex:…. \
             Frames are decoded in order, so a BINARY_EVENT and its attachments may be separate frames.
 
-            Prints a readable line per record on a terminal, JSONL (capture format v1) with --json or
+            Prints a readable line per record on a terminal, JSONL (capture format v1) with --json or \
             when piped. Tokens found in CONNECT payloads are inspected too.
 
-            Exit codes: 0 every frame decoded, 2 some frame is malformed (an error record says why) or
-            the arguments are wrong.
+            A binary packet still waiting for attachments after the last frame is reported as an \
+            error record ("incomplete: BINARY_EVENT waits for 1 attachment").
+
+            Exit codes: 0 every frame decoded; 1 the frames end with a binary packet still waiting for \
+            its attachments; 2 some frame is malformed (an error record says why) or the arguments \
+            are wrong.
 
             Examples:
               siotap decode '42["chat message","hi"]'
@@ -37,7 +41,7 @@ struct DecodeCommand: AsyncParsableCommand {
     var eio: EngineIOVersion = .v4
 
     @Option(help: "The transport the frames came from: websocket (one message per frame) or polling (one body per frame).")
-    var transport: Transport = .websocket
+    var transport: EngineTransport = .websocket
 
     @Option(help: "Direction of the frames: c2s (client to server) or s2c.")
     var dir: Direction = .clientToServer
@@ -72,7 +76,7 @@ struct DecodeCommand: AsyncParsableCommand {
         for (index, input) in inputs.enumerated() {
             let frame: TrafficDecoder.Frame
             do { frame = try FrameInput.parse(input, transport: transport) } catch {
-                throw ValidationError("\(error)")
+                throw CommandFailure(.badInput, "\(error)")
             }
             let output = decoder.decode(frame, dir: dir)
             logger.debug("frame decoded", metadata: ["frame": "\(index + 1)", "bytes": "\(input.utf8.count)", "records": "\(output.records.count)"])
@@ -88,7 +92,17 @@ struct DecodeCommand: AsyncParsableCommand {
                 io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
             }
         }
+        let incomplete = decoder.incomplete
+        for waiting in incomplete {
+            seq += 1
+            let record = CaptureRecord(
+                seq: seq, ts: CaptureClock.now(),
+                .error(ErrorRecord(dir: waiting.dir, code: "socketio.incomplete", message: waiting.description))
+            )
+            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+        }
         if failed { throw ExitCode(SiotapCLI.Exit.usage) }
+        if !incomplete.isEmpty { throw ExitCode(SiotapCLI.Exit.checkFailed) }
     }
 }
 
@@ -99,7 +113,7 @@ enum FrameInput {
     }
 
     /// `base64:…` and `hex:…` are binary; anything else is text with `\xHH` escapes.
-    static func parse(_ input: String, transport: Transport) throws -> TrafficDecoder.Frame {
+    static func parse(_ input: String, transport: EngineTransport) throws -> TrafficDecoder.Frame {
         let bytes: [UInt8]
         var binary = true
         if input.hasPrefix("base64:") {

@@ -11,10 +11,13 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "See it all in one command: the chat server, the proxy in front of it, and two scripted clients.",
         discussion: """
-            Starts the built-in chat server and siotap proxy on free loopback ports, then plays the seed
-            guide's story through the proxy: alice and bob connect with their tokens, say hello, chat,
-            join a room, send a notification; mallory is refused for a forged token; everyone leaves.
+            Starts the built-in chat server and siotap proxy on free loopback ports, then plays the seed \
+            guide's story through the proxy: alice and bob connect with their tokens, say hello, chat, \
+            join a room, send a notification; mallory is refused for a forged token; everyone leaves. \
             The live view shows every packet; the capture goes to demo.jsonl.
+
+            Exit codes: 0 the story played; 1 it could not (a port, the capture file or a client \
+            failed: one line on stderr says which); 2 wrong arguments.
 
             Examples:
               siotap demo
@@ -33,7 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let io = CommandIO.current
         let writer: CaptureWriter
-        do { writer = try CaptureWriter(path: record) } catch { throw ValidationError("\(error)") }
+        do { writer = try CaptureWriter(path: record) } catch { throw CommandFailure("\(error)") }
         let server = SocketIOServer()
         ChatApp.install(on: server, secret: Self.secret)
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)

@@ -7,12 +7,12 @@ struct JWTCommand: AsyncParsableCommand {
         commandName: "jwt",
         abstract: "Explain a JWT: header, claims, times, and (given a key) whether it verifies.",
         discussion: """
-            Without a key the token is decoded only. With --secret (HS256/384/512, any length), --key (a
-            PEM public key or certificate: RSA for RS*/PS*, EC for ES*, Ed25519 for EdDSA) or --jwks (a
-            JWK Set; the key is chosen by the token's kid) it is verified: signature, then nbf and exp.
+            Without a key the token is decoded only. With --secret (HS256/384/512, any length), --key (a \
+            PEM public key or certificate: RSA for RS*/PS*, EC for ES*, Ed25519 for EdDSA) or --jwks (a \
+            JWK Set; the key is chosen by the token's kid) it is verified: signature, then nbf and exp. \
             alg "none" is always refused; an HS token is never checked against a public key.
 
-            Exit codes: 0 verified, or decoded when no key was given; 1 not verified; 2 malformed token
+            Exit codes: 0 verified, or decoded when no key was given; 1 not verified; 2 malformed token \
             or wrong arguments.
 
             Examples:

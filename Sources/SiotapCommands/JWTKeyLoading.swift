@@ -17,7 +17,7 @@ enum JWTKeyLoading {
 
     private static func read(_ path: String, flag: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ValidationError("\(flag): cannot read \(path)")
+            throw CommandFailure(.badInput, "\(flag): cannot read \(path)")
         }
         return text
     }

@@ -7,12 +7,15 @@ struct MockCommand: AsyncParsableCommand {
         commandName: "mock",
         abstract: "Play a capture's server side to real clients: a Socket.IO server that answers as recorded.",
         discussion: """
-            Each new session takes the next recorded conn. A client packet that matches the next
-            recorded one (type, namespace, event, payload modulo --ignore; a CONNECT by namespace) is
-            answered with the server packets recorded after it, at their recorded delays (at most
-            --max-delay seconds); server pushes recorded before the client spoke come at their recorded
-            offsets. Acks carry the client's ids. Unmatched packets are reported on standard error;
+            Each new session takes the next recorded conn. A client packet that matches the next \
+            recorded one (type, namespace, event, payload modulo --ignore; a CONNECT by namespace) is \
+            answered with the server packets recorded after it, at their recorded delays (at most \
+            --max-delay seconds); server pushes recorded before the client spoke come at their recorded \
+            offsets. Acks carry the client's ids. Unmatched packets are reported on standard error; \
             with --strict they end the session.
+
+            Exit codes: 0 stopped by SIGINT or SIGTERM; 1 it cannot listen; 2 wrong arguments or an \
+            unreadable capture.
 
             Examples:
               siotap mock fixtures/chat-websocket.jsonl --listen 127.0.0.1:3000
@@ -39,15 +42,15 @@ struct MockCommand: AsyncParsableCommand {
         let io = CommandIO.current
         let address = try ListenAddress(listen)
         let records: [CaptureRecord]
-        do { records = try CaptureReader.readAll(path: capture).records } catch { throw ValidationError("\(error)") }
+        do { records = try CaptureReader.readAll(path: capture).records } catch { throw CommandFailure(.badInput, "\(error)") }
         let mock = MockServer(records, options: .init(ignoredPaths: ignore, strict: strict, maxDelay: maxDelay)) { line in
             io.writeError("siotap mock: \(line)\n")
         }
-        guard mock.connectionCount > 0 else { throw ValidationError("\(capture) has no Socket.IO packets to play") }
+        guard mock.connectionCount > 0 else { throw CommandFailure(.badInput, "\(capture) has no Socket.IO packets to play") }
         let signals = SignalWaiter()
         let port: Int
         do { port = try await mock.start(host: address.host, port: address.port) } catch {
-            throw ValidationError("cannot listen on \(listen): \(error)")
+            throw CommandFailure("cannot listen on \(listen): \(error)")
         }
         io.write("siotap mock: playing \(mock.connectionCount) recorded conn(s) of \(capture) on http://\(address.host):\(port)/socket.io/\n")
         await signals.wait()

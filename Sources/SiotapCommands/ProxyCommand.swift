@@ -9,15 +9,18 @@ struct ProxyCommand: AsyncParsableCommand {
         commandName: "proxy",
         abstract: "Relay Socket.IO traffic to an upstream server and show (and record) every packet, decoded.",
         discussion: """
-            Point your app at the proxy instead of the server. Polling and WebSocket traffic, and the
-            upgrade between them, pass through unchanged; each Engine.IO session is one conn. The live
-            view shows a line per packet; --json prints capture records instead; --record writes them
+            Point your app at the proxy instead of the server. Polling and WebSocket traffic, and the \
+            upgrade between them, pass through unchanged; each Engine.IO session is one conn. The live \
+            view shows a line per packet; --json prints capture records instead; --record writes them \
             to a JSONL file (capture format v1) as they happen.
 
             permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable.
 
-            --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN,
+            --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
+
+            Exit codes: 0 stopped by SIGINT or SIGTERM (every conn closed in the capture); 1 it cannot \
+            listen or cannot write the capture; 2 wrong arguments.
 
             Examples:
               siotap proxy --upstream http://localhost:3000 --record session.jsonl
@@ -41,8 +44,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Show only matching packets (see above).")
     var filter: String?
 
-    @Option(help: "The Engine.IO path to decode.")
-    var path = "/socket.io/"
+    @Option(help: "Decode Engine.IO traffic on this path only (default: any path whose query says EIO= and transport=).")
+    var path: String?
 
     @Option(name: .customLong("idle-timeout"), help: "Seconds without traffic before a polling conn counts as gone.")
     var idleTimeout: Double = 120
@@ -67,7 +70,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let key = try tokens.key()
         let recordFilter = try RecordFilter(filter)
         let writer: CaptureWriter?
-        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw ValidationError("\(error)") }
+        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
         let asJSON = json || !io.colors
         let quiet = self.quiet
@@ -90,7 +93,7 @@ struct ProxyCommand: AsyncParsableCommand {
         )
         let signals = SignalWaiter()
         let port: Int
-        do { port = try await proxy.start() } catch { throw ValidationError("cannot listen on \(listen): \(error)") }
+        do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(error)") }
         io.writeError("siotap proxy: listening on http://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
         await signals.wait()
@@ -101,17 +104,20 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 }
 
-/// `http://host:port` (the path is ignored: the proxy forwards each request's own path).
+/// `http://host:port`, with an optional path: the proxy ignores it (it forwards each request's
+/// own path); replay and bench take it as the Engine.IO path (`http://host:8000/chat/socket.io/`).
 struct UpstreamURL: CustomStringConvertible {
     var host: String
     var port: Int
+    var path: String?
 
-    init(_ text: String) throws {
-        guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host else {
-            throw ValidationError("--upstream wants http://HOST:PORT (got \(text)); https upstreams are not supported yet")
+    init(_ text: String, option: String = "--upstream") throws {
+        guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host, !host.isEmpty else {
+            throw ValidationError("\(option) wants http://HOST:PORT (got \(text)); https is not supported yet")
         }
         self.host = host
         self.port = components.port ?? 80
+        self.path = components.path.isEmpty || components.path == "/" ? nil : EngineRequest.normalisedPath(components.path)
     }
 
     var description: String { "http://\(host):\(port)" }

@@ -6,12 +6,12 @@ struct RedactCommand: ParsableCommand {
         commandName: "redact",
         abstract: "Make a capture safe to commit: token signatures, Authorization and Cookie values, and secrets removed.",
         discussion: """
-            Every JWT loses its signature (header and claims stay, so `siotap replay --jwt-secret` can
-            re-mint it), the Authorization and Cookie request headers of session records are replaced,
-            and each --secret is blanked wherever it appears. The output is a capture of the same
+            Every JWT loses its signature (header and claims stay, so `siotap replay --jwt-secret` can \
+            re-mint it), the Authorization and Cookie request headers of session records are replaced, \
+            and each --secret is blanked wherever it appears. The output is a capture of the same \
             records, line for line.
 
-            Exit codes: 0 done; 2 unreadable input or wrong arguments (lines that are not records are
+            Exit codes: 0 done; 2 unreadable input or wrong arguments (lines that are not records are \
             reported and left out).
 
             Examples:
@@ -38,11 +38,11 @@ struct RedactCommand: ParsableCommand {
         let redactor = CaptureRedactor(secrets: secret)
         var summary = CaptureRedactor.Summary()
         let writer: CaptureWriter
-        do { writer = try CaptureWriter(path: output) } catch { throw ValidationError("\(error)") }
+        do { writer = try CaptureWriter(path: output) } catch { throw CommandFailure("\(error)") }
         defer { writer.close() }
         var problems = 0
         let iterator = CaptureReader(path: capture).makeIterator()
-        if let error = iterator.openError { throw ValidationError("\(error)") }
+        if let error = iterator.openError { throw CommandFailure(.badInput, "\(error)") }
         while let entry = iterator.next() {
             switch entry {
             case .record(let record):

@@ -9,14 +9,16 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Play a capture's client side against a server and show how the server's answers differ.",
         discussion: """
-            Every conn of the capture gets a client (same Engine.IO version and query; over WebSocket)
-            that sends the recorded client packets in order, ack ids as recorded, keeping the capture's
-            order across connections. The server's packets are compared with the recorded ones after
+            Every conn of the capture gets a client (same Engine.IO version and query; over WebSocket) \
+            that sends the recorded client packets in order, ack ids as recorded, keeping the capture's \
+            order across connections. The server's packets are compared with the recorded ones after \
             normalising what changes on every run (CONNECT sids and pids) and any --ignore path.
 
             With no --target, the built-in server runs the --app in-process on a free port.
 
-            Exit codes: 0 no difference, 1 differences, 2 wrong arguments or an unreadable capture.
+            Exit codes: 0 no difference; 1 differences, or conns that could not be replayed (the target \
+            unreachable or refusing: the report says what it answered); 2 wrong arguments or an \
+            unreadable capture.
 
             Examples:
               siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef
@@ -28,7 +30,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Argument(help: "The capture to replay.")
     var capture: String
 
-    @Option(help: "The server to replay against; none: the built-in one.")
+    @Option(help: "The server to replay against (http://HOST:PORT, or with the Engine.IO path: http://HOST:PORT/app/socket.io/); none: the built-in one. Without a path each conn replays on the path it was recorded on.")
     var target: String?
 
     @Option(help: "The built-in server's app, when there is no --target.")
@@ -60,12 +62,12 @@ struct ReplayCommand: AsyncParsableCommand {
             case .conformance: ConformanceApp.install(on: builtIn)
             }
         }
-        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
+        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
         await server.stop()
         io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if let junit {
             do { try Self.junit(report, capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write \(junit): \(error)")
+                throw CommandFailure("cannot write \(junit): \(error)")
             }
         }
         if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }
@@ -74,10 +76,10 @@ struct ReplayCommand: AsyncParsableCommand {
     private func readCapture() throws -> ([CaptureRecord], [CaptureReadError]) {
         do {
             let result = try CaptureReader.readAll(path: capture)
-            guard !result.records.isEmpty else { throw ValidationError("\(capture) holds no records") }
+            guard !result.records.isEmpty else { throw CommandFailure(.badInput, "\(capture) holds no records") }
             return result
         } catch let error as CaptureReadError {
-            throw ValidationError("\(error)")
+            throw CommandFailure(.badInput, "\(error)")
         }
     }
 

@@ -13,16 +13,18 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the built-in Swift Socket.IO server with the chat or conformance app.",
         discussion: """
-            Serves Engine.IO 4 (socket.io 3.x/4.x clients) and Engine.IO 3 (socket.io 1.x/2.x clients)
+            Serves Engine.IO 4 (socket.io 3.x/4.x clients) and Engine.IO 3 (socket.io 1.x/2.x clients) \
             over HTTP long-polling, WebSocket, and the upgrade between them.
 
-            chat: the seed guide's server: a JWT (HS256) middleware, a room per user, chat messages,
-            rooms and notifications. The secret comes from --jwt-secret, else JWT_SECRET, else the
-            guide's default "your-secret-key" (with a warning).
-            conformance: the server the official engine.io-protocol and socket.io-protocol suites
+            chat: the seed guide's server: a JWT (HS256) middleware, a room per user, chat messages, \
+            rooms and notifications. The secret comes from --jwt-secret, else JWT_SECRET, else the \
+            guide's default "your-secret-key" (with a warning). \
+            conformance: the server the official engine.io-protocol and socket.io-protocol suites \
             expect; run it with --ping-interval 300 --ping-timeout 200 for them.
 
             Stops cleanly on SIGINT or SIGTERM.
+
+            Exit codes: 0 stopped by SIGINT or SIGTERM; 1 it cannot listen; 2 wrong arguments.
 
             Examples:
               siotap serve
@@ -93,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             port = try await server.start(host: address.host, port: address.port)
         } catch {
-            throw ValidationError("cannot listen on \(listen): \(error)")
+            throw CommandFailure("cannot listen on \(listen): \(error)")
         }
         io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\n")
         await signals.wait()
@@ -107,16 +109,18 @@ struct ServeCommand: AsyncParsableCommand {
 struct TargetServer {
     let host: String
     let port: Int
+    /// The Engine.IO path the target's URL names, if any.
+    let path: String?
     private let builtIn: SocketIOServer?
 
     init(target: String?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
         if let target {
-            let url = try UpstreamURL(target)
-            (host, port, builtIn) = (url.host, url.port, nil)
+            let url = try UpstreamURL(target, option: "--target")
+            (host, port, path, builtIn) = (url.host, url.port, url.path, nil)
         } else {
             let server = SocketIOServer(configuration: configuration)
             install(server)
-            (host, port, builtIn) = ("127.0.0.1", try await server.start(host: "127.0.0.1", port: 0), server)
+            (host, port, path, builtIn) = ("127.0.0.1", try await server.start(host: "127.0.0.1", port: 0), nil, server)
         }
     }
 

@@ -6,10 +6,12 @@ public struct Siotap: AsyncParsableCommand {
         commandName: "siotap",
         abstract: "A record/replay debugging proxy for Socket.IO.",
         discussion: """
-            Decodes Engine.IO (v3, v4) and Socket.IO (v4, v5) traffic on both transports, explains the
+            Decodes Engine.IO (v3, v4) and Socket.IO (v4, v5) traffic on both transports, explains the \
             JWTs in handshakes, and writes what it sees as JSONL (capture format v1).
 
-            Exit codes: 0 fine, 1 a check failed (a token did not verify), 2 usage error or malformed input.
+            Exit codes: 0 fine; 1 a check failed (a token did not verify, a replay differs) or the work \
+            failed at run time (a server unreachable or refusing, a port taken): one line on stderr \
+            says which; 2 a usage error (with the usage text) or malformed input.
             """,
         version: SiotapVersion.current,
         subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self]
@@ -27,21 +29,28 @@ public enum SiotapCLI {
     /// Exit codes that mean something to scripts.
     public enum Exit {
         public static let ok: Int32 = 0
+        /// A check failed, or the work failed at run time.
         public static let checkFailed: Int32 = 1
+        /// A usage error, or malformed input.
         public static let usage: Int32 = 2
     }
 
     /// Parses and runs `arguments` (without the program name) and returns the exit code.
     public static func run(_ arguments: [String]) async -> Int32 {
         let io = CommandIO.current
+        var commandName = "siotap"
         do {
             var command = try Siotap.parseAsRoot(arguments)
+            if let name = type(of: command).configuration.commandName, name != "siotap" { commandName = "siotap \(name)" }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
             return Exit.ok
+        } catch let failure as CommandFailure {
+            io.writeError("\(commandName): \(failure.description)\n")
+            return failure.exitCode
         } catch {
             let code = Siotap.exitCode(for: error)
             let message = Siotap.fullMessage(for: error)

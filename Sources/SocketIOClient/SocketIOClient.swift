@@ -27,8 +27,27 @@ public final class SocketIOClient: Sendable {
         case refused(JSONValue?)
     }
 
-    public struct ClientError: Error, Sendable, CustomStringConvertible {
+    /// A failure of the Engine.IO or Socket.IO exchange itself. Failures of the request beneath
+    /// (unreachable, refused, redirected) are thrown as ``HTTPClientError``.
+    public struct ClientError: Error, Sendable, Hashable, CustomStringConvertible {
+        public enum Code: String, Sendable, Hashable {
+            /// The answer to the handshake is not an Engine.IO open packet.
+            case badHandshake = "client.bad_handshake"
+            /// The WebSocket of an upgrade never answered the probe.
+            case upgradeFailed = "client.upgrade_failed"
+            /// No ack within the time asked.
+            case timedOut = "client.timed_out"
+            /// The session ended while something waited on it.
+            case connectionClosed = "client.connection_closed"
+        }
+
+        public let code: Code
         public let description: String
+
+        init(_ code: Code, _ description: String) {
+            self.code = code
+            self.description = description
+        }
     }
 
     public let host: String
@@ -86,10 +105,9 @@ public final class SocketIOClient: Sendable {
         if transport != .websocket { return try await openPolling(upgrade: transport == .pollingThenUpgrade, headers: headers) }
         var uri = "\(path)?EIO=\(engineVersion.rawValue)&transport=websocket"
         if !query.isEmpty { uri += "&" + query }
-        let outcome = try await WebSocketClient.connect(
+        let (socket, _, run) = try await WebSocketClient.connect(
             host: host, port: port, uri: uri, headers: HTTPHeaders(headers.map { ($0.0, $0.1) }), maxMessageSize: 64 << 20
         )
-        guard case .upgraded(let socket, _, let run) = outcome else { throw ClientError(description: "the server refused the WebSocket") }
         state.withLock { $0.socket = socket }
         let (opened, openedContinuation) = AsyncStream<EngineHandshake>.makeStream()
         let reader = Task {
@@ -105,7 +123,7 @@ public final class SocketIOClient: Sendable {
             if engineVersion == .v3 { startPinging(interval: handshake.pingInterval) }
             return handshake
         }
-        throw ClientError(description: "the connection ended before the open packet")
+        throw ClientError(.badHandshake, "ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri): the connection ended before the open packet")
     }
 
     /// Connects a namespace; protocol v4 connects `/` by itself (its reply is awaited here too).
@@ -138,7 +156,7 @@ public final class SocketIOClient: Sendable {
         let timer = Task {
             try? await Task.sleep(for: .milliseconds(milliseconds))
             guard !Task.isCancelled else { return }
-            state.withLock { $0.ackWaiters.removeValue(forKey: id) }?.resume(throwing: ClientError(description: "operation has timed out"))
+            state.withLock { $0.ackWaiters.removeValue(forKey: id) }?.resume(throwing: ClientError(.timedOut, "operation has timed out"))
         }
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
@@ -204,9 +222,15 @@ public final class SocketIOClient: Sendable {
         var head = pollingHead(.GET, sid: nil)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let response = try await HTTPClient.send(host: host, port: port, head: head, body: [])
-        guard response.status == .ok, let packets = try? EngineIOCodec.decodePayload(response.body, version: engineVersion),
+        let request = "GET http://\(HTTPClient.hostHeader(host: host, port: port))\(head.uri)"
+        guard response.status == .ok else {
+            throw HTTPClientError.unexpected(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.headers), body: response.body, request: request)
+        }
+        guard let packets = try? EngineIOCodec.decodePayload(response.body, version: engineVersion),
             let open = packets.first, open.type == .open, let text = open.text, let handshake = try? EngineHandshake(json: text)
-        else { throw ClientError(description: "polling handshake failed: HTTP \(response.status.code)") }
+        else {
+            throw ClientError(.badHandshake, "\(request): the answer is not an Engine.IO open packet: \(HTTPClientError.bodyStart(response.body))")
+        }
         state.withLock {
             $0.handshake = handshake
             $0.pollingSid = handshake.sid
@@ -238,10 +262,9 @@ public final class SocketIOClient: Sendable {
     private func upgrade(sid: String, headers: [(String, String)]) async throws {
         var uri = "\(path)?EIO=\(engineVersion.rawValue)&transport=websocket&sid=\(sid)"
         if !query.isEmpty { uri += "&" + query }
-        let outcome = try await WebSocketClient.connect(
+        let (socket, _, run) = try await WebSocketClient.connect(
             host: host, port: port, uri: uri, headers: HTTPHeaders(headers.map { ($0.0, $0.1) }), maxMessageSize: 64 << 20
         )
-        guard case .upgraded(let socket, _, let run) = outcome else { throw ClientError(description: "the server refused the upgrade") }
         let (_, noOpenWaiter) = AsyncStream<EngineHandshake>.makeStream()
         let reader = Task {
             for await message in socket.messages { self.receive(message, opened: noOpenWaiter, probeSocket: socket) }
@@ -253,7 +276,7 @@ public final class SocketIOClient: Sendable {
             state.withLock { $0.probeAnswered = continuation }
             socket.send(EngineIOCodec.encode(EnginePacket(.ping, .text("probe")), version: engineVersion))
         }
-        guard answered else { throw ClientError(description: "no 3probe") }
+        guard answered else { throw ClientError(.upgradeFailed, "ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri): the server never answered the upgrade's probe") }
         await postChain.withLock { $0 }?.value
         state.withLock {
             $0.pollingSid = nil
@@ -348,7 +371,7 @@ public final class SocketIOClient: Sendable {
         }
         probe?.resume(returning: false)
         for waiter in connects.values { waiter.resume(returning: .refused(.string("connection closed"))) }
-        for waiter in acks.values { waiter.resume(throwing: ClientError(description: "connection closed")) }
+        for waiter in acks.values { waiter.resume(throwing: ClientError(.connectionClosed, "connection closed")) }
         eventContinuation.finish()
         packetContinuation.finish()
         for task in tasks.withLock({ $0 }) { task.cancel() }

@@ -1,4 +1,5 @@
 public import JWTInspection
+import SocketIOProtocol
 
 /// Where the proxy listens, where it forwards, and what it checks.
 public struct ProxyConfiguration: Sendable {
@@ -6,8 +7,10 @@ public struct ProxyConfiguration: Sendable {
     public var listenPort: Int
     public var upstreamHost: String
     public var upstreamPort: Int
-    /// The Engine.IO path whose traffic is decoded; other paths are relayed plainly.
-    public var path: String
+    /// When set, only Engine.IO traffic on this path is decoded. Unset, any request whose query
+    /// says `EIO=3|4` and `transport=polling|websocket` is, whatever its path; everything else is
+    /// relayed plainly either way.
+    public var path: String?
     /// Verifies the JWTs seen in handshakes when set.
     public var jwtKey: JWTVerificationKey?
     public var jwtLeeway: Double
@@ -19,14 +22,14 @@ public struct ProxyConfiguration: Sendable {
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
-        path: String = "/socket.io/", jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
+        path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
         idleTimeout: Double = 120
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.upstreamHost = upstreamHost
         self.upstreamPort = upstreamPort
-        self.path = path.hasSuffix("/") ? path : path + "/"
+        self.path = path.map(EngineRequest.normalisedPath)
         self.jwtKey = jwtKey
         self.jwtLeeway = jwtLeeway
         self.maxMessageSize = maxMessageSize

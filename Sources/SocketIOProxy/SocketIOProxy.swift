@@ -17,9 +17,6 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     private let sink: Sink
     private let tracker = ConnectionTracker()
     private let inspector: JWTInspector
-    /// Upstream WebSockets dialled in `shouldUpgrade`, by the client's Sec-WebSocket-Key, waiting
-    /// for the client side of the upgrade.
-    private let dialled = Mutex<[String: (upstream: NIOLoopBound<WebSocketRelayHandler>, relayed: RelayedConnection)]>([:])
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
@@ -71,8 +68,12 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     // MARK: Plain HTTP and long-polling
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        let engine = EngineRequest(uri: request.uri, path: configuration.path)
-        guard let engine, engine.transport == "polling" else { return await relay(request, engine: engine, on: nil) }
+        let engine = EngineRequest.traffic(request.uri, under: configuration.path)
+        // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL is
+        // relayed without becoming a conn.
+        guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
+            return await relay(request, engine: engine, on: nil)
+        }
         let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
@@ -141,8 +142,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
 
     // MARK: WebSocket
 
-    public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> HTTPHeaders? {
-        guard let key = head.headers.first(name: "Sec-WebSocket-Key") else { return nil }
+    public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
         var headers = Self.withoutHopByHop(head.headers)
         for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
         let relayed = RelayedConnection()
@@ -154,26 +154,16 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
             // upstream's answer (or a 502).
             return nil
         }
-        dialled.withLock { $0[key] = (upstream, relayed) }
-        // A client whose own upgrade then fails must not leave its upstream open.
-        eventLoop.scheduleTask(in: .seconds(10)) { [weak self] in
-            self?.dialled.withLock { $0.removeValue(forKey: key) }?.upstream.value.abandon()
-        }
         var reply = HTTPHeaders()
         if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
-        return reply
-    }
-
-    public func attachRelay(_ channel: any Channel, head: HTTPRequestHead) throws {
-        guard let key = head.headers.first(name: "Sec-WebSocket-Key"),
-            let (upstream, relayed) = dialled.withLock({ $0.removeValue(forKey: key) })
-        else { throw ChannelError.inappropriateOperationForState }
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        if let connection = webSocketConnection(head, remote: remote) {
-            tracker.with(connection) { $0.onWebSocket = true }
-            relayed.connection.withLock { $0 = connection }
+        return DialledRelay(upstream: upstream, responseHeaders: reply) { [weak self] channel, head in
+            guard let self else { return }
+            let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+            if let connection = self.webSocketConnection(head, remote: remote) {
+                self.tracker.with(connection) { $0.onWebSocket = true }
+                relayed.connection.withLock { $0 = connection }
+            }
         }
-        try upstream.value.attachClient(to: channel)
     }
 
     /// What the relay reports, turned into records of the conn it carries.
@@ -202,7 +192,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
 
     /// The conn of a WebSocket: the polling session it upgrades, or a new one.
     private func webSocketConnection(_ head: HTTPRequestHead, remote: String) -> ConnectionTracker.Connection? {
-        guard let engine = EngineRequest(uri: head.uri, path: configuration.path) else { return nil }
+        guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
         if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
         let fresh = tracker.open(engineVersion: engine.version)
         emit(.session(sessionRecord(head, remote: remote, transport: .websocket, sid: engine.sid)), on: fresh)
@@ -307,10 +297,10 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         }
     }
 
-    private func sessionRecord(_ head: HTTPRequestHead, remote: String, transport: Transport, sid: String?) -> SessionRecord {
-        let engine = EngineRequest(uri: head.uri, path: configuration.path)
+    private func sessionRecord(_ head: HTTPRequestHead, remote: String, transport: EngineTransport, sid: String?) -> SessionRecord {
+        let engine = EngineRequest.traffic(head.uri)
         return SessionRecord(
-            url: head.uri, eio: engine?.version.rawValue ?? 4, transport: transport, sid: sid,
+            url: head.uri, path: engine?.path, eio: engine?.version.rawValue ?? 4, transport: transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
             remote: remote, upstream: configuration.upstreamDescription
         )
@@ -347,23 +337,4 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
 /// The conn a relay carries, known once the client's side is attached.
 final class RelayedConnection: Sendable {
     let connection = Mutex<ConnectionTracker.Connection?>(nil)
-}
-
-/// What an Engine.IO request's URL says.
-struct EngineRequest {
-    var version: EngineIOVersion
-    var transport: String?
-    var sid: String?
-
-    init?(uri: String, path: String) {
-        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var requestPath = String(parts[0])
-        if !requestPath.hasSuffix("/") { requestPath += "/" }
-        guard requestPath == path else { return nil }
-        let query = parts.count > 1 ? QueryString.pairs(parts[1]) : []
-        func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
-        version = value("EIO") == "3" ? .v3 : .v4
-        transport = value("transport")
-        sid = value("sid")
-    }
 }

@@ -25,14 +25,6 @@ final class EngineServer: HTTPServerDelegate {
 
     // MARK: Request parsing
 
-    private struct EngineRequest {
-        var version: EngineIOVersion
-        var transport: String?
-        var sid: String?
-        var base64: Bool
-        var query: [(String, String)]
-    }
-
     private enum Parsed {
         case engine(EngineRequest)
         case notEngine
@@ -40,32 +32,25 @@ final class EngineServer: HTTPServerDelegate {
     }
 
     /// Whether `uri` is under this server's path.
-    func serves(uri: String) -> Bool {
-        var path = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-        if !path.hasSuffix("/") { path += "/" }
-        return path == configuration.path
-    }
+    func serves(uri: String) -> Bool { EngineRequest.path(of: uri) == configuration.path }
 
     private func parse(uri: String) -> Parsed {
         guard serves(uri: uri) else { return .notEngine }
-        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let query = parts.count > 1 ? QueryString.pairs(parts[1]) : []
-        func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
-        let version: EngineIOVersion
-        switch value("EIO") {
-        case "4": version = .v4
-        case "3" where configuration.allowEIO3: version = .v3
-        default: return .refused(.unsupportedProtocolVersion)
+        do {
+            let request = try EngineRequest(target: uri)
+            guard request.version == .v4 || configuration.allowEIO3 else { return .refused(.unsupportedProtocolVersion) }
+            return .engine(request)
+        } catch .unsupportedVersion {
+            return .refused(.unsupportedProtocolVersion)
+        } catch {
+            return .refused(.unknownTransport)
         }
-        let transport = value("transport")
-        guard transport == "polling" || transport == "websocket" else { return .refused(.unknownTransport) }
-        return .engine(EngineRequest(version: version, transport: transport, sid: value("sid"), base64: value("b64") != nil, query: query))
     }
 
     // MARK: HTTPServerDelegate
 
     func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
-        guard case .engine(let request) = parse(uri: head.uri), request.transport == "websocket" else { return nil }
+        guard case .engine(let request) = parse(uri: head.uri), request.transport == .websocket else { return nil }
         if let sid = request.sid {
             guard let session = session(sid), session.version == request.version, await session.transport == .polling else { return nil }
         }
@@ -107,7 +92,7 @@ final class EngineServer: HTTPServerDelegate {
         case .refused(let code):
             return Self.error(code)
         case .engine(let engineRequest):
-            if engineRequest.transport == "websocket" {
+            if engineRequest.transport == .websocket {
                 // A WebSocket request that was not upgraded: no Upgrade header, or an unknown sid.
                 if let sid = engineRequest.sid, session(sid) == nil { return Self.error(.unknownSid) }
                 return Self.error(.badRequest)
@@ -155,7 +140,7 @@ final class EngineServer: HTTPServerDelegate {
         let sid = SessionID.make()
         let session = EngineSession(
             sid: sid, version: request.version, transport: transport,
-            binaryPayloads: request.version == .v3 && !request.base64, query: request.query,
+            binaryPayloads: request.version == .v3 && !request.base64, query: request.query.map { ($0.name, $0.value) },
             headers: headers.map { ($0.name, $0.value) }, remote: remote, configuration: configuration,
             onEnd: { [weak self] sid in self?.sessions.withLock { _ = $0.removeValue(forKey: sid) } }
         )

@@ -327,8 +327,3 @@ actor EngineSession {
         onEnd(sid)
     }
 }
-
-enum EngineTransport: String, Sendable {
-    case polling
-    case websocket
-}

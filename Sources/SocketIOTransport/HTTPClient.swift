@@ -3,90 +3,136 @@ public import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 
-/// One HTTP/1.1 exchange with an upstream, on a fresh connection (the proxy's upstream hop).
+/// One HTTP/1.1 exchange with a server, on a fresh connection (the proxy's upstream hop, and the
+/// polling side of siotap's client). Redirects are answers like any other: never followed.
 public enum HTTPClient {
-    /// Sends `head` and `body` to `host:port` and returns the whole response.
+    /// Sends `head` and `body` to `host:port` and returns the whole response, whatever its status.
+    /// A `Host` header is added when `head` has none (HTTP/1.1 requires one). Throws
+    /// ``HTTPClientError`` when there is no whole answer.
     public static func send(
         host: String,
         port: Int,
         head: HTTPRequestHead,
         body: [UInt8],
         maxResponseSize: Int = 64 << 20
-    ) async throws -> HTTPResponse {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+    ) async throws(HTTPClientError) -> HTTPResponse {
+        var head = head
+        if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: hostHeader(host: host, port: port)) }
+        let request = "\(head.method.rawValue) http://\(hostHeader(host: host, port: port))\(head.uri)"
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    }
                 }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(.head(head))
-            if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
-            var responseHead: HTTPResponseHead?
-            var responseBody: [UInt8] = []
-            for try await part in inbound {
-                switch part {
-                case .head(let received): responseHead = received
-                case .body(var buffer):
-                    guard responseBody.count + buffer.readableBytes <= maxResponseSize else { throw ChannelError.inputClosed }
-                    responseBody += buffer.readBytes(length: buffer.readableBytes) ?? []
-                case .end:
-                    guard let responseHead else { throw ChannelError.inputClosed }
-                    return HTTPResponse(status: responseHead.status, headers: responseHead.headers, body: responseBody)
-                }
-            }
-            throw ChannelError.inputClosed
+        } catch {
+            throw .unreachable(error, request: request)
         }
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(.head(head))
+                if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+                var responseHead: HTTPResponseHead?
+                var responseBody: [UInt8] = []
+                for try await part in inbound {
+                    switch part {
+                    case .head(let received): responseHead = received
+                    case .body(var buffer):
+                        guard responseBody.count + buffer.readableBytes <= maxResponseSize else {
+                            throw HTTPClientError(.tooLarge, request: request, detail: "the answer is larger than \(maxResponseSize) bytes")
+                        }
+                        responseBody += buffer.readBytes(length: buffer.readableBytes) ?? []
+                    case .end:
+                        guard let responseHead else { break }
+                        return HTTPResponse(status: responseHead.status, headers: responseHead.headers, body: responseBody)
+                    }
+                }
+                throw HTTPClientError(.closed, request: request, detail: "the server closed the connection before a whole answer")
+            }
+        } catch let error as HTTPClientError {
+            throw error
+        } catch {
+            throw HTTPClientError(.closed, request: request, detail: HTTPClientError.socketReason(error))
+        }
+    }
+
+    /// `host:port` as a `Host` header says it (IPv6 literals in brackets).
+    public static func hostHeader(host: String, port: Int) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 
 /// A WebSocket client connection (the proxy's upstream hop, and test clients).
 public enum WebSocketClient {
-    public enum Outcome: Sendable {
-        /// Upgraded: the connection and the upstream's 101 headers.
-        case upgraded(WebSocketConnection, HTTPHeaders, run: @Sendable () async -> Void)
-        /// The server answered without upgrading.
-        case refused
-    }
-
-    enum Upgrade: Sendable {
-        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, HTTPHeaders)
-        case refused
-    }
-
-    /// Opens a WebSocket to `host:port` at `uri` with the given request headers (the upgrade
-    /// headers themselves are added). Call the returned `run` to move frames until it closes.
+    /// Opens a WebSocket to `host:port` at `uri` with the given request headers (`Host` and the
+    /// upgrade headers are added). Call the returned `run` to move frames until it closes. Every
+    /// frame this side sends is masked, as RFC 6455 asks of clients.
     public static func connect(
         host: String,
         port: Int,
         uri: String,
         headers: HTTPHeaders,
         maxMessageSize: Int
-    ) async throws -> Outcome {
+    ) async throws(HTTPClientError) -> (WebSocketConnection, HTTPHeaders, run: @Sendable () async -> Void) {
+        let request = "GET ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri)"
         let upgrade: Upgrade = try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: MultiThreadedEventLoopGroup.singleton,
-            maxMessageSize: maxMessageSize, refused: .refused
+            maxMessageSize: maxMessageSize, request: request,
+            refused: { channel in .refused(try NIOAsyncChannel(wrappingChannelSynchronously: channel)) }
         ) { channel, response in
             .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), response.headers)
         }
         switch upgrade {
-        case .refused:
-            return .refused
+        case .refused(let channel):
+            throw await refusal(on: channel, request: request)
         case .webSocket(let channel, let responseHeaders):
             let remote = channel.channel.remoteAddress?.description ?? "\(host):\(port)"
             let (connection, streams) = WebSocketConnection.make(remote: remote, maskOutbound: true)
-            return .upgraded(connection, responseHeaders, run: {
+            return (connection, responseHeaders, {
                 await WebSocketConnection.run(channel, streams: streams, maxMessageSize: maxMessageSize)
             })
         }
     }
 
+    enum Upgrade: Sendable {
+        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, HTTPHeaders)
+        case refused(NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>)
+    }
+
+    /// Reads the answer that was not a 101 (head and the start of the body) into an error, and
+    /// closes the connection.
+    private static func refusal(
+        on channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, request: String
+    ) async -> HTTPClientError {
+        let answer: (HTTPResponseHead?, [UInt8])? = try? await channel.executeThenClose { inbound, _ in
+            var head: HTTPResponseHead?
+            var body: [UInt8] = []
+            reading: for try await part in inbound {
+                switch part {
+                case .head(let received): head = received
+                case .body(var buffer):
+                    body += buffer.readBytes(length: min(buffer.readableBytes, 4096 - body.count)) ?? []
+                    if body.count >= 4096 { break reading }
+                case .end: break reading
+                }
+            }
+            return (head, body)
+        }
+        guard let (head, body) = answer, let head else {
+            return HTTPClientError(.closed, request: request, detail: "the server closed the connection without answering the upgrade")
+        }
+        return .unexpected(head, body: body, request: request)
+    }
+
     public enum RelayOutcome: Sendable {
         /// Upgraded: the relay's upstream side, to attach its client to, and the 101's headers.
         case upgraded(NIOLoopBound<WebSocketRelayHandler>, HTTPHeaders)
+        /// The upstream answered without upgrading (the client then gets that answer as plain HTTP).
         case refused
     }
 
@@ -100,9 +146,14 @@ public enum WebSocketClient {
         eventLoop: any EventLoop,
         maxMessageSize: Int,
         observer: WebSocketRelay.Observer
-    ) async throws -> RelayOutcome {
+    ) async throws(HTTPClientError) -> RelayOutcome {
         try await upgrade(
-            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, refused: .refused
+            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize,
+            request: "GET ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri)",
+            refused: { channel in
+                channel.close(promise: nil)
+                return .refused
+            }
         ) { channel, response in
             let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
             try WebSocketRelayHandler.install(handler, in: channel)
@@ -111,7 +162,7 @@ public enum WebSocketClient {
     }
 
     /// Connects and asks for the upgrade; `upgraded` sets up the WebSocket pipeline on the event
-    /// loop. A server that answers without upgrading gets its connection closed, and `refused`.
+    /// loop, `refused` takes a connection whose server answered without upgrading.
     private static func upgrade<Result: Sendable>(
         host: String,
         port: Int,
@@ -119,38 +170,49 @@ public enum WebSocketClient {
         headers: HTTPHeaders,
         group: any EventLoopGroup,
         maxMessageSize: Int,
-        refused: Result,
+        request: String,
+        refused: @escaping @Sendable (any Channel) throws -> Result,
         upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Result
-    ) async throws -> Result {
+    ) async throws(HTTPClientError) -> Result {
         let maxFrame = max(1 << 14, min(Int(UInt32.max), maxMessageSize + 1024))
-        let upgrade: EventLoopFuture<Result> = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
-                        maxFrameSize: maxFrame,
-                        upgradePipelineHandler: { channel, response in
-                            channel.eventLoop.makeCompletedFuture { try upgraded(channel, response) }
-                        }
-                    )
-                    var requestHeaders = headers
-                    requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
-                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<Result>(
-                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders),
-                        upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                channel.close(promise: nil)
-                                return refused
+        var requestHeaders = headers
+        if !requestHeaders.contains(name: "Host") { requestHeaders.add(name: "Host", value: HTTPClient.hostHeader(host: host, port: port)) }
+        requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: requestHeaders)
+        let upgrade: EventLoopFuture<Result>
+        do {
+            upgrade = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
+                            maxFrameSize: maxFrame,
+                            upgradePipelineHandler: { channel, response in
+                                channel.eventLoop.makeCompletedFuture { try upgraded(channel, response) }
                             }
-                        }
-                    )
-                    // Bytes that follow the 101 in the same segment (an Engine.IO open packet) must not be dropped.
-                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
-                    pipeline.leftOverBytesStrategy = .forwardBytes
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                        )
+                        let configuration = NIOTypedHTTPClientUpgradeConfiguration<Result>(
+                            upgradeRequestHead: head,
+                            upgraders: [upgrader],
+                            notUpgradingCompletionHandler: { channel in
+                                channel.eventLoop.makeCompletedFuture { try refused(channel) }
+                            }
+                        )
+                        // Bytes that follow the 101 in the same segment (an Engine.IO open packet) must not be dropped.
+                        var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
+                        pipeline.leftOverBytesStrategy = .forwardBytes
+                        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                    }
                 }
-            }
-        return try await upgrade.get()
+        } catch {
+            throw .unreachable(error, request: request)
+        }
+        do {
+            return try await upgrade.get()
+        } catch let error as NIOHTTPClientUpgradeError {
+            throw HTTPClientError(.badUpgrade, request: request, detail: "the server's 101 is not a valid WebSocket upgrade (\(error))")
+        } catch {
+            throw HTTPClientError(.closed, request: request, detail: HTTPClientError.socketReason(error))
+        }
     }
 }

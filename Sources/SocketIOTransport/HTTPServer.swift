@@ -19,10 +19,30 @@ public protocol HTTPServerDelegate: Sendable {
 /// taking them as messages.
 public protocol WebSocketRelayDelegate: HTTPServerDelegate {
     /// Dials the relay's far side on `eventLoop` (the client connection's, so the relay never
-    /// leaves it); the headers for the 101, or `nil` to refuse the upgrade.
-    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> HTTPHeaders?
-    /// Attaches the relay to the client's upgraded channel; called on its event loop.
-    func attachRelay(_ channel: any Channel, head: HTTPRequestHead) throws
+    /// leaves it), or returns `nil` to refuse the upgrade. The server keeps what this returns
+    /// with the client's connection: it is attached to that connection once its upgrade is done,
+    /// and closed with it otherwise.
+    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay?
+}
+
+/// The upstream side of a relay, dialled for one client's upgrade.
+public struct DialledRelay: Sendable {
+    /// The upstream's relay handler, on the client connection's event loop.
+    public var upstream: NIOLoopBound<WebSocketRelayHandler>
+    /// Headers for the client's 101 (the upstream's subprotocol).
+    public var responseHeaders: HTTPHeaders
+    /// Called on the event loop once the client's upgrade is done, just before the relay starts.
+    public var willAttach: @Sendable (_ client: any Channel, _ head: HTTPRequestHead) -> Void
+
+    public init(
+        upstream: NIOLoopBound<WebSocketRelayHandler>,
+        responseHeaders: HTTPHeaders,
+        willAttach: @escaping @Sendable (_ client: any Channel, _ head: HTTPRequestHead) -> Void
+    ) {
+        self.upstream = upstream
+        self.responseHeaders = responseHeaders
+        self.willAttach = willAttach
+    }
 }
 
 extension WebSocketRelayDelegate {
@@ -71,21 +91,35 @@ public final class HTTPServer: Sendable {
     /// Binds; call ``run(delegate:)`` to serve.
     public static func bind(_ configuration: Configuration, delegate: any HTTPServerDelegate) async throws -> HTTPServer {
         let maxFrame = max(1 << 14, min(Int(UInt32.max), configuration.maxBodySize + 1024))
+        let relayDelegate = delegate as? any WebSocketRelayDelegate
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let refusedHead = NIOLockedValueBox<HTTPRequestHead?>(nil)
+                    // The relay dialled for this connection's upgrade belongs to this connection
+                    // alone: nothing a client sends (such as its Sec-WebSocket-Key) finds it again.
+                    let dialled = NIOLockedValueBox<DialledRelay?>(nil)
                     let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
                         maxFrameSize: maxFrame,
                         shouldUpgrade: { channel, head in
                             let eventLoop = channel.eventLoop
                             return eventLoop.makeFutureWithTask {
-                                let headers = if let relay = delegate as? any WebSocketRelayDelegate {
-                                    await relay.dialRelay(head, eventLoop: eventLoop)
+                                let headers: HTTPHeaders?
+                                if let relayDelegate {
+                                    let relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop)
+                                    if let relay {
+                                        dialled.withLockedValue { $0 = relay }
+                                        // A client gone before its upgrade completes never gets
+                                        // the relay: its upstream closes with it.
+                                        channel.closeFuture.whenComplete { _ in
+                                            dialled.withLockedValue { $0.take() }?.upstream.value.abandon()
+                                        }
+                                    }
+                                    headers = relay?.responseHeaders
                                 } else {
-                                    await delegate.shouldUpgrade(head)
+                                    headers = await delegate.shouldUpgrade(head)
                                 }
                                 if headers == nil { refusedHead.withLockedValue { $0 = head } }
                                 return headers
@@ -93,11 +127,20 @@ public final class HTTPServer: Sendable {
                         },
                         upgradePipelineHandler: { channel, head in
                             channel.eventLoop.makeCompletedFuture {
-                                if let relay = delegate as? any WebSocketRelayDelegate {
-                                    try relay.attachRelay(channel, head: head)
-                                    return .relayed(channel)
+                                guard relayDelegate != nil else {
+                                    return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), head)
                                 }
-                                return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), head)
+                                guard let relay = dialled.withLockedValue({ $0.take() }) else {
+                                    throw ChannelError.inappropriateOperationForState
+                                }
+                                relay.willAttach(channel, head)
+                                do {
+                                    try relay.upstream.value.attachClient(to: channel)
+                                } catch {
+                                    relay.upstream.value.abandon()
+                                    throw error
+                                }
+                                return .relayed(channel)
                             }
                         }
                     )

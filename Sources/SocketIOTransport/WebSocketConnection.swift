@@ -15,6 +15,12 @@ public final class WebSocketConnection: Sendable {
     struct Streams {
         let inbound: AsyncStream<WebSocketMessage>.Continuation
         let outbound: AsyncStream<WebSocketFrame>
+        /// Client side: every frame, control frames included, goes out masked (RFC 6455 §5.1).
+        let maskOutbound: Bool
+
+        func control(_ opcode: WebSocketOpcode, _ data: ByteBuffer) -> WebSocketFrame {
+            WebSocketFrame(fin: true, opcode: opcode, maskKey: maskOutbound ? .random() : nil, data: data)
+        }
     }
 
     private init(messages: AsyncStream<WebSocketMessage>, outbound: AsyncStream<WebSocketFrame>.Continuation, remote: String, maskOutbound: Bool) {
@@ -28,7 +34,7 @@ public final class WebSocketConnection: Sendable {
         let (inboundStream, inboundContinuation) = AsyncStream<WebSocketMessage>.makeStream()
         let (outboundStream, outboundContinuation) = AsyncStream<WebSocketFrame>.makeStream()
         let connection = WebSocketConnection(messages: inboundStream, outbound: outboundContinuation, remote: remote, maskOutbound: maskOutbound)
-        return (connection, Streams(inbound: inboundContinuation, outbound: outboundStream))
+        return (connection, Streams(inbound: inboundContinuation, outbound: outboundStream, maskOutbound: maskOutbound))
     }
 
     /// Queues a message.
@@ -95,7 +101,7 @@ public final class WebSocketConnection: Sendable {
                                 guard partial.bytes.count <= maxMessageSize else {
                                     var reason = ByteBuffer()
                                     reason.write(webSocketErrorCode: .messageTooLarge)
-                                    controlContinuation.yield(WebSocketFrame(fin: true, opcode: .connectionClose, data: reason))
+                                    controlContinuation.yield(streams.control(.connectionClose, reason))
                                     return
                                 }
                                 if frame.fin {
@@ -105,11 +111,11 @@ public final class WebSocketConnection: Sendable {
                                     assembling = partial
                                 }
                             case .ping:
-                                controlContinuation.yield(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                                controlContinuation.yield(streams.control(.pong, frame.unmaskedData))
                             case .connectionClose:
                                 var data = frame.unmaskedData
                                 let code = data.readSlice(length: 2) ?? ByteBuffer()
-                                controlContinuation.yield(WebSocketFrame(fin: true, opcode: .connectionClose, data: code))
+                                controlContinuation.yield(streams.control(.connectionClose, code))
                                 return
                             default:
                                 break

@@ -135,10 +135,17 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
             readHeld = false
             context?.read()
         }
-        if context == nil || pair.endedBy != nil { client.context?.close(promise: nil) }
+        if !channel.isActive {
+            // The client left while its upgrade was being completed: no inactive event will come
+            // from its side, so end the relay from here.
+            if pair.closedBy == nil { pair.closedBy = .client }
+            context?.close(promise: nil)
+        } else if context == nil || pair.endedBy != nil {
+            client.context?.close(promise: nil)
+        }
     }
 
-    /// Closes an upstream that never got its client (the client's upgrade failed).
+    /// Closes an upstream that never got its client (the client's upgrade failed or it left).
     public func abandon() {
         if partner == nil { context?.close(promise: nil) }
     }

@@ -13,6 +13,7 @@ extension CaptureRecord {
         switch body {
         case .session(let record):
             fields.string("url", record.url)
+            fields.string("path", record.path)
             fields.int("eio", record.eio)
             fields.string("transport", record.transport.rawValue)
             fields.string("sid", record.sid)

@@ -85,18 +85,15 @@ public enum Direction: String, Sendable, Hashable, Codable {
     public var reversed: Direction { self == .clientToServer ? .serverToClient : .clientToServer }
 }
 
-/// The Engine.IO transport a frame travelled on.
-public enum Transport: String, Sendable, Hashable, Codable, CaseIterable {
-    case polling
-    case websocket
-}
-
 /// A new Engine.IO session.
 public struct SessionRecord: Sendable, Hashable, Codable {
     /// Path and query as the client requested them.
     public var url: String
+    /// The Engine.IO path the session was found on (`/socket.io/` unless the app mounts it
+    /// elsewhere), with its trailing `/`.
+    public var path: String?
     public var eio: Int
-    public var transport: Transport
+    public var transport: EngineTransport
     /// The Engine.IO session id, once the server's open packet has been seen.
     public var sid: String?
     /// Request headers in wire order, names as sent.
@@ -106,8 +103,12 @@ public struct SessionRecord: Sendable, Hashable, Codable {
     /// Where the proxy forwarded the session.
     public var upstream: String?
 
-    public init(url: String, eio: Int, transport: Transport, sid: String? = nil, headers: JSONValue? = nil, remote: String? = nil, upstream: String? = nil) {
+    public init(
+        url: String, path: String? = nil, eio: Int, transport: EngineTransport, sid: String? = nil, headers: JSONValue? = nil,
+        remote: String? = nil, upstream: String? = nil
+    ) {
         self.url = url
+        self.path = path
         self.eio = eio
         self.transport = transport
         self.sid = sid
@@ -120,13 +121,13 @@ public struct SessionRecord: Sendable, Hashable, Codable {
 /// An Engine.IO control packet (anything but `message`).
 public struct EngineRecord: Sendable, Hashable, Codable {
     public var dir: Direction
-    public var transport: Transport
+    public var transport: EngineTransport
     /// `open`, `close`, `ping`, `pong`, `upgrade` or `noop`.
     public var type: String
     /// The packet's data: the open packet's JSON as parsed (wire text kept), or a string (`probe`).
     public var data: JSONValue?
 
-    public init(dir: Direction, transport: Transport, type: String, data: JSONValue? = nil) {
+    public init(dir: Direction, transport: EngineTransport, type: String, data: JSONValue? = nil) {
         self.dir = dir
         self.transport = transport
         self.type = type
@@ -137,7 +138,7 @@ public struct EngineRecord: Sendable, Hashable, Codable {
 /// One Socket.IO packet, attachments joined.
 public struct PacketRecord: Sendable, Hashable, Codable {
     public var dir: Direction
-    public var transport: Transport
+    public var transport: EngineTransport
     /// `CONNECT`, `DISCONNECT`, `EVENT`, `ACK`, `CONNECT_ERROR`, `BINARY_EVENT`, `BINARY_ACK`.
     public var type: String
     public var nsp: String
@@ -165,7 +166,7 @@ public struct PacketRecord: Sendable, Hashable, Codable {
     }
 
     public init(
-        dir: Direction, transport: Transport, type: String, nsp: String, query: String? = nil, id: UInt64? = nil,
+        dir: Direction, transport: EngineTransport, type: String, nsp: String, query: String? = nil, id: UInt64? = nil,
         event: String? = nil, args: [JSONValue]? = nil, data: JSONValue? = nil, raw: String,
         attachments: [String]? = nil, latencyMilliseconds: Double? = nil
     ) {
@@ -188,7 +189,7 @@ public struct PacketRecord: Sendable, Hashable, Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         dir = try container.decode(Direction.self, forKey: .dir)
-        transport = try container.decode(Transport.self, forKey: .transport)
+        transport = try container.decode(EngineTransport.self, forKey: .transport)
         type = try container.decode(String.self, forKey: .type)
         nsp = try container.decode(String.self, forKey: .nsp)
         query = try container.decodeIfPresent(String.self, forKey: .query)
@@ -206,7 +207,7 @@ public struct PacketRecord: Sendable, Hashable, Codable {
     }
 
     /// The record of a decoded packet; `raw` is its wire string.
-    public init(_ packet: SocketPacket, raw: String, dir: Direction, transport: Transport) {
+    public init(_ packet: SocketPacket, raw: String, dir: Direction, transport: EngineTransport) {
         self.init(dir: dir, transport: transport, type: packet.type.name, nsp: packet.namespace, query: packet.query, id: packet.ackID, raw: raw)
         if packet.type.isEvent {
             event = packet.eventName

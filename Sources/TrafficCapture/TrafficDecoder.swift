@@ -41,10 +41,32 @@ public struct TrafficDecoder: Sendable {
         decoders = [.clientToServer: decoder, .serverToClient: decoder]
     }
 
+    /// A binary packet still waiting for attachments: what input cut at this point leaves unfinished.
+    public struct Incomplete: Sendable, Hashable, CustomStringConvertible {
+        public var dir: Direction
+        public var type: SocketPacketType
+        public var missing: Int
+
+        public var description: String {
+            "incomplete: \(type.name) waits for \(missing) attachment\(missing == 1 ? "" : "s")"
+        }
+    }
+
+    /// The binary packets still waiting for attachments, client's first.
+    public var incomplete: [Incomplete] {
+        [Direction.clientToServer, .serverToClient].compactMap { dir in
+            guard let decoder = decoders[dir], let type = decoder.waitingType else { return nil }
+            return Incomplete(dir: dir, type: type, missing: decoder.missingAttachments)
+        }
+    }
+
     public mutating func decode(_ frame: Frame, dir: Direction) -> Output {
         var output = Output()
         switch frame {
         case .pollingBody(let body):
+            // Flask-SocketIO and other python-engineio deployments answer a long-poll that the
+            // session's end cut short with an empty body: no packets, not a malformed payload.
+            if body.isEmpty, dir == .serverToClient { return output }
             do {
                 for packet in try EngineIOCodec.decodePayload(body, version: engineVersion) {
                     handle(packet, dir: dir, transport: .polling, into: &output)
@@ -67,7 +89,7 @@ public struct TrafficDecoder: Sendable {
         return output
     }
 
-    private mutating func handle(_ packet: EnginePacket, dir: Direction, transport: Transport, into output: inout Output) {
+    private mutating func handle(_ packet: EnginePacket, dir: Direction, transport: EngineTransport, into output: inout Output) {
         output.enginePackets.append(packet)
         guard packet.type == .message else {
             var data: JSONValue?

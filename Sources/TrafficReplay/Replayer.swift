@@ -18,10 +18,16 @@ public enum Replayer {
         public var timeoutMilliseconds: Int
         /// Re-mint the capture's tokens with this secret (see ``TokenRefresher``).
         public var jwtSecret: String?
+        /// The Engine.IO path to replay on; `nil`: each conn's recorded path.
+        public var path: String?
 
-        public init(host: String = "127.0.0.1", port: Int, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000, jwtSecret: String? = nil) {
+        public init(
+            host: String = "127.0.0.1", port: Int, path: String? = nil, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000,
+            jwtSecret: String? = nil
+        ) {
             self.host = host
             self.port = port
+            self.path = path
             self.ignoredPaths = ignoredPaths
             self.timeoutMilliseconds = timeoutMilliseconds
             self.jwtSecret = jwtSecret
@@ -65,6 +71,8 @@ public enum Replayer {
         var conn: String
         var engineVersion: EngineIOVersion = .v4
         var query: String = ""
+        /// The Engine.IO path the conn was recorded on.
+        var path = "/socket.io/"
         var steps: [(seq: Int, packet: PacketRecord)] = []
         /// When the session was recorded (seconds since 1970), for shifting token times.
         var recordedAt: Double?
@@ -111,6 +119,7 @@ public enum Replayer {
             case .session(let session):
                 scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
                 scripts[conn]!.query = replayQuery(session.url)
+                scripts[conn]!.path = session.path ?? EngineRequest.path(of: session.url)
                 scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
                 scripts[conn]!.transport = session.transport == .websocket ? .websocket : .polling
             case .engine(let engine):
@@ -190,7 +199,9 @@ public enum Replayer {
     }
 
     private static func play(_ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer) async -> (ConnectionDiff?, String?) {
-        let client = SocketIOClient(host: options.host, port: options.port, engineVersion: script.engineVersion, query: script.query)
+        let client = SocketIOClient(
+            host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query
+        )
         do { try await client.open(transport: script.transport) } catch {
             return (nil, "\(script.conn): cannot open a session: \(error)")
         }

@@ -5,8 +5,11 @@ Every server binds 127.0.0.1 on a port the system picks, and is stopped with SIG
 """
 import os
 import pathlib
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -47,16 +50,20 @@ class Server(Process):
         if "listening on" not in line:
             self.process.kill()
             raise RuntimeError(f"siotap serve did not start: {line!r} {self.process.stderr.read()!r}")
-        self.url = line.strip().split("listening on ")[1].rsplit("/socket.io/", 1)[0]
+        address = line.strip().split("listening on ")[1]
+        scheme, rest = address.split("//", 1)
+        authority, _, path = rest.partition("/")
+        self.url = f"{scheme}//{authority}"
+        self.path = "/" + path  # where Engine.IO is mounted, with its trailing slash
         self.checks_exit_code = command is None  # the Python servers end on SIGTERM by default
-        self.host, self.port = self.url.split("//")[1].split(":")
+        self.host, self.port = authority.split(":")
 
 
-def python_server(app, generation=5):
+def python_server(app, generation=5, stack="aiohttp", path="socket.io"):
     """The same contract on python-socketio (Tests/interop/python_server.py): 5.x, or 4.x for
-    Engine.IO 3 clients."""
+    Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI)."""
     python = str(ROOT / (".venv-peers" if generation == 5 else ".venv-peers4-server") / "bin" / "python")
-    return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET])
+    return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET, stack, path])
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +120,66 @@ class Proxy(Process):
         text = self.capture.read_text()
         complete = text[: text.rfind("\n") + 1]
         return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+
+def free_port():
+    """A loopback port nobody listens on now (for servers that cannot be told to pick one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port, process, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited {process.returncode}: {process.stderr.read()!r}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+class Nginx(Process):
+    """nginx (Debian nginx-light) in front of `upstream_port`, with Tests/interop/stacks/nginx.conf."""
+
+    name = "nginx"
+    checks_exit_code = False  # nginx ends on SIGTERM with its own code
+
+    def __init__(self, upstream_port):
+        self.directory = tempfile.mkdtemp(prefix="siotap-nginx-")
+        self.port = free_port()
+        template = (ROOT / "Tests" / "interop" / "stacks" / "nginx.conf").read_text()
+        config = pathlib.Path(self.directory) / "nginx.conf"
+        config.write_text(template.replace("{dir}", self.directory).replace("{port}", str(self.port))
+                          .replace("{upstream_port}", str(upstream_port)))
+        self.process = subprocess.Popen(["nginx", "-c", str(config), "-p", self.directory],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_port(self.port, self.process, "nginx")
+        self.host = "127.0.0.1"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Gunicorn(Process):
+    """Flask-SocketIO (Tests/interop/stacks/flask_server.py) under gunicorn's threaded worker."""
+
+    name = "gunicorn"
+    checks_exit_code = False
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv-peers" / "bin" / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", "64",
+             "-b", f"127.0.0.1:{self.port}", "--no-control-socket", "--log-level", "warning", "--chdir", str(ROOT / "Tests" / "interop" / "stacks"),
+             "flask_server:app"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_port(self.port, self.process, "gunicorn")
+        self.host = "127.0.0.1"
+        self.url = f"http://127.0.0.1:{self.port}"

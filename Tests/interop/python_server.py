@@ -2,20 +2,25 @@
 server): 5.x for Engine.IO 4 clients, 4.x (on Python 3.10, whose asyncio it still runs on) for
 Engine.IO 3 clients. For tests that compare it with the built-in Swift server.
 
-Usage: python_server.py chat|conformance SECRET   (prints "listening on http://127.0.0.1:PORT")
+Usage: python_server.py chat|conformance SECRET [aiohttp|uvicorn] [PATH]
+(prints "listening on http://127.0.0.1:PORT/PATH"). The stack is aiohttp by default; uvicorn runs
+python-socketio's ASGI app with the `websockets` implementation (strict HTTP/1.1). PATH is where
+Engine.IO is mounted (socket.io by default).
 """
 import asyncio
 import inspect
+import socket
 import sys
 
 import jwt
 import socketio
-from aiohttp import web
 
 app_name = sys.argv[1]
 secret = sys.argv[2] if len(sys.argv) > 2 else "your-secret-key"
-sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*", ping_interval=2, ping_timeout=2,
-                           max_http_buffer_size=3_000_000)
+stack = sys.argv[3] if len(sys.argv) > 3 else "aiohttp"
+path = (sys.argv[4] if len(sys.argv) > 4 else "socket.io").strip("/")
+sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp", cors_allowed_origins="*",
+                           ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000)
 
 
 def chat():
@@ -98,17 +103,36 @@ def conformance():
         handlers(namespace)
 
 
-async def main():
-    chat() if app_name == "chat" else conformance()
+def announce(port):
+    print(f"python server: {app_name} on {stack} listening on http://127.0.0.1:{port}/{path}/", flush=True)
+
+
+async def serve_aiohttp():
+    from aiohttp import web
     app = web.Application()
-    sio.attach(app)
+    sio.attach(app, socketio_path=path)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    print(f"python server: {app_name} listening on http://127.0.0.1:{port}/socket.io/", flush=True)
+    announce(site._server.sockets[0].getsockname()[1])
     await asyncio.Event().wait()
+
+
+async def serve_uvicorn():
+    import uvicorn
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(socketio.ASGIApp(sio, socketio_path=path), ws="websockets", log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    announce(listener.getsockname()[1])
+    await server.serve(sockets=[listener])
+
+
+async def main():
+    chat() if app_name == "chat" else conformance()
+    await (serve_uvicorn() if stack == "uvicorn" else serve_aiohttp())
 
 
 asyncio.run(main())

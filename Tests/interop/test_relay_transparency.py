@@ -11,7 +11,9 @@ import struct
 import threading
 import time
 
-from conftest import Proxy, wait_until
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import Proxy, Server, wait_until
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -160,8 +162,9 @@ def test_frames_go_through_byte_for_byte(tmp_path):
 
 def test_an_upgrade_whose_client_leaves_before_the_101_frees_its_upstream(tmp_path):
     """The proxy dials the upstream before it answers the client's upgrade. A client gone by the
-    time the upstream has said yes never gets its side attached: the dialled upstream is closed
-    (after the proxy's 10 s grace), nothing is left open, and the capture has no half conn."""
+    time the upstream has said yes never gets its side attached: the dialled upstream belongs to the
+    client's connection and is closed with it, nothing is left open, and the capture has no half
+    conn."""
     upstream = BareUpstream(delay=0.5)
     proxy = Proxy(f"http://127.0.0.1:{upstream.port}", tmp_path)
     try:
@@ -170,7 +173,7 @@ def test_an_upgrade_whose_client_leaves_before_the_101_frees_its_upstream(tmp_pa
         time.sleep(0.1)  # the proxy is dialling; the upstream takes 0.5 s to answer
         client.close()
         assert upstream.ready.wait(5), "the proxy never dialled the upstream"
-        assert upstream.ended.wait(15) and upstream.closed_by_peer, "the proxy never closed the dialled upstream"
+        assert upstream.ended.wait(5) and upstream.closed_by_peer, "the proxy never closed the dialled upstream"
         assert upstream.received == b"", "the upstream got bytes from a client that was never attached"
         # Only the listening socket is left (other descriptors, timers and the like, open lazily).
         assert wait_until(lambda: sockets(proxy) == 1, timeout=5), f"{sockets(proxy)} sockets open"
@@ -219,3 +222,70 @@ def test_frames_that_break_the_rules_still_go_through(tmp_path):
     finally:
         proxy.stop()
         upstream.close()
+
+
+def test_upgrades_sharing_a_key_each_get_their_own_upstream(tmp_path):
+    """The Sec-WebSocket-Key is the client's to choose: 50 upgrades at once with one key each get
+    their own upstream session and conn (nothing is looked up by the key), and the proxy lives on."""
+    server = Server("--app", "conformance", "--ping-interval", "25000", "--ping-timeout", "20000")
+    proxy = Proxy(server.url, tmp_path)
+    count = 50
+    barrier = threading.Barrier(count)
+    key = base64.b64encode(b"one key for all!").decode()
+
+    def client(index, together=True):
+        sock = socket.create_connection((proxy.host, int(proxy.port)), timeout=10)
+        if together:
+            barrier.wait(timeout=10)
+        sock.sendall((f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = read_head(sock)
+        assert head.startswith("HTTP/1.1 101"), head
+        sid = json.loads(read_message(sock)[1:])["sid"]
+        # Each socket talks to its own session: an echo comes back on the socket that sent it.
+        sock.sendall(frame(1, b'40', mask=os.urandom(4)))
+        assert read_message(sock).startswith("40")
+        sock.sendall(frame(1, f'42["message","from {index}"]'.encode(), mask=os.urandom(4)))
+        while True:
+            message = read_message(sock)
+            if message.startswith('42["message-back"'):
+                break
+        assert message == f'42["message-back","from {index}"]', message
+        sock.sendall(frame(8, struct.pack("!H", 1000), mask=os.urandom(4)))
+        sock.close()
+        return sid
+
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            sids = list(pool.map(client, range(count)))
+        assert len(set(sids)) == count
+        assert proxy.process.poll() is None, "the proxy died"
+        assert wait_until(lambda: sum(r["kind"] == "close" for r in proxy.records()) == count, timeout=10)
+        records = proxy.records()
+        sessions = [r for r in records if r["kind"] == "session"]
+        assert len({r["conn"] for r in sessions}) == count
+        opened = {r["conn"]: r["data"]["sid"] for r in records if r["kind"] == "engine" and r["type"] == "open"}
+        assert sorted(opened.values()) == sorted(sids)
+        for index in range(count):
+            echoed = [r for r in records if r["kind"] == "packet" and r.get("args") == [f"from {index}"]]
+            assert len(echoed) == 2 and echoed[0]["conn"] == echoed[1]["conn"], "an echo crossed conns"
+        # And it keeps serving.
+        assert client(count, together=False) not in sids
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+def read_message(sock):
+    """One whole unmasked text message from a server (no fragments in these tests)."""
+    head = read_exactly(sock, 2)
+    length = head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", read_exactly(sock, 2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", read_exactly(sock, 8))[0]
+    payload = read_exactly(sock, length)
+    if head[0] & 0x0F == 9:  # a ping: not what the test waits for
+        return read_message(sock)
+    return payload.decode()

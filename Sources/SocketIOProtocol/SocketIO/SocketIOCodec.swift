@@ -183,7 +183,7 @@ public enum SocketIOCodec {
             for index in items.indices { try reconstruct(&items[index], attachments: attachments) }
             value = .array(items)
         } else if case .object(var object) = value {
-            if let index = try placeholderIndex(object, attachments: attachments) {
+            if let index = try placeholderIndex(object, count: attachments.count) {
                 value = .binary(attachments[index])
                 return
             }
@@ -195,10 +195,25 @@ public enum SocketIOCodec {
         }
     }
 
+    /// Refuses a placeholder that names no attachment of the `count` announced, as soon as the
+    /// packet's text is read (the reference parser refuses it once the attachments are in; a
+    /// packet that can never be completed is better reported before it waits forever).
+    static func checkPlaceholders(_ value: JSONValue, count: Int) throws(SocketIOError) {
+        switch value {
+        case .array(let items):
+            for item in items { try checkPlaceholders(item, count: count) }
+        case .object(let object):
+            if try placeholderIndex(object, count: count) != nil { return }
+            for member in object.members { try checkPlaceholders(member.value, count: count) }
+        default:
+            break
+        }
+    }
+
     /// The attachment a placeholder object stands for; nil for any other object.
-    private static func placeholderIndex(_ object: JSONObject, attachments: [[UInt8]]) throws(SocketIOError) -> Int? {
+    private static func placeholderIndex(_ object: JSONObject, count: Int) throws(SocketIOError) -> Int? {
         guard object.value(forKey: "_placeholder")?.boolValue == true else { return nil }
-        guard let num = object.value(forKey: "num")?.numberValue, num.isInteger, let index = num.intValue, attachments.indices.contains(index)
+        guard let num = object.value(forKey: "num")?.numberValue, num.isInteger, let index = num.intValue, (0..<count).contains(index)
         else { throw SocketIOError(.illegalPlaceholder, excerpt: JSONValue.object(object).jsonText) }
         return index
     }

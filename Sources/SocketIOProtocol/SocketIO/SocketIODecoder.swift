@@ -25,6 +25,9 @@ public struct SocketIODecoder: Sendable {
     /// How many attachments the waiting packet still needs.
     public var missingAttachments: Int { expected - buffers.count }
 
+    /// The type of the packet waiting for attachments (`BINARY_EVENT` or `BINARY_ACK`).
+    public var waitingType: SocketPacketType? { pending?.type }
+
     /// Decodes a packet string. Throws, like the reference parser, when a binary packet is still
     /// waiting for attachments; the waiting packet is kept (call ``reset()`` to drop it).
     public mutating func decode(text: String) throws(SocketIOError) -> SocketPacket? {
@@ -34,6 +37,7 @@ public struct SocketIODecoder: Sendable {
         let (packet, count) = try SocketIOCodec.decodeString(text, version: version, maxAttachments: maxAttachments)
         guard packet.type.isBinary else { return packet }
         guard count > 0 else { return try Self.complete(packet, attachments: []) }
+        if let data = packet.data { try SocketIOCodec.checkPlaceholders(data, count: count) }
         pending = consume packet
         expected = count
         return nil

@@ -1,0 +1,75 @@
+/// The Engine.IO transport a request or frame travels on.
+public enum EngineTransport: String, Sendable, Hashable, Codable, CaseIterable {
+    case polling
+    case websocket
+}
+
+/// What an HTTP request target (`/path?query`) says to Engine.IO: the one parser the server, the
+/// proxy and the clients share.
+public struct EngineRequest: Sendable, Hashable {
+    /// The path, with a trailing `/` (as Engine.IO servers match it).
+    public var path: String
+    public var version: EngineIOVersion
+    public var transport: EngineTransport
+    public var sid: String?
+    /// `b64=1`: an Engine.IO 3 polling client that cannot take binary payloads.
+    public var base64: Bool
+    /// Every query pair, decoded, in order.
+    public var query: [QueryPair]
+
+    /// Why a request is not Engine.IO traffic, for a server that owns the path and answers it.
+    public enum Refusal: Error, Sendable, Hashable {
+        case unsupportedVersion
+        case unknownTransport
+    }
+
+    /// A request is Engine.IO traffic when its query says `EIO=3|4` and `transport=polling|websocket`,
+    /// whatever its path: apps mount Engine.IO anywhere (`/ws/socket.io/`, `/chat/`).
+    public init(target: String) throws(Refusal) {
+        let (path, query) = Self.split(target)
+        func value(_ name: String) -> String? { query.first { $0.name == name }?.value }
+        guard let version = value("EIO").flatMap(Int.init).flatMap(EngineIOVersion.init(rawValue:)) else {
+            throw .unsupportedVersion
+        }
+        guard let transport = value("transport").flatMap(EngineTransport.init(rawValue:)) else { throw .unknownTransport }
+        self.path = path
+        self.version = version
+        self.transport = transport
+        self.sid = value("sid")
+        self.base64 = value("b64") != nil
+        self.query = query
+    }
+
+    /// The request, or `nil` for anything that is not Engine.IO traffic (or not under `path`, when
+    /// one is given).
+    public static func traffic(_ target: String, under path: String? = nil) -> EngineRequest? {
+        guard let request = try? EngineRequest(target: target) else { return nil }
+        if let path, request.path != normalisedPath(path) { return nil }
+        return request
+    }
+
+    /// The path of a request target, with a trailing `/`.
+    public static func path(of target: String) -> String { split(target).path }
+
+    /// `/socket.io` and `/socket.io/` are the same mount point.
+    public static func normalisedPath(_ path: some StringProtocol) -> String {
+        path.hasSuffix("/") ? String(path) : path + "/"
+    }
+
+    private static func split(_ target: String) -> (path: String, query: [QueryPair]) {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let query = parts.count > 1 ? QueryString.pairs(parts[1]).map { QueryPair(name: $0.0, value: $0.1) } : []
+        return (normalisedPath(parts[0]), query)
+    }
+}
+
+/// One decoded `name=value` pair of a query string.
+public struct QueryPair: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}

@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+public import NIOHTTP1
+import NIOPosix
+
+/// Why a request siotap made (a handshake, a poll, a WebSocket upgrade) did not get what it asked
+/// for, said the way a person debugging it needs: the URL, then what the server or the socket said.
+public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        /// No connection: refused, reset, timed out, unknown host.
+        case unreachable = "client.unreachable"
+        /// The server answered with a status other than the one asked for.
+        case refused = "client.refused"
+        /// A 3xx: siotap does not follow redirects (a proxy in the way would hide them).
+        case redirected = "client.redirected"
+        /// A 101 that does not make a valid WebSocket (wrong accept key, no Upgrade header).
+        case badUpgrade = "client.bad_upgrade"
+        /// The connection ended before a whole answer.
+        case closed = "client.closed"
+        /// The answer is larger than the limit.
+        case tooLarge = "client.too_large"
+    }
+
+    public var code: Code
+    /// `METHOD http://host:port/path?query`.
+    public var request: String
+    /// What went wrong, without the request.
+    public var detail: String
+    /// The status, for `refused` and `redirected`.
+    public var status: Int?
+
+    public init(_ code: Code, request: String, detail: String, status: Int? = nil) {
+        self.code = code
+        self.request = request
+        self.detail = detail
+        self.status = status
+    }
+
+    public var description: String { "\(request): \(detail)" }
+
+    /// An answer that was not what the request asked for: its status, reason and the start of its
+    /// body ("the server answered 400 Bad Request: {"code":3,...}"), or where it redirects.
+    public static func unexpected(_ head: HTTPResponseHead, body: [UInt8], request: String) -> HTTPClientError {
+        let status = "\(head.status.code) \(head.status.reasonPhrase)"
+        if (300..<400).contains(Int(head.status.code)) {
+            let location = head.headers.first(name: "Location").map { " to \($0)" } ?? ""
+            return HTTPClientError(
+                .redirected, request: request, detail: "the server redirected (\(status))\(location); siotap does not follow redirects",
+                status: Int(head.status.code)
+            )
+        }
+        let text = bodyStart(body)
+        return HTTPClientError(
+            .refused, request: request, detail: "the server answered \(status)" + (text.isEmpty ? "" : ": \(text)"),
+            status: Int(head.status.code)
+        )
+    }
+
+    /// A socket-level failure, without NIO's internals.
+    static func unreachable(_ error: any Error, request: String) -> HTTPClientError {
+        HTTPClientError(.unreachable, request: request, detail: socketReason(error))
+    }
+
+    static func socketReason(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first { return "cannot connect (\(socketReason(first.error)))" }
+            if connection.dnsAError != nil || connection.dnsAAAAError != nil { return "cannot resolve \(connection.host)" }
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let channel = error as? ChannelError {
+            switch channel {
+            case .connectTimeout: return "the connection timed out"
+            case .eof, .inputClosed, .outputClosed, .alreadyClosed, .ioOnClosedChannel: return "the connection closed"
+            default: return "\(channel)"
+            }
+        }
+        return "\(error)"
+    }
+
+    /// Up to 200 bytes of a body, on one line.
+    public static func bodyStart(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(200), as: UTF8.self).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return body.count > 200 ? text + "…" : text
+    }
+}
