@@ -66,7 +66,8 @@ let package = Package(
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOServer", "SocketIOProxy", "SocketIOClient", "TrafficReplay",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
+                "TrafficReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

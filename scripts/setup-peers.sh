@@ -4,11 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! dpkg -s node-socket.io-parser >/dev/null 2>&1; then
-    echo "setup: installing node-socket.io-parser (Debian)"
+# Debian's packages: the reference parser; nginx in front of servers; Chromium for the official
+# JavaScript client in a real browser; ws and xmlhttprequest for the 2.x client in node.
+debian_packages=(node-socket.io-parser nginx-light chromium node-ws node-xmlhttprequest)
+missing=()
+for package in "${debian_packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]} (Debian)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq node-socket.io-parser >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # One venv per protocol generation: python-socketio 5.x speaks Engine.IO 4, 4.x speaks Engine.IO 3.
@@ -37,3 +44,18 @@ if [ -z "$PY310" ]; then
     exit 1
 fi
 make_venv .venv-peers4-server scripts/peers4-server-requirements.txt "python-socketio 4.x server on Python 3.10" "$PY310"
+
+# The official JavaScript client, without npm: socket.io-client 4.8.1 as the nicegui wheel ships
+# it, and 2.3.0 (Engine.IO 3) as Debian's onionshare-cli ships it. Only those files are kept.
+bundles=.peers/js
+if [ ! -s "$bundles/socket.io-4.8.1.min.js" ] || [ ! -s "$bundles/socket.io-2.3.0.js" ]; then
+    echo "setup: fetching the socket.io-client bundles (4.8.1 from PyPI nicegui, 2.3.0 from Debian onionshare-cli)"
+    mkdir -p "$bundles"
+    scratch=$(mktemp -d)
+    .venv-peers/bin/pip download -q --disable-pip-version-check --no-deps -d "$scratch" nicegui==3.18.0
+    .venv-peers/bin/python -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("nicegui/static/socket.io.min.js"))' \
+        "$scratch"/nicegui-3.18.0-*.whl >"$bundles/socket.io-4.8.1.min.js"
+    (cd "$scratch" && apt-get download -qq onionshare-cli >/dev/null 2>&1 && dpkg-deb -x onionshare-cli_*.deb extracted)
+    cp "$scratch/extracted/usr/share/onionshare-cli/static/js/socket.io.js" "$bundles/socket.io-2.3.0.js"
+    rm -rf "$scratch"
+fi

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SocketIOTransport
 import TrafficCapture
 import TrafficReplay
 
@@ -50,7 +51,7 @@ struct MockCommand: AsyncParsableCommand {
         let signals = SignalWaiter()
         let port: Int
         do { port = try await mock.start(host: address.host, port: address.port) } catch {
-            throw CommandFailure("cannot listen on \(listen): \(error)")
+            throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))")
         }
         io.write("siotap mock: playing \(mock.connectionCount) recorded conn(s) of \(capture) on http://\(address.host):\(port)/socket.io/\n")
         await signals.wait()

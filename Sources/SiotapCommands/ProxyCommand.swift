@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JWTInspection
 import SocketIOProxy
+import SocketIOTransport
 import TrafficCapture
 
 struct ProxyCommand: AsyncParsableCommand {
@@ -93,7 +94,7 @@ struct ProxyCommand: AsyncParsableCommand {
         )
         let signals = SignalWaiter()
         let port: Int
-        do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(error)") }
+        do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
         io.writeError("siotap proxy: listening on http://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
         await signals.wait()

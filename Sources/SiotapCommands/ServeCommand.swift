@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SocketIOServer
+import SocketIOTransport
 
 enum DemoApp: String, ExpressibleByArgument, CaseIterable, Sendable {
     case chat
@@ -95,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             port = try await server.start(host: address.host, port: address.port)
         } catch {
-            throw CommandFailure("cannot listen on \(listen): \(error)")
+            throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))")
         }
         io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\n")
         await signals.wait()

@@ -37,9 +37,16 @@ final class ConnectionTracker: Sendable {
         /// Set when the proxy stops: a connection that arrives after that is not recorded.
         var stopped = false
         var bySid: [String: Connection] = [:]
+        /// Sids of closed conns, oldest first: they stay in `bySid` a while, so a request that
+        /// comes after its session's close (a browser's last long-poll, a late POST) is taken as
+        /// the closed conn's, and dropped with it, rather than opening a conn of its own.
+        var closedSids: [String] = []
         /// Connections not closed yet, by id.
         var open: [String: Connection] = [:]
     }
+
+    /// How many closed sessions' sids are remembered.
+    static let closedSidsKept = 4096
 
     private let state = Mutex(State())
 
@@ -132,8 +139,15 @@ final class ConnectionTracker: Sendable {
 
     private static func finish(_ connection: Connection, in state: inout State) {
         connection.closed = true
-        if let sid = connection.sid { state.bySid[sid] = nil }
         state.open[connection.id] = nil
+        guard let sid = connection.sid else { return }
+        state.closedSids.append(sid)
+        if state.closedSids.count > 2 * closedSidsKept {
+            for forgotten in state.closedSids.prefix(closedSidsKept) where state.bySid[forgotten]?.closed == true {
+                state.bySid[forgotten] = nil
+            }
+            state.closedSids.removeFirst(closedSidsKept)
+        }
     }
 
     /// Stops recording new connections and returns those still open, in the order they opened.

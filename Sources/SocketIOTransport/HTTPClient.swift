@@ -34,9 +34,13 @@ public enum HTTPClient {
         }
         do {
             return try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                try await outbound.write(.end(nil))
+                var parts: [HTTPClientRequestPart] = [.head(head)]
+                if !body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                parts.append(.end(nil))
+                // A server may answer (a 204 to a preflight, a 400) and close before the request's
+                // end is written: its answer is still read, and counts, not the failed write.
+                var writeError: (any Error)?
+                do { try await outbound.write(contentsOf: parts) } catch { writeError = error }
                 var responseHead: HTTPResponseHead?
                 var responseBody: [UInt8] = []
                 for try await part in inbound {
@@ -52,12 +56,13 @@ public enum HTTPClient {
                         return HTTPResponse(status: responseHead.status, headers: responseHead.headers, body: responseBody)
                     }
                 }
+                if let writeError { throw writeError }
                 throw HTTPClientError(.closed, request: request, detail: "the server closed the connection before a whole answer")
             }
         } catch let error as HTTPClientError {
             throw error
         } catch {
-            throw HTTPClientError(.closed, request: request, detail: HTTPClientError.socketReason(error))
+            throw HTTPClientError(.closed, request: request, detail: SocketErrorText.describe(error))
         }
     }
 
@@ -212,7 +217,7 @@ public enum WebSocketClient {
         } catch let error as NIOHTTPClientUpgradeError {
             throw HTTPClientError(.badUpgrade, request: request, detail: "the server's 101 is not a valid WebSocket upgrade (\(error))")
         } catch {
-            throw HTTPClientError(.closed, request: request, detail: HTTPClientError.socketReason(error))
+            throw HTTPClientError(.closed, request: request, detail: SocketErrorText.describe(error))
         }
     }
 }

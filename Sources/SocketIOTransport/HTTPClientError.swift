@@ -1,11 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import NIOCore
 public import NIOHTTP1
-import NIOPosix
 
 /// Why a request siotap made (a handshake, a poll, a WebSocket upgrade) did not get what it asked
 /// for, said the way a person debugging it needs: the URL, then what the server or the socket said.
@@ -62,23 +55,7 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
 
     /// A socket-level failure, without NIO's internals.
     static func unreachable(_ error: any Error, request: String) -> HTTPClientError {
-        HTTPClientError(.unreachable, request: request, detail: socketReason(error))
-    }
-
-    static func socketReason(_ error: any Error) -> String {
-        if let connection = error as? NIOConnectionError {
-            if let first = connection.connectionErrors.first { return "cannot connect (\(socketReason(first.error)))" }
-            if connection.dnsAError != nil || connection.dnsAAAAError != nil { return "cannot resolve \(connection.host)" }
-        }
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
-        if let channel = error as? ChannelError {
-            switch channel {
-            case .connectTimeout: return "the connection timed out"
-            case .eof, .inputClosed, .outputClosed, .alreadyClosed, .ioOnClosedChannel: return "the connection closed"
-            default: return "\(channel)"
-            }
-        }
-        return "\(error)"
+        HTTPClientError(.unreachable, request: request, detail: SocketErrorText.describe(error))
     }
 
     /// Up to 200 bytes of a body, on one line.

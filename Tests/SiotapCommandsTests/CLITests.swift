@@ -73,6 +73,32 @@ struct DecodeCommandTests {
         #expect(result.out.contains("bad signature"))
     }
 
+    @Test("A binary packet still waiting for attachments is reported, exit 1; two attachments later it is whole")
+    func incompleteBinary() async throws {
+        let waiting = await siotap(["decode", #"452-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, "base64:AQ=="])
+        #expect(waiting.code == 1)
+        let record = try CaptureRecord(jsonLine: String(waiting.out.split(separator: "\n").last ?? ""))
+        guard case .error(let error) = record.body else {
+            Issue.record("expected an error record, got \(waiting.out)")
+            return
+        }
+        #expect(error.code == "socketio.incomplete")
+        #expect(error.message == "incomplete: BINARY_EVENT waits for 1 attachment")
+        let whole = await siotap(["decode", #"452-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, "base64:AQ==", "base64:Ag=="])
+        #expect(whole.code == 0)
+        #expect(!whole.out.contains("incomplete"))
+    }
+
+    @Test("A placeholder beyond the announced attachments is refused at once, as the reference parser refuses it")
+    func placeholderOutOfRange() async throws {
+        for frame in [#"451-["x",{"_placeholder":true,"num":3}]"#, #"451-["x",{"_placeholder":true,"num":-1}]"#, #"451-["x",{"_placeholder":true,"num":1}]"#] {
+            let result = await siotap(["decode", frame])
+            #expect(result.code == 2, "\(frame)")
+            #expect(result.out.contains(#""code":"socketio.illegal_attachments""#), "\(frame)")
+            #expect(!result.out.contains("incomplete"), "\(frame)")
+        }
+    }
+
     @Test("Usage errors exit 2 with a message")
     func usage() async {
         #expect(await siotap(["decode", "--eio", "5", "x"]).code == 2)

@@ -144,6 +144,22 @@ struct SocketIOv5Tests {
         #expect(error?.message == "illegal attachments")
     }
 
+    @Test("A placeholder beyond the announced count is refused with the text, not after waiting; the decoder goes on")
+    func placeholderBeyondCount() throws {
+        var decoder = SocketIODecoder(version: .v5)
+        let error = #expect(throws: SocketIOError.self) {
+            try decoder.decode(text: #"52-["x",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":2}]]"#)
+        }
+        #expect(error?.code == .illegalPlaceholder)
+        #expect(!decoder.isReconstructing)
+        #expect(decoder.waitingType == nil)
+        #expect(try decoder.decode(text: #"2["next"]"#)?.eventName == "next")
+        // Within the count, it waits, and says for what.
+        #expect(try decoder.decode(text: #"61-3[{"_placeholder":true,"num":0}]"#) == nil)
+        #expect(decoder.waitingType == .binaryAck)
+        #expect(decoder.missingAttachments == 1)
+    }
+
     @Test("Binary with no packet, and text while attachments are due")
     func reconstructionErrors() throws {
         var decoder = SocketIODecoder(version: .v5)

@@ -123,8 +123,10 @@ async def serve_uvicorn():
     import uvicorn
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+    # WebSocket-level pings every 50 ms: the `websockets` library closes the connection (1002) on an
+    # unmasked client frame, so every pong a client sends is checked.
     config = uvicorn.Config(socketio.ASGIApp(sio, socketio_path=path), ws="websockets", log_level="warning",
-                            lifespan="off")
+                            lifespan="off", ws_ping_interval=0.05, ws_ping_timeout=5)
     server = uvicorn.Server(config)
     announce(listener.getsockname()[1])
     await server.serve(sockets=[listener])

@@ -1,0 +1,126 @@
+"""How siotap's commands fail, as a user meets it: a server that refuses, one that redirects, one
+that is not there. A run-time failure is one line on stderr saying what the server answered (or
+what the socket said), with the URL, and exit 1; the usage text is only for usage errors (exit 2).
+Every command's --help gives its exit codes and wraps at the terminal's width."""
+import json
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import ROOT, SIOTAP, free_port
+
+COMMANDS = ["demo", "proxy", "serve", "replay", "mock", "bench", "decode", "jwt", "redact"]
+
+
+class FixedAnswer:
+    """Answers every request with one status, headers and body (what a misconfigured path, an
+    auth gateway or a redirecting load balancer says)."""
+
+    def __init__(self, status, body=b"", headers=()):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def siotap(*args, env=None):
+    return subprocess.run([SIOTAP, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def refusing():
+    server = FixedAnswer(400, b'{"code":3,"message":"Bad request"}', [("Content-Type", "application/json")])
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("transport, scheme", [("websocket", "ws"), ("polling", "http")])
+def test_bench_against_a_refusing_server_says_what_it_answered(refusing, transport, scheme):
+    result = siotap("bench", "--target", refusing.url, "--transport", transport, "--clients", "1", "--messages", "1")
+    assert result.returncode == 1
+    host = refusing.url.split("//")[1]
+    assert result.stderr.splitlines() == [
+        f"siotap bench: GET {scheme}://{host}/socket.io/?EIO=4&transport={transport}: the server answered 400 Bad Request: "
+        '{"code":3,"message":"Bad request"}']
+    assert "Usage" not in result.stderr and result.stdout == ""
+
+
+def test_a_redirect_is_reported_not_followed():
+    server = FixedAnswer(302, b"", [("Location", "https://elsewhere.example/socket.io/")])
+    try:
+        result = siotap("bench", "--target", server.url, "--transport", "polling", "--clients", "1", "--messages", "1")
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "the server redirected (302 Found) to https://elsewhere.example/socket.io/; siotap does not follow redirects")
+
+
+def test_nobody_listening():
+    port = free_port()
+    result = siotap("bench", "--target", f"http://127.0.0.1:{port}", "--clients", "1", "--messages", "1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"siotap bench: GET ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket: cannot connect (connection refused)"]
+
+
+def test_replay_against_a_refusing_server(refusing):
+    result = siotap("replay", str(ROOT / "fixtures" / "conformance-binary.jsonl"), "--target", refusing.url, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["equal"] is False
+    assert any("the server answered 400 Bad Request" in problem for problem in report["problems"])
+
+
+def test_usage_errors_still_show_the_usage():
+    result = siotap("bench", "--clients", "0")
+    assert result.returncode == 2
+    assert "--clients and --messages must be positive" in result.stderr and "Usage: siotap bench" in result.stderr
+
+
+def test_a_port_in_use_is_a_runtime_failure():
+    busy = FixedAnswer(200)
+    try:
+        result = siotap("serve", "--listen", busy.url.split("//")[1])
+    finally:
+        busy.stop()
+    assert result.returncode == 1
+    # (serve warns first that the chat app runs on the guide's default secret.)
+    assert result.stderr.splitlines()[-1] == f"siotap serve: cannot listen on {busy.url.split('//')[1]}: address already in use"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_gives_exit_codes_and_wraps_at_the_terminal_width(command):
+    wide = siotap(command, "--help", env={"COLUMNS": "300"}).stdout
+    narrow = siotap(command, "--help", env={"COLUMNS": "60"}).stdout
+    assert "Exit codes: 0 " in wide
+    # Sentences are not broken by hand: at 300 columns a paragraph is one line; at 60 every line fits
+    # (but for unbreakable words such as a long example).
+    exit_line = next(line for line in wide.splitlines() if line.startswith("Exit codes:"))
+    assert exit_line.rstrip().endswith(".")
+    # (ArgumentParser writes the USAGE line as one line; indented lines are examples and options.)
+    assert [line for line in narrow.splitlines()
+            if len(line) > 60 and " " in line.strip() and not line.startswith(("  ", "USAGE:"))] == []
