@@ -108,7 +108,12 @@ public final class HTTPServer: Sendable {
                             return eventLoop.makeFutureWithTask {
                                 let headers: HTTPHeaders?
                                 if let relayDelegate {
-                                    let relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop)
+                                    var relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop)
+                                    if let dialledElsewhere = relay, dialledElsewhere.upstream.eventLoop !== eventLoop {
+                                        // Touching it from this loop would trap: refuse the upgrade instead.
+                                        dialledElsewhere.upstream.eventLoop.execute { dialledElsewhere.upstream.value.abandon() }
+                                        relay = nil
+                                    }
                                     if let relay {
                                         dialled.withLockedValue { $0 = relay }
                                         // A client gone before its upgrade completes never gets
