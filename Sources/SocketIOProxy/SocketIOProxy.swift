@@ -313,9 +313,13 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         "transfer-encoding", "upgrade", "content-length",
     ]
 
+    /// The end-to-end headers: without the hop-by-hop ones, nor those the `Connection` header
+    /// names (RFC 9110 §7.6.1), names compared case-insensitively.
     static func withoutHopByHop(_ headers: HTTPHeaders) -> HTTPHeaders {
+        var dropped = hopByHop
+        for value in headers[canonicalForm: "Connection"] { dropped.insert(value.lowercased()) }
         var kept = HTTPHeaders()
-        for (name, value) in headers where !hopByHop.contains(name.lowercased()) { kept.add(name: name, value: value) }
+        for (name, value) in headers where !dropped.contains(name.lowercased()) { kept.add(name: name, value: value) }
         return kept
     }
 

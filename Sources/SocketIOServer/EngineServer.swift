@@ -109,7 +109,7 @@ final class EngineServer: HTTPServerDelegate {
                 case .packets(let packets): return payloadResponse(packets, session: session)
                 }
             case .POST:
-                if session.version == .v4, request.headers.first(name: "Content-Type")?.hasPrefix("application/octet-stream") == true {
+                if session.version == .v4, request.headers.first(name: "Content-Type")?.lowercased().hasPrefix("application/octet-stream") == true {
                     await session.close(reason: "binary POST", notifyClient: true)
                     return Self.error(.badRequest)
                 }

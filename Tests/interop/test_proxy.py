@@ -437,3 +437,40 @@ def test_messages_over_the_size_limit_are_relayed_not_decoded(conformance, tmp_p
         proxy.stop()
     result = subprocess.run([SIOTAP, "proxy", "--max-message-size", "0"], capture_output=True, text=True)
     assert result.returncode == 2 and "--max-message-size" in result.stderr
+
+
+def test_hop_by_hop_headers_are_dropped_end_to_end_ones_kept(tmp_path):
+    """Headers the client's Connection header names are for the first hop only (RFC 9110 §7.6.1),
+    whatever their case; the others, Host included, reach the upstream as sent."""
+    import socket
+    import threading
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen = {}
+
+    def upstream():
+        conn, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        seen["head"] = data.decode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        conn.close()
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    proxy = Proxy(f"http://127.0.0.1:{listener.getsockname()[1]}", tmp_path)
+    try:
+        response = requests.get(proxy.url + "/api/status", headers={
+            "Host": "app.example:8443", "Connection": "keep-alive, X-Hop-Only", "x-hop-only": "1",
+            "Keep-Alive": "timeout=5", "X-End-To-End": "2"})
+        assert (response.status_code, response.text) == (200, "ok")
+        thread.join(5)
+    finally:
+        proxy.stop()
+        listener.close()
+    lines = seen["head"].split("\r\n")
+    names = [line.split(":", 1)[0].lower() for line in lines[1:] if ":" in line]
+    assert lines[0] == "GET /api/status HTTP/1.1"
+    assert "host: app.example:8443" in [line.lower() for line in lines]
+    assert "x-end-to-end" in names
+    assert "x-hop-only" not in names and "keep-alive" not in names
