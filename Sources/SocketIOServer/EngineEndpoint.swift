@@ -26,7 +26,7 @@ public final class EngineEndpoint: Sendable {
 
     public func shutdown() async {
         await http.withLock { $0 }?.close()
-        await engine.closeAll(reason: "server shutting down")
+        await engine.closeAll(reason: .serverShuttingDown)
         serving.withLock { $0 }?.cancel()
     }
 }
@@ -41,5 +41,5 @@ public struct EngineConnection: Sendable {
     public var messages: AsyncStream<EnginePacket> { session.inbound }
 
     public func send(_ packets: [EnginePacket]) async { await session.send(packets) }
-    public func close() async { await session.close(reason: "closed by the server") }
+    public func close() async { await session.close(.application("closed by the server")) }
 }

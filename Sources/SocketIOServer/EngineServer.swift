@@ -19,8 +19,8 @@ final class EngineServer: HTTPServerDelegate {
 
     func session(_ sid: String) -> EngineSession? { sessions.withLock { $0[sid] } }
 
-    func closeAll(reason: String) async {
-        for session in sessions.withLock({ Array($0.values) }) { await session.close(reason: reason, notifyClient: false) }
+    func closeAll(reason: EngineCloseReason) async {
+        for session in sessions.withLock({ Array($0.values) }) { await session.close(reason, notifyClient: false) }
     }
 
     // MARK: Request parsing
@@ -65,7 +65,7 @@ final class EngineServer: HTTPServerDelegate {
             return
         }
         let session = makeSession(request, transport: .websocket, headers: head.headers, remote: connection.remote)
-        connection.send(.text(EngineIOCodec.encodeText(EnginePacket(.open, .text(await session.handshake.json)), version: request.version)))
+        connection.send(.text(EngineIOCodec.encodeText(EnginePacket(.open, .text(session.handshake.json)), version: request.version)))
         await session.start(webSocket: connection)
         Task { await onSession(session) }
         await session.attach(connection, upgrading: false)
@@ -110,7 +110,7 @@ final class EngineServer: HTTPServerDelegate {
                 }
             case .POST:
                 if session.version == .v4, request.headers.first(name: "Content-Type")?.lowercased().hasPrefix("application/octet-stream") == true {
-                    await session.close(reason: "binary POST", notifyClient: true)
+                    await session.close(.binaryPost, notifyClient: true)
                     return Self.error(.badRequest)
                 }
                 if let code = await session.post(request.body) { return Self.error(code) }
@@ -123,7 +123,7 @@ final class EngineServer: HTTPServerDelegate {
 
     private func handshake(_ engineRequest: EngineRequest, request: HTTPRequest) async -> HTTPResponse {
         let session = makeSession(engineRequest, transport: .polling, headers: request.headers, remote: request.remote)
-        let open = EnginePacket(.open, .text(await session.handshake.json))
+        let open = EnginePacket(.open, .text(session.handshake.json))
         await session.start(webSocket: nil)
         await onSession(session)
         // socket.io 2.x sends what the Socket.IO layer queued at once (`40` for `/`) with the open packet.

@@ -68,7 +68,7 @@ actor SocketConnection {
         enqueue.finish()
         await handling.value
         connectTimer?.cancel()
-        let reason = await session.closeReason ?? "transport close"
+        let reason = await session.closeReason?.description ?? "transport close"
         for socket in sockets.values { await socket.markDisconnected(reason: reason) }
         sockets = [:]
         for (_, pending) in pendingAcks { pending.resume(throwing: AckTimeout()) }
@@ -200,6 +200,6 @@ actor SocketConnection {
     }
 
     func close(reason: String) async {
-        await session.close(reason: reason)
+        await session.close(.application(reason))
     }
 }

@@ -110,8 +110,8 @@ public final class SocketIOServer: Sendable {
             return current
         }
         await http?.close()
-        await engine.withLock { $0 }?.closeAll(reason: "server shutting down")
-        for echo in echoEngines.withLock({ $0 }) { await echo.closeAll(reason: "server shutting down") }
+        await engine.withLock { $0 }?.closeAll(reason: .serverShuttingDown)
+        for echo in echoEngines.withLock({ $0 }) { await echo.closeAll(reason: .serverShuttingDown) }
         task?.cancel()
     }
 
