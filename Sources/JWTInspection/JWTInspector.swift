@@ -95,27 +95,42 @@ public struct JWTInspector: Sendable {
     }
 
     private func fillTimes(_ report: inout JWTReport, now: Double) {
-        func time(_ claim: String) -> Double? { report.claims[claim]?.numberValue?.doubleValue }
-        if let exp = time("exp") {
+        // A time claim is any JSON number: one outside the years 1 to 9999 (1e300, 18E5557922) is
+        // reported as such, never turned into a date.
+        var outOfRange: [String] = []
+        func time(_ claim: String) -> Double? {
+            guard let number = report.claims[claim]?.numberValue, let value = number.doubleValue else { return nil }
+            guard RFC3339.representable.contains(value) else {
+                outOfRange.append("\(claim) \(number.literal) is not a date between the years 1 and 9999")
+                return nil
+            }
+            return value
+        }
+        let exp = time("exp"), iat = time("iat"), nbf = time("nbf")
+        if let exp {
             report.expiresAt = RFC3339.format(secondsSince1970: exp, fractionDigits: 0)
             report.expiresInSeconds = ((exp - now) * 1000).rounded() / 1000
-        } else {
+        } else if report.claims["exp"] == nil {
             report.warnings.append("no exp claim: the token never expires")
         }
-        if let iat = time("iat") { report.issuedAt = RFC3339.format(secondsSince1970: iat, fractionDigits: 0) }
-        if let nbf = time("nbf") { report.notBefore = RFC3339.format(secondsSince1970: nbf, fractionDigits: 0) }
-        if let exp = time("exp"), let iat = time("iat"), exp - iat > 86_400 {
+        if let iat { report.issuedAt = RFC3339.format(secondsSince1970: iat, fractionDigits: 0) }
+        if let nbf { report.notBefore = RFC3339.format(secondsSince1970: nbf, fractionDigits: 0) }
+        report.warnings += outOfRange
+        if let exp, let iat, exp - iat > 86_400 {
             report.warnings.append("long lifetime: \(Int((exp - iat) / 3600)) hours between iat and exp")
         }
         if report.algorithm?.lowercased() == "none" { report.warnings.append("alg is none: the token is unsigned") }
     }
 
     private func timeFailure(_ claims: JSONValue, now: Double) -> JWTFailure? {
-        if let exp = claims["exp"]?.numberValue?.doubleValue, now > exp + leewaySeconds {
-            return JWTFailure(.expired, "expired at \(RFC3339.format(secondsSince1970: exp, fractionDigits: 0))")
+        func shown(_ number: JSONNumber, _ value: Double) -> String {
+            RFC3339.representable.contains(value) ? RFC3339.format(secondsSince1970: value, fractionDigits: 0) : number.literal
         }
-        if let nbf = claims["nbf"]?.numberValue?.doubleValue, now + leewaySeconds < nbf {
-            return JWTFailure(.notYetValid, "not valid before \(RFC3339.format(secondsSince1970: nbf, fractionDigits: 0))")
+        if let exp = claims["exp"]?.numberValue, let value = exp.doubleValue, now > value + leewaySeconds {
+            return JWTFailure(.expired, "expired at \(shown(exp, value))")
+        }
+        if let nbf = claims["nbf"]?.numberValue, let value = nbf.doubleValue, now + leewaySeconds < value {
+            return JWTFailure(.notYetValid, "not valid before \(shown(nbf, value))")
         }
         return nil
     }

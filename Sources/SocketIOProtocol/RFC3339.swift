@@ -1,10 +1,16 @@
 /// RFC 3339 / ISO 8601 timestamps in UTC, without Foundation's formatters (which are slow and
 /// locale-sensitive).
 public enum RFC3339 {
-    /// `2026-11-27T08:45:02.123456Z` for a time in seconds since 1970.
+    /// The times this format can write: years 0001 to 9999.
+    public static let representable: ClosedRange<Double> = -62_135_596_800...253_402_300_799
+
+    /// `2026-11-27T08:45:02.123456Z` for a time in seconds since 1970. A time outside
+    /// ``representable`` (or not a number) is written as the nearest end of it: check the range
+    /// first where the time comes from outside (a token's `exp`).
     ///
     /// - Parameter fractionDigits: 0 (whole seconds) to 6 (microseconds).
     public static func format(secondsSince1970 seconds: Double, fractionDigits: Int = 6) -> String {
+        let seconds = seconds.isNaN ? 0 : min(max(seconds, representable.lowerBound), representable.upperBound)
         let scale = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000][max(0, min(6, fractionDigits))]
         let scaled = Int64((seconds * Double(scale)).rounded(.down))
         var whole = scaled / Int64(scale)

@@ -105,6 +105,10 @@ func fuzzSocketIO(_ input: [UInt8]) {
     } catch { return }
     guard let packet = decoded else { return }
     let (text, attachments) = SocketIOCodec.encode(packet)
+    // Placeholders may name one attachment several times; encoding writes each binary once per
+    // place, and past the limit of attachments the decoder refuses the result, as the reference
+    // decoder does (found by this target: 12 from 2).
+    guard attachments.count <= SocketIOCodec.defaultMaxAttachments else { return }
     var again = SocketIODecoder(version: version)
     do {
         var redecoded = try again.decode(text: text)

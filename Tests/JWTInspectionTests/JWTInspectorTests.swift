@@ -80,6 +80,35 @@ struct JWTInspectorTests {
         #expect(await JWTInspector(key: .pem(ecKey.publicKey.pemRepresentation)).inspect(ed).failure?.code == .algorithmMismatch)
     }
 
+    @Test("Times that are no date (fuzzer finding: exp 18E5579220 trapped) are said so, never formatted", arguments: [
+        // The fuzzer's input: exp overflows a Double.
+        "eyJhbGciOiJIUzI1VCJ9.eyJpZCI6NywiaWF0IjoxNzk1Nzc1NjIwLCJleHAiOjE4RTU1NzkyMjB9.",
+    ])
+    func outOfRangeTimes(token: String) async throws {
+        let report = await JWTInspector().inspect(token, now: 1_795_775_700)
+        #expect(report.expiresAt == nil && report.expiresInSeconds == nil)
+        #expect(report.issuedAt == "2026-11-27T10:33:40Z")
+        #expect(report.warnings.contains("exp 18E5579220 is not a date between the years 1 and 9999"))
+        #expect(!report.warnings.contains { $0.hasPrefix("no exp claim") })
+    }
+
+    @Test("A verified token whose exp lies before the year 1 is expired, at the time it says")
+    func expiredBeforeYearOne() async throws {
+        let secret = "a-secret-long-enough-for-hs256-tokens!"
+        func url(_ bytes: [UInt8]) -> String {
+            String(Base64.encode(bytes).replacing("+", with: "-").replacing("/", with: "_").prefix { $0 != "=" })
+        }
+        func part(_ text: String) -> String { url(Array(text.utf8)) }
+        let signingInput = part(#"{"alg":"HS256","typ":"JWT"}"#) + "." + part(#"{"id":1,"exp":-1e300,"nbf":1e300}"#)
+        let signature = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        let token = signingInput + "." + url(Array(signature))
+        let report = await JWTInspector(key: .secret(secret)).inspect(token)
+        #expect(report.verified == false)
+        #expect(report.failure?.message == "expired at -1e300")
+        #expect(report.warnings.contains("exp -1e300 is not a date between the years 1 and 9999"))
+        #expect(report.warnings.contains("nbf 1e300 is not a date between the years 1 and 9999"))
+    }
+
     @Test("Without a key the token is decoded and its times explained")
     func decodeOnly() async throws {
         let token = try makeHS256(#"{"alg":"HS256","typ":"JWT"}"#, #"{"sub":"u1","big":12345678901234567890,"iat":1700000000,"nbf":1700000000,"exp":1700003600}"#, secret: "s")
