@@ -160,6 +160,27 @@ struct SocketIOv5Tests {
         #expect(decoder.missingAttachments == 1)
     }
 
+    @Test("Placeholders may name one attachment twice: both places get it, and encoding writes it once per place (fuzzer finding)")
+    func sharedAttachment() throws {
+        var decoder = SocketIODecoder(version: .v5)
+        #expect(try decoder.decode(text: #"51-["x",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":0}]]"#) == nil)
+        let packet = try #require(try decoder.decode(binary: [7]))
+        #expect(packet.arguments == [.binary([7]), .array([.binary([7])])])
+        let (text, attachments) = SocketIOCodec.encode(packet)
+        #expect(text == #"52-["x",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":1}]]"#)
+        #expect(attachments == [[7], [7]])
+        // Eleven places for one attachment re-encode past the limit of ten: refused, as the
+        // reference decoder refuses it.
+        let eleven = (0..<11).map { _ in #"{"_placeholder":true,"num":0}"# }.joined(separator: ",")
+        var many = SocketIODecoder(version: .v5)
+        _ = try many.decode(text: "51-[\"x\",\(eleven)]")
+        let widened = SocketIOCodec.encode(try #require(try many.decode(binary: [1])))
+        #expect(widened.attachments.count == 11)
+        var again = SocketIODecoder(version: .v5)
+        let refusal = #expect(throws: SocketIOError.self) { try again.decode(text: widened.text) }
+        #expect(refusal?.code == .tooManyAttachments)
+    }
+
     @Test("Binary with no packet, and text while attachments are due")
     func reconstructionErrors() throws {
         var decoder = SocketIODecoder(version: .v5)
