@@ -91,6 +91,15 @@ let package = Package(
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
         .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
+        .testTarget(
+            name: "SocketIOTransportTests",
+            dependencies: [
+                "SocketIOTransport", "SocketIOProtocol",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "SocketIOProxyTests", dependencies: ["SocketIOProxy", "SocketIOProtocol", "TrafficCapture"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
