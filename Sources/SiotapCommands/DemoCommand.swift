@@ -47,6 +47,7 @@ struct DemoCommand: AsyncParsableCommand {
         })
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
+            readGate: { resume in queue.admit(orResume: resume) },
             sink: { body, conn in queue.add(body, conn: conn) }
         )
         let proxyPort = try await proxy.start()

@@ -57,6 +57,12 @@ struct ProxyCommand: AsyncParsableCommand {
     )
     var maxMessageSize = 64 << 20
 
+    @Option(
+        name: .customLong("capture-buffer"),
+        help: "Records that may wait for the disk or the terminal before the proxy stops reading from its sockets until they are written (nothing is dropped)."
+    )
+    var captureBuffer = CaptureQueue.defaultHighWater
+
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
@@ -66,6 +72,7 @@ struct ProxyCommand: AsyncParsableCommand {
     func run() async throws {
         let io = CommandIO.current
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
+        guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
         let listenAddress = try ListenAddress(listen)
         let upstreamAddress = try UpstreamURL(upstream)
         let key = try tokens.key()
@@ -76,7 +83,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let asJSON = json || !io.colors
         let quiet = self.quiet
         let queue = CaptureQueue(
-            writer: writer,
+            writer: writer, highWater: captureBuffer,
             failed: { error in io.writeError("siotap proxy: the capture cannot be written (\(error)); traffic still flows\n") },
             delivered: { record in
                 guard !quiet, recordFilter.matches(record) else { return }
@@ -90,6 +97,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
                 idleTimeout: idleTimeout
             ),
+            readGate: { resume in queue.admit(orResume: resume) },
             sink: sink
         )
         let signals = SignalWaiter()

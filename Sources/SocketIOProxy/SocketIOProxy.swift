@@ -15,14 +15,19 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
 
     public let configuration: ProxyConfiguration
     private let sink: Sink
+    /// Asked before reading more from clients and upstreams: the capture may be behind.
+    private let readGate: ReadGate?
     private let tracker = ConnectionTracker()
     private let inspector: JWTInspector
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
-    public init(configuration: ProxyConfiguration, sink: @escaping Sink) {
+    /// - Parameter readGate: when the records' consumer falls behind (see
+    ///   ``CaptureQueue/admit(orResume:)``), the proxy stops reading until it catches up.
+    public init(configuration: ProxyConfiguration, readGate: ReadGate? = nil, sink: @escaping Sink) {
         self.configuration = configuration
+        self.readGate = readGate
         self.sink = sink
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
     }
@@ -74,6 +79,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
             return await relay(request, engine: engine, on: nil)
         }
+        await captureCaughtUp()
         let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
@@ -140,6 +146,14 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         return relayed
     }
 
+    /// Waits, without holding a thread, while the capture is behind.
+    private func captureCaughtUp() async {
+        guard let readGate else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if readGate({ continuation.resume() }) { continuation.resume() }
+        }
+    }
+
     // MARK: WebSocket
 
     public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
@@ -186,7 +200,8 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
             ended: { [weak self] side in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
                 self.close(connection, by: side == .client ? .client : .server, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
-            }
+            },
+            admit: readGate
         )
     }
 

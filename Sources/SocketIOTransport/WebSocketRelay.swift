@@ -2,6 +2,9 @@ public import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
 
+/// `true` to read on; `false`, and `resume` will be called (on any thread) once reading may go on.
+public typealias ReadGate = @Sendable (_ resume: @escaping @Sendable () -> Void) -> Bool
+
 /// Relays a WebSocket between two channels on one event loop, byte for byte, without leaving the
 /// loop: what one peer sends reaches the other in the same tick, exactly as it was written (frame
 /// headers, masking keys, fragments, pings, pongs, close frames, even frames that break the
@@ -29,17 +32,23 @@ public enum WebSocketRelay {
         public var malformed: @Sendable (_ from: Side, _ reason: String) -> Void
         /// The relay ended; `closedBy` sent the first close frame, or else dropped its TCP first.
         public var ended: @Sendable (_ closedBy: Side) -> Void
+        /// Whether the relay may read on (the observer keeps up); when it says no, reading stops
+        /// until the observer calls `resume`, from any thread. The sockets then fill up, and the
+        /// peers slow down, as with any slow reader.
+        public var admit: ReadGate?
 
         public init(
             message: @escaping @Sendable (Side, WebSocketMessage) -> Void,
             oversized: @escaping @Sendable (Side, Int) -> Void,
             malformed: @escaping @Sendable (Side, String) -> Void,
-            ended: @escaping @Sendable (Side) -> Void
+            ended: @escaping @Sendable (Side) -> Void,
+            admit: ReadGate? = nil
         ) {
             self.message = message
             self.oversized = oversized
             self.malformed = malformed
             self.ended = ended
+            self.admit = admit
         }
     }
 
@@ -90,6 +99,8 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     /// are observed once it is, so the session's first record comes first.
     private var early: [ByteBuffer] = []
     private var readHeld = false
+    /// Handed to the observer's gate when it says to pause; resumes reading on this loop.
+    private var resumeReading: (@Sendable () -> Void)?
     private var reader: WebSocketStreamReader
     /// Bytes of the current batch of reads, followed for frames once the batch is flushed on.
     private var unread: [ByteBuffer] = []
@@ -152,11 +163,19 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
 
     // MARK: ChannelHandler
 
-    public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if pair.observer.admit != nil {
+            // Made once, not per read; the cycle through `self` is cut in handlerRemoved.
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            resumeReading = { handler.eventLoop.execute { handler.value.partnerBecameWritable() } }
+        }
+    }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         partner = nil
+        resumeReading = nil
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -219,11 +238,16 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func read(context: ChannelHandlerContext) {
-        if let partner, partner.context?.channel.isWritable ?? false {
-            context.read()
-        } else {
+        guard let partner, partner.context?.channel.isWritable ?? false else {
             readHeld = true
+            return
         }
+        if let admit = pair.observer.admit, let resumeReading, !admit(resumeReading) {
+            // The capture is behind: read again once it has caught up.
+            readHeld = true
+            return
+        }
+        context.read()
     }
 
     // MARK: Relaying
@@ -233,6 +257,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
         context?.write(wrapOutboundOut(buffer), promise: nil)
     }
 
+    /// Reading may go on (the partner drained, or the observer caught up).
     private func partnerBecameWritable() {
         guard readHeld else { return }
         readHeld = false

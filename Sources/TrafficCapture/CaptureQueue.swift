@@ -6,12 +6,14 @@ import Synchronization
 /// event loops add a record in a lock and an append, and never wait for the disk or a terminal.
 ///
 /// ``flush()`` returns once everything added before it is written. A record waits at most one
-/// scheduling of the writer thread; if more than ``maxPending`` pile up (a disk slower than the
-/// traffic), adding waits for the writer rather than letting memory grow.
+/// scheduling of the writer thread. Adding never waits: when more than `highWater` records are
+/// waiting (a disk or a terminal slower than the traffic), ``admit(orResume:)`` says no, and the
+/// proxy stops reading from its sockets until the writer has caught up to half of that. Nothing
+/// is dropped, and no event loop waits on the writer.
 public final class CaptureQueue: Sendable {
     public typealias Delivery = @Sendable (CaptureRecord) -> Void
 
-    public static let maxPending = 50_000
+    public static let defaultHighWater = 50_000
 
     private struct Entry: Sendable {
         var body: CaptureRecord.Body
@@ -21,6 +23,10 @@ public final class CaptureQueue: Sendable {
 
     private struct State {
         var pending: [Entry] = []
+        /// Taken by the writer, not yet written and delivered.
+        var writing = 0
+        /// Readers paused until the backlog is down to half the high water.
+        var paused: [@Sendable () -> Void] = []
         var scheduled = false
         /// Numbers records when there is no file to do it.
         var nextSeq = 1
@@ -33,27 +39,45 @@ public final class CaptureQueue: Sendable {
     private let delivered: Delivery
     private let failed: @Sendable (CaptureReadError) -> Void
     private let thread = DispatchQueue(label: "siotap.capture")
+    private let highWater: Int
 
     /// - Parameters:
     ///   - writer: the file, or `nil` to only number and deliver.
     ///   - failed: told once, the first time the file cannot be written (records are still delivered).
     ///   - delivered: each record as written, in order, on the writer thread (the live view).
-    public init(writer: CaptureWriter?, failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }) {
+    ///   - highWater: records waiting above which ``admit(orResume:)`` pauses readers.
+    public init(
+        writer: CaptureWriter?, highWater: Int = defaultHighWater, failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in },
+        delivered: @escaping Delivery = { _ in }
+    ) {
         self.writer = writer
+        self.highWater = max(1, highWater)
         self.failed = failed
         self.delivered = delivered
     }
 
     public func add(_ body: CaptureRecord.Body, conn: String?) {
-        let (schedule, backlog) = state.withLock { state in
-            guard !state.closed else { return (false, 0) }
+        let schedule = state.withLock { state in
+            guard !state.closed else { return false }
             // Stamped under the lock, so times never go back in file order.
             state.pending.append(Entry(body: body, conn: conn, time: CaptureClock.secondsSince1970()))
             defer { state.scheduled = true }
-            return (!state.scheduled, state.pending.count)
+            return !state.scheduled
         }
         if schedule { thread.async { self.drain() } }
-        if backlog > Self.maxPending { thread.sync {} }
+    }
+
+    /// Records waiting to be written and delivered.
+    public var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
+
+    /// Whether a reader may go on reading: true, or false and `resume` is called (on the writer's
+    /// thread) once the backlog is down to half the high water.
+    public func admit(orResume resume: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard !state.closed, state.pending.count + state.writing > highWater else { return true }
+            state.paused.append(resume)
+            return false
+        }
     }
 
     /// Waits until every record added so far is written and delivered.
@@ -63,7 +87,12 @@ public final class CaptureQueue: Sendable {
 
     /// Writes what is queued; records added later are dropped (the program is stopping).
     public func close() {
-        state.withLock { $0.closed = true }
+        let paused = state.withLock { state in
+            state.closed = true
+            defer { state.paused = [] }
+            return state.paused
+        }
+        for resume in paused { resume() }
         flush()
     }
 
@@ -72,6 +101,7 @@ public final class CaptureQueue: Sendable {
             let entries: [Entry] = state.withLock { state in
                 let taken = state.pending
                 state.pending = []
+                state.writing = taken.count
                 if taken.isEmpty { state.scheduled = false }
                 return taken
             }
@@ -92,6 +122,13 @@ public final class CaptureQueue: Sendable {
                 if first { failed(error) }
             }
             for record in records { delivered(record) }
+            let resumed = state.withLock { state -> [@Sendable () -> Void] in
+                state.writing = 0
+                guard !state.paused.isEmpty, state.pending.count <= highWater / 2 else { return [] }
+                defer { state.paused = [] }
+                return state.paused
+            }
+            for resume in resumed { resume() }
         }
     }
 

@@ -29,10 +29,11 @@ struct WebSocketRelayHandlerTests {
 
     /// Two active channels with NIO's frame encoder in place (the relay goes in front of it, as
     /// after a real upgrade); the upstream side installed, the client side not yet attached.
-    func makeRelay(maxMessageSize: Int = 1 << 20) throws -> Relay {
+    func makeRelay(maxMessageSize: Int = 1 << 20, admit: ReadGate? = nil, counting reads: ReadCounter? = nil) throws -> Relay {
         let loop = EmbeddedEventLoop()
         let client = EmbeddedChannel(loop: loop)
         let upstream = EmbeddedChannel(loop: loop)
+        if let reads { try client.pipeline.syncOperations.addHandler(reads) }
         for channel in [client, upstream] {
             try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -47,7 +48,8 @@ struct WebSocketRelayHandlerTests {
             },
             oversized: { side, size in seen.add("\(side) oversized \(size)") },
             malformed: { side, reason in seen.add("\(side) malformed \(reason)") },
-            ended: { side in seen.add("ended by \(side)") }
+            ended: { side in seen.add("ended by \(side)") },
+            admit: admit
         )
         let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
         try WebSocketRelayHandler.install(handler, in: upstream)
@@ -140,6 +142,40 @@ struct WebSocketRelayHandlerTests {
         attached.upstreamHandler.abandon()
         attached.loop.run()
         #expect(attached.upstream.isActive && attached.client.isActive)
+    }
+
+    /// Counts the reads that reach the socket, on the head side of the relay.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var count = 0
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
+    }
+
+    @Test("While the observer is behind, the relay stops reading; its resume starts reading again")
+    func readGate() throws {
+        let behind = NIOLockedValueBox(true)
+        let resumes = NIOLockedValueBox<[@Sendable () -> Void]>([])
+        let reads = ReadCounter()
+        let relay = try makeRelay(admit: { resume in
+            behind.withLockedValue { isBehind in
+                if isBehind { resumes.withLockedValue { $0.append(resume) } }
+                return !isBehind
+            }
+        }, counting: reads)
+        try relay.upstreamHandler.attachClient(to: relay.client)
+        let before = reads.count
+        relay.client.read()
+        #expect(reads.count == before, "read although the capture is behind")
+        #expect(resumes.withLockedValue { $0.count } == 1)
+        behind.withLockedValue { $0 = false }
+        for resume in resumes.withLockedValue({ $0 }) { resume() }
+        relay.loop.run()
+        #expect(reads.count == before + 1, "the held read was not resumed")
+        relay.client.read()
+        #expect(reads.count == before + 2)
     }
 
     @Test("A message over the limit is relayed whole and reported, not observed")

@@ -123,6 +123,34 @@ struct CaptureFileTests {
         #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "a time goes back in file order")
     }
 
+    @Test("Behind a slow consumer, adding never waits, readers are told to pause and resumed at half the high water, nothing is dropped", .timeLimit(.minutes(1)))
+    func backpressure() async throws {
+        // The live view stuck (a terminal nobody reads): delivery waits until the test opens it.
+        let stuck = DispatchSemaphore(value: 0)
+        let seen = Mutex<[Int]>([])
+        let queue = CaptureQueue(writer: nil, highWater: 100, delivered: { record in
+            if record.seq == 1 { stuck.wait() }
+            seen.withLock { $0.append(record.seq) }
+        })
+        // Adding 1,000 while the consumer is stuck returns at once (it used to wait on the writer).
+        for index in 0..<1_000 { queue.add(.close(CloseRecord(by: .proxy, reason: "\(index)")), conn: "c1") }
+        #expect(queue.backlog > 100)
+        final class Count: Sendable { let value = Mutex(0) }
+        let resumed = Count()
+        let resume: @Sendable () -> Void = { resumed.value.withLock { $0 += 1 } }
+        let first = queue.admit(orResume: resume), second = queue.admit(orResume: resume)
+        #expect(!first && !second, "a reader must pause behind a stuck consumer")
+        #expect(resumed.value.withLock { $0 } == 0)
+        stuck.signal()
+        queue.flush()
+        #expect(resumed.value.withLock { $0 } == 2, "every paused reader is resumed once")
+        let unexpected: @Sendable () -> Void = { Issue.record("resumed although never paused") }
+        let admitted = queue.admit(orResume: unexpected)
+        #expect(admitted)
+        #expect(seen.withLock { $0 } == Array(1...1_000), "a record was dropped or reordered")
+        queue.close()
+    }
+
     @Test("A queue whose file fails says so once and still delivers, numbered")
     func queueOnAFailingFile() throws {
         let path = temporaryPath("failing.jsonl")

@@ -17,7 +17,7 @@ import pytest
 import requests
 import websocket
 
-from conftest import Proxy, Server, wait_until
+from conftest import SIOTAP, Proxy, Server, wait_until
 
 PATH = "/socket.io/"
 
@@ -292,3 +292,62 @@ def test_sigterm_under_load_leaves_a_whole_capture(tmp_path):
         if proxy.process.poll() is None:
             proxy.stop()
         server.stop()
+
+
+def test_a_stuck_live_view_pauses_reading_never_the_proxy(tmp_path):
+    """The live view writes to a pipe nobody reads (a stuck terminal): once --capture-buffer records
+    wait, the proxy stops reading from that conn's sockets (the client's sends back up) instead
+    of blocking an event loop or growing without bound; other traffic goes on; once the pipe is
+    read again every message goes through and is recorded, nothing dropped."""
+    server = upstream()
+    capture = tmp_path / "capture.jsonl"
+    proxy = subprocess.Popen(
+        [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", server.url, "--record", str(capture), "--json",
+         "--capture-buffer", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proxy.stderr.readline().decode()
+    assert "listening on" in line, line
+    url = line.split("listening on ")[1].split(",")[0].strip()
+    count = 3_000
+    echoes = []
+    try:
+        ws = websocket.create_connection(f"{url.replace('http', 'ws')}{PATH}?EIO=4&transport=websocket", timeout=30)
+        assert ws.recv().startswith("0{")
+        ws.send("40")
+
+        def send():
+            for index in range(count):
+                ws.send(f'42["message",{index}]')
+
+        def receive():
+            while len(echoes) < count:
+                message = ws.recv()
+                if message.startswith('42["message-back"'):
+                    echoes.append(message)
+
+        threading.Thread(target=send, daemon=True).start()
+        threading.Thread(target=receive, daemon=True).start()
+        time.sleep(2)
+        stalled = len(echoes)
+        time.sleep(1)
+        assert len(echoes) == stalled < count, f"{len(echoes)} echoes: the proxy kept reading behind a stuck capture"
+        # The proxy itself is not stuck: plain HTTP goes on.
+        started = time.monotonic()
+        assert requests.get(f"{url}/elsewhere", timeout=5).status_code == 404
+        assert time.monotonic() - started < 2
+
+        live = []
+        reader = threading.Thread(target=lambda: live.extend(proxy.stdout), daemon=True)
+        reader.start()
+        assert wait_until(lambda: len(echoes) == count, timeout=60), f"{len(echoes)} of {count} echoes once unstuck"
+        ws.close()
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        assert proxy.wait(timeout=20) == 0
+        server.stop()
+    records = [json.loads(line) for line in capture.read_text().splitlines()]
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    sent = [r["args"][0] for r in records if r["kind"] == "packet" and r.get("event") == "message"]
+    back = [r["args"][0] for r in records if r["kind"] == "packet" and r.get("event") == "message-back"]
+    assert sent == list(range(count)) and back == list(range(count)), "a message was dropped from the capture"
+    assert len(live) == len(records), "the live view lost records"
