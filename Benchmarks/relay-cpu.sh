@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# What relaying a Socket.IO message costs, in one run and alternating: the built-in conformance
+# server direct, behind nginx (a plain WebSocket relay: the floor for relaying without decoding,
+# Tests/interop/stacks/nginx.conf), behind `siotap proxy --record`, and behind mitmproxy if
+# `mitmdump` is on the PATH. The same independent load client (Benchmarks/relay_load.py, aiohttp)
+# drives each; per relay it prints the relay process's CPU microseconds per round trip (the server's
+# own for "direct"), the throughput at full speed, and the latency added at 500 round trips a
+# second (p50 and p99 against direct), medians of the rounds.
+#
+#   ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=20 Benchmarks/relay-cpu.sh
+# Release build; loopback only; every process started here is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+CLIENTS=${CLIENTS:-20}
+PY=.venv-peers/bin/python
+[ -x "$PY" ] || { echo "run scripts/setup-peers.sh first (it installs aiohttp and nginx)" >&2; exit 2; }
+source Benchmarks/server-and-proxy.sh
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.1; done; }
+
+mkdir -p "$work/nginx"
+nginx_port=$(free_port)
+sed -e "s|{dir}|$work/nginx|g" -e "s|{port}|$nginx_port|g" -e "s|{upstream_port}|${server##*:}|g" \
+    Tests/interop/stacks/nginx.conf > "$work/nginx/nginx.conf"
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+nginx_pid=$!
+wait_port "$nginx_port"
+
+relays=("direct $server $server_pid" "nginx http://127.0.0.1:$nginx_port $nginx_pid" "siotap $proxy $proxy_pid")
+if command -v mitmdump >/dev/null; then
+    mitm_port=$(free_port)
+    mitmdump -q --mode "reverse:$server" -p "$mitm_port" --listen-host 127.0.0.1 -w "$work/mitm.flows" &
+    relays+=("mitmproxy http://127.0.0.1:$mitm_port $!")
+    wait_port "$mitm_port"
+fi
+
+echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $CLIENTS clients, ${SECONDS_PER_RUN} s a run, median of $ROUNDS rounds, relays alternating"
+results="$work/results.jsonl"
+for round in $(seq "$ROUNDS"); do
+    for relay in "${relays[@]}"; do
+        read -r name url pid <<< "$relay"
+        full=$("$PY" Benchmarks/relay_load.py "$url" "$CLIENTS" "$SECONDS_PER_RUN" - "$pid")
+        paced=$("$PY" Benchmarks/relay_load.py "$url" "$CLIENTS" "$SECONDS_PER_RUN" 500 "$pid")
+        echo "{\"relay\": \"$name\", \"full\": $full, \"paced\": $paced}" >> "$results"
+    done
+done
+python3 - "$results" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+names = list(dict.fromkeys(r["relay"] for r in runs))
+med = lambda name, f: statistics.median(f(r) for r in runs if r["relay"] == name)
+direct50, direct99 = med("direct", lambda r: r["paced"]["p50_ms"]), med("direct", lambda r: r["paced"]["p99_ms"])
+nginx_cpu = med("nginx", lambda r: r["full"]["cpu_us_per_round_trip"]) if "nginx" in names else None
+print(f"{'relay':<10} {'CPU us/rt':>10} {'x nginx':>8} {'full speed rt/s':>16} {'p50 @500/s':>11} {'p50 added':>10} {'p99 @500/s':>11} {'p99 added':>10}")
+for name in names:
+    cpu = med(name, lambda r: r["full"]["cpu_us_per_round_trip"])
+    p50, p99 = med(name, lambda r: r["paced"]["p50_ms"]), med(name, lambda r: r["paced"]["p99_ms"])
+    ratio = f"{cpu / nginx_cpu:8.2f}" if nginx_cpu and name != "direct" else f"{'-':>8}"
+    added50 = f"{p50 - direct50:10.3f}" if name != "direct" else f"{'-':>10}"
+    added99 = f"{p99 - direct99:10.3f}" if name != "direct" else f"{'-':>10}"
+    print(f"{name:<10} {cpu:10.1f} {ratio} {med(name, lambda r: r['full']['per_second']):16.0f} {p50:11.3f} {added50} {p99:11.3f} {added99}")
+PY
+echo "(direct: the server's own CPU per round trip; relays: the relay process's. capture: $(wc -l < "$work/capture.jsonl") records)"

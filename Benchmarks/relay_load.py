@@ -1,0 +1,78 @@
+"""Load for Benchmarks/relay-cpu.sh: N aiohttp WebSocket clients (independent of siotap's own
+client) speaking raw Engine.IO 4 / Socket.IO 5 to the conformance contract: each sends
+`42["message",PAYLOAD]` and waits for `42["message-back",...]`.
+
+    relay_load.py URL CLIENTS SECONDS [RATE] [PID]
+
+Without RATE every client goes as fast as its answers come; with RATE the clients together send
+RATE round trips a second. With PID, the CPU time that process used during the run is measured
+from /proc. Prints one JSON object: round trips, seconds, throughput, latency percentiles (ms),
+and the process's CPU microseconds per round trip.
+"""
+import asyncio
+import json
+import os
+import sys
+import time
+
+import aiohttp
+
+URL, CLIENTS, SECONDS = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+RATE = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+PID = int(sys.argv[5]) if len(sys.argv) > 5 else None
+PAYLOAD = "x" * 100
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+async def client(session, index, stop, latencies):
+    async with session.ws_connect(f"{URL}/socket.io/?EIO=4&transport=websocket") as ws:
+        assert (await ws.receive_str()).startswith("0{")
+        await ws.send_str("40")
+        while not (await ws.receive_str()).startswith("40"):
+            pass
+        interval = CLIENTS / RATE if RATE else 0
+        next_send = time.monotonic() + interval * index / CLIENTS
+        while time.monotonic() < stop:
+            if interval:
+                delay = next_send - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_send += interval
+            sent = time.perf_counter()
+            await ws.send_str(f'42["message","{PAYLOAD}"]')
+            while True:
+                message = await ws.receive_str()
+                if message == "2":  # the server's ping
+                    await ws.send_str("3")
+                elif message.startswith('42["message-back"'):
+                    break
+            latencies.append((time.perf_counter() - sent) * 1000)
+
+
+async def main():
+    latencies = []
+    async with aiohttp.ClientSession() as session:
+        cpu_before = cpu_seconds(PID) if PID else None
+        started = time.monotonic()
+        stop = started + SECONDS
+        await asyncio.gather(*(client(session, index, stop, latencies) for index in range(CLIENTS)))
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(PID) - cpu_before if PID else None
+    latencies.sort()
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else None
+
+    print(json.dumps({
+        "round_trips": len(latencies), "seconds": elapsed, "per_second": len(latencies) / elapsed,
+        "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+        "cpu_us_per_round_trip": cpu * 1e6 / len(latencies) if cpu is not None and latencies else None,
+    }))
+
+
+asyncio.run(main())
