@@ -2,37 +2,49 @@ import Synchronization
 import TrafficCapture
 
 /// Follows Engine.IO sessions through the proxy: one `conn` per session, kept across the
-/// polling-to-websocket upgrade (matched by sid), with its decoder, the tokens already reported,
-/// and the events waiting for their acks.
+/// polling-to-websocket upgrade (matched by sid).
+///
+/// Each conn has a lock of its own for its observation and its records, so conns never wait for
+/// each other; the tracker's lock covers only the tables (sid to conn, open conns). Where both are
+/// held, the conn's is taken first.
 final class ConnectionTracker: Sendable {
-    final class Connection: @unchecked Sendable {
-        // Safe: every mutable field is touched only under the tracker's lock.
+    final class Connection: Sendable {
         let id: String
         let engineVersion: EngineIOVersion
-        var decoder: TrafficDecoder
-        var sid: String?
-        var reportedTokens: Set<String> = []
-        var pendingAcks: [String: Double] = [:]
-        var closed = false
-        /// Requests in flight and token inspections not yet written: a conn's `close` waits for
-        /// them, so a long-poll answered just after the close packet still lands in this conn,
-        /// before its `close`.
-        var activity = 0
-        /// The `close` decided while `activity` was still going on.
-        var pendingClose: CloseRecord?
-        /// A WebSocket carries this conn now: its own end closes the conn, not the sweep.
-        var onWebSocket = false
-        /// When traffic last went through (seconds since 1970), for the idle sweep.
-        var lastSeen = CaptureClock.secondsSince1970()
+        fileprivate let state: Mutex<State>
 
-        init(id: String, engineVersion: EngineIOVersion) {
+        fileprivate struct State {
+            var observation: ConnectionObservation
+            var closed = false
+            /// Requests in flight and token inspections not yet written: a conn's `close` waits
+            /// for them, so a long-poll answered just after the close packet still lands in this
+            /// conn, before its `close`.
+            var activity = 0
+            /// The `close` decided while `activity` was still going on.
+            var pendingClose: CloseRecord?
+            /// A WebSocket carries this conn now: its own end closes the conn, not the sweep.
+            var onWebSocket = false
+            /// When traffic last went through (seconds since 1970), for the idle sweep.
+            var lastSeen = CaptureClock.secondsSince1970()
+        }
+
+        fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false) {
             self.id = id
             self.engineVersion = engineVersion
-            decoder = TrafficDecoder(engineVersion: engineVersion)
+            var state = State(observation: ConnectionObservation(engineVersion: engineVersion))
+            state.closed = closed
+            self.state = Mutex(state)
+        }
+
+        var closed: Bool { state.withLock { $0.closed } }
+        var sid: String? { state.withLock { $0.observation.sid } }
+        var onWebSocket: Bool {
+            get { state.withLock { $0.onWebSocket } }
+            set { state.withLock { $0.onWebSocket = newValue } }
         }
     }
 
-    private struct State {
+    private struct Tables {
         var next = 0
         /// Set when the proxy stops: a connection that arrives after that is not recorded.
         var stopped = false
@@ -48,73 +60,71 @@ final class ConnectionTracker: Sendable {
     /// How many closed sessions' sids are remembered.
     static let closedSidsKept = 4096
 
-    private let state = Mutex(State())
+    private let tables = Mutex(Tables())
 
     func open(engineVersion: EngineIOVersion) -> Connection {
-        state.withLock { state in Self.open(engineVersion: engineVersion, in: &state) }
+        tables.withLock { tables in Self.open(engineVersion: engineVersion, in: &tables) }
     }
 
     /// The conn a polling request belongs to (its sid's, or a new one), with the request counted
-    /// as activity in the same step, so the conn cannot close between the two.
+    /// as activity. A conn that closed in between counts it too: closed, it records nothing.
     func beginRequest(sid: String?, engineVersion: EngineIOVersion) -> Connection {
-        state.withLock { state in
-            let connection = sid.flatMap { state.bySid[$0] } ?? Self.open(engineVersion: engineVersion, in: &state)
-            connection.activity += 1
-            return connection
+        let connection = tables.withLock { tables in
+            sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, in: &tables)
         }
-    }
-
-    private static func open(engineVersion: EngineIOVersion, in state: inout State) -> Connection {
-        guard !state.stopped else {
-            // Already closed, so nothing is written for it: a conn the capture starts must end
-            // in it, and the proxy's last records are its `close`s.
-            let late = Connection(id: "c0", engineVersion: engineVersion)
-            late.closed = true
-            return late
-        }
-        state.next += 1
-        let connection = Connection(id: "c\(state.next)", engineVersion: engineVersion)
-        state.open[connection.id] = connection
+        connection.state.withLock { $0.activity += 1 }
         return connection
     }
 
-    func connection(sid: String) -> Connection? { state.withLock { $0.bySid[sid] } }
+    private static func open(engineVersion: EngineIOVersion, in tables: inout Tables) -> Connection {
+        guard !tables.stopped else {
+            // Already closed, so nothing is written for it: a conn the capture starts must end
+            // in it, and the proxy's last records are its `close`s.
+            return Connection(id: "c0", engineVersion: engineVersion, closed: true)
+        }
+        tables.next += 1
+        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion)
+        tables.open[connection.id] = connection
+        return connection
+    }
 
-    /// Runs `body` under the lock; a sid it returns (learned from an open packet) is filed at once,
-    /// so later requests carrying it find this conn.
-    func update<Result>(_ connection: Connection, _ body: (Connection) -> (Result, learnedSid: String?)) -> Result {
-        state.withLock { state in
-            let (result, sid) = body(connection)
-            if let sid, connection.sid != sid {
-                connection.sid = sid
-                state.bySid[sid] = connection
-            }
-            return result
+    func connection(sid: String) -> Connection? { tables.withLock { $0.bySid[sid] } }
+
+    /// Decodes a frame of the conn under its own lock; a sid its open packet tells is filed at
+    /// once, so later requests carrying it find this conn.
+    func observe(
+        _ frame: TrafficDecoder.Frame, dir: Direction, on connection: Connection, now: Double = CaptureClock.secondsSince1970()
+    ) -> TrafficDecoder.Output {
+        connection.state.withLock { state in
+            let (output, learnedSid) = state.observation.observe(frame, dir: dir, now: now)
+            state.lastSeen = now
+            if let learnedSid { tables.withLock { $0.bySid[learnedSid] = connection } }
+            return output
         }
     }
 
-    /// Runs `body` with exclusive access to the connection's state.
-    func with<Result>(_ connection: Connection, _ body: (Connection) -> Result) -> Result {
-        state.withLock { _ in body(connection) }
+    /// Whether this token is new to the conn.
+    func firstSighting(of token: String, source: String, nsp: String?, on connection: Connection) -> Bool {
+        connection.state.withLock { $0.observation.firstSighting(of: token, source: source, nsp: nsp) }
     }
 
-    /// Records `body` unless the conn is closed, under the lock, so no record of a conn can be
-    /// written after its `close`.
+    /// Records `body` unless the conn is closed, under the conn's lock, so no record of a conn can
+    /// be written after its `close`.
     func emitIfOpen(_ connection: Connection, _ emit: () -> Void) {
-        state.withLock { _ in if !connection.closed { emit() } }
+        connection.state.withLock { state in if !state.closed { emit() } }
     }
 
     /// Something the conn's `close` must wait for has begun.
     func begin(_ connection: Connection) {
-        state.withLock { _ in connection.activity += 1 }
+        connection.state.withLock { $0.activity += 1 }
     }
 
     /// It has ended; returns the `close` to write if it was the last thing the close waited for.
     func end(_ connection: Connection) -> CloseRecord? {
-        state.withLock { state in
-            connection.activity -= 1
-            guard connection.activity == 0, !connection.closed, let record = connection.pendingClose else { return nil }
-            Self.finish(connection, in: &state)
+        connection.state.withLock { state in
+            state.activity -= 1
+            guard state.activity == 0, !state.closed, let record = state.pendingClose else { return nil }
+            finish(connection, &state)
             return record
         }
     }
@@ -123,43 +133,48 @@ final class ConnectionTracker: Sendable {
     /// or, with `waitingForActivity`, when requests or inspections are still going on (`end`
     /// returns it then). A forced close keeps the reason decided first.
     func close(_ connection: Connection, _ record: CloseRecord, waitingForActivity: Bool) -> CloseRecord? {
-        state.withLock { state in
-            guard !connection.closed else { return nil }
+        connection.state.withLock { state in
+            guard !state.closed else { return nil }
             if waitingForActivity {
-                guard connection.pendingClose == nil else { return nil }
-                if connection.activity > 0 {
-                    connection.pendingClose = record
+                guard state.pendingClose == nil else { return nil }
+                if state.activity > 0 {
+                    state.pendingClose = record
                     return nil
                 }
             }
-            Self.finish(connection, in: &state)
-            return connection.pendingClose ?? record
+            finish(connection, &state)
+            return state.pendingClose ?? record
         }
     }
 
-    private static func finish(_ connection: Connection, in state: inout State) {
-        connection.closed = true
-        state.open[connection.id] = nil
-        guard let sid = connection.sid else { return }
-        state.closedSids.append(sid)
-        if state.closedSids.count > 2 * closedSidsKept {
-            for forgotten in state.closedSids.prefix(closedSidsKept) where state.bySid[forgotten]?.closed == true {
-                state.bySid[forgotten] = nil
+    /// Called with the conn's lock held.
+    private func finish(_ connection: Connection, _ state: inout Connection.State) {
+        state.closed = true
+        let sid = state.observation.sid
+        tables.withLock { tables in
+            tables.open[connection.id] = nil
+            guard let sid else { return }
+            tables.closedSids.append(sid)
+            if tables.closedSids.count > 2 * Self.closedSidsKept {
+                for forgotten in tables.closedSids.prefix(Self.closedSidsKept) { tables.bySid[forgotten] = nil }
+                tables.closedSids.removeFirst(Self.closedSidsKept)
             }
-            state.closedSids.removeFirst(closedSidsKept)
         }
     }
 
     /// Stops recording new connections and returns those still open, in the order they opened.
     func stop() -> [Connection] {
-        state.withLock { state in
-            state.stopped = true
-            return state.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count }
+        tables.withLock { tables in
+            tables.stopped = true
+            return tables.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count }
         }
     }
 
-    /// Connections with no traffic since `cutoff` (seconds since 1970).
+    /// Connections with no traffic since `cutoff` (seconds since 1970), not carried by a WebSocket.
     func idle(since cutoff: Double) -> [Connection] {
-        state.withLock { state in state.open.values.filter { $0.lastSeen < cutoff && !$0.closed && !$0.onWebSocket } }
+        let open = tables.withLock { Array($0.open.values) }
+        return open.filter { connection in
+            connection.state.withLock { !$0.closed && !$0.onWebSocket && $0.lastSeen < cutoff }
+        }
     }
 }

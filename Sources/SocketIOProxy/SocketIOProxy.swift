@@ -123,7 +123,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
                 // refused handshake's body is an error message, not a payload.
                 let output = response.status == .ok
                     ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
-                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: tracker.with(connection) { $0.sid })), on: connection)
+                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
                 reportHandshakeTokens(request.head, on: connection)
                 publish(output, on: connection)
             } else if request.method == .GET, response.status == .ok {
@@ -133,7 +133,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
                 let text = String(decoding: response.body.prefix(200), as: UTF8.self)
                 emit(.error(ErrorRecord(dir: .serverToClient, code: "proxy.upstream_status", message: "upstream answered \(response.status.code)", raw: text)), on: connection)
                 // The upstream no longer knows the session (or refused the handshake): it is over.
-                let upgraded = tracker.with(connection) { $0.onWebSocket }
+                let upgraded = connection.onWebSocket
                 if engine.sid == nil || (response.status == .badRequest && !upgraded) {
                     close(connection, by: .server, reason: "upstream answered \(response.status.code)")
                 }
@@ -174,7 +174,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
             guard let self else { return }
             let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
             if let connection = self.webSocketConnection(head, remote: remote) {
-                self.tracker.with(connection) { $0.onWebSocket = true }
+                connection.onWebSocket = true
                 relayed.connection.withLock { $0 = connection }
             }
         }
@@ -218,33 +218,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     // MARK: Observing
 
     private func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
-        tracker.update(connection) { connection in
-            var output = connection.decoder.decode(frame, dir: dir)
-            let now = CaptureClock.secondsSince1970()
-            connection.lastSeen = now
-            // Events whose ack never comes must not pile up on a long-lived socket.
-            if connection.pendingAcks.count > 10_000 {
-                let cutoff = connection.lastSeen - 300
-                connection.pendingAcks = connection.pendingAcks.filter { $0.value > cutoff }
-            }
-            var learnedSid: String?
-            for packet in output.enginePackets where packet.type == .open {
-                if let text = packet.text, let handshake = try? EngineHandshake(json: text) { learnedSid = handshake.sid }
-            }
-            // Link acks to their events, with the time between them.
-            for index in output.records.indices {
-                guard case .packet(var record) = output.records[index], let id = record.id else { continue }
-                if record.type.hasSuffix("EVENT") {
-                    connection.pendingAcks["\(dir.rawValue)|\(record.nsp)|\(id)"] = now
-                } else if record.type.hasSuffix("ACK"),
-                    let sent = connection.pendingAcks.removeValue(forKey: "\(dir.reversed.rawValue)|\(record.nsp)|\(id)")
-                {
-                    record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
-                    output.records[index] = .packet(record)
-                }
-            }
-            return (output, learnedSid)
-        }
+        tracker.observe(frame, dir: dir, on: connection)
     }
 
     private func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) {
@@ -280,8 +254,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     }
 
     private func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
-        let fresh = tracker.with(connection) { $0.reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted }
-        guard fresh else { return }
+        guard tracker.firstSighting(of: token, source: source, nsp: nsp, on: connection) else { return }
         // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
         // relay moving and write the record when it is done.
         let inspector = self.inspector

@@ -8,10 +8,12 @@ import TrafficCapture
 /// requests in flight, and a closed session's late requests kept out of new conns.
 @Suite("Connection tracker")
 struct ConnectionTrackerTests {
-    /// A conn whose open packet has told its sid.
+    /// A conn whose open packet (a polling handshake's answer) has told its sid.
     func opened(_ tracker: ConnectionTracker, sid: String) -> ConnectionTracker.Connection {
         let connection = tracker.beginRequest(sid: nil, engineVersion: .v4)
-        tracker.update(connection) { _ in ((), learnedSid: sid) }
+        let open = #"0{"sid":"\#(sid)","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}"#
+        _ = tracker.observe(.pollingBody(Array(open.utf8)), dir: .serverToClient, on: connection)
+        #expect(connection.sid == sid)
         return connection
     }
 
@@ -70,5 +72,65 @@ struct ConnectionTrackerTests {
         _ = tracker.close(conns[0], CloseRecord(by: .client, reason: "done"), waitingForActivity: false)
         #expect(tracker.stop().map(\.id) == (2...11).map { "c\($0)" })
         #expect(tracker.open(engineVersion: .v4).closed)
+    }
+}
+
+@Suite("A conn's observation")
+struct ConnectionObservationTests {
+    func packet(_ observed: (output: TrafficDecoder.Output, learnedSid: String?)) -> PacketRecord? {
+        for case .packet(let record) in observed.output.records { return record }
+        return nil
+    }
+
+    @Test("An ack gets the time since its event: same id, same namespace, the other direction")
+    func ackLatency() {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        _ = observation.observe(.webSocket(.text(#"42/chat,3["save",1]"#)), dir: .clientToServer, now: 10)
+        _ = observation.observe(.webSocket(.text(#"42/other,3["save",1]"#)), dir: .serverToClient, now: 10.1)
+        // An ack of the same id on another namespace, or in the same direction, is not its answer.
+        let stray = packet(observation.observe(.webSocket(.text(#"43/other,3["no"]"#)), dir: .serverToClient, now: 10.2))
+        #expect(stray != nil && stray?.latencyMilliseconds == nil)
+        let ack = packet(observation.observe(.webSocket(.text(#"43/chat,3["ok"]"#)), dir: .serverToClient, now: 10.25))
+        #expect(ack?.latencyMilliseconds == 250)
+        // Answered once: the same ack again has no event left.
+        let again = packet(observation.observe(.webSocket(.text(#"43/chat,3["ok"]"#)), dir: .serverToClient, now: 11))
+        #expect(again != nil && again?.latencyMilliseconds == nil)
+        // The server's event on /other waits for the client's ack.
+        let clientAck = packet(observation.observe(.webSocket(.text(#"43/other,3[]"#)), dir: .clientToServer, now: 10.6))
+        #expect(clientAck?.latencyMilliseconds == 500)
+        #expect(observation.pendingAcks.isEmpty)
+    }
+
+    @Test("Events whose ack never comes are forgotten past the limit, the recent ones kept")
+    func pendingAcksAreBounded() {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        for id in 0...ConnectionObservation.pendingAckLimit {
+            _ = observation.observe(.webSocket(.text("42\(id)[\"e\"]")), dir: .clientToServer, now: 0)
+        }
+        _ = observation.observe(.webSocket(.text(#"42999999["late"]"#)), dir: .clientToServer, now: 1_000)
+        _ = observation.observe(.webSocket(.text(#"2["tick"]"#)), dir: .clientToServer, now: 1_000)
+        #expect(observation.pendingAcks.count == 1)
+    }
+
+    @Test("The sid is learned once, from the server's open packet")
+    func sid() {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        let open = #"0{"sid":"S1","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#
+        let first = observation.observe(.webSocket(.text(open)), dir: .serverToClient, now: 0)
+        let again = observation.observe(.webSocket(.text(open)), dir: .serverToClient, now: 0)
+        #expect(first.learnedSid == "S1" && again.learnedSid == nil)
+        #expect(observation.sid == "S1")
+    }
+
+    @Test("A token is reported once per source and namespace")
+    func tokens() {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        let sightings = [
+            observation.firstSighting(of: "t", source: "auth.token", nsp: "/"),
+            observation.firstSighting(of: "t", source: "auth.token", nsp: "/"),
+            observation.firstSighting(of: "t", source: "auth.token", nsp: "/admin"),
+            observation.firstSighting(of: "t", source: "query.token", nsp: nil),
+        ]
+        #expect(sightings == [true, false, true, true])
     }
 }

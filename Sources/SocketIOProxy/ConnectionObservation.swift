@@ -1,0 +1,63 @@
+import SocketIOProtocol
+import TrafficCapture
+
+/// What the proxy knows of one conn's traffic: its decoder, the sid its open packet told, the
+/// events waiting for their acks, and the tokens already reported. A value: ``observe(_:dir:now:)``
+/// takes a frame and the time and returns the records, with each ack's latency filled in.
+struct ConnectionObservation {
+    /// An event waiting for its ack: acks answer in the other direction, on the same namespace,
+    /// with the same id.
+    struct AckKey: Hashable {
+        var dir: Direction
+        var nsp: String
+        var id: UInt64
+    }
+
+    /// Events whose ack never comes must not pile up on a long-lived socket: past this many, those
+    /// older than ``ackHorizon`` seconds are forgotten.
+    static let pendingAckLimit = 10_000
+    static let ackHorizon = 300.0
+
+    private(set) var decoder: TrafficDecoder
+    /// Learned from the server's open packet.
+    private(set) var sid: String?
+    private(set) var pendingAcks: [AckKey: Double] = [:]
+    private var reportedTokens: Set<String> = []
+
+    init(engineVersion: EngineIOVersion) {
+        decoder = TrafficDecoder(engineVersion: engineVersion)
+    }
+
+    /// Decodes a frame seen at `now` (seconds since 1970). `learnedSid` is set when this frame's
+    /// open packet told the session id for the first time.
+    mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, now: Double) -> (output: TrafficDecoder.Output, learnedSid: String?) {
+        var output = decoder.decode(frame, dir: dir)
+        if pendingAcks.count > Self.pendingAckLimit {
+            pendingAcks = pendingAcks.filter { $0.value > now - Self.ackHorizon }
+        }
+        var learnedSid: String?
+        for packet in output.enginePackets where packet.type == .open {
+            if let text = packet.text, let handshake = try? EngineHandshake(json: text), handshake.sid != sid {
+                sid = handshake.sid
+                learnedSid = handshake.sid
+            }
+        }
+        for index in output.records.indices {
+            guard case .packet(var record) = output.records[index], let id = record.id,
+                let type = SocketPacketType(name: record.type)
+            else { continue }
+            if type.isEvent {
+                pendingAcks[AckKey(dir: dir, nsp: record.nsp, id: id)] = now
+            } else if type.isAck, let sent = pendingAcks.removeValue(forKey: AckKey(dir: dir.reversed, nsp: record.nsp, id: id)) {
+                record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
+                output.records[index] = .packet(record)
+            }
+        }
+        return (output, learnedSid)
+    }
+
+    /// Whether this token, from this source and namespace, is new to the conn (it is reported once).
+    mutating func firstSighting(of token: String, source: String, nsp: String?) -> Bool {
+        reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted
+    }
+}
