@@ -99,7 +99,10 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "SocketIOProxyTests", dependencies: ["SocketIOProxy", "SocketIOProtocol", "TrafficCapture"]),
+        .testTarget(
+            name: "SocketIOProxyTests",
+            dependencies: ["SocketIOProxy", "SocketIOProtocol", "TrafficCapture", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

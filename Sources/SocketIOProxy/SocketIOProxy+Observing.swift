@@ -1,0 +1,84 @@
+import JWTInspection
+import NIOHTTP1
+import SocketIOProtocol
+import TrafficCapture
+
+/// From frames to records: decoding, the conn's records and close, token inspection.
+extension SocketIOProxy {
+    func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
+        tracker.observe(frame, dir: dir, on: connection)
+    }
+
+    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) {
+        publish(decode(frame, dir: dir, on: connection), on: connection)
+    }
+
+    func publish(_ output: TrafficDecoder.Output, on connection: ConnectionTracker.Connection) {
+        for body in output.records {
+            emit(body, on: connection)
+            if case .engine(let engine) = body, engine.type == "close" {
+                close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
+            }
+        }
+        for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
+    }
+
+    func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) {
+        tracker.emitIfOpen(connection) { sink(body, connection.id) }
+    }
+
+    /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
+    /// the idle sweep), it waits for the conn's requests in flight and token inspections, whose
+    /// records belong before it.
+    func close(_ connection: ConnectionTracker.Connection, by side: CloseRecord.Side, reason: String, waitingForActivity: Bool = true) {
+        if let record = tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity) {
+            sink(.close(record), connection.id)
+        }
+    }
+
+    /// A request or inspection of the conn is done; writes the `close` that waited for it, if any.
+    func activityEnded(on connection: ConnectionTracker.Connection) {
+        if let record = tracker.end(connection) { sink(.close(record), connection.id) }
+    }
+
+    func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
+        guard tracker.firstSighting(of: token, source: source, nsp: nsp, on: connection) else { return }
+        // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
+        // relay moving and write the record when it is done.
+        let inspector = self.inspector
+        tracker.begin(connection)
+        Task {
+            let report = await inspector.inspect(token)
+            self.emit(.jwt(JWTRecord(report: report, source: source, nsp: nsp)), on: connection)
+            self.activityEnded(on: connection)
+        }
+    }
+
+    func reportHandshakeTokens(_ head: HTTPRequestHead, on connection: ConnectionTracker.Connection) {
+        if let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
+            for (name, value) in QueryString.pairs(query) {
+                if let token = JWTCandidate.token(in: value) { report(token, source: "query.\(name)", nsp: nil, on: connection) }
+            }
+        }
+        if let header = head.headers.first(name: "Authorization"), let token = JWTCandidate.token(in: header) {
+            report(token, source: "header.authorization", nsp: nil, on: connection)
+        }
+        for cookieHeader in head.headers[canonicalForm: "Cookie"] {
+            for pair in cookieHeader.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let name = parts[0].trimmingPrefix(" ")
+                if let token = JWTCandidate.token(in: String(parts[1])) { report(token, source: "cookie.\(name)", nsp: nil, on: connection) }
+            }
+        }
+    }
+
+    func sessionRecord(_ head: HTTPRequestHead, remote: String, transport: EngineTransport, sid: String?) -> SessionRecord {
+        let engine = EngineRequest.traffic(head.uri)
+        return SessionRecord(
+            url: head.uri, path: engine?.path, eio: engine?.version.rawValue ?? 4, transport: transport, sid: sid,
+            headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
+            remote: remote, upstream: configuration.upstreamDescription
+        )
+    }
+}

@@ -1,0 +1,90 @@
+import JWTInspection
+public import SocketIOTransport
+import SocketIOProtocol
+import TrafficCapture
+import NIOHTTP1
+
+/// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies observed.
+extension SocketIOProxy {
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let engine = EngineRequest.traffic(request.uri, under: configuration.path)
+        // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL is
+        // relayed without becoming a conn.
+        guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
+            return await relay(request, engine: engine, on: nil)
+        }
+        await captureCaughtUp()
+        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        if request.method == .POST {
+            observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
+        }
+        let response = await relay(request, engine: engine, on: connection)
+        activityEnded(on: connection)
+        return response
+    }
+
+    func relay(_ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?) async -> HTTPResponse {
+        let response: HTTPResponse
+        do {
+            response = try await HTTPClient.send(
+                host: configuration.upstreamHost, port: configuration.upstreamPort,
+                head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: engine != nil), body: request.body,
+                maxResponseSize: configuration.maxMessageSize
+            )
+        } catch {
+            if Task.isCancelled {
+                // The client went away mid-request; its upstream request was dropped with it, and an
+                // Engine.IO server ends a session whose request is cut.
+                if let connection {
+                    emit(.error(ErrorRecord(dir: .clientToServer, code: "proxy.client_aborted", message: "the client closed its connection before the answer")), on: connection)
+                    close(connection, by: .client, reason: "client went away mid-request")
+                }
+                return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
+            }
+            if let connection {
+                emit(.error(ErrorRecord(dir: nil, code: "proxy.upstream_unreachable", message: "\(configuration.upstreamDescription): \(error)")), on: connection)
+                close(connection, by: .proxy, reason: "upstream unreachable")
+            }
+            return HTTPResponse(
+                status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                body: Array("siotap proxy: upstream \(configuration.upstreamDescription) unreachable (\(error))\n".utf8),
+                closeConnection: true
+            )
+        }
+        if let engine, let connection {
+            if engine.sid == nil {
+                // A new session: its record comes once the open packet has told the sid. A
+                // refused handshake's body is an error message, not a payload.
+                let output = response.status == .ok
+                    ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
+                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
+                reportHandshakeTokens(request.head, on: connection)
+                publish(output, on: connection)
+            } else if request.method == .GET, response.status == .ok {
+                observe(.pollingBody(response.body), dir: .serverToClient, on: connection)
+            }
+            if response.status != .ok {
+                let text = String(decoding: response.body.prefix(200), as: UTF8.self)
+                emit(.error(ErrorRecord(dir: .serverToClient, code: "proxy.upstream_status", message: "upstream answered \(response.status.code)", raw: text)), on: connection)
+                // The upstream no longer knows the session (or refused the handshake): it is over.
+                let upgraded = connection.onWebSocket
+                if engine.sid == nil || (response.status == .badRequest && !upgraded) {
+                    close(connection, by: .server, reason: "upstream answered \(response.status.code)")
+                }
+            }
+        }
+        var relayed = response
+        relayed.headers = ProxyHeaders.endToEnd(response.headers)
+        // NIO upgrades only a connection's first request; close so a later upgrade comes fresh.
+        relayed.closeConnection = true
+        return relayed
+    }
+
+    /// Waits, without holding a thread, while the capture is behind.
+    func captureCaughtUp() async {
+        guard let readGate else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if readGate({ continuation.resume() }) { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+public import NIOCore
+public import NIOHTTP1
+import SocketIOProtocol
+import Synchronization
+public import SocketIOTransport
+import TrafficCapture
+
+/// The WebSocket relay's set-up: the upstream dialled during the client's upgrade, the conn it carries, what it reports.
+extension SocketIOProxy {
+    public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
+        var headers = ProxyHeaders.endToEnd(head.headers)
+        for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
+        let relayed = RelayedConnection()
+        guard let outcome = try? await WebSocketClient.dialRelay(
+            host: configuration.upstreamHost, port: configuration.upstreamPort, uri: head.uri, headers: headers,
+            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, observer: relayObserver(relayed)
+        ), case .upgraded(let upstream, let upstreamHeaders) = outcome else {
+            // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
+            // upstream's answer (or a 502).
+            return nil
+        }
+        var reply = HTTPHeaders()
+        if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        return DialledRelay(upstream: upstream, responseHeaders: reply) { [weak self] channel, head in
+            guard let self else { return }
+            let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+            if let connection = self.webSocketConnection(head, remote: remote) {
+                connection.onWebSocket = true
+                relayed.connection.withLock { $0 = connection }
+            }
+        }
+    }
+
+    /// What the relay reports, turned into records of the conn it carries.
+    func relayObserver(_ relayed: RelayedConnection) -> WebSocketRelay.Observer {
+        WebSocketRelay.Observer(
+            message: { [weak self] side, message in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                self.observe(.webSocket(message), dir: side == .client ? .clientToServer : .serverToClient, on: connection)
+            },
+            oversized: { [weak self] side, size in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                self.emit(.error(ErrorRecord(dir: dir, code: "proxy.message_too_large", message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
+            },
+            malformed: { [weak self] side, reason in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                self.emit(.error(ErrorRecord(dir: dir, code: "websocket.protocol_error", message: "\(reason); relayed, no longer decoded")), on: connection)
+            },
+            ended: { [weak self] side in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                self.close(connection, by: side == .client ? .client : .server, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
+            },
+            admit: readGate
+        )
+    }
+
+    /// The conn of a WebSocket: the polling session it upgrades, or a new one.
+    func webSocketConnection(_ head: HTTPRequestHead, remote: String) -> ConnectionTracker.Connection? {
+        guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
+        if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
+        let fresh = tracker.open(engineVersion: engine.version)
+        emit(.session(sessionRecord(head, remote: remote, transport: .websocket, sid: engine.sid)), on: fresh)
+        reportHandshakeTokens(head, on: fresh)
+        return fresh
+    }
+}
