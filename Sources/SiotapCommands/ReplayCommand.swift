@@ -64,9 +64,9 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
         await server.stop()
-        io.write(json ? Self.json(report).jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
+        io.write(json ? report.json.jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if let junit {
-            do { try Self.junit(report, capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {
+            do { try report.junit(capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {
                 throw CommandFailure("cannot write \(junit): \(error)")
             }
         }
@@ -92,57 +92,5 @@ struct ReplayCommand: AsyncParsableCommand {
             default: style.bold(text)
             }
         }.joined(separator: "\n") + "\n"
-    }
-
-    static func junit(_ report: Replayer.Report, capture: String) -> String {
-        func escape(_ text: String) -> String {
-            var out = ""
-            for character in text {
-                switch character {
-                case "&": out += "&amp;"
-                case "<": out += "&lt;"
-                case ">": out += "&gt;"
-                case "\"": out += "&quot;"
-                default: out.append(character)
-                }
-            }
-            return out
-        }
-        let failures = report.connections.filter { !$0.isEqual }.count + (report.problems.isEmpty ? 0 : 1)
-        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuite name=\"siotap replay \(escape(capture))\" tests=\"\(report.connections.count + (report.problems.isEmpty ? 0 : 1))\" failures=\"\(failures)\">\n"
-        for diff in report.connections {
-            xml += "  <testcase classname=\"\(escape(capture))\" name=\"\(escape(diff.conn))\">"
-            if !diff.isEqual {
-                let single = Replayer.Report(connections: [diff], problems: [])
-                xml += "\n    <failure message=\"\(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed\">"
-                xml += escape(single.description) + "</failure>\n  "
-            }
-            xml += "</testcase>\n"
-        }
-        if !report.problems.isEmpty {
-            xml += "  <testcase classname=\"\(escape(capture))\" name=\"sessions\"><failure message=\"problems\">"
-            xml += escape(report.problems.joined(separator: "\n")) + "</failure></testcase>\n"
-        }
-        return xml + "</testsuite>\n"
-    }
-
-    static func json(_ report: Replayer.Report) -> JSONValue {
-        .object([
-            "equal": .bool(report.isEqual),
-            "problems": .array(report.problems.map { .string($0) }),
-            "connections": .array(report.connections.map { diff in
-                .object([
-                    "conn": .string(diff.conn),
-                    "matched": .number(diff.matched),
-                    "missing": .array(diff.missing.map { .object(["seq": .number($0.seq), "key": .string($0.key), "payload": $0.payload]) }),
-                    "unexpected": .array(diff.unexpected.map { .object(["key": .string($0.key), "payload": $0.payload]) }),
-                    "changed": .array(diff.changed.map { change in
-                        .object(["seq": .number(change.seq), "key": .string(change.key), "path": .string(change.path),
-                                 "expected": change.expected ?? .null, "actual": change.actual ?? .null])
-                    }),
-                ])
-            }),
-        ])
     }
 }

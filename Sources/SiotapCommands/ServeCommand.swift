@@ -4,11 +4,6 @@ import Foundation
 import SocketIOServer
 import SocketIOTransport
 
-enum DemoApp: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case chat
-    case conformance
-}
-
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -102,68 +97,5 @@ struct ServeCommand: AsyncParsableCommand {
         await signals.wait()
         io.write("siotap serve: shutting down\n")
         await server.shutdown()
-    }
-}
-
-/// Where replay and bench send their traffic: `--target`, or the built-in server started on a
-/// free loopback port (and stopped with ``stop()``).
-struct TargetServer {
-    let host: String
-    let port: Int
-    /// The Engine.IO path the target's URL names, if any.
-    let path: String?
-    private let builtIn: SocketIOServer?
-
-    init(target: String?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
-        if let target {
-            let url = try UpstreamURL(target, option: "--target")
-            (host, port, path, builtIn) = (url.host, url.port, url.path, nil)
-        } else {
-            let server = SocketIOServer(configuration: configuration)
-            install(server)
-            (host, port, path, builtIn) = ("127.0.0.1", try await server.start(host: "127.0.0.1", port: 0), nil, server)
-        }
-    }
-
-    func stop() async { await builtIn?.shutdown() }
-}
-
-/// `HOST:PORT`, `:PORT` or `PORT`.
-struct ListenAddress {
-    var host: String
-    var port: Int
-
-    init(_ text: String) throws {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard let portText = parts.last, let port = Int(portText), (0...65535).contains(port) else {
-            throw ValidationError("--listen wants HOST:PORT, e.g. 127.0.0.1:3000 (got \(text))")
-        }
-        let host = parts.dropLast().joined(separator: ":")
-        self.host = host.isEmpty ? "127.0.0.1" : host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        self.port = port
-    }
-}
-
-/// SIGINT and SIGTERM, caught from the moment it is made (make it before announcing that the
-/// program is ready, so a signal sent right after the announcement is not fatal).
-final class SignalWaiter {
-    private let stream: AsyncStream<Int32>
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        self.stream = stream
-        sources = [SIGINT, SIGTERM].map { signalNumber in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { continuation.yield(signalNumber) }
-            source.resume()
-            return source
-        }
-    }
-
-    func wait() async {
-        for await _ in stream { break }
-        for source in sources { source.cancel() }
     }
 }
