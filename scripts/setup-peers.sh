@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} (Debian)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # One venv per protocol generation: python-socketio 5.x speaks Engine.IO 4, 4.x speaks Engine.IO 3.
@@ -55,7 +55,10 @@ if [ ! -s "$bundles/socket.io-4.8.1.min.js" ] || [ ! -s "$bundles/socket.io-2.3.
     .venv-peers/bin/pip download -q --disable-pip-version-check --no-deps -d "$scratch" nicegui==3.18.0
     .venv-peers/bin/python -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("nicegui/static/socket.io.min.js"))' \
         "$scratch"/nicegui-3.18.0-*.whl >"$bundles/socket.io-4.8.1.min.js"
-    (cd "$scratch" && apt-get download -qq onionshare-cli >/dev/null 2>&1 && dpkg-deb -x onionshare-cli_*.deb extracted)
+    # apt-get download needs the package lists; a machine that had every package may have none.
+    (cd "$scratch" && { apt-get download -qq onionshare-cli >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && apt-get download -qq onionshare-cli >/dev/null 2>&1; }; } \
+        && dpkg-deb -x onionshare-cli_*.deb extracted)
     cp "$scratch/extracted/usr/share/onionshare-cli/static/js/socket.io.js" "$bundles/socket.io-2.3.0.js"
     rm -rf "$scratch"
 fi
