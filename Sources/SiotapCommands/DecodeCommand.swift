@@ -97,7 +97,7 @@ struct DecodeCommand: AsyncParsableCommand {
             seq += 1
             let record = CaptureRecord(
                 seq: seq, ts: CaptureClock.now(),
-                .error(ErrorRecord(dir: waiting.dir, code: "socketio.incomplete", message: waiting.description))
+                .error(ErrorRecord(dir: waiting.dir, code: .incomplete, message: waiting.description))
             )
             io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
         }

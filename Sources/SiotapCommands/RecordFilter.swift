@@ -29,7 +29,7 @@ struct RecordFilter: Sendable {
             case "event": packet.event == term.value
             case "nsp": packet.nsp == term.value
             case "conn": record.conn == term.value
-            case "type": packet.type == term.value.uppercased()
+            case "type": packet.type.name == term.value.uppercased()
             case "dir": packet.dir.rawValue == term.value
             default: false
             }

@@ -14,7 +14,7 @@ struct RecordView: Sendable {
         case .session(let session):
             return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(session.url)"
         case .engine(let engine):
-            let text = prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type)")
+            let text = prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type.name)")
             guard let data = engine.data?.scalarText, !data.isEmpty else { return text }
             return text + " " + style.dim(shorten(data, room: max(16, width - visibleLength(text) - 1)))
         case .packet(let packet):
@@ -23,7 +23,7 @@ struct RecordView: Sendable {
             if let event = packet.event {
                 text += style.bold(event)
             } else {
-                text += style.cyan(packet.type)
+                text += style.cyan(packet.type.name)
             }
             if let id = packet.id { text += style.dim(" #\(id)") }
             if let latency = packet.latencyMilliseconds { text += style.dim(" (\(formatMilliseconds(latency)))") }

@@ -43,12 +43,10 @@ struct ConnectionObservation {
             }
         }
         for index in output.records.indices {
-            guard case .packet(var record) = output.records[index], let id = record.id,
-                let type = SocketPacketType(name: record.type)
-            else { continue }
-            if type.isEvent {
+            guard case .packet(var record) = output.records[index], let id = record.id else { continue }
+            if record.type.isEvent {
                 pendingAcks[AckKey(dir: dir, nsp: record.nsp, id: id)] = now
-            } else if type.isAck, let sent = pendingAcks.removeValue(forKey: AckKey(dir: dir.reversed, nsp: record.nsp, id: id)) {
+            } else if record.type.isAck, let sent = pendingAcks.removeValue(forKey: AckKey(dir: dir.reversed, nsp: record.nsp, id: id)) {
                 record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
                 output.records[index] = .packet(record)
             }

@@ -16,7 +16,7 @@ extension SocketIOProxy {
     func publish(_ output: TrafficDecoder.Output, on connection: ConnectionTracker.Connection) {
         for body in output.records {
             emit(body, on: connection)
-            if case .engine(let engine) = body, engine.type == "close" {
+            if case .engine(let engine) = body, engine.type == .close {
                 close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
             }
         }

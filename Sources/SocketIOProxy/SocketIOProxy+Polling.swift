@@ -36,13 +36,13 @@ extension SocketIOProxy {
                 // The client went away mid-request; its upstream request was dropped with it, and an
                 // Engine.IO server ends a session whose request is cut.
                 if let connection {
-                    emit(.error(ErrorRecord(dir: .clientToServer, code: "proxy.client_aborted", message: "the client closed its connection before the answer")), on: connection)
+                    emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), on: connection)
                     close(connection, by: .client, reason: "client went away mid-request")
                 }
                 return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
             }
             if let connection {
-                emit(.error(ErrorRecord(dir: nil, code: "proxy.upstream_unreachable", message: "\(configuration.upstreamDescription): \(error)")), on: connection)
+                emit(.error(ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(configuration.upstreamDescription): \(error)")), on: connection)
                 close(connection, by: .proxy, reason: "upstream unreachable")
             }
             return HTTPResponse(
@@ -65,7 +65,7 @@ extension SocketIOProxy {
             }
             if response.status != .ok {
                 let text = String(decoding: response.body.prefix(200), as: UTF8.self)
-                emit(.error(ErrorRecord(dir: .serverToClient, code: "proxy.upstream_status", message: "upstream answered \(response.status.code)", raw: text)), on: connection)
+                emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "upstream answered \(response.status.code)", raw: text)), on: connection)
                 // The upstream no longer knows the session (or refused the handshake): it is over.
                 let upgraded = connection.onWebSocket
                 if engine.sid == nil || (response.status == .badRequest && !upgraded) {

@@ -41,12 +41,12 @@ extension SocketIOProxy {
             oversized: { [weak self] side, size in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
                 let dir: Direction = side == .client ? .clientToServer : .serverToClient
-                self.emit(.error(ErrorRecord(dir: dir, code: "proxy.message_too_large", message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
+                self.emit(.error(ErrorRecord(dir: dir, code: .messageTooLarge, message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
             },
             malformed: { [weak self] side, reason in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
                 let dir: Direction = side == .client ? .clientToServer : .serverToClient
-                self.emit(.error(ErrorRecord(dir: dir, code: "websocket.protocol_error", message: "\(reason); relayed, no longer decoded")), on: connection)
+                self.emit(.error(ErrorRecord(dir: dir, code: .webSocketProtocolError, message: "\(reason); relayed, no longer decoded")), on: connection)
             },
             ended: { [weak self] side in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }

@@ -23,12 +23,12 @@ extension CaptureRecord {
         case .engine(let record):
             fields.string("dir", record.dir.rawValue)
             fields.string("transport", record.transport.rawValue)
-            fields.string("type", record.type)
+            fields.string("type", record.type.name)
             fields.value("data", record.data)
         case .packet(let record):
             fields.string("dir", record.dir.rawValue)
             fields.string("transport", record.transport.rawValue)
-            fields.string("type", record.type)
+            fields.string("type", record.type.name)
             fields.string("nsp", record.nsp)
             fields.string("query", record.query)
             if let id = record.id { fields.literal("id", String(id)) }
@@ -56,7 +56,7 @@ extension CaptureRecord {
             fields.string("reason", record.reason)
         case .error(let record):
             fields.string("dir", record.dir?.rawValue)
-            fields.string("code", record.code)
+            fields.string("code", record.code.rawValue)
             fields.string("message", record.message)
             fields.string("raw", record.raw)
         }

@@ -72,7 +72,7 @@ public struct TrafficDecoder: Sendable {
                     handle(packet, dir: dir, transport: .polling, into: &output)
                 }
             } catch {
-                output.records.append(.error(ErrorRecord(dir: dir, code: "engineio.\(Self.code(error.code.rawValue))", message: error.description, raw: Self.rawText(body))))
+                output.records.append(.error(ErrorRecord(dir: dir, code: .engineIO(Self.code(error.code.rawValue)), message: error.description, raw: Self.rawText(body))))
             }
         case .webSocket(let message):
             do {
@@ -83,7 +83,7 @@ public struct TrafficDecoder: Sendable {
                 case .text(let text): raw = text
                 case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
                 }
-                output.records.append(.error(ErrorRecord(dir: dir, code: "engineio.\(Self.code(error.code.rawValue))", message: error.description, raw: raw)))
+                output.records.append(.error(ErrorRecord(dir: dir, code: .engineIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
             }
         }
         return output
@@ -96,7 +96,7 @@ public struct TrafficDecoder: Sendable {
             if let text = packet.text {
                 data = packet.type == .open ? ((try? JSONValue.parse(text)) ?? .string(text)) : .string(text)
             }
-            output.records.append(.engine(EngineRecord(dir: dir, transport: transport, type: packet.type.name, data: data)))
+            output.records.append(.engine(EngineRecord(dir: dir, transport: transport, type: packet.type, data: data)))
             return
         }
         do {
@@ -111,7 +111,7 @@ public struct TrafficDecoder: Sendable {
                     // An observer must not lose the new packet: report the broken one and move on.
                     let missing = decoders[dir]!.missingAttachments
                     output.records.append(.error(ErrorRecord(
-                        dir: dir, code: "socketio.missing_attachments",
+                        dir: dir, code: .missingAttachments,
                         message: "got plaintext data when reconstructing a packet (\(missing) attachment(s) never came)",
                         raw: pendingRaw[dir])))
                     decoders[dir]!.reset()
@@ -137,7 +137,7 @@ public struct TrafficDecoder: Sendable {
             case .none: raw = ""
             }
             if error.code == .illegalPlaceholder { pendingRaw[dir] = nil }
-            output.records.append(.error(ErrorRecord(dir: dir, code: "socketio.\(Self.code(error.code.rawValue))", message: error.description, raw: raw)))
+            output.records.append(.error(ErrorRecord(dir: dir, code: .socketIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
         }
     }
 

@@ -165,7 +165,7 @@ public final class MockServer: Sendable {
 
     static func matches(_ recorded: PacketRecord, _ received: PacketRecord, normalizer: PacketNormalizer) -> Bool {
         guard PacketNormalizer.key(recorded) == PacketNormalizer.key(received) else { return false }
-        if recorded.type == "CONNECT" { return true }  // tokens and sids differ on every run
+        if recorded.type == .connect { return true }  // tokens and sids differ on every run
         return ConnectionDiff.differences(normalizer.normalize(recorded), normalizer.normalize(received), path: "").isEmpty
     }
 

@@ -12,7 +12,7 @@ public struct PacketNormalizer: Sendable {
 
     /// The key packets are matched on: type, namespace and event name.
     public static func key(_ packet: PacketRecord) -> String {
-        "\(packet.type.replacingBinaryPrefix) \(packet.nsp) \(packet.event ?? "")"
+        "\(packet.type.name.replacingBinaryPrefix) \(packet.nsp) \(packet.event ?? "")"
     }
 
     public func normalize(_ packet: PacketRecord) -> JSONValue {
@@ -20,7 +20,7 @@ public struct PacketNormalizer: Sendable {
         if let args = packet.args { payload = .object(["args": .array(args)]) }
         if let data = packet.data {
             var value = data
-            if packet.type == "CONNECT", case .object(var object) = value {
+            if packet.type == .connect, case .object(var object) = value {
                 for index in object.members.indices where ["sid", "pid"].contains(object.members[index].key.value) {
                     object.members[index].value = .string("<\(object.members[index].key.value)>")
                 }

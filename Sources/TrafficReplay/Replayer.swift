@@ -154,7 +154,7 @@ public enum Replayer {
             }
         }
         script.query = pairs.joined(separator: "&")
-        for index in script.steps.indices where script.steps[index].packet.type == "CONNECT" && script.steps[index].packet.dir == .clientToServer {
+        for index in script.steps.indices where script.steps[index].packet.type == .connect && script.steps[index].packet.dir == .clientToServer {
             if let data = script.steps[index].packet.data {
                 script.steps[index].packet.data = await refreshingStrings(data) { text in
                     guard let token = JWTCandidate.token(in: text) else { return text }
@@ -191,7 +191,7 @@ public enum Replayer {
     }
 
     static func packet(from record: PacketRecord) -> SocketPacket? {
-        guard let type = SocketPacketType(name: record.type) else { return nil }
+        let type = record.type
         var data = record.data
         if type.isEvent { data = .array([.string(record.event ?? "")] + (record.args ?? [])) }
         if type.isAck { data = .array(record.args ?? []) }
@@ -221,7 +221,7 @@ public enum Replayer {
         for step in script.steps where step.packet.dir == .clientToServer {
             await progress.waitForAll(before: step.seq, timeout: timeout)
             // Protocol v4 connects `/` by itself: a recorded CONNECT for it is the server's.
-            if script.engineVersion == .v3, step.packet.type == "CONNECT", step.packet.nsp == "/" { continue }
+            if script.engineVersion == .v3, step.packet.type == .connect, step.packet.nsp == "/" { continue }
             if let packet = packet(from: step.packet) { client.send(packet) }
         }
         if let last = expected.last { await progress.waitForAll(before: last.seq + 1, timeout: timeout, only: Set(expected.map(\.seq))) }

@@ -185,7 +185,7 @@ func base64URL(_ bytes: [UInt8]) -> String {
 struct ProxyViewTests {
     static let event = CaptureRecord(
         seq: 3, ts: "2026-11-27T08:45:02.123456Z", conn: "c2",
-        .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: "ACK", nsp: "/admin", id: 7,
+        .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/admin", id: 7,
                              args: [.string(String(repeating: "long ", count: 60))], raw: "x", latencyMilliseconds: 1.5))
     )
 
@@ -248,7 +248,7 @@ struct DemoCommandTests {
             if case .jwt(let jwt) = record.body { jwt.verified } else { nil }
         }
         #expect(verdicts.sorted { ($0 ?? false) && !($1 ?? false) } == [true, true, false])
-        #expect(packets.contains { $0.type == "CONNECT_ERROR" })
+        #expect(packets.contains { $0.type == .connectError })
         #expect(Set(records.compactMap(\.conn)) == ["c1", "c2", "c3"])
         #expect(records.filter { $0.kind == .close }.count == 3)
     }
@@ -266,7 +266,7 @@ struct RedactCommandTests {
         }
         let token = JWTMinter.hmac(claims: .object(["sub": "u"]), secret: "k")
         let writer = try CaptureWriter(path: input)
-        try writer.write(.packet(PacketRecord(dir: .clientToServer, transport: .websocket, type: "CONNECT", nsp: "/",
+        try writer.write(.packet(PacketRecord(dir: .clientToServer, transport: .websocket, type: .connect, nsp: "/",
                                               data: .object(["token": .string(token), "pw": "hunter2"]),
                                               raw: #"0{"token":""# + token + #"","pw":"hunter2"}"#)), conn: "c1")
         writer.close()
@@ -382,12 +382,12 @@ struct PacketNormalizerTests {
         let new = JWTMinter.hmac(claims: .object(["id": 1, "exp": 900]), secret: "b")
         let other = JWTMinter.hmac(claims: .object(["id": 2, "exp": 100]), secret: "a")
         let normalizer = PacketNormalizer(ignoredPaths: ["args[0].at", "*.id"])
-        func event(_ args: [JSONValue]) -> PacketRecord { PacketRecord(dir: .serverToClient, transport: .websocket, type: "EVENT", nsp: "/", event: "e", args: args, raw: "") }
+        func event(_ args: [JSONValue]) -> PacketRecord { PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", event: "e", args: args, raw: "") }
         #expect(normalizer.normalize(event([.object(["token": .string(old)])])) == normalizer.normalize(event([.object(["token": .string(new)])])))
         #expect(normalizer.normalize(event([.string(old)])) != normalizer.normalize(event([.string(other)])))
         #expect(normalizer.normalize(event([.object(["at": 1, "x": 2])])) == normalizer.normalize(event([.object(["at": 5, "x": 2])])))
         #expect(normalizer.normalize(event([.object(["deep": .object(["id": 1])])])) == normalizer.normalize(event([.object(["deep": .object(["id": 9])])])))
-        let connect = { (sid: String) in PacketRecord(dir: .serverToClient, transport: .websocket, type: "CONNECT", nsp: "/", data: .object(["sid": .string(sid)]), raw: "") }
+        let connect = { (sid: String) in PacketRecord(dir: .serverToClient, transport: .websocket, type: .connect, nsp: "/", data: .object(["sid": .string(sid)]), raw: "") }
         #expect(normalizer.normalize(connect("a")) == normalizer.normalize(connect("b")))
         let diff = ConnectionDiff.compare(conn: "c1", expected: [(1, event([try JSONValue.parse("1.0")]))], actual: [event([1])], normalizer: PacketNormalizer())
         #expect(diff.isEqual)  // 1.0 and 1 are the same number

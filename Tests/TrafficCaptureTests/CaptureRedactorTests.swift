@@ -12,10 +12,10 @@ struct CaptureRedactorTests {
                 url: "/socket.io/?EIO=4&transport=polling&token=\(token)", eio: 4, transport: .polling,
                 headers: .object(["Host": "h", "Authorization": .string("Bearer \(token)"), "cookie": "session=abc; theme=dark"])))),
             CaptureRecord(seq: 2, ts: "2026-11-27T08:45:02.000002Z", conn: "c1", .packet(PacketRecord(
-                dir: .clientToServer, transport: .polling, type: "CONNECT", nsp: "/", data: .object(["token": .string(token)]),
+                dir: .clientToServer, transport: .polling, type: .connect, nsp: "/", data: .object(["token": .string(token)]),
                 raw: #"0{"token":""# + token + #""}"#))),
             CaptureRecord(seq: 3, ts: "2026-11-27T08:45:02.000003Z", conn: "c1", .packet(PacketRecord(
-                dir: .clientToServer, transport: .polling, type: "EVENT", nsp: "/", event: "login",
+                dir: .clientToServer, transport: .polling, type: .event, nsp: "/", event: "login",
                 args: ["api-key-123", "keep \"eyJ\" and www.example.com", try! JSONValue.parse("12345678901234567890")], raw: #"2["login","api-key-123","keep \"eyJ\" and www.example.com",12345678901234567890]"#))),
         ]
     }

@@ -16,13 +16,13 @@ struct TrafficDecoderTests {
         var decoder = TrafficDecoder(engineVersion: .v4)
         let open = decoder.decode(.webSocket(.text(#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#)), dir: .serverToClient)
         guard case .engine(let engine) = open.records.first else { Issue.record("no engine record"); return }
-        #expect(engine.type == "open")
+        #expect(engine.type == .open)
         #expect(engine.data?["sid"]?.stringValue == "abc")
         #expect(engine.data?.jsonText.contains("\"maxPayload\":1000000") == true)
 
         let event = packets(decoder.decode(.webSocket(.text(#"42/chat,7["message",{"text":"hi","n":0.10}]"#)), dir: .clientToServer))
         #expect(event.count == 1)
-        #expect(event[0].type == "EVENT")
+        #expect(event[0].type == .event)
         #expect(event[0].nsp == "/chat")
         #expect(event[0].id == 7)
         #expect(event[0].event == "message")
@@ -33,17 +33,17 @@ struct TrafficDecoderTests {
         #expect(header.records.isEmpty)  // waits for its attachments
         #expect(decoder.decode(.webSocket(.binary([1, 2])), dir: .clientToServer).records.isEmpty)
         // The other direction is independent while this one waits.
-        #expect(packets(decoder.decode(.webSocket(.text("43/chat,7[]")), dir: .serverToClient)).first?.type == "ACK")
+        #expect(packets(decoder.decode(.webSocket(.text("43/chat,7[]")), dir: .serverToClient)).first?.type == .ack)
         let joined = packets(decoder.decode(.webSocket(.binary([3])), dir: .clientToServer))
         #expect(joined.count == 1)
-        #expect(joined[0].type == "BINARY_EVENT")
+        #expect(joined[0].type == .binaryEvent)
         #expect(joined[0].attachments == ["AQI=", "Aw=="])
         #expect(joined[0].raw == #"52-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
         #expect(JSONValue.array(joined[0].args ?? []).jsonText == #"[{"$binary":"AQI="},{"$binary":"Aw=="}]"#)
 
         let ping = decoder.decode(.webSocket(.text("2")), dir: .serverToClient)
         guard case .engine(let pingRecord) = ping.records.first else { Issue.record("no ping"); return }
-        #expect(pingRecord.type == "ping")
+        #expect(pingRecord.type == .ping)
         #expect(pingRecord.transport == .websocket)
     }
 
@@ -53,7 +53,7 @@ struct TrafficDecoderTests {
         let body = Array("451-[\"f\",{\"_placeholder\":true,\"num\":0}]\u{1E}bAQID\u{1E}42[\"x\"]\u{1E}2".utf8)
         let output = v4.decode(.pollingBody(body), dir: .clientToServer)
         let v4Packets = packets(output)
-        #expect(v4Packets.map(\.type) == ["BINARY_EVENT", "EVENT"])
+        #expect(v4Packets.map(\.type) == [.binaryEvent, .event])
         #expect(v4Packets[0].attachments == ["AQID"])
         #expect(v4Packets.allSatisfy { $0.transport == .polling })
         #expect(output.records.count == 3)
@@ -62,7 +62,7 @@ struct TrafficDecoderTests {
         let v3Body = Array("77:0{\"sid\":\"x\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,\"pingTimeout\":5000}2:40".utf8)
         let v3Output = v3.decode(.pollingBody(v3Body), dir: .serverToClient)
         #expect(v3Output.records.count == 2)
-        #expect(packets(v3Output).first?.type == "CONNECT")
+        #expect(packets(v3Output).first?.type == .connect)
         let binary = packets(v3.decode(.pollingBody(Array("39:451-[\"f\",{\"_placeholder\":true,\"num\":0}]6:b4AQID".utf8)), dir: .clientToServer))
         #expect(binary.first?.attachments == ["AQID"])
     }

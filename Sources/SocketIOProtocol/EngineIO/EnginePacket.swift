@@ -26,6 +26,11 @@ public enum EnginePacketType: UInt8, Sendable, Hashable, Codable, CaseIterable {
         }
     }
 
+    public init?(name: String) {
+        guard let type = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = type
+    }
+
     init?(digit: UInt8) {
         guard digit >= UInt8(ascii: "0") else { return nil }
         self.init(rawValue: digit - UInt8(ascii: "0"))

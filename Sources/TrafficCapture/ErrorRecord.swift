@@ -1,0 +1,50 @@
+public import SocketIOProtocol
+
+/// Something that could not be decoded; the traffic still flowed.
+public struct ErrorRecord: Sendable, Hashable, Codable {
+    public var dir: Direction?
+    /// A stable code: `engineio.unknown_packet_type`, `socketio.invalid_payload`, …
+    public var code: ErrorCode
+    public var message: String
+    /// What could not be decoded: text as it was, binary as base64 prefixed `base64:`.
+    public var raw: String?
+
+    public init(dir: Direction?, code: ErrorCode, message: String, raw: String? = nil) {
+        self.dir = dir
+        self.code = code
+        self.message = message
+        self.raw = raw
+    }
+}
+
+/// An error record's code: `layer.what`, lower case. A struct, not an enum: readers meet codes
+/// that later versions add, and keep them.
+public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, ExpressibleByStringLiteral, CustomStringConvertible {
+    public var rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { rawValue = value }
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+
+    /// `engineio.` + the codec's code (`unknown_packet_type`, `invalid_length`, …).
+    public static func engineIO(_ code: String) -> ErrorCode { ErrorCode(rawValue: "engineio." + code) }
+    /// `socketio.` + the codec's code (`invalid_payload`, `illegal_attachments`, …).
+    public static func socketIO(_ code: String) -> ErrorCode { ErrorCode(rawValue: "socketio." + code) }
+
+    public static let missingAttachments: ErrorCode = "socketio.missing_attachments"
+    /// Input that ends with a binary packet still waiting for attachments (`siotap decode`).
+    public static let incomplete: ErrorCode = "socketio.incomplete"
+    /// Bytes that stopped following RFC 6455 framing: relayed, no longer decoded.
+    public static let webSocketProtocolError: ErrorCode = "websocket.protocol_error"
+    public static let upstreamUnreachable: ErrorCode = "proxy.upstream_unreachable"
+    public static let upstreamStatus: ErrorCode = "proxy.upstream_status"
+    public static let clientAborted: ErrorCode = "proxy.client_aborted"
+    public static let messageTooLarge: ErrorCode = "proxy.message_too_large"
+}

@@ -1,0 +1,56 @@
+public import SocketIOProtocol
+
+/// A token seen in a handshake, and what siotap made of it.
+public struct JWTRecord: Sendable, Hashable, Codable {
+    /// `auth.<field>`, `query.<name>`, `header.authorization` or `cookie.<name>`.
+    public var source: String
+    /// For `auth.*`: the namespace of the CONNECT.
+    public var nsp: String?
+    public var header: JSONValue
+    public var claims: JSONValue
+    public var verified: Bool?
+    public var reason: String?
+    public var exp: String?
+    public var iat: String?
+    public var nbf: String?
+    public var expiresInSeconds: Double?
+    public var warnings: [String]?
+
+    public init(
+        source: String, nsp: String? = nil, header: JSONValue, claims: JSONValue, verified: Bool?, reason: String? = nil,
+        exp: String? = nil, iat: String? = nil, nbf: String? = nil, expiresInSeconds: Double? = nil, warnings: [String]? = nil
+    ) {
+        self.source = source
+        self.nsp = nsp
+        self.header = header
+        self.claims = claims
+        self.verified = verified
+        self.reason = reason
+        self.exp = exp
+        self.iat = iat
+        self.nbf = nbf
+        self.expiresInSeconds = expiresInSeconds
+        self.warnings = warnings
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case source, nsp, header, claims, verified, reason, exp, iat, nbf, warnings
+        case expiresInSeconds = "expires_in_s"
+    }
+
+    // `verified` is written even when null: null means "no key given", which readers must see.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encodeIfPresent(nsp, forKey: .nsp)
+        try container.encode(header, forKey: .header)
+        try container.encode(claims, forKey: .claims)
+        if let verified { try container.encode(verified, forKey: .verified) } else { try container.encodeNil(forKey: .verified) }
+        try container.encodeIfPresent(reason, forKey: .reason)
+        try container.encodeIfPresent(exp, forKey: .exp)
+        try container.encodeIfPresent(iat, forKey: .iat)
+        try container.encodeIfPresent(nbf, forKey: .nbf)
+        try container.encodeIfPresent(expiresInSeconds, forKey: .expiresInSeconds)
+        try container.encodeIfPresent(warnings, forKey: .warnings)
+    }
+}
