@@ -6,7 +6,10 @@
 /// its ``kind`` and, where a client connection applies, the recorder's ``conn`` id, which stays the
 /// same across the polling-to-websocket upgrade. The fields of each kind follow, flattened into the
 /// same JSON object. `docs/capture-format.md` describes every field.
-public struct CaptureRecord: Sendable, Hashable, Codable {
+///
+/// Records are written by ``jsonLine`` alone (`CaptureRecord+Writing.swift`: the one place that
+/// says the fields' order) and read through `Decodable`.
+public struct CaptureRecord: Sendable, Hashable, Decodable {
     public var seq: Int
     public var ts: String
     public var conn: String?
@@ -44,22 +47,6 @@ public struct CaptureRecord: Sendable, Hashable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey { case seq, ts, kind, conn }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(seq, forKey: .seq)
-        try container.encode(ts, forKey: .ts)
-        try container.encode(kind, forKey: .kind)
-        try container.encodeIfPresent(conn, forKey: .conn)
-        switch body {
-        case .session(let record): try record.encode(to: encoder)
-        case .engine(let record): try record.encode(to: encoder)
-        case .packet(let record): try record.encode(to: encoder)
-        case .jwt(let record): try record.encode(to: encoder)
-        case .close(let record): try record.encode(to: encoder)
-        case .error(let record): try record.encode(to: encoder)
-        }
-    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)

@@ -1,7 +1,7 @@
 public import SocketIOProtocol
 
 /// An Engine.IO control packet (anything but `message`).
-public struct EngineRecord: Sendable, Hashable, Codable {
+public struct EngineRecord: Sendable, Hashable, Decodable {
     public var dir: Direction
     public var transport: EngineTransport
     /// `open`, `close`, `ping`, `pong`, `upgrade` or `noop` in the file.
@@ -18,13 +18,6 @@ public struct EngineRecord: Sendable, Hashable, Codable {
 
     private enum CodingKeys: String, CodingKey { case dir, transport, type, data }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(dir, forKey: .dir)
-        try container.encode(transport, forKey: .transport)
-        try container.encode(type.name, forKey: .type)
-        try container.encodeIfPresent(data, forKey: .data)
-    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)

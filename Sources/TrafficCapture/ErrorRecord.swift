@@ -1,7 +1,7 @@
 public import SocketIOProtocol
 
 /// Something that could not be decoded; the traffic still flowed.
-public struct ErrorRecord: Sendable, Hashable, Codable {
+public struct ErrorRecord: Sendable, Hashable, Decodable {
     public var dir: Direction?
     /// A stable code: `engineio.unknown_packet_type`, `socketio.invalid_payload`, …
     public var code: ErrorCode
@@ -26,10 +26,6 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     public init(stringLiteral value: String) { rawValue = value }
     public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
     public var description: String { rawValue }
 

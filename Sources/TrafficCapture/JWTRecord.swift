@@ -1,7 +1,7 @@
 public import SocketIOProtocol
 
 /// A token seen in a handshake, and what siotap made of it.
-public struct JWTRecord: Sendable, Hashable, Codable {
+public struct JWTRecord: Sendable, Hashable, Decodable {
     /// `auth.<field>`, `query.<name>`, `header.authorization` or `cookie.<name>`.
     public var source: String
     /// For `auth.*`: the namespace of the CONNECT.
@@ -38,19 +38,4 @@ public struct JWTRecord: Sendable, Hashable, Codable {
         case expiresInSeconds = "expires_in_s"
     }
 
-    // `verified` is written even when null: null means "no key given", which readers must see.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(source, forKey: .source)
-        try container.encodeIfPresent(nsp, forKey: .nsp)
-        try container.encode(header, forKey: .header)
-        try container.encode(claims, forKey: .claims)
-        if let verified { try container.encode(verified, forKey: .verified) } else { try container.encodeNil(forKey: .verified) }
-        try container.encodeIfPresent(reason, forKey: .reason)
-        try container.encodeIfPresent(exp, forKey: .exp)
-        try container.encodeIfPresent(iat, forKey: .iat)
-        try container.encodeIfPresent(nbf, forKey: .nbf)
-        try container.encodeIfPresent(expiresInSeconds, forKey: .expiresInSeconds)
-        try container.encodeIfPresent(warnings, forKey: .warnings)
-    }
 }

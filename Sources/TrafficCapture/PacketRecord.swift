@@ -1,7 +1,7 @@
 public import SocketIOProtocol
 
 /// One Socket.IO packet, attachments joined.
-public struct PacketRecord: Sendable, Hashable, Codable {
+public struct PacketRecord: Sendable, Hashable, Decodable {
     public var dir: Direction
     public var transport: EngineTransport
     /// `CONNECT`, `DISCONNECT`, `EVENT`, `ACK`, `CONNECT_ERROR`, `BINARY_EVENT`, `BINARY_ACK` in the file.
@@ -75,21 +75,6 @@ public struct PacketRecord: Sendable, Hashable, Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(dir, forKey: .dir)
-        try container.encode(transport, forKey: .transport)
-        try container.encode(type.name, forKey: .type)
-        try container.encode(nsp, forKey: .nsp)
-        try container.encodeIfPresent(query, forKey: .query)
-        try container.encodeIfPresent(id, forKey: .id)
-        try container.encodeIfPresent(event, forKey: .event)
-        try container.encodeIfPresent(args, forKey: .args)
-        try container.encodeIfPresent(data, forKey: .data)
-        try container.encode(raw, forKey: .raw)
-        try container.encodeIfPresent(attachments, forKey: .attachments)
-        try container.encodeIfPresent(latencyMilliseconds, forKey: .latencyMilliseconds)
-    }
 
     /// The record of a decoded packet; `raw` is its wire string.
     public init(_ packet: SocketPacket, raw: String, dir: Direction, transport: EngineTransport) {

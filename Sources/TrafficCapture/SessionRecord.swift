@@ -1,7 +1,7 @@
 public import SocketIOProtocol
 
 /// A new Engine.IO session.
-public struct SessionRecord: Sendable, Hashable, Codable {
+public struct SessionRecord: Sendable, Hashable, Decodable {
     /// Path and query as the client requested them.
     public var url: String
     /// The Engine.IO path the session was found on (`/socket.io/` unless the app mounts it
