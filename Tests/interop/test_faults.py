@@ -351,3 +351,45 @@ def test_a_stuck_live_view_pauses_reading_never_the_proxy(tmp_path):
     back = [r["args"][0] for r in records if r["kind"] == "packet" and r.get("event") == "message-back"]
     assert sent == list(range(count)) and back == list(range(count)), "a message was dropped from the capture"
     assert len(live) == len(records), "the live view lost records"
+
+
+def test_a_stuck_live_view_holds_polling_requests_too(tmp_path):
+    """Polling requests wait for a capture that is behind, then all go through, all recorded."""
+    server = upstream()
+    capture = tmp_path / "capture.jsonl"
+    proxy = subprocess.Popen(
+        [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", server.url, "--record", str(capture), "--json",
+         "--capture-buffer", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proxy.stderr.readline().decode()
+    assert "listening on" in line, line
+    url = line.split("listening on ")[1].split(",")[0].strip()
+    count = 1_500
+    posted = []
+    try:
+        base = f"{url}{PATH}?EIO=4&transport=polling"
+        sid = json.loads(requests.get(base, timeout=5).text[1:])["sid"]
+        assert requests.post(f"{base}&sid={sid}", data="40", timeout=5).text == "ok"
+
+        def post():
+            with requests.Session() as session:
+                for index in range(count):
+                    assert session.post(f"{base}&sid={sid}", data=f'42["note",{index}]', timeout=30).text == "ok"
+                    posted.append(index)
+
+        threading.Thread(target=post, daemon=True).start()
+        assert wait_until(lambda: len(posted) > 0, timeout=5)
+        time.sleep(2)
+        stalled = len(posted)
+        time.sleep(1)
+        assert len(posted) == stalled < count, f"{len(posted)} posts went through behind a stuck capture"
+        threading.Thread(target=lambda: proxy.stdout.read(), daemon=True).start()
+        assert wait_until(lambda: len(posted) == count, timeout=60), f"{len(posted)} of {count} posts once unstuck"
+        requests.post(f"{base}&sid={sid}", data="1", timeout=5)
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        assert proxy.wait(timeout=20) == 0
+        server.stop()
+    records = [json.loads(line) for line in capture.read_text().splitlines()]
+    notes = [r["args"][0] for r in records if r["kind"] == "packet" and r.get("event") == "note"]
+    assert notes == list(range(count)), "a message was dropped from the capture"
