@@ -66,8 +66,7 @@ struct DecodeCommand: AsyncParsableCommand {
             inputs = lines.filter { !$0.isEmpty }
         }
         let inspector = JWTInspector(key: key, leewaySeconds: tokens.leeway)
-        let view = RecordView(style: Styling(enabled: io.colors), width: TerminalSize.columns(io.environment))
-        let asJSON = json || !io.colors
+        let printer = RecordPrinter(io: io, json: json)
         var decoder = TrafficDecoder(engineVersion: eio)
         var seq = 0
         var failed = false
@@ -89,7 +88,7 @@ struct DecodeCommand: AsyncParsableCommand {
                 seq += 1
                 if case .error = body { failed = true }
                 let record = CaptureRecord(seq: seq, ts: CaptureClock.now(), body)
-                io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+                printer.print(record)
             }
         }
         let incomplete = decoder.incomplete
@@ -99,7 +98,7 @@ struct DecodeCommand: AsyncParsableCommand {
                 seq: seq, ts: CaptureClock.now(),
                 .error(ErrorRecord(dir: waiting.dir, code: .incomplete, message: waiting.description))
             )
-            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+            printer.print(record)
         }
         if failed { throw ExitCode(SiotapCLI.Exit.usage) }
         if !incomplete.isEmpty { throw ExitCode(SiotapCLI.Exit.checkFailed) }

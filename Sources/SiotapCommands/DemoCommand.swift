@@ -40,15 +40,11 @@ struct DemoCommand: AsyncParsableCommand {
         let server = SocketIOServer()
         ChatApp.install(on: server, secret: Self.secret)
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)
-        let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
-        let asJSON = json || !io.colors
-        let queue = CaptureQueue(writer: writer, delivered: { record in
-            io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
-        })
+        let printer = RecordPrinter(io: io, json: json)
+        let queue = CaptureQueue(writer: writer, delivered: printer.print)
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
-            readGate: { resume in queue.admit(orResume: resume) },
-            sink: { body, conn in queue.add(body, conn: conn) }
+            recordingInto: queue
         )
         let proxyPort = try await proxy.start()
         io.writeError("siotap demo: chat server on http://127.0.0.1:\(serverPort), proxy on http://127.0.0.1:\(proxyPort), recording to \(record)\n")

@@ -79,26 +79,23 @@ struct ProxyCommand: AsyncParsableCommand {
         let recordFilter = try RecordFilter(filter)
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
-        let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
-        let asJSON = json || !io.colors
+        let printer = RecordPrinter(io: io, json: json)
         let quiet = self.quiet
         let queue = CaptureQueue(
             writer: writer, highWater: captureBuffer,
             failed: { error in io.writeError("siotap proxy: the capture cannot be written (\(error)); traffic still flows\n") },
             delivered: { record in
                 guard !quiet, recordFilter.matches(record) else { return }
-                io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+                printer.print(record)
             }
         )
-        let sink: SocketIOProxy.Sink = { body, conn in queue.add(body, conn: conn) }
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
                 idleTimeout: idleTimeout
             ),
-            readGate: { resume in queue.admit(orResume: resume) },
-            sink: sink
+            recordingInto: queue
         )
         let signals = SignalWaiter()
         let port: Int
