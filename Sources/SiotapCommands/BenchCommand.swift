@@ -28,8 +28,8 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The server (or proxy) to load: http://HOST:PORT, with the Engine.IO path if it is not /socket.io/; none: the built-in conformance app.")
-    var target: String?
+    @Option(help: "The server (or proxy) to load: http://HOST:PORT, with the Engine.IO path if it is not /socket.io/; none: the built-in conformance app.", transform: UpstreamURL.init)
+    var target: UpstreamURL?
 
     @Option(help: "Concurrent clients.")
     var clients = 10

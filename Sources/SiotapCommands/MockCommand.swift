@@ -27,8 +27,8 @@ struct MockCommand: AsyncParsableCommand {
     @Argument(help: "The capture to play.")
     var capture: String
 
-    @Option(help: "Address and port to listen on.")
-    var listen = "127.0.0.1:3000"
+    @Option(help: "Address and port to listen on (default: 127.0.0.1:3000).", transform: ListenAddress.init)
+    var listen = ListenAddress(host: "127.0.0.1", port: 3000)
 
     @Option(help: "A JSON path to leave out when matching client packets; repeatable.")
     var ignore: [String] = []
@@ -41,7 +41,7 @@ struct MockCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let address = try ListenAddress(listen)
+        let address = listen
         let records: [CaptureRecord]
         do { records = try CaptureReader.readAll(path: capture).records } catch { throw CommandFailure(.badInput, "\(error)") }
         let mock = MockServer(records, options: .init(ignoredPaths: ignore, strict: strict, maxDelay: maxDelay)) { line in

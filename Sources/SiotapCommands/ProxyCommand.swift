@@ -30,11 +30,11 @@ struct ProxyCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The Socket.IO server to forward to.")
-    var upstream = "http://127.0.0.1:3000"
+    @Option(help: "The Socket.IO server to forward to (default: http://127.0.0.1:3000).", transform: UpstreamURL.init)
+    var upstream = UpstreamURL(host: "127.0.0.1", port: 3000)
 
-    @Option(help: "Address and port to listen on.")
-    var listen = "127.0.0.1:8080"
+    @Option(help: "Address and port to listen on (default: 127.0.0.1:8080).", transform: ListenAddress.init)
+    var listen = ListenAddress(host: "127.0.0.1", port: 8080)
 
     @Option(help: "Write every record to this JSONL file.")
     var record: String?
@@ -42,8 +42,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
 
-    @Option(help: "Show only matching packets (see above).")
-    var filter: String?
+    @Option(help: "Show only matching packets (see above).", transform: RecordFilter.init)
+    var filter: RecordFilter?
 
     @Option(help: "Decode Engine.IO traffic on this path only (default: any path whose query says EIO= and transport=).")
     var path: String?
@@ -73,10 +73,9 @@ struct ProxyCommand: AsyncParsableCommand {
         let io = CommandIO.current
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
         guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
-        let listenAddress = try ListenAddress(listen)
-        let upstreamAddress = try UpstreamURL(upstream)
+        let (listenAddress, upstreamAddress) = (listen, upstream)
         let key = try tokens.key()
-        let recordFilter = try RecordFilter(filter)
+        let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         let printer = RecordPrinter(io: io, json: json)

@@ -6,15 +6,17 @@ import TrafficCapture
 struct RecordFilter: Sendable {
     var terms: [(key: String, value: String)] = []
 
-    init(_ text: String?) throws {
-        guard let text, !text.isEmpty else { return }
+    /// Keeps everything.
+    init() {}
+
+    init(_ text: String) throws {
         for term in text.split(separator: ",") {
             let parts = term.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             if parts.count == 1 {
                 terms.append(("event", parts[0]))
             } else {
                 guard ["event", "nsp", "conn", "type", "dir"].contains(parts[0]) else {
-                    throw ValidationError("--filter: unknown key \(parts[0]) (event, nsp, conn, type, dir)")
+                    throw ValidationError("unknown key \(parts[0]) (event, nsp, conn, type, dir)")
                 }
                 terms.append((parts[0], parts[1]))
             }

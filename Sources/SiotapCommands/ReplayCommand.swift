@@ -30,8 +30,8 @@ struct ReplayCommand: AsyncParsableCommand {
     @Argument(help: "The capture to replay.")
     var capture: String
 
-    @Option(help: "The server to replay against (http://HOST:PORT, or with the Engine.IO path: http://HOST:PORT/app/socket.io/); none: the built-in one. Without a path each conn replays on the path it was recorded on.")
-    var target: String?
+    @Option(help: "The server to replay against (http://HOST:PORT, or with the Engine.IO path: http://HOST:PORT/app/socket.io/); none: the built-in one. Without a path each conn replays on the path it was recorded on.", transform: UpstreamURL.init)
+    var target: UpstreamURL?
 
     @Option(help: "The built-in server's app, when there is no --target.")
     var app: DemoApp = .chat

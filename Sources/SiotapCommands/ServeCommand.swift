@@ -29,8 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address and port to listen on.")
-    var listen = "127.0.0.1:3000"
+    @Option(help: "Address and port to listen on (default: 127.0.0.1:3000).", transform: ListenAddress.init)
+    var listen = ListenAddress(host: "127.0.0.1", port: 3000)
 
     @Option(help: "The app to serve: chat or conformance.")
     var app: DemoApp = .chat
@@ -63,7 +63,6 @@ struct ServeCommand: AsyncParsableCommand {
     var cookie = false
 
     func validate() throws {
-        _ = try ListenAddress(listen)
         guard pingInterval > 0, pingTimeout > 0, maxPayload > 0, connectTimeout > 0 else {
             throw ValidationError("Intervals, timeouts and sizes must be positive.")
         }
@@ -71,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let address = try ListenAddress(listen)
+        let address = listen
         let server = SocketIOServer(configuration: .init(engine: EngineConfiguration(
             path: path, pingInterval: pingInterval, pingTimeout: pingTimeout, maxPayload: maxPayload, allowEIO3: !noEIO3,
             connectTimeout: connectTimeout, corsOrigins: cors.isEmpty ? nil : cors, cookie: cookie

@@ -9,9 +9,8 @@ struct TargetServer {
     let path: String?
     private let builtIn: SocketIOServer?
 
-    init(target: String?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
-        if let target {
-            let url = try UpstreamURL(target, option: "--target")
+    init(target: UpstreamURL?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
+        if let url = target {
             (host, port, path, builtIn) = (url.host, url.port, url.path, nil)
         } else {
             let server = SocketIOServer(configuration: configuration)

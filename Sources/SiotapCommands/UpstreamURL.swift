@@ -4,14 +4,19 @@ import SocketIOProtocol
 
 /// `http://host:port`, with an optional path: the proxy ignores it (it forwards each request's
 /// own path); replay and bench take it as the Engine.IO path (`http://host:8000/chat/socket.io/`).
-struct UpstreamURL: CustomStringConvertible {
+struct UpstreamURL: CustomStringConvertible, Sendable {
     var host: String
     var port: Int
     var path: String?
 
-    init(_ text: String, option: String = "--upstream") throws {
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    init(_ text: String) throws {
         guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host, !host.isEmpty else {
-            throw ValidationError("\(option) wants http://HOST:PORT (got \(text)); https is not supported yet")
+            throw ValidationError("wants http://HOST:PORT (https is not supported yet)")
         }
         self.host = host
         self.port = components.port ?? 80

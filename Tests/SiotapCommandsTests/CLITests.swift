@@ -213,15 +213,22 @@ struct ProxyViewTests {
         #expect(try RecordFilter("nsp=/admin,dir=s2c,type=ack").matches(Self.event))
         #expect(try !RecordFilter("conn=c1").matches(Self.event))
         #expect(try !RecordFilter("chat message").matches(Self.event))
-        #expect(try RecordFilter(nil).matches(Self.event))
+        #expect(RecordFilter().matches(Self.event))
         #expect(throws: (any Error).self) { try RecordFilter("colour=red") }
     }
 
-    @Test("proxy --help has examples; a bad upstream is a usage error")
+    @Test("proxy --help has examples; a bad upstream, address or filter is a usage error, said when parsing")
     func help() async {
         #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3000"))
-        #expect(await siotap(["proxy", "--upstream", "https://example.com"]).code == 2)
-        #expect(await siotap(["serve", "--listen", "nowhere"]).code == 2)
+        let https = await siotap(["proxy", "--upstream", "https://example.com"])
+        #expect(https.code == 2)
+        #expect(https.err.contains("'https://example.com'") && https.err.contains("wants http://HOST:PORT"))
+        let listen = await siotap(["serve", "--listen", "nowhere"])
+        #expect(listen.code == 2 && listen.err.contains("wants HOST:PORT"))
+        #expect(await siotap(["proxy", "--filter", "colour=red"]).err.contains("unknown key colour"))
+        #expect(await siotap(["bench", "--target", "ftp://x"]).code == 2)
+        let help = await siotap(["proxy", "--help"]).out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("(default: http://127.0.0.1:3000)"))
     }
 }
 
