@@ -123,6 +123,9 @@ async def serve_uvicorn():
     import uvicorn
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+    # Listening before saying so: connections made before uvicorn has started wait in the backlog
+    # instead of being refused (a test's first connection raced uvicorn's start-up).
+    listener.listen(128)
     # WebSocket-level pings every 50 ms: the `websockets` library closes the connection (1002) on an
     # unmasked client frame, so every pong a client sends is checked.
     config = uvicorn.Config(socketio.ASGIApp(sio, socketio_path=path), ws="websockets", log_level="warning",
