@@ -30,7 +30,7 @@ extension SocketIOProxy {
     /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
     /// the idle sweep), it waits for the conn's requests in flight and token inspections, whose
     /// records belong before it.
-    func close(_ connection: ConnectionTracker.Connection, by side: CloseRecord.Side, reason: String, waitingForActivity: Bool = true) {
+    func close(_ connection: ConnectionTracker.Connection, by side: Peer, reason: String, waitingForActivity: Bool = true) {
         if let record = tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity) {
             sink(.close(record), connection.id)
         }

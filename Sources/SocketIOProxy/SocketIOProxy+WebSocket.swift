@@ -36,21 +36,21 @@ extension SocketIOProxy {
         WebSocketRelay.Observer(
             message: { [weak self] side, message in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
-                self.observe(.webSocket(message), dir: side == .client ? .clientToServer : .serverToClient, on: connection)
+                self.observe(.webSocket(message), dir: Direction(from: side), on: connection)
             },
             oversized: { [weak self] side, size in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
-                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                let dir = Direction(from: side)
                 self.emit(.error(ErrorRecord(dir: dir, code: .messageTooLarge, message: "a websocket message of more than \(size) bytes was relayed but not decoded")), on: connection)
             },
             malformed: { [weak self] side, reason in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
-                let dir: Direction = side == .client ? .clientToServer : .serverToClient
+                let dir = Direction(from: side)
                 self.emit(.error(ErrorRecord(dir: dir, code: .webSocketProtocolError, message: "\(reason); relayed, no longer decoded")), on: connection)
             },
             ended: { [weak self] side in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
-                self.close(connection, by: side == .client ? .client : .server, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
+                self.close(connection, by: side, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
             },
             admit: readGate
         )

@@ -15,33 +15,26 @@ public typealias ReadGate = @Sendable (_ resume: @escaping @Sendable () -> Void)
 /// ``WebSocketRelay/Observer`` once the batch of reads has been flushed on, so decoding never
 /// delays a byte.
 public enum WebSocketRelay {
-    /// Which peer a channel talks to.
-    public enum Side: Sendable, Hashable {
-        case client, upstream
-
-        var other: Side { self == .client ? .upstream : .client }
-    }
-
     /// What the relay reports; called on the event loop.
     public struct Observer: Sendable {
         /// A whole message, read from `side`.
-        public var message: @Sendable (_ from: Side, _ message: WebSocketMessage) -> Void
+        public var message: @Sendable (_ from: Peer, _ message: WebSocketMessage) -> Void
         /// A message from `side` larger than the limit: relayed, not observed.
-        public var oversized: @Sendable (_ from: Side, _ size: Int) -> Void
+        public var oversized: @Sendable (_ from: Peer, _ size: Int) -> Void
         /// `side`'s bytes stopped following the framing rules: still relayed, no longer observed.
-        public var malformed: @Sendable (_ from: Side, _ reason: String) -> Void
+        public var malformed: @Sendable (_ from: Peer, _ reason: String) -> Void
         /// The relay ended; `closedBy` sent the first close frame, or else dropped its TCP first.
-        public var ended: @Sendable (_ closedBy: Side) -> Void
+        public var ended: @Sendable (_ closedBy: Peer) -> Void
         /// Whether the relay may read on (the observer keeps up); when it says no, reading stops
         /// until the observer calls `resume`, from any thread. The sockets then fill up, and the
         /// peers slow down, as with any slow reader.
         public var admit: ReadGate?
 
         public init(
-            message: @escaping @Sendable (Side, WebSocketMessage) -> Void,
-            oversized: @escaping @Sendable (Side, Int) -> Void,
-            malformed: @escaping @Sendable (Side, String) -> Void,
-            ended: @escaping @Sendable (Side) -> Void,
+            message: @escaping @Sendable (Peer, WebSocketMessage) -> Void,
+            oversized: @escaping @Sendable (Peer, Int) -> Void,
+            malformed: @escaping @Sendable (Peer, String) -> Void,
+            ended: @escaping @Sendable (Peer) -> Void,
             admit: ReadGate? = nil
         ) {
             self.message = message
@@ -56,10 +49,10 @@ public enum WebSocketRelay {
     final class Pair {
         let observer: Observer
         let maxMessageSize: Int
-        var closedBy: WebSocketRelay.Side?
+        var closedBy: Peer?
         /// Set once the relay is over; reported when the client is attached, not before, so the
         /// observer hears of a conn's end only after its start.
-        var endedBy: WebSocketRelay.Side?
+        var endedBy: Peer?
         var attached = false
 
         init(observer: Observer, maxMessageSize: Int) {
@@ -67,7 +60,7 @@ public enum WebSocketRelay {
             self.maxMessageSize = maxMessageSize
         }
 
-        func end(inactive side: Side) {
+        func end(inactive side: Peer) {
             guard endedBy == nil else { return }
             let by = closedBy ?? side
             endedBy = by
@@ -91,7 +84,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
-    let side: WebSocketRelay.Side
+    let side: Peer
     private let pair: WebSocketRelay.Pair
     private var context: ChannelHandlerContext?
     private var partner: WebSocketRelayHandler?
@@ -106,7 +99,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     private var unread: [ByteBuffer] = []
     private var events: [WebSocketStreamReader.Event] = []
 
-    init(side: WebSocketRelay.Side, pair: WebSocketRelay.Pair) {
+    init(side: Peer, pair: WebSocketRelay.Pair) {
         self.side = side
         self.pair = pair
         reader = WebSocketStreamReader(maxMessageSize: pair.maxMessageSize)
@@ -115,7 +108,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     /// A handler for the upstream channel; pair it with ``attachClient(to:)`` once the client's
     /// upgrade is done.
     public static func upstream(observer: WebSocketRelay.Observer, maxMessageSize: Int) -> WebSocketRelayHandler {
-        WebSocketRelayHandler(side: .upstream, pair: .init(observer: observer, maxMessageSize: maxMessageSize))
+        WebSocketRelayHandler(side: .server, pair: .init(observer: observer, maxMessageSize: maxMessageSize))
     }
 
     /// Adds `handler` to a pipeline NIO's WebSocket upgrader has just set up, in front of the frame
@@ -131,7 +124,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     /// Makes this upstream handler's partner for the client channel and starts the relay. Call on
     /// the event loop both channels share.
     public func attachClient(to channel: any Channel) throws {
-        precondition(side == .upstream)
+        precondition(side == .server)
         channel.eventLoop.preconditionInEventLoop()
         let client = WebSocketRelayHandler(side: .client, pair: pair)
         try Self.install(client, in: channel)

@@ -81,7 +81,7 @@ struct WebSocketRelayHandlerTests {
         #expect(relay.seen.all.isEmpty, "observed before its conn exists")
         try relay.upstreamHandler.attachClient(to: relay.client)
         #expect(try written(relay.client) == open)
-        #expect(relay.seen.all == [#"upstream text 0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#])
+        #expect(relay.seen.all == [#"server text 0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#])
 
         // A masked event in two TCP segments, cut inside the header.
         let event = Self.frame(1, Array(#"42["hi",1.50]"#.utf8), mask: [9, 8, 7, 6])
@@ -114,7 +114,7 @@ struct WebSocketRelayHandlerTests {
         #expect(relay.seen.all.isEmpty)
         try relay.upstreamHandler.attachClient(to: relay.client)
         relay.loop.run()
-        #expect(relay.seen.all == ["ended by upstream"])
+        #expect(relay.seen.all == ["ended by server"])
         #expect(!relay.client.isActive)
     }
 
@@ -186,6 +186,6 @@ struct WebSocketRelayHandlerTests {
         try relay.upstream.writeInbound(ByteBuffer(bytes: big))
         relay.upstream.pipeline.fireChannelReadComplete()
         #expect(try written(relay.client) == big)
-        #expect(relay.seen.all == ["upstream oversized 100"])
+        #expect(relay.seen.all == ["server oversized 100"])
     }
 }
