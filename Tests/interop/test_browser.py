@@ -78,6 +78,13 @@ def open_in_chromium(url, pages, timeout=40):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def proxies(chat, conformance, directory):
+    """A proxy in front of each server, each recording to its own folder."""
+    for name in ("chat", "conformance"):
+        (directory / name).mkdir()
+    return Proxy(chat.url, directory / "chat", "--jwt-secret", SECRET), Proxy(conformance.url, directory / "conformance")
+
+
 def captures(*proxies):
     """The captures, for a failure's message."""
     return "\n\n".join("\n".join(json.dumps(r)[:300] for r in proxy.records()) for proxy in proxies)
@@ -95,10 +102,7 @@ def cors_servers():
 @pytest.mark.parametrize("transports", ["websocket", "polling", "polling,websocket"], ids=["websocket", "polling", "upgrade"])
 def test_the_official_client_in_chromium_through_the_proxy(cors_servers, transports, tmp_path):
     chat, conformance = cors_servers
-    for name in ("chat", "conformance"):
-        (tmp_path / name).mkdir()
-    chat_proxy = Proxy(chat.url, tmp_path / "chat", "--jwt-secret", SECRET)
-    conformance_proxy = Proxy(conformance.url, tmp_path / "conformance")
+    chat_proxy, conformance_proxy = proxies(chat, conformance, tmp_path)
     pages = PageServer()
     forged = jwt.encode({"id": 666, "exp": 4102444800}, "not-the-secret-at-all-not-the-secret", algorithm="HS256")
     query = (f"transports={transports}&chat={chat_proxy.url}&conformance={conformance_proxy.url}"
@@ -198,10 +202,7 @@ def test_socket_io_client_2_against_the_built_in_server(servers, transport):
 @pytest.mark.parametrize("transport", TRANSPORTS2)
 def test_socket_io_client_2_through_the_proxy(servers, transport, tmp_path):
     chat, conformance = servers
-    for name in ("chat", "conformance"):
-        (tmp_path / name).mkdir()
-    chat_proxy = Proxy(chat.url, tmp_path / "chat", "--jwt-secret", SECRET)
-    conformance_proxy = Proxy(conformance.url, tmp_path / "conformance")
+    chat_proxy, conformance_proxy = proxies(chat, conformance, tmp_path)
     try:
         seen = run_client2(chat_proxy.url, conformance_proxy.url, TRANSPORTS2[transport], captures=(chat_proxy, conformance_proxy))
     finally:

@@ -294,6 +294,17 @@ def test_sigterm_under_load_leaves_a_whole_capture(tmp_path):
         server.stop()
 
 
+def stuck_proxy(server, capture, buffer):
+    """`siotap proxy` whose live view (JSONL on stdout) goes to a pipe the test does not read yet."""
+    proxy = subprocess.Popen(
+        [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", server.url, "--record", str(capture), "--json",
+         "--capture-buffer", str(buffer)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proxy.stderr.readline().decode()
+    assert "listening on" in line, line
+    return proxy, line.split("listening on ")[1].split(",")[0].strip()
+
+
 def settled(items, quiet=1.0, timeout=20):
     """The length of a list others append to, once it has not grown for `quiet` seconds (None if
     it keeps growing): how far the traffic got before the proxy stopped reading, however loaded
@@ -316,13 +327,7 @@ def test_a_stuck_live_view_pauses_reading_never_the_proxy(tmp_path):
     read again every message goes through and is recorded, nothing dropped."""
     server = upstream()
     capture = tmp_path / "capture.jsonl"
-    proxy = subprocess.Popen(
-        [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", server.url, "--record", str(capture), "--json",
-         "--capture-buffer", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = proxy.stderr.readline().decode()
-    assert "listening on" in line, line
-    url = line.split("listening on ")[1].split(",")[0].strip()
+    proxy, url = stuck_proxy(server, capture, buffer=50)
     count = 3_000
     echoes = []
     try:
@@ -372,13 +377,7 @@ def test_a_stuck_live_view_holds_polling_requests_too(tmp_path):
     """Polling requests wait for a capture that is behind, then all go through, all recorded."""
     server = upstream()
     capture = tmp_path / "capture.jsonl"
-    proxy = subprocess.Popen(
-        [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", server.url, "--record", str(capture), "--json",
-         "--capture-buffer", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = proxy.stderr.readline().decode()
-    assert "listening on" in line, line
-    url = line.split("listening on ")[1].split(",")[0].strip()
+    proxy, url = stuck_proxy(server, capture, buffer=20)
     count = 1_500
     posted = []
     try:
