@@ -123,7 +123,7 @@ public final class SocketIOClient: Sendable {
             if engineVersion == .v3 { startPinging(interval: handshake.pingInterval) }
             return handshake
         }
-        throw ClientError(.badHandshake, "ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri): the connection ended before the open packet")
+        throw ClientError(.badHandshake, HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri) + ": the connection ended before the open packet")
     }
 
     /// Connects a namespace; protocol v4 connects `/` by itself (its reply is awaited here too).
@@ -222,7 +222,7 @@ public final class SocketIOClient: Sendable {
         var head = pollingHead(.GET, sid: nil)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let response = try await HTTPClient.send(host: host, port: port, head: head, body: [])
-        let request = "GET http://\(HTTPClient.hostHeader(host: host, port: port))\(head.uri)"
+        let request = HTTPClient.requestLine("GET", "http", host: host, port: port, target: head.uri)
         guard response.status == .ok else {
             throw HTTPClientError.unexpected(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.headers), body: response.body, request: request)
         }
@@ -276,7 +276,7 @@ public final class SocketIOClient: Sendable {
             state.withLock { $0.probeAnswered = continuation }
             socket.send(EngineIOCodec.encode(EnginePacket(.ping, .text("probe")), version: engineVersion))
         }
-        guard answered else { throw ClientError(.upgradeFailed, "ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri): the server never answered the upgrade's probe") }
+        guard answered else { throw ClientError(.upgradeFailed, HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri) + ": the server never answered the upgrade's probe") }
         await postChain.withLock { $0 }?.value
         state.withLock {
             $0.pollingSid = nil

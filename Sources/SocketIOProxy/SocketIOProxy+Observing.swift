@@ -54,11 +54,9 @@ extension SocketIOProxy {
         }
     }
 
-    func reportHandshakeTokens(_ head: HTTPRequestHead, on connection: ConnectionTracker.Connection) {
-        if let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
-            for (name, value) in QueryString.pairs(query) {
-                if let token = JWTCandidate.token(in: value) { report(token, source: "query.\(name)", nsp: nil, on: connection) }
-            }
+    func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ConnectionTracker.Connection) {
+        for pair in engine.query {
+            if let token = JWTCandidate.token(in: pair.value) { report(token, source: "query.\(pair.name)", nsp: nil, on: connection) }
         }
         if let header = head.headers.first(name: "Authorization"), let token = JWTCandidate.token(in: header) {
             report(token, source: "header.authorization", nsp: nil, on: connection)
@@ -73,10 +71,10 @@ extension SocketIOProxy {
         }
     }
 
-    func sessionRecord(_ head: HTTPRequestHead, remote: String, transport: EngineTransport, sid: String?) -> SessionRecord {
-        let engine = EngineRequest.traffic(head.uri)
-        return SessionRecord(
-            url: head.uri, path: engine?.path, eio: engine?.version.rawValue ?? 4, transport: transport, sid: sid,
+    /// The session a handshake request opens (its transport is the request's).
+    func sessionRecord(_ head: HTTPRequestHead, engine: EngineRequest, remote: String, sid: String?) -> SessionRecord {
+        SessionRecord(
+            url: head.uri, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
             remote: remote, upstream: configuration.upstreamDescription
         )

@@ -57,8 +57,8 @@ extension SocketIOProxy {
                 // refused handshake's body is an error message, not a payload.
                 let output = response.status == .ok
                     ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
-                emit(.session(sessionRecord(request.head, remote: request.remote, transport: .polling, sid: connection.sid)), on: connection)
-                reportHandshakeTokens(request.head, on: connection)
+                emit(.session(sessionRecord(request.head, engine: engine, remote: request.remote, sid: connection.sid)), on: connection)
+                reportHandshakeTokens(request.head, engine: engine, on: connection)
                 publish(output, on: connection)
             } else if request.method == .GET, response.status == .ok {
                 observe(.pollingBody(response.body), dir: .serverToClient, on: connection)

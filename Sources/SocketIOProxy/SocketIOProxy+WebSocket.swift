@@ -61,8 +61,8 @@ extension SocketIOProxy {
         guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
         if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
         let fresh = tracker.open(engineVersion: engine.version)
-        emit(.session(sessionRecord(head, remote: remote, transport: .websocket, sid: engine.sid)), on: fresh)
-        reportHandshakeTokens(head, on: fresh)
+        emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid)), on: fresh)
+        reportHandshakeTokens(head, engine: engine, on: fresh)
         return fresh
     }
 }

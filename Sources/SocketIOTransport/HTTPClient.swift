@@ -18,7 +18,7 @@ public enum HTTPClient {
     ) async throws(HTTPClientError) -> HTTPResponse {
         var head = head
         if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: hostHeader(host: host, port: port)) }
-        let request = "\(head.method.rawValue) http://\(hostHeader(host: host, port: port))\(head.uri)"
+        let request = requestLine(head.method.rawValue, "http", host: host, port: port, target: head.uri)
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -66,6 +66,11 @@ public enum HTTPClient {
         }
     }
 
+    /// `GET ws://host:port/path?query`: how a failure names the request.
+    public static func requestLine(_ method: String, _ scheme: String, host: String, port: Int, target: String) -> String {
+        "\(method) \(scheme)://\(hostHeader(host: host, port: port))\(target)"
+    }
+
     /// `host:port` as a `Host` header says it (IPv6 literals in brackets).
     public static func hostHeader(host: String, port: Int) -> String {
         host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
@@ -84,7 +89,7 @@ public enum WebSocketClient {
         headers: HTTPHeaders,
         maxMessageSize: Int
     ) async throws(HTTPClientError) -> (WebSocketConnection, HTTPHeaders, run: @Sendable () async -> Void) {
-        let request = "GET ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri)"
+        let request = HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri)
         let upgrade: Upgrade = try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: MultiThreadedEventLoopGroup.singleton,
             maxMessageSize: maxMessageSize, request: request,
@@ -154,7 +159,7 @@ public enum WebSocketClient {
     ) async throws(HTTPClientError) -> RelayOutcome {
         try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize,
-            request: "GET ws://\(HTTPClient.hostHeader(host: host, port: port))\(uri)",
+            request: HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri),
             refused: { channel in
                 channel.close(promise: nil)
                 return .refused

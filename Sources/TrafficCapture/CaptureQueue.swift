@@ -35,6 +35,9 @@ public final class CaptureQueue: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Set while the backlog is past the high water: ``admit(orResume:)`` is asked on every socket
+    /// read, and reads this without the lock.
+    private let behind = Atomic<Bool>(false)
     private let writer: CaptureWriter?
     private let delivered: Delivery
     private let failed: @Sendable (CaptureReadError) -> Void
@@ -61,6 +64,7 @@ public final class CaptureQueue: Sendable {
             guard !state.closed else { return false }
             // Stamped under the lock, so times never go back in file order.
             state.pending.append(Entry(body: body, conn: conn, time: CaptureClock.secondsSince1970()))
+            if state.pending.count + state.writing > highWater { behind.store(true, ordering: .relaxed) }
             defer { state.scheduled = true }
             return !state.scheduled
         }
@@ -73,7 +77,8 @@ public final class CaptureQueue: Sendable {
     /// Whether a reader may go on reading: true, or false and `resume` is called (on the writer's
     /// thread) once the backlog is down to half the high water.
     public func admit(orResume resume: @escaping @Sendable () -> Void) -> Bool {
-        state.withLock { state in
+        guard behind.load(ordering: .relaxed) else { return true }
+        return state.withLock { state in
             guard !state.closed, state.pending.count + state.writing > highWater else { return true }
             state.paused.append(resume)
             return false
@@ -124,7 +129,8 @@ public final class CaptureQueue: Sendable {
             for record in records { delivered(record) }
             let resumed = state.withLock { state -> [@Sendable () -> Void] in
                 state.writing = 0
-                guard !state.paused.isEmpty, state.pending.count <= highWater / 2 else { return [] }
+                guard state.pending.count <= highWater / 2 else { return [] }
+                behind.store(false, ordering: .relaxed)
                 defer { state.paused = [] }
                 return state.paused
             }
