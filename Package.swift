@@ -42,6 +42,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // SHA-1 for Sec-WebSocket-Accept: the server reads WebSocket handshakes itself.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(

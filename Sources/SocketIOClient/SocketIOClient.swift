@@ -86,6 +86,8 @@ public final class SocketIOClient: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The polling requests' kept-alive connections (a long-poll and a POST may be in flight at once).
+    private let http: HTTPConnectionPool
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
     public init(host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "") {
@@ -94,6 +96,7 @@ public final class SocketIOClient: Sendable {
         self.path = path
         self.engineVersion = engineVersion
         self.query = query
+        http = HTTPConnectionPool(host: host, port: port, maxIdle: 2)
         (events, eventContinuation) = AsyncStream<Event>.makeStream()
         (packets, packetContinuation) = AsyncStream<SocketPacket>.makeStream()
         state = Mutex(State(decoder: SocketIODecoder(version: SocketIOVersion(engine: engineVersion))))
@@ -196,7 +199,7 @@ public final class SocketIOClient: Sendable {
             let previous = postChain.withLock { $0 }
             let next = Task {
                 await previous?.value
-                _ = try? await HTTPClient.send(host: host, port: port, head: pollingHead(.POST, sid: sid, length: body.count), body: body)
+                _ = try? await http.send(head: pollingHead(.POST, sid: sid, length: body.count), body: body)
             }
             postChain.withLock { $0 = next }
             return
@@ -221,7 +224,7 @@ public final class SocketIOClient: Sendable {
     private func openPolling(upgrade: Bool, headers: [(String, String)]) async throws -> EngineHandshake {
         var head = pollingHead(.GET, sid: nil)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
-        let response = try await HTTPClient.send(host: host, port: port, head: head, body: [])
+        let response = try await http.send(head: head, body: [])
         let request = HTTPClient.requestLine("GET", "http", host: host, port: port, target: head.uri)
         guard response.status == .ok else {
             throw HTTPClientError.unexpected(HTTPResponseHead(version: .http1_1, status: response.status, headers: response.headers), body: response.body, request: request)
@@ -247,7 +250,7 @@ public final class SocketIOClient: Sendable {
 
     private func pollLoop(sid: String, opened: AsyncStream<EngineHandshake>.Continuation) async {
         while !Task.isCancelled, state.withLock({ $0.pollingSid == sid && !$0.closed }) {
-            guard let response = try? await HTTPClient.send(host: host, port: port, head: pollingHead(.GET, sid: sid), body: []),
+            guard let response = try? await http.send(head: pollingHead(.GET, sid: sid), body: []),
                 response.status == .ok, let packets = try? EngineIOCodec.decodePayload(response.body, version: engineVersion)
             else {
                 // Upgraded meanwhile, or the session is over.
@@ -358,6 +361,7 @@ public final class SocketIOClient: Sendable {
     }
 
     private func finish() {
+        http.close()
         let (connects, acks, probe) = state.withLock { state in
             state.closed = true
             state.pollingSid = nil

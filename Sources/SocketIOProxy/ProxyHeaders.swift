@@ -25,7 +25,6 @@ enum ProxyHeaders {
         // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
         // bodies readable (the same choice as dropping the permessage-deflate offer).
         if engineIO { headers.remove(name: "Accept-Encoding") }
-        headers.add(name: "Connection", value: "close")
         // The body is relayed whole, so its length is known: no chunked re-encoding upstream.
         if bodyLength > 0 || head.headers.contains(name: "Content-Length") {
             headers.add(name: "Content-Length", value: String(bodyLength))

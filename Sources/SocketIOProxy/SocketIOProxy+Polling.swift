@@ -26,8 +26,7 @@ extension SocketIOProxy {
     func relay(_ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?) async -> HTTPResponse {
         let response: HTTPResponse
         do {
-            response = try await HTTPClient.send(
-                host: configuration.upstreamHost, port: configuration.upstreamPort,
+            response = try await upstream.send(
                 head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: engine != nil), body: request.body,
                 maxResponseSize: configuration.maxMessageSize
             )
@@ -75,8 +74,6 @@ extension SocketIOProxy {
         }
         var relayed = response
         relayed.headers = ProxyHeaders.endToEnd(response.headers)
-        // NIO upgrades only a connection's first request; close so a later upgrade comes fresh.
-        relayed.closeConnection = true
         return relayed
     }
 

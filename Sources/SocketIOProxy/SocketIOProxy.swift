@@ -19,6 +19,8 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     let readGate: ReadGate?
     let tracker = ConnectionTracker()
     let inspector: JWTInspector
+    /// Kept-alive connections for the polling hop.
+    let upstream: HTTPConnectionPool
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
@@ -30,6 +32,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         self.readGate = readGate
         self.sink = sink
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
+        upstream = HTTPConnectionPool(host: configuration.upstreamHost, port: configuration.upstreamPort)
     }
 
     /// Binds and serves in the background; returns the port.
@@ -52,6 +55,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
+        upstream.close()
         for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }

@@ -74,10 +74,6 @@ final class EngineServer: HTTPServerDelegate {
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         var response = await route(request)
         addCORS(&response, request: request)
-        // NIO can upgrade only the first request of a connection, and clients such as aiohttp
-        // send the WebSocket upgrade on a pooled keep-alive connection: closing after each
-        // polling exchange makes every upgrade arrive on a fresh connection.
-        response.closeConnection = true
         return response
     }
 

@@ -3,69 +3,10 @@ public import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 
-/// One HTTP/1.1 exchange with a server, on a fresh connection (the proxy's upstream hop, and the
-/// polling side of siotap's client). Redirects are answers like any other: never followed.
+/// How siotap's HTTP clients name a request and its `Host`. Requests themselves go through
+/// ``HTTPConnectionPool``; WebSockets through ``WebSocketClient``. Redirects are answers like any
+/// other: never followed.
 public enum HTTPClient {
-    /// Sends `head` and `body` to `host:port` and returns the whole response, whatever its status.
-    /// A `Host` header is added when `head` has none (HTTP/1.1 requires one). Throws
-    /// ``HTTPClientError`` when there is no whole answer.
-    public static func send(
-        host: String,
-        port: Int,
-        head: HTTPRequestHead,
-        body: [UInt8],
-        maxResponseSize: Int = 64 << 20
-    ) async throws(HTTPClientError) -> HTTPResponse {
-        var head = head
-        if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: hostHeader(host: host, port: port)) }
-        let request = requestLine(head.method.rawValue, "http", host: host, port: port, target: head.uri)
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw .unreachable(error, request: request)
-        }
-        do {
-            return try await channel.executeThenClose { inbound, outbound in
-                var parts: [HTTPClientRequestPart] = [.head(head)]
-                if !body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                parts.append(.end(nil))
-                // A server may answer (a 204 to a preflight, a 400) and close before the request's
-                // end is written: its answer is still read, and counts, not the failed write.
-                var writeError: (any Error)?
-                do { try await outbound.write(contentsOf: parts) } catch { writeError = error }
-                var responseHead: HTTPResponseHead?
-                var responseBody: [UInt8] = []
-                for try await part in inbound {
-                    switch part {
-                    case .head(let received): responseHead = received
-                    case .body(var buffer):
-                        guard responseBody.count + buffer.readableBytes <= maxResponseSize else {
-                            throw HTTPClientError(.tooLarge, request: request, detail: "the answer is larger than \(maxResponseSize) bytes")
-                        }
-                        responseBody += buffer.readBytes(length: buffer.readableBytes) ?? []
-                    case .end:
-                        guard let responseHead else { break }
-                        return HTTPResponse(status: responseHead.status, headers: responseHead.headers, body: responseBody)
-                    }
-                }
-                if let writeError { throw writeError }
-                throw HTTPClientError(.closed, request: request, detail: "the server closed the connection before a whole answer")
-            }
-        } catch let error as HTTPClientError {
-            throw error
-        } catch {
-            throw HTTPClientError(.closed, request: request, detail: SocketErrorText.describe(error))
-        }
-    }
-
     /// `GET ws://host:port/path?query`: how a failure names the request.
     public static func requestLine(_ method: String, _ scheme: String, host: String, port: Int, target: String) -> String {
         "\(method) \(scheme)://\(hostHeader(host: host, port: port))\(target)"
@@ -104,7 +45,12 @@ public enum WebSocketClient {
             let remote = channel.channel.remoteAddress?.description ?? "\(host):\(port)"
             let (connection, streams) = WebSocketConnection.make(remote: remote, maskOutbound: true)
             return (connection, responseHeaders, {
-                await WebSocketConnection.run(channel, streams: streams, maxMessageSize: maxMessageSize)
+                try? await channel.executeThenClose { inbound, outbound in
+                    await WebSocketConnection.run(
+                        frames: inbound, write: { try await outbound.write($0) }, stop: { channel.channel.close(promise: nil) },
+                        streams: streams, maxMessageSize: maxMessageSize
+                    )
+                }
             })
         }
     }

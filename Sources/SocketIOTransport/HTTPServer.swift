@@ -50,7 +50,8 @@ extension WebSocketRelayDelegate {
     public func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
 }
 
-/// An HTTP/1.1 server with the typed WebSocket upgrade, over `NIOAsyncChannel`.
+/// An HTTP/1.1 server over `NIOAsyncChannel`: connections are kept alive, and any request of a
+/// connection, not only its first, may upgrade it to a WebSocket (see ``ConnectionPhase``).
 public final class HTTPServer: Sendable {
     public struct Configuration: Sendable {
         public var host: String
@@ -65,21 +66,14 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    enum Connection: Sendable {
-        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, HTTPRequestHead)
-        /// Handed to a ``WebSocketRelayDelegate``, which owns it until it closes.
-        case relayed(any Channel)
-        /// `refusedUpgrade`: the head of an upgrade request that was refused; NIO's typed
-        /// upgrader passes on only the rest of that request.
-        case http(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, refusedUpgrade: HTTPRequestHead?)
-    }
+    typealias Connection = NIOAsyncChannel<ConnectionPhase.Inbound, ConnectionPhase.Outbound>
 
-    private let channel: NIOAsyncChannel<EventLoopFuture<Connection>, Never>
+    private let channel: NIOAsyncChannel<any Channel, Never>
     private let configuration: Configuration
     /// The address actually bound (the port is chosen by the system when 0 was asked).
     public let localAddress: SocketAddress
 
-    private init(channel: NIOAsyncChannel<EventLoopFuture<Connection>, Never>, configuration: Configuration) throws {
+    private init(channel: NIOAsyncChannel<any Channel, Never>, configuration: Configuration) throws {
         self.channel = channel
         self.configuration = configuration
         guard let address = channel.channel.localAddress else { throw ChannelError.inappropriateOperationForState }
@@ -90,79 +84,15 @@ public final class HTTPServer: Sendable {
 
     /// Binds; call ``run(delegate:)`` to serve.
     public static func bind(_ configuration: Configuration, delegate: any HTTPServerDelegate) async throws -> HTTPServer {
-        let maxFrame = max(1 << 14, min(Int(UInt32.max), configuration.maxBodySize + 1024))
-        let relayDelegate = delegate as? any WebSocketRelayDelegate
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Nothing is read before `serve` wraps the connection (see `accept`).
+            .childChannelOption(.autoRead, value: false)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let refusedHead = NIOLockedValueBox<HTTPRequestHead?>(nil)
-                    // The relay dialled for this connection's upgrade belongs to this connection
-                    // alone: nothing a client sends (such as its Sec-WebSocket-Key) finds it again.
-                    let dialled = NIOLockedValueBox<DialledRelay?>(nil)
-                    let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
-                        maxFrameSize: maxFrame,
-                        shouldUpgrade: { channel, head in
-                            let eventLoop = channel.eventLoop
-                            return eventLoop.makeFutureWithTask {
-                                let headers: HTTPHeaders?
-                                if let relayDelegate {
-                                    var relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop)
-                                    if let dialledElsewhere = relay, dialledElsewhere.upstream.eventLoop !== eventLoop {
-                                        // Touching it from this loop would trap: refuse the upgrade instead.
-                                        dialledElsewhere.upstream.eventLoop.execute { dialledElsewhere.upstream.value.abandon() }
-                                        relay = nil
-                                    }
-                                    if let relay {
-                                        dialled.withLockedValue { $0 = relay }
-                                        // A client gone before its upgrade completes never gets
-                                        // the relay: its upstream closes with it.
-                                        channel.closeFuture.whenComplete { _ in
-                                            dialled.withLockedValue { $0.take() }?.upstream.value.abandon()
-                                        }
-                                    }
-                                    headers = relay?.responseHeaders
-                                } else {
-                                    headers = await delegate.shouldUpgrade(head)
-                                }
-                                if headers == nil { refusedHead.withLockedValue { $0 = head } }
-                                return headers
-                            }
-                        },
-                        upgradePipelineHandler: { channel, head in
-                            channel.eventLoop.makeCompletedFuture {
-                                guard relayDelegate != nil else {
-                                    return .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), head)
-                                }
-                                guard let relay = dialled.withLockedValue({ $0.take() }) else {
-                                    throw ChannelError.inappropriateOperationForState
-                                }
-                                relay.willAttach(channel, head)
-                                do {
-                                    try relay.upstream.value.attachClient(to: channel)
-                                } catch {
-                                    relay.upstream.value.abandon()
-                                    throw error
-                                }
-                                return .relayed(channel)
-                            }
-                        }
-                    )
-                    let upgrade = NIOTypedHTTPServerUpgradeConfiguration<Connection>(
-                        upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                .http(
-                                    try NIOAsyncChannel(wrappingChannelSynchronously: channel),
-                                    refusedUpgrade: refusedHead.withLockedValue { $0 }
-                                )
-                            }
-                        }
-                    )
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
-                        configuration: .init(upgradeConfiguration: upgrade)
-                    )
+                    try ConnectionPhase.configureHTTP(channel.pipeline.syncOperations)
+                    return channel
                 }
             }
         return try HTTPServer(channel: channel, configuration: configuration)
@@ -173,26 +103,25 @@ public final class HTTPServer: Sendable {
         let maxBody = configuration.maxBodySize
         try? await withThrowingDiscardingTaskGroup { group in
             try await channel.executeThenClose { inbound in
-                for try await connection in inbound {
+                for try await channel in inbound {
                     group.addTask {
-                        guard let connection = try? await connection.get() else { return }
-                        switch connection {
-                        case .webSocket(let channel, let head):
-                            let remote = channel.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-                            let (socket, streams) = WebSocketConnection.make(remote: remote, maskOutbound: false)
-                            async let running: Void = WebSocketConnection.run(channel, streams: streams, maxMessageSize: maxBody)
-                            await delegate.handleWebSocket(socket, head: head)
-                            socket.close()
-                            await running
-                        case .relayed(let channel):
-                            try? await channel.closeFuture.get()
-                        case .http(let channel, let refusedUpgrade):
-                            await Self.serveHTTP(channel, firstHead: refusedUpgrade, delegate: delegate, maxBody: maxBody)
-                        }
+                        guard let connection = try? await Self.accept(channel) else { return }
+                        await Self.serve(connection, delegate: delegate, maxBody: maxBody)
                     }
                 }
             }
         }
+    }
+
+    /// Wraps an accepted connection for the async side, and only then starts reading. Wrapped in
+    /// the child initializer, a connection accepted while the server stops would be dropped
+    /// unserved, and NIO traps on an async channel dropped before it was used.
+    private static func accept(_ channel: any Channel) async throws -> Connection {
+        try await channel.eventLoop.submit {
+            let connection = try Connection(wrappingChannelSynchronously: channel)
+            channel.setOption(.autoRead, value: true).whenFailure { _ in channel.close(promise: nil) }
+            return connection
+        }.get()
     }
 
     /// Stops listening; connections in progress finish on their own.
@@ -200,28 +129,33 @@ public final class HTTPServer: Sendable {
         try? await channel.channel.close()
     }
 
-    private static func serveHTTP(
-        _ channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>,
-        firstHead: HTTPRequestHead?,
-        delegate: any HTTPServerDelegate,
-        maxBody: Int
-    ) async {
-        let remote = channel.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        try? await channel.executeThenClose { inbound, outbound in
-            if let refused = firstHead {
-                // A refused upgrade is a GET without a body, and NIO does not always pass its end
-                // on: answer it now, and close, as the JS server does.
-                var response = await delegate.handle(HTTPRequest(head: refused, body: [], remote: remote))
-                response.closeConnection = true
-                try await write(response, version: refused.version, keepAlive: false, to: outbound)
-                return
-            }
+    /// How long a kept-alive connection may wait for its next request (Node's and uvicorn's 5 s).
+    static let keepAliveTimeout = TimeAmount.seconds(5)
+
+    /// What a connection's requests lead to.
+    private enum Outcome {
+        case keepAlive
+        case close
+        case upgraded(WebSocketConnection, HTTPRequestHead, WebSocketConnection.Streams)
+        case relayed
+    }
+
+    /// Serves one connection's requests in order, until it closes or upgrades.
+    private static func serve(_ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int) async {
+        let channel = connection.channel
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        try? await connection.executeThenClose { inbound, outbound in
+            var parts = inbound.makeAsyncIterator()
+            // A kept-alive connection with no request for this long is closed, as Node's server does.
+            var idle: Scheduled<Void>?
             var head: HTTPRequestHead?
             var body: [UInt8] = []
             var tooLarge = false
-            for try await part in inbound {
+            requests: while let part = try await parts.next() {
+                guard case .http(let part) = part else { continue }
                 switch part {
                 case .head(let requestHead):
+                    idle?.cancel()
                     head = requestHead
                     body = []
                     tooLarge = false
@@ -232,25 +166,104 @@ public final class HTTPServer: Sendable {
                         body += buffer.readBytes(length: buffer.readableBytes) ?? []
                     }
                 case .end:
-                    guard let requestHead = head else {
-                        // An upgrade to a protocol nobody serves: its head never reached us.
-                        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["Content-Length": "0", "Connection": "close"])))
-                        try await outbound.write(.end(nil))
+                    guard let requestHead = head else { continue }
+                    head = nil
+                    let request = HTTPRequest(head: requestHead, body: body, remote: remote)
+                    let outcome: Outcome
+                    if tooLarge {
+                        let response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
+                        try await write(response, version: requestHead.version, keepAlive: false, to: outbound)
+                        outcome = .close
+                    } else if WebSocketUpgrade.isUpgradeRequest(requestHead) {
+                        outcome = try await upgrade(request, on: channel, remote: remote, delegate: delegate, maxBody: maxBody, outbound: outbound)
+                    } else {
+                        let response = await handleUnlessClosed(request, on: channel, delegate: delegate)
+                        let keepAlive = requestHead.isKeepAlive && !response.closeConnection
+                        try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
+                        outcome = keepAlive ? .keepAlive : .close
+                    }
+                    switch outcome {
+                    case .keepAlive:
+                        idle = channel.eventLoop.scheduleTask(in: Self.keepAliveTimeout) { channel.close(promise: nil) }
+                        continue requests
+                    case .close:
+                        return
+                    case .relayed:
+                        try? await channel.closeFuture.get()
+                        return
+                    case .upgraded(let socket, let upgradeHead, let streams):
+                        let frames = ConnectionPhase.Frames(parts: parts)
+                        async let running: Void = WebSocketConnection.run(
+                            frames: frames, write: { try await outbound.write(.frame($0)) }, stop: { channel.close(promise: nil) },
+                            streams: streams, maxMessageSize: maxBody
+                        )
+                        await delegate.handleWebSocket(socket, head: upgradeHead)
+                        socket.close()
+                        await running
                         return
                     }
-                    let response: HTTPResponse
-                    if tooLarge {
-                        response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
-                    } else {
-                        response = await handleUnlessClosed(HTTPRequest(head: requestHead, body: body, remote: remote), on: channel.channel, delegate: delegate)
-                    }
-                    let keepAlive = requestHead.isKeepAlive && !response.closeConnection
-                    try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
-                    head = nil
-                    if !keepAlive { return }
                 }
             }
         }
+    }
+
+    /// Answers an upgrade request: switches the connection to a WebSocket (the delegate's) or a
+    /// relay (a ``WebSocketRelayDelegate``'s), or, refused or not a valid handshake, answers it as
+    /// a plain request and closes, as the JS server does (NIO's decoder reads nothing after it).
+    private static func upgrade(
+        _ request: HTTPRequest,
+        on channel: any Channel,
+        remote: String,
+        delegate: any HTTPServerDelegate,
+        maxBody: Int,
+        outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
+    ) async throws -> Outcome {
+        let head = request.head
+        if let accept = WebSocketUpgrade.accept(head) {
+            let eventLoop = channel.eventLoop
+            if let relayDelegate = delegate as? any WebSocketRelayDelegate {
+                if let relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop) {
+                    guard relay.upstream.eventLoop === eventLoop else {
+                        // Touching it from this loop would trap: refuse the upgrade instead.
+                        relay.upstream.eventLoop.execute { relay.upstream.value.abandon() }
+                        return try await refuse(request, on: channel, delegate: delegate, outbound: outbound)
+                    }
+                    let headers = WebSocketUpgrade.responseHeaders(accept: accept, extra: relay.responseHeaders)
+                    do {
+                        try await eventLoop.submit {
+                            try ConnectionPhase.switchToRelay(channel.pipeline.syncOperations, responseHeaders: headers) { position in
+                                relay.willAttach(channel, head)
+                                try relay.upstream.value.attachClient(to: channel, at: position)
+                            }
+                        }.get()
+                    } catch {
+                        relay.upstream.eventLoop.execute { relay.upstream.value.abandon() }
+                        throw error
+                    }
+                    return .relayed
+                }
+            } else if let extra = await delegate.shouldUpgrade(head) {
+                let headers = WebSocketUpgrade.responseHeaders(accept: accept, extra: extra)
+                let maxFrame = max(1 << 14, min(Int(UInt32.max), maxBody + 1024))
+                try await eventLoop.submit {
+                    try ConnectionPhase.switchToWebSocket(channel.pipeline.syncOperations, responseHeaders: headers, maxFrameSize: maxFrame)
+                }.get()
+                let (socket, streams) = WebSocketConnection.make(remote: remote, maskOutbound: false)
+                return .upgraded(socket, head, streams)
+            }
+        }
+        return try await refuse(request, on: channel, delegate: delegate, outbound: outbound)
+    }
+
+    private static func refuse(
+        _ request: HTTPRequest,
+        on channel: any Channel,
+        delegate: any HTTPServerDelegate,
+        outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
+    ) async throws -> Outcome {
+        let response = await handleUnlessClosed(request, on: channel, delegate: delegate)
+        try await write(response, version: request.head.version, keepAlive: false, to: outbound)
+        return .close
     }
 
     /// Answers a request, cancelling the answer if the client goes away first: a proxy then
@@ -265,13 +278,14 @@ public final class HTTPServer: Sendable {
         _ response: HTTPResponse,
         version: HTTPVersion,
         keepAlive: Bool,
-        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+        to outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
     ) async throws {
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
-        if !response.body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body)))) }
-        try await outbound.write(.end(nil))
+        var parts: [ConnectionPhase.Outbound] = [.http(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))]
+        if !response.body.isEmpty { parts.append(.http(.body(.byteBuffer(ByteBuffer(bytes: response.body))))) }
+        parts.append(.http(.end(nil)))
+        try await outbound.write(contentsOf: parts)
     }
 }

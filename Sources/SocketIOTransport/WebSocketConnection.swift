@@ -58,79 +58,75 @@ public final class WebSocketConnection: Sendable {
 
     private func maskKey() -> WebSocketMaskingKey? { maskOutbound ? .random() : nil }
 
-    /// Runs the connection over a NIO channel until either side closes.
-    static func run(
-        _ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>,
+    /// Runs the connection until either side closes: reads `frames` here, writes through `write`
+    /// from a task of its own, and calls `stop` (which must end `frames`) once this side has closed.
+    static func run<Frames: AsyncSequence>(
+        frames: Frames,
+        write: @escaping @Sendable (WebSocketFrame) async throws -> Void,
+        stop: @escaping @Sendable () -> Void,
         streams: Streams,
         maxMessageSize: Int
-    ) async {
+    ) async where Frames.Element == WebSocketFrame {
         let inboundContinuation = streams.inbound
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    let (control, controlContinuation) = AsyncStream<WebSocketFrame>.makeStream()
-                    group.addTask {
-                        // One writer: queued messages and control replies, in order.
-                        try await withThrowingTaskGroup(of: Void.self) { writers in
-                            writers.addTask { for await frame in streams.outbound { try await outbound.write(frame) } }
-                            writers.addTask { for await frame in control { try await outbound.write(frame) } }
-                            try await writers.next()
-                            writers.cancelAll()
-                        }
-                    }
-                    group.addTask {
-                        defer {
-                            inboundContinuation.finish()
-                            controlContinuation.finish()
-                        }
-                        var assembling: (opcode: WebSocketOpcode, bytes: [UInt8])?
-                        for try await frame in inbound {
-                            switch frame.opcode {
-                            case .text, .binary:
-                                var data = frame.unmaskedData
-                                let bytes = data.readBytes(length: data.readableBytes) ?? []
-                                if frame.fin {
-                                    inboundContinuation.yield(message(frame.opcode, bytes))
-                                } else {
-                                    assembling = (frame.opcode, bytes)
-                                }
-                            case .continuation:
-                                guard var partial = assembling else { return }
-                                var data = frame.unmaskedData
-                                partial.bytes += data.readBytes(length: data.readableBytes) ?? []
-                                guard partial.bytes.count <= maxMessageSize else {
-                                    var reason = ByteBuffer()
-                                    reason.write(webSocketErrorCode: .messageTooLarge)
-                                    controlContinuation.yield(streams.control(.connectionClose, reason))
-                                    return
-                                }
-                                if frame.fin {
-                                    inboundContinuation.yield(message(partial.opcode, partial.bytes))
-                                    assembling = nil
-                                } else {
-                                    assembling = partial
-                                }
-                            case .ping:
-                                controlContinuation.yield(streams.control(.pong, frame.unmaskedData))
-                            case .connectionClose:
-                                var data = frame.unmaskedData
-                                let code = data.readSlice(length: 2) ?? ByteBuffer()
-                                controlContinuation.yield(streams.control(.connectionClose, code))
-                                return
-                            default:
-                                break
-                            }
-                        }
-                    }
-                    // When the reader ends (peer closed) give the writer a moment to send the close
-                    // reply, then stop; when the writer ends (we closed) stop reading.
-                    try await group.next()
-                    try? await Task.sleep(for: .milliseconds(50))
-                    group.cancelAll()
+        let (control, controlContinuation) = AsyncStream<WebSocketFrame>.makeStream()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // One writer: queued messages and control replies, in order.
+                try? await withThrowingTaskGroup(of: Void.self) { writers in
+                    writers.addTask { for await frame in streams.outbound { try await write(frame) } }
+                    writers.addTask { for await frame in control { try await write(frame) } }
+                    try await writers.next()
+                    writers.cancelAll()
                 }
+                stop()
             }
-        } catch {
+            var assembling: (opcode: WebSocketOpcode, bytes: [UInt8])?
+            do {
+                reading: for try await frame in frames {
+                    switch frame.opcode {
+                    case .text, .binary:
+                        var data = frame.unmaskedData
+                        let bytes = data.readBytes(length: data.readableBytes) ?? []
+                        if frame.fin {
+                            inboundContinuation.yield(message(frame.opcode, bytes))
+                        } else {
+                            assembling = (frame.opcode, bytes)
+                        }
+                    case .continuation:
+                        guard var partial = assembling else { break reading }
+                        var data = frame.unmaskedData
+                        partial.bytes += data.readBytes(length: data.readableBytes) ?? []
+                        guard partial.bytes.count <= maxMessageSize else {
+                            var reason = ByteBuffer()
+                            reason.write(webSocketErrorCode: .messageTooLarge)
+                            controlContinuation.yield(streams.control(.connectionClose, reason))
+                            break reading
+                        }
+                        if frame.fin {
+                            inboundContinuation.yield(message(partial.opcode, partial.bytes))
+                            assembling = nil
+                        } else {
+                            assembling = partial
+                        }
+                    case .ping:
+                        controlContinuation.yield(streams.control(.pong, frame.unmaskedData))
+                    case .connectionClose:
+                        var data = frame.unmaskedData
+                        let code = data.readSlice(length: 2) ?? ByteBuffer()
+                        controlContinuation.yield(streams.control(.connectionClose, code))
+                        break reading
+                    default:
+                        break
+                    }
+                }
+            } catch {}
             inboundContinuation.finish()
+            // The peer closed (or the socket failed): give the writer a moment to send the close
+            // reply, then stop it.
+            controlContinuation.finish()
+            group.addTask { try? await Task.sleep(for: .milliseconds(50)) }
+            await group.next()
+            group.cancelAll()
         }
     }
 

@@ -122,12 +122,17 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     /// Makes this upstream handler's partner for the client channel and starts the relay. Call on
-    /// the event loop both channels share.
-    public func attachClient(to channel: any Channel) throws {
+    /// the event loop both channels share. The partner goes at `position`, where the client's raw
+    /// bytes will come (by default in front of NIO's frame codec, as ``install(_:in:)`` puts it).
+    public func attachClient(to channel: any Channel, at position: ChannelPipeline.SynchronousOperations.Position? = nil) throws {
         precondition(side == .server)
         channel.eventLoop.preconditionInEventLoop()
         let client = WebSocketRelayHandler(side: .client, pair: pair)
-        try Self.install(client, in: channel)
+        if let position {
+            try channel.pipeline.syncOperations.addHandler(client, position: position)
+        } else {
+            try Self.install(client, in: channel)
+        }
         client.partner = self
         partner = client
         for buffer in early { client.forward(buffer) }

@@ -1,0 +1,68 @@
+import NIOHTTP1
+import Testing
+
+@testable import SocketIOTransport
+
+/// The pool against ``HTTPServer`` on loopback: connections reused one request at a time, and a
+/// connection the server closed replaced without the caller seeing it.
+@Suite("HTTP connection pool")
+struct HTTPConnectionPoolTests {
+    /// Answers with the client's address (one per connection); `/close` closes after answering.
+    struct Echo: HTTPServerDelegate {
+        func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { nil }
+        func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
+        func handle(_ request: HTTPRequest) async -> HTTPResponse {
+            HTTPResponse(status: .ok, headers: [:], body: Array(request.remote.utf8), closeConnection: request.uri == "/close")
+        }
+    }
+
+    func withServer(_ body: (HTTPConnectionPool) async throws -> Void) async throws {
+        let server = try await HTTPServer.bind(.init(host: "127.0.0.1", port: 0), delegate: Echo())
+        let serving = Task { await server.run(delegate: Echo()) }
+        let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port)
+        do {
+            try await body(pool)
+        } catch {
+            pool.close()
+            await server.close()
+            serving.cancel()
+            throw error
+        }
+        pool.close()
+        await server.close()
+        serving.cancel()
+    }
+
+    func remote(_ pool: HTTPConnectionPool, _ path: String = "/") async throws -> String {
+        let response = try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path), body: [])
+        #expect(response.status == .ok)
+        return String(decoding: response.body, as: UTF8.self)
+    }
+
+    @Test("Sequential requests share one connection; one the server closes is replaced")
+    func reuse() async throws {
+        try await withServer { pool in
+            var remotes: [String] = []
+            for _ in 0..<10 { remotes.append(try await remote(pool)) }
+            #expect(Set(remotes).count == 1, "\(Set(remotes))")
+            let closing = try await remote(pool, "/close")
+            #expect(closing == remotes[0])
+            let after = try await remote(pool)
+            #expect(after != remotes[0], "a closed connection is not reused")
+        }
+    }
+
+    @Test("Requests in flight together each get a connection, and then all are kept")
+    func concurrent() async throws {
+        try await withServer { pool in
+            let first = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<3 { group.addTask { try await remote(pool) } }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            #expect(first.count >= 1 && first.count <= 3)
+            var later = Set<String>()
+            for _ in 0..<6 { later.insert(try await remote(pool)) }
+            #expect(later.isSubset(of: first), "no new connection while idle ones are kept")
+        }
+    }
+}
