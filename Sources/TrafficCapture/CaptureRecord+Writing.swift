@@ -87,7 +87,7 @@ struct JSONFieldWriter {
         guard let value else { return }
         key(name)
         out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: JSONString.escape(value).utf8)
+        JSONString.appendEscaped(value, to: &out)
         out.append(UInt8(ascii: "\""))
     }
 

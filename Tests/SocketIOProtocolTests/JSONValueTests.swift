@@ -21,6 +21,18 @@ struct JSONValueTests {
         #expect(value.jsonText == #"{"a":[1.50,"x"]}"#)
     }
 
+    @Test("Escaping writes what JSON.stringify writes: two-character escapes, \\u00xx for the other controls, the rest as it is")
+    func escapingLikeStringify() throws {
+        #expect(JSONString.escape("plain é \u{2028} 😀") == "plain é \u{2028} 😀")
+        #expect(JSONString.escape("\"\\\u{08}\u{0C}\n\r\t") == #"\"\\\b\f\n\r\t"#)
+        #expect(JSONString.escape("\u{00}\u{1F}\u{7F}") == #"\u0000\u001f"# + "\u{7F}")
+        let every = String(decoding: (0..<128).map { UInt8($0) }, as: UTF8.self) + "é 😀 \u{2028}"
+        var appended = Array("prefix ".utf8)
+        JSONString.appendEscaped(every, to: &appended)
+        #expect(String(decoding: appended, as: UTF8.self) == "prefix " + JSONString.escape(every))
+        #expect(try JSONValue.parse("\"\(JSONString.escape(every))\"").stringValue == every)
+    }
+
     @Test("Escapes decode to the right text")
     func decodedValues() throws {
         #expect(try JSONValue.parse(#""\ud83d\ude00""#).stringValue == "😀")
