@@ -105,6 +105,11 @@ let package = Package(
             name: "SocketIOProxyTests",
             dependencies: ["SocketIOProxy", "SocketIOProtocol", "TrafficCapture", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        .testTarget(
+            name: "SocketIOClientTests",
+            dependencies: ["SocketIOClient", "SocketIOServer", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
+        .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -69,7 +69,7 @@ struct BenchCommand: AsyncParsableCommand {
         )
         let (host, port) = (server.host, server.port)
         let payload = JSONValue.string(String(repeating: "x", count: size))
-        let mode: SocketIOClient.TransportMode = transport == .polling ? .polling : .websocket
+        let mode = SocketIOClient.TransportPlan(start: transport)
         var connected: [SocketIOClient] = []
         for _ in 0..<clients {
             let client = SocketIOClient(host: host, port: port, path: server.path ?? "/socket.io/")

@@ -79,7 +79,7 @@ public enum Replayer {
         /// The capture's verdicts on this conn's tokens, by the token's claims text.
         var verdicts: [String: Bool] = [:]
         /// The transport history: websocket only, polling only, or polling then upgrade.
-        var transport: SocketIOClient.TransportMode = .websocket
+        var transport: SocketIOClient.TransportPlan = .websocket
     }
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
@@ -121,7 +121,7 @@ public enum Replayer {
                 scripts[conn]!.query = replayQuery(session.url)
                 scripts[conn]!.path = session.path ?? EngineRequest.path(of: session.url)
                 scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
-                scripts[conn]!.transport = session.transport == .websocket ? .websocket : .polling
+                scripts[conn]!.transport = SocketIOClient.TransportPlan(start: session.transport)
             case .engine(let engine):
                 if engine.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             case .jwt(let jwt):
@@ -210,7 +210,7 @@ public enum Replayer {
         let collector = Task {
             var pending = expected
             for await packet in client.packets {
-                let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: script.transport == .polling ? .polling : .websocket)
+                let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: script.transport.final)
                 received.withLock { $0.append(record) }
                 if let index = pending.firstIndex(where: { PacketNormalizer.key($0.packet) == PacketNormalizer.key(record) }) {
                     await progress.satisfy(pending.remove(at: index).seq)

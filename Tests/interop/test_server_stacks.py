@@ -128,7 +128,8 @@ def test_through_the_proxy(stack, transport, tmp_path):
     assert binary_ack[0]["latency_ms"] >= 0
     used = {r["transport"] for r in records if r["kind"] in ("packet", "engine")}
     assert used == ({"polling", "websocket"} if transport == "upgrade" else {TRANSPORTS[transport][0]})
-    assert [r["kind"] for r in records].count("close") == 1 and records[-1]["kind"] == "close"
+    tail = [(r["kind"], r.get("dir"), r.get("type"), r.get("code"), r.get("reason")) for r in records[-8:]]
+    assert [r["kind"] for r in records].count("close") == 1 and records[-1]["kind"] == "close", f"the capture ends: {tail}"
 
 
 def test_replay_against(stack):

@@ -1,0 +1,50 @@
+import SocketIOProtocol
+import Testing
+import TrafficCapture
+
+@testable import TrafficReplay
+
+/// What a replay compares, as values: packets made from wire text with the codec, normalized and
+/// paired, without a server.
+@Suite("Replay comparison")
+struct ReplayComparisonTests {
+    func packet(_ text: String, dir: Direction = .serverToClient) throws -> PacketRecord {
+        var decoder = SocketIODecoder(version: .v5)
+        let decoded = try #require(try decoder.decode(text: text))
+        return PacketRecord(decoded, raw: text, dir: dir, transport: .websocket)
+    }
+
+    @Test("Sids and pids of a CONNECT, and the times of an echoed token, are stand-ins; other values are compared")
+    func standIns() throws {
+        let normalizer = PacketNormalizer()
+        #expect(normalizer.normalize(try packet(#"0{"sid":"a","pid":"x"}"#)) == normalizer.normalize(try packet(#"0{"sid":"b","pid":"y"}"#)))
+        // HS256 tokens with the same claims but other times (iat, exp), and one with another user.
+        let early = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoiYWRhIiwiaWF0IjoxLCJleHAiOjJ9.c2ln"
+        let later = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoiYWRhIiwiaWF0IjozLCJleHAiOjR9.c2ln"
+        let other = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoiYm9iIiwiaWF0IjoxLCJleHAiOjJ9.c2ln"
+        let echo = { (token: String) in try self.packet(#"2["token",""# + token + #""]"#) }
+        #expect(normalizer.normalize(try echo(early)) == normalizer.normalize(try echo(later)))
+        #expect(normalizer.normalize(try echo(early)) != normalizer.normalize(try echo(other)))
+    }
+
+    @Test("Ignored paths: an index, a key under it, any key at any depth")
+    func ignoredPaths() throws {
+        let recorded = try packet(#"2["tick",{"at":1,"id":7,"inner":{"id":8,"keep":true}},"x"]"#)
+        let replayed = try packet(#"2["tick",{"at":2,"id":9,"inner":{"id":10,"keep":true}},"y"]"#)
+        let strict = ConnectionDiff.compare(conn: "c1", expected: [(1, recorded)], actual: [replayed], normalizer: PacketNormalizer())
+        #expect(Set(strict.changed.map(\.path)) == ["args[0].at", "args[0].id", "args[0].inner.id", "args[1]"])
+        let lenient = PacketNormalizer(ignoredPaths: ["args[0].at", "*.id", "args[1]"])
+        #expect(ConnectionDiff.compare(conn: "c1", expected: [(1, recorded)], actual: [replayed], normalizer: lenient).isEqual)
+    }
+
+    @Test("Packets pair by type, namespace and event in order; numbers compare by value; what is left over is missing or unexpected")
+    func pairing() throws {
+        let expected = [(1, try packet(#"2["a",1.0]"#)), (2, try packet(#"2["b",{"x":1,"y":2}]"#)), (3, try packet(#"2["c"]"#))]
+        let actual = [try packet(#"2["b",{"y":2,"x":1}]"#), try packet(#"2["a",1]"#), try packet(#"2["d"]"#)]
+        let diff = ConnectionDiff.compare(conn: "c1", expected: expected, actual: actual, normalizer: PacketNormalizer())
+        #expect(diff.matched == 2)
+        #expect(diff.missing.map(\.key) == [PacketNormalizer.key(expected[2].1)])
+        #expect(diff.unexpected.map(\.key) == [PacketNormalizer.key(actual[2])])
+        #expect(diff.changed.isEmpty)
+    }
+}
