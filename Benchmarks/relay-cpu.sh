@@ -5,7 +5,8 @@
 # `mitmdump` is on the PATH. The same independent load client (Benchmarks/relay_load.py, aiohttp)
 # drives each; per relay it prints the relay process's CPU microseconds per round trip (the server's
 # own for "direct"), the throughput at full speed, and the latency added at 500 round trips a
-# second (p50 and p99 against direct), medians of the rounds.
+# second (p50 and p99 against direct), medians of the rounds. siotap runs with one event loop, as
+# nginx runs one worker, and with NIO's default (one loop per core) as "siotap-N".
 #
 #   ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=20 Benchmarks/relay-cpu.sh
 # Release build; loopback only; every process started here is stopped at the end.
@@ -29,7 +30,15 @@ nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
 wait_port "$nginx_port"
 
-relays=("direct $server $server_pid" "nginx http://127.0.0.1:$nginx_port $nginx_pid" "siotap $proxy $proxy_pid")
+# nginx runs one worker (one thread); the same for siotap: one event loop, as
+# NIO_SINGLETON_GROUP_LOOP_COUNT=1 sets it. The proxy of server-and-proxy.sh, with NIO's default of
+# one loop per core, is measured too ("siotap-2").
+NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture-1.jsonl" --quiet 2> "$work/proxy-1.err" &
+proxy1_pid=$!
+until grep -q "listening on" "$work/proxy-1.err" 2>/dev/null; do sleep 0.1; done
+proxy1=$(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy-1.err" | head -n 1)
+
+relays=("direct $server $server_pid" "nginx http://127.0.0.1:$nginx_port $nginx_pid" "siotap $proxy1 $proxy1_pid" "siotap-$(nproc) $proxy $proxy_pid")
 if command -v mitmdump >/dev/null; then
     mitm_port=$(free_port)
     mitmdump -q --mode "reverse:$server" -p "$mitm_port" --listen-host 127.0.0.1 -w "$work/mitm.flows" &
@@ -63,4 +72,4 @@ for name in names:
     added99 = f"{p99 - direct99:10.3f}" if name != "direct" else f"{'-':>10}"
     print(f"{name:<10} {cpu:10.1f} {ratio} {med(name, lambda r: r['full']['per_second']):16.0f} {p50:11.3f} {added50} {p99:11.3f} {added99}")
 PY
-echo "(direct: the server's own CPU per round trip; relays: the relay process's. capture: $(wc -l < "$work/capture.jsonl") records)"
+echo "(direct: the server's own CPU per round trip; relays: the relay process's. captures: $(cat "$work/capture-1.jsonl" "$work/capture.jsonl" | wc -l) records)"

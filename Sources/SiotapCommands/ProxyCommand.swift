@@ -15,7 +15,9 @@ struct ProxyCommand: AsyncParsableCommand {
             view shows a line per packet; --json prints capture records instead; --record writes them \
             to a JSONL file (capture format v1) as they happen.
 
-            permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable.
+            permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable. \
+            Connections are kept alive on both sides. The proxy runs one event loop thread per core; \
+            NIO_SINGLETON_GROUP_LOOP_COUNT=N sets how many.
 
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
