@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     ],
     targets: [
         // Pure codecs: bytes in, values out. No NIO, no I/O.
@@ -32,6 +33,11 @@ let package = Package(
             ]
         ),
         .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol", "JWTInspection"]),
+        // X.509: the local CA and, later, the certificates the proxy serves.
+        .target(
+            name: "TLSCertificates",
+            dependencies: [.product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // NIO glue only: HTTP/1 with the typed WebSocket upgrade, frames to messages.
         .target(
             name: "SocketIOTransport",
@@ -69,7 +75,7 @@ let package = Package(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay",
+                "TrafficReplay", "TLSCertificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -113,7 +119,7 @@ let package = Package(
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
-            dependencies: ["SiotapCommands", "TrafficCapture", "TrafficReplay", "JWTInspection", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SiotapCommands", "TrafficCapture", "TrafficReplay", "JWTInspection", "TLSCertificates", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

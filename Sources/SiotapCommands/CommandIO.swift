@@ -9,6 +9,8 @@ import Synchronization
 /// ``CommandIO/Capture`` in the task-local ``current`` to run commands in-process.
 public struct CommandIO: Sendable {
     public var write: @Sendable (String) -> Void
+    /// Bytes as they are (`siotap ca export --der`).
+    public var writeBytes: @Sendable ([UInt8]) -> Void
     public var writeError: @Sendable (String) -> Void
     /// Lines of standard input, or `nil` when it is a terminal (nothing piped).
     public var readLines: @Sendable () -> [String]?
@@ -22,6 +24,7 @@ public struct CommandIO: Sendable {
         let environment = ProcessEnvironment.all()
         return CommandIO(
             write: { text in writeFully(STDOUT_FILENO, text) },
+            writeBytes: { bytes in writeFully(STDOUT_FILENO, bytes) },
             writeError: { text in writeFully(STDERR_FILENO, text) },
             readLines: {
                 guard isatty(STDIN_FILENO) == 0 else { return nil }
@@ -38,13 +41,17 @@ public struct CommandIO: Sendable {
     /// A recording of what a command wrote, for tests.
     public final class Capture: Sendable {
         private let storage = Mutex<(out: String, err: String)>(("", ""))
+        private let bytes = Mutex<[UInt8]>([])
         public init() {}
         public var output: String { storage.withLock { $0.out } }
+        /// What was written with ``CommandIO/writeBytes``.
+        public var outputBytes: [UInt8] { bytes.withLock { $0 } }
         public var errorOutput: String { storage.withLock { $0.err } }
 
         public func io(stdin: [String]? = nil, colors: Bool = false, environment: [String: String] = [:]) -> CommandIO {
             CommandIO(
                 write: { text in self.storage.withLock { $0.out += text } },
+                writeBytes: { bytes in self.bytes.withLock { $0 += bytes } },
                 writeError: { text in self.storage.withLock { $0.err += text } },
                 readLines: { stdin },
                 colors: colors,
@@ -54,8 +61,12 @@ public struct CommandIO: Sendable {
     }
 
     private static func writeFully(_ descriptor: Int32, _ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
+        writeFully(descriptor, Array(text.utf8))
+    }
+
+    private static func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { bytes in
+            guard bytes.count > 0 else { return }
             var offset = 0
             while offset < bytes.count {
                 let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)

@@ -14,7 +14,7 @@ public struct Siotap: AsyncParsableCommand {
             says which; 2 a usage error (with the usage text) or malformed input.
             """,
         version: SiotapVersion.current,
-        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self]
+        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self, CACommand.self]
     )
 
     public init() {}
@@ -35,13 +35,23 @@ public enum SiotapCLI {
         public static let usage: Int32 = 2
     }
 
+    /// The names from the root to `command` (`siotap ca show`), for one-line failures.
+    static func path(to command: any ParsableCommand.Type, from node: any ParsableCommand.Type) -> [String]? {
+        let name = node.configuration.commandName ?? "siotap"
+        if node == command { return [name] }
+        for child in node.configuration.subcommands {
+            if let rest = path(to: command, from: child) { return [name] + rest }
+        }
+        return nil
+    }
+
     /// Parses and runs `arguments` (without the program name) and returns the exit code.
     public static func run(_ arguments: [String]) async -> Int32 {
         let io = CommandIO.current
         var commandName = "siotap"
         do {
             var command = try Siotap.parseAsRoot(arguments)
-            if let name = type(of: command).configuration.commandName, name != "siotap" { commandName = "siotap \(name)" }
+            if let path = Self.path(to: type(of: command), from: Siotap.self) { commandName = path.joined(separator: " ") }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
