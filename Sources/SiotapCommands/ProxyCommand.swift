@@ -29,6 +29,7 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --upstream http://localhost:3000 --record session.jsonl
               siotap proxy --listen 127.0.0.1:9000 --jwt-secret "$JWT_SECRET"
               siotap proxy --filter 'nsp=/admin,dir=s2c' --json | jq .
+              siotap proxy --tls auto --tls-name dev.local --listen 127.0.0.1:8443
             """
     )
 
@@ -65,6 +66,15 @@ struct ProxyCommand: AsyncParsableCommand {
     )
     var captureBuffer = CaptureQueue.defaultHighWater
 
+    @Option(help: "Serve HTTPS and WSS: 'auto' (a certificate for the --tls-name names, signed by the local CA of 'siotap ca', made if there is none) or CERT.pem:KEY.pem.")
+    var tls: String?
+
+    @Option(name: .customLong("tls-name"), help: "A name the --tls auto certificate is for; repeatable (default: localhost and 127.0.0.1).")
+    var tlsNames: [String] = []
+
+    @Option(name: .customLong("ca-dir"), help: "The local CA's directory (default: $SIOTAP_HOME/ca, else ~/.siotap/ca).")
+    var caDir: String?
+
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
@@ -77,6 +87,7 @@ struct ProxyCommand: AsyncParsableCommand {
         guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
         let (listenAddress, upstreamAddress) = (listen, upstream)
         let key = try tokens.key()
+        let tlsSettings = try tls.map { try TLSListener.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
         let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
@@ -94,14 +105,14 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
-                idleTimeout: idleTimeout
+                idleTimeout: idleTimeout, tls: tlsSettings
             ),
             recordingInto: queue
         )
         let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
-        io.writeError("siotap proxy: listening on http://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
+        io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
         await signals.wait()
         await proxy.shutdown()

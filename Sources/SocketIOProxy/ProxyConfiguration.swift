@@ -1,5 +1,6 @@
 public import JWTInspection
 import SocketIOProtocol
+public import SocketIOTransport
 
 /// Where the proxy listens, where it forwards, and what it checks.
 public struct ProxyConfiguration: Sendable {
@@ -19,11 +20,13 @@ public struct ProxyConfiguration: Sendable {
     public var maxMessageSize: Int
     /// Seconds without traffic after which a polling conn is taken as gone (see the sweep).
     public var idleTimeout: Double
+    /// Serve HTTPS and WSS to clients. Handshakes that fail are recorded (`proxy.tls_handshake`).
+    public var tls: TLSServerSettings?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
         path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
-        idleTimeout: Double = 120
+        idleTimeout: Double = 120, tls: TLSServerSettings? = nil
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -34,7 +37,11 @@ public struct ProxyConfiguration: Sendable {
         self.jwtLeeway = jwtLeeway
         self.maxMessageSize = maxMessageSize
         self.idleTimeout = idleTimeout
+        self.tls = tls
     }
+
+    /// `https` when the proxy serves TLS.
+    public var listenScheme: String { tls == nil ? "http" : "https" }
 
     public var upstreamDescription: String { "http://\(upstreamHost):\(upstreamPort)" }
 }

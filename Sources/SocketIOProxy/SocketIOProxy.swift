@@ -38,8 +38,12 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     /// Binds and serves in the background; returns the port.
     @discardableResult
     public func start() async throws -> Int {
+        var tls = configuration.tls
+        tls?.handshakeFailed = { [sink] remote, reason in
+            sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), nil)
+        }
         let http = try await HTTPServer.bind(
-            .init(host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize),
+            .init(host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize, tls: tls),
             delegate: self
         )
         server.withLock { $0 = http }

@@ -1,6 +1,7 @@
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import NIOConcurrencyHelpers
 
@@ -58,11 +59,14 @@ public final class HTTPServer: Sendable {
         public var port: Int
         /// Bodies and WebSocket messages above this are refused (413 / close 1009).
         public var maxBodySize: Int
+        /// Serve TLS (HTTPS and WSS) instead of plain HTTP.
+        public var tls: TLSServerSettings?
 
-        public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000) {
+        public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil) {
             self.host = host
             self.port = port
             self.maxBodySize = maxBodySize
+            self.tls = tls
         }
     }
 
@@ -84,6 +88,7 @@ public final class HTTPServer: Sendable {
 
     /// Binds; call ``run(delegate:)`` to serve.
     public static func bind(_ configuration: Configuration, delegate: any HTTPServerDelegate) async throws -> HTTPServer {
+        let tls = try configuration.tls.map { settings in (context: try settings.makeContext(), failed: settings.handshakeFailed) }
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -91,6 +96,10 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.autoRead, value: false)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(failed: tls.failed))
+                    }
                     try ConnectionPhase.configureHTTP(channel.pipeline.syncOperations)
                     return channel
                 }

@@ -43,4 +43,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     public static let upstreamStatus: ErrorCode = "proxy.upstream_status"
     public static let clientAborted: ErrorCode = "proxy.client_aborted"
     public static let messageTooLarge: ErrorCode = "proxy.message_too_large"
+    /// A client's TLS handshake with the proxy failed (it does not trust the certificate, it
+    /// spoke plain HTTP, …); recorded without a conn.
+    public static let tlsHandshake: ErrorCode = "proxy.tls_handshake"
 }

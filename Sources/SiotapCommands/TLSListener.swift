@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import SocketIOTransport
+import TLSCertificates
+
+/// What `--tls` says to serve.
+enum TLSListener {
+    static let defaultNames = ["localhost", "127.0.0.1"]
+
+    /// `auto`: a certificate for `names` minted by the local CA (made first when there is none,
+    /// and said so); `CERT.pem:KEY.pem`: those files.
+    static func settings(_ value: String, names: [String], caDirectory: String?, io: CommandIO) throws -> TLSServerSettings {
+        if value == "auto" {
+            let directory = caDirectory ?? LocalCA.defaultDirectory(environment: io.environment)
+            let ca: LocalCA
+            do {
+                if FileManager.default.fileExists(atPath: directory + "/" + LocalCA.certificateFile) {
+                    ca = try LocalCA.load(from: directory)
+                } else {
+                    ca = try LocalCA.create(in: directory, hostName: ProcessInfo.processInfo.hostName)
+                    io.writeError("siotap proxy: made a local CA in \(directory); clients must trust \(directory)/\(LocalCA.certificateFile)\n")
+                }
+                let identity = try ca.mintLeaf(for: names.isEmpty ? defaultNames : names)
+                return TLSServerSettings(certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM)
+            } catch {
+                throw CommandFailure(error.description)
+            }
+        }
+        let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw ValidationError("--tls takes 'auto' or CERT.pem:KEY.pem, not '\(value)'")
+        }
+        guard let chain = try? String(contentsOfFile: parts[0], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[0])") }
+        guard let key = try? String(contentsOfFile: parts[1], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[1])") }
+        return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key)
+    }
+}
