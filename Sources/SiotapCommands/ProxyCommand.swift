@@ -19,6 +19,9 @@ struct ProxyCommand: AsyncParsableCommand {
             Connections are kept alive on both sides. The proxy runs one event loop thread per core; \
             NIO_SINGLETON_GROUP_LOOP_COUNT=N sets how many.
 
+            --tls serves HTTPS and WSS (see siotap ca for the CA clients must trust); with \
+            SSLKEYLOGFILE set, the TLS secrets are appended there for Wireshark.
+
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
 

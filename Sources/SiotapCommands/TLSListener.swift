@@ -21,7 +21,9 @@ enum TLSListener {
                     io.writeError("siotap proxy: made a local CA in \(directory); clients must trust \(directory)/\(LocalCA.certificateFile)\n")
                 }
                 let identity = try ca.mintLeaf(for: names.isEmpty ? defaultNames : names)
-                return TLSServerSettings(certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM)
+                return TLSServerSettings(
+                    certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM, keyLogPath: keyLog(io)
+                )
             } catch {
                 throw CommandFailure(error.description)
             }
@@ -32,6 +34,11 @@ enum TLSListener {
         }
         guard let chain = try? String(contentsOfFile: parts[0], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[0])") }
         guard let key = try? String(contentsOfFile: parts[1], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[1])") }
-        return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key)
+        return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key, keyLogPath: keyLog(io))
+    }
+
+    /// `SSLKEYLOGFILE`, as browsers and curl honour it.
+    private static func keyLog(_ io: CommandIO) -> String? {
+        io.environment["SSLKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
@@ -10,10 +16,17 @@ public struct TLSServerSettings: Sendable {
     /// Told of each client whose handshake failed: its address and why (it does not trust the
     /// certificate, it spoke plain HTTP, …).
     public var handshakeFailed: @Sendable (_ remote: String, _ reason: String) -> Void
+    /// Where to append each session's secrets in the NSS key log format (`SSLKEYLOGFILE`), so
+    /// Wireshark can decrypt a capture of the client's side.
+    public var keyLogPath: String?
 
-    public init(certificateChainPEM: [String], privateKeyPEM: String, handshakeFailed: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+    public init(
+        certificateChainPEM: [String], privateKeyPEM: String, keyLogPath: String? = nil,
+        handshakeFailed: @escaping @Sendable (String, String) -> Void = { _, _ in }
+    ) {
         self.certificateChainPEM = certificateChainPEM
         self.privateKeyPEM = privateKeyPEM
+        self.keyLogPath = keyLogPath
         self.handshakeFailed = handshakeFailed
     }
 
@@ -24,7 +37,39 @@ public struct TLSServerSettings: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.applicationProtocols = ["http/1.1"]
         configuration.minimumTLSVersion = .tlsv12
+        if let keyLogPath {
+            let log = try KeyLog(path: keyLogPath)
+            configuration.keyLogCallback = { line in log.append(line) }
+        }
         return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+/// An NSS key log file, appended to line by line from any event loop.
+final class KeyLog: Sendable {
+    private let descriptor: NIOLockedValueBox<Int32>
+
+    struct CannotOpen: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "cannot open the key log \(path) (SSLKEYLOGFILE)" }
+    }
+
+    init(path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        guard descriptor >= 0 else { throw CannotOpen(path: path) }
+        self.descriptor = NIOLockedValueBox(descriptor)
+    }
+
+    deinit {
+        close(descriptor.withLockedValue { $0 })
+    }
+
+    func append(_ line: ByteBuffer) {
+        var bytes = Array(line.readableBytesView)
+        if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+        descriptor.withLockedValue { descriptor in
+            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        }
     }
 }
 

@@ -106,3 +106,25 @@ def test_a_client_that_does_not_trust_the_ca(tls_proxy):
     assert wait_until(lambda: sum(r.get("code") == "proxy.tls_handshake" for r in proxy.records()) == 2)
     plain = [r for r in proxy.records() if r.get("code") == "proxy.tls_handshake"][1]
     assert "plain HTTP" in plain["message"], plain
+
+
+def test_ssl_key_log_matches_the_clients(backend, tmp_path, monkeypatch):
+    """SSLKEYLOGFILE: the proxy writes the session secrets Wireshark needs; curl, logging its own
+    side of the same handshake, writes the very same ones."""
+    ca_dir, proxy_log, curl_log = tmp_path / "ca", tmp_path / "proxy-keys.log", tmp_path / "curl-keys.log"
+    subprocess.run([SIOTAP, "ca", "init", "--dir", str(ca_dir)], check=True, capture_output=True)
+    monkeypatch.setenv("SSLKEYLOGFILE", str(proxy_log))
+    proxy = Proxy(backend.url, tmp_path, "--tls", "auto", "--ca-dir", str(ca_dir))
+    monkeypatch.delenv("SSLKEYLOGFILE")
+    try:
+        import os
+        result = subprocess.run(["curl", "-sS", "--cacert", str(ca_dir / "ca.pem"), f"{proxy.url}/socket.io/?EIO=4&transport=polling"],
+                                capture_output=True, text=True, timeout=10, env={**os.environ, "SSLKEYLOGFILE": str(curl_log)})
+        assert result.returncode == 0, result.stderr
+    finally:
+        proxy.stop()
+    ours = set(proxy_log.read_text().splitlines())
+    theirs = set(curl_log.read_text().splitlines())
+    assert any(line.startswith("CLIENT_TRAFFIC_SECRET_0 ") for line in ours), ours
+    assert theirs and theirs <= ours, (theirs - ours)
+    assert oct(proxy_log.stat().st_mode & 0o777) == "0o600"
