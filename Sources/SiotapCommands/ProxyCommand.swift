@@ -33,6 +33,7 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --listen 127.0.0.1:9000 --jwt-secret "$JWT_SECRET"
               siotap proxy --filter 'nsp=/admin,dir=s2c' --json | jq .
               siotap proxy --tls auto --tls-name dev.local --listen 127.0.0.1:8443
+              siotap proxy --upstream https://staging.example.com --upstream-ca staging-ca.pem
             """
     )
 
@@ -72,6 +73,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Serve HTTPS and WSS: 'auto' (a certificate for the --tls-name names, signed by the local CA of 'siotap ca', made if there is none) or CERT.pem:KEY.pem.")
     var tls: String?
 
+    @Option(name: .customLong("upstream-ca"), help: "PEM file of the CA(s) to trust for an https upstream, instead of the system's trust store.")
+    var upstreamCA: String?
+
+    @Flag(help: "Do not verify an https upstream's certificate (said on every start line).")
+    var insecure = false
+
     @Option(name: .customLong("tls-name"), help: "A name the --tls auto certificate is for; repeatable (default: localhost and 127.0.0.1).")
     var tlsNames: [String] = []
 
@@ -91,6 +98,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let (listenAddress, upstreamAddress) = (listen, upstream)
         let key = try tokens.key()
         let tlsSettings = try tls.map { try TLSListener.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
+        let upstreamTLS = try TLSListener.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure)
         let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
@@ -108,7 +116,7 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
-                idleTimeout: idleTimeout, tls: tlsSettings
+                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS
             ),
             recordingInto: queue
         )
@@ -116,6 +124,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
         io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
+            + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "")
             + (record.map { ", recording to \($0)" } ?? "") + "\n")
         await signals.wait()
         await proxy.shutdown()

@@ -37,6 +37,27 @@ enum TLSListener {
         return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key, keyLogPath: keyLog(io))
     }
 
+    /// TLS to an `https://` upstream: the system's trust store, the CAs of `caFile`, or nothing
+    /// checked (`--insecure`). `nil` for a plain upstream.
+    static func upstream(_ url: UpstreamURL, caFile: String?, insecure: Bool) throws -> TLSClientSettings? {
+        guard url.tls else {
+            if caFile != nil || insecure { throw ValidationError("--upstream-ca and --insecure are for an https:// upstream") }
+            return nil
+        }
+        let trust: TLSClientSettings.Trust
+        if insecure {
+            trust = .none
+        } else if let caFile {
+            guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8) else { throw CommandFailure("cannot read \(caFile)") }
+            trust = .certificates(pem: pem)
+        } else {
+            trust = .system
+        }
+        do { return try TLSClientSettings(trust: trust, serverName: url.host) } catch {
+            throw CommandFailure(.badInput, "\(caFile ?? "the trust store"): \(error)")
+        }
+    }
+
     /// `SSLKEYLOGFILE`, as browsers and curl honour it.
     private static func keyLog(_ io: CommandIO) -> String? {
         io.environment["SSLKEYLOGFILE"].flatMap { $0.isEmpty ? nil : $0 }

@@ -11,6 +11,7 @@ struct TargetServer {
 
     init(target: UpstreamURL?, configuration: SocketIOServer.Configuration = .init(), install: (SocketIOServer) -> Void) async throws {
         if let url = target {
+            try url.requirePlain("--target")
             (host, port, path, builtIn) = (url.host, url.port, url.path, nil)
         } else {
             let server = SocketIOServer(configuration: configuration)

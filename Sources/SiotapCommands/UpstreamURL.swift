@@ -8,6 +8,8 @@ struct UpstreamURL: CustomStringConvertible, Sendable {
     var host: String
     var port: Int
     var path: String?
+    /// `https://` or `wss://`: TLS (the proxy only, so far).
+    var tls = false
 
     init(host: String, port: Int) {
         self.host = host
@@ -15,13 +17,21 @@ struct UpstreamURL: CustomStringConvertible, Sendable {
     }
 
     init(_ text: String) throws {
-        guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host, !host.isEmpty else {
-            throw ValidationError("wants http://HOST:PORT (https is not supported yet)")
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              ["http", "https", "ws", "wss"].contains(scheme), let host = components.host, !host.isEmpty
+        else {
+            throw ValidationError("wants http://HOST:PORT or https://HOST:PORT")
         }
-        self.host = host
-        self.port = components.port ?? 80
+        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        tls = scheme == "https" || scheme == "wss"
+        self.port = components.port ?? (tls ? 443 : 80)
         self.path = components.path.isEmpty || components.path == "/" ? nil : EngineRequest.normalisedPath(components.path)
     }
 
-    var description: String { "http://\(host):\(port)" }
+    var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+
+    /// For the commands that do not speak TLS to their target yet.
+    func requirePlain(_ option: String) throws {
+        if tls { throw CommandFailure(.badInput, "\(option): https is supported by siotap proxy only, so far") }
+    }
 }

@@ -22,11 +22,13 @@ public struct ProxyConfiguration: Sendable {
     public var idleTimeout: Double
     /// Serve HTTPS and WSS to clients. Handshakes that fail are recorded (`proxy.tls_handshake`).
     public var tls: TLSServerSettings?
+    /// Speak TLS to the upstream (`https://`, `wss://`).
+    public var upstreamTLS: TLSClientSettings?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
         path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
-        idleTimeout: Double = 120, tls: TLSServerSettings? = nil
+        idleTimeout: Double = 120, tls: TLSServerSettings? = nil, upstreamTLS: TLSClientSettings? = nil
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -38,10 +40,11 @@ public struct ProxyConfiguration: Sendable {
         self.maxMessageSize = maxMessageSize
         self.idleTimeout = idleTimeout
         self.tls = tls
+        self.upstreamTLS = upstreamTLS
     }
 
     /// `https` when the proxy serves TLS.
     public var listenScheme: String { tls == nil ? "http" : "https" }
 
-    public var upstreamDescription: String { "http://\(upstreamHost):\(upstreamPort)" }
+    public var upstreamDescription: String { "\(upstreamTLS == nil ? "http" : "https")://\(upstreamHost):\(upstreamPort)" }
 }

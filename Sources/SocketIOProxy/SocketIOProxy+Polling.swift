@@ -40,13 +40,21 @@ extension SocketIOProxy {
                 }
                 return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
             }
+            var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(configuration.upstreamDescription): \(error)")
+            if let tls = configuration.upstreamTLS, error.code != .unreachable, Self.looksLikeTLS(error) {
+                let reason = await tls.diagnose(host: configuration.upstreamHost, port: configuration.upstreamPort)
+                record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(configuration.upstreamDescription): \(reason)")
+            }
             if let connection {
-                emit(.error(ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(configuration.upstreamDescription): \(error)")), on: connection)
-                close(connection, by: .proxy, reason: "upstream unreachable")
+                emit(.error(record), on: connection)
+                close(connection, by: .proxy, reason: record.code == .upstreamTLS ? "upstream TLS failed" : "upstream unreachable")
+            } else if record.code == .upstreamTLS {
+                // A WebSocket's first request has no conn yet: the failure is still recorded.
+                sink(.error(record), nil)
             }
             return HTTPResponse(
                 status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
-                body: Array("siotap proxy: upstream \(configuration.upstreamDescription) unreachable (\(error))\n".utf8),
+                body: Array("siotap proxy: upstream \(record.message)\n".utf8),
                 closeConnection: true
             )
         }
@@ -75,6 +83,12 @@ extension SocketIOProxy {
         var relayed = response
         relayed.headers = ProxyHeaders.endToEnd(response.headers)
         return relayed
+    }
+
+    /// Whether a failed exchange failed in the TLS handshake (NIOSSL's errors say so).
+    static func looksLikeTLS(_ error: HTTPClientError) -> Bool {
+        let text = error.description.lowercased()
+        return ["ssl", "tls", "handshake", "certificate", "hostname"].contains { text.contains($0) }
     }
 
     /// Waits, without holding a thread, while the capture is behind.

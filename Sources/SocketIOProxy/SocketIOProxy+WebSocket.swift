@@ -13,7 +13,7 @@ extension SocketIOProxy {
         let relayed = RelayedConnection()
         guard let outcome = try? await WebSocketClient.dialRelay(
             host: configuration.upstreamHost, port: configuration.upstreamPort, uri: head.uri, headers: headers,
-            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, observer: relayObserver(relayed)
+            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, tls: configuration.upstreamTLS, observer: relayObserver(relayed)
         ), case .upgraded(let upstream, let upstreamHeaders) = outcome else {
             // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
             // upstream's answer (or a 502).

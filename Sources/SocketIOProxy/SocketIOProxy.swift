@@ -32,7 +32,7 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         self.readGate = readGate
         self.sink = sink
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
-        upstream = HTTPConnectionPool(host: configuration.upstreamHost, port: configuration.upstreamPort)
+        upstream = HTTPConnectionPool(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
     }
 
     /// Binds and serves in the background; returns the port.

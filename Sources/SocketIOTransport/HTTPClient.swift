@@ -101,11 +101,12 @@ public enum WebSocketClient {
         headers: HTTPHeaders,
         eventLoop: any EventLoop,
         maxMessageSize: Int,
+        tls: TLSClientSettings? = nil,
         observer: WebSocketRelay.Observer
     ) async throws(HTTPClientError) -> RelayOutcome {
         try await upgrade(
-            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize,
-            request: HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri),
+            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
+            request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
             refused: { channel in
                 channel.close(promise: nil)
                 return .refused
@@ -126,6 +127,7 @@ public enum WebSocketClient {
         headers: HTTPHeaders,
         group: any EventLoopGroup,
         maxMessageSize: Int,
+        tls: TLSClientSettings? = nil,
         request: String,
         refused: @escaping @Sendable (any Channel) throws -> Result,
         upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Result
@@ -141,6 +143,7 @@ public enum WebSocketClient {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(tls.handler()) }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
                             maxFrameSize: maxFrame,
                             upgradePipelineHandler: { channel, response in

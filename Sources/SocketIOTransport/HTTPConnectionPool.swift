@@ -18,10 +18,14 @@ public final class HTTPConnectionPool: Sendable {
     /// them, so a request rarely meets a connection the server is closing.
     static let idleTimeout = TimeAmount.seconds(4)
 
-    public init(host: String, port: Int, maxIdle: Int = 16) {
+    /// TLS to the server (`https://`), when set.
+    public let tls: TLSClientSettings?
+
+    public init(host: String, port: Int, maxIdle: Int = 16, tls: TLSClientSettings? = nil) {
         self.host = host
         self.port = port
         self.maxIdle = maxIdle
+        self.tls = tls
     }
 
     deinit {
@@ -34,7 +38,7 @@ public final class HTTPConnectionPool: Sendable {
     public func send(head: HTTPRequestHead, body: [UInt8], maxResponseSize: Int = 64 << 20) async throws(HTTPClientError) -> HTTPResponse {
         var head = head
         if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: HTTPClient.hostHeader(host: host, port: port)) }
-        let request = HTTPClient.requestLine(head.method.rawValue, "http", host: host, port: port, target: head.uri)
+        let request = HTTPClient.requestLine(head.method.rawValue, tls == nil ? "http" : "https", host: host, port: port, target: head.uri)
         let exchange = PooledConnection.Exchange(head: head, body: body, maxResponseSize: maxResponseSize, request: request)
         while let reused = takeIdle() {
             switch await reused.send(exchange) {
@@ -99,11 +103,13 @@ public final class HTTPConnectionPool: Sendable {
 
     private func connect(request: String) async throws(HTTPClientError) -> PooledConnection {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        let tls = self.tls
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(tls.handler()) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }

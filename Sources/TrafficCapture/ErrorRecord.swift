@@ -46,4 +46,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     /// A client's TLS handshake with the proxy failed (it does not trust the certificate, it
     /// spoke plain HTTP, …); recorded without a conn.
     public static let tlsHandshake: ErrorCode = "proxy.tls_handshake"
+    /// The TLS handshake with the upstream failed: its certificate expired, is for other names,
+    /// or is signed by no trusted CA (the message says which); the client got a 502.
+    public static let upstreamTLS: ErrorCode = "proxy.upstream_tls"
 }

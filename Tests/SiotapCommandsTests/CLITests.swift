@@ -220,9 +220,15 @@ struct ProxyViewTests {
     @Test("proxy --help has examples; a bad upstream, address or filter is a usage error, said when parsing")
     func help() async {
         #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3000"))
-        let https = await siotap(["proxy", "--upstream", "https://example.com"])
-        #expect(https.code == 2)
-        #expect(https.err.contains("'https://example.com'") && https.err.contains("wants http://HOST:PORT"))
+        let ftp = await siotap(["proxy", "--upstream", "ftp://example.com"])
+        #expect(ftp.code == 2)
+        #expect(ftp.err.contains("'ftp://example.com'") && ftp.err.contains("wants http://HOST:PORT or https://HOST:PORT"))
+        let plainWithCA = await siotap(["proxy", "--upstream", "http://127.0.0.1:1", "--insecure"])
+        #expect(plainWithCA.code == 2 && plainWithCA.err.contains("--insecure are for an https:// upstream"))
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fixtures/chat-polling.jsonl").path
+        let replayHTTPS = await siotap(["replay", fixture, "--target", "https://127.0.0.1:1"])
+        #expect(replayHTTPS.code == 2 && replayHTTPS.err.contains("https is supported by siotap proxy only"), "\(replayHTTPS.err)")
         let listen = await siotap(["serve", "--listen", "nowhere"])
         #expect(listen.code == 2 && listen.err.contains("wants HOST:PORT"))
         #expect(await siotap(["proxy", "--filter", "colour=red"]).err.contains("unknown key colour"))

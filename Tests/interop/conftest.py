@@ -59,11 +59,12 @@ class Server(Process):
         self.host, self.port = authority.split(":")
 
 
-def python_server(app, generation=5, stack="aiohttp", path="socket.io"):
+def python_server(app, generation=5, stack="aiohttp", path="socket.io", tls=None):
     """The same contract on python-socketio (Tests/interop/python_server.py): 5.x, or 4.x for
-    Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI)."""
+    Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI), with TLS when `tls` is (cert, key)."""
     python = str(ROOT / (".venv-peers" if generation == 5 else ".venv-peers4-server") / "bin" / "python")
-    return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET, stack, path])
+    return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET, stack, path,
+                           *(map(str, tls) if tls else [])])
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,7 @@ class Proxy(Process):
         if "listening on" not in line:
             self.process.kill()
             raise RuntimeError(f"siotap proxy did not start: {line!r}")
+        self.start_line = line
         self.url = line.split("listening on ")[1].split(",")[0].strip()
         self.host, self.port = self.url.split("//")[1].split(":")
 

@@ -19,6 +19,8 @@ app_name = sys.argv[1]
 secret = sys.argv[2] if len(sys.argv) > 2 else "your-secret-key"
 stack = sys.argv[3] if len(sys.argv) > 3 else "aiohttp"
 path = (sys.argv[4] if len(sys.argv) > 4 else "socket.io").strip("/")
+# uvicorn only: serve TLS with this certificate chain and key (PEM files).
+tls = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else None
 sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp", cors_allowed_origins="*",
                            ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000)
 
@@ -104,7 +106,8 @@ def conformance():
 
 
 def announce(port):
-    print(f"python server: {app_name} on {stack} listening on http://127.0.0.1:{port}/{path}/", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"python server: {app_name} on {stack} listening on {scheme}://127.0.0.1:{port}/{path}/", flush=True)
 
 
 async def serve_aiohttp():
@@ -129,7 +132,8 @@ async def serve_uvicorn():
     # WebSocket-level pings every 50 ms: the `websockets` library closes the connection (1002) on an
     # unmasked client frame, so every pong a client sends is checked.
     config = uvicorn.Config(socketio.ASGIApp(sio, socketio_path=path), ws="websockets", log_level="warning",
-                            lifespan="off", ws_ping_interval=0.05, ws_ping_timeout=5)
+                            lifespan="off", ws_ping_interval=0.05, ws_ping_timeout=5,
+                            **({"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}))
     server = uvicorn.Server(config)
     announce(listener.getsockname()[1])
     await server.serve(sockets=[listener])
