@@ -19,8 +19,9 @@ struct ProxyCommand: AsyncParsableCommand {
             Connections are kept alive on both sides. The proxy runs one event loop thread per core; \
             NIO_SINGLETON_GROUP_LOOP_COUNT=N sets how many.
 
-            --tls serves HTTPS and WSS (see siotap ca for the CA clients must trust); with \
-            SSLKEYLOGFILE set, the TLS secrets are appended there for Wireshark.
+            --tls serves HTTPS and WSS (see siotap ca for the CA clients must trust); an https:// \
+            upstream is verified (--upstream-ca, or --insecure). With SSLKEYLOGFILE set, the TLS \
+            secrets of both sides are appended there for Wireshark.
 
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
@@ -98,7 +99,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let (listenAddress, upstreamAddress) = (listen, upstream)
         let key = try tokens.key()
         let tlsSettings = try tls.map { try TLSListener.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
-        let upstreamTLS = try TLSListener.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure)
+        let upstreamTLS = try TLSListener.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
         let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }

@@ -39,7 +39,7 @@ enum TLSListener {
 
     /// TLS to an `https://` upstream: the system's trust store, the CAs of `caFile`, or nothing
     /// checked (`--insecure`). `nil` for a plain upstream.
-    static func upstream(_ url: UpstreamURL, caFile: String?, insecure: Bool) throws -> TLSClientSettings? {
+    static func upstream(_ url: UpstreamURL, caFile: String?, insecure: Bool, io: CommandIO) throws -> TLSClientSettings? {
         guard url.tls else {
             if caFile != nil || insecure { throw ValidationError("--upstream-ca and --insecure are for an https:// upstream") }
             return nil
@@ -53,7 +53,7 @@ enum TLSListener {
         } else {
             trust = .system
         }
-        do { return try TLSClientSettings(trust: trust, serverName: url.host) } catch {
+        do { return try TLSClientSettings(trust: trust, serverName: url.host, keyLogPath: keyLog(io)) } catch {
             throw CommandFailure(.badInput, "\(caFile ?? "the trust store"): \(error)")
         }
     }

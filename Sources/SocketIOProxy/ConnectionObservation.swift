@@ -21,6 +21,9 @@ struct ConnectionObservation {
     private(set) var decoder: TrafficDecoder
     /// Learned from the server's open packet.
     private(set) var sid: String?
+    /// pingInterval + pingTimeout, in seconds, from the open packet: a polling session with no
+    /// request for that long has been ended by its server.
+    private(set) var heartbeatWindow: Double?
     private(set) var pendingAcks: [AckKey: Double] = [:]
     private var reportedTokens: Set<String> = []
 
@@ -40,6 +43,7 @@ struct ConnectionObservation {
             if let text = packet.text, let handshake = try? EngineHandshake(json: text), handshake.sid != sid {
                 sid = handshake.sid
                 learnedSid = handshake.sid
+                heartbeatWindow = Double(handshake.pingInterval + handshake.pingTimeout) / 1000
             }
         }
         for index in output.records.indices {

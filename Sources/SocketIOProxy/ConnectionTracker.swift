@@ -170,11 +170,17 @@ final class ConnectionTracker: Sendable {
         }
     }
 
-    /// Connections with no traffic since `cutoff` (seconds since 1970), not carried by a WebSocket.
-    func idle(since cutoff: Double) -> [Connection] {
+    /// Polling conns gone quiet at `now`, with how long: no request in flight and none for their
+    /// session's heartbeat window (pingInterval + pingTimeout, and `grace`: its server has ended
+    /// it by then) or, when the window is not known, for `timeout` seconds.
+    func idle(now: Double, timeout: Double, grace: Double) -> [(Connection, quiet: Double)] {
         let open = tables.withLock { Array($0.open.values) }
-        return open.filter { connection in
-            connection.state.withLock { !$0.closed && !$0.onWebSocket && $0.lastSeen < cutoff }
+        return open.compactMap { connection in
+            connection.state.withLock { state in
+                guard !state.closed, !state.onWebSocket, state.activity == 0 else { return nil }
+                let limit = state.observation.heartbeatWindow.map { min($0 + grace, timeout) } ?? timeout
+                return now - state.lastSeen > limit ? (connection, limit) : nil
+            }
         }
     }
 }

@@ -65,15 +65,17 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         }
     }
 
-    /// A polling client can vanish without a word, and its upstream then expires the session
-    /// unseen: a conn with no traffic for `idleTimeout` gets its `close` record and is dropped, so
-    /// every conn ends in the capture and memory does not grow with dead sessions.
+    /// A polling client can vanish without a word (an aborted page, a client that drops its
+    /// requests on disconnect), and its upstream then expires the session unseen: a conn with no
+    /// request for its session's pingInterval + pingTimeout (and a second) has been ended by its
+    /// server, and gets its `close` record (at the latest after `idleTimeout`), so every conn
+    /// ends in the capture, about when its session did, and memory does not grow with dead ones.
     private func sweepIdleConnections() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(max(1, configuration.idleTimeout / 4)))
-            let cutoff = CaptureClock.secondsSince1970() - configuration.idleTimeout
-            for connection in tracker.idle(since: cutoff) {
-                close(connection, by: .proxy, reason: "no traffic for \(Int(configuration.idleTimeout)) s", waitingForActivity: false)
+            try? await Task.sleep(for: .seconds(min(1, configuration.idleTimeout / 4)))
+            for (connection, quiet) in tracker.idle(now: CaptureClock.secondsSince1970(), timeout: configuration.idleTimeout, grace: 1) {
+                let seconds = quiet == quiet.rounded() ? String(Int(quiet)) : String((quiet * 10).rounded() / 10)
+                close(connection, by: .proxy, reason: "no request for \(seconds) s: the session has expired", waitingForActivity: false)
             }
         }
     }

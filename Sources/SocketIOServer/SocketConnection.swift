@@ -10,7 +10,10 @@ import Synchronization
 /// skip that queue: a handler awaiting `emitWithAck` gets its answer while it runs.
 actor SocketConnection {
     private let session: EngineSession
-    private unowned let server: SocketIOServer
+    /// Strong: a connection still reading when its server is shut down and released (a `serve`
+    /// stopped under load) must not find it gone; the connection ends with its session, and
+    /// lets the server go then.
+    private let server: SocketIOServer
     private let protocolVersion: SocketIOVersion
     private var decoder: SocketIODecoder
     private var sockets: [String: Socket] = [:]

@@ -24,10 +24,19 @@ public struct TLSClientSettings: Sendable {
     public var serverName: String
     let context: NIOSSLContext
 
-    public init(trust: Trust, serverName: String) throws {
+    /// Where the upstream sessions' secrets are appended (`SSLKEYLOGFILE`), if anywhere.
+    public let keyLogPath: String?
+
+    public init(trust: Trust, serverName: String, keyLogPath: String? = nil) throws {
         self.trust = trust
         self.serverName = serverName
-        context = try NIOSSLContext(configuration: Self.configuration(trust, hostnames: true))
+        self.keyLogPath = keyLogPath
+        var configuration = try Self.configuration(trust, hostnames: true)
+        if let keyLogPath {
+            let log = try KeyLog(path: keyLogPath)
+            configuration.keyLogCallback = { line in log.append(line) }
+        }
+        context = try NIOSSLContext(configuration: configuration)
     }
 
     static func configuration(_ trust: Trust, hostnames: Bool) throws -> TLSConfiguration {

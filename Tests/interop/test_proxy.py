@@ -356,7 +356,23 @@ def test_vanished_polling_client_gets_a_close(conformance, tmp_path):
         # ...and the client is never heard from again.
         records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs), timeout=6)
         close = [r for r in records if r["kind"] == "close"][0]
-        assert close["by"] == "proxy" and close["reason"] == "no traffic for 1 s"
+        assert close["by"] == "proxy" and close["reason"] == "no request for 1 s: the session has expired"
+    finally:
+        proxy.stop()
+
+
+def test_vanished_polling_client_closes_with_its_session(conformance, tmp_path):
+    """Without --idle-timeout: the conformance server's pingInterval + pingTimeout (0.5 s) and a
+    second of grace after the last request, the session is over upstream, and in the capture."""
+    proxy = Proxy(conformance.url, tmp_path)
+    try:
+        sid = json.loads(requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling").text[1:])["sid"]
+        assert sid
+        records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs), timeout=6)
+        close = [r for r in records if r["kind"] == "close"][0]
+        assert close["by"] == "proxy" and close["reason"] == "no request for 1.5 s: the session has expired"
+        # The upstream agrees: the session is gone there too.
+        assert requests.get(f"{conformance.url}/socket.io/?EIO=4&transport=polling&sid={sid}").status_code == 400
     finally:
         proxy.stop()
 

@@ -93,8 +93,12 @@ def test_through_to_a_tls_upstream(tls_upstream, pki, transport, tmp_path):
     try:
         seen, ack = asyncio.run(asyncio.wait_for(story(), 30))
         assert seen == [["to a tls upstream"]] and ack == [1, 2]
-        assert wait_until(lambda: any(r["kind"] == "close" for r in proxy.records()))
+        # A client may drop its last requests on disconnect: the close then comes when the
+        # session's heartbeat window (2 + 2 s here) has passed.
+        closed = wait_until(lambda: any(r["kind"] == "close" for r in proxy.records()), timeout=10)
         records = proxy.records()
+        tail = [(r["kind"], r.get("dir"), r.get("type"), r.get("code"), r.get("reason")) for r in records[-8:]]
+        assert closed, f"no close; the capture ends: {tail}"
         assert ("s2c", "message-back") in [(r["dir"], r.get("event")) for r in records if r["kind"] == "packet"]
         assert not [r for r in records if r.get("code") in ("proxy.upstream_tls", "proxy.upstream_unreachable")]
     finally:
@@ -142,3 +146,20 @@ def test_insecure_accepts_any_certificate_and_says_so(pki, tmp_path):
     finally:
         proxy.stop()
         server.stop()
+
+
+def test_ssl_key_log_has_the_upstream_sessions(tls_upstream, pki, tmp_path, monkeypatch):
+    """SSLKEYLOGFILE with a plain listener and an https upstream: whatever is logged is the
+    upstream side's (uvicorn cannot log its own side to compare with; the listener side is checked
+    against curl in test_tls.py)."""
+    log = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(log))
+    proxy = Proxy(tls_upstream.url, tmp_path, "--upstream-ca", str(pki[1][2]))
+    monkeypatch.delenv("SSLKEYLOGFILE")
+    try:
+        assert requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling", timeout=10).status_code == 200
+    finally:
+        proxy.stop()
+    lines = log.read_text().splitlines()
+    assert any(line.startswith("CLIENT_TRAFFIC_SECRET_0 ") for line in lines), lines
+    assert all(len(line.split(" ")) == 3 for line in lines)
