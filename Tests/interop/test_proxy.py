@@ -52,7 +52,10 @@ def packets(records, **match):
     return [r for r in records if r["kind"] == "packet" and all(r.get(k) == v for k, v in match.items())]
 
 
-def wait_for_records(proxy, predicate, timeout=5):
+def wait_for_records(proxy, predicate, timeout=10):
+    """Waits for the capture to satisfy `predicate`. Ten seconds: a polling client that drops its
+    last requests when it disconnects gets its close only once its session's heartbeat window
+    has passed (the conformance and chat servers here: up to 4 s, and a second)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         records = proxy.records()
