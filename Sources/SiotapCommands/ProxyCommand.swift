@@ -98,8 +98,8 @@ struct ProxyCommand: AsyncParsableCommand {
         guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
         let (listenAddress, upstreamAddress) = (listen, upstream)
         let key = try tokens.key()
-        let tlsSettings = try tls.map { try TLSListener.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
-        let upstreamTLS = try TLSListener.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
+        let tlsSettings = try tls.map { try TLSOptions.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
+        let upstreamTLS = try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
         let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }

@@ -41,7 +41,7 @@ extension SocketIOProxy {
                 return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
             }
             var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(configuration.upstreamDescription): \(error)")
-            if let tls = configuration.upstreamTLS, error.code != .unreachable, Self.looksLikeTLS(error) {
+            if let tls = configuration.upstreamTLS, error.code == .tls {
                 let reason = await tls.diagnose(host: configuration.upstreamHost, port: configuration.upstreamPort)
                 record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(configuration.upstreamDescription): \(reason)")
             }
@@ -83,12 +83,6 @@ extension SocketIOProxy {
         var relayed = response
         relayed.headers = ProxyHeaders.endToEnd(response.headers)
         return relayed
-    }
-
-    /// Whether a failed exchange failed in the TLS handshake (NIOSSL's errors say so).
-    static func looksLikeTLS(_ error: HTTPClientError) -> Bool {
-        let text = error.description.lowercased()
-        return ["ssl", "tls", "handshake", "certificate", "hostname"].contains { text.contains($0) }
     }
 
     /// Waits, without holding a thread, while the capture is behind.

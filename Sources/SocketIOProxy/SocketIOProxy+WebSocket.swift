@@ -23,7 +23,7 @@ extension SocketIOProxy {
         if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
         return DialledRelay(upstream: upstream, responseHeaders: reply) { [weak self] channel, head in
             guard let self else { return }
-            let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+            let remote = channel.remoteDescription
             if let connection = self.webSocketConnection(head, remote: remote) {
                 connection.onWebSocket = true
                 relayed.connection.withLock { $0 = connection }

@@ -16,6 +16,8 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         case closed = "client.closed"
         /// The answer is larger than the limit.
         case tooLarge = "client.too_large"
+        /// The TLS handshake failed (the server's certificate was refused, or TLS itself).
+        case tls = "client.tls"
     }
 
     public var code: Code

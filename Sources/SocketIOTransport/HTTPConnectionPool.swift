@@ -1,6 +1,7 @@
 import NIOCore
 public import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// HTTP/1.1 keep-alive connections to one server, reused one request at a time: the proxy's
@@ -189,6 +190,12 @@ final class PooledConnection: Sendable {
         }
     }
 
+    /// A failed exchange's error: `.tls` when the TLS handshake failed, `.closed` otherwise.
+    private static func failure(_ error: any Error, _ exchange: Exchange) -> HTTPClientError {
+        let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
+        return HTTPClientError(tls ? .tls : .closed, request: exchange.request, detail: SocketErrorText.describe(error))
+    }
+
     private static func carryOut(
         _ exchange: Exchange,
         parts: inout NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
@@ -222,10 +229,10 @@ final class PooledConnection: Sendable {
                 }
             }
         } catch {
-            return .failed(HTTPClientError(.closed, request: exchange.request, detail: SocketErrorText.describe(error)), answered: responseHead != nil)
+            return .failed(failure(error, exchange), answered: responseHead != nil)
         }
         if let writeError, responseHead == nil {
-            return .failed(HTTPClientError(.closed, request: exchange.request, detail: SocketErrorText.describe(writeError)), answered: false)
+            return .failed(failure(writeError, exchange), answered: false)
         }
         return .failed(HTTPClientError(.closed, request: exchange.request, detail: "the server closed the connection before a whole answer"), answered: responseHead != nil)
     }

@@ -152,7 +152,8 @@ public final class HTTPServer: Sendable {
     /// Serves one connection's requests in order, until it closes or upgrades.
     private static func serve(_ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int) async {
         let channel = connection.channel
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let remote = channel.remoteDescription
+        let answering = Answering(channel)
         try? await connection.executeThenClose { inbound, outbound in
             var parts = inbound.makeAsyncIterator()
             // A kept-alive connection with no request for this long is closed, as Node's server does.
@@ -184,9 +185,9 @@ public final class HTTPServer: Sendable {
                         try await write(response, version: requestHead.version, keepAlive: false, to: outbound)
                         outcome = .close
                     } else if WebSocketUpgrade.isUpgradeRequest(requestHead) {
-                        outcome = try await upgrade(request, on: channel, remote: remote, delegate: delegate, maxBody: maxBody, outbound: outbound)
+                        outcome = try await upgrade(request, on: channel, remote: remote, delegate: delegate, answering: answering, maxBody: maxBody, outbound: outbound)
                     } else {
-                        let response = await handleUnlessClosed(request, on: channel, delegate: delegate)
+                        let response = await answering.answer(request, delegate: delegate)
                         let keepAlive = requestHead.isKeepAlive && !response.closeConnection
                         try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
                         outcome = keepAlive ? .keepAlive : .close
@@ -224,6 +225,7 @@ public final class HTTPServer: Sendable {
         on channel: any Channel,
         remote: String,
         delegate: any HTTPServerDelegate,
+        answering: Answering,
         maxBody: Int,
         outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
     ) async throws -> Outcome {
@@ -235,7 +237,7 @@ public final class HTTPServer: Sendable {
                     guard relay.upstream.eventLoop === eventLoop else {
                         // Touching it from this loop would trap: refuse the upgrade instead.
                         relay.upstream.eventLoop.execute { relay.upstream.value.abandon() }
-                        return try await refuse(request, on: channel, delegate: delegate, outbound: outbound)
+                        return try await refuse(request, delegate: delegate, answering: answering, outbound: outbound)
                     }
                     let headers = WebSocketUpgrade.responseHeaders(accept: accept, extra: relay.responseHeaders)
                     do {
@@ -261,26 +263,46 @@ public final class HTTPServer: Sendable {
                 return .upgraded(socket, head, streams)
             }
         }
-        return try await refuse(request, on: channel, delegate: delegate, outbound: outbound)
+        return try await refuse(request, delegate: delegate, answering: answering, outbound: outbound)
     }
 
     private static func refuse(
         _ request: HTTPRequest,
-        on channel: any Channel,
         delegate: any HTTPServerDelegate,
+        answering: Answering,
         outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
     ) async throws -> Outcome {
-        let response = await handleUnlessClosed(request, on: channel, delegate: delegate)
+        let response = await answering.answer(request, delegate: delegate)
         try await write(response, version: request.head.version, keepAlive: false, to: outbound)
         return .close
     }
 
-    /// Answers a request, cancelling the answer if the client goes away first: a proxy then
-    /// drops its upstream request too, as the client's own abort would have.
-    private static func handleUnlessClosed(_ request: HTTPRequest, on channel: any Channel, delegate: any HTTPServerDelegate) async -> HTTPResponse {
-        let handling = Task { await delegate.handle(request) }
-        channel.closeFuture.whenComplete { _ in handling.cancel() }
-        return await handling.value
+    /// The request a connection is answering, cancelled if the client goes away first: a proxy
+    /// then drops its upstream request too, as the client's own abort would have. One hook on the
+    /// connection's close for all its requests (a kept-alive connection may carry thousands).
+    final class Answering: Sendable {
+        private let current = NIOLockedValueBox<(task: Task<HTTPResponse, Never>?, closed: Bool)>((nil, false))
+
+        init(_ channel: any Channel) {
+            channel.closeFuture.whenComplete { [current] _ in
+                current.withLockedValue { state in
+                    state.closed = true
+                    return state.task
+                }?.cancel()
+            }
+        }
+
+        func answer(_ request: HTTPRequest, delegate: any HTTPServerDelegate) async -> HTTPResponse {
+            let handling = Task { await delegate.handle(request) }
+            let closed = current.withLockedValue { state in
+                state.task = handling
+                return state.closed
+            }
+            if closed { handling.cancel() }
+            let response = await handling.value
+            current.withLockedValue { $0.task = nil }
+            return response
+        }
     }
 
     private static func write(

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
+public import NIOCore
 import NIOPosix
 
 /// A socket failure said the way a person reads it ("connection refused", "address already in
@@ -23,5 +23,12 @@ public enum SocketErrorText {
             }
         }
         return "\(error)"
+    }
+}
+
+extension Channel {
+    /// The peer as `host:port`, `?` when the socket no longer says.
+    public var remoteDescription: String {
+        remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
     }
 }

@@ -93,7 +93,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !done {
             done = true
-            let remote = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+            let remote = context.channel.remoteDescription
             failed(remote, Self.describe(error))
         }
         context.fireErrorCaught(error)

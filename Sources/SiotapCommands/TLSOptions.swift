@@ -3,8 +3,8 @@ import Foundation
 import SocketIOTransport
 import TLSCertificates
 
-/// What `--tls` says to serve.
-enum TLSListener {
+/// What `--tls` says to serve, and how to speak TLS to an `https://` upstream.
+enum TLSOptions {
     static let defaultNames = ["localhost", "127.0.0.1"]
 
     /// `auto`: a certificate for `names` minted by the local CA (made first when there is none,
