@@ -34,7 +34,7 @@ let package = Package(
             ]
         ),
         .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol", "JWTInspection"]),
-        // X.509: the local CA and, later, the certificates the proxy serves.
+        // X.509: the local CA, the certificates the proxy mints, what upstream certificates say.
         .target(
             name: "TLSCertificates",
             dependencies: [.product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]
@@ -68,7 +68,7 @@ let package = Package(
         ),
         .target(
             name: "SocketIOProxy",
-            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection", "TLSCertificates",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
@@ -105,14 +105,16 @@ let package = Package(
         .testTarget(
             name: "SocketIOTransportTests",
             dependencies: [
-                "SocketIOTransport", "SocketIOProtocol",
+                "SocketIOTransport", "SocketIOProtocol", "TLSCertificates",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(
             name: "SocketIOProxyTests",
-            dependencies: ["SocketIOProxy", "SocketIOProtocol", "TrafficCapture", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
             name: "SocketIOClientTests",

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian's packages: the reference parser; nginx in front of servers; Chromium for the official
-# JavaScript client in a real browser; ws and xmlhttprequest for the 2.x client in node.
-debian_packages=(node-socket.io-parser nginx-light chromium node-ws node-xmlhttprequest)
+# JavaScript client in a real browser (certutil, from libnss3-tools, makes it trust the local CA);
+# ws and xmlhttprequest for the 2.x client in node.
+debian_packages=(node-socket.io-parser nginx-light chromium node-ws node-xmlhttprequest libnss3-tools)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

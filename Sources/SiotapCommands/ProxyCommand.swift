@@ -23,6 +23,14 @@ struct ProxyCommand: AsyncParsableCommand {
             upstream is verified (--upstream-ca, or --insecure). With SSLKEYLOGFILE set, the TLS \
             secrets of both sides are appended there for Wireshark.
 
+            --mode forward makes siotap an HTTP proxy for any host (set HTTPS_PROXY, or a browser's \
+            proxy setting, to it): CONNECT tunnels are intercepted with certificates minted by the \
+            local CA for the names clients ask for (clients must trust the CA), and absolute http:// \
+            requests go to their host; the real hosts are verified as an https upstream is. \
+            --ignore-hosts tunnels matching hosts untouched; --allow-hosts intercepts only matching \
+            ones (both match "host" and "host:port", and are repeatable). Clients on other machines \
+            are refused unless --allow-remote.
+
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
 
@@ -35,11 +43,24 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --filter 'nsp=/admin,dir=s2c' --json | jq .
               siotap proxy --tls auto --tls-name dev.local --listen 127.0.0.1:8443
               siotap proxy --upstream https://staging.example.com --upstream-ca staging-ca.pem
+              siotap proxy --mode forward --listen 127.0.0.1:8080 --ignore-hosts 'googleapis\\.com$'
             """
     )
 
-    @Option(help: "The Socket.IO server to forward to (default: http://127.0.0.1:3000).", transform: UpstreamURL.init)
-    var upstream = UpstreamURL(host: "127.0.0.1", port: 3000)
+    @Option(help: "The Socket.IO server to forward to (default: http://127.0.0.1:3000; not with --mode forward).", transform: UpstreamURL.init)
+    var upstream: UpstreamURL?
+
+    @Option(help: "reverse: a front for one --upstream; forward: an HTTP proxy for any host (see above).")
+    var mode: ProxyMode = .reverse
+
+    @Option(name: .customLong("ignore-hosts"), help: "Forward mode: tunnel hosts matching this regex without intercepting them.")
+    var ignoreHosts: [String] = []
+
+    @Option(name: .customLong("allow-hosts"), help: "Forward mode: intercept only hosts matching this regex; tunnel the others.")
+    var allowHosts: [String] = []
+
+    @Flag(name: .customLong("allow-remote"), help: "Forward mode: serve clients on other machines too.")
+    var allowRemote = false
 
     @Option(help: "Address and port to listen on (default: 127.0.0.1:8080).", transform: ListenAddress.init)
     var listen = ListenAddress(host: "127.0.0.1", port: 8080)
@@ -96,10 +117,21 @@ struct ProxyCommand: AsyncParsableCommand {
         let io = CommandIO.current
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
         guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
-        let (listenAddress, upstreamAddress) = (listen, upstream)
+        let forwardMode = mode == .forward
+        if forwardMode {
+            if upstream != nil { throw ValidationError("--upstream is for --mode reverse: in forward mode clients say where they go") }
+            if tls != nil { throw ValidationError("--tls is for --mode reverse: a forward proxy is spoken to in plain HTTP (CONNECT carries the TLS)") }
+        } else if !ignoreHosts.isEmpty || !allowHosts.isEmpty || allowRemote {
+            throw ValidationError("--ignore-hosts, --allow-hosts and --allow-remote are for --mode forward")
+        }
+        let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts)
+        let listenAddress = listen
+        let upstreamAddress = upstream ?? UpstreamURL(host: "127.0.0.1", port: 3000)
         let key = try tokens.key()
         let tlsSettings = try tls.map { try TLSOptions.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
-        let upstreamTLS = try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
+        let upstreamTLS = forwardMode ? nil : try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
+        let forward = try forwardMode
+            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: intercepts.intercepts, io: io) : nil
         let recordFilter = filter ?? RecordFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
@@ -117,20 +149,59 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
-                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS
+                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote
             ),
             recordingInto: queue
         )
         let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
-        io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
-            + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "")
-            + (record.map { ", recording to \($0)" } ?? "") + "\n")
+        let recording = record.map { ", recording to \($0)" } ?? ""
+        if let forward {
+            io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
+                + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + recording + "\n")
+        } else {
+            io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
+                + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + recording + "\n")
+        }
         await signals.wait()
         await proxy.shutdown()
         queue.close()
         writer?.close()
         io.writeError("siotap proxy: stopped\n")
+    }
+}
+
+enum ProxyMode: String, ExpressibleByArgument, CaseIterable {
+    case reverse, forward
+}
+
+/// `--ignore-hosts` and `--allow-hosts`: which CONNECT targets forward mode intercepts. A pattern
+/// matches when it finds a match in `host` or in `host:port` (as mitmproxy's do).
+struct HostPatterns: Sendable {
+    private let ignore: [NSRegularExpression]
+    private let allow: [NSRegularExpression]
+
+    init(ignore: [String], allow: [String]) throws {
+        func compile(_ pattern: String, _ option: String) throws -> NSRegularExpression {
+            do { return try NSRegularExpression(pattern: pattern) } catch {
+                throw ValidationError("\(option): '\(pattern)' is not a regular expression")
+            }
+        }
+        self.ignore = try ignore.map { try compile($0, "--ignore-hosts") }
+        self.allow = try allow.map { try compile($0, "--allow-hosts") }
+    }
+
+    var intercepts: @Sendable (String, Int) -> Bool {
+        { [self] host, port in
+            let subjects = [host, "\(host):\(port)"]
+            func matches(_ patterns: [NSRegularExpression]) -> Bool {
+                patterns.contains { pattern in
+                    subjects.contains { pattern.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
+                }
+            }
+            if matches(ignore) { return false }
+            return allow.isEmpty || matches(allow)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SocketIOProxy
 import SocketIOTransport
 import TLSCertificates
 
@@ -11,16 +12,8 @@ enum TLSOptions {
     /// and said so); `CERT.pem:KEY.pem`: those files.
     static func settings(_ value: String, names: [String], caDirectory: String?, io: CommandIO) throws -> TLSServerSettings {
         if value == "auto" {
-            let directory = caDirectory ?? LocalCA.defaultDirectory(environment: io.environment)
-            let ca: LocalCA
             do {
-                if FileManager.default.fileExists(atPath: directory + "/" + LocalCA.certificateFile) {
-                    ca = try LocalCA.load(from: directory)
-                } else {
-                    ca = try LocalCA.create(in: directory, hostName: ProcessInfo.processInfo.hostName)
-                    io.writeError("siotap proxy: made a local CA in \(directory); clients must trust \(directory)/\(LocalCA.certificateFile)\n")
-                }
-                let identity = try ca.mintLeaf(for: names.isEmpty ? defaultNames : names)
+                let identity = try localCA(caDirectory, io: io).ca.mintLeaf(for: names.isEmpty ? defaultNames : names)
                 return TLSServerSettings(
                     certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM, keyLogPath: keyLog(io)
                 )
@@ -37,6 +30,46 @@ enum TLSOptions {
         return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key, keyLogPath: keyLog(io))
     }
 
+    /// The local CA of `directory` (or the default one), made first when there is none (and said so).
+    static func localCA(_ directory: String?, io: CommandIO) throws(LocalCAError) -> (ca: LocalCA, directory: String) {
+        let directory = directory ?? LocalCA.defaultDirectory(environment: io.environment)
+        if FileManager.default.fileExists(atPath: directory + "/" + LocalCA.certificateFile) {
+            return (try LocalCA.load(from: directory), directory)
+        }
+        let ca = try LocalCA.create(in: directory, hostName: ProcessInfo.processInfo.hostName)
+        io.writeError("siotap proxy: made a local CA in \(directory); clients must trust \(directory)/\(LocalCA.certificateFile)\n")
+        return (ca, directory)
+    }
+
+    /// Forward mode's TLS: leaves minted by the local CA for the names clients ask for, and the
+    /// real hosts checked against the system's trust store, `caFile`, or not at all.
+    static func forward(
+        caDirectory: String?, upstreamCA: String?, insecure: Bool, intercepts: @escaping @Sendable (String, Int) -> Bool, io: CommandIO
+    ) throws -> (settings: ForwardSettings, caFile: String) {
+        let local: (ca: LocalCA, directory: String)
+        do { local = try localCA(caDirectory, io: io) } catch { throw CommandFailure(error.description) }
+        let trust = try trust(caFile: upstreamCA, insecure: insecure)
+        // Checked once here, so that a bad --upstream-ca fails the start, not each host.
+        do { _ = try TLSClientSettings(trust: trust, serverName: "localhost") } catch {
+            throw CommandFailure(.badInput, "\(upstreamCA ?? "the trust store"): \(error)")
+        }
+        let ca = local.ca
+        let keyLogPath = keyLog(io)
+        let certificates = TLSInterception { name in
+            let identity = try ca.mintLeaf(for: [name])
+            return TLSServerSettings(certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM, keyLogPath: keyLogPath)
+        }
+        let settings = ForwardSettings(certificates: certificates, upstreamTrust: trust, keyLogPath: keyLogPath, intercepts: intercepts)
+        return (settings, local.directory + "/" + LocalCA.certificateFile)
+    }
+
+    private static func trust(caFile: String?, insecure: Bool) throws -> TLSClientSettings.Trust {
+        if insecure { return .none }
+        guard let caFile else { return .system }
+        guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8) else { throw CommandFailure("cannot read \(caFile)") }
+        return .certificates(pem: pem)
+    }
+
     /// TLS to an `https://` upstream: the system's trust store, the CAs of `caFile`, or nothing
     /// checked (`--insecure`). `nil` for a plain upstream.
     static func upstream(_ url: UpstreamURL, caFile: String?, insecure: Bool, io: CommandIO) throws -> TLSClientSettings? {
@@ -44,15 +77,7 @@ enum TLSOptions {
             if caFile != nil || insecure { throw ValidationError("--upstream-ca and --insecure are for an https:// upstream") }
             return nil
         }
-        let trust: TLSClientSettings.Trust
-        if insecure {
-            trust = .none
-        } else if let caFile {
-            guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8) else { throw CommandFailure("cannot read \(caFile)") }
-            trust = .certificates(pem: pem)
-        } else {
-            trust = .system
-        }
+        let trust = try trust(caFile: caFile, insecure: insecure)
         do { return try TLSClientSettings(trust: trust, serverName: url.host, keyLogPath: keyLog(io)) } catch {
             throw CommandFailure(.badInput, "\(caFile ?? "the trust store"): \(error)")
         }

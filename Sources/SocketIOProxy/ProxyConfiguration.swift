@@ -24,11 +24,17 @@ public struct ProxyConfiguration: Sendable {
     public var tls: TLSServerSettings?
     /// Speak TLS to the upstream (`https://`, `wss://`).
     public var upstreamTLS: TLSClientSettings?
+    /// Forward mode: an HTTP proxy for any host, not a front for one upstream (the upstream
+    /// settings are then unused).
+    public var forward: ForwardSettings?
+    /// Forward mode refuses clients from other machines unless this is set (`--allow-remote`).
+    public var allowRemote: Bool
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
         path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
-        idleTimeout: Double = 120, tls: TLSServerSettings? = nil, upstreamTLS: TLSClientSettings? = nil
+        idleTimeout: Double = 120, tls: TLSServerSettings? = nil, upstreamTLS: TLSClientSettings? = nil, forward: ForwardSettings? = nil,
+        allowRemote: Bool = false
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -41,10 +47,13 @@ public struct ProxyConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.tls = tls
         self.upstreamTLS = upstreamTLS
+        self.forward = forward
+        self.allowRemote = allowRemote
     }
+
+    /// Reverse mode serves whoever can reach its port (it listens on loopback unless told).
+    var admitsRemoteClients: Bool { forward == nil || allowRemote }
 
     /// `https` when the proxy serves TLS.
     public var listenScheme: String { tls == nil ? "http" : "https" }
-
-    public var upstreamDescription: String { "\(upstreamTLS == nil ? "http" : "https")://\(upstreamHost):\(upstreamPort)" }
 }

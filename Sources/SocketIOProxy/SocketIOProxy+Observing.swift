@@ -1,6 +1,7 @@
 import JWTInspection
 import NIOHTTP1
 import SocketIOProtocol
+import SocketIOTransport
 import TrafficCapture
 
 /// From frames to records: decoding, the conn's records and close, token inspection.
@@ -72,11 +73,17 @@ extension SocketIOProxy {
     }
 
     /// The session a handshake request opens (its transport is the request's).
-    func sessionRecord(_ head: HTTPRequestHead, engine: EngineRequest, remote: String, sid: String?) -> SessionRecord {
-        SessionRecord(
+    func sessionRecord(
+        _ head: HTTPRequestHead, engine: EngineRequest, remote: String, sid: String?, via route: ProxyRoute, to upstream: ProxyUpstream
+    ) -> SessionRecord {
+        let client = route.clientTLS
+        let certificate = upstream.certificate
+        let tls = client == nil && certificate == nil
+            ? nil : SessionTLS(version: client?.version, cipher: client?.cipher, sni: client?.serverName, upstreamCertificate: certificate)
+        return SessionRecord(
             url: head.uri, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
-            remote: remote, upstream: configuration.upstreamDescription
+            remote: remote, upstream: upstream.description, target: route.target, scheme: route.scheme, tls: tls
         )
     }
 }

@@ -1,32 +1,34 @@
 import JWTInspection
-public import SocketIOTransport
+import SocketIOTransport
 import SocketIOProtocol
 import TrafficCapture
 import NIOHTTP1
 
 /// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies observed.
 extension SocketIOProxy {
-    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+    func handle(_ request: HTTPRequest, via route: ProxyRoute, to upstream: ProxyUpstream) async -> HTTPResponse {
         let engine = EngineRequest.traffic(request.uri, under: configuration.path)
         // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL is
         // relayed without becoming a conn.
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
-            return await relay(request, engine: engine, on: nil)
+            return await relay(request, engine: engine, on: nil, via: route, to: upstream)
         }
         await captureCaughtUp()
         let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
         }
-        let response = await relay(request, engine: engine, on: connection)
+        let response = await relay(request, engine: engine, on: connection, via: route, to: upstream)
         activityEnded(on: connection)
         return response
     }
 
-    func relay(_ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?) async -> HTTPResponse {
+    func relay(
+        _ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?, via route: ProxyRoute, to upstream: ProxyUpstream
+    ) async -> HTTPResponse {
         let response: HTTPResponse
         do {
-            response = try await upstream.send(
+            response = try await upstream.pool.send(
                 head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: engine != nil), body: request.body,
                 maxResponseSize: configuration.maxMessageSize
             )
@@ -40,10 +42,10 @@ extension SocketIOProxy {
                 }
                 return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
             }
-            var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(configuration.upstreamDescription): \(error)")
-            if let tls = configuration.upstreamTLS, error.code == .tls {
-                let reason = await tls.diagnose(host: configuration.upstreamHost, port: configuration.upstreamPort)
-                record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(configuration.upstreamDescription): \(reason)")
+            var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(upstream.description): \(error)")
+            if let tls = upstream.tls, error.code == .tls {
+                let reason = await tls.diagnose(host: upstream.host, port: upstream.port)
+                record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(upstream.description): \(reason)")
             }
             if let connection {
                 emit(.error(record), on: connection)
@@ -64,7 +66,7 @@ extension SocketIOProxy {
                 // refused handshake's body is an error message, not a payload.
                 let output = response.status == .ok
                     ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
-                emit(.session(sessionRecord(request.head, engine: engine, remote: request.remote, sid: connection.sid)), on: connection)
+                emit(.session(sessionRecord(request.head, engine: engine, remote: request.remote, sid: connection.sid, via: route, to: upstream)), on: connection)
                 reportHandshakeTokens(request.head, engine: engine, on: connection)
                 publish(output, on: connection)
             } else if request.method == .GET, response.status == .ok {

@@ -1,30 +1,30 @@
-public import NIOCore
-public import NIOHTTP1
+import NIOCore
+import NIOHTTP1
 import SocketIOProtocol
 import Synchronization
-public import SocketIOTransport
+import SocketIOTransport
 import TrafficCapture
 
 /// The WebSocket relay's set-up: the upstream dialled during the client's upgrade, the conn it carries, what it reports.
 extension SocketIOProxy {
-    public func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
+    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop, via route: ProxyRoute, to upstream: ProxyUpstream) async -> DialledRelay? {
         var headers = ProxyHeaders.endToEnd(head.headers)
         for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
         let relayed = RelayedConnection()
         guard let outcome = try? await WebSocketClient.dialRelay(
-            host: configuration.upstreamHost, port: configuration.upstreamPort, uri: head.uri, headers: headers,
-            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, tls: configuration.upstreamTLS, observer: relayObserver(relayed)
-        ), case .upgraded(let upstream, let upstreamHeaders) = outcome else {
+            host: upstream.host, port: upstream.port, uri: head.uri, headers: headers,
+            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, tls: upstream.tls, observer: relayObserver(relayed)
+        ), case .upgraded(let relayEnd, let upstreamHeaders) = outcome else {
             // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
             // upstream's answer (or a 502).
             return nil
         }
         var reply = HTTPHeaders()
         if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
-        return DialledRelay(upstream: upstream, responseHeaders: reply) { [weak self] channel, head in
+        return DialledRelay(upstream: relayEnd, responseHeaders: reply) { [weak self] channel, head in
             guard let self else { return }
             let remote = channel.remoteDescription
-            if let connection = self.webSocketConnection(head, remote: remote) {
+            if let connection = self.webSocketConnection(head, remote: remote, via: route, to: upstream) {
                 connection.onWebSocket = true
                 relayed.connection.withLock { $0 = connection }
             }
@@ -57,11 +57,11 @@ extension SocketIOProxy {
     }
 
     /// The conn of a WebSocket: the polling session it upgrades, or a new one.
-    func webSocketConnection(_ head: HTTPRequestHead, remote: String) -> ConnectionTracker.Connection? {
+    func webSocketConnection(_ head: HTTPRequestHead, remote: String, via route: ProxyRoute, to upstream: ProxyUpstream) -> ConnectionTracker.Connection? {
         guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
         if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
         let fresh = tracker.open(engineVersion: engine.version)
-        emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid)), on: fresh)
+        emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: fresh)
         reportHandshakeTokens(head, engine: engine, on: fresh)
         return fresh
     }

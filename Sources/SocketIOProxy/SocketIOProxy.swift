@@ -10,7 +10,7 @@ public import TrafficCapture
 ///
 /// Decoding only observes: bytes are forwarded as they came, and a frame that fails to decode is
 /// reported as an `error` record while it still goes through.
-public final class SocketIOProxy: WebSocketRelayDelegate {
+public final class SocketIOProxy: Sendable {
     public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Void
 
     public let configuration: ProxyConfiguration
@@ -19,8 +19,9 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     let readGate: ReadGate?
     let tracker = ConnectionTracker()
     let inspector: JWTInspector
-    /// Kept-alive connections for the polling hop.
-    let upstream: HTTPConnectionPool
+    /// Reverse mode's upstream; forward mode's are made as clients ask for hosts.
+    private let reverseUpstream: ProxyUpstream
+    private let upstreams = Mutex<[String: ProxyUpstream]>([:])
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
@@ -32,7 +33,30 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         self.readGate = readGate
         self.sink = sink
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
-        upstream = HTTPConnectionPool(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
+        reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
+    }
+
+    /// A forward-mode host's upstream, with its pool, made the first time it is asked for.
+    func upstream(host: String, port: Int, tls: Bool) throws -> ProxyUpstream {
+        let key = "\(tls ? "https" : "http")://\(ForwardFront.authority(host: host, port: port))"
+        if let known = upstreams.withLock({ $0[key] }) { return known }
+        let settings = try configuration.forward.flatMap { forward in
+            tls ? try TLSClientSettings(trust: forward.upstreamTrust, serverName: host, keyLogPath: forward.keyLogPath) : nil
+        }
+        let made = ProxyUpstream(host: host, port: port, tls: settings)
+        return upstreams.withLock { upstreams in
+            if let raced = upstreams[key] { return raced }
+            upstreams[key] = made
+            return made
+        }
+    }
+
+    /// The 502 for an upstream siotap could not even set up.
+    func cannotReach(_ error: any Error) -> HTTPResponse {
+        HTTPResponse(
+            status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: Array("siotap proxy: cannot set up the upstream: \(error)\n".utf8), closeConnection: true
+        )
     }
 
     /// Binds and serves in the background; returns the port.
@@ -42,12 +66,17 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         tls?.handshakeFailed = { [sink] remote, reason in
             sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), nil)
         }
+        let delegate: any HTTPServerDelegate = configuration.forward.map { ForwardFront(proxy: self, settings: $0) }
+            ?? ProxyRoute(proxy: self, destination: .upstream(reverseUpstream, target: nil))
         let http = try await HTTPServer.bind(
-            .init(host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize, tls: tls),
-            delegate: self
+            .init(
+                host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize, tls: tls,
+                admits: configuration.admitsRemoteClients ? nil : Self.loopbackOnly
+            ),
+            delegate: delegate
         )
         server.withLock { $0 = http }
-        serving.withLock { $0 = Task { await http.run(delegate: self) } }
+        serving.withLock { $0 = Task { await http.run(delegate: delegate) } }
         sweeper.withLock { $0 = Task { [weak self] in await self?.sweepIdleConnections() } }
         return http.port
     }
@@ -59,7 +88,8 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
-        upstream.close()
+        reverseUpstream.pool.close()
+        for upstream in upstreams.withLock({ $0.values }) { upstream.pool.close() }
         for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }
@@ -70,6 +100,15 @@ public final class SocketIOProxy: WebSocketRelayDelegate {
     /// request for its session's pingInterval + pingTimeout (and a second) has been ended by its
     /// server, and gets its `close` record (at the latest after `idleTimeout`), so every conn
     /// ends in the capture, about when its session did, and memory does not grow with dead ones.
+    /// Forward mode serves this machine only, unless told otherwise (`--allow-remote`).
+    static let loopbackOnly = HTTPServer.Admission(
+        admits: { address in
+            guard let ip = address?.ipAddress else { return false }
+            return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+        },
+        refusal: "siotap proxy in forward mode serves clients on this machine only; start it with --allow-remote to serve others\n"
+    )
+
     private func sweepIdleConnections() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(min(1, configuration.idleTimeout / 4)))

@@ -19,12 +19,37 @@ enum ConnectionPhase {
 
     /// The HTTP handlers, with requests and responses as ``Inbound``/``Outbound`` at the back.
     static func configureHTTP(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
-        try pipeline.addHandler(HTTPResponseEncoder())
-        // Bytes after an upgrade request stay in the decoder, and go to the new protocol when it leaves.
-        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-        try pipeline.addHandler(HTTPServerPipelineHandler())
-        try pipeline.addHandler(HTTPServerProtocolErrorHandler())
+        try pipeline.addHandlers(httpCodec())
         try pipeline.addHandler(httpParts())
+    }
+
+    private static func httpCodec() -> [any ChannelHandler] {
+        [
+            HTTPResponseEncoder(),
+            // Bytes after an upgrade request stay in the decoder, and go to the new protocol when it leaves.
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+            HTTPServerPipelineHandler(),
+            HTTPServerProtocolErrorHandler(),
+        ]
+    }
+
+    /// HTTP again, inside an intercepted tunnel: `tls` (its handlers, socket side first) and then
+    /// the HTTP codec go in front of the parts handler that stayed.
+    static func restartHTTP(_ pipeline: ChannelPipeline.SynchronousOperations, tls: [any ChannelHandler]) throws {
+        let parts = try pipeline.handler(type: HTTPParts.self)
+        for handler in tls + httpCodec() { try pipeline.addHandler(handler, position: .before(parts)) }
+    }
+
+    /// Answers a CONNECT with 200 and takes HTTP off the pipeline; `install` puts what carries the
+    /// tunnel at the position it is given. The 200 goes out as bytes (the tunnel has no HTTP body).
+    static func switchToTunnel(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        install: (ChannelPipeline.SynchronousOperations.Position) throws -> Void
+    ) throws {
+        try leaveHTTP(pipeline, answer: { encoder in
+            // From the encoder's context: toward the socket, past the encoder.
+            try pipeline.context(handler: encoder).writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
+        }, install: install)
     }
 
     /// Writes the 101, takes HTTP off the pipeline and puts NIO's frame codec in its place; frames
@@ -60,12 +85,24 @@ enum ConnectionPhase {
         responseHeaders: HTTPHeaders,
         install: (ChannelPipeline.SynchronousOperations.Position) throws -> Void
     ) throws {
+        try leaveHTTP(pipeline, answer: { _ in
+            let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: responseHeaders)
+            try pipeline.context(handlerType: HTTPParts.self).writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        }, install: install)
+    }
+
+    /// Takes HTTP off the pipeline: `answer` writes the last response while the encoder is still
+    /// there, and `install` puts the next protocol behind the decoder, which hands it what it held.
+    private static func leaveHTTP(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        answer: (HTTPResponseEncoder) throws -> Void,
+        install: (ChannelPipeline.SynchronousOperations.Position) throws -> Void
+    ) throws {
         let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
         let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
         pipeline.removeHandler(try pipeline.handler(type: HTTPServerPipelineHandler.self), promise: nil)
         pipeline.removeHandler(try pipeline.handler(type: HTTPServerProtocolErrorHandler.self), promise: nil)
-        let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: responseHeaders)
-        try pipeline.context(handlerType: HTTPParts.self).writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        try answer(encoder)
         pipeline.removeHandler(encoder, promise: nil)
         try install(.after(decoder))
         pipeline.removeHandler(decoder, promise: nil)

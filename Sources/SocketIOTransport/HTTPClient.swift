@@ -143,7 +143,7 @@ public enum WebSocketClient {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls { try channel.pipeline.syncOperations.addHandler(tls.handler()) }
+                        if let tls { try tls.addHandlers(to: channel.pipeline.syncOperations) }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
                             maxFrameSize: maxFrame,
                             upgradePipelineHandler: { channel, response in

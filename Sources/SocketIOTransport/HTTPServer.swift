@@ -14,6 +14,57 @@ public protocol HTTPServerDelegate: Sendable {
     func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async
     /// Answers one request. May wait (a long-poll GET).
     func handle(_ request: HTTPRequest) async -> HTTPResponse
+    /// What to do with `CONNECT host:port` (a forward proxy's tunnel), asked on behalf of the
+    /// client at `remote`; the upstream end of a passed tunnel must be on `eventLoop`. Unless
+    /// implemented, refused with 405.
+    func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan
+}
+
+extension HTTPServerDelegate {
+    public func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
+        .refuse(HTTPResponse(status: .methodNotAllowed, headers: ["Content-Type": "text/plain"], body: Array("CONNECT is not served here\n".utf8), closeConnection: true))
+    }
+}
+
+/// The answer to a `CONNECT`.
+public enum TunnelPlan: Sendable {
+    /// This response instead of a tunnel (a refusal, a 502), and the connection closes.
+    case refuse(HTTPResponse)
+    /// Bytes relayed as they are, both ways, to this upstream end (dialled on the client's loop).
+    case pass(NIOLoopBound<TunnelHandler>)
+    /// The client's TLS is ended here (or plain HTTP taken as it comes), and the requests inside
+    /// the tunnel are served as any others.
+    case intercept(TunnelInterception)
+}
+
+/// How an intercepted tunnel is served.
+public struct TunnelInterception: Sendable {
+    /// The certificates to present, by the name the client asks for.
+    public var certificates: TLSInterception
+    /// The name presented to a client that sends none (the CONNECT's host).
+    public var defaultName: String
+    /// Serves the requests that come through the tunnel.
+    public var delegate: any HTTPServerDelegate
+    /// Told on the event loop once the client's handshake is done.
+    public var established: @Sendable (TLSHandshakeDetails) -> Void
+    /// Told when the client's handshake fails: its address and why.
+    public var handshakeFailed: @Sendable (_ remote: String, _ reason: String) -> Void
+    /// Told when the client sends neither TLS nor HTTP through the tunnel (it gets a 400).
+    public var unreadable: @Sendable (_ remote: String, _ reason: String) -> Void
+
+    public init(
+        certificates: TLSInterception, defaultName: String, delegate: any HTTPServerDelegate,
+        established: @escaping @Sendable (TLSHandshakeDetails) -> Void,
+        handshakeFailed: @escaping @Sendable (String, String) -> Void,
+        unreadable: @escaping @Sendable (String, String) -> Void
+    ) {
+        self.certificates = certificates
+        self.defaultName = defaultName
+        self.delegate = delegate
+        self.established = established
+        self.handshakeFailed = handshakeFailed
+        self.unreadable = unreadable
+    }
 }
 
 /// A delegate that relays WebSockets byte for byte on the event loop (the proxy), rather than
@@ -61,12 +112,26 @@ public final class HTTPServer: Sendable {
         public var maxBodySize: Int
         /// Serve TLS (HTTPS and WSS) instead of plain HTTP.
         public var tls: TLSServerSettings?
+        /// Which clients are served; `nil`: all.
+        public var admits: Admission?
 
-        public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil) {
+        public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil, admits: Admission? = nil) {
             self.host = host
             self.port = port
             self.maxBodySize = maxBodySize
             self.tls = tls
+            self.admits = admits
+        }
+    }
+
+    /// Which clients a server serves; the others get a 403 saying `refusal`, and are closed.
+    public struct Admission: Sendable {
+        public var admits: @Sendable (_ remote: SocketAddress?) -> Bool
+        public var refusal: String
+
+        public init(admits: @escaping @Sendable (SocketAddress?) -> Bool, refusal: String) {
+            self.admits = admits
+            self.refusal = refusal
         }
     }
 
@@ -113,7 +178,11 @@ public final class HTTPServer: Sendable {
         try? await withThrowingDiscardingTaskGroup { group in
             try await channel.executeThenClose { inbound in
                 for try await channel in inbound {
-                    group.addTask {
+                    group.addTask { [admission = configuration.admits] in
+                        if let admission, !admission.admits(channel.remoteAddress) {
+                            await Self.turnAway(channel, saying: admission.refusal)
+                            return
+                        }
                         guard let connection = try? await Self.accept(channel) else { return }
                         await Self.serve(connection, delegate: delegate, maxBody: maxBody)
                     }
@@ -133,6 +202,17 @@ public final class HTTPServer: Sendable {
         }.get()
     }
 
+    /// Answers a client the server does not serve with a 403, before it has read a byte, and closes.
+    private static func turnAway(_ channel: any Channel, saying refusal: String) async {
+        let body = Array(refusal.utf8)
+        let response = ByteBuffer(string: "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n" + refusal)
+        try? await channel.eventLoop.submit {
+            // Past the HTTP encoder (which takes response parts, not bytes): right to the socket, or to TLS.
+            let encoder = try channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+            encoder.writeAndFlush(NIOAny(response)).whenComplete { _ in channel.close(promise: nil) }
+        }.get()
+    }
+
     /// Stops listening; connections in progress finish on their own.
     public func close() async {
         try? await channel.channel.close()
@@ -147,10 +227,13 @@ public final class HTTPServer: Sendable {
         case close
         case upgraded(WebSocketConnection, HTTPRequestHead, WebSocketConnection.Streams)
         case relayed
+        /// A CONNECT intercepted: the requests that follow come through the tunnel, for this delegate.
+        case tunnelled(any HTTPServerDelegate)
     }
 
     /// Serves one connection's requests in order, until it closes or upgrades.
     private static func serve(_ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int) async {
+        var delegate = delegate
         let channel = connection.channel
         let remote = channel.remoteDescription
         let answering = Answering(channel)
@@ -184,6 +267,8 @@ public final class HTTPServer: Sendable {
                         let response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
                         try await write(response, version: requestHead.version, keepAlive: false, to: outbound)
                         outcome = .close
+                    } else if requestHead.method == .CONNECT {
+                        outcome = try await tunnel(request, on: channel, delegate: delegate, outbound: outbound)
                     } else if WebSocketUpgrade.isUpgradeRequest(requestHead) {
                         outcome = try await upgrade(request, on: channel, remote: remote, delegate: delegate, answering: answering, maxBody: maxBody, outbound: outbound)
                     } else {
@@ -198,6 +283,10 @@ public final class HTTPServer: Sendable {
                         continue requests
                     case .close:
                         return
+                    case .tunnelled(let inner):
+                        delegate = inner
+                        idle = channel.eventLoop.scheduleTask(in: Self.keepAliveTimeout) { channel.close(promise: nil) }
+                        continue requests
                     case .relayed:
                         try? await channel.closeFuture.get()
                         return
@@ -264,6 +353,46 @@ public final class HTTPServer: Sendable {
             }
         }
         return try await refuse(request, delegate: delegate, answering: answering, outbound: outbound)
+    }
+
+    /// Answers a CONNECT as the delegate says: refused, passed through, or intercepted.
+    private static func tunnel(
+        _ request: HTTPRequest,
+        on channel: any Channel,
+        delegate: any HTTPServerDelegate,
+        outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
+    ) async throws -> Outcome {
+        let eventLoop = channel.eventLoop
+        switch await delegate.tunnel(request.head, from: channel.remoteAddress, eventLoop: eventLoop) {
+        case .refuse(let response):
+            try await write(response, version: request.head.version, keepAlive: false, to: outbound)
+            return .close
+        case .pass(let upstream):
+            guard upstream.eventLoop === eventLoop else {
+                upstream.eventLoop.execute { upstream.value.abandon() }
+                let response = HTTPResponse(status: .internalServerError, headers: [:], body: [], closeConnection: true)
+                try await write(response, version: request.head.version, keepAlive: false, to: outbound)
+                return .close
+            }
+            do {
+                try await eventLoop.submit {
+                    try ConnectionPhase.switchToTunnel(channel.pipeline.syncOperations) { position in
+                        try upstream.value.attachClient(to: channel, at: position)
+                    }
+                }.get()
+            } catch {
+                upstream.eventLoop.execute { upstream.value.abandon() }
+                throw error
+            }
+            return .relayed
+        case .intercept(let interception):
+            try await eventLoop.submit {
+                try ConnectionPhase.switchToTunnel(channel.pipeline.syncOperations) { position in
+                    try channel.pipeline.syncOperations.addHandler(TunnelProtocolDetector(interception), position: position)
+                }
+            }.get()
+            return .tunnelled(interception.delegate)
+        }
     }
 
     private static func refuse(

@@ -3,9 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import SocketIOProtocol
 
 /// TLS to an upstream: what to trust, and the name to ask for and check.
@@ -59,9 +61,17 @@ public struct TLSClientSettings: Sendable {
         serverName.contains(":") || serverName.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : serverName
     }
 
-    /// The TLS handler that goes first in a connection's pipeline.
-    func handler() throws -> NIOSSLClientHandler {
-        try NIOSSLClientHandler(context: context, serverHostname: sniName)
+    /// The last certificate an upstream presented through these settings (DER), for the record.
+    public var lastPeerCertificate: [UInt8]? { peer.withLockedValue { $0 } }
+    private let peer = NIOLockedValueBox<[UInt8]?>(nil)
+
+    /// Puts TLS first in a new connection's pipeline, and notes the certificate it is shown.
+    func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        let handler = try NIOSSLClientHandler(context: context, serverHostname: sniName)
+        try pipeline.addHandler(handler)
+        try pipeline.addHandler(TLSHandshakeWatcher(failed: { _, _ in }) { [peer] _ in
+            if let der = try? handler.peerCertificate?.toDERBytes() { peer.withLockedValue { $0 = der } }
+        })
     }
 
     /// Why a handshake with `host:port` failed verification, in words: the certificate expired (or
@@ -88,22 +98,54 @@ public struct TLSClientSettings: Sendable {
         let context = try NIOSSLContext(configuration: configuration)
         let sni = sniName
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: sni))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeOutcome(channel.eventLoop.makePromise()))
                 }
             }
             .connect(host: host, port: port).get()
         defer { channel.close(promise: nil) }
-        // The handshake is done once the peer's certificate can be read, or it failed.
-        for _ in 0..<100 {
-            if !channel.isActive { break }
-            let certificate = try await channel.eventLoop.submit {
-                try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
-            }.get()
-            if let certificate { return certificate }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw ChannelError.ioOnClosedChannel
+        // Only a completed handshake says the certificate passed: BoringSSL knows the peer's
+        // certificate before it has judged it.
+        let outcome = try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: HandshakeOutcome.self).done.futureResult }.get()
+        try await outcome.get()
+        return try await channel.eventLoop.submit {
+            guard let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate else {
+                throw ChannelError.ioOnClosedChannel
+            }
+            return certificate
+        }.get()
+    }
+}
+
+/// Completes once a TLS handshake is done, or fails with what ended it.
+private final class HandshakeOutcome: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    let done: EventLoopPromise<Void>
+
+    init(_ done: EventLoopPromise<Void>) {
+        self.done = done
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { done.succeed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        done.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+
+    /// A connection that never came up is never inactive: the promise must not be left unkept.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        done.fail(ChannelError.ioOnClosedChannel)
     }
 }

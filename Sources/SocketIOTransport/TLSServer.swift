@@ -79,15 +79,24 @@ final class KeyLog: Sendable {
 final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     private let failed: @Sendable (String, String) -> Void
+    private let completed: ((ChannelHandlerContext) -> Void)?
     private var done = false
 
-    init(failed: @escaping @Sendable (String, String) -> Void) {
+    init(failed: @escaping @Sendable (String, String) -> Void, completed: ((ChannelHandlerContext) -> Void)? = nil) {
         self.failed = failed
+        self.completed = completed
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent { done = true }
+        guard case .handshakeCompleted = event as? TLSUserEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        done = true
+        completed?(context)
         context.fireUserInboundEventTriggered(event)
+        // Nothing to watch after the handshake: out of the way of every read.
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -122,5 +131,99 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
             said = "TLS handshake failed"
         }
         return "\(said) (\(reasons.joined(separator: ", ")))"
+    }
+}
+
+/// What a client and siotap agreed on in a TLS handshake.
+public struct TLSHandshakeDetails: Sendable, Hashable {
+    /// `TLSv1.2`, `TLSv1.3`.
+    public var version: String?
+    /// The IANA name of the cipher suite (`TLS_AES_128_GCM_SHA256`), or its number in hex.
+    public var cipher: String?
+    /// The name the client asked for (SNI), if it sent one.
+    public var serverName: String?
+
+    public init(version: String? = nil, cipher: String? = nil, serverName: String? = nil) {
+        self.version = version
+        self.cipher = cipher
+        self.serverName = serverName
+    }
+
+    static func versionName(_ version: TLSVersion?) -> String? {
+        switch version {
+        case .tlsv1: "TLSv1"
+        case .tlsv11: "TLSv1.1"
+        case .tlsv12: "TLSv1.2"
+        case .tlsv13: "TLSv1.3"
+        case nil: nil
+        }
+    }
+}
+
+/// The certificates a forward proxy presents for the names clients ask for: minted on first use
+/// (by `mint`) and kept, one TLS context per name.
+public final class TLSInterception: Sendable {
+    private let mint: @Sendable (_ name: String) throws -> TLSServerSettings
+    private let contexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
+
+    public init(mint: @escaping @Sendable (_ name: String) throws -> TLSServerSettings) {
+        self.mint = mint
+    }
+
+    /// The context for `name`, minted the first time (a few milliseconds, on the caller's thread).
+    func context(for name: String) throws -> NIOSSLContext {
+        if let known = contexts.withLockedValue({ $0[name] }) { return known }
+        let made = try mint(name).makeContext()
+        return contexts.withLockedValue { contexts in
+            if let raced = contexts[name] { return raced }
+            contexts[name] = made
+            return made
+        }
+    }
+
+    /// Names with a certificate so far.
+    public var mintedNames: [String] { contexts.withLockedValue { Array($0.keys) }.sorted() }
+}
+
+/// Reads the cipher suite out of the ServerHello siotap writes (NIOSSL does not say which it
+/// chose). It sits between the socket and the TLS handler, and looks at the first write only.
+final class ServerHelloSniffer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    private(set) var cipherSuite: UInt16?
+    private var looked = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if !looked {
+            looked = true
+            let buffer = unwrapOutboundIn(data)
+            cipherSuite = buffer.withUnsafeReadableBytes { Self.cipherSuite(inServerHello: $0) }
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// The cipher suite of a TLS record that holds a ServerHello (RFC 8446 §4.1.3), or nil.
+    static func cipherSuite(inServerHello bytes: UnsafeRawBufferPointer) -> UInt16? {
+        // record: type 22, version (2), length (2); handshake: type 2, length (3); version (2),
+        // random (32), session id (1 + n), cipher suite (2).
+        guard bytes.count > 43, bytes[0] == 22, bytes[5] == 2 else { return nil }
+        let sessionIDLength = Int(bytes[43])
+        let at = 44 + sessionIDLength
+        guard bytes.count >= at + 2 else { return nil }
+        return UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1])
+    }
+
+    static func name(ofCipherSuite suite: UInt16) -> String {
+        switch suite {
+        case 0x1301: "TLS_AES_128_GCM_SHA256"
+        case 0x1302: "TLS_AES_256_GCM_SHA384"
+        case 0x1303: "TLS_CHACHA20_POLY1305_SHA256"
+        case 0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+        case 0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        case 0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        case 0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        case 0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+        case 0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        default: "0x" + String(suite, radix: 16, uppercase: true)
+        }
     }
 }

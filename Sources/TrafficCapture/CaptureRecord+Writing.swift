@@ -20,6 +20,9 @@ extension CaptureRecord {
             fields.value("headers", record.headers)
             fields.string("remote", record.remote)
             fields.string("upstream", record.upstream)
+            fields.string("target", record.target)
+            fields.string("scheme", record.scheme)
+            fields.value("tls", record.tls?.jsonValue)
         case .engine(let record):
             fields.string("dir", record.dir.rawValue)
             fields.string("transport", record.transport.rawValue)

@@ -49,4 +49,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     /// The TLS handshake with the upstream failed: its certificate expired, is for other names,
     /// or is signed by no trusted CA (the message says which); the client got a 502.
     public static let upstreamTLS: ErrorCode = "proxy.upstream_tls"
+    /// A forward proxy's CONNECT that could not be a tunnel: no `host:port`, a host that cannot be
+    /// reached (the client got a 502), or bytes through it that are neither TLS nor HTTP.
+    public static let badTunnel: ErrorCode = "proxy.bad_tunnel"
 }

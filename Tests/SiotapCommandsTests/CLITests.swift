@@ -234,7 +234,36 @@ struct ProxyViewTests {
         #expect(await siotap(["proxy", "--filter", "colour=red"]).err.contains("unknown key colour"))
         #expect(await siotap(["bench", "--target", "ftp://x"]).code == 2)
         let help = await siotap(["proxy", "--help"]).out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        #expect(help.contains("(default: http://127.0.0.1:3000)"))
+        #expect(help.contains("(default: http://127.0.0.1:3000; not with --mode forward)"))
+        #expect(help.contains("siotap proxy --mode forward --listen 127.0.0.1:8080"))
+    }
+
+    @Test("Forward mode's options: what goes with which mode, and patterns that must compile (all refused before listening)")
+    func forwardOptions() async {
+        let withUpstream = await siotap(["proxy", "--mode", "forward", "--upstream", "http://127.0.0.1:1"])
+        #expect(withUpstream.code == 2 && withUpstream.err.contains("--upstream is for --mode reverse"), "\(withUpstream.err)")
+        let withTLS = await siotap(["proxy", "--mode", "forward", "--tls", "auto"])
+        #expect(withTLS.code == 2 && withTLS.err.contains("--tls is for --mode reverse"))
+        let reverseIgnoring = await siotap(["proxy", "--ignore-hosts", "x"])
+        #expect(reverseIgnoring.code == 2 && reverseIgnoring.err.contains("are for --mode forward"))
+        let badPattern = await siotap(["proxy", "--mode", "forward", "--ignore-hosts", "(unclosed"])
+        #expect(badPattern.code == 2 && badPattern.err.contains("'(unclosed' is not a regular expression"))
+        #expect(await siotap(["proxy", "--mode", "sideways"]).code == 2)
+    }
+
+    @Test("--ignore-hosts and --allow-hosts match host or host:port; ignoring wins")
+    func hostPatterns() throws {
+        let everything = try HostPatterns(ignore: [], allow: []).intercepts
+        #expect(everything("example.com", 443))
+        let ignoring = try HostPatterns(ignore: [#"\.googleapis\.com$"#, "^127\\.0\\.0\\.1:8443$"], allow: []).intercepts
+        #expect(!ignoring("fonts.googleapis.com", 443))
+        #expect(!ignoring("127.0.0.1", 8443))
+        #expect(ignoring("127.0.0.1", 443))
+        #expect(ignoring("example.com", 443))
+        let allowing = try HostPatterns(ignore: ["^admin\\."], allow: [#"example\.com"#]).intercepts
+        #expect(allowing("api.example.com", 443))
+        #expect(!allowing("admin.example.com", 443), "ignoring wins")
+        #expect(!allowing("other.org", 443))
     }
 }
 

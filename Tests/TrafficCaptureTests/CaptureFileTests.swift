@@ -26,6 +26,14 @@ struct CaptureFileTests {
                        exp: "2026-01-01T00:00:00Z", expiresInSeconds: -3.5, warnings: ["w"])),
         .close(CloseRecord(by: .proxy, reason: "upstream refused the connection")),
         .error(ErrorRecord(dir: .clientToServer, code: "socketio.invalid_payload", message: "invalid payload", raw: "2{}")),
+        // Forward mode, through an intercepted CONNECT.
+        .session(SessionRecord(
+            url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: 4, transport: .websocket, remote: "127.0.0.1:5",
+            upstream: "https://example.com:443", target: "example.com:443", scheme: "https",
+            tls: SessionTLS(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", sni: "example.com", upstreamCertificate: .init(
+                subject: "CN=example.com", issuer: "CN=R3,O=Let's Encrypt,C=US", notAfter: "2027-01-01T00:00:00Z"
+            ))
+        )),
     ]
 
     @Test("Every kind of record survives a line and keeps its wire text")

@@ -82,6 +82,36 @@ def chat():
     server.stop()
 
 
+def tls_client_story(url, transports, cafile, message, trust_env=False):
+    """python-socketio's asyncio client trusting only `cafile` (and, with `trust_env`, taking its
+    proxy from the environment, as aiohttp does only when asked): connects on `transports`, sends
+    `message` (a tuple of arguments), asks for an ack of two bytes, disconnects. Returns the
+    echoes that came back and the ack."""
+    import asyncio
+    import ssl
+
+    import aiohttp
+    import socketio
+
+    async def run():
+        context = ssl.create_default_context(cafile=str(cafile))
+        async with aiohttp.ClientSession(trust_env=trust_env, connector=aiohttp.TCPConnector(ssl=context)) as http:
+            client = socketio.AsyncClient(reconnection=False, http_session=http)
+            seen = []
+            client.on("message-back", lambda *args: seen.append(list(args)))
+            await client.connect(url, transports=transports, wait_timeout=5)
+            assert client.transport() == transports[-1]
+            await client.emit("message", message)
+            ack = await client.call("message-with-ack", b"\x00\xff", timeout=5)
+            deadline = asyncio.get_running_loop().time() + 5
+            while not seen and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+            await client.disconnect()
+            return seen, ack
+
+    return asyncio.run(asyncio.wait_for(run(), 30))
+
+
 def wait_until(predicate, timeout=5.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,7 +122,8 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
 
 
 class Proxy(Process):
-    """`siotap proxy` in front of `upstream`, recording to a file in `directory`."""
+    """`siotap proxy` in front of `upstream`, recording to a file in `directory`; with no
+    upstream, `args` must say `--mode forward`."""
 
     name = "siotap proxy"
     checks_exit_code = True
@@ -100,18 +131,20 @@ class Proxy(Process):
     def __init__(self, upstream_url, directory, *args):
         self.capture = pathlib.Path(directory) / "capture.jsonl"
         self.process = subprocess.Popen(
-            [SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream_url, "--record", str(self.capture),
-             "--quiet", *args],
+            [SIOTAP, "proxy", "--listen", "127.0.0.1:0", *(["--upstream", upstream_url] if upstream_url else []),
+             "--record", str(self.capture), "--quiet", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         line = self.process.stderr.readline()
-        if "listening on" not in line:
+        while line.startswith("siotap proxy: made a local CA"):
+            line = self.process.stderr.readline()
+        if "listening on" not in line and "forward proxy on" not in line:
             self.process.kill()
             raise RuntimeError(f"siotap proxy did not start: {line!r}")
         self.start_line = line
-        self.url = line.split("listening on ")[1].split(",")[0].strip()
+        self.url = line.split(" on ", 1)[1].split(",")[0].split(" ")[0].strip()
         self.host, self.port = self.url.split("//")[1].split(":")
 
     def records(self):

@@ -22,17 +22,18 @@ CHROMIUM = shutil.which("chromium") or "chromium"  # installed by scripts/setup-
 
 
 class PageServer:
-    """Serves the page and the client bundle, and takes the page's results (POST /result)."""
+    """Serves a page and the client bundle, and takes the page's results (POST /result); over
+    https with `tls` (an ssl.SSLContext)."""
 
-    def __init__(self):
+    def __init__(self, page=PAGE, tls=None):
         self.results = None
         self.done = threading.Event()
         owner = self
+        files = {"/" + page.name: (page, "text/html"), "/socket.io.js": (BUNDLE, "text/javascript")}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 path = self.path.split("?")[0]
-                files = {"/chat.html": (PAGE, "text/html"), "/socket.io.js": (BUNDLE, "text/javascript")}
                 if path not in files:
                     self.send_error(404)
                     return
@@ -53,7 +54,10 @@ class PageServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
@@ -61,14 +65,14 @@ class PageServer:
         self.server.server_close()
 
 
-def open_in_chromium(url, pages, timeout=40):
+def open_in_chromium(url, pages, timeout=40, extra_args=(), env=None):
     """Loads `url` in a fresh headless Chromium and waits for the page to post its results."""
     profile = tempfile.mkdtemp(prefix="siotap-chromium-")
     browser = subprocess.Popen(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
          "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--disable-sync", f"--user-data-dir={profile}", *extra_args, url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         assert pages.done.wait(timeout), "the page never posted its results"
         return pages.results

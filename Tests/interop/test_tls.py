@@ -2,16 +2,12 @@
 (#12 Must 3). Clients: python-socketio (aiohttp, with an SSL context that trusts only the CA
 made here) on every transport, and curl. A client that does not trust the CA fails its handshake,
 and the capture says so."""
-import asyncio
 import json
-import ssl
 import subprocess
 
-import aiohttp
 import pytest
-import socketio
 
-from conftest import SIOTAP, Proxy, Server, wait_until
+from conftest import SIOTAP, Proxy, Server, tls_client_story, wait_until
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"], "upgrade": ["polling", "websocket"]}
 
@@ -32,31 +28,11 @@ def tls_proxy(backend, tmp_path):
     proxy.stop()
 
 
-def story(url, transports, cafile):
-    async def run():
-        context = ssl.create_default_context(cafile=str(cafile))
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-            client = socketio.AsyncClient(reconnection=False, http_session=http)
-            seen = []
-            client.on("message-back", lambda *args: seen.append(list(args)))
-            await client.connect(url, transports=transports, wait_timeout=5)
-            assert client.transport() == transports[-1]
-            await client.emit("message", ("over tls", 1))
-            ack = await client.call("message-with-ack", b"\x00\xff", timeout=5)
-            deadline = asyncio.get_running_loop().time() + 5
-            while not seen and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.02)
-            await client.disconnect()
-            return seen, ack
-
-    return asyncio.run(asyncio.wait_for(run(), 30))
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_python_socketio_over_tls(tls_proxy, transport):
     proxy, cafile = tls_proxy
     assert proxy.url.startswith("https://")
-    seen, ack = story(proxy.url, TRANSPORTS[transport], cafile)
+    seen, ack = tls_client_story(proxy.url, TRANSPORTS[transport], cafile, ("over tls", 1))
     assert seen == [["over tls", 1]]
     assert ack == b"\x00\xff"
     # A client may drop its last requests on disconnect: the close then comes when the session's

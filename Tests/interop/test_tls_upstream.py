@@ -3,55 +3,17 @@ with certificates made here (the `cryptography` package), the proxy trusting the
 --upstream-ca. Bad certificates (expired, for another name, from an unknown CA) give the client
 a 502 and the capture a `proxy.upstream_tls` record saying which, and a `close`."""
 import asyncio
-import datetime
-import ipaddress
+import ssl
+import subprocess
 
+import aiohttp
 import pytest
 import requests
 import socketio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from conftest import Proxy, python_server, wait_until
-
-NOW = datetime.datetime.now(datetime.timezone.utc)
-
-
-def name(common):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def make_ca(directory, label):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name(label)).issuer_name(name(label)).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(NOW - datetime.timedelta(days=1))
-            .not_valid_after(NOW + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
-    path = directory / f"{label}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key, path
-
-
-def make_leaf(directory, label, ca, *, san, expired=False):
-    ca_cert, ca_key, _ = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    start, end = (NOW - datetime.timedelta(days=10), NOW - datetime.timedelta(days=1)) if expired else \
-        (NOW - datetime.timedelta(days=1), NOW + datetime.timedelta(days=10))
-    cert = (x509.CertificateBuilder().subject_name(name(label)).issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{label}.pem", directory / f"{label}-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-LOCAL = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+from conftest import SIOTAP, Proxy, python_server, wait_until
+from pki import LOCAL, make_ca, make_leaf
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +34,32 @@ def tls_upstream(pki):
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"], "upgrade": ["polling", "websocket"]}
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_through_to_a_tls_upstream(tls_upstream, pki, transport, tmp_path):
+@pytest.mark.parametrize("transport,listener", [("websocket", "plain"), ("polling", "plain"), ("upgrade", "plain"),
+                                                ("upgrade", "tls"), ("polling", "tls")])
+def test_through_to_a_tls_upstream(tls_upstream, pki, transport, listener, tmp_path):
+    """With `listener` tls, TLS on both hops: the client trusts siotap's CA (#12 Must 6, first set-up)."""
     assert tls_upstream.url.startswith("https://")
-    proxy = Proxy(tls_upstream.url, tmp_path, "--upstream-ca", str(pki[1][2]))
+    tls_args = []
+    if listener == "tls":
+        subprocess.run([SIOTAP, "ca", "init", "--dir", str(tmp_path / "ca")], check=True, capture_output=True)
+        tls_args = ["--tls", "auto", "--ca-dir", str(tmp_path / "ca")]
+    proxy = Proxy(tls_upstream.url, tmp_path, "--upstream-ca", str(pki[1][2]), *tls_args)
+    assert proxy.url.startswith("https://" if listener == "tls" else "http://")
 
     async def story():
-        client = socketio.AsyncClient(reconnection=False)
-        seen = []
-        client.on("message-back", lambda *args: seen.append(list(args)))
-        await client.connect(proxy.url, transports=TRANSPORTS[transport], wait_timeout=5)
-        assert client.transport() == TRANSPORTS[transport][-1]
-        await client.emit("message", "to a tls upstream")
-        ack = await client.call("message-with-ack", [1, 2], timeout=5)
-        while not seen:
-            await asyncio.sleep(0.02)
-        await client.disconnect()
-        return seen, ack
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca" / "ca.pem")) if listener == "tls" else True
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+            client = socketio.AsyncClient(reconnection=False, http_session=http)
+            seen = []
+            client.on("message-back", lambda *args: seen.append(list(args)))
+            await client.connect(proxy.url, transports=TRANSPORTS[transport], wait_timeout=5)
+            assert client.transport() == TRANSPORTS[transport][-1]
+            await client.emit("message", "to a tls upstream")
+            ack = await client.call("message-with-ack", [1, 2], timeout=5)
+            while not seen:
+                await asyncio.sleep(0.02)
+            await client.disconnect()
+            return seen, ack
 
     try:
         seen, ack = asyncio.run(asyncio.wait_for(story(), 30))
@@ -101,6 +72,10 @@ def test_through_to_a_tls_upstream(tls_upstream, pki, transport, tmp_path):
         assert closed, f"no close; the capture ends: {tail}"
         assert ("s2c", "message-back") in [(r["dir"], r.get("event")) for r in records if r["kind"] == "packet"]
         assert not [r for r in records if r.get("code") in ("proxy.upstream_tls", "proxy.upstream_unreachable")]
+        session = [r for r in records if r["kind"] == "session"][0]
+        assert session["scheme"] == ("https" if listener == "tls" else "http")
+        certificate = session["tls"]["upstream_cert"]
+        assert (certificate["subject"], certificate["issuer"]) == ("CN=good", "CN=test-ca")
     finally:
         proxy.stop()
 

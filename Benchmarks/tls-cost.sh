@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# What TLS costs in the proxy: `siotap proxy --record` with a plain listener and with `--tls auto`
+# (a leaf of a CA made here), in front of the built-in conformance server, one event loop each,
+# alternating. Per listener: the set-up of a WebSocket session on a new connection (time, and the
+# proxy's CPU per connection: TLS adds the handshake), then messages on open connections (the
+# proxy's CPU per round trip and the latency at 500 round trips a second: TLS adds the record
+# layer's encryption only). Independent aiohttp clients (Benchmarks/connect_cost.py, relay_load.py).
+#
+#   ROUNDS=3 CONNECTIONS=200 SECONDS_PER_RUN=5 CLIENTS=20 Benchmarks/tls-cost.sh
+# Release build; loopback only; every process started here is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-200}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+CLIENTS=${CLIENTS:-20}
+PY=.venv-peers/bin/python
+[ -x "$PY" ] || { echo "run scripts/setup-peers.sh first (it installs aiohttp)" >&2; exit 2; }
+source Benchmarks/server-and-proxy.sh
+
+"$BIN" ca init --dir "$work/ca" > /dev/null
+start_proxy() {  # name, extra arguments...
+    local name=$1
+    shift
+    NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/$name.jsonl" --quiet "$@" 2> "$work/$name.err" &
+    echo $! > "$work/$name.pid"
+    until grep -q "listening on" "$work/$name.err" 2>/dev/null; do sleep 0.1; done
+}
+start_proxy plain
+start_proxy tls --tls auto --ca-dir "$work/ca"
+listeners=("plain $(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/plain.err" | head -n 1) $(cat "$work/plain.pid")"
+           "tls $(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/tls.err" | head -n 1) $(cat "$work/tls.pid")")
+export CAFILE="$work/ca/ca.pem"
+
+echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $CONNECTIONS connections, $CLIENTS clients for ${SECONDS_PER_RUN} s, median of $ROUNDS rounds"
+results="$work/results.jsonl"
+for round in $(seq "$ROUNDS"); do
+    for listener in "${listeners[@]}"; do
+        read -r name url pid <<< "$listener"
+        connect=$("$PY" Benchmarks/connect_cost.py "$url" "$CONNECTIONS" "$pid")
+        full=$("$PY" Benchmarks/relay_load.py "$url" "$CLIENTS" "$SECONDS_PER_RUN" - "$pid")
+        paced=$("$PY" Benchmarks/relay_load.py "$url" "$CLIENTS" "$SECONDS_PER_RUN" 500 "$pid")
+        echo "{\"listener\": \"$name\", \"connect\": $connect, \"full\": $full, \"paced\": $paced}" >> "$results"
+    done
+done
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+def median(name, part, field):
+    return statistics.median(r[part][field] for r in rows if r["listener"] == name)
+print(f"{'listener':8} {'set-up ms':>10} {'CPU us/conn':>12} {'CPU us/rt':>10} {'rt/s':>8} {'p50 ms @500/s':>14} {'p99 ms @500/s':>14}")
+for name in ("plain", "tls"):
+    print(f"{name:8} {median(name, 'connect', 'mean_ms'):10.2f} {median(name, 'connect', 'cpu_us_per_connection'):12.0f} "
+          f"{median(name, 'full', 'cpu_us_per_round_trip'):10.1f} {median(name, 'full', 'per_second'):8.0f} "
+          f"{median(name, 'paced', 'p50_ms'):14.3f} {median(name, 'paced', 'p99_ms'):14.3f}")
+handshake = median("tls", "connect", "cpu_us_per_connection") - median("plain", "connect", "cpu_us_per_connection")
+per_message = median("tls", "full", "cpu_us_per_round_trip") - median("plain", "full", "cpu_us_per_round_trip")
+print(f"TLS adds {handshake:.0f} us of proxy CPU per connection (the handshake) and {per_message:.1f} us per round trip")
+PY

@@ -1,0 +1,156 @@
+import NIOCore
+import NIOHTTP1
+public import SocketIOTransport
+import Synchronization
+import TrafficCapture
+
+/// What forward mode needs beyond reverse mode's settings.
+public struct ForwardSettings: Sendable {
+    /// The certificates presented to clients, minted per name by the local CA.
+    public var certificates: TLSInterception
+    /// What the real hosts' certificates are checked against.
+    public var upstreamTrust: TLSClientSettings.Trust
+    /// `SSLKEYLOGFILE`, for the connections to the real hosts.
+    public var keyLogPath: String?
+    /// Whether a CONNECT to this host and port is intercepted (decoded and recorded); when not,
+    /// its bytes are tunnelled as they are (`--ignore-hosts`, `--allow-hosts`).
+    public var intercepts: @Sendable (_ host: String, _ port: Int) -> Bool
+
+    public init(
+        certificates: TLSInterception, upstreamTrust: TLSClientSettings.Trust = .system, keyLogPath: String? = nil,
+        intercepts: @escaping @Sendable (String, Int) -> Bool = { _, _ in true }
+    ) {
+        self.certificates = certificates
+        self.upstreamTrust = upstreamTrust
+        self.keyLogPath = keyLogPath
+        self.intercepts = intercepts
+    }
+}
+
+/// Forward mode's listener: an HTTP proxy. `CONNECT host:port` is intercepted (TLS ended with a
+/// certificate for the name the client asks, requests served inside) or passed through untouched;
+/// a request with an absolute URI goes to its host. Inside, traffic is observed as in
+/// reverse mode, each request routed to the host it was meant for.
+struct ForwardFront: WebSocketRelayDelegate {
+    let proxy: SocketIOProxy
+    let settings: ForwardSettings
+
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard let target = Self.absoluteTarget(request.uri) else {
+            return HTTPResponse(
+                status: .badRequest, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                body: Array("siotap proxy is in forward mode: use it as an HTTP proxy (absolute http:// URIs, or CONNECT)\n".utf8),
+                closeConnection: true
+            )
+        }
+        var inner = request
+        inner.head.uri = target.originForm
+        do {
+            return try await route(to: target).handle(inner)
+        } catch {
+            return proxy.cannotReach(error)
+        }
+    }
+
+    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
+        guard let target = Self.absoluteTarget(head.uri), let route = try? route(to: target) else { return nil }
+        var inner = head
+        inner.uri = target.originForm
+        return await route.dialRelay(inner, eventLoop: eventLoop)
+    }
+
+    private func route(to target: AbsoluteTarget) throws -> ProxyRoute {
+        let upstream = try proxy.upstream(host: target.host, port: target.port, tls: target.tls)
+        return ProxyRoute(proxy: proxy, destination: .upstream(upstream, target: Self.authority(host: target.host, port: target.port)))
+    }
+
+    func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
+        let client = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        guard let (host, port) = Self.authority(head.uri) else {
+            return refuse(.badRequest, "CONNECT wants host:port, not '\(head.uri)'", client: client)
+        }
+        let target = Self.authority(host: host, port: port)
+        guard settings.intercepts(host, port) else {
+            do {
+                return .pass(try await TunnelHandler.dial(host: host, port: port, eventLoop: eventLoop))
+            } catch {
+                return refuse(.badGateway, "cannot reach \(target): \(SocketErrorText.describe(error))", client: client)
+            }
+        }
+        // A tunnel to nowhere is a 502 now, rather than a handshake that fails later.
+        do {
+            try await TunnelHandler.probe(host: host, port: port, eventLoop: eventLoop)
+        } catch {
+            return refuse(.badGateway, "cannot reach \(target): \(SocketErrorText.describe(error))", client: client)
+        }
+        let end = TunnelEnd(host: host, port: port)
+        let sink = proxy.sink
+        return .intercept(TunnelInterception(
+            certificates: settings.certificates, defaultName: host,
+            delegate: ProxyRoute(proxy: proxy, destination: .tunnel(end)),
+            established: { details in end.tls.withLock { $0 = details } },
+            handshakeFailed: { remote, reason in
+                sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+            },
+            unreadable: { remote, reason in
+                sink(.error(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+            }
+        ))
+    }
+
+    private func refuse(_ status: HTTPResponseStatus, _ reason: String, client: String) -> TunnelPlan {
+        proxy.sink(.error(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
+        return .refuse(HTTPResponse(
+            status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
+            closeConnection: true
+        ))
+    }
+
+    // MARK: Request targets
+
+    /// `host:port` of a CONNECT (RFC 9110 §9.3.6), IPv6 hosts in brackets.
+    static func authority(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            return nil
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "@" }) else { return nil }
+        return (String(host), port)
+    }
+
+    static func authority(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The host, port, scheme and origin-form target (`/path?query`) of an absolute URI:
+    /// `http://` (`ws://`, as aiohttp sends a WebSocket through a proxy), or `https://` (`wss://`)
+    /// for a client that asks the proxy to speak the TLS.
+    static func absoluteTarget(_ uri: String) -> AbsoluteTarget? {
+        guard let separator = uri.firstRange(of: "://") else { return nil }
+        let tls: Bool
+        switch uri[..<separator.lowerBound].lowercased() {
+        case "http", "ws": tls = false
+        case "https", "wss": tls = true
+        default: return nil
+        }
+        let rest = uri[separator.upperBound...]
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let hostPort = String(rest[..<end])
+        var originForm = String(rest[end...])
+        if originForm.isEmpty || originForm.hasPrefix("?") { originForm = "/" + originForm }
+        if let parsed = authority(hostPort) { return AbsoluteTarget(tls: tls, host: parsed.host, port: parsed.port, originForm: originForm) }
+        let host = hostPort.hasPrefix("[") ? String(hostPort.dropFirst().dropLast()) : hostPort
+        guard !host.isEmpty, !host.contains(where: { $0 == "@" || $0 == " " || $0 == ":" }) else { return nil }
+        return AbsoluteTarget(tls: tls, host: host, port: tls ? 443 : 80, originForm: originForm)
+    }
+
+    struct AbsoluteTarget: Equatable {
+        var tls: Bool
+        var host: String
+        var port: Int
+        var originForm: String
+    }
+}
