@@ -72,13 +72,18 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
+        // Captures people already have: TCP reassembly, HTTP and WebSocket streams, sessions. Pure.
+        .target(name: "TrafficImport", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
+        // libpcap (Debian libpcap-dev): pcap and pcapng files, live interfaces, BPF filters.
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
+        .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
         // For users' tests: replay a fixture against the built-in server in a few lines.
         .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -121,6 +126,7 @@ let package = Package(
             dependencies: ["SocketIOClient", "SocketIOServer", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",
@@ -129,7 +135,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets {
+for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
@@ -141,7 +147,7 @@ if Context.environment["SIOTAP_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "siotap-fuzz",
-            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture"],
+            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficImport"],
             path: "Tests/Fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )

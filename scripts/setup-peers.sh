@@ -3,11 +3,12 @@
 # with pinned python-socketio / PyJWT peers. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup-build.sh
 
 # Debian's packages: the reference parser; nginx in front of servers; Chromium for the official
 # JavaScript client in a real browser (certutil, from libnss3-tools, makes it trust the local CA);
-# ws and xmlhttprequest for the 2.x client in node.
-debian_packages=(node-socket.io-parser nginx-light chromium node-ws node-xmlhttprequest libnss3-tools)
+# ws and xmlhttprequest for the 2.x client in node; tcpdump records the sessions siotap import reads.
+debian_packages=(node-socket.io-parser nginx-light chromium node-ws node-xmlhttprequest libnss3-tools tcpdump)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

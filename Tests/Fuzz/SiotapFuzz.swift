@@ -9,6 +9,7 @@ import Foundation
 import JWTInspection
 import SocketIOProtocol
 import TrafficCapture
+import TrafficImport
 
 enum FuzzTarget: String, CaseIterable {
     case enginePayload = "engine-payload"
@@ -17,6 +18,8 @@ enum FuzzTarget: String, CaseIterable {
     case captureReader = "capture-reader"
     case trafficDecoder = "traffic-decoder"
     case webSocketStream = "websocket-stream"
+    case tcpReassembly = "tcp-reassembly"
+    case httpStream = "http-stream"
 }
 
 let target: FuzzTarget = {
@@ -55,6 +58,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .captureReader: fuzzCaptureReader(input)
     case .trafficDecoder: fuzzTrafficDecoder(input)
     case .webSocketStream: fuzzWebSocketStream(input)
+    case .tcpReassembly: fuzzTCPReassembly(input)
+    case .httpStream: fuzzHTTPStream(input)
     }
     return 0
 }
@@ -192,4 +197,69 @@ func fuzzWebSocketStream(_ input: [UInt8]) {
     if stream.count <= 4096 {
         precondition(events(stream.indices.map { stream[$0...$0] }) == whole, "byte by byte changed the events")
     }
+}
+
+/// Segments of one connection, each as: a byte of flags and side, two of sequence offset, two of
+/// acknowledgment offset, a length byte and that many bytes. Whatever they are, each side's stream
+/// advances in order: never more than the segments covered, every data byte one a segment carried
+/// at that place.
+func fuzzTCPReassembly(_ input: [UInt8]) {
+    let client = Endpoint(address: "10.0.0.1", port: 1), server = Endpoint(address: "10.0.0.2", port: 2)
+    var segments: [TCPSegment] = []
+    var index = 0
+    while index + 6 <= input.count {
+        let control = input[index]
+        let sequence = UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+        let acknowledgment = UInt32(input[index + 3]) << 8 | UInt32(input[index + 4])
+        let length = Int(input[index + 5])
+        let payload = Array(input[min(input.count, index + 6)..<min(input.count, index + 6 + length)])
+        index += 6 + length
+        let fromClient = control & 0x80 == 0
+        segments.append(TCPSegment(
+            source: fromClient ? client : server, destination: fromClient ? server : client,
+            sequence: 1000 &+ sequence, acknowledgment: 1000 &+ acknowledgment, flags: TCPSegment.Flags(rawValue: control & 0x17),
+            payload: payload, missing: Int(control >> 5 & 1), time: Double(index)
+        ))
+    }
+    guard let first = segments.first else { return }
+    var reassembler = TCPReassembler(first: first)
+    var events: [(TCPReassembler.Side, TCPReassembler.Event)] = []
+    for segment in segments { events += reassembler.add(segment) }
+    events += reassembler.finish(time: 0)
+    var delivered: [TCPReassembler.Side: Int] = [:]
+    for (side, event) in events {
+        switch event {
+        case .data(let bytes, _): delivered[side, default: 0] += bytes.count
+        case .gap(let length, _):
+            precondition(length > 0, "an empty gap")
+            delivered[side, default: 0] += length
+        case .end: break
+        }
+    }
+    let carried = segments.reduce(0) { $0 + $1.payload.count + $1.missing }
+    for (_, total) in delivered { precondition(total <= carried + 70_000, "a stream longer than all the segments could make it") }
+}
+
+/// Bytes as both sides of an HTTP connection (a NUL splits client from server), fed whole and
+/// in two pieces cut where the first byte says: the conversation must not depend on the cuts.
+func fuzzHTTPStream(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let parts = input.dropFirst().split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
+    let clientBytes = Array(parts[0]), serverBytes = parts.count > 1 ? Array(parts[1]) : []
+    func run(cut: Int?) -> [HTTPConversation.Event] {
+        var conversation = HTTPConversation(maxMessageSize: 1 << 16)
+        var events: [HTTPConversation.Event] = []
+        for (side, bytes) in [(TCPReassembler.Side.initiator, clientBytes), (.responder, serverBytes)] {
+            let at = cut.map { bytes.isEmpty ? 0 : $0 % (bytes.count + 1) } ?? bytes.count
+            for piece in [Array(bytes[..<at]), Array(bytes[at...])] where !piece.isEmpty {
+                events += conversation.receive(.data(piece, time: 0), from: side)
+            }
+        }
+        return events
+    }
+    let whole = run(cut: nil)
+    let cut = run(cut: Int(first))
+    // Problems may be worded with what the reader had at hand; what was read must agree.
+    let read = { (events: [HTTPConversation.Event]) in events.filter { if case .problem = $0 { false } else { true } } }
+    precondition(read(whole) == read(cut), "cutting the streams at \(first) changed what was read")
 }

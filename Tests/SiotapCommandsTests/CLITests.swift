@@ -251,6 +251,18 @@ struct ProxyViewTests {
         #expect(await siotap(["proxy", "--mode", "sideways"]).code == 2)
     }
 
+    @Test("import: --help has examples; a file that is no capture is exit 2 in one line, a missing one exit 1")
+    func importRefusals() async throws {
+        #expect(await siotap(["import", "--help"]).out.contains("siotap import session.pcap --record session.jsonl"))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-not-a-capture-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "not a capture\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let notCapture = await siotap(["import", path])
+        #expect(notCapture.code == 2 && notCapture.err.split(separator: "\n").count == 1, "\(notCapture.err)")
+        #expect(await siotap(["import", path + ".missing"]).code == 1)
+        #expect(await siotap(["import", path, "--port", "0"]).code == 2)
+    }
+
     @Test("--ignore-hosts and --allow-hosts match host or host:port; ignoring wins")
     func hostPatterns() throws {
         let everything = try HostPatterns(ignore: [], allow: []).intercepts

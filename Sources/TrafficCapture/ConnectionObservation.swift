@@ -1,13 +1,13 @@
-import SocketIOProtocol
-import TrafficCapture
+public import SocketIOProtocol
 
-/// What the proxy knows of one conn's traffic: its decoder, the sid its open packet told, the
-/// events waiting for their acks, and the tokens already reported. A value: ``observe(_:dir:now:)``
-/// takes a frame and the time and returns the records, with each ack's latency filled in.
-struct ConnectionObservation {
+/// What a recorder knows of one conn's traffic (the proxy's live, `siotap import`'s from a
+/// capture): its decoder, the sid its open packet told, the events waiting for their acks, and the
+/// tokens already reported. A value: ``observe(_:dir:now:)`` takes a frame and the time and
+/// returns the records, with each ack's latency filled in.
+public struct ConnectionObservation: Sendable {
     /// An event waiting for its ack: acks answer in the other direction, on the same namespace,
     /// with the same id.
-    struct AckKey: Hashable {
+    public struct AckKey: Hashable, Sendable {
         var dir: Direction
         var nsp: String
         var id: UInt64
@@ -15,25 +15,25 @@ struct ConnectionObservation {
 
     /// Events whose ack never comes must not pile up on a long-lived socket: past this many, those
     /// older than ``ackHorizon`` seconds are forgotten.
-    static let pendingAckLimit = 10_000
-    static let ackHorizon = 300.0
+    public static let pendingAckLimit = 10_000
+    public static let ackHorizon = 300.0
 
-    private(set) var decoder: TrafficDecoder
+    public private(set) var decoder: TrafficDecoder
     /// Learned from the server's open packet.
-    private(set) var sid: String?
+    public private(set) var sid: String?
     /// pingInterval + pingTimeout, in seconds, from the open packet: a polling session with no
     /// request for that long has been ended by its server.
-    private(set) var heartbeatWindow: Double?
-    private(set) var pendingAcks: [AckKey: Double] = [:]
+    public private(set) var heartbeatWindow: Double?
+    public private(set) var pendingAcks: [AckKey: Double] = [:]
     private var reportedTokens: Set<String> = []
 
-    init(engineVersion: EngineIOVersion) {
+    public init(engineVersion: EngineIOVersion) {
         decoder = TrafficDecoder(engineVersion: engineVersion)
     }
 
     /// Decodes a frame seen at `now` (seconds since 1970). `learnedSid` is set when this frame's
     /// open packet told the session id for the first time.
-    mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, now: Double) -> (output: TrafficDecoder.Output, learnedSid: String?) {
+    public mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, now: Double) -> (output: TrafficDecoder.Output, learnedSid: String?) {
         var output = decoder.decode(frame, dir: dir)
         if pendingAcks.count > Self.pendingAckLimit {
             pendingAcks = pendingAcks.filter { $0.value > now - Self.ackHorizon }
@@ -59,7 +59,7 @@ struct ConnectionObservation {
     }
 
     /// Whether this token, from this source and namespace, is new to the conn (it is reported once).
-    mutating func firstSighting(of token: String, source: String, nsp: String?) -> Bool {
+    public mutating func firstSighting(of token: String, source: String, nsp: String?) -> Bool {
         reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted
     }
 }

@@ -1,0 +1,348 @@
+import SocketIOProtocol
+
+/// The HTTP/1.1 exchanges of one TCP connection, read off its two reassembled streams: requests
+/// and responses paired in order (keep-alive and pipelining), bodies by `Content-Length` or
+/// chunked, and after a 101 the WebSocket messages of both directions. Pure: stream events in,
+/// conversation events out.
+///
+/// Which side is the client is learnt from the bytes (the side that sends a request line), so a
+/// capture that starts mid-connection works. After a gap a side is lost until a request or
+/// response line starts a new message at a line start; a WebSocket side stays lost (its frame
+/// boundaries cannot be proven again).
+public struct HTTPConversation: Sendable {
+    public struct Head: Sendable, Hashable {
+        /// `GET /socket.io/?EIO=4... HTTP/1.1` or `HTTP/1.1 200 OK`, split.
+        public var method: String
+        public var target: String
+        public var status: Int
+        /// In wire order, names as sent.
+        public var headers: [(name: String, value: String)]
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name }?.value
+        }
+
+        public static func == (lhs: Head, rhs: Head) -> Bool {
+            lhs.method == rhs.method && lhs.target == rhs.target && lhs.status == rhs.status
+                && lhs.headers.map(\.name) == rhs.headers.map(\.name) && lhs.headers.map(\.value) == rhs.headers.map(\.value)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(method)
+            hasher.combine(target)
+            hasher.combine(status)
+        }
+    }
+
+    public enum Event: Sendable, Hashable {
+        case request(Head, body: [UInt8], time: Double)
+        /// A response, with the request it answers (when that was captured).
+        case response(Head, body: [UInt8], request: Head?, time: Double)
+        /// A message (or close) of the WebSocket this connection became.
+        case webSocket(WebSocketStreamReader.Event, fromClient: Bool, time: Double)
+        /// Something that could not be read: `code` is `pcap.gap`, `pcap.http`, …
+        case problem(code: String, message: String, fromClient: Bool?, time: Double)
+        /// A side ended (FIN or RST).
+        case ended(fromClient: Bool, reset: Bool, time: Double)
+    }
+
+    /// Largest head or body read; beyond it the side is lost.
+    public static let maxMessage = 64 << 20
+
+    private var client: TCPReassembler.Side?
+    private var readers: [TCPReassembler.Side: Reader] = [.initiator: Reader(), .responder: Reader()]
+    /// Requests waiting for their responses, oldest first.
+    private var waiting: [Head] = []
+    private let maxMessageSize: Int
+
+    /// `fromTheStart`: the capture has the connection from its SYN. When not, each side is read
+    /// from the first request or response line it can prove, quietly: what comes before is the
+    /// end of a message the capture missed.
+    public init(maxMessageSize: Int = HTTPConversation.maxMessage, fromTheStart: Bool = true) {
+        self.maxMessageSize = maxMessageSize
+        if !fromTheStart {
+            readers = [.initiator: Reader(mode: .lost), .responder: Reader(mode: .lost)]
+        }
+    }
+
+    /// Whether the conversation knows its client yet, and which side that is.
+    public var clientSide: TCPReassembler.Side? { client }
+
+    private enum Mode: Sendable {
+        case head
+        case body(remaining: Int)
+        case chunked(ChunkState)
+        case untilClose
+        case webSocket(WebSocketStreamReader)
+        /// After a gap or bytes that are not HTTP: looking for the next message's first line.
+        case lost
+    }
+
+    private enum ChunkState: Sendable {
+        case size, data(Int), dataEnd, trailer
+    }
+
+    private struct Reader: Sendable {
+        var mode: Mode = .head
+        var buffer: [UInt8] = []
+        var head: Head?
+        var body: [UInt8] = []
+        /// Client bytes after an upgrade request, held until the response says 101 or not.
+        var awaitingUpgrade = false
+    }
+
+    public mutating func receive(_ event: TCPReassembler.Event, from side: TCPReassembler.Side) -> [Event] {
+        var events: [Event] = []
+        switch event {
+        case .data(let bytes, let time):
+            var reader = readers[side]!
+            reader.buffer += bytes
+            if client == nil { learnClient(from: reader.buffer, side: side) }
+            read(&reader, side: side, time: time, into: &events)
+            readers[side] = reader
+        case .gap(let length, let time):
+            var reader = readers[side]!
+            let fromClient = client.map { $0 == side }
+            events.append(.problem(code: "pcap.gap", message: "\(length) bytes of this stream are not in the capture", fromClient: fromClient, time: time))
+            if case .webSocket = reader.mode {
+                events.append(.problem(code: "pcap.gap", message: "the WebSocket's frames cannot be followed after the gap", fromClient: fromClient, time: time))
+            }
+            reader.mode = .lost
+            reader.buffer = []
+            reader.head = nil
+            reader.body = []
+            readers[side] = reader
+        case .end(let reset, let time):
+            var reader = readers[side]!
+            if case .untilClose = reader.mode, let head = reader.head {
+                events.append(.response(head, body: reader.body, request: waiting.isEmpty ? nil : waiting.removeFirst(), time: time))
+                reader.head = nil
+                reader.body = []
+                reader.mode = .head
+            }
+            readers[side] = reader
+            events.append(.ended(fromClient: client.map { $0 == side } ?? (side == .initiator), reset: reset, time: time))
+        }
+        return events
+    }
+
+    private mutating func learnClient(from bytes: [UInt8], side: TCPReassembler.Side) {
+        if Self.startsRequest(bytes[...]) {
+            client = side
+        } else if Self.startsResponse(bytes[...]) {
+            client = side.other
+        }
+    }
+
+    private mutating func read(_ reader: inout Reader, side: TCPReassembler.Side, time: Double, into events: inout [Event]) {
+        let fromClient = client.map { $0 == side }
+        while true {
+            switch reader.mode {
+            case .lost:
+                guard let start = Self.messageStart(in: reader.buffer) else {
+                    // Keep a line's worth: the next message may start in the next segment.
+                    if reader.buffer.count > 8192 { reader.buffer.removeFirst(reader.buffer.count - 8192) }
+                    return
+                }
+                reader.buffer.removeFirst(start)
+                reader.mode = .head
+                if client == nil { learnClient(from: reader.buffer, side: side) }
+            case .head:
+                if reader.awaitingUpgrade { return }
+                guard let end = Self.headEnd(reader.buffer) else {
+                    if reader.buffer.count > 65536 {
+                        events.append(.problem(code: "pcap.http", message: "an HTTP head longer than 64 KB", fromClient: fromClient, time: time))
+                        reader.mode = .lost
+                        continue
+                    }
+                    return
+                }
+                guard let head = Self.parseHead(Array(reader.buffer[..<end])) else {
+                    let text = String(decoding: reader.buffer.prefix(40), as: UTF8.self)
+                    events.append(.problem(code: "pcap.http", message: "not an HTTP message: \(text.debugDescription)", fromClient: fromClient, time: time))
+                    reader.mode = .lost
+                    continue
+                }
+                reader.buffer.removeFirst(end + 4)
+                reader.head = head
+                reader.body = []
+                let isResponse = head.status > 0
+                let request = isResponse ? waiting.first : nil
+                if let length = head.header("content-length").flatMap({ Int($0.trimmingCharacters(in: " ")) }) {
+                    guard length <= maxMessageSize else {
+                        events.append(.problem(code: "pcap.http", message: "a body of \(length) bytes, above the limit", fromClient: fromClient, time: time))
+                        reader.mode = .lost
+                        continue
+                    }
+                    reader.mode = .body(remaining: length)
+                } else if head.header("transfer-encoding")?.lowercased().contains("chunked") == true {
+                    reader.mode = .chunked(.size)
+                } else if isResponse, head.status != 101, head.status != 204, head.status != 304, head.status >= 200, request?.method != "HEAD" {
+                    reader.mode = .untilClose
+                } else {
+                    reader.mode = .body(remaining: 0)
+                }
+            case .body(let remaining):
+                let take = min(remaining, reader.buffer.count)
+                reader.body += reader.buffer[..<take]
+                reader.buffer.removeFirst(take)
+                if remaining - take > 0 {
+                    reader.mode = .body(remaining: remaining - take)
+                    return
+                }
+                complete(&reader, side: side, time: time, into: &events)
+            case .chunked(let state):
+                switch state {
+                case .size:
+                    guard let lineEnd = Self.lineEnd(reader.buffer) else { return }
+                    let line = String(decoding: reader.buffer[..<lineEnd], as: UTF8.self)
+                    reader.buffer.removeFirst(lineEnd + 2)
+                    guard let size = Int(line.split(separator: ";").first?.trimmingCharacters(in: " ") ?? "", radix: 16),
+                          reader.body.count + size <= maxMessageSize
+                    else {
+                        events.append(.problem(code: "pcap.http", message: "a bad chunk size \(line.debugDescription)", fromClient: fromClient, time: time))
+                        reader.mode = .lost
+                        continue
+                    }
+                    reader.mode = .chunked(size == 0 ? .trailer : .data(size))
+                case .data(let remaining):
+                    let take = min(remaining, reader.buffer.count)
+                    reader.body += reader.buffer[..<take]
+                    reader.buffer.removeFirst(take)
+                    if remaining - take > 0 {
+                        reader.mode = .chunked(.data(remaining - take))
+                        return
+                    }
+                    reader.mode = .chunked(.dataEnd)
+                case .dataEnd:
+                    guard reader.buffer.count >= 2 else { return }
+                    reader.buffer.removeFirst(2)
+                    reader.mode = .chunked(.size)
+                case .trailer:
+                    guard let lineEnd = Self.lineEnd(reader.buffer) else { return }
+                    reader.buffer.removeFirst(lineEnd + 2)
+                    if lineEnd == 0 { complete(&reader, side: side, time: time, into: &events) }
+                }
+            case .untilClose:
+                reader.body += reader.buffer
+                reader.buffer = []
+                return
+            case .webSocket(var frames):
+                guard !reader.buffer.isEmpty else { return }
+                var found: [WebSocketStreamReader.Event] = []
+                frames.read(reader.buffer, into: &found)
+                reader.buffer = []
+                reader.mode = .webSocket(frames)
+                for event in found { events.append(.webSocket(event, fromClient: fromClient ?? (side == .initiator), time: time)) }
+                return
+            }
+        }
+    }
+
+    /// A whole message: a request is queued for its response; a response pairs with the oldest
+    /// request, and a 101 turns both sides into WebSocket readers.
+    private mutating func complete(_ reader: inout Reader, side: TCPReassembler.Side, time: Double, into events: inout [Event]) {
+        guard let head = reader.head else { return }
+        reader.head = nil
+        let body = reader.body
+        reader.body = []
+        reader.mode = .head
+        if head.status == 0 {
+            waiting.append(head)
+            events.append(.request(head, body: body, time: time))
+            if head.header("upgrade")?.lowercased() == "websocket" { reader.awaitingUpgrade = true }
+            return
+        }
+        guard head.status >= 200 || head.status == 101 else { return }  // 1xx interim responses answer nothing
+        let request = waiting.isEmpty ? nil : waiting.removeFirst()
+        events.append(.response(head, body: body, request: request, time: time))
+        let clientSide = side.other
+        var clientReader = readers[clientSide]!
+        if clientReader.awaitingUpgrade {
+            clientReader.awaitingUpgrade = false
+            if head.status == 101 {
+                clientReader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+                reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+            }
+            readers[clientSide] = clientReader
+            // What the client sent after its upgrade request is read now, as whatever it is.
+            var pending = readers[clientSide]!
+            read(&pending, side: clientSide, time: time, into: &events)
+            readers[clientSide] = pending
+        }
+    }
+
+    // MARK: Bytes
+
+    static let methods: [String] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"]
+
+    static func startsRequest(_ bytes: ArraySlice<UInt8>) -> Bool {
+        methods.contains { method in bytes.starts(with: Array((method + " ").utf8)) }
+    }
+
+    static func startsResponse(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.starts(with: Array("HTTP/1.".utf8))
+    }
+
+    /// Where, after a line end (or at 0), a request or response line starts.
+    static func messageStart(in bytes: [UInt8]) -> Int? {
+        var index = 0
+        while index < bytes.count {
+            if index == 0 || (index >= 2 && bytes[index - 2] == 13 && bytes[index - 1] == 10) {
+                let rest = bytes[index...]
+                if startsRequest(rest) || startsResponse(rest), let lineEnd = lineEnd(Array(rest.prefix(8192))) {
+                    let line = String(decoding: rest.prefix(lineEnd), as: UTF8.self)
+                    if line.hasSuffix(" HTTP/1.1") || line.hasSuffix(" HTTP/1.0") || line.hasPrefix("HTTP/1.") { return index }
+                }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+            return index
+        }
+        return nil
+    }
+
+    static func lineEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        for index in 0...(bytes.count - 2) where bytes[index] == 13 && bytes[index + 1] == 10 { return index }
+        return nil
+    }
+
+    /// A request line (`method` and `target` set, `status` 0) or a status line, and the headers.
+    static func parseHead(_ bytes: [UInt8]) -> Head? {
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+        guard let first = lines.first else { return nil }
+        let parts = first.split(separator: " ", maxSplits: 2)
+        var head: Head
+        if first.hasPrefix("HTTP/1.") {
+            guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+            head = Head(method: "", target: "", status: status, headers: [])
+        } else {
+            guard parts.count == 3, methods.contains(String(parts[0])), parts[2].hasPrefix("HTTP/1.") else { return nil }
+            head = Head(method: String(parts[0]), target: String(parts[1]), status: 0, headers: [])
+        }
+        for line in lines.dropFirst() where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            head.headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: " ")))
+        }
+        return head
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        self[...].trimmingCharacters(in: set)
+    }
+}

@@ -1,0 +1,198 @@
+/// One TCP connection's two byte streams put back in order from captured segments: out-of-order
+/// segments held until the hole before them fills, retransmissions and overlaps trimmed (the bytes
+/// first seen are kept), SYN, FIN and RST followed. Bytes the capture lost are never guessed:
+/// they are reported as a gap of their length, once the peer's ACK proves they were sent, or when
+/// too much waits behind a hole, or at the end of the capture. A connection whose SYN was not
+/// captured starts at its first segment. Pure: segments in, events out.
+public struct TCPReassembler: Sendable {
+    /// The connection's two ends: who sent the SYN (or, without one, the first segment seen).
+    public enum Side: Sendable, Hashable {
+        case initiator, responder
+        public var other: Side { self == .initiator ? .responder : .initiator }
+    }
+
+    public enum Event: Sendable, Hashable {
+        /// Bytes of the stream, in order, with the time of the segment that completed them.
+        case data([UInt8], time: Double)
+        /// Bytes the capture does not have.
+        case gap(Int, time: Double)
+        /// The stream ended: a FIN (in order), or a RST.
+        case end(reset: Bool, time: Double)
+    }
+
+    /// More than this waiting behind a hole: the hole is taken as lost.
+    public static let maxPending = 4 << 20
+
+    public let initiator: Endpoint
+    public let responder: Endpoint
+    private var sides: [Side: Direction] = [.initiator: Direction(), .responder: Direction()]
+
+    private struct Direction: Sendable {
+        /// The sequence number of the next byte expected, once known.
+        var next: UInt32?
+        /// Segments ahead of `next`, by how far ahead they start.
+        var pending: [(offset: Int, bytes: [UInt8], missing: Int, time: Double)] = []
+        var pendingBytes = 0
+        /// The sequence number of the FIN, once seen, and when.
+        var finAt: UInt32?
+        var finTime = 0.0
+        var ended = false
+    }
+
+    /// Starts with the first segment seen (`first`), which also decides who is who.
+    public init(first: TCPSegment) {
+        if first.flags.contains(.syn) && first.flags.contains(.ack) {
+            initiator = first.destination
+            responder = first.source
+        } else {
+            initiator = first.source
+            responder = first.destination
+        }
+    }
+
+    public func side(of segment: TCPSegment) -> Side {
+        segment.source == initiator ? .initiator : .responder
+    }
+
+    /// The events this segment completes, in order, each with the side it belongs to.
+    public mutating func add(_ segment: TCPSegment) -> [(Side, Event)] {
+        let side = side(of: segment)
+        var events: [(Side, Event)] = []
+        // The peer's ACK says how far this side's peer has received: bytes of the peer's stream
+        // below it that the capture lacks were lost by the capture, not by the network.
+        if segment.flags.contains(.ack) {
+            fillHoles(of: side.other, upTo: segment.acknowledgment, time: segment.time, into: &events)
+        }
+        var state = sides[side]!
+        defer { sides[side] = state }
+        if state.ended { return events }
+        if segment.flags.contains(.rst) {
+            sides[side] = state
+            flush(side, time: segment.time, into: &events)
+            state = sides[side]!
+            state.ended = true
+            events.append((side, .end(reset: true, time: segment.time)))
+            return events
+        }
+        var sequence = segment.sequence
+        if segment.flags.contains(.syn) {
+            sequence &+= 1
+            if state.next == nil { state.next = sequence }
+        }
+        if state.next == nil { state.next = sequence }
+        if segment.flags.contains(.fin) {
+            state.finAt = sequence &+ UInt32(truncatingIfNeeded: segment.payload.count + segment.missing)
+            state.finTime = segment.time
+        }
+        if !segment.payload.isEmpty || segment.missing > 0 {
+            insert(&state, at: sequence, bytes: segment.payload, missing: segment.missing, time: segment.time)
+        }
+        deliver(&state, side: side, into: &events)
+        if state.pendingBytes > Self.maxPending {
+            skipHole(&state, side: side, time: segment.time, into: &events)
+            deliver(&state, side: side, into: &events)
+        }
+        return events
+    }
+
+    /// The capture is over: what waits behind holes is delivered after gaps.
+    public mutating func finish(time: Double) -> [(Side, Event)] {
+        var events: [(Side, Event)] = []
+        for side in [Side.initiator, .responder] { flush(side, time: time, into: &events) }
+        return events
+    }
+
+    // MARK: Internals
+
+    private func offset(_ sequence: UInt32, from next: UInt32) -> Int {
+        Int(Int32(bitPattern: sequence &- next))
+    }
+
+    private func insert(_ state: inout Direction, at sequence: UInt32, bytes: [UInt8], missing: Int, time: Double) {
+        guard let next = state.next else { return }
+        var start = offset(sequence, from: next)
+        var bytes = bytes
+        var missing = missing
+        if start < 0 {
+            // Already delivered (a retransmission), in part or whole.
+            let trim = -start
+            if trim >= bytes.count + missing { return }
+            if trim >= bytes.count {
+                missing -= trim - bytes.count
+                bytes = []
+            } else {
+                bytes.removeFirst(trim)
+            }
+            start = 0
+        }
+        state.pending.append((start, bytes, missing, time))
+        state.pending.sort { $0.offset < $1.offset }
+        state.pendingBytes += bytes.count
+    }
+
+    /// Hands on, in order, what starts at `next`; trims what overlaps what was already handed on.
+    private func deliver(_ state: inout Direction, side: Side, into events: inout [(Side, Event)]) {
+        while let first = state.pending.first, first.offset <= 0, let next = state.next {
+            state.pending.removeFirst()
+            state.pendingBytes -= first.bytes.count
+            var bytes = first.bytes
+            var missing = first.missing
+            let overlap = -first.offset
+            if overlap >= bytes.count + missing { continue }
+            if overlap > bytes.count {
+                missing -= overlap - bytes.count
+                bytes = []
+            } else if overlap > 0 {
+                bytes.removeFirst(overlap)
+            }
+            let advance = bytes.count + missing
+            if !bytes.isEmpty { events.append((side, .data(bytes, time: first.time))) }
+            if missing > 0 { events.append((side, .gap(missing, time: first.time))) }
+            state.next = next &+ UInt32(truncatingIfNeeded: advance)
+            state.pending = state.pending.map { ($0.offset - advance, $0.bytes, $0.missing, $0.time) }
+        }
+        if let finAt = state.finAt, let next = state.next, offset(finAt, from: next) <= 0, !state.ended, state.pending.isEmpty {
+            state.ended = true
+            events.append((side, .end(reset: false, time: state.finTime)))
+        }
+    }
+
+    /// Takes the hole before the first pending segment as lost.
+    private func skipHole(_ state: inout Direction, side: Side, time: Double, into events: inout [(Side, Event)]) {
+        guard let first = state.pending.first, first.offset > 0, let next = state.next else { return }
+        events.append((side, .gap(first.offset, time: time)))
+        state.next = next &+ UInt32(first.offset)
+        state.pending = state.pending.map { ($0.offset - first.offset, $0.bytes, $0.missing, $0.time) }
+    }
+
+    private mutating func fillHoles(of side: Side, upTo acknowledged: UInt32, time: Double, into events: inout [(Side, Event)]) {
+        var state = sides[side]!
+        defer { sides[side] = state }
+        guard let start = state.next, !state.ended else { return }
+        var target = acknowledged
+        // An ACK of a FIN counts the FIN's own sequence number.
+        if let finAt = state.finAt, finAt &+ 1 == acknowledged { target = finAt }
+        // A stale or wild ACK (more than 1 GB ahead) proves nothing.
+        guard offset(target, from: start) > 0, offset(target, from: start) < 1 << 30 else { return }
+        while let next = state.next, offset(target, from: next) > 0 {
+            if let first = state.pending.first, first.offset <= 0 {
+                deliver(&state, side: side, into: &events)
+                continue
+            }
+            let hole = min(offset(target, from: next), state.pending.first?.offset ?? Int.max)
+            events.append((side, .gap(hole, time: time)))
+            state.next = next &+ UInt32(hole)
+            state.pending = state.pending.map { ($0.offset - hole, $0.bytes, $0.missing, $0.time) }
+            deliver(&state, side: side, into: &events)
+        }
+    }
+
+    private mutating func flush(_ side: Side, time: Double, into events: inout [(Side, Event)]) {
+        var state = sides[side]!
+        defer { sides[side] = state }
+        while !state.pending.isEmpty {
+            skipHole(&state, side: side, time: time, into: &events)
+            deliver(&state, side: side, into: &events)
+        }
+    }
+}

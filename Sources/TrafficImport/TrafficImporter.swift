@@ -1,0 +1,97 @@
+/// Captured TCP segments, in capture order, to Engine.IO records: each TCP connection reassembled
+/// (``TCPReassembler``), read as HTTP and WebSocket (``HTTPConversation``), and its sessions joined
+/// across connections (``SessionAssembler``). Memory follows the connections open at a time: a
+/// connection's state goes once both its sides have ended. Pure.
+public struct TrafficImporter: Sendable {
+    private struct Connection: Sendable {
+        var reassembler: TCPReassembler
+        var conversation: HTTPConversation
+        var ended: Set<TCPReassembler.Side> = []
+    }
+
+    /// The two ends of a TCP connection, in a fixed order whoever sends.
+    private struct Key: Hashable, Sendable {
+        var low: Endpoint
+        var high: Endpoint
+
+        init(_ a: Endpoint, _ b: Endpoint) {
+            (low, high) = a < b ? (a, b) : (b, a)
+        }
+    }
+
+    private var connections: [Key: Connection] = [:]
+    private var assembler: SessionAssembler
+    /// Only connections with one of these ports are read (all when empty).
+    private let ports: Set<UInt16>
+
+    public private(set) var segments = 0
+    public private(set) var tcpConnections = 0
+    public private(set) var gaps = 0
+    /// The most connections open at once.
+    public private(set) var peakConnections = 0
+
+    public init(path: String? = nil, ports: Set<UInt16> = []) {
+        assembler = SessionAssembler(path: path)
+        self.ports = ports
+    }
+
+    public var conns: Int { assembler.connCount }
+
+    public mutating func add(_ segment: TCPSegment) -> SessionAssembler.Output {
+        if !ports.isEmpty, !ports.contains(segment.source.port), !ports.contains(segment.destination.port) { return .init() }
+        segments += 1
+        let key = Key(segment.source, segment.destination)
+        // A SYN on a connection whose ends are both known to have ended starts a new one.
+        if segment.flags.contains(.syn), !segment.flags.contains(.ack), let known = connections[key], !known.ended.isEmpty {
+            connections[key] = nil
+        }
+        var connection = connections[key] ?? {
+            tcpConnections += 1
+            return Connection(reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn)))
+        }()
+        var output = SessionAssembler.Output()
+        for (side, event) in connection.reassembler.add(segment) {
+            feed(event, from: side, of: &connection, into: &output)
+        }
+        if connection.ended.count == 2 {
+            connections[key] = nil
+        } else {
+            connections[key] = connection
+            peakConnections = max(peakConnections, connections.count)
+        }
+        return output
+    }
+
+    /// The capture is over: what waits behind holes, and a close for every conn still open.
+    public mutating func finish(time: Double) -> SessionAssembler.Output {
+        var output = SessionAssembler.Output()
+        for key in connections.keys.sorted(by: { ($0.low, $0.high) < ($1.low, $1.high) }) {
+            var connection = connections[key]!
+            for (side, event) in connection.reassembler.finish(time: time) {
+                feed(event, from: side, of: &connection, into: &output)
+            }
+        }
+        connections = [:]
+        let closing = assembler.finish(time: time)
+        output.records += closing.records
+        return output
+    }
+
+    private mutating func feed(_ event: TCPReassembler.Event, from side: TCPReassembler.Side, of connection: inout Connection, into output: inout SessionAssembler.Output) {
+        if case .gap = event { gaps += 1 }
+        if case .end = event { connection.ended.insert(side) }
+        let conversationEvents = connection.conversation.receive(event, from: side)
+        // Known once the client's first bytes are (which may be in this very event).
+        let client = connection.conversation.clientSide ?? .initiator
+        let reassembler = connection.reassembler
+        let flow = SessionAssembler.Flow(
+            client: client == .initiator ? reassembler.initiator : reassembler.responder,
+            server: client == .initiator ? reassembler.responder : reassembler.initiator
+        )
+        for conversationEvent in conversationEvents {
+            let taken = assembler.take(conversationEvent, on: flow)
+            output.records += taken.records
+            output.tokens += taken.tokens
+        }
+    }
+}

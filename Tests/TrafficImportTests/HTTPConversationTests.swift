@@ -1,0 +1,77 @@
+import SocketIOProtocol
+import Testing
+
+@testable import TrafficImport
+
+/// HTTP/1.1 and WebSocket read off a TCP connection's two streams.
+@Suite("HTTP conversations")
+struct HTTPConversationTests {
+    func feed(_ conversation: inout HTTPConversation, _ side: TCPReassembler.Side, _ text: String) -> [HTTPConversation.Event] {
+        conversation.receive(.data(Array(text.utf8), time: 1), from: side)
+    }
+
+    func feed(_ conversation: inout HTTPConversation, _ side: TCPReassembler.Side, bytes: [UInt8]) -> [HTTPConversation.Event] {
+        conversation.receive(.data(bytes, time: 1), from: side)
+    }
+
+    @Test("Kept-alive and pipelined requests, Content-Length and chunked bodies cut anywhere, paired in order")
+    func keepAliveAndChunked() {
+        var conversation = HTTPConversation()
+        var events = feed(&conversation, .initiator, "POST /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n4hel")
+        events += feed(&conversation, .initiator, "lo" + "GET /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nHost: x\r\n\r\n")
+        events += feed(&conversation, .responder, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n4wo\r\n")
+        events += feed(&conversation, .responder, "3;ext=1\r\nrld\r\n0\r\n\r\n")
+        var seen: [String] = []
+        for event in events {
+            switch event {
+            case .request(let head, let body, _): seen.append("\(head.method) \(String(decoding: body, as: UTF8.self))")
+            case .response(let head, let body, let request, _): seen.append("\(head.status) \(String(decoding: body, as: UTF8.self)) for \(request?.method ?? "?")")
+            default: seen.append("\(event)")
+            }
+        }
+        #expect(seen == ["POST 4hello", "GET ", "200 ok for POST", "200 4world for GET"])
+        #expect(conversation.clientSide == .initiator)
+    }
+
+    @Test("A 101 turns both sides into WebSockets, frames sent right behind the handshake included")
+    func upgrade() {
+        var conversation = HTTPConversation()
+        let mask: [UInt8] = [1, 2, 3, 4]
+        let probe = Array("2probe".utf8).enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        var request = Array("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8)
+        request += [0x81, 0x80 | UInt8(probe.count)] + mask + probe
+        var events = feed(&conversation, .initiator, bytes: request)
+        events += feed(&conversation, .responder, bytes: Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".utf8) + [0x81, 0x06] + Array("3probe".utf8))
+        let messages = events.compactMap { event -> String? in
+            guard case .webSocket(.message(let message), let fromClient, _) = event, case .text(let text) = message else { return nil }
+            return (fromClient ? "c:" : "s:") + text
+        }
+        #expect(messages == ["c:2probe", "s:3probe"])
+    }
+
+    @Test("Started mid-connection: the server's bytes come first, the client is told by its request line; a gap loses a side until a message starts")
+    func midConnectionAndGap() {
+        var conversation = HTTPConversation(fromTheStart: false)
+        var events = feed(&conversation, .initiator, "t of an earlier body")
+        #expect(conversation.clientSide == nil)
+        events += feed(&conversation, .responder, "GET /a HTTP/1.1\r\n\r\n")
+        #expect(conversation.clientSide == .responder)
+        events += feed(&conversation, .initiator, "\r\nHTTP/1.1 204 No Content\r\n\r\n")
+        events += conversation.receive(.gap(10, time: 2), from: .responder)
+        events += feed(&conversation, .responder, "rest of a lost request\r\nGET /b HTTP/1.1\r\n\r\n")
+        let requests = events.compactMap { if case .request(let head, _, _) = $0 { head.target } else { nil } }
+        #expect(requests == ["/a", "/b"])
+        let problems = events.compactMap { if case .problem(let code, _, _, _) = $0 { code } else { nil } }
+        #expect(problems == ["pcap.gap"], "the bytes before the first message are not a problem; the gap is")
+        let responses = events.compactMap { if case .response(let head, _, let request, _) = $0 { "\(head.status) \(request?.target ?? "")" } else { nil } }
+        #expect(responses == ["204 /a"])
+        #expect(events.contains { if case .problem(code: "pcap.gap", _, fromClient: true, _) = $0 { true } else { false } })
+    }
+
+    @Test("Not HTTP at all: one problem, and nothing made up")
+    func notHTTP() {
+        var conversation = HTTPConversation()
+        let events = feed(&conversation, .initiator, "SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        #expect(!events.contains { if case .request = $0 { true } else { false } })
+    }
+}
