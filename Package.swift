@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // zlib (the system's), for gzip bodies and permessage-deflate in imported captures.
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // Pure codecs: bytes in, values out. No NIO, no I/O.
@@ -72,8 +74,12 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
-        // Captures people already have: TCP reassembly, HTTP and WebSocket streams, sessions. Pure.
-        .target(name: "TrafficImport", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
+        // Captures people already have: TCP reassembly, HTTP and WebSocket streams (zlib through
+        // compress-nio for what was compressed), sessions. No I/O.
+        .target(
+            name: "TrafficImport",
+            dependencies: ["SocketIOProtocol", "TrafficCapture", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // libpcap (Debian libpcap-dev): pcap and pcapng files, live interfaces, BPF filters.
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),

@@ -95,6 +95,8 @@ public final class PcapSource {
         pcap_set_snaplen(handle, snapshotLength)
         pcap_set_timeout(handle, 100)
         pcap_set_immediate_mode(handle, 1)
+        // The kernel's default 2 MB fills while a burst is decoded, and what overflows is lost.
+        pcap_set_buffer_size(handle, 64 << 20)
         let status = pcap_activate(handle)
         if status < 0 {
             let reason = String(cString: pcap_geterr(handle))
@@ -104,11 +106,13 @@ public final class PcapSource {
             }
             throw Failure(code: .cannotOpen, message: "\(interface): \(reason)")
         }
+        // Non-blocking: next() answers at once, so a caller can stop between frames.
+        _ = pcap_setnonblock(handle, 1, &error)
         return try prepare(handle, filter: filter)
     }
 
-    /// The next frame; `nil` at the end of a file (or, live, when nothing came for a moment:
-    /// check ``isFinished``).
+    /// The next frame; `nil` at the end of a file (``finished``) or, live, when nothing is
+    /// waiting (it does not block).
     public func next() throws(Failure) -> Frame? {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
@@ -130,7 +134,7 @@ public final class PcapSource {
         }
     }
 
-    /// The file has ended (or the live capture was stopped).
+    /// The file has ended.
     public private(set) var finished = false
 
     /// Bytes of the file read so far, for progress.
@@ -139,8 +143,10 @@ public final class PcapSource {
         return ftell(file)
     }
 
-    /// Ends a live capture from another thread: ``next()`` then returns `nil` with ``finished`` set.
-    public func stop() {
-        pcap_breakloop(handle)
+    /// Frames a live capture lost because its buffer was full (libpcap's count), if it says.
+    public var dropped: Int? {
+        var stats = pcap_stat()
+        guard pcap_stats(handle, &stats) == 0 else { return nil }
+        return Int(stats.ps_drop)
     }
 }

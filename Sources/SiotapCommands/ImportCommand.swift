@@ -8,7 +8,7 @@ import TrafficImport
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Turn a pcap or pcapng file (tcpdump, Wireshark) into a capture: every Socket.IO session in it, decoded.",
+        abstract: "Turn a pcap or pcapng file (tcpdump, Wireshark), or a browser's HAR export, into a capture: every Socket.IO session in it, decoded.",
         discussion: """
             Each TCP connection is put back in order, read as HTTP/1.1 and WebSocket, and its \
             Engine.IO sessions joined across connections by their sid, as siotap proxy records \
@@ -16,7 +16,11 @@ struct ImportCommand: AsyncParsableCommand {
             replay, mock and redact work on the result. Engine.IO traffic is found on any path by \
             its query (or on --path only). Bytes the capture lost are never guessed: they become \
             pcap.gap error records. Traffic inside TLS cannot be read (use siotap proxy, or its \
-            SSLKEYLOGFILE with Wireshark).
+            SSLKEYLOGFILE with Wireshark). Tokens are judged at the time they were captured.
+
+            A HAR file (Chrome's or Firefox's developer tools, "Save all as HAR"; told by its .har \
+            name or its JSON) gives the same records from its entries: polling bodies from the \
+            responses, WebSocket messages from _webSocketMessages, times from the browser.
 
             A summary goes to stderr at the end; a file over 50 MB shows its progress there.
 
@@ -28,10 +32,11 @@ struct ImportCommand: AsyncParsableCommand {
               siotap import session.pcap --record session.jsonl
               siotap import prod.pcapng --port 443 --port 8080 --json | jq 'select(.kind=="packet")'
               siotap import capture.pcap --filter 'host 10.0.0.7' --jwt-secret "$JWT_SECRET"
+              siotap import localhost.har --record from-the-browser.jsonl
             """
     )
 
-    @Argument(help: "A pcap or pcapng file.")
+    @Argument(help: "A pcap, pcapng or HAR file.")
     var file: String
 
     @Option(help: "A BPF filter, as tcpdump takes it ('tcp port 3000').")
@@ -59,70 +64,54 @@ struct ImportCommand: AsyncParsableCommand {
         let io = CommandIO.current
         guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
         let key = try tokens.key()
+        let session = { () throws -> ImportRun in
+            try ImportRun(
+                command: "import", io: io, record: record, json: json, quiet: quiet,
+                inspector: JWTInspector(key: key, leewaySeconds: tokens.leeway), path: path, ports: port
+            )
+        }
+        if try Self.isHAR(file) {
+            guard filter == nil, port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
+            let bytes = try Self.read(file)
+            let events: [(HTTPConversation.Event, SessionAssembler.Flow)]
+            do { events = try HARImport.events(bytes) } catch { throw CommandFailure(.badInput, "\(file): \(error)") }
+            try await session().take(har: events)
+            return
+        }
         let source: PcapSource
         do { source = try PcapSource.open(file: file, filter: filter) } catch {
             throw CommandFailure(error.code == .cannotOpen ? .runtime : .badInput, error.message)
         }
-        let writer: CaptureWriter?
-        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
-        defer { writer?.close() }
-        let printer = RecordPrinter(io: io, json: json)
-        let inspector = JWTInspector(key: key, leewaySeconds: tokens.leeway)
-        var importer = TrafficImporter(path: path, ports: Set(port.map(UInt16.init)))
-        var summary = Summary()
+        let run = try session()
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         var progress = Progress(io: io, total: size)
-
-        func emit(_ output: SessionAssembler.Output) async throws {
-            var written: [CaptureRecord] = []
-            for stamped in output.records { written.append(stamped.record) }
-            for token in output.tokens {
-                let report = await inspector.inspect(token.token)
-                written.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
-            }
-            for record in written {
-                let stamped: CaptureRecord
-                do { stamped = try writer?.write(record) ?? record } catch { throw CommandFailure("the capture cannot be written: \(error)") }
-                summary.count(stamped)
-                if !quiet { printer.print(stamped) }
-            }
-        }
-
-        var lastTime = 0.0
         var truncated: String?
         do {
             while let frame = try source.next() {
-                lastTime = frame.time
-                if let segment = PacketDecoding.tcpSegment(frame.bytes, linkType: source.linkType, time: frame.time) {
-                    try await emit(importer.add(segment))
-                }
+                try await run.take(frame, linkType: source.linkType)
                 progress.advance(to: source.position)
             }
         } catch let failure as PcapSource.Failure {
             truncated = failure.message
-            let record = CaptureRecord(ts: RFC3339.format(secondsSince1970: lastTime), .error(ErrorRecord(dir: nil, code: ErrorCode(rawValue: failure.code.rawValue), message: "\(file): \(failure.message)")))
-            _ = try? writer?.write(record)
-            if !quiet { printer.print(record) }
+            try await run.record(failure, in: file)
         }
-        try await emit(importer.finish(time: lastTime))
+        try await run.finish()
         progress.done()
-        io.writeError("siotap import: \(importer.conns) conn\(importer.conns == 1 ? "" : "s"), \(summary.packets) packets, \(summary.tokens) tokens, "
-            + "\(importer.gaps) gap\(importer.gaps == 1 ? "" : "s") (\(importer.tcpConnections) TCP connections, \(importer.segments) segments)"
-            + (record.map { "; written to \($0)" } ?? "") + "\n")
         if let truncated { throw CommandFailure("\(file) ends inside a frame (\(truncated)); everything before it was imported") }
     }
 
-    struct Summary {
-        var packets = 0
-        var tokens = 0
+    /// A HAR file by its name, or by its first character (JSON), pcap files being binary.
+    static func isHAR(_ path: String) throws -> Bool {
+        if path.lowercased().hasSuffix(".har") { return true }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 64)) ?? Data()
+        return head.first { ![9, 10, 13, 32].contains($0) } == UInt8(ascii: "{")
+    }
 
-        mutating func count(_ record: CaptureRecord) {
-            switch record.body {
-            case .packet: packets += 1
-            case .jwt: tokens += 1
-            default: break
-            }
-        }
+    static func read(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(path)") }
+        return Array(data)
     }
 
     /// A line on stderr as a big file is read, at most once a second.
@@ -146,6 +135,97 @@ struct ImportCommand: AsyncParsableCommand {
 
         mutating func done() {
             if shown { io.writeError("siotap import: 100%\n") }
+        }
+    }
+}
+
+/// What `siotap import` and `siotap sniff` share: frames to records, written, shown, summed up.
+final class ImportRun {
+    private let command: String
+    private let io: CommandIO
+    private let writer: CaptureWriter?
+    private let printer: RecordPrinter
+    private let quiet: Bool
+    private let record: String?
+    private let inspector: JWTInspector
+    private var importer: TrafficImporter
+    /// Numbers the records when no writer does.
+    private var sequence = 0
+    private var packets = 0
+    private var tokens = 0
+    private var lastTime = 0.0
+    /// A HAR file's entries, for the summary.
+    private var entries: Int?
+
+    init(command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?, ports: [Int]) throws {
+        self.command = command
+        self.io = io
+        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
+        printer = RecordPrinter(io: io, json: json)
+        self.quiet = quiet
+        self.record = record
+        self.inspector = inspector
+        importer = TrafficImporter(path: path, ports: Set(ports.map(UInt16.init)))
+    }
+
+    deinit {
+        writer?.close()
+    }
+
+    func take(_ frame: PcapSource.Frame, linkType: LinkType) async throws {
+        lastTime = frame.time
+        guard let segment = PacketDecoding.tcpSegment(frame.bytes, linkType: linkType, time: frame.time) else { return }
+        try await emit(importer.add(segment))
+    }
+
+    /// A HAR file's events, then the summary.
+    func take(har events: [(HTTPConversation.Event, SessionAssembler.Flow)]) async throws {
+        for (event, flow) in events {
+            lastTime = event.time
+            try await emit(importer.take(event, on: flow))
+        }
+        entries = Set(events.map(\.1.entry)).count
+        try await finish()
+    }
+
+    /// The source failed (a file cut short): said in the capture too.
+    func record(_ failure: PcapSource.Failure, in file: String) async throws {
+        let error = ErrorRecord(dir: nil, code: ErrorCode(rawValue: failure.code.rawValue), message: "\(file): \(failure.message)")
+        try await emit(SessionAssembler.Output(), extra: [CaptureRecord(ts: RFC3339.format(secondsSince1970: lastTime), .error(error))])
+    }
+
+    /// Closes what is still open, writes the summary line.
+    func finish() async throws {
+        try await emit(importer.finish(time: lastTime))
+        writer?.close()
+        let conns = importer.conns
+        io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(packets) packets, \(tokens) tokens, "
+            + (entries.map { "from \($0) HAR entries" } ?? "\(importer.gaps) gap\(importer.gaps == 1 ? "" : "s") (\(importer.tcpConnections) TCP connections, \(importer.segments) segments)")
+            + (record.map { "; written to \($0)" } ?? "") + "\n")
+    }
+
+    private func emit(_ output: SessionAssembler.Output, extra: [CaptureRecord] = []) async throws {
+        var written: [CaptureRecord] = extra
+        for stamped in output.records { written.append(stamped.record) }
+        for token in output.tokens {
+            // Judged when it was seen: a token that was good during the incident is good here.
+            let report = await inspector.inspect(token.token, now: token.time)
+            written.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
+        }
+        for record in written {
+            var stamped = record
+            if let writer {
+                do { stamped = try writer.write(record) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
+            } else {
+                sequence += 1
+                stamped.seq = sequence
+            }
+            switch stamped.body {
+            case .packet: packets += 1
+            case .jwt: tokens += 1
+            default: break
+            }
+            if !quiet { printer.print(stamped) }
         }
     }
 }

@@ -212,6 +212,9 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
         for event in collected {
             switch event {
             case .message(let message): pair.observer.message(side, message)
+            // The proxy takes permessage-deflate out of the offer; a peer that compresses anyway
+            // is relayed, and said so.
+            case .compressed: pair.observer.malformed(side, "a compressed message (permessage-deflate) that was not negotiated")
             case .oversized(let size): pair.observer.oversized(side, size)
             case .malformed(let reason): pair.observer.malformed(side, reason)
             case .close: break

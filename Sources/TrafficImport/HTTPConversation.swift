@@ -9,7 +9,7 @@ import SocketIOProtocol
 /// capture that starts mid-connection works. After a gap a side is lost until a request or
 /// response line starts a new message at a line start; a WebSocket side stays lost (its frame
 /// boundaries cannot be proven again).
-public struct HTTPConversation: Sendable {
+public struct HTTPConversation {
     public struct Head: Sendable, Hashable {
         /// `GET /socket.io/?EIO=4... HTTP/1.1` or `HTTP/1.1 200 OK`, split.
         public var method: String
@@ -44,6 +44,12 @@ public struct HTTPConversation: Sendable {
         case problem(code: String, message: String, fromClient: Bool?, time: Double)
         /// A side ended (FIN or RST).
         case ended(fromClient: Bool, reset: Bool, time: Double)
+
+        public var time: Double {
+            switch self {
+            case .request(_, _, let time), .response(_, _, _, let time), .webSocket(_, _, let time), .problem(_, _, _, let time), .ended(_, _, let time): time
+            }
+        }
     }
 
     /// Largest head or body read; beyond it the side is lost.
@@ -53,6 +59,8 @@ public struct HTTPConversation: Sendable {
     private var readers: [TCPReassembler.Side: Reader] = [.initiator: Reader(), .responder: Reader()]
     /// Requests waiting for their responses, oldest first.
     private var waiting: [Head] = []
+    /// permessage-deflate, per side, when the 101 agreed to it.
+    private var inflaters: [TCPReassembler.Side: Inflation.Messages] = [:]
     private let maxMessageSize: Int
 
     /// `fromTheStart`: the capture has the connection from its SYN. When not, each side is read
@@ -233,7 +241,24 @@ public struct HTTPConversation: Sendable {
                 frames.read(reader.buffer, into: &found)
                 reader.buffer = []
                 reader.mode = .webSocket(frames)
-                for event in found { events.append(.webSocket(event, fromClient: fromClient ?? (side == .initiator), time: time)) }
+                let client = fromClient ?? (side == .initiator)
+                for event in found {
+                    guard case .compressed(let text, let bytes) = event else {
+                        events.append(.webSocket(event, fromClient: client, time: time))
+                        continue
+                    }
+                    guard let inflater = inflaters[side] else {
+                        events.append(.problem(code: "pcap.inflate", message: "a compressed message on a WebSocket that did not agree to permessage-deflate", fromClient: client, time: time))
+                        continue
+                    }
+                    do {
+                        let inflated = try inflater.inflate(bytes, limit: maxMessageSize)
+                        let message: WebSocketMessage = text ? .text(String(decoding: inflated, as: UTF8.self)) : .binary(inflated)
+                        events.append(.webSocket(.message(message), fromClient: client, time: time))
+                    } catch {
+                        events.append(.problem(code: "pcap.inflate", message: error.description, fromClient: client, time: time))
+                    }
+                }
                 return
             }
         }
@@ -244,9 +269,14 @@ public struct HTTPConversation: Sendable {
     private mutating func complete(_ reader: inout Reader, side: TCPReassembler.Side, time: Double, into events: inout [Event]) {
         guard let head = reader.head else { return }
         reader.head = nil
-        let body = reader.body
+        var body = reader.body
         reader.body = []
         reader.mode = .head
+        if let encoding = head.header("content-encoding"), !body.isEmpty {
+            do { body = try Inflation.body(body, encoding: encoding, limit: maxMessageSize) } catch {
+                events.append(.problem(code: "pcap.inflate", message: error.description, fromClient: head.status == 0, time: time))
+            }
+        }
         if head.status == 0 {
             waiting.append(head)
             events.append(.request(head, body: body, time: time))
@@ -263,6 +293,10 @@ public struct HTTPConversation: Sendable {
             if head.status == 101 {
                 clientReader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
                 reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+                if let deflate = Inflation.negotiated(head.header("sec-websocket-extensions")) {
+                    inflaters[clientSide] = try? Inflation.Messages(takeover: deflate.clientTakeover)
+                    inflaters[side] = try? Inflation.Messages(takeover: deflate.serverTakeover)
+                }
             }
             readers[clientSide] = clientReader
             // What the client sent after its upgrade request is read now, as whatever it is.

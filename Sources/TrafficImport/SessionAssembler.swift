@@ -29,28 +29,41 @@ public struct SessionAssembler: Sendable {
     public struct Output: Sendable {
         public var records: [Stamped] = []
         public var tokens: [Token] = []
+
+        public init() {}
     }
 
-    /// Which TCP connection an event came from: its client and server ends.
+    /// Which connection an event came from: its client and server ends (a HAR names no client,
+    /// and tells its entries apart by number), and the scheme the client spoke.
     public struct Flow: Sendable, Hashable {
-        public var client: Endpoint
-        public var server: Endpoint
+        public var client: Endpoint?
+        public var server: String
+        public var scheme: String
+        public var entry: Int
 
-        public init(client: Endpoint, server: Endpoint) {
+        public init(client: Endpoint?, server: String, scheme: String = "http", entry: Int = 0) {
             self.client = client
             self.server = server
+            self.scheme = scheme
+            self.entry = entry
         }
+
+        public init(client: Endpoint, server: Endpoint) {
+            self.init(client: client, server: server.description)
+        }
+
+        var label: String { "\(client?.description ?? "the browser") ⇄ \(server)" }
     }
 
     private struct Conn: Sendable {
-        var id: String
+        var number: Int
         var observation: ConnectionObservation
-        var closed = false
     }
 
     private let path: String?
+    /// The conns still open; a closed conn's state goes (a long capture holds only its open ones),
+    /// its sid staying in `bySid` so that late traffic of the session is not taken for a new one.
     private var conns: [String: Conn] = [:]
-    private var order: [String] = []
     private var bySid: [String: String] = [:]
     /// The conn each upgraded TCP connection carries.
     private var webSockets: [Flow: String] = [:]
@@ -83,6 +96,9 @@ public struct SessionAssembler: Sendable {
                 observe(.webSocket(message), dir: dir, conn: id, time: time, into: &output)
             case .close:
                 close(id, by: fromClient ? .client : .server, reason: fromClient ? "client closed the websocket" : "server closed the websocket", time: time, into: &output)
+            case .compressed:
+                // HTTPConversation inflates these, or says why it could not.
+                break
             case .oversized(let size):
                 emit(.error(ErrorRecord(dir: dir, code: .messageTooLarge, message: "a websocket message of more than \(size) bytes, not decoded")), conn: id, time: time, into: &output)
             case .malformed(let reason):
@@ -91,7 +107,7 @@ public struct SessionAssembler: Sendable {
         case .problem(let code, let message, let fromClient, let time):
             let dir = fromClient.map { $0 ? Direction.clientToServer : .serverToClient }
             let id = webSockets[flow]
-            emit(.error(ErrorRecord(dir: dir, code: ErrorCode(rawValue: code), message: "\(flow.client) ⇄ \(flow.server): \(message)")), conn: id, time: time, into: &output)
+            emit(.error(ErrorRecord(dir: dir, code: ErrorCode(rawValue: code), message: "\(flow.label): \(message)")), conn: id, time: time, into: &output)
         case .ended(let fromClient, let reset, let time):
             if let id = webSockets[flow] {
                 close(id, by: fromClient ? .client : .server, reason: reset ? "TCP reset" : (fromClient ? "client closed the websocket" : "server closed the websocket"), time: time, into: &output)
@@ -103,7 +119,7 @@ public struct SessionAssembler: Sendable {
     /// The capture is over: conns still open get their close.
     public mutating func finish(time: Double) -> Output {
         var output = Output()
-        for id in order where conns[id]?.closed == false {
+        for id in conns.keys.sorted(by: { conns[$0]!.number < conns[$1]!.number }) {
             close(id, by: .proxy, reason: "the capture ends", time: time, into: &output)
         }
         return output
@@ -159,8 +175,7 @@ public struct SessionAssembler: Sendable {
     private mutating func newConn(engine: EngineRequest) -> String {
         counter += 1
         let id = "c\(counter)"
-        conns[id] = Conn(id: id, observation: ConnectionObservation(engineVersion: engine.version))
-        order.append(id)
+        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: engine.version))
         return id
     }
 
@@ -178,12 +193,12 @@ public struct SessionAssembler: Sendable {
         SessionRecord(
             url: head.target, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string(JSONString($0.value))) })),
-            remote: flow.client.description, upstream: "http://\(flow.server)", scheme: "http"
+            remote: flow.client?.description, upstream: "\(flow.scheme)://\(flow.server)", scheme: flow.scheme
         )
     }
 
     private mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, conn id: String, time: Double, into output: inout Output) {
-        guard var conn = conns[id], !conn.closed else { return }
+        guard var conn = conns[id] else { return }
         let (decoded, learnedSid) = conn.observation.observe(frame, dir: dir, now: time)
         var tokens: [Token] = []
         for sighting in decoded.tokens where conn.observation.firstSighting(of: sighting.token, source: sighting.source, nsp: sighting.nsp) {
@@ -227,14 +242,13 @@ public struct SessionAssembler: Sendable {
     }
 
     private func emit(_ body: CaptureRecord.Body, conn: String?, time: Double, into output: inout Output) {
-        if let conn, conns[conn]?.closed == true { return }
+        if let conn, conns[conn] == nil { return }
         output.records.append(Stamped(body: body, conn: conn, time: time))
     }
 
     private mutating func close(_ id: String, by side: Peer, reason: String, time: Double, into output: inout Output) {
-        guard var conn = conns[id], !conn.closed else { return }
-        conn.closed = true
-        conns[id] = conn
+        guard conns.removeValue(forKey: id) != nil else { return }
+        webSockets = webSockets.filter { $0.value != id }
         output.records.append(Stamped(body: .close(CloseRecord(by: side, reason: reason)), conn: id, time: time))
     }
 }

@@ -2,8 +2,8 @@
 /// (``TCPReassembler``), read as HTTP and WebSocket (``HTTPConversation``), and its sessions joined
 /// across connections (``SessionAssembler``). Memory follows the connections open at a time: a
 /// connection's state goes once both its sides have ended. Pure.
-public struct TrafficImporter: Sendable {
-    private struct Connection: Sendable {
+public struct TrafficImporter {
+    private struct Connection {
         var reassembler: TCPReassembler
         var conversation: HTTPConversation
         var ended: Set<TCPReassembler.Side> = []
@@ -60,6 +60,11 @@ public struct TrafficImporter: Sendable {
             peakConnections = max(peakConnections, connections.count)
         }
         return output
+    }
+
+    /// An event read elsewhere than off TCP (a HAR file's entries).
+    public mutating func take(_ event: HTTPConversation.Event, on flow: SessionAssembler.Flow) -> SessionAssembler.Output {
+        assembler.take(event, on: flow)
     }
 
     /// The capture is over: what waits behind holes, and a close for every conn still open.

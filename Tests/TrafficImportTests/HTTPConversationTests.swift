@@ -74,4 +74,59 @@ struct HTTPConversationTests {
         let events = feed(&conversation, .initiator, "SSH-2.0-OpenSSH_9.2\r\n\r\n")
         #expect(!events.contains { if case .request = $0 { true } else { false } })
     }
+
+    static func hex(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2)
+            bytes.append(UInt8(text[index..<next], radix: 16)!)
+            index = next
+        }
+        return bytes
+    }
+
+    /// Server messages (unmasked), compressed: RSV1 set on the first frame.
+    static func compressedFrame(_ payload: [UInt8]) -> [UInt8] { [0xC1, UInt8(payload.count)] + payload }
+
+    // Made with Python's zlib (wbits -15, a sync flush, its 00 00 ff ff taken off, as RFC 7692 says):
+    // two messages through one compressor (the second refers back to the first), and the second alone.
+    static let first = hex("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402295620100")
+    static let secondWithContext = hex("32c1af4021313d31334f291600")
+    static let secondAlone = hex("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402613d31333f394620100")
+
+    func serverMessages(extensions: String, frames: [[UInt8]]) -> [String] {
+        var conversation = HTTPConversation()
+        var events = feed(&conversation, .initiator, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        events += feed(&conversation, .responder, bytes: Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Extensions: \(extensions)\r\n\r\n".utf8) + frames.flatMap { $0 })
+        return events.compactMap { event in
+            switch event {
+            case .webSocket(.message(.text(let text)), _, _): text
+            case .problem(let code, _, _, _): code
+            default: nil
+            }
+        }
+    }
+
+    @Test("permessage-deflate: messages inflated, the window kept across messages unless the handshake said no context takeover")
+    func perMessageDeflate() {
+        let expected = [#"42["message","hello hello hello"]"#, #"42["message","hello hello hello again"]"#]
+        #expect(serverMessages(extensions: "permessage-deflate; client_max_window_bits=15", frames: [Self.compressedFrame(Self.first), Self.compressedFrame(Self.secondWithContext)]) == expected)
+        #expect(serverMessages(extensions: "permessage-deflate; server_no_context_takeover", frames: [Self.compressedFrame(Self.first), Self.compressedFrame(Self.secondAlone)]) == expected)
+        // Without the agreement, a compressed message is a problem, not text made of deflate bytes.
+        #expect(serverMessages(extensions: "x-other", frames: [Self.compressedFrame(Self.first)]) == ["pcap.inflate"])
+    }
+
+    @Test("A gzip body (Python's gzip) is read inflated; one that does not inflate is a problem, its bytes kept")
+    func gzipBody() {
+        var conversation = HTTPConversation()
+        var events = feed(&conversation, .initiator, "GET /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n")
+        let body = Self.hex("1f8b080000000000020333a920120000c5cad4ba29000000")
+        events += feed(&conversation, .responder, bytes: Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        events += feed(&conversation, .initiator, "GET /x HTTP/1.1\r\n\r\n")
+        events += feed(&conversation, .responder, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc")
+        let bodies = events.compactMap { if case .response(_, let body, _, _) = $0 { String(decoding: body, as: UTF8.self) } else { nil } }
+        #expect(bodies == ["4" + String(repeating: "x", count: 40), "abc"])
+        #expect(events.contains { if case .problem(code: "pcap.inflate", _, _, _) = $0 { true } else { false } })
+    }
 }

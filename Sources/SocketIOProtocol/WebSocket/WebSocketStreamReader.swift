@@ -9,6 +9,9 @@ public struct WebSocketStreamReader: Sendable {
     public enum Event: Sendable, Hashable {
         /// A whole text or binary message, fragments joined, unmasked.
         case message(WebSocketMessage)
+        /// A whole message whose first frame set RSV1: compressed with permessage-deflate (RFC
+        /// 7692), its bytes as they came, for whoever knows the negotiated context to inflate.
+        case compressed(text: Bool, bytes: [UInt8])
         /// A message longer than the limit: its bytes went by, unread. Reported once, when its
         /// size first passes the limit.
         case oversized(Int)
@@ -37,7 +40,7 @@ public struct WebSocketStreamReader: Sendable {
     private var header: [UInt8] = []
     private var frame: Frame?
     /// The data message being joined, and whether it already passed the limit.
-    private var message: (opcode: Opcode, bytes: [UInt8], oversized: Bool)?
+    private var message: (opcode: Opcode, bytes: [UInt8], oversized: Bool, compressed: Bool)?
     /// A control frame's payload (at most 125 bytes).
     private var control: [UInt8] = []
     private var failed = false
@@ -102,7 +105,7 @@ public struct WebSocketStreamReader: Sendable {
             guard message != nil else { return fail("continuation frame without a message", into: &events) }
         } else {
             guard message == nil else { return fail("new message before the last one's final fragment", into: &events) }
-            message = (opcode, [], false)
+            message = (opcode, [], false, first & 0x40 != 0)
         }
         frame = Frame(fin: fin, opcode: opcode, mask: mask, remaining: length)
         if !opcode.isControl { noteSize(adding: length, into: &events) }
@@ -159,6 +162,10 @@ public struct WebSocketStreamReader: Sendable {
         guard !finished.opcode.isControl, finished.fin, let whole = message else { return }
         message = nil
         guard !whole.oversized else { return }
+        if whole.compressed {
+            events.append(.compressed(text: whole.opcode == .text, bytes: whole.bytes))
+            return
+        }
         // Invalid UTF-8 in a text message is kept visible (replacement characters), not dropped.
         events.append(.message(whole.opcode == .text ? .text(String(decoding: whole.bytes, as: UTF8.self)) : .binary(whole.bytes)))
     }

@@ -1,0 +1,102 @@
+import ArgumentParser
+import JWTInspection
+import PcapInput
+import Synchronization
+
+struct SniffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sniff",
+        abstract: "Watch a network interface and show (and record) the Socket.IO sessions on it, decoded, as they happen.",
+        discussion: """
+            What siotap import does with a file, live, through libpcap: no proxy in the path. \
+            Capturing needs root or CAP_NET_RAW (sudo setcap cap_net_raw+ep $(which siotap)). Traffic \
+            inside TLS cannot be read.
+
+            Exit codes: 0 stopped by SIGINT or SIGTERM (every conn closed in the capture, the last \
+            line whole); 1 the interface cannot be opened (no such interface, no permission) or the \
+            capture cannot be written; 2 a bad filter.
+
+            Examples:
+              sudo siotap sniff -i lo --port 3000
+              sudo siotap sniff -i eth0 --filter 'host 10.0.0.7 and tcp port 8080' --record live.jsonl
+            """
+    )
+
+    @Option(name: [.short, .customLong("interface")], help: "The interface to capture on (lo, eth0, any).")
+    var interface: String
+
+    @Option(help: "A BPF filter, as tcpdump takes it.")
+    var filter: String?
+
+    @Option(help: "Read only TCP connections with this port; repeatable.")
+    var port: [Int] = []
+
+    @Option(help: "Decode Engine.IO traffic on this path only.")
+    var path: String?
+
+    @Option(help: "Write every record to this JSONL file.")
+    var record: String?
+
+    @OptionGroup(title: "Tokens")
+    var tokens: JWTKeyOptions
+
+    @Flag(help: "Print nothing per packet (still records).")
+    var quiet = false
+
+    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
+    var json = false
+
+    func run() async throws {
+        let io = CommandIO.current
+        guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
+        let key = try tokens.key()
+        // A port filter in the kernel too: what is not wanted is not copied out.
+        let portFilter = port.isEmpty ? nil : port.map { "tcp port \($0)" }.joined(separator: " or ")
+        let combined = [filter, portFilter].compactMap { $0 }.map { "(\($0))" }.joined(separator: " and ")
+        let source: PcapSource
+        do { source = try PcapSource.open(interface: interface, filter: combined.isEmpty ? nil : combined) } catch {
+            throw CommandFailure(error.code == .badFilter ? .badInput : .runtime, error.message)
+        }
+        let session = try ImportRun(
+            command: "sniff", io: io, record: record, json: json, quiet: quiet,
+            inspector: JWTInspector(key: key, leewaySeconds: tokens.leeway), path: path, ports: port
+        )
+        let signals = SignalWaiter()
+        let stopped = Atomic<Bool>(false)
+        let waiting = Task {
+            await signals.wait()
+            stopped.store(true, ordering: .releasing)
+        }
+        io.writeError("siotap sniff: capturing on \(interface)" + (combined.isEmpty ? "" : " (\(combined))")
+            + (record.map { ", recording to \($0)" } ?? "") + "; Ctrl-C to stop\n")
+        // next() does not block: between frames the loop sees a signal at once, and when nothing
+        // is waiting it sleeps a little.
+        while !stopped.load(ordering: .acquiring), !source.finished {
+            do {
+                if let frame = try source.next() {
+                    try await session.take(frame, linkType: source.linkType)
+                } else {
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            } catch let failure as PcapSource.Failure {
+                try await session.record(failure, in: interface)
+                break
+            }
+        }
+        waiting.cancel()
+        // What the kernel already holds (a block of frames may wait for its timeout) is read too.
+        let drainUntil = ContinuousClock.now + .milliseconds(300)
+        while !source.finished, ContinuousClock.now < drainUntil {
+            guard let frame = try? source.next() else {
+                try? await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            try await session.take(frame, linkType: source.linkType)
+        }
+        try await session.finish()
+        if let dropped = source.dropped, dropped > 0 {
+            io.writeError("siotap sniff: the kernel dropped \(dropped) frames (the gaps they left are in the capture)\n")
+        }
+        io.writeError("siotap sniff: stopped\n")
+    }
+}

@@ -1,0 +1,90 @@
+import SocketIOProtocol
+
+/// A browser's HAR export (Chrome's and Firefox's developer tools: "Save all as HAR") to the
+/// events of ``SessionAssembler``: each entry's request and response, and a WebSocket entry's
+/// messages from `_webSocketMessages` (`type` send/receive, `time` in seconds since 1970,
+/// `opcode` 1 or 2, `data`: binary as base64). Entries are put in time order, whatever order the
+/// file has them in. Pure.
+public enum HARImport {
+    public struct Failed: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// What the file holds, in time order, for ``SessionAssembler/take(_:on:)``.
+    public static func events(_ bytes: [UInt8]) throws(Failed) -> [(HTTPConversation.Event, SessionAssembler.Flow)] {
+        let root: JSONValue
+        do { root = try JSONValue.parse(bytes: bytes) } catch { throw Failed(description: "not JSON: \(error)") }
+        guard let entries = root["log"]?["entries"]?.arrayValue else {
+            throw Failed(description: "not a HAR file: no log.entries")
+        }
+        var timed: [(time: Double, order: Int, event: HTTPConversation.Event, flow: SessionAssembler.Flow)] = []
+        for (index, entry) in entries.enumerated() {
+            guard let request = entry["request"], let url = request["url"]?.stringValue, let method = request["method"]?.stringValue,
+                  let target = Target(url: url)
+            else { continue }
+            let started = entry["startedDateTime"]?.stringValue.flatMap(RFC3339.parse) ?? 0
+            let duration = (entry["time"]?.numberValue?.doubleValue ?? 0) / 1000
+            let flow = SessionAssembler.Flow(client: nil, server: target.authority, scheme: target.tls ? "https" : "http", entry: index + 1)
+            let requestHead = HTTPConversation.Head(method: method, target: target.originForm, status: 0, headers: headers(request["headers"]))
+            let requestBody = Array((request["postData"]?["text"]?.stringValue ?? "").utf8)
+            func add(_ time: Double, _ event: HTTPConversation.Event) { timed.append((time, timed.count, event, flow)) }
+            add(started, .request(requestHead, body: requestBody, time: started))
+            guard let response = entry["response"], let status = response["status"]?.numberValue?.intValue, status > 0 else { continue }
+            let responseHead = HTTPConversation.Head(method: "", target: "", status: status, headers: headers(response["headers"]))
+            let messages = entry["_webSocketMessages"]?.arrayValue ?? []
+            if status == 101 || !messages.isEmpty {
+                // The handshake is answered at once; the messages come at their own times.
+                let opened = started + min(duration, 1)
+                add(opened, .response(HTTPConversation.Head(method: "", target: "", status: 101, headers: responseHead.headers), body: [], request: requestHead, time: opened))
+                for message in messages {
+                    guard let data = message["data"]?.stringValue else { continue }
+                    let time = message["time"]?.numberValue?.doubleValue ?? opened
+                    let fromClient = message["type"]?.stringValue == "send"
+                    switch message["opcode"]?.numberValue?.intValue ?? 1 {
+                    case 1: add(time, .webSocket(.message(.text(data)), fromClient: fromClient, time: time))
+                    case 2: add(time, .webSocket(.message(.binary(Base64.decode(data) ?? Array(data.utf8))), fromClient: fromClient, time: time))
+                    case 8: add(time, .webSocket(.close(code: nil), fromClient: fromClient, time: time))
+                    default: break
+                    }
+                }
+                continue
+            }
+            var body = Array((response["content"]?["text"]?.stringValue ?? "").utf8)
+            if response["content"]?["encoding"]?.stringValue == "base64", let decoded = Base64.decode(body) { body = decoded }
+            add(started + duration, .response(responseHead, body: body, request: requestHead, time: started + duration))
+        }
+        timed.sort { ($0.time, $0.order) < ($1.time, $1.order) }
+        return timed.map { ($0.event, $0.flow) }
+    }
+
+    /// Headers as HAR lists them, without HTTP/2's pseudo-headers.
+    private static func headers(_ list: JSONValue?) -> [(name: String, value: String)] {
+        (list?.arrayValue ?? []).compactMap { header in
+            guard let name = header["name"]?.stringValue, let value = header["value"]?.stringValue, !name.hasPrefix(":") else { return nil }
+            return (name, value)
+        }
+    }
+
+    /// An absolute URL's host, port and origin-form target.
+    struct Target {
+        var tls: Bool
+        var authority: String
+        var originForm: String
+
+        init?(url: String) {
+            guard let separator = url.firstRange(of: "://") else { return nil }
+            let scheme = url[..<separator.lowerBound].lowercased()
+            guard ["http", "https", "ws", "wss"].contains(scheme) else { return nil }
+            tls = scheme == "https" || scheme == "wss"
+            let rest = url[separator.upperBound...]
+            let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            let host = String(rest[..<end])
+            guard !host.isEmpty else { return nil }
+            let hasPort = host.last.map { _ in host.split(separator: ":").count > 1 && !host.hasSuffix("]") } ?? false
+            authority = hasPort ? host : "\(host):\(tls ? 443 : 80)"
+            var path = String(rest[end...].prefix { $0 != "#" })
+            if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+            originForm = path
+        }
+    }
+}
