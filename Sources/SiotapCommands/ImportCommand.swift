@@ -39,39 +39,15 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: "A pcap, pcapng or HAR file.")
     var file: String
 
-    @Option(help: "A BPF filter, as tcpdump takes it ('tcp port 3000').")
-    var filter: String?
-
-    @Option(help: "Read only TCP connections with this port; repeatable.")
-    var port: [Int] = []
-
-    @Option(help: "Decode Engine.IO traffic on this path only.")
-    var path: String?
-
-    @Option(help: "Write every record to this JSONL file.")
-    var record: String?
-
-    @OptionGroup(title: "Tokens")
-    var tokens: JWTKeyOptions
-
-    @Flag(help: "Print nothing per packet (still records).")
-    var quiet = false
-
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
+    @OptionGroup
+    var options: ImportOptions
 
     func run() async throws {
         let io = CommandIO.current
-        guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
-        let key = try tokens.key()
-        let session = { () throws -> ImportRun in
-            try ImportRun(
-                command: "import", io: io, record: record, json: json, quiet: quiet,
-                inspector: JWTInspector(key: key, leewaySeconds: tokens.leeway), path: path, ports: port
-            )
-        }
+        let session = { () throws -> ImportRun in try options.run(command: "import", io: io) }
+        let filter = options.filter
         if try Self.isHAR(file) {
-            guard filter == nil, port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
+            guard filter == nil, options.port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
             let bytes = try Self.read(file)
             let events: [(HTTPConversation.Event, SessionAssembler.Flow)]
             do { events = try HARImport.events(bytes) } catch { throw CommandFailure(.badInput, "\(file): \(error)") }
@@ -136,6 +112,41 @@ struct ImportCommand: AsyncParsableCommand {
         mutating func done() {
             if shown { io.writeError("siotap import: 100%\n") }
         }
+    }
+}
+
+/// The options `siotap import` and `siotap sniff` share.
+struct ImportOptions: ParsableArguments {
+    @Option(help: "A BPF filter, as tcpdump takes it ('tcp port 3000').")
+    var filter: String?
+
+    @Option(help: "Read only TCP connections with this port; repeatable.")
+    var port: [Int] = []
+
+    @Option(help: "Decode Engine.IO traffic on this path only.")
+    var path: String?
+
+    @Option(help: "Write every record to this JSONL file.")
+    var record: String?
+
+    @OptionGroup(title: "Tokens")
+    var tokens: JWTKeyOptions
+
+    @Flag(help: "Print nothing per packet (still records).")
+    var quiet = false
+
+    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
+    var json = false
+
+    func validate() throws {
+        guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
+    }
+
+    func run(command: String, io: CommandIO) throws -> ImportRun {
+        try ImportRun(
+            command: command, io: io, record: record, json: json, quiet: quiet,
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, ports: port
+        )
     }
 }
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import JWTInspection
 import PcapInput
 import Synchronization
 
@@ -25,42 +24,19 @@ struct SniffCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("interface")], help: "The interface to capture on (lo, eth0, any).")
     var interface: String
 
-    @Option(help: "A BPF filter, as tcpdump takes it.")
-    var filter: String?
-
-    @Option(help: "Read only TCP connections with this port; repeatable.")
-    var port: [Int] = []
-
-    @Option(help: "Decode Engine.IO traffic on this path only.")
-    var path: String?
-
-    @Option(help: "Write every record to this JSONL file.")
-    var record: String?
-
-    @OptionGroup(title: "Tokens")
-    var tokens: JWTKeyOptions
-
-    @Flag(help: "Print nothing per packet (still records).")
-    var quiet = false
-
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
+    @OptionGroup
+    var options: ImportOptions
 
     func run() async throws {
         let io = CommandIO.current
-        guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
-        let key = try tokens.key()
         // A port filter in the kernel too: what is not wanted is not copied out.
-        let portFilter = port.isEmpty ? nil : port.map { "tcp port \($0)" }.joined(separator: " or ")
-        let combined = [filter, portFilter].compactMap { $0 }.map { "(\($0))" }.joined(separator: " and ")
+        let portFilter = options.port.isEmpty ? nil : options.port.map { "tcp port \($0)" }.joined(separator: " or ")
+        let combined = [options.filter, portFilter].compactMap { $0 }.map { "(\($0))" }.joined(separator: " and ")
         let source: PcapSource
         do { source = try PcapSource.open(interface: interface, filter: combined.isEmpty ? nil : combined) } catch {
             throw CommandFailure(error.code == .badFilter ? .badInput : .runtime, error.message)
         }
-        let session = try ImportRun(
-            command: "sniff", io: io, record: record, json: json, quiet: quiet,
-            inspector: JWTInspector(key: key, leewaySeconds: tokens.leeway), path: path, ports: port
-        )
+        let session = try options.run(command: "sniff", io: io)
         let signals = SignalWaiter()
         let stopped = Atomic<Bool>(false)
         let waiting = Task {
@@ -68,7 +44,7 @@ struct SniffCommand: AsyncParsableCommand {
             stopped.store(true, ordering: .releasing)
         }
         io.writeError("siotap sniff: capturing on \(interface)" + (combined.isEmpty ? "" : " (\(combined))")
-            + (record.map { ", recording to \($0)" } ?? "") + "; Ctrl-C to stop\n")
+            + (options.record.map { ", recording to \($0)" } ?? "") + "; Ctrl-C to stop\n")
         // next() does not block: between frames the loop sees a signal at once, and when nothing
         // is waiting it sleeps a little.
         while !stopped.load(ordering: .acquiring), !source.finished {
