@@ -54,6 +54,8 @@ kill -INT $dump
 wait $dump 2>/dev/null || true
 copies=$(python3 Benchmarks/grow_pcap.py "$work/seed.pcap" "$work/big.pcap" "$SIZE_MB" "$port")
 size=$(du -m "$work/big.pcap" | cut -f1)
+# KEEP_SEED=FILE keeps the one-session seed, for profiling (grow it again with grow_pcap.py).
+[ -n "${KEEP_SEED:-}" ] && cp "$work/seed.pcap" "$KEEP_SEED" && echo "seed kept in $KEEP_SEED (server port $port)"
 echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); pcap of $size MB: $copies copies of one session ($(du -k "$work/seed.pcap" | cut -f1) KB)"
 
 best() {  # command...: prints "seconds peak_kb", the best time of ROUNDS

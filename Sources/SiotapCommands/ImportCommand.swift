@@ -63,16 +63,19 @@ struct ImportCommand: AsyncParsableCommand {
         var progress = Progress(io: io, total: size)
         var truncated: String?
         do {
+            var frames = 0
             while let frame = try source.next() {
                 try await run.take(frame, linkType: source.linkType)
-                progress.advance(to: source.position)
+                frames += 1
+                // Where the file is costs a system call: asked now and then.
+                if frames % 4096 == 0 { progress.advance(to: source.position) }
             }
         } catch let failure as PcapSource.Failure {
             truncated = failure.message
             try await run.record(failure, in: file)
         }
-        try await run.finish()
         progress.done()
+        try await run.finish()
         if let truncated { throw CommandFailure("\(file) ends inside a frame (\(truncated)); everything before it was imported") }
     }
 
@@ -167,9 +170,13 @@ final class ImportRun {
     private var lastTime = 0.0
     /// A HAR file's entries, for the summary.
     private var entries: Int?
+    /// Records not written yet, and whether they may wait for more (a file) or not (a live capture).
+    private var pending: [CaptureRecord] = []
+    private let batched: Bool
 
     init(command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?, ports: [Int]) throws {
         self.command = command
+        batched = command == "import"
         self.io = io
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         printer = RecordPrinter(io: io, json: json)
@@ -208,6 +215,7 @@ final class ImportRun {
     /// Closes what is still open, writes the summary line.
     func finish() async throws {
         try await emit(importer.finish(time: lastTime))
+        try flush()
         writer?.close()
         let conns = importer.conns
         io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(packets) packets, \(tokens) tokens, "
@@ -216,27 +224,37 @@ final class ImportRun {
     }
 
     private func emit(_ output: SessionAssembler.Output, extra: [CaptureRecord] = []) async throws {
-        var written: [CaptureRecord] = extra
-        for stamped in output.records { written.append(stamped.record) }
+        pending += extra
+        for stamped in output.records { pending.append(stamped.record) }
         for token in output.tokens {
             // Judged when it was seen: a token that was good during the incident is good here.
             let report = await inspector.inspect(token.token, now: token.time)
-            written.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
+            pending.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
+        }
+        // A file's records go out in batches (a write per record cost more than decoding them); a
+        // live capture's at once.
+        if !batched || pending.count >= 512 { try flush() }
+    }
+
+    private func flush() throws {
+        guard !pending.isEmpty else { return }
+        var written = pending
+        pending = []
+        if let writer {
+            do { written = try writer.write(batch: written) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
+        } else {
+            for index in written.indices {
+                sequence += 1
+                written[index].seq = sequence
+            }
         }
         for record in written {
-            var stamped = record
-            if let writer {
-                do { stamped = try writer.write(record) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
-            } else {
-                sequence += 1
-                stamped.seq = sequence
-            }
-            switch stamped.body {
+            switch record.body {
             case .packet: packets += 1
             case .jwt: tokens += 1
             default: break
             }
-            if !quiet { printer.print(stamped) }
+            if !quiet { printer.print(record) }
         }
     }
 }

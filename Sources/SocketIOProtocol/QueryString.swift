@@ -1,11 +1,30 @@
 /// `a=1&b=2` into decoded pairs, in order.
 public enum QueryString {
     public static func pairs(_ query: some StringProtocol) -> [(String, String)] {
-        query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = percentDecode(parts[0])
-            return (name, parts.count > 1 ? percentDecode(parts[1]) : "")
+        // Bytes, not Characters: every request the proxy and the importer see goes through here.
+        let bytes = Array(query.utf8)
+        var pairs: [(String, String)] = []
+        var start = 0
+        while start <= bytes.count {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.count
+            if end > start {
+                let pair = bytes[start..<end]
+                if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    pairs.append((decode(pair[..<equals]), decode(pair[(equals + 1)...])))
+                } else {
+                    pairs.append((decode(pair), ""))
+                }
+            }
+            start = end + 1
         }
+        return pairs
+    }
+
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> String {
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return percentDecode(String(decoding: bytes, as: UTF8.self))
     }
 
     public static func percentDecode(_ text: some StringProtocol) -> String {
@@ -16,7 +35,7 @@ public enum QueryString {
             case UInt8(ascii: "+"): bytes.append(0x20)
             case UInt8(ascii: "%"):
                 let high = iterator.next(), low = iterator.next()
-                if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                if let high, let low, let value = hexValue(high).flatMap({ high in hexValue(low).map { high << 4 | $0 } }) {
                     bytes.append(value)
                 } else {
                     bytes.append(byte)
@@ -27,5 +46,14 @@ public enum QueryString {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

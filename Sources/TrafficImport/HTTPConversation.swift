@@ -18,8 +18,9 @@ public struct HTTPConversation {
         /// In wire order, names as sent.
         public var headers: [(name: String, value: String)]
 
+        /// The first header of this name (given in lower case), compared without case.
         public func header(_ name: String) -> String? {
-            headers.first { $0.name.lowercased() == name }?.value
+            headers.first { $0.name.count == name.count && $0.name.lowercased() == name }?.value
         }
 
         public static func == (lhs: Head, rhs: Head) -> Bool {
@@ -103,13 +104,13 @@ public struct HTTPConversation {
         var events: [Event] = []
         switch event {
         case .data(let bytes, let time):
-            var reader = readers[side]!
+            var reader = readers.removeValue(forKey: side)!
             reader.buffer += bytes
             if client == nil { learnClient(from: reader.buffer, side: side) }
             read(&reader, side: side, time: time, into: &events)
             readers[side] = reader
         case .gap(let length, let time):
-            var reader = readers[side]!
+            var reader = readers.removeValue(forKey: side)!
             let fromClient = client.map { $0 == side }
             events.append(.problem(code: "pcap.gap", message: "\(length) bytes of this stream are not in the capture", fromClient: fromClient, time: time))
             if case .webSocket = reader.mode {
@@ -121,7 +122,7 @@ public struct HTTPConversation {
             reader.body = []
             readers[side] = reader
         case .end(let reset, let time):
-            var reader = readers[side]!
+            var reader = readers.removeValue(forKey: side)!
             if case .untilClose = reader.mode, let head = reader.head {
                 events.append(.response(head, body: reader.body, request: waiting.isEmpty ? nil : waiting.removeFirst(), time: time))
                 reader.head = nil
@@ -176,7 +177,7 @@ public struct HTTPConversation {
                 reader.body = []
                 let isResponse = head.status > 0
                 let request = isResponse ? waiting.first : nil
-                if let length = head.header("content-length").flatMap({ Int($0.trimmingCharacters(in: " ")) }) {
+                if let length = head.header("content-length").flatMap({ Int($0.trimmingSpaces) }) {
                     guard length <= maxMessageSize else {
                         events.append(.problem(code: "pcap.http", message: "a body of \(length) bytes, above the limit", fromClient: fromClient, time: time))
                         reader.mode = .lost
@@ -205,7 +206,7 @@ public struct HTTPConversation {
                     guard let lineEnd = Self.lineEnd(reader.buffer) else { return }
                     let line = String(decoding: reader.buffer[..<lineEnd], as: UTF8.self)
                     reader.buffer.removeFirst(lineEnd + 2)
-                    guard let size = Int(line.split(separator: ";").first?.trimmingCharacters(in: " ") ?? "", radix: 16),
+                    guard let size = Int(line.split(separator: ";").first?.trimmingSpaces ?? "", radix: 16),
                           reader.body.count + size <= maxMessageSize
                     else {
                         events.append(.problem(code: "pcap.http", message: "a bad chunk size \(line.debugDescription)", fromClient: fromClient, time: time))
@@ -287,23 +288,19 @@ public struct HTTPConversation {
         let request = waiting.isEmpty ? nil : waiting.removeFirst()
         events.append(.response(head, body: body, request: request, time: time))
         let clientSide = side.other
-        var clientReader = readers[clientSide]!
-        if clientReader.awaitingUpgrade {
-            clientReader.awaitingUpgrade = false
-            if head.status == 101 {
-                clientReader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
-                reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
-                if let deflate = Inflation.negotiated(head.header("sec-websocket-extensions")) {
-                    inflaters[clientSide] = try? Inflation.Messages(takeover: deflate.clientTakeover)
-                    inflaters[side] = try? Inflation.Messages(takeover: deflate.serverTakeover)
-                }
+        guard readers[clientSide]?.awaitingUpgrade == true, var clientReader = readers.removeValue(forKey: clientSide) else { return }
+        clientReader.awaitingUpgrade = false
+        if head.status == 101 {
+            clientReader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+            reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+            if let deflate = Inflation.negotiated(head.header("sec-websocket-extensions")) {
+                inflaters[clientSide] = try? Inflation.Messages(takeover: deflate.clientTakeover)
+                inflaters[side] = try? Inflation.Messages(takeover: deflate.serverTakeover)
             }
-            readers[clientSide] = clientReader
-            // What the client sent after its upgrade request is read now, as whatever it is.
-            var pending = readers[clientSide]!
-            read(&pending, side: clientSide, time: time, into: &events)
-            readers[clientSide] = pending
         }
+        // What the client sent after its upgrade request is read now, as whatever it is.
+        read(&clientReader, side: clientSide, time: time, into: &events)
+        readers[clientSide] = clientReader
     }
 
     // MARK: Bytes
@@ -349,34 +346,44 @@ public struct HTTPConversation {
     }
 
     /// A request line (`method` and `target` set, `status` 0) or a status line, and the headers.
+    /// Read as bytes: every HTTP message of a capture goes through here.
     static func parseHead(_ bytes: [UInt8]) -> Head? {
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        var index = 0
+        while index + 1 < bytes.count {
+            if bytes[index] == 13 && bytes[index + 1] == 10 {
+                lines.append(bytes[start..<index])
+                start = index + 2
+                index += 2
+            } else {
+                index += 1
+            }
+        }
+        lines.append(bytes[start...])
         guard let first = lines.first else { return nil }
-        let parts = first.split(separator: " ", maxSplits: 2)
+        let parts = first.split(separator: 32, maxSplits: 2, omittingEmptySubsequences: false)
         var head: Head
-        if first.hasPrefix("HTTP/1.") {
-            guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+        if first.starts(with: Self.http1) {
+            guard parts.count >= 2, let status = Int(String(decoding: parts[1], as: UTF8.self)) else { return nil }
             head = Head(method: "", target: "", status: status, headers: [])
         } else {
-            guard parts.count == 3, methods.contains(String(parts[0])), parts[2].hasPrefix("HTTP/1.") else { return nil }
-            head = Head(method: String(parts[0]), target: String(parts[1]), status: 0, headers: [])
+            guard parts.count == 3, parts[2].starts(with: Self.http1) else { return nil }
+            let method = String(decoding: parts[0], as: UTF8.self)
+            guard methods.contains(method) else { return nil }
+            head = Head(method: method, target: String(decoding: parts[1], as: UTF8.self), status: 0, headers: [])
         }
+        head.headers.reserveCapacity(lines.count - 1)
         for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            head.headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: " ")))
+            guard let colon = line.firstIndex(of: 58) else { return nil }
+            let name = String(decoding: line[..<colon], as: UTF8.self)
+            var value = line[(colon + 1)...]
+            while let first = value.first, first == 32 || first == 9 { value = value.dropFirst() }
+            while let last = value.last, last == 32 || last == 9 { value = value.dropLast() }
+            head.headers.append((name, String(decoding: value, as: UTF8.self)))
         }
         return head
     }
-}
 
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        self[...].trimmingCharacters(in: set)
-    }
+    private static let http1 = Array("HTTP/1.".utf8)
 }

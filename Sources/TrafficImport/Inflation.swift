@@ -68,7 +68,11 @@ enum Inflation {
 }
 
 extension StringProtocol {
+    /// Without the spaces and tabs around it (HTTP's optional whitespace).
     var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+        var bytes = Substring(self).utf8[...]
+        while let first = bytes.first, first == 32 || first == 9 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 32 || last == 9 { bytes = bytes.dropLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -189,8 +189,18 @@ public enum PacketDecoding {
         return UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
     }
 
+    /// Dotted quad, written byte by byte (interpolation cost more than the rest of a segment).
     private static func address4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> String {
-        "\(bytes[at]).\(bytes[at + 1]).\(bytes[at + 2]).\(bytes[at + 3])"
+        var text: [UInt8] = []
+        text.reserveCapacity(15)
+        for index in 0..<4 {
+            if index > 0 { text.append(UInt8(ascii: ".")) }
+            let value = bytes[at + index]
+            if value >= 100 { text.append(UInt8(ascii: "0") + value / 100) }
+            if value >= 10 { text.append(UInt8(ascii: "0") + value / 10 % 10) }
+            text.append(UInt8(ascii: "0") + value % 10)
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// RFC 5952 text: lower case, leading zeros dropped, the longest run of zero groups as `::`.

@@ -63,13 +63,14 @@ public struct TCPReassembler: Sendable {
         if segment.flags.contains(.ack) {
             fillHoles(of: side.other, upTo: segment.acknowledgment, time: segment.time, into: &events)
         }
-        var state = sides[side]!
+        if segment.flags.contains(.rst) {
+            flush(side, time: segment.time, into: &events)
+        }
+        // Taken out while it changes, so that its arrays are not copied (copy-on-write).
+        var state = sides.removeValue(forKey: side)!
         defer { sides[side] = state }
         if state.ended { return events }
         if segment.flags.contains(.rst) {
-            sides[side] = state
-            flush(side, time: segment.time, into: &events)
-            state = sides[side]!
             state.ended = true
             events.append((side, .end(reset: true, time: segment.time)))
             return events
@@ -166,7 +167,7 @@ public struct TCPReassembler: Sendable {
     }
 
     private mutating func fillHoles(of side: Side, upTo acknowledged: UInt32, time: Double, into events: inout [(Side, Event)]) {
-        var state = sides[side]!
+        var state = sides.removeValue(forKey: side)!
         defer { sides[side] = state }
         guard let start = state.next, !state.ended else { return }
         var target = acknowledged
@@ -188,7 +189,7 @@ public struct TCPReassembler: Sendable {
     }
 
     private mutating func flush(_ side: Side, time: Double, into events: inout [(Side, Event)]) {
-        var state = sides[side]!
+        var state = sides.removeValue(forKey: side)!
         defer { sides[side] = state }
         while !state.pending.isEmpty {
             skipHole(&state, side: side, time: time, into: &events)

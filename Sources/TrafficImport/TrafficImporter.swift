@@ -45,7 +45,8 @@ public struct TrafficImporter {
         if segment.flags.contains(.syn), !segment.flags.contains(.ack), let known = connections[key], !known.ended.isEmpty {
             connections[key] = nil
         }
-        var connection = connections[key] ?? {
+        // Taken out while it changes, so that its buffers are not copied (copy-on-write).
+        var connection = connections.removeValue(forKey: key) ?? {
             tcpConnections += 1
             return Connection(reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn)))
         }()
@@ -53,9 +54,7 @@ public struct TrafficImporter {
         for (side, event) in connection.reassembler.add(segment) {
             feed(event, from: side, of: &connection, into: &output)
         }
-        if connection.ended.count == 2 {
-            connections[key] = nil
-        } else {
+        if connection.ended.count != 2 {
             connections[key] = connection
             peakConnections = max(peakConnections, connections.count)
         }
