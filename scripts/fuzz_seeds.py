@@ -7,7 +7,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 out = pathlib.Path(sys.argv[1])
-seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder", "websocket-stream"]}
+seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder", "websocket-stream",
+                                "tcp-reassembly", "http-stream"]}
 
 # Engine.IO payloads (first byte: bit 0 = v3, the rest picks where the streaming decoder splits).
 v4 = [b"4hello", b"0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}\x1e40",
@@ -70,6 +71,31 @@ seeds["websocket-stream"] += [
     bytes([16]) + ws_frame(1, b'42["hel', fin=False, mask=b"abcd") + ws_frame(9, b"p", mask=b"efgh")
     + ws_frame(0, b'lo"]', mask=b"ijkl") + ws_frame(8, b"\x03\xe8bye"),
     bytes([255]) + ws_frame(1, b"4x", form=16) + ws_frame(2, b"\x04", form=64) + ws_frame(10, b""),
+]
+
+# TCP segments (flags-and-side byte, 16-bit sequence and acknowledgment offsets, length, bytes):
+# a handshake, data both ways, one segment out of order, one retransmitted, FINs.
+def segment(flags, seq, ack, payload=b"", server=False):
+    return bytes([flags | (0x80 if server else 0)]) + seq.to_bytes(2, "big") + ack.to_bytes(2, "big") + bytes([len(payload)]) + payload
+
+request = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n"
+answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n0{}x"
+seeds["tcp-reassembly"] += [
+    segment(0x02, 0, 0) + segment(0x12, 0, 1, server=True) + segment(0x10, 1, 1, request[:20]) + segment(0x10, 21, 1, request[20:])
+    + segment(0x10, 1, 1, request[:20]) + segment(0x10, 1, 1 + len(request), answer, server=True) + segment(0x11, 1 + len(request), 1 + len(answer))
+    + segment(0x11, 1 + len(answer), 2 + len(request), server=True),
+    segment(0x10, 50, 7, b"late start") + segment(0x14, 60, 7) + segment(0x10, 5, 60, b"x", server=True),
+]
+
+# HTTP conversations (first byte: where to cut; client bytes, NUL, server bytes).
+upgrade = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+           + ws_frame(1, b"2probe", mask=b"\x01\x02\x03\x04"))
+seeds["http-stream"] += [
+    bytes([7]) + request + b"POST /socket.io/?EIO=4&sid=a HTTP/1.1\r\nContent-Length: 2\r\n\r\n40" + b"\x00" + answer
+    + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    bytes([40]) + upgrade + b"\x00" + b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    + bytes([0xC1, 5]) + bytes.fromhex("3231040000"),
+    bytes([3]) + b"garbage\r\nGET /b HTTP/1.1\r\n\r\n" + b"\x00" + b"HTTP/1.0 204 No Content\r\n\r\n",
 ]
 
 # Tokens of every shape the inspector tells apart, signed with the fuzz target's key.

@@ -161,7 +161,7 @@ public struct HTTPConversation {
                 guard let end = Self.headEnd(reader.buffer) else {
                     if reader.buffer.count > 65536 {
                         events.append(.problem(code: "pcap.http", message: "an HTTP head longer than 64 KB", fromClient: fromClient, time: time))
-                        reader.mode = .lost
+                        Self.skipMessage(&reader)
                         continue
                     }
                     return
@@ -169,7 +169,7 @@ public struct HTTPConversation {
                 guard let head = Self.parseHead(Array(reader.buffer[..<end])) else {
                     let text = String(decoding: reader.buffer.prefix(40), as: UTF8.self)
                     events.append(.problem(code: "pcap.http", message: "not an HTTP message: \(text.debugDescription)", fromClient: fromClient, time: time))
-                    reader.mode = .lost
+                    Self.skipMessage(&reader)
                     continue
                 }
                 reader.buffer.removeFirst(end + 4)
@@ -178,7 +178,7 @@ public struct HTTPConversation {
                 let isResponse = head.status > 0
                 let request = isResponse ? waiting.first : nil
                 if let length = head.header("content-length").flatMap({ Int($0.trimmingSpaces) }) {
-                    guard length <= maxMessageSize else {
+                    guard length >= 0, length <= maxMessageSize else {
                         events.append(.problem(code: "pcap.http", message: "a body of \(length) bytes, above the limit", fromClient: fromClient, time: time))
                         reader.mode = .lost
                         continue
@@ -206,8 +206,10 @@ public struct HTTPConversation {
                     guard let lineEnd = Self.lineEnd(reader.buffer) else { return }
                     let line = String(decoding: reader.buffer[..<lineEnd], as: UTF8.self)
                     reader.buffer.removeFirst(lineEnd + 2)
+                    // A sign is no hex digit (Int(_:radix:) takes one): a negative size is refused, as
+                    // a fuzzer showed it crashing the slice that followed.
                     guard let size = Int(line.split(separator: ";").first?.trimmingSpaces ?? "", radix: 16),
-                          reader.body.count + size <= maxMessageSize
+                          size >= 0, reader.body.count + size <= maxMessageSize
                     else {
                         events.append(.problem(code: "pcap.http", message: "a bad chunk size \(line.debugDescription)", fromClient: fromClient, time: time))
                         reader.mode = .lost
@@ -263,6 +265,14 @@ public struct HTTPConversation {
                 return
             }
         }
+    }
+
+    /// Gives up the message at the front of the buffer: its first byte goes, so that looking for
+    /// the next message cannot find this one again (found by fuzzing: a head with a line that is
+    /// not a header was parsed, refused and found again forever).
+    private static func skipMessage(_ reader: inout Reader) {
+        if !reader.buffer.isEmpty { reader.buffer.removeFirst() }
+        reader.mode = .lost
     }
 
     /// A whole message: a request is queued for its response; a response pairs with the oldest

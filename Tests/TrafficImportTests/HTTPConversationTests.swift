@@ -68,6 +68,25 @@ struct HTTPConversationTests {
         #expect(events.contains { if case .problem(code: "pcap.gap", _, fromClient: true, _) = $0 { true } else { false } })
     }
 
+    @Test("A head with a line that is no header: one problem, and the next request is still read (a fuzzer's find: this looped forever)")
+    func brokenHeaderLine() {
+        var conversation = HTTPConversation()
+        let events = feed(&conversation, .initiator, "GET /a HTTP/1.1\r\nUpgrade: websocket\r\nCo&no colon HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        let requests = events.compactMap { if case .request(let head, _, _) = $0 { head.target } else { nil } }
+        #expect(requests == ["/b"])
+        #expect(events.filter { if case .problem = $0 { true } else { false } }.count == 1)
+    }
+
+    @Test("Negative lengths (a fuzzer's find: they crashed) are problems, not bodies")
+    func negativeLengths() {
+        var conversation = HTTPConversation()
+        var events = feed(&conversation, .initiator, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        events += feed(&conversation, .responder, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n-5d\r\n")
+        events += feed(&conversation, .responder, "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nabc")
+        #expect(events.filter { if case .problem(code: "pcap.http", _, _, _) = $0 { true } else { false } }.count == 2)
+        #expect(!events.contains { if case .response = $0 { true } else { false } })
+    }
+
     @Test("Not HTTP at all: one problem, and nothing made up")
     func notHTTP() {
         var conversation = HTTPConversation()
