@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 public import SocketIOTransport
+import SocketIOProtocol
 import Synchronization
 import TrafficCapture
 
@@ -36,7 +37,7 @@ struct ForwardFront: WebSocketRelayDelegate {
     let settings: ForwardSettings
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        guard let target = Self.absoluteTarget(request.uri) else {
+        guard let target = AbsoluteURI(request.uri) else {
             return HTTPResponse(
                 status: .badRequest, headers: ["Content-Type": "text/plain; charset=utf-8"],
                 body: Array("siotap proxy is in forward mode: use it as an HTTP proxy (absolute http:// URIs, or CONNECT)\n".utf8),
@@ -53,23 +54,23 @@ struct ForwardFront: WebSocketRelayDelegate {
     }
 
     func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
-        guard let target = Self.absoluteTarget(head.uri), let route = try? route(to: target) else { return nil }
+        guard let target = AbsoluteURI(head.uri), let route = try? route(to: target) else { return nil }
         var inner = head
         inner.uri = target.originForm
         return await route.dialRelay(inner, eventLoop: eventLoop)
     }
 
-    private func route(to target: AbsoluteTarget) throws -> ProxyRoute {
+    private func route(to target: AbsoluteURI) throws -> ProxyRoute {
         let upstream = try proxy.upstream(host: target.host, port: target.port, tls: target.tls)
-        return ProxyRoute(proxy: proxy, destination: .upstream(upstream, target: Self.authority(host: target.host, port: target.port)))
+        return ProxyRoute(proxy: proxy, destination: .upstream(upstream, target: target.authority))
     }
 
     func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
         let client = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        guard let (host, port) = Self.authority(head.uri) else {
+        guard let (host, port) = Authority.parse(head.uri) else {
             return refuse(.badRequest, "CONNECT wants host:port, not '\(head.uri)'", client: client)
         }
-        let target = Self.authority(host: host, port: port)
+        let target = Authority.text(host: host, port: port)
         guard settings.intercepts(host, port) else {
             do {
                 return .pass(try await TunnelHandler.dial(host: host, port: port, eventLoop: eventLoop))
@@ -104,53 +105,5 @@ struct ForwardFront: WebSocketRelayDelegate {
             status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
             closeConnection: true
         ))
-    }
-
-    // MARK: Request targets
-
-    /// `host:port` of a CONNECT (RFC 9110 §9.3.6), IPv6 hosts in brackets.
-    static func authority(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = text[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = host.dropFirst().dropLast()
-        } else if host.contains(":") {
-            return nil
-        }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "@" }) else { return nil }
-        return (String(host), port)
-    }
-
-    static func authority(host: String, port: Int) -> String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
-
-    /// The host, port, scheme and origin-form target (`/path?query`) of an absolute URI:
-    /// `http://` (`ws://`, as aiohttp sends a WebSocket through a proxy), or `https://` (`wss://`)
-    /// for a client that asks the proxy to speak the TLS.
-    static func absoluteTarget(_ uri: String) -> AbsoluteTarget? {
-        guard let separator = uri.firstRange(of: "://") else { return nil }
-        let tls: Bool
-        switch uri[..<separator.lowerBound].lowercased() {
-        case "http", "ws": tls = false
-        case "https", "wss": tls = true
-        default: return nil
-        }
-        let rest = uri[separator.upperBound...]
-        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        let hostPort = String(rest[..<end])
-        var originForm = String(rest[end...])
-        if originForm.isEmpty || originForm.hasPrefix("?") { originForm = "/" + originForm }
-        if let parsed = authority(hostPort) { return AbsoluteTarget(tls: tls, host: parsed.host, port: parsed.port, originForm: originForm) }
-        let host = hostPort.hasPrefix("[") ? String(hostPort.dropFirst().dropLast()) : hostPort
-        guard !host.isEmpty, !host.contains(where: { $0 == "@" || $0 == " " || $0 == ":" }) else { return nil }
-        return AbsoluteTarget(tls: tls, host: host, port: tls ? 443 : 80, originForm: originForm)
-    }
-
-    struct AbsoluteTarget: Equatable {
-        var tls: Bool
-        var host: String
-        var port: Int
-        var originForm: String
     }
 }

@@ -42,7 +42,7 @@ final class TunnelEnd: Sendable {
         self.port = port
     }
 
-    var target: String { ForwardFront.authority(host: host, port: port) }
+    var target: String { Authority.text(host: host, port: port) }
 }
 
 /// Where a client connection's requests go, and what its sessions' records say of the way: the

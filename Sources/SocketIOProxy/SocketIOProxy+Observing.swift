@@ -56,19 +56,8 @@ extension SocketIOProxy {
     }
 
     func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ConnectionTracker.Connection) {
-        for pair in engine.query {
-            if let token = JWTCandidate.token(in: pair.value) { report(token, source: "query.\(pair.name)", nsp: nil, on: connection) }
-        }
-        if let header = head.headers.first(name: "Authorization"), let token = JWTCandidate.token(in: header) {
-            report(token, source: "header.authorization", nsp: nil, on: connection)
-        }
-        for cookieHeader in head.headers[canonicalForm: "Cookie"] {
-            for pair in cookieHeader.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                let name = parts[0].trimmingPrefix(" ")
-                if let token = JWTCandidate.token(in: String(parts[1])) { report(token, source: "cookie.\(name)", nsp: nil, on: connection) }
-            }
+        for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers) {
+            report(token, source: source, nsp: nil, on: connection)
         }
     }
 

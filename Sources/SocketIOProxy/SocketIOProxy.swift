@@ -38,7 +38,7 @@ public final class SocketIOProxy: Sendable {
 
     /// A forward-mode host's upstream, with its pool, made the first time it is asked for.
     func upstream(host: String, port: Int, tls: Bool) throws -> ProxyUpstream {
-        let key = "\(tls ? "https" : "http")://\(ForwardFront.authority(host: host, port: port))"
+        let key = "\(tls ? "https" : "http")://\(Authority.text(host: host, port: port))"
         if let known = upstreams.withLock({ $0[key] }) { return known }
         let settings = try configuration.forward.flatMap { forward in
             tls ? try TLSClientSettings(trust: forward.upstreamTrust, serverName: host, keyLogPath: forward.keyLogPath) : nil

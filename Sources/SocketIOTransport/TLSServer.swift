@@ -180,13 +180,11 @@ public final class TLSInterception: Sendable {
             return made
         }
     }
-
-    /// Names with a certificate so far.
-    public var mintedNames: [String] { contexts.withLockedValue { Array($0.keys) }.sorted() }
 }
 
 /// Reads the cipher suite out of the ServerHello siotap writes (NIOSSL does not say which it
 /// chose). It sits between the socket and the TLS handler, and looks at the first write only.
+/// (It stays: removing itself from inside that write broke the handshake's next writes.)
 final class ServerHelloSniffer: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     private(set) var cipherSuite: UInt16?

@@ -28,7 +28,8 @@ final class TunnelProtocolDetector: ChannelInboundHandler, RemovableChannelHandl
                 let shown = buffer.readableBytesView.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
                 interception.unreadable(context.channel.remoteDescription, "neither TLS nor HTTP came through the tunnel (first bytes: \(shown))")
                 let refusal = ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                context.writeAndFlush(NIOAny(refusal)).whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                context.writeAndFlush(NIOAny(refusal)).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
         } catch {

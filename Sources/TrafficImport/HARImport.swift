@@ -20,7 +20,7 @@ public enum HARImport {
         var timed: [(time: Double, order: Int, event: HTTPConversation.Event, flow: SessionAssembler.Flow)] = []
         for (index, entry) in entries.enumerated() {
             guard let request = entry["request"], let url = request["url"]?.stringValue, let method = request["method"]?.stringValue,
-                  let target = Target(url: url)
+                  let target = AbsoluteURI(url)
             else { continue }
             let started = entry["startedDateTime"]?.stringValue.flatMap(RFC3339.parse) ?? 0
             let duration = (entry["time"]?.numberValue?.doubleValue ?? 0) / 1000
@@ -62,29 +62,6 @@ public enum HARImport {
         (list?.arrayValue ?? []).compactMap { header in
             guard let name = header["name"]?.stringValue, let value = header["value"]?.stringValue, !name.hasPrefix(":") else { return nil }
             return (name, value)
-        }
-    }
-
-    /// An absolute URL's host, port and origin-form target.
-    struct Target {
-        var tls: Bool
-        var authority: String
-        var originForm: String
-
-        init?(url: String) {
-            guard let separator = url.firstRange(of: "://") else { return nil }
-            let scheme = url[..<separator.lowerBound].lowercased()
-            guard ["http", "https", "ws", "wss"].contains(scheme) else { return nil }
-            tls = scheme == "https" || scheme == "wss"
-            let rest = url[separator.upperBound...]
-            let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-            let host = String(rest[..<end])
-            guard !host.isEmpty else { return nil }
-            let hasPort = host.last.map { _ in host.split(separator: ":").count > 1 && !host.hasSuffix("]") } ?? false
-            authority = hasPort ? host : "\(host):\(tls ? 443 : 80)"
-            var path = String(rest[end...].prefix { $0 != "#" })
-            if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
-            originForm = path
         }
     }
 }

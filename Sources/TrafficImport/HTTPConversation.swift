@@ -316,13 +316,15 @@ public struct HTTPConversation {
     // MARK: Bytes
 
     static let methods: [String] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"]
+    /// `GET `, `POST `, …: looked for at every line start of a lost stream, so made once.
+    private static let requestStarts = methods.map { Array(($0 + " ").utf8) }
 
     static func startsRequest(_ bytes: ArraySlice<UInt8>) -> Bool {
-        methods.contains { method in bytes.starts(with: Array((method + " ").utf8)) }
+        requestStarts.contains { bytes.starts(with: $0) }
     }
 
     static func startsResponse(_ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.starts(with: Array("HTTP/1.".utf8))
+        bytes.starts(with: http1)
     }
 
     /// Where, after a line end (or at 0), a request or response line starts.

@@ -1,3 +1,5 @@
+import SocketIOProtocol
+
 /// A captured frame's TCP segment: the link layer, IPv4 or IPv6, and TCP read off the bytes.
 /// Pure: bytes in, a segment out, or `nil` for what is not TCP (ARP, UDP, IP fragments).
 public struct TCPSegment: Sendable, Hashable {
@@ -43,7 +45,7 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
         self.port = port
     }
 
-    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    public var description: String { Authority.text(host: address, port: Int(port)) }
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
         (lhs.address, lhs.port) < (rhs.address, rhs.port)

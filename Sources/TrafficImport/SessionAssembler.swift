@@ -216,26 +216,9 @@ public struct SessionAssembler: Sendable {
     }
 
     private mutating func handshakeTokens(_ head: HTTPConversation.Head, engine: EngineRequest, conn id: String, time: Double, into output: inout Output) {
-        var found: [(String, String)] = []
-        for pair in engine.query {
-            if let token = JWTCandidate.token(in: pair.value) { found.append((token, "query.\(pair.name)")) }
-        }
-        for header in head.headers {
-            switch header.name.lowercased() {
-            case "authorization":
-                if let token = JWTCandidate.token(in: header.value) { found.append((token, "header.authorization")) }
-            case "cookie":
-                for pair in header.value.split(separator: ";") {
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    guard parts.count == 2 else { continue }
-                    if let token = JWTCandidate.token(in: String(parts[1])) { found.append((token, "cookie.\(parts[0].drop { $0 == " " })")) }
-                }
-            default:
-                break
-            }
-        }
         guard var conn = conns[id] else { return }
-        for (token, source) in found where conn.observation.firstSighting(of: token, source: source, nsp: nil) {
+        for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
+        where conn.observation.firstSighting(of: token, source: source, nsp: nil) {
             output.tokens.append(Token(token: token, source: source, nsp: nil, conn: id, time: time))
         }
         conns[id] = conn

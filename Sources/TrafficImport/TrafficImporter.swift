@@ -27,8 +27,6 @@ public struct TrafficImporter {
     public private(set) var segments = 0
     public private(set) var tcpConnections = 0
     public private(set) var gaps = 0
-    /// The most connections open at once.
-    public private(set) var peakConnections = 0
 
     public init(path: String? = nil, ports: Set<UInt16> = []) {
         assembler = SessionAssembler(path: path)
@@ -56,7 +54,6 @@ public struct TrafficImporter {
         }
         if connection.ended.count != 2 {
             connections[key] = connection
-            peakConnections = max(peakConnections, connections.count)
         }
         return output
     }
