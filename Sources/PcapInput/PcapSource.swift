@@ -25,12 +25,6 @@ public final class PcapSource {
         public var description: String { message }
     }
 
-    public struct Frame: Sendable {
-        public var bytes: [UInt8]
-        /// Seconds since 1970.
-        public var time: Double
-    }
-
     private let handle: OpaquePointer
     public let linkType: LinkType
     private let file: UnsafeMutablePointer<FILE>?
@@ -111,9 +105,10 @@ public final class PcapSource {
         return try prepare(handle, filter: filter)
     }
 
-    /// The next frame; `nil` at the end of a file (``finished``) or, live, when nothing is
-    /// waiting (it does not block).
-    public func next() throws(Failure) -> Frame? {
+    /// The next frame, handed to `read` as libpcap holds it (valid only during the call: copying
+    /// every frame out showed in profiles) with its time in seconds since 1970; `nil` at the end
+    /// of a file (``finished``) or, live, when nothing is waiting (it does not block).
+    public func next<Result>(_ read: (UnsafeRawBufferPointer, _ time: Double) -> Result) throws(Failure) -> Result? {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         switch pcap_next_ex(handle, &header, &data) {
@@ -121,7 +116,7 @@ public final class PcapSource {
             guard let header, let data else { return nil }
             let length = Int(header.pointee.caplen)
             let time = Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1_000_000
-            return Frame(bytes: Array(UnsafeBufferPointer(start: data, count: length)), time: time)
+            return read(UnsafeRawBufferPointer(start: data, count: length), time)
         case 0:
             return nil
         case -2:

@@ -64,8 +64,9 @@ struct ImportCommand: AsyncParsableCommand {
         var truncated: String?
         do {
             var frames = 0
-            while let frame = try source.next() {
-                try await run.take(frame, linkType: source.linkType)
+            let linkType = source.linkType
+            while let (segment, time) = try source.next({ bytes, time in (PacketDecoding.tcpSegment(bytes, linkType: linkType, time: time), time) }) {
+                try await run.take(segment, time: time)
                 frames += 1
                 // Where the file is costs a system call: asked now and then.
                 if frames % 4096 == 0 { progress.advance(to: source.position) }
@@ -190,9 +191,10 @@ final class ImportRun {
         writer?.close()
     }
 
-    func take(_ frame: PcapSource.Frame, linkType: LinkType) async throws {
-        lastTime = frame.time
-        guard let segment = PacketDecoding.tcpSegment(frame.bytes, linkType: linkType, time: frame.time) else { return }
+    /// A frame's TCP segment (`nil`: the frame was something else).
+    func take(_ segment: TCPSegment?, time: Double) async throws {
+        lastTime = time
+        guard let segment else { return }
         try await emit(importer.add(segment))
     }
 
@@ -238,10 +240,15 @@ final class ImportRun {
 
     private func flush() throws {
         guard !pending.isEmpty else { return }
-        var written = pending
-        pending = []
+        var written: [CaptureRecord] = []
+        swap(&written, &pending)
+        defer {
+            // The next batch reuses this one's storage.
+            written.removeAll(keepingCapacity: true)
+            swap(&written, &pending)
+        }
         if let writer {
-            do { written = try writer.write(batch: written) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
+            do { try writer.write(batch: &written) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
         } else {
             for index in written.indices {
                 sequence += 1

@@ -12,7 +12,9 @@ struct RecordView: Sendable {
         let prefix = "\(time) \(conn)"
         switch record.body {
         case .session(let session):
-            return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(session.url)"
+            // An imported WebSocket joined mid-stream has no URL (its pcap.no_handshake record says why).
+            let url = session.url.isEmpty ? style.dim("(URL not captured)") : session.url
+            return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(url)"
         case .engine(let engine):
             let text = prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type.name)")
             guard let data = engine.data?.scalarText, !data.isEmpty else { return text }

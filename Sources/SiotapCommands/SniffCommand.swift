@@ -1,6 +1,7 @@
 import ArgumentParser
 import PcapInput
 import Synchronization
+import TrafficImport
 
 struct SniffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,6 +38,10 @@ struct SniffCommand: AsyncParsableCommand {
             throw CommandFailure(error.code == .badFilter ? .badInput : .runtime, error.message)
         }
         let session = try options.run(command: "sniff", io: io)
+        let linkType = source.linkType
+        func segmentOf(_ bytes: UnsafeRawBufferPointer, time: Double) -> (TCPSegment?, Double) {
+            (PacketDecoding.tcpSegment(bytes, linkType: linkType, time: time), time)
+        }
         let signals = SignalWaiter()
         let stopped = Atomic<Bool>(false)
         let waiting = Task {
@@ -49,8 +54,8 @@ struct SniffCommand: AsyncParsableCommand {
         // is waiting it sleeps a little.
         while !stopped.load(ordering: .acquiring), !source.finished {
             do {
-                if let frame = try source.next() {
-                    try await session.take(frame, linkType: source.linkType)
+                if let (segment, time) = try source.next(segmentOf) {
+                    try await session.take(segment, time: time)
                 } else {
                     try? await Task.sleep(for: .milliseconds(5))
                 }
@@ -63,11 +68,11 @@ struct SniffCommand: AsyncParsableCommand {
         // What the kernel already holds (a block of frames may wait for its timeout) is read too.
         let drainUntil = ContinuousClock.now + .milliseconds(300)
         while !source.finished, ContinuousClock.now < drainUntil {
-            guard let frame = try? source.next() else {
+            guard let (segment, time) = try? source.next(segmentOf) else {
                 try? await Task.sleep(for: .milliseconds(5))
                 continue
             }
-            try await session.take(frame, linkType: source.linkType)
+            try await session.take(segment, time: time)
         }
         try await session.finish()
         if let dropped = source.dropped, dropped > 0 {

@@ -133,7 +133,7 @@ public final class CaptureQueue: Sendable {
         var records = entries.map { CaptureRecord(ts: RFC3339.format(secondsSince1970: $0.time), conn: $0.conn, $0.body) }
         do {
             if let writer {
-                records = try writer.write(batch: records)
+                try writer.write(batch: &records)
             } else {
                 number(&records)
             }

@@ -5,7 +5,17 @@
 extension CaptureRecord {
     /// The record's JSON text, UTF-8, without the newline.
     var jsonBytes: [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        writeJSON(to: &bytes)
+        return bytes
+    }
+
+    /// Appends the record's JSON text (a batch is written into one buffer, not a buffer a line).
+    func writeJSON(to bytes: inout [UInt8]) {
         var fields = JSONFieldWriter()
+        swap(&fields.out, &bytes)
+        fields.open()
         fields.int("seq", seq)
         fields.string("ts", ts)
         fields.string("kind", kind.rawValue)
@@ -63,18 +73,17 @@ extension CaptureRecord {
             fields.string("message", record.message)
             fields.string("raw", record.raw)
         }
-        return fields.finish()
+        fields.close()
+        swap(&fields.out, &bytes)
     }
 }
 
 /// Writes `{"key":value,...}`; absent optionals are left out, as `encodeIfPresent` does.
 struct JSONFieldWriter {
-    private var out: [UInt8]
+    var out: [UInt8] = []
     private var first = true
 
-    init() {
-        out = []
-        out.reserveCapacity(256)
+    mutating func open() {
         out.append(UInt8(ascii: "{"))
     }
 
@@ -112,8 +121,7 @@ struct JSONFieldWriter {
         value.writeUTF8(to: &out)
     }
 
-    consuming func finish() -> [UInt8] {
+    mutating func close() {
         out.append(UInt8(ascii: "}"))
-        return out
     }
 }

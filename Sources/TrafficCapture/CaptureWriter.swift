@@ -16,6 +16,9 @@ public final class CaptureWriter: Sendable {
     private struct State {
         var descriptor: Int32
         var nextSeq = 1
+        /// A batch's bytes, kept between batches: a fresh buffer each time was mapped and faulted
+        /// in anew.
+        var buffer: [UInt8] = []
     }
 
     private let state: Mutex<State>
@@ -52,24 +55,23 @@ public final class CaptureWriter: Sendable {
         }
     }
 
-    /// Writes records in one `write(2)`: whole lines, numbered in order, stamped if they have no time.
-    /// - Returns: the records as written.
-    @discardableResult
-    public func write(batch records: [CaptureRecord]) throws(CaptureReadError) -> [CaptureRecord] {
+    /// Writes records in one `write(2)`: whole lines, numbered in order, stamped if they have no
+    /// time; `records` become the records as written.
+    public func write(batch records: inout [CaptureRecord]) throws(CaptureReadError) {
         try state.withLock { state throws(CaptureReadError) in
-            var written = records
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(records.count * 256)
+            swap(&bytes, &state.buffer)
+            bytes.removeAll(keepingCapacity: true)
+            defer { swap(&bytes, &state.buffer) }
             let now = records.contains { $0.ts.isEmpty } ? CaptureClock.now() : ""
-            for index in written.indices {
-                written[index].seq = state.nextSeq + index
-                if written[index].ts.isEmpty { written[index].ts = now }
-                bytes += written[index].jsonBytes
+            for index in records.indices {
+                records[index].seq = state.nextSeq + index
+                if records[index].ts.isEmpty { records[index].ts = now }
+                records[index].writeJSON(to: &bytes)
                 bytes.append(UInt8(ascii: "\n"))
             }
             try Self.writeAll(bytes, to: state.descriptor, path: path)
-            state.nextSeq += written.count
-            return written
+            state.nextSeq += records.count
         }
     }
 

@@ -52,4 +52,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     /// A forward proxy's CONNECT that could not be a tunnel: no `host:port`, a host that cannot be
     /// reached (the client got a 502), or bytes through it that are neither TLS nor HTTP.
     public static let badTunnel: ErrorCode = "proxy.bad_tunnel"
+    /// `siotap import`: a WebSocket read from the middle, its upgrade not in the capture (its
+    /// URL, headers and sid unknown; the message says how its Engine.IO version was decided).
+    public static let noHandshake: ErrorCode = "pcap.no_handshake"
 }

@@ -8,9 +8,9 @@
 /// inspect (verification is asynchronous, decoding is not).
 public struct TrafficDecoder: Sendable {
     public let engineVersion: EngineIOVersion
-    private var decoders: [Direction: SocketIODecoder]
+    private var decoders: PerDirection<SocketIODecoder>
     /// The wire text of a binary packet whose attachments are still arriving, per direction.
-    private var pendingRaw: [Direction: String] = [:]
+    private var pendingRaw = PerDirection<String?>(nil)
 
     /// What a transport saw.
     public enum Frame: Sendable, Hashable {
@@ -38,7 +38,7 @@ public struct TrafficDecoder: Sendable {
     public init(engineVersion: EngineIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
         self.engineVersion = engineVersion
         let decoder = SocketIODecoder(version: SocketIOVersion(engine: engineVersion), maxAttachments: maxAttachments)
-        decoders = [.clientToServer: decoder, .serverToClient: decoder]
+        decoders = PerDirection(decoder)
     }
 
     /// A binary packet still waiting for attachments: what input cut at this point leaves unfinished.
@@ -55,7 +55,8 @@ public struct TrafficDecoder: Sendable {
     /// The binary packets still waiting for attachments, client's first.
     public var incomplete: [Incomplete] {
         [Direction.clientToServer, .serverToClient].compactMap { dir in
-            guard let decoder = decoders[dir], let type = decoder.waitingType else { return nil }
+            let decoder = decoders[dir]
+            guard let type = decoder.waitingType else { return nil }
             return Incomplete(dir: dir, type: type, missing: decoder.missingAttachments)
         }
     }
@@ -105,23 +106,23 @@ public struct TrafficDecoder: Sendable {
             switch packet.payload {
             case .binary(let bytes):
                 raw = pendingRaw[dir] ?? ""
-                completed = try decoders[dir]!.decode(binary: bytes)
+                completed = try decoders[dir].decode(binary: bytes)
             case .text(let text):
-                if decoders[dir]!.isReconstructing {
+                if decoders[dir].isReconstructing {
                     // An observer must not lose the new packet: report the broken one and move on.
-                    let missing = decoders[dir]!.missingAttachments
+                    let missing = decoders[dir].missingAttachments
                     output.records.append(.error(ErrorRecord(
                         dir: dir, code: .missingAttachments,
                         message: "got plaintext data when reconstructing a packet (\(missing) attachment(s) never came)",
                         raw: pendingRaw[dir])))
-                    decoders[dir]!.reset()
+                    decoders[dir].reset()
                 }
                 raw = text
-                completed = try decoders[dir]!.decode(text: text)
+                completed = try decoders[dir].decode(text: text)
                 if completed == nil { pendingRaw[dir] = text }
             case .none:
                 raw = ""
-                completed = try decoders[dir]!.decode(text: "")
+                completed = try decoders[dir].decode(text: "")
             }
             guard let socketPacket = completed else { return }
             pendingRaw[dir] = nil

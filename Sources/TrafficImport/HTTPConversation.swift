@@ -41,6 +41,9 @@ public struct HTTPConversation {
         case response(Head, body: [UInt8], request: Head?, time: Double)
         /// A message (or close) of the WebSocket this connection became.
         case webSocket(WebSocketStreamReader.Event, fromClient: Bool, time: Double)
+        /// The connection is a WebSocket whose upgrade the capture does not have: its messages
+        /// follow (``FrameBoundary`` proved where they start).
+        case webSocketWithoutUpgrade(time: Double)
         /// Something that could not be read: `code` is `pcap.gap`, `pcap.http`, …
         case problem(code: String, message: String, fromClient: Bool?, time: Double)
         /// A side ended (FIN or RST).
@@ -48,7 +51,8 @@ public struct HTTPConversation {
 
         public var time: Double {
             switch self {
-            case .request(_, _, let time), .response(_, _, _, let time), .webSocket(_, _, let time), .problem(_, _, _, let time), .ended(_, _, let time): time
+            case .request(_, _, let time), .response(_, _, _, let time), .webSocket(_, _, let time), .problem(_, _, _, let time), .ended(_, _, let time),
+                 .webSocketWithoutUpgrade(let time): time
             }
         }
     }
@@ -57,20 +61,28 @@ public struct HTTPConversation {
     public static let maxMessage = 64 << 20
 
     private var client: TCPReassembler.Side?
-    private var readers: [TCPReassembler.Side: Reader] = [.initiator: Reader(), .responder: Reader()]
+    // Two stored readers rather than a dictionary: hashing a side per segment showed in profiles.
+    private var initiatorReader = Reader()
+    private var responderReader = Reader()
     /// Requests waiting for their responses, oldest first.
     private var waiting: [Head] = []
     /// permessage-deflate, per side, when the 101 agreed to it.
     private var inflaters: [TCPReassembler.Side: Inflation.Messages] = [:]
+    /// Sides whose compression window went with a gap: their compressed messages cannot be read.
+    private var lostWindows: Set<TCPReassembler.Side> = []
+    /// Whether a 101 was read, or a WebSocket found without one and said so.
+    private var isWebSocket = false
     private let maxMessageSize: Int
 
     /// `fromTheStart`: the capture has the connection from its SYN. When not, each side is read
-    /// from the first request or response line it can prove, quietly: what comes before is the
-    /// end of a message the capture missed.
+    /// from the first request or response line, or the first segment of whole WebSocket frames
+    /// (``FrameBoundary``), it can prove, quietly: what comes before is the end of a message the
+    /// capture missed.
     public init(maxMessageSize: Int = HTTPConversation.maxMessage, fromTheStart: Bool = true) {
         self.maxMessageSize = maxMessageSize
         if !fromTheStart {
-            readers = [.initiator: Reader(mode: .lost), .responder: Reader(mode: .lost)]
+            initiatorReader = Reader(mode: .lost, framesPossible: true)
+            responderReader = Reader(mode: .lost, framesPossible: true)
         }
     }
 
@@ -98,38 +110,51 @@ public struct HTTPConversation {
         var body: [UInt8] = []
         /// Client bytes after an upgrade request, held until the response says 101 or not.
         var awaitingUpgrade = false
+        /// While lost, whether the stream may be a WebSocket's (the capture began after the
+        /// upgrade could have happened, or a gap broke into one).
+        var framesPossible = false
     }
 
     public mutating func receive(_ event: TCPReassembler.Event, from side: TCPReassembler.Side) -> [Event] {
         var events: [Event] = []
         switch event {
         case .data(let bytes, let time):
-            var reader = readers.removeValue(forKey: side)!
-            reader.buffer += bytes
+            var reader = takeReader(side)
+            if case .lost = reader.mode, reader.framesPossible, resynchronise(&reader, at: bytes, side: side), !isWebSocket {
+                isWebSocket = true
+                events.append(.webSocketWithoutUpgrade(time: time))
+            }
+            // Shared, not copied, when nothing waits (a WebSocket reads it and lets it go).
+            if reader.buffer.isEmpty { reader.buffer = bytes } else { reader.buffer += bytes }
             if client == nil { learnClient(from: reader.buffer, side: side) }
             read(&reader, side: side, time: time, into: &events)
-            readers[side] = reader
+            putBack(reader, side)
         case .gap(let length, let time):
-            var reader = readers.removeValue(forKey: side)!
+            var reader = takeReader(side)
             let fromClient = client.map { $0 == side }
             events.append(.problem(code: "pcap.gap", message: "\(length) bytes of this stream are not in the capture", fromClient: fromClient, time: time))
             if case .webSocket = reader.mode {
-                events.append(.problem(code: "pcap.gap", message: "the WebSocket's frames cannot be followed after the gap", fromClient: fromClient, time: time))
+                events.append(.problem(code: "pcap.gap", message: "the WebSocket is read again from the first segment that starts with whole frames", fromClient: fromClient, time: time))
+                reader.framesPossible = true
+                if let inflater = inflaters[side], inflater.takeover {
+                    inflaters[side] = nil
+                    lostWindows.insert(side)
+                }
             }
             reader.mode = .lost
             reader.buffer = []
             reader.head = nil
             reader.body = []
-            readers[side] = reader
+            putBack(reader, side)
         case .end(let reset, let time):
-            var reader = readers.removeValue(forKey: side)!
+            var reader = takeReader(side)
             if case .untilClose = reader.mode, let head = reader.head {
                 events.append(.response(head, body: reader.body, request: waiting.isEmpty ? nil : waiting.removeFirst(), time: time))
                 reader.head = nil
                 reader.body = []
                 reader.mode = .head
             }
-            readers[side] = reader
+            putBack(reader, side)
             events.append(.ended(fromClient: client.map { $0 == side } ?? (side == .initiator), reset: reset, time: time))
         }
         return events
@@ -155,6 +180,7 @@ public struct HTTPConversation {
                 }
                 reader.buffer.removeFirst(start)
                 reader.mode = .head
+                reader.framesPossible = false
                 if client == nil { learnClient(from: reader.buffer, side: side) }
             case .head:
                 if reader.awaitingUpgrade { return }
@@ -251,7 +277,10 @@ public struct HTTPConversation {
                         continue
                     }
                     guard let inflater = inflaters[side] else {
-                        events.append(.problem(code: "pcap.inflate", message: "a compressed message on a WebSocket that did not agree to permessage-deflate", fromClient: client, time: time))
+                        let message = lostWindows.contains(side)
+                            ? "a compressed message after a gap: its compression window was lost with the gap"
+                            : "a compressed message on a WebSocket that did not agree to permessage-deflate"
+                        events.append(.problem(code: "pcap.inflate", message: message, fromClient: client, time: time))
                         continue
                     }
                     do {
@@ -265,6 +294,37 @@ public struct HTTPConversation {
                 return
             }
         }
+    }
+
+    /// A side's reader, taken out while it changes so that its buffers are not copied.
+    private mutating func takeReader(_ side: TCPReassembler.Side) -> Reader {
+        switch side {
+        case .initiator:
+            defer { initiatorReader = Reader() }
+            return initiatorReader
+        case .responder:
+            defer { responderReader = Reader() }
+            return responderReader
+        }
+    }
+
+    private mutating func putBack(_ reader: Reader, _ side: TCPReassembler.Side) {
+        switch side {
+        case .initiator: initiatorReader = reader
+        case .responder: responderReader = reader
+        }
+    }
+
+    /// A lost side whose new segment proves a frame boundary is a WebSocket from that segment on;
+    /// what was held before it is the rest of a frame the capture cut.
+    private mutating func resynchronise(_ reader: inout Reader, at segment: [UInt8], side: TCPReassembler.Side) -> Bool {
+        guard let proof = FrameBoundary.proof(segment, compressionAgreed: inflaters[side] != nil || lostWindows.contains(side)) else { return false }
+        if let client, (client == side) != proof.masked { return false }
+        client = proof.masked ? side : side.other
+        reader.buffer = []
+        reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
+        reader.framesPossible = false
+        return true
     }
 
     /// Gives up the message at the front of the buffer: its first byte goes, so that looking for
@@ -298,9 +358,11 @@ public struct HTTPConversation {
         let request = waiting.isEmpty ? nil : waiting.removeFirst()
         events.append(.response(head, body: body, request: request, time: time))
         let clientSide = side.other
-        guard readers[clientSide]?.awaitingUpgrade == true, var clientReader = readers.removeValue(forKey: clientSide) else { return }
+        guard (clientSide == .initiator ? initiatorReader : responderReader).awaitingUpgrade else { return }
+        var clientReader = takeReader(clientSide)
         clientReader.awaitingUpgrade = false
         if head.status == 101 {
+            isWebSocket = true
             clientReader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
             reader.mode = .webSocket(WebSocketStreamReader(maxMessageSize: maxMessageSize))
             if let deflate = Inflation.negotiated(head.header("sec-websocket-extensions")) {
@@ -310,7 +372,7 @@ public struct HTTPConversation {
         }
         // What the client sent after its upgrade request is read now, as whatever it is.
         read(&clientReader, side: clientSide, time: time, into: &events)
-        readers[clientSide] = clientReader
+        putBack(clientReader, clientSide)
     }
 
     // MARK: Bytes

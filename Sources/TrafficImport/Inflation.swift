@@ -29,7 +29,7 @@ enum Inflation {
     /// the handshake said `…_no_context_takeover`.
     final class Messages {
         private let decompressor: any NIODecompressor
-        private let takeover: Bool
+        let takeover: Bool
 
         init(takeover: Bool) throws(Failed) {
             self.takeover = takeover

@@ -35,20 +35,82 @@ public struct TCPSegment: Sendable, Hashable {
     }
 }
 
-/// An address and port, as text (`127.0.0.1`, `::1`) and number.
+/// An address and port. Kept as the address's bytes (text is made only when asked: making and
+/// hashing it for every segment showed in profiles).
 public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var address: String
+    /// IPv6's 16 bytes, big-endian halves; IPv4 in the low 32 bits of `low`.
+    private let high: UInt64
+    private let low: UInt64
+    public let isIPv6: Bool
     public var port: UInt16
 
-    public init(address: String, port: UInt16) {
-        self.address = address
+    init(ipv4: UInt32, port: UInt16) {
+        (high, low, isIPv6) = (0, UInt64(ipv4), false)
         self.port = port
+    }
+
+    init(ipv6High high: UInt64, low: UInt64, port: UInt16) {
+        (self.high, self.low, isIPv6) = (high, low, true)
+        self.port = port
+    }
+
+    /// From text (`127.0.0.1`, `::1`); `nil` if it is no IP address.
+    public init?(address: String, port: UInt16) {
+        let parts = address.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 4 {
+            let octets = parts.compactMap { UInt8($0) }
+            guard octets.count == 4 else { return nil }
+            self.init(ipv4: octets.reduce(0) { $0 << 8 | UInt32($1) }, port: port)
+            return
+        }
+        guard let groups = Self.groups(address) else { return nil }
+        self.init(ipv6High: groups[..<4].reduce(0) { $0 << 16 | UInt64($1) }, low: groups[4...].reduce(0) { $0 << 16 | UInt64($1) }, port: port)
+    }
+
+    /// `a:b::c` as its eight groups.
+    private static func groups(_ text: String) -> [UInt16]? {
+        let halves = text.split(separator: "::", omittingEmptySubsequences: false).map(String.init)
+        guard halves.count <= 2 else { return nil }
+        func parse(_ part: String) -> [UInt16]? {
+            var groups: [UInt16] = []
+            for group in part.split(separator: ":", omittingEmptySubsequences: false) where !part.isEmpty {
+                guard let value = UInt16(group, radix: 16) else { return nil }
+                groups.append(value)
+            }
+            return groups
+        }
+        guard let head = parse(halves[0]), let tail = halves.count == 2 ? parse(halves[1]) : [] else { return nil }
+        let filler = 8 - head.count - tail.count
+        guard halves.count == 2 ? filler >= 1 : filler == 0 else { return nil }
+        return head + Array(repeating: 0, count: filler) + tail
+    }
+
+    /// `127.0.0.1`, or RFC 5952 text for IPv6: lower case, leading zeros dropped, the longest run
+    /// of zero groups as `::`.
+    public var address: String {
+        guard isIPv6 else { return (0..<4).map { String(low >> UInt64(24 - 8 * $0) & 0xFF) }.joined(separator: ".") }
+        let groups = (0..<8).map { UInt16(truncatingIfNeeded: ($0 < 4 ? high : low) >> UInt64(48 - 16 * ($0 % 4))) }
+        var best: (start: Int, length: Int) = (-1, 0)
+        var index = 0
+        while index < 8 {
+            if groups[index] == 0 {
+                var end = index
+                while end < 8, groups[end] == 0 { end += 1 }
+                if end - index > best.length, end - index > 1 { best = (index, end - index) }
+                index = end
+            } else {
+                index += 1
+            }
+        }
+        func text(_ range: Range<Int>) -> String { groups[range].map { String($0, radix: 16) }.joined(separator: ":") }
+        guard best.start >= 0 else { return text(0..<8) }
+        return text(0..<best.start) + "::" + text((best.start + best.length)..<8)
     }
 
     public var description: String { Authority.text(host: address, port: Int(port)) }
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
-        (lhs.address, lhs.port) < (rhs.address, rhs.port)
+        (lhs.isIPv6 ? 1 : 0, lhs.high, lhs.low, lhs.port) < (rhs.isIPv6 ? 1 : 0, rhs.high, rhs.low, rhs.port)
     }
 }
 
@@ -80,10 +142,12 @@ public enum PacketDecoding {
     /// The TCP segment in `frame` (the bytes the capture kept), or `nil`. Payload the capture
     /// cut (snaplen) is counted in ``TCPSegment/missing``, from the IP header's length.
     public static func tcpSegment(_ frame: [UInt8], linkType: LinkType, time: Double) -> TCPSegment? {
-        frame.withUnsafeBytes { bytes in
-            guard let (offset, version) = network(bytes, linkType: linkType) else { return nil }
-            return ip(bytes, at: offset, version: version, time: time)
-        }
+        frame.withUnsafeBytes { tcpSegment($0, linkType: linkType, time: time) }
+    }
+
+    public static func tcpSegment(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, time: Double) -> TCPSegment? {
+        guard let (offset, version) = network(bytes, linkType: linkType) else { return nil }
+        return ip(bytes, at: offset, version: version, time: time)
     }
 
     /// Where the IP packet starts, and its version (4 or 6, or 0 to read it from the packet).
@@ -142,9 +206,11 @@ public enum PacketDecoding {
             // Fragments are not reassembled (TCP over loopback and most paths never fragments).
             let fragment = be16(bytes, start + 6) ?? 0
             guard fragment & 0x3FFF == 0 else { return nil }
-            let source = address4(bytes, start + 12)
-            let destination = address4(bytes, start + 16)
-            return tcp(bytes, at: start + headerLength, end: start + total, source: source, destination: destination, time: time)
+            guard let source = be32(bytes, start + 12), let destination = be32(bytes, start + 16) else { return nil }
+            return tcp(
+                bytes, at: start + headerLength, end: start + total, source: { Endpoint(ipv4: source, port: $0) },
+                destination: { Endpoint(ipv4: destination, port: $0) }, time: time
+            )
         case 6:
             guard bytes.count >= start + 40, let payloadLength = be16(bytes, start + 4).map(Int.init) else { return nil }
             var next = bytes[start + 6]
@@ -156,13 +222,19 @@ public enum PacketDecoding {
                 offset += (Int(bytes[offset + 1]) + 1) * 8
             }
             guard next == 6 else { return nil }
-            return tcp(bytes, at: offset, end: start + 40 + payloadLength, source: address6(bytes, start + 8), destination: address6(bytes, start + 24), time: time)
+            let source = (be64(bytes, start + 8), be64(bytes, start + 16)), destination = (be64(bytes, start + 24), be64(bytes, start + 32))
+            return tcp(
+                bytes, at: offset, end: start + 40 + payloadLength, source: { Endpoint(ipv6High: source.0, low: source.1, port: $0) },
+                destination: { Endpoint(ipv6High: destination.0, low: destination.1, port: $0) }, time: time
+            )
         default:
             return nil
         }
     }
 
-    private static func tcp(_ bytes: UnsafeRawBufferPointer, at start: Int, end: Int, source: String, destination: String, time: Double) -> TCPSegment? {
+    private static func tcp(
+        _ bytes: UnsafeRawBufferPointer, at start: Int, end: Int, source: (UInt16) -> Endpoint, destination: (UInt16) -> Endpoint, time: Double
+    ) -> TCPSegment? {
         guard bytes.count >= start + 20, end >= start + 20 else { return nil }
         let headerLength = Int(bytes[start + 12] >> 4) * 4
         guard headerLength >= 20, end >= start + headerLength, let sourcePort = be16(bytes, start), let destinationPort = be16(bytes, start + 2),
@@ -175,7 +247,7 @@ public enum PacketDecoding {
         let payload = kept > 0 ? Array(bytes[payloadStart..<(payloadStart + kept)]) : []
         let missing = max(0, end - payloadStart - kept)
         return TCPSegment(
-            source: Endpoint(address: source, port: sourcePort), destination: Endpoint(address: destination, port: destinationPort),
+            source: source(sourcePort), destination: destination(destinationPort),
             sequence: sequence, acknowledgment: acknowledgment, flags: TCPSegment.Flags(rawValue: bytes[start + 13] & 0x17),
             payload: payload, missing: missing, time: time
         )
@@ -191,37 +263,8 @@ public enum PacketDecoding {
         return UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
     }
 
-    /// Dotted quad, written byte by byte (interpolation cost more than the rest of a segment).
-    private static func address4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(15)
-        for index in 0..<4 {
-            if index > 0 { text.append(UInt8(ascii: ".")) }
-            let value = bytes[at + index]
-            if value >= 100 { text.append(UInt8(ascii: "0") + value / 100) }
-            if value >= 10 { text.append(UInt8(ascii: "0") + value / 10 % 10) }
-            text.append(UInt8(ascii: "0") + value % 10)
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-
-    /// RFC 5952 text: lower case, leading zeros dropped, the longest run of zero groups as `::`.
-    static func address6(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> String {
-        let groups = (0..<8).map { UInt16(bytes[at + 2 * $0]) << 8 | UInt16(bytes[at + 2 * $0 + 1]) }
-        var best: (start: Int, length: Int) = (-1, 0)
-        var index = 0
-        while index < 8 {
-            if groups[index] == 0 {
-                var end = index
-                while end < 8, groups[end] == 0 { end += 1 }
-                if end - index > best.length, end - index > 1 { best = (index, end - index) }
-                index = end
-            } else {
-                index += 1
-            }
-        }
-        func text(_ range: Range<Int>) -> String { groups[range].map { String($0, radix: 16) }.joined(separator: ":") }
-        guard best.start >= 0 else { return text(0..<8) }
-        return text(0..<best.start) + "::" + text((best.start + best.length)..<8)
+    /// Eight bytes, big-endian (the caller has checked they are there).
+    private static func be64(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
+        (0..<8).reduce(0) { $0 << 8 | UInt64(bytes[at + $1]) }
     }
 }

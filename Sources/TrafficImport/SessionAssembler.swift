@@ -33,8 +33,9 @@ public struct SessionAssembler: Sendable {
         public init() {}
     }
 
-    /// Which connection an event came from: its client and server ends (a HAR names no client,
-    /// and tells its entries apart by number), and the scheme the client spoke.
+    /// Which connection an event came from: its client and server ends (a HAR names no client),
+    /// its number (the TCP connection's in the capture, or the HAR entry's), and the scheme the
+    /// client spoke.
     public struct Flow: Sendable, Hashable {
         public var client: Endpoint?
         public var server: String
@@ -48,8 +49,14 @@ public struct SessionAssembler: Sendable {
             self.entry = entry
         }
 
-        public init(client: Endpoint, server: Endpoint) {
-            self.init(client: client, server: server.description)
+        public init(client: Endpoint, server: Endpoint, number: Int) {
+            self.init(client: client, server: server.description, entry: number)
+        }
+
+        /// By number only: it tells flows apart, and hashing the addresses per event showed in
+        /// profiles.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(entry)
         }
 
         var label: String { "\(client?.description ?? "the browser") ⇄ \(server)" }
@@ -67,6 +74,10 @@ public struct SessionAssembler: Sendable {
     private var bySid: [String: String] = [:]
     /// The conn each upgraded TCP connection carries.
     private var webSockets: [Flow: String] = [:]
+    /// WebSockets whose upgrade is not in the capture, held until their Engine.IO version shows.
+    private var joining: [Flow: [(event: WebSocketStreamReader.Event, fromClient: Bool, time: Double)]] = [:]
+    /// Messages a WebSocket without its upgrade is held for at most before Engine.IO 4 is assumed.
+    static let joiningLimit = 64
     private var counter = 0
 
     public init(path: String? = nil) {
@@ -89,7 +100,10 @@ public struct SessionAssembler: Sendable {
             guard let request, let engine = EngineRequest.traffic(request.target, under: path) else { break }
             respond(head, body: body, request: request, engine: engine, flow: flow, time: time, into: &output)
         case .webSocket(let frameEvent, let fromClient, let time):
-            guard let id = webSockets[flow] else { break }
+            guard let id = webSockets[flow] else {
+                if joining[flow] != nil { join(frameEvent, fromClient: fromClient, time: time, flow: flow, into: &output) }
+                break
+            }
             let dir: Direction = fromClient ? .clientToServer : .serverToClient
             switch frameEvent {
             case .message(let message):
@@ -104,11 +118,15 @@ public struct SessionAssembler: Sendable {
             case .malformed(let reason):
                 emit(.error(ErrorRecord(dir: dir, code: .webSocketProtocolError, message: "\(reason); no longer decoded")), conn: id, time: time, into: &output)
             }
+        case .webSocketWithoutUpgrade:
+            joining[flow] = []
         case .problem(let code, let message, let fromClient, let time):
+            if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
             let dir = fromClient.map { $0 ? Direction.clientToServer : .serverToClient }
             let id = webSockets[flow]
             emit(.error(ErrorRecord(dir: dir, code: ErrorCode(rawValue: code), message: "\(flow.label): \(message)")), conn: id, time: time, into: &output)
         case .ended(let fromClient, let reset, let time):
+            if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
             if let id = webSockets[flow] {
                 close(id, by: fromClient ? .client : .server, reason: reset ? "TCP reset" : (fromClient ? "client closed the websocket" : "server closed the websocket"), time: time, into: &output)
             }
@@ -119,10 +137,54 @@ public struct SessionAssembler: Sendable {
     /// The capture is over: conns still open get their close.
     public mutating func finish(time: Double) -> Output {
         var output = Output()
+        for flow in joining.keys.sorted(by: { $0.label < $1.label }) {
+            finishJoining(flow, shown: nil, into: &output)
+        }
         for id in conns.keys.sorted(by: { conns[$0]!.number < conns[$1]!.number }) {
             close(id, by: .proxy, reason: "the capture ends", time: time, into: &output)
         }
         return output
+    }
+
+    // MARK: WebSockets without their upgrade
+
+    /// A WebSocket the capture joined after its upgrade (``FrameBoundary``): its URL, headers and
+    /// sid are not known, its Engine.IO version is told by which side pings first (the server in
+    /// 4, the client in 3), so its messages wait for the first ping or pong, or for
+    /// ``joiningLimit`` of them, or for the stream to end, and then decode as one conn.
+    private mutating func join(_ event: WebSocketStreamReader.Event, fromClient: Bool, time: Double, flow: Flow, into output: inout Output) {
+        joining[flow, default: []].append((event, fromClient, time))
+        if case .message(.text(let text)) = event, let version = Self.engineVersion(shownBy: text, fromClient: fromClient) {
+            finishJoining(flow, shown: version, into: &output)
+        } else if joining[flow]!.count >= Self.joiningLimit {
+            finishJoining(flow, shown: nil, into: &output)
+        }
+    }
+
+    /// Engine.IO 4 servers ping and clients answer; Engine.IO 3 the other way round. A probe
+    /// belongs to the upgrade, which says nothing here.
+    static func engineVersion(shownBy text: String, fromClient: Bool) -> EngineIOVersion? {
+        guard let type = text.utf8.first, type == UInt8(ascii: "2") || type == UInt8(ascii: "3"), text.utf8.dropFirst().elementsEqual("probe".utf8) == false else { return nil }
+        let isPing = type == UInt8(ascii: "2")
+        return isPing != fromClient ? .v4 : .v3
+    }
+
+    /// `shown`: the version the pings told, `nil` when they did not (4 is assumed).
+    private mutating func finishJoining(_ flow: Flow, shown: EngineIOVersion?, into output: inout Output) {
+        guard let held = joining.removeValue(forKey: flow), let first = held.first else { return }
+        let version = shown ?? .v4
+        let id = newConn(version: version)
+        webSockets[flow] = id
+        emit(.session(SessionRecord(url: "", path: path, eio: version.rawValue, transport: .websocket, remote: flow.client?.description,
+                                    upstream: "\(flow.scheme)://\(flow.server)", scheme: flow.scheme)),
+             conn: id, time: first.time, into: &output)
+        emit(.error(ErrorRecord(dir: nil, code: .noHandshake, message: "\(flow.label): the WebSocket's upgrade is not in the capture, so its URL, headers and sid are unknown; Engine.IO \(version.rawValue) \(shown == nil ? "assumed" : "as its pings show")")),
+             conn: id, time: first.time, into: &output)
+        for message in held {
+            let taken = take(.webSocket(message.event, fromClient: message.fromClient, time: message.time), on: flow)
+            output.records += taken.records
+            output.tokens += taken.tokens
+        }
     }
 
     // MARK: Sessions
@@ -144,7 +206,7 @@ public struct SessionAssembler: Sendable {
             guard request.method == "GET" || request.method == "POST" else { break }
             if request.method == "GET", engine.sid == nil {
                 // A handshake: the session's record comes once its open packet has told the sid.
-                let id = newConn(engine: engine)
+                let id = newConn(version: engine.version)
                 var decoded = Output()
                 if head.status == 200 { observe(.pollingBody(body), dir: .serverToClient, conn: id, time: time, into: &decoded) }
                 let sid = conns[id]?.observation.sid
@@ -172,17 +234,17 @@ public struct SessionAssembler: Sendable {
         close(id, by: .server, reason: "the server answered \(head.status)", time: time, into: &output)
     }
 
-    private mutating func newConn(engine: EngineRequest) -> String {
+    private mutating func newConn(version: EngineIOVersion) -> String {
         counter += 1
         let id = "c\(counter)"
-        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: engine.version))
+        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: version))
         return id
     }
 
     /// A conn first seen after its handshake (a capture started mid-session), or a WebSocket opened
     /// without polling first.
     private mutating func open(engine: EngineRequest, head: HTTPConversation.Head, sid: String?, flow: Flow, time: Double, into output: inout Output) -> String {
-        let id = newConn(engine: engine)
+        let id = newConn(version: engine.version)
         if let sid { bySid[sid] = id }
         emit(.session(sessionRecord(head, engine: engine, sid: sid, flow: flow)), conn: id, time: time, into: &output)
         handshakeTokens(head, engine: engine, conn: id, time: time, into: &output)
@@ -198,13 +260,12 @@ public struct SessionAssembler: Sendable {
     }
 
     private mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, conn id: String, time: Double, into output: inout Output) {
-        guard var conn = conns[id] else { return }
-        let (decoded, learnedSid) = conn.observation.observe(frame, dir: dir, now: time)
+        // Changed where it is kept: a copy out and back made every decoder state copy itself.
+        guard let (decoded, learnedSid) = conns[id]?.observation.observe(frame, dir: dir, now: time) else { return }
         var tokens: [Token] = []
-        for sighting in decoded.tokens where conn.observation.firstSighting(of: sighting.token, source: sighting.source, nsp: sighting.nsp) {
+        for sighting in decoded.tokens where conns[id]!.observation.firstSighting(of: sighting.token, source: sighting.source, nsp: sighting.nsp) {
             tokens.append(Token(token: sighting.token, source: sighting.source, nsp: sighting.nsp, conn: id, time: time))
         }
-        conns[id] = conn
         if let learnedSid { bySid[learnedSid] = id }
         for body in decoded.records {
             emit(body, conn: id, time: time, into: &output)
@@ -216,12 +277,11 @@ public struct SessionAssembler: Sendable {
     }
 
     private mutating func handshakeTokens(_ head: HTTPConversation.Head, engine: EngineRequest, conn id: String, time: Double, into output: inout Output) {
-        guard var conn = conns[id] else { return }
+        guard conns[id] != nil else { return }
         for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
-        where conn.observation.firstSighting(of: token, source: source, nsp: nil) {
+        where conns[id]!.observation.firstSighting(of: token, source: source, nsp: nil) {
             output.tokens.append(Token(token: token, source: source, nsp: nil, conn: id, time: time))
         }
-        conns[id] = conn
     }
 
     private func emit(_ body: CaptureRecord.Body, conn: String?, time: Double, into output: inout Output) {

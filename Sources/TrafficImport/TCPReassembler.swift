@@ -25,7 +25,17 @@ public struct TCPReassembler: Sendable {
 
     public let initiator: Endpoint
     public let responder: Endpoint
-    private var sides: [Side: Direction] = [.initiator: Direction(), .responder: Direction()]
+    // Two stored sides rather than a dictionary: hashing a side per segment showed in profiles.
+    private var initiatorStream = Direction()
+    private var responderStream = Direction()
+
+    /// Changes one side's state in place (no copy of its buffers).
+    private mutating func withStream<Result>(_ side: Side, _ body: (inout Direction) -> Result) -> Result {
+        switch side {
+        case .initiator: body(&initiatorStream)
+        case .responder: body(&responderStream)
+        }
+    }
 
     private struct Direction: Sendable {
         /// The sequence number of the next byte expected, once known.
@@ -66,14 +76,16 @@ public struct TCPReassembler: Sendable {
         if segment.flags.contains(.rst) {
             flush(side, time: segment.time, into: &events)
         }
-        // Taken out while it changes, so that its arrays are not copied (copy-on-write).
-        var state = sides.removeValue(forKey: side)!
-        defer { sides[side] = state }
-        if state.ended { return events }
+        withStream(side) { state in Self.receive(segment, into: &state, side: side, events: &events) }
+        return events
+    }
+
+    private static func receive(_ segment: TCPSegment, into state: inout Direction, side: Side, events: inout [(Side, Event)]) {
+        if state.ended { return }
         if segment.flags.contains(.rst) {
             state.ended = true
             events.append((side, .end(reset: true, time: segment.time)))
-            return events
+            return
         }
         var sequence = segment.sequence
         if segment.flags.contains(.syn) {
@@ -86,14 +98,19 @@ public struct TCPReassembler: Sendable {
             state.finTime = segment.time
         }
         if !segment.payload.isEmpty || segment.missing > 0 {
-            insert(&state, at: sequence, bytes: segment.payload, missing: segment.missing, time: segment.time)
+            // Most segments come in order: handed on at once, without queueing.
+            if state.pending.isEmpty, segment.missing == 0, let next = state.next, sequence == next {
+                events.append((side, .data(segment.payload, time: segment.time)))
+                state.next = next &+ UInt32(truncatingIfNeeded: segment.payload.count)
+            } else {
+                Self.insert(&state, at: sequence, bytes: segment.payload, missing: segment.missing, time: segment.time)
+            }
         }
-        deliver(&state, side: side, into: &events)
+        Self.deliver(&state, side: side, into: &events)
         if state.pendingBytes > Self.maxPending {
-            skipHole(&state, side: side, time: segment.time, into: &events)
-            deliver(&state, side: side, into: &events)
+            Self.skipHole(&state, side: side, time: segment.time, into: &events)
+            Self.deliver(&state, side: side, into: &events)
         }
-        return events
     }
 
     /// The capture is over: what waits behind holes is delivered after gaps.
@@ -105,13 +122,13 @@ public struct TCPReassembler: Sendable {
 
     // MARK: Internals
 
-    private func offset(_ sequence: UInt32, from next: UInt32) -> Int {
+    private static func offset(_ sequence: UInt32, from next: UInt32) -> Int {
         Int(Int32(bitPattern: sequence &- next))
     }
 
-    private func insert(_ state: inout Direction, at sequence: UInt32, bytes: [UInt8], missing: Int, time: Double) {
+    private static func insert(_ state: inout Direction, at sequence: UInt32, bytes: [UInt8], missing: Int, time: Double) {
         guard let next = state.next else { return }
-        var start = offset(sequence, from: next)
+        var start = Self.offset(sequence, from: next)
         var bytes = bytes
         var missing = missing
         if start < 0 {
@@ -132,7 +149,7 @@ public struct TCPReassembler: Sendable {
     }
 
     /// Hands on, in order, what starts at `next`; trims what overlaps what was already handed on.
-    private func deliver(_ state: inout Direction, side: Side, into events: inout [(Side, Event)]) {
+    private static func deliver(_ state: inout Direction, side: Side, into events: inout [(Side, Event)]) {
         while let first = state.pending.first, first.offset <= 0, let next = state.next {
             state.pending.removeFirst()
             state.pendingBytes -= first.bytes.count
@@ -152,14 +169,14 @@ public struct TCPReassembler: Sendable {
             state.next = next &+ UInt32(truncatingIfNeeded: advance)
             state.pending = state.pending.map { ($0.offset - advance, $0.bytes, $0.missing, $0.time) }
         }
-        if let finAt = state.finAt, let next = state.next, offset(finAt, from: next) <= 0, !state.ended, state.pending.isEmpty {
+        if let finAt = state.finAt, let next = state.next, Self.offset(finAt, from: next) <= 0, !state.ended, state.pending.isEmpty {
             state.ended = true
             events.append((side, .end(reset: false, time: state.finTime)))
         }
     }
 
     /// Takes the hole before the first pending segment as lost.
-    private func skipHole(_ state: inout Direction, side: Side, time: Double, into events: inout [(Side, Event)]) {
+    private static func skipHole(_ state: inout Direction, side: Side, time: Double, into events: inout [(Side, Event)]) {
         guard let first = state.pending.first, first.offset > 0, let next = state.next else { return }
         events.append((side, .gap(first.offset, time: time)))
         state.next = next &+ UInt32(first.offset)
@@ -167,33 +184,35 @@ public struct TCPReassembler: Sendable {
     }
 
     private mutating func fillHoles(of side: Side, upTo acknowledged: UInt32, time: Double, into events: inout [(Side, Event)]) {
-        var state = sides.removeValue(forKey: side)!
-        defer { sides[side] = state }
+        withStream(side) { state in Self.fillHoles(&state, side: side, upTo: acknowledged, time: time, into: &events) }
+    }
+
+    private static func fillHoles(_ state: inout Direction, side: Side, upTo acknowledged: UInt32, time: Double, into events: inout [(Side, Event)]) {
         guard let start = state.next, !state.ended else { return }
         var target = acknowledged
         // An ACK of a FIN counts the FIN's own sequence number.
         if let finAt = state.finAt, finAt &+ 1 == acknowledged { target = finAt }
         // A stale or wild ACK (more than 1 GB ahead) proves nothing.
-        guard offset(target, from: start) > 0, offset(target, from: start) < 1 << 30 else { return }
-        while let next = state.next, offset(target, from: next) > 0 {
+        guard Self.offset(target, from: start) > 0, Self.offset(target, from: start) < 1 << 30 else { return }
+        while let next = state.next, Self.offset(target, from: next) > 0 {
             if let first = state.pending.first, first.offset <= 0 {
-                deliver(&state, side: side, into: &events)
+                Self.deliver(&state, side: side, into: &events)
                 continue
             }
-            let hole = min(offset(target, from: next), state.pending.first?.offset ?? Int.max)
+            let hole = min(Self.offset(target, from: next), state.pending.first?.offset ?? Int.max)
             events.append((side, .gap(hole, time: time)))
             state.next = next &+ UInt32(hole)
             state.pending = state.pending.map { ($0.offset - hole, $0.bytes, $0.missing, $0.time) }
-            deliver(&state, side: side, into: &events)
+            Self.deliver(&state, side: side, into: &events)
         }
     }
 
     private mutating func flush(_ side: Side, time: Double, into events: inout [(Side, Event)]) {
-        var state = sides.removeValue(forKey: side)!
-        defer { sides[side] = state }
-        while !state.pending.isEmpty {
-            skipHole(&state, side: side, time: time, into: &events)
-            deliver(&state, side: side, into: &events)
+        withStream(side) { state in
+            while !state.pending.isEmpty {
+                Self.skipHole(&state, side: side, time: time, into: &events)
+                Self.deliver(&state, side: side, into: &events)
+            }
         }
     }
 }

@@ -3,10 +3,34 @@
 /// across connections (``SessionAssembler``). Memory follows the connections open at a time: a
 /// connection's state goes once both its sides have ended. Pure.
 public struct TrafficImporter {
-    private struct Connection {
+    /// A class: changed in place where it is kept (moving a struct this size out of the
+    /// dictionary and back for every segment showed in profiles).
+    private final class Connection {
         var reassembler: TCPReassembler
         var conversation: HTTPConversation
+        let number: Int
         var ended: Set<TCPReassembler.Side> = []
+        /// The flow as last worked out, and for which client side: made once, not per event.
+        var flow: (client: TCPReassembler.Side, flow: SessionAssembler.Flow)?
+
+        init(reassembler: TCPReassembler, conversation: HTTPConversation, number: Int) {
+            self.reassembler = reassembler
+            self.conversation = conversation
+            self.number = number
+        }
+
+        func currentFlow() -> SessionAssembler.Flow {
+            // Known once the client's first bytes are (which may be in this very event).
+            let client = conversation.clientSide ?? .initiator
+            if let flow, flow.client == client { return flow.flow }
+            let made = SessionAssembler.Flow(
+                client: client == .initiator ? reassembler.initiator : reassembler.responder,
+                server: client == .initiator ? reassembler.responder : reassembler.initiator,
+                number: number
+            )
+            flow = (client, made)
+            return made
+        }
     }
 
     /// The two ends of a TCP connection, in a fixed order whoever sends.
@@ -43,17 +67,20 @@ public struct TrafficImporter {
         if segment.flags.contains(.syn), !segment.flags.contains(.ack), let known = connections[key], !known.ended.isEmpty {
             connections[key] = nil
         }
-        // Taken out while it changes, so that its buffers are not copied (copy-on-write).
-        var connection = connections.removeValue(forKey: key) ?? {
+        let connection = connections[key] ?? {
             tcpConnections += 1
-            return Connection(reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn)))
+            let made = Connection(
+                reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn)), number: tcpConnections
+            )
+            connections[key] = made
+            return made
         }()
         var output = SessionAssembler.Output()
         for (side, event) in connection.reassembler.add(segment) {
-            feed(event, from: side, of: &connection, into: &output)
+            feed(event, from: side, of: connection, into: &output)
         }
-        if connection.ended.count != 2 {
-            connections[key] = connection
+        if connection.ended.count == 2 {
+            connections[key] = nil
         }
         return output
     }
@@ -67,9 +94,9 @@ public struct TrafficImporter {
     public mutating func finish(time: Double) -> SessionAssembler.Output {
         var output = SessionAssembler.Output()
         for key in connections.keys.sorted(by: { ($0.low, $0.high) < ($1.low, $1.high) }) {
-            var connection = connections[key]!
+            let connection = connections[key]!
             for (side, event) in connection.reassembler.finish(time: time) {
-                feed(event, from: side, of: &connection, into: &output)
+                feed(event, from: side, of: connection, into: &output)
             }
         }
         connections = [:]
@@ -78,17 +105,11 @@ public struct TrafficImporter {
         return output
     }
 
-    private mutating func feed(_ event: TCPReassembler.Event, from side: TCPReassembler.Side, of connection: inout Connection, into output: inout SessionAssembler.Output) {
+    private mutating func feed(_ event: TCPReassembler.Event, from side: TCPReassembler.Side, of connection: Connection, into output: inout SessionAssembler.Output) {
         if case .gap = event { gaps += 1 }
         if case .end = event { connection.ended.insert(side) }
         let conversationEvents = connection.conversation.receive(event, from: side)
-        // Known once the client's first bytes are (which may be in this very event).
-        let client = connection.conversation.clientSide ?? .initiator
-        let reassembler = connection.reassembler
-        let flow = SessionAssembler.Flow(
-            client: client == .initiator ? reassembler.initiator : reassembler.responder,
-            server: client == .initiator ? reassembler.responder : reassembler.initiator
-        )
+        let flow = connection.currentFlow()
         for conversationEvent in conversationEvents {
             let taken = assembler.take(conversationEvent, on: flow)
             output.records += taken.records

@@ -119,7 +119,8 @@ public enum Replayer {
             case .session(let session):
                 scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
                 scripts[conn]!.query = replayQuery(session.url)
-                scripts[conn]!.path = session.path ?? EngineRequest.path(of: session.url)
+                // An imported WebSocket joined mid-stream has no URL: the default mount point.
+                if let path = session.path ?? (session.url.isEmpty ? nil : EngineRequest.path(of: session.url)) { scripts[conn]!.path = path }
                 scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
                 scripts[conn]!.transport = SocketIOClient.TransportPlan(start: session.transport)
             case .engine(let engine):

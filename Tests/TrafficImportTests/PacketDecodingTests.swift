@@ -27,8 +27,9 @@ struct PacketDecodingTests {
     }
 
     func expectSegment(_ segment: TCPSegment?, source: String, destination: String, missing: Int = 0) {
+        #expect(segment?.source.address == source && segment?.source.port == 50000)
+        #expect(segment?.destination.address == destination && segment?.destination.port == 3000)
         #expect(segment?.source == Endpoint(address: source, port: 50000))
-        #expect(segment?.destination == Endpoint(address: destination, port: 3000))
         #expect(segment?.sequence == 7 && segment?.acknowledgment == 9)
         #expect(segment?.flags == [.ack])
         #expect(segment?.payload == Self.payload)
@@ -54,7 +55,9 @@ struct PacketDecodingTests {
     func ipv6() {
         let frame: [UInt8] = [0x86, 0xDD, 0, 0] + [UInt8](repeating: 0, count: 16) + Self.ipv6(Self.tcp(Self.payload))
         expectSegment(PacketDecoding.tcpSegment(frame, linkType: .linuxSLL2, time: 1), source: "2001:db8::1", destination: "::1")
-        #expect(Endpoint(address: "::1", port: 80).description == "[::1]:80")
+        #expect(Endpoint(address: "::1", port: 80)?.description == "[::1]:80")
+        #expect(Endpoint(address: "2001:db8:0:0:1:0:0:1", port: 1)?.address == "2001:db8::1:0:0:1", "the first of two equal runs of zeros")
+        #expect(Endpoint(address: "1::2::3", port: 1) == nil && Endpoint(address: "300.1.1.1", port: 1) == nil)
     }
 
     @Test("Bytes the snaplen cut are counted as missing; not TCP, a fragment or a runt is nothing")

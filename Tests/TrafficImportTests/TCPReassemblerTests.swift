@@ -5,8 +5,8 @@ import Testing
 /// TCP streams put back in order from segments as a capture may hold them.
 @Suite("TCP reassembly")
 struct TCPReassemblerTests {
-    static let client = Endpoint(address: "127.0.0.1", port: 50000)
-    static let server = Endpoint(address: "127.0.0.1", port: 3000)
+    static let client = Endpoint(address: "127.0.0.1", port: 50000)!
+    static let server = Endpoint(address: "127.0.0.1", port: 3000)!
 
     func segment(_ from: Endpoint, seq: UInt32, _ text: String = "", flags: TCPSegment.Flags = [.ack], ack: UInt32 = 0, missing: Int = 0, time: Double = 1) -> TCPSegment {
         TCPSegment(source: from, destination: from == Self.client ? Self.server : Self.client, sequence: seq, acknowledgment: ack, flags: flags,

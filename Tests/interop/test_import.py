@@ -149,8 +149,7 @@ def whole(server, tmp_path_factory):
 
 
 def test_a_capture_started_mid_session(server, tmp_path):
-    """Half a polling session: each request says its sid, so the conn is found again. (A WebSocket
-    whose upgrade is not in the capture is not read: its frame boundaries cannot be proven.)"""
+    """Half a polling session: each request says its sid, so the conn is found again."""
     pcap, records = capture_whole(server, tmp_path, "polling")
     header, frames = read_pcap(pcap)
     late = tmp_path / "late.pcap"
@@ -161,6 +160,78 @@ def test_a_capture_started_mid_session(server, tmp_path):
     everything = [(r["dir"], r["type"], r.get("event"), r.get("args")) for r in records if r["kind"] == "packet"]
     # What it has, it decodes as the whole file does: the end of the session, nothing made up.
     assert tail and everything[-len(tail):] == tail
+
+
+def tcp_payload(frame):
+    """(source port, destination port, TCP payload) of a pcap record of an Ethernet/IPv4 frame
+    (tcpdump on `lo`)."""
+    import struct
+    packet = frame[16 + 14:]
+    header = (packet[0] & 0x0F) * 4
+    total = struct.unpack(">H", packet[2:4])[0]
+    tcp = packet[header:total]
+    source, destination = struct.unpack(">HH", tcp[:4])
+    return source, destination, tcp[(tcp[12] >> 4) * 4:]
+
+
+def packet_story(records):
+    return [(r["dir"], r["type"], r.get("event"), json.dumps(r.get("args"))) for r in records if r["kind"] == "packet"]
+
+
+@pytest.fixture(scope="module")
+def websocket_whole(server, tmp_path_factory):
+    return capture_whole(server, tmp_path_factory.mktemp("websocket"), "websocket")
+
+
+def test_a_websocket_joined_after_its_upgrade(websocket_whole, tmp_path):
+    """A capture that begins after the upgrade: each side is read from its first segment of whole
+    frames (a capture begun inside a frame is the unit tests'), and the messages are one conn
+    whose session record says what the capture could not know."""
+    pcap, records = websocket_whole
+    header, frames = read_pcap(pcap)
+    upgraded = next(index for index, frame in enumerate(frames) if b"HTTP/1.1 101" in tcp_payload(frame)[2])
+    # The server's open packet goes too, and the client's CONNECT: nothing says where the
+    # session's URL, sid or Engine.IO version were.
+    with_data = [index for index in range(upgraded + 1, len(frames)) if tcp_payload(frames[index])[2]]
+    rest = with_data[2]
+    late = tmp_path / "late.pcap"
+    late.write_bytes(header + b"".join(frames[rest:]))
+    result, joined = siotap_import(late)
+    assert result.returncode == 0, result.stderr
+    sessions = [r for r in joined if r["kind"] == "session"]
+    assert len(sessions) == 1 and sessions[0]["url"] == "" and sessions[0]["transport"] == "websocket" and sessions[0]["eio"] == 4
+    assert sessions[0]["upstream"] == f"http://127.0.0.1:{server_port(records)}"
+    notes = [r for r in joined if r["kind"] == "error"]
+    assert [r["code"] for r in notes] == ["pcap.no_handshake"], notes
+    tail, everything = packet_story(joined), packet_story(records)
+    # What it has, it decodes as the whole file does: the session's end, nothing made up.
+    assert len(tail) >= 4 and everything[-len(tail):] == tail, (tail, everything)
+    assert {r["conn"] for r in joined} == {sessions[0]["conn"]}
+
+
+def server_port(records):
+    return next(r for r in records if r["kind"] == "session")["upstream"].rsplit(":", 1)[1]
+
+
+def test_a_gap_inside_a_websocket(websocket_whole, tmp_path):
+    """A client segment lost in the middle of a WebSocket: a gap, then the messages after it read
+    again from the next segment of whole frames."""
+    pcap, records = websocket_whole
+    header, frames = read_pcap(pcap)
+    upgraded = next(index for index, frame in enumerate(frames) if b"HTTP/1.1 101" in tcp_payload(frame)[2])
+    port = int(server_port(records))
+    from_client = [index for index in range(upgraded + 1, len(frames))
+                   if tcp_payload(frames[index])[1] == port and tcp_payload(frames[index])[2]]
+    dropped = from_client[1]
+    holed = tmp_path / "holed.pcap"
+    holed.write_bytes(header + b"".join(frame for index, frame in enumerate(frames) if index != dropped))
+    result, imported = siotap_import(holed)
+    assert result.returncode == 0, result.stderr
+    assert [r["code"] for r in imported if r["kind"] == "error"] == ["pcap.gap", "pcap.gap"], imported
+    mine = [p for p in packet_story(imported) if p[0] == "c2s"]
+    theirs = [p for p in packet_story(records) if p[0] == "c2s"]
+    # One client message is lost with its segment; the ones before and after it are all there.
+    assert len(mine) == len(theirs) - 1 and all(p in theirs for p in mine) and mine[-1] == theirs[-1]
 
 
 def test_lost_segments_are_gaps_not_guesses(whole, tmp_path):
@@ -346,6 +417,19 @@ def test_sniff_refuses_what_it_cannot_do(tmp_path):
     assert missing.returncode == 1 and "no-such-interface0" in missing.stderr
     bad = subprocess.run([SIOTAP, "sniff", "-i", "lo", "--filter", "tcp port"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "filter" in bad.stderr
+
+
+def test_sniff_without_the_right_to_capture():
+    """Without root or CAP_NET_RAW, sniff says what it needs and exits 1. CI runs as root, so the
+    capture right is dropped for the run: setuid to nobody with no capabilities left."""
+    command = [SIOTAP, "sniff", "-i", "lo"]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   "--inh-caps=-all", "--bounding-set=-all", *command]
+    denied = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert denied.returncode == 1, denied.stderr
+    lines = denied.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lo:" in lines[0] and "CAP_NET_RAW" in lines[0], denied.stderr
 
 
 def test_a_har_from_chromium(tmp_path):
