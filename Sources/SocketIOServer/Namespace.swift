@@ -6,14 +6,17 @@ public final class Namespace: Sendable {
     public enum Event: Sendable { case connection }
 
     public let name: String
-    unowned let server: SocketIOServer
+    /// The server's default for `emitWithAck`, in milliseconds. Kept rather than the server
+    /// itself: an unowned server crashed a socket that outlived it (the same crash session 5 fixed
+    /// in `SocketConnection`).
+    let ackTimeout: Int
     private let middlewares = Mutex<[Middleware]>([])
     private let connectionHandlers = Mutex<[ConnectionHandler]>([])
     private let socketTable = Mutex<[String: Socket]>([:])
 
-    init(name: String, server: SocketIOServer) {
+    init(name: String, ackTimeout: Int) {
         self.name = name
-        self.server = server
+        self.ackTimeout = ackTimeout
     }
 
     /// Adds a middleware; they run in order for every connection, and any may refuse it.

@@ -73,7 +73,7 @@ public final class Socket: Sendable {
     /// Emits and waits for the client's acknowledgement.
     public func emitWithAck(_ event: String, _ arguments: [JSONValue] = [], timeout milliseconds: Int? = nil) async throws -> [JSONValue] {
         try await connection.emitWithAck(
-            event, arguments, namespace: namespace.name, timeout: milliseconds ?? namespace.server.configuration.ackTimeout
+            event, arguments, namespace: namespace.name, timeout: milliseconds ?? namespace.ackTimeout
         )
     }
 

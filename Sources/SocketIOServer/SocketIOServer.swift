@@ -50,7 +50,7 @@ public final class SocketIOServer: Sendable {
     public func of(_ name: String) -> Namespace {
         namespaces.withLock { namespaces in
             if let existing = namespaces[name] { return existing }
-            let namespace = Namespace(name: name, server: self)
+            let namespace = Namespace(name: name, ackTimeout: configuration.ackTimeout)
             namespaces[name] = namespace
             return namespace
         }
