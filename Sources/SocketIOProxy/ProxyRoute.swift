@@ -16,7 +16,9 @@ final class ProxyUpstream: Sendable {
         self.host = host
         self.port = port
         self.tls = tls
-        pool = HTTPConnectionPool(host: host, port: port, tls: tls)
+        // Room for every exchange a busy proxy has in flight (each long-poll holds one): a request
+        // that finds none idle pays a connection set-up. Unused ones close after a few seconds.
+        pool = HTTPConnectionPool(host: host, port: port, maxIdle: 512, tls: tls)
     }
 
     var description: String { "\(tls == nil ? "http" : "https")://\(host):\(port)" }
@@ -62,6 +64,13 @@ struct ProxyRoute: WebSocketRelayDelegate {
         } catch {
             return proxy.cannotReach(error)
         }
+    }
+
+    /// Reverse mode's polls are relayed on the event loop; forward mode's (whose upstream is known
+    /// only from each request) on the async side.
+    var eventLoopResponder: (any EventLoopResponder)? {
+        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil else { return nil }
+        return PollingResponder(proxy: proxy, route: self, upstream: upstream)
     }
 
     func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {

@@ -1,10 +1,15 @@
 import JWTInspection
-import SocketIOTransport
-import SocketIOProtocol
-import TrafficCapture
+import NIOCore
 import NIOHTTP1
+import SocketIOProtocol
+import SocketIOTransport
+import TrafficCapture
 
-/// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies observed.
+/// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies
+/// observed. A known session's polls are relayed on the client connection's event loop
+/// (``PollingResponder``); handshakes, other requests and forward mode's go through ``handle(_:via:to:)``.
+/// Both take the same steps: ``beginExchange(_:engine:)``, the upstream's answer, then
+/// ``finishExchange(_:request:engine:on:via:to:)`` or one of the failures.
 extension SocketIOProxy {
     func handle(_ request: HTTPRequest, via route: ProxyRoute, to upstream: ProxyUpstream) async -> HTTPResponse {
         let engine = EngineRequest.traffic(request.uri, under: configuration.path)
@@ -14,10 +19,7 @@ extension SocketIOProxy {
             return await relay(request, engine: engine, on: nil, via: route, to: upstream)
         }
         await captureCaughtUp()
-        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
-        if request.method == .POST {
-            observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
-        }
+        let connection = beginExchange(request, engine: engine)
         let response = await relay(request, engine: engine, on: connection, via: route, to: upstream)
         activityEnded(on: connection)
         return response
@@ -30,36 +32,29 @@ extension SocketIOProxy {
         do {
             response = try await upstream.pool.send(
                 head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: engine != nil), body: request.body,
-                maxResponseSize: configuration.maxMessageSize
+                maxResponseSize: configuration.maxMessageSize, on: request.eventLoop
             )
         } catch {
-            if Task.isCancelled {
-                // The client went away mid-request; its upstream request was dropped with it, and an
-                // Engine.IO server ends a session whose request is cut.
-                if let connection {
-                    emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), on: connection)
-                    close(connection, by: .client, reason: "client went away mid-request")
-                }
-                return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
-            }
-            var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(upstream.description): \(error)")
-            if let tls = upstream.tls, error.code == .tls {
-                let reason = await tls.diagnose(host: upstream.host, port: upstream.port)
-                record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(upstream.description): \(reason)")
-            }
-            if let connection {
-                emit(.error(record), on: connection)
-                close(connection, by: .proxy, reason: record.code == .upstreamTLS ? "upstream TLS failed" : "upstream unreachable")
-            } else if record.code == .upstreamTLS {
-                // A WebSocket's first request has no conn yet: the failure is still recorded.
-                sink(.error(record), nil)
-            }
-            return HTTPResponse(
-                status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
-                body: Array("siotap proxy: upstream \(record.message)\n".utf8),
-                closeConnection: true
-            )
+            if Task.isCancelled { return clientWentAway(on: connection) }
+            return await upstreamFailed(error, on: connection, to: upstream)
         }
+        return finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
+    }
+
+    /// A polling request's conn (a new one for a handshake), and a POST's packets.
+    func beginExchange(_ request: HTTPRequest, engine: EngineRequest) -> ConnectionTracker.Connection {
+        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        if request.method == .POST {
+            observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
+        }
+        return connection
+    }
+
+    /// The upstream's answer observed, and made the client's.
+    func finishExchange(
+        _ response: HTTPResponse, request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?,
+        via route: ProxyRoute, to upstream: ProxyUpstream
+    ) -> HTTPResponse {
         if let engine, let connection {
             if engine.sid == nil {
                 // A new session: its record comes once the open packet has told the sid. A
@@ -87,11 +82,86 @@ extension SocketIOProxy {
         return relayed
     }
 
+    /// The client went away mid-request; its upstream request was dropped with it, and an
+    /// Engine.IO server ends a session whose request is cut.
+    func clientWentAway(on connection: ConnectionTracker.Connection?) -> HTTPResponse {
+        if let connection {
+            emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), on: connection)
+            close(connection, by: .client, reason: "client went away mid-request")
+        }
+        return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
+    }
+
+    /// No answer from the upstream: recorded, and a 502 saying why.
+    func upstreamFailed(_ error: HTTPClientError, on connection: ConnectionTracker.Connection?, to upstream: ProxyUpstream) async -> HTTPResponse {
+        var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(upstream.description): \(error)")
+        if let tls = upstream.tls, error.code == .tls {
+            let reason = await tls.diagnose(host: upstream.host, port: upstream.port)
+            record = ErrorRecord(dir: nil, code: .upstreamTLS, message: "\(upstream.description): \(reason)")
+        }
+        if let connection {
+            emit(.error(record), on: connection)
+            close(connection, by: .proxy, reason: record.code == .upstreamTLS ? "upstream TLS failed" : "upstream unreachable")
+        } else if record.code == .upstreamTLS {
+            // A WebSocket's first request has no conn yet: the failure is still recorded.
+            sink(.error(record), nil)
+        }
+        return HTTPResponse(
+            status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: Array("siotap proxy: upstream \(record.message)\n".utf8),
+            closeConnection: true
+        )
+    }
+
     /// Waits, without holding a thread, while the capture is behind.
     func captureCaughtUp() async {
         guard let readGate else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             if readGate({ continuation.resume() }) { continuation.resume() }
         }
+    }
+}
+
+/// A known session's polls, relayed on the client connection's event loop with a pooled upstream
+/// connection on the same loop: no task and no thread wake-up between the client's request and
+/// its answer (four hops a poll on the async side, measured: about 40 µs each way).
+struct PollingResponder: EventLoopResponder {
+    let proxy: SocketIOProxy
+    let route: ProxyRoute
+    let upstream: ProxyUpstream
+
+    func plan(for head: HTTPRequestHead) -> EngineRequest? {
+        guard head.method == .GET || head.method == .POST, let engine = EngineRequest.traffic(head.uri, under: proxy.configuration.path),
+            engine.transport == .polling, engine.sid != nil
+        else { return nil }
+        return engine
+    }
+
+    func respond(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
+        let loop = clientClosed.eventLoop
+        return captureCaughtUp(on: loop).flatMap { [proxy, route, upstream] in
+            let connection = proxy.beginExchange(request, engine: engine)
+            let pending = upstream.pool.exchange(
+                head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: true), body: request.body,
+                maxResponseSize: proxy.configuration.maxMessageSize, on: loop
+            )
+            clientClosed.whenSuccess { pending.cancel() }
+            return pending.response
+                .map { response in proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream) }
+                .flatMapError { error in
+                    if pending.isCancelled { return loop.makeSucceededFuture(proxy.clientWentAway(on: connection)) }
+                    let failure = error as? HTTPClientError ?? HTTPClientError(.closed, request: pending.request, detail: "\(error)")
+                    return loop.makeFutureWithTask { await proxy.upstreamFailed(failure, on: connection, to: upstream) }
+                }
+                .always { _ in proxy.activityEnded(on: connection) }
+        }
+    }
+
+    /// Succeeds at once, or once the capture has caught up (see ``SocketIOProxy/readGate``).
+    private func captureCaughtUp(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let readGate = proxy.readGate else { return loop.makeSucceededVoidFuture() }
+        let caughtUp = loop.makePromise(of: Void.self)
+        if readGate({ caughtUp.succeed() }) { caughtUp.succeed() }
+        return caughtUp.futureResult
     }
 }

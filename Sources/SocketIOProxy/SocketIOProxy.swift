@@ -71,7 +71,10 @@ public final class SocketIOProxy: Sendable {
         let http = try await HTTPServer.bind(
             .init(
                 host: configuration.listenHost, port: configuration.listenPort, maxBodySize: configuration.maxMessageSize, tls: tls,
-                admits: configuration.admitsRemoteClients ? nil : Self.loopbackOnly
+                admits: configuration.admitsRemoteClients ? nil : Self.loopbackOnly,
+                // Relaying a request is short work that never blocks: done on the client's loop,
+                // it costs no thread wake-ups between reading the request and writing its answer.
+                servesOnEventLoop: true
             ),
             delegate: delegate
         )

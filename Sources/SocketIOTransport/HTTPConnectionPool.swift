@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 public import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -13,62 +13,110 @@ public final class HTTPConnectionPool: Sendable {
     public let host: String
     public let port: Int
     private let maxIdle: Int
-    private let idle = Mutex<[PooledConnection]>([])
+    /// Oldest first; each with when it was put back.
+    private let idle = Mutex<(connections: [(connection: PooledConnection, since: NIODeadline)], sweeping: RepeatedTask?)>(([], nil))
 
-    /// Idle connections are closed after this: below the 5 s after which Node and uvicorn close
-    /// them, so a request rarely meets a connection the server is closing.
-    static let idleTimeout = TimeAmount.seconds(4)
+    /// Idle connections are closed after this.
+    private let idleTimeout: TimeAmount
 
     /// TLS to the server (`https://`), when set.
     public let tls: TLSClientSettings?
 
-    public init(host: String, port: Int, maxIdle: Int = 16, tls: TLSClientSettings? = nil) {
+    /// - Parameter idleTimeout: by default 4 s, below the 5 s after which Node and uvicorn close
+    ///   idle connections, so a request rarely meets a connection the server is closing.
+    public init(host: String, port: Int, maxIdle: Int = 16, idleTimeout: TimeAmount = .seconds(4), tls: TLSClientSettings? = nil) {
         self.host = host
         self.port = port
         self.maxIdle = maxIdle
+        self.idleTimeout = idleTimeout
         self.tls = tls
     }
 
     deinit {
-        for connection in idle.withLock({ $0 }) { connection.retire() }
+        close()
     }
 
     /// Sends `head` and `body` and returns the whole response, whatever its status, on an idle
     /// connection or a new one. A request that finds its reused connection closed by the server
     /// before any answer (an idle connection the server timed out) is sent once more on a new one.
-    public func send(head: HTTPRequestHead, body: [UInt8], maxResponseSize: Int = 64 << 20) async throws(HTTPClientError) -> HTTPResponse {
+    /// With `eventLoop`, only a connection on that loop is used (a relay serving a client there
+    /// then never leaves the loop's thread). Cancelling the task closes the connection in use.
+    public func send(
+        head: HTTPRequestHead, body: [UInt8], maxResponseSize: Int = 64 << 20, on eventLoop: (any EventLoop)? = nil
+    ) async throws(HTTPClientError) -> HTTPResponse {
+        let pending = exchange(head: head, body: body, maxResponseSize: maxResponseSize, on: eventLoop)
+        do {
+            return try await withTaskCancellationHandler {
+                try await pending.response.get()
+            } onCancel: {
+                pending.cancel()
+            }
+        } catch let error as HTTPClientError {
+            throw error
+        } catch {
+            throw HTTPClientError(.closed, request: pending.request, detail: SocketErrorText.describe(error))
+        }
+    }
+
+    /// ``send(head:body:maxResponseSize:on:)`` without a task: the answer comes as a future (failed
+    /// with an ``HTTPClientError``), for a caller on an event loop.
+    public func exchange(
+        head: HTTPRequestHead, body: [UInt8], maxResponseSize: Int = 64 << 20, on eventLoop: (any EventLoop)? = nil
+    ) -> PendingExchange {
         var head = head
         if !head.headers.contains(name: "Host") { head.headers.add(name: "Host", value: HTTPClient.hostHeader(host: host, port: port)) }
         let request = HTTPClient.requestLine(head.method.rawValue, tls == nil ? "http" : "https", host: host, port: port, target: head.uri)
         let exchange = PooledConnection.Exchange(head: head, body: body, maxResponseSize: maxResponseSize, request: request)
-        while let reused = takeIdle() {
-            switch await reused.send(exchange) {
-            case .answered(let response, let keepAlive):
-                if keepAlive { putBack(reused) }
-                return response
-            case .failed(let error, let answered):
-                if answered || Task.isCancelled { throw error }
-                // Closed before it answered: most likely while idle. Try the next.
+        let pending = PendingExchange(request: request, promise: (eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makePromise())
+        attempt(exchange, on: eventLoop, pending: pending)
+        return pending
+    }
+
+    private func attempt(_ exchange: PooledConnection.Exchange, on eventLoop: (any EventLoop)?, pending: PendingExchange) {
+        if let reused = takeIdle(on: eventLoop) {
+            // Closed before it answered: most likely while idle. Try the next.
+            carry(exchange, on: reused, pending: pending) { self.attempt(exchange, on: eventLoop, pending: pending) }
+            return
+        }
+        connect(request: exchange.request, on: eventLoop).whenComplete { result in
+            switch result {
+            case .success(let fresh): self.carry(exchange, on: fresh, pending: pending, ifClosedUnanswered: nil)
+            case .failure(let error): pending.promise.fail(HTTPClientError.unreachable(error, request: exchange.request))
             }
         }
-        let fresh = try await connect(request: request)
-        switch await fresh.send(exchange) {
-        case .answered(let response, let keepAlive):
-            if keepAlive { putBack(fresh) }
-            return response
-        case .failed(let error, _):
-            throw error
+    }
+
+    /// One exchange on one connection, put back after a whole answer that lets it stay open.
+    private func carry(
+        _ exchange: PooledConnection.Exchange, on connection: PooledConnection, pending: PendingExchange,
+        ifClosedUnanswered retry: (@Sendable () -> Void)?
+    ) {
+        guard pending.use(connection) else { return }
+        connection.start(exchange).whenSuccess { outcome in
+            switch outcome {
+            case .answered(let response, let keepAlive):
+                if keepAlive { self.putBack(connection) }
+                pending.promise.succeed(response)
+            case .failed(let error, let answered):
+                if let retry, !answered, !pending.isCancelled { retry() } else { pending.promise.fail(error) }
+            }
         }
     }
 
     /// Closes the idle connections; those in use close when their request is done.
     public func close() {
-        for connection in idle.withLock({ connections in defer { connections = [] }; return connections }) { connection.retire() }
+        let (connections, sweeping) = idle.withLock { idle in
+            defer { idle = ([], nil) }
+            return idle
+        }
+        sweeping?.cancel()
+        for (connection, _) in connections { connection.retire() }
     }
 
-    private func takeIdle() -> PooledConnection? {
-        idle.withLock { connections in
-            while let connection = connections.popLast() {
+    private func takeIdle(on eventLoop: (any EventLoop)?) -> PooledConnection? {
+        idle.withLock { idle in
+            while let index = idle.connections.lastIndex(where: { eventLoop == nil || $0.connection.eventLoop === eventLoop }) {
+                let connection = idle.connections.remove(at: index).connection
                 if connection.isOpen { return connection }
                 connection.retire()
             }
@@ -77,53 +125,96 @@ public final class HTTPConnectionPool: Sendable {
     }
 
     private func putBack(_ connection: PooledConnection) {
-        let surplus: PooledConnection? = idle.withLock { connections in
-            guard connections.count < maxIdle else { return connection }
-            connections.append(connection)
-            return nil
-        }
-        guard surplus == nil else {
-            connection.retire()
-            return
-        }
-        let use = connection.uses
-        connection.eventLoop.scheduleTask(in: Self.idleTimeout) { [weak self] in
-            self?.expire(connection, unusedSince: use)
-        }
-    }
-
-    /// Closes `connection` if it is still idle since its `use`th use.
-    private func expire(_ connection: PooledConnection, unusedSince use: Int) {
-        let expired = idle.withLock { connections in
-            guard connection.uses == use, let index = connections.firstIndex(where: { $0 === connection }) else { return false }
-            connections.remove(at: index)
+        let kept = idle.withLock { idle in
+            guard idle.connections.count < maxIdle else { return false }
+            idle.connections.append((connection, .now()))
+            // One sweep for the pool, not a timer per put-back: a busy proxy puts back thousands
+            // of connections a second, and each timer would sit in its loop's queue for seconds.
+            if idle.sweeping == nil {
+                let every = TimeAmount.nanoseconds(idleTimeout.nanoseconds / 4)
+                idle.sweeping = connection.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
+                    self?.retireExpired()
+                }
+            }
             return true
         }
-        if expired { connection.retire() }
+        if !kept { connection.retire() }
     }
 
-    private func connect(request: String) async throws(HTTPClientError) -> PooledConnection {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        let tls = self.tls
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let tls { try tls.addHandlers(to: channel.pipeline.syncOperations) }
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw .unreachable(error, request: request)
+    /// Closes the connections idle for longer than `idleTimeout`.
+    private func retireExpired() {
+        let deadline = NIODeadline.now() - idleTimeout
+        let expired = idle.withLock { idle in
+            let count = idle.connections.prefix { $0.since < deadline }.count
+            defer { idle.connections.removeFirst(count) }
+            return idle.connections.prefix(count).map(\.connection)
         }
-        return PooledConnection(channel)
+        for connection in expired { connection.retire() }
+    }
+
+    private func connect(request: String, on eventLoop: (any EventLoop)?) -> EventLoopFuture<PooledConnection> {
+        let tls = self.tls
+        return ClientBootstrap(group: eventLoop ?? MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try tls.addHandlers(to: channel.pipeline.syncOperations) }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(PooledConnection.ExchangeHandler())
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in
+                let exchanges = try channel.pipeline.syncOperations.handler(type: PooledConnection.ExchangeHandler.self)
+                return PooledConnection(channel: channel, exchanges: NIOLoopBound(exchanges, eventLoop: channel.eventLoop))
+            }
     }
 }
 
-/// One kept-alive connection: a task owns its channel (`executeThenClose`) and carries out the
-/// exchanges handed to it, one at a time.
+/// An exchange under way: its answer, and a way to drop it (the connection it uses is closed).
+public final class PendingExchange: Sendable {
+    /// `METHOD http://host:port/path?query`, for errors.
+    public let request: String
+    let promise: EventLoopPromise<HTTPResponse>
+    private let state = Mutex<(connection: PooledConnection?, cancelled: Bool)>((nil, false))
+
+    init(request: String, promise: EventLoopPromise<HTTPResponse>) {
+        self.request = request
+        self.promise = promise
+    }
+
+    /// The whole answer, or an ``HTTPClientError``.
+    public var response: EventLoopFuture<HTTPResponse> { promise.futureResult }
+
+    /// Whether ``cancel()`` was called.
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Notes the connection the exchange goes on; `false` (and the connection closed, the answer
+    /// failed) when the exchange was dropped already.
+    func use(_ connection: PooledConnection) -> Bool {
+        let cancelled = state.withLock { state in
+            state.connection = connection
+            return state.cancelled
+        }
+        if cancelled {
+            connection.retire()
+            promise.fail(HTTPClientError(.closed, request: request, detail: "the request was abandoned"))
+        }
+        return !cancelled
+    }
+
+    /// Drops the exchange: the connection it is on closes, as the client's own abort would have.
+    public func cancel() {
+        state.withLock { state in
+            state.cancelled = true
+            return state.connection
+        }?.retire()
+    }
+}
+
+/// One kept-alive connection, carrying one exchange at a time. The exchange is carried out by a
+/// handler on the connection's event loop, and its answer handed back through a promise: a caller
+/// on that loop (the proxy) then never leaves it, and no task is kept per connection.
 final class PooledConnection: Sendable {
     struct Exchange: Sendable {
         var head: HTTPRequestHead
@@ -138,102 +229,132 @@ final class PooledConnection: Sendable {
         case failed(HTTPClientError, answered: Bool)
     }
 
-    private typealias Job = (Exchange, CheckedContinuation<Outcome, Never>)
     private let channel: any Channel
-    private let jobs: AsyncStream<Job>.Continuation
-    private let useCount = Atomic<Int>(0)
+    private let exchanges: NIOLoopBound<ExchangeHandler>
 
     var eventLoop: any EventLoop { channel.eventLoop }
-    /// How many exchanges were handed to it: an idle timer set at one count is stale at another.
-    var uses: Int { useCount.load(ordering: .acquiring) }
 
-    init(_ asyncChannel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>) {
-        channel = asyncChannel.channel
-        let (stream, continuation) = AsyncStream<Job>.makeStream()
-        jobs = continuation
-        // Unstructured: the connection outlives the request that opened it, and ends with its channel.
-        Task {
-            try? await asyncChannel.executeThenClose { inbound, outbound in
-                var parts = inbound.makeAsyncIterator()
-                for await (exchange, done) in stream {
-                    let outcome = await Self.carryOut(exchange, parts: &parts, outbound: outbound)
-                    done.resume(returning: outcome)
-                    guard case .answered(_, keepAlive: true) = outcome else { break }
-                }
-            }
-            continuation.finish()
-            // Anything queued after the end is refused rather than left waiting.
-            for await (exchange, done) in stream {
-                done.resume(returning: .failed(HTTPClientError(.closed, request: exchange.request, detail: "the connection was closed"), answered: false))
-            }
-        }
+    init(channel: any Channel, exchanges: NIOLoopBound<ExchangeHandler>) {
+        self.channel = channel
+        self.exchanges = exchanges
     }
 
     var isOpen: Bool { channel.isActive }
 
-    /// Ends the connection: its task stops taking exchanges and closes the channel.
     func retire() {
-        jobs.finish()
         channel.close(promise: nil)
     }
 
-    func send(_ exchange: Exchange) async -> Outcome {
-        useCount.add(1, ordering: .releasing)
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if case .terminated = jobs.yield((exchange, continuation)) {
-                    continuation.resume(returning: .failed(HTTPClientError(.closed, request: exchange.request, detail: "the connection was closed"), answered: false))
-                }
-            }
-        } onCancel: {
-            channel.close(promise: nil)
-        }
+    /// Carries out one exchange; the outcome comes on the connection's loop.
+    func start(_ exchange: Exchange) -> EventLoopFuture<Outcome> {
+        if eventLoop.inEventLoop { return exchanges.value.start(exchange) }
+        return eventLoop.flatSubmit { [exchanges] in exchanges.value.start(exchange) }
     }
 
-    /// A failed exchange's error: `.tls` when the TLS handshake failed, `.closed` otherwise.
-    private static func failure(_ error: any Error, _ exchange: Exchange) -> HTTPClientError {
-        let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
-        return HTTPClientError(tls ? .tls : .closed, request: exchange.request, detail: SocketErrorText.describe(error))
-    }
+    /// Writes an exchange's request and gathers its answer, on the event loop.
+    final class ExchangeHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        typealias OutboundOut = HTTPClientRequestPart
 
-    private static func carryOut(
-        _ exchange: Exchange,
-        parts: inout NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    ) async -> Outcome {
-        var request: [HTTPClientRequestPart] = [.head(exchange.head)]
-        if !exchange.body.isEmpty { request.append(.body(.byteBuffer(ByteBuffer(bytes: exchange.body)))) }
-        request.append(.end(nil))
-        // A server may answer (a 204 to a preflight, a 400) and close before the request's end is
-        // written: its answer is still read, and counts, not the failed write.
-        var writeError: (any Error)?
-        do { try await outbound.write(contentsOf: request) } catch { writeError = error }
-        var responseHead: HTTPResponseHead?
-        var responseBody: [UInt8] = []
-        do {
-            while let part = try await parts.next() {
-                switch part {
-                case .head(let received):
-                    // 1xx heads other than 101 are followed by the real one.
-                    if received.status.code >= 100 && received.status.code < 200 && received.status != .switchingProtocols { continue }
-                    responseHead = received
-                case .body(var buffer):
-                    guard responseBody.count + buffer.readableBytes <= exchange.maxResponseSize else {
-                        return .failed(HTTPClientError(.tooLarge, request: exchange.request, detail: "the answer is larger than \(exchange.maxResponseSize) bytes"), answered: true)
-                    }
-                    responseBody += buffer.readBytes(length: buffer.readableBytes) ?? []
-                case .end:
-                    guard let responseHead else { continue }
-                    let response = HTTPResponse(status: responseHead.status, headers: responseHead.headers, body: responseBody)
-                    return .answered(response, keepAlive: responseHead.isKeepAlive && writeError == nil)
-                }
+        private struct Current {
+            var exchange: Exchange
+            var promise: EventLoopPromise<Outcome>
+            var head: HTTPResponseHead?
+            var body: [UInt8] = []
+            /// A server may answer (a 204 to a preflight, a 400) and close before the request's end
+            /// is written: its answer is still read, and counts, not the failed write.
+            var writeError: (any Error)?
+        }
+
+        private var context: ChannelHandlerContext?
+        private var current: Current?
+        private var closed = false
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            self.context = context
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            self.context = nil
+        }
+
+        func start(_ exchange: Exchange) -> EventLoopFuture<Outcome> {
+            guard let context, !closed, current == nil else {
+                let closed = HTTPClientError(.closed, request: exchange.request, detail: "the connection was closed")
+                return (self.context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makeSucceededFuture(.failed(closed, answered: false))
             }
-        } catch {
-            return .failed(failure(error, exchange), answered: responseHead != nil)
+            let promise = context.eventLoop.makePromise(of: Outcome.self)
+            current = Current(exchange: exchange, promise: promise)
+            context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
+            if !exchange.body.isEmpty {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: exchange.body)))), promise: nil)
+            }
+            let ended = context.eventLoop.makePromise(of: Void.self)
+            ended.futureResult.assumeIsolated().whenFailure { [weak self] error in
+                guard let self, self.current?.promise.futureResult === promise.futureResult else { return }
+                self.current?.writeError = error
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: ended)
+            return promise.futureResult
         }
-        if let writeError, responseHead == nil {
-            return .failed(failure(writeError, exchange), answered: false)
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard var exchange = current else { return }
+            switch unwrapInboundIn(data) {
+            case .head(let received):
+                // 1xx heads other than 101 are followed by the real one.
+                if received.status.code >= 100 && received.status.code < 200 && received.status != .switchingProtocols { return }
+                exchange.head = received
+                current = exchange
+            case .body(let buffer):
+                guard exchange.body.count + buffer.readableBytes <= exchange.exchange.maxResponseSize else {
+                    let detail = "the answer is larger than \(exchange.exchange.maxResponseSize) bytes"
+                    finish(.failed(HTTPClientError(.tooLarge, request: exchange.exchange.request, detail: detail), answered: true))
+                    context.close(promise: nil)
+                    return
+                }
+                exchange.body.append(contentsOf: buffer.readableBytesView)
+                current = exchange
+            case .end:
+                guard let head = exchange.head else { return }
+                let response = HTTPResponse(status: head.status, headers: head.headers, body: exchange.body)
+                let keepAlive = head.isKeepAlive && exchange.writeError == nil
+                finish(.answered(response, keepAlive: keepAlive))
+                if !keepAlive { context.close(promise: nil) }
+            }
         }
-        return .failed(HTTPClientError(.closed, request: exchange.request, detail: "the server closed the connection before a whole answer"), answered: responseHead != nil)
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if let exchange = current {
+                finish(.failed(Self.failure(error, exchange.exchange), answered: exchange.head != nil))
+            }
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            closed = true
+            if let exchange = current {
+                let error: HTTPClientError
+                if let writeError = exchange.writeError, exchange.head == nil {
+                    error = Self.failure(writeError, exchange.exchange)
+                } else {
+                    error = HTTPClientError(.closed, request: exchange.exchange.request, detail: "the server closed the connection before a whole answer")
+                }
+                finish(.failed(error, answered: exchange.head != nil))
+            }
+            context.fireChannelInactive()
+        }
+
+        private func finish(_ outcome: Outcome) {
+            guard let exchange = current else { return }
+            current = nil
+            exchange.promise.succeed(outcome)
+        }
+
+        /// A failed exchange's error: `.tls` when the TLS handshake failed, `.closed` otherwise.
+        private static func failure(_ error: any Error, _ exchange: Exchange) -> HTTPClientError {
+            let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
+            return HTTPClientError(tls ? .tls : .closed, request: exchange.request, detail: SocketErrorText.describe(error))
+        }
     }
 }

@@ -1,3 +1,4 @@
+public import NIOCore
 public import NIOHTTP1
 
 /// A whole HTTP request, body read.
@@ -6,6 +7,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The peer's address, `host:port`.
     public var remote: String
+    /// The loop of the connection it came on: a relay keeps its upstream exchange there.
+    public var eventLoop: (any EventLoop)? = nil
 
     public var method: HTTPMethod { head.method }
     public var uri: String { head.uri }

@@ -14,6 +14,8 @@ public protocol HTTPServerDelegate: Sendable {
     func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async
     /// Answers one request. May wait (a long-poll GET).
     func handle(_ request: HTTPRequest) async -> HTTPResponse
+    /// Answers some requests on the event loop instead of ``handle(_:)``; `nil` (the default): none.
+    var eventLoopResponder: (any EventLoopResponder)? { get }
     /// What to do with `CONNECT host:port` (a forward proxy's tunnel), asked on behalf of the
     /// client at `remote`; the upstream end of a passed tunnel must be on `eventLoop`. Unless
     /// implemented, refused with 405.
@@ -21,6 +23,8 @@ public protocol HTTPServerDelegate: Sendable {
 }
 
 extension HTTPServerDelegate {
+    public var eventLoopResponder: (any EventLoopResponder)? { nil }
+
     public func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
         .refuse(HTTPResponse(status: .methodNotAllowed, headers: ["Content-Type": "text/plain"], body: Array("CONNECT is not served here\n".utf8), closeConnection: true))
     }
@@ -114,13 +118,23 @@ public final class HTTPServer: Sendable {
         public var tls: TLSServerSettings?
         /// Which clients are served; `nil`: all.
         public var admits: Admission?
+        /// Serve each connection's requests on its event loop's thread (see ``EventLoopTaskExecutor``):
+        /// for a delegate whose work per request is short and never blocks, such as a relay.
+        public var servesOnEventLoop: Bool
+        /// How long a kept-alive connection may wait for its next request (Node's and uvicorn's 5 s).
+        public var keepAliveTimeout: TimeAmount
 
-        public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil, admits: Admission? = nil) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil, admits: Admission? = nil,
+            servesOnEventLoop: Bool = false, keepAliveTimeout: TimeAmount = .seconds(5)
+        ) {
             self.host = host
             self.port = port
             self.maxBodySize = maxBodySize
             self.tls = tls
             self.admits = admits
+            self.servesOnEventLoop = servesOnEventLoop
+            self.keepAliveTimeout = keepAliveTimeout
         }
     }
 
@@ -175,16 +189,21 @@ public final class HTTPServer: Sendable {
     /// Serves until the listening socket is closed (``close()``) or the task is cancelled.
     public func run(delegate: any HTTPServerDelegate) async {
         let maxBody = configuration.maxBodySize
+        let keepAliveTimeout = configuration.keepAliveTimeout
         try? await withThrowingDiscardingTaskGroup { group in
             try await channel.executeThenClose { inbound in
                 for try await channel in inbound {
-                    group.addTask { [admission = configuration.admits] in
+                    let executor = configuration.servesOnEventLoop ? EventLoopTaskExecutor(channel.eventLoop) : nil
+                    group.addTask(executorPreference: executor) { [admission = configuration.admits] in
                         if let admission, !admission.admits(channel.remoteAddress) {
                             await Self.turnAway(channel, saying: admission.refusal)
                             return
                         }
-                        guard let connection = try? await Self.accept(channel) else { return }
-                        await Self.serve(connection, delegate: delegate, maxBody: maxBody)
+                        // A kept-alive connection with no request for a while is closed, as Node's server does.
+                        let idle = IdleCloser(channel, after: keepAliveTimeout)
+                        defer { idle.stop() }
+                        guard let connection = try? await Self.accept(channel, responder: delegate.eventLoopResponder, idle: idle, maxBody: maxBody) else { return }
+                        await Self.serve(connection, delegate: delegate, maxBody: maxBody, idle: idle, executor: executor)
                     }
                 }
             }
@@ -194,12 +213,22 @@ public final class HTTPServer: Sendable {
     /// Wraps an accepted connection for the async side, and only then starts reading. Wrapped in
     /// the child initializer, a connection accepted while the server stops would be dropped
     /// unserved, and NIO traps on an async channel dropped before it was used.
-    private static func accept(_ channel: any Channel) async throws -> Connection {
+    private static func accept(
+        _ channel: any Channel, responder: (any EventLoopResponder)?, idle: IdleCloser, maxBody: Int
+    ) async throws -> Connection {
         try await channel.eventLoop.submit {
+            if let responder { try answer(on: channel, with: responder, idle: idle, maxBody: maxBody) }
             let connection = try Connection(wrappingChannelSynchronously: channel)
             channel.setOption(.autoRead, value: true).whenFailure { _ in channel.close(promise: nil) }
             return connection
         }.get()
+    }
+
+    /// Puts the responder's handler in front of the async side.
+    private static func answer(on channel: any Channel, with responder: some EventLoopResponder, idle: IdleCloser, maxBody: Int) throws {
+        let parts = try channel.pipeline.syncOperations.handler(type: ConnectionPhase.HTTPParts.self)
+        let answering = EventLoopAnswering(responder: responder, idle: idle, maxBody: maxBody, remote: channel.remoteDescription)
+        try channel.pipeline.syncOperations.addHandler(answering, name: ConnectionPhase.eventLoopAnsweringName, position: .before(parts))
     }
 
     /// Answers a client the server does not serve with a 403, before it has read a byte, and closes.
@@ -218,9 +247,6 @@ public final class HTTPServer: Sendable {
         try? await channel.channel.close()
     }
 
-    /// How long a kept-alive connection may wait for its next request (Node's and uvicorn's 5 s).
-    static let keepAliveTimeout = TimeAmount.seconds(5)
-
     /// What a connection's requests lead to.
     private enum Outcome {
         case keepAlive
@@ -232,15 +258,15 @@ public final class HTTPServer: Sendable {
     }
 
     /// Serves one connection's requests in order, until it closes or upgrades.
-    private static func serve(_ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int) async {
+    private static func serve(
+        _ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int, idle: IdleCloser, executor: EventLoopTaskExecutor?
+    ) async {
         var delegate = delegate
         let channel = connection.channel
         let remote = channel.remoteDescription
-        let answering = Answering(channel)
+        let answering = Answering(channel, executor: executor)
         try? await connection.executeThenClose { inbound, outbound in
             var parts = inbound.makeAsyncIterator()
-            // A kept-alive connection with no request for this long is closed, as Node's server does.
-            var idle: Scheduled<Void>?
             var head: HTTPRequestHead?
             var body: [UInt8] = []
             var tooLarge = false
@@ -248,7 +274,7 @@ public final class HTTPServer: Sendable {
                 guard case .http(let part) = part else { continue }
                 switch part {
                 case .head(let requestHead):
-                    idle?.cancel()
+                    idle.requestBegan()
                     head = requestHead
                     body = []
                     tooLarge = false
@@ -261,7 +287,7 @@ public final class HTTPServer: Sendable {
                 case .end:
                     guard let requestHead = head else { continue }
                     head = nil
-                    let request = HTTPRequest(head: requestHead, body: body, remote: remote)
+                    let request = HTTPRequest(head: requestHead, body: body, remote: remote, eventLoop: channel.eventLoop)
                     let outcome: Outcome
                     if tooLarge {
                         let response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
@@ -279,13 +305,13 @@ public final class HTTPServer: Sendable {
                     }
                     switch outcome {
                     case .keepAlive:
-                        idle = channel.eventLoop.scheduleTask(in: Self.keepAliveTimeout) { channel.close(promise: nil) }
+                        idle.requestEnded()
                         continue requests
                     case .close:
                         return
                     case .tunnelled(let inner):
                         delegate = inner
-                        idle = channel.eventLoop.scheduleTask(in: Self.keepAliveTimeout) { channel.close(promise: nil) }
+                        idle.requestEnded()
                         continue requests
                     case .relayed:
                         try? await channel.closeFuture.get()
@@ -406,13 +432,79 @@ public final class HTTPServer: Sendable {
         return .close
     }
 
+    /// Closes a connection that has had no request for `timeout` since its last answer. One timer
+    /// per connection that sets itself again, not one per request: NIO finds a cancelled timer by
+    /// searching its loop's whole queue, and a busy server would cancel thousands a second.
+    final class IdleCloser: Sendable {
+        private struct State {
+            var busy = false
+            var lastAnswered = NIODeadline.now()
+            var timer: Scheduled<Void>?
+            var stopped = false
+        }
+
+        private let state = NIOLockedValueBox(State())
+        private let channel: any Channel
+        private let timeout: TimeAmount
+
+        init(_ channel: any Channel, after timeout: TimeAmount) {
+            self.channel = channel
+            self.timeout = timeout
+        }
+
+        func requestBegan() {
+            state.withLockedValue { $0.busy = true }
+        }
+
+        func requestEnded() {
+            let arm = state.withLockedValue { state in
+                state.busy = false
+                state.lastAnswered = .now()
+                return state.timer == nil && !state.stopped
+            }
+            if arm { schedule(at: .now() + timeout) }
+        }
+
+        /// The connection is done with: its timer goes.
+        func stop() {
+            state.withLockedValue { state in
+                state.stopped = true
+                defer { state.timer = nil }
+                return state.timer
+            }?.cancel()
+        }
+
+        private func schedule(at deadline: NIODeadline) {
+            let timer = channel.eventLoop.scheduleTask(deadline: deadline) { self.fire() }
+            state.withLockedValue { $0.timer = timer }
+        }
+
+        private func fire() {
+            enum Next { case close, wait(NIODeadline), none }
+            let next: Next = state.withLockedValue { state in
+                state.timer = nil
+                // A request in progress sets the timer again when it is answered.
+                if state.stopped || state.busy { return .none }
+                let due = state.lastAnswered + timeout
+                return due <= .now() ? .close : .wait(due)
+            }
+            switch next {
+            case .close: channel.close(promise: nil)
+            case .wait(let due): schedule(at: due)
+            case .none: break
+            }
+        }
+    }
+
     /// The request a connection is answering, cancelled if the client goes away first: a proxy
     /// then drops its upstream request too, as the client's own abort would have. One hook on the
     /// connection's close for all its requests (a kept-alive connection may carry thousands).
     final class Answering: Sendable {
         private let current = NIOLockedValueBox<(task: Task<HTTPResponse, Never>?, closed: Bool)>((nil, false))
+        private let executor: EventLoopTaskExecutor?
 
-        init(_ channel: any Channel) {
+        init(_ channel: any Channel, executor: EventLoopTaskExecutor?) {
+            self.executor = executor
             channel.closeFuture.whenComplete { [current] _ in
                 current.withLockedValue { state in
                     state.closed = true
@@ -422,7 +514,7 @@ public final class HTTPServer: Sendable {
         }
 
         func answer(_ request: HTTPRequest, delegate: any HTTPServerDelegate) async -> HTTPResponse {
-            let handling = Task { await delegate.handle(request) }
+            let handling = Task(executorPreference: executor) { await delegate.handle(request) }
             let closed = current.withLockedValue { state in
                 state.task = handling
                 return state.closed

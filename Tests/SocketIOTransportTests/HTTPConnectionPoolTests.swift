@@ -1,4 +1,6 @@
+import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 @testable import SocketIOTransport
@@ -16,10 +18,10 @@ struct HTTPConnectionPoolTests {
         }
     }
 
-    func withServer(_ body: (HTTPConnectionPool) async throws -> Void) async throws {
+    func withServer(idleTimeout: TimeAmount = .seconds(4), _ body: (HTTPConnectionPool) async throws -> Void) async throws {
         let server = try await HTTPServer.bind(.init(host: "127.0.0.1", port: 0), delegate: Echo())
         let serving = Task { await server.run(delegate: Echo()) }
-        let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port)
+        let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port, idleTimeout: idleTimeout)
         do {
             try await body(pool)
         } catch {
@@ -33,8 +35,8 @@ struct HTTPConnectionPoolTests {
         serving.cancel()
     }
 
-    func remote(_ pool: HTTPConnectionPool, _ path: String = "/") async throws -> String {
-        let response = try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path), body: [])
+    func remote(_ pool: HTTPConnectionPool, _ path: String = "/", on eventLoop: (any EventLoop)? = nil) async throws -> String {
+        let response = try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path), body: [], on: eventLoop)
         #expect(response.status == .ok)
         return String(decoding: response.body, as: UTF8.self)
     }
@@ -63,6 +65,38 @@ struct HTTPConnectionPoolTests {
             var later = Set<String>()
             for _ in 0..<6 { later.insert(try await remote(pool)) }
             #expect(later.isSubset(of: first), "no new connection while idle ones are kept")
+        }
+    }
+
+    @Test("A request for a loop gets a connection on that loop only, and each loop keeps its own")
+    func eventLoopAffinity() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (first, second) = (group.next(), group.next())
+        #expect(first !== second)
+        try await withServer { pool in
+            let onFirst = try await remote(pool, on: first)
+            let onSecond = try await remote(pool, on: second)
+            #expect(onFirst != onSecond, "the first loop's idle connection is not lent to the second")
+            for _ in 0..<3 {
+                #expect(try await remote(pool, on: first) == onFirst)
+                #expect(try await remote(pool, on: second) == onSecond)
+            }
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test("A connection idle for longer than the timeout is closed; one in steady use is kept")
+    func idleExpiry() async throws {
+        try await withServer(idleTimeout: .milliseconds(400)) { pool in
+            let first = try await remote(pool)
+            // Used every 100 ms for a second and a half: never idle for 400 ms.
+            for _ in 0..<15 {
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(try await remote(pool) == first)
+            }
+            // Idle for 400 ms, and the sweep (every 100 ms) has had time to see it.
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(try await remote(pool) != first)
         }
     }
 }

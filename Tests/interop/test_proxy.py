@@ -1,6 +1,7 @@
 """python-socketio clients through `siotap proxy` to the built-in server: the clients see what
 they see without the proxy, and the capture holds every packet, decoded."""
 import json
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -214,6 +215,25 @@ def test_plain_http_and_upstream_errors_pass_through(conformance_proxy):
     # (no such version): relayed plainly, like /elsewhere, with no record.
     records = wait_for_records(conformance_proxy, lambda rs: any(r["kind"] == "close" for r in rs))
     assert [(r["kind"], r.get("code")) for r in records] == [("error", "proxy.upstream_status"), ("close", None)]
+
+
+def test_a_long_poll_whose_client_goes_away(chat_proxy):
+    """A known session's polls are relayed on the event loop: a client that closes its connection
+    while its long-poll waits has its upstream request dropped, and the capture says so. (The chat
+    servers ping every 2 s or less often, so no ping answers the poll first.)"""
+    proxy = chat_proxy
+    opened = requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling")
+    sid = json.loads(opened.text[1:])["sid"]
+    target = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    with socket.create_connection((proxy.host, int(proxy.port))) as held:
+        held.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.3)
+    records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs))
+    aborted = [r for r in records if r["kind"] == "error"]
+    assert [(r["code"], r["dir"]) for r in aborted] == [("proxy.client_aborted", "c2s")], records
+    closes = [r for r in records if r["kind"] == "close"]
+    assert len(closes) == 1 and closes[0]["by"] == "client" and closes[0]["reason"] == "client went away mid-request"
+    assert closes[0]["seq"] > aborted[0]["seq"]
 
 
 def test_engine_io_is_found_on_any_path_and_path_restricts(tmp_path):

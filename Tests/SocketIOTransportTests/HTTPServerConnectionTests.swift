@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import SocketIOTransport
+
+/// How ``HTTPServer`` keeps a connection: closed after a quiet keep-alive timeout, never in the
+/// middle of a long request, and served on its own event loop when asked.
+@Suite("HTTP server connections")
+struct HTTPServerConnectionTests {
+    /// Answers with the client's address (one per connection); `/slow` answers after 600 ms; the
+    /// `X-On-Loop` header of every answer says whether it was made on the connection's loop.
+    struct Delegate: HTTPServerDelegate {
+        func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { nil }
+        func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
+        func handle(_ request: HTTPRequest) async -> HTTPResponse {
+            if request.uri == "/slow" { try? await Task.sleep(for: .milliseconds(600)) }
+            let onLoop = request.eventLoop?.inEventLoop ?? false
+            return HTTPResponse(status: .ok, headers: ["X-On-Loop": String(onLoop)], body: Array(request.remote.utf8))
+        }
+    }
+
+    func withServer(_ configuration: HTTPServer.Configuration, _ body: (HTTPConnectionPool) async throws -> Void) async throws {
+        let server = try await HTTPServer.bind(configuration, delegate: Delegate())
+        let serving = Task { await server.run(delegate: Delegate()) }
+        // The pool keeps its connections far longer than the server: only the server closes them.
+        let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port, idleTimeout: .seconds(60))
+        defer {
+            pool.close()
+            serving.cancel()
+        }
+        do {
+            try await body(pool)
+        } catch {
+            await server.close()
+            throw error
+        }
+        await server.close()
+    }
+
+    func get(_ pool: HTTPConnectionPool, _ path: String = "/") async throws -> HTTPResponse {
+        let response = try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path), body: [])
+        #expect(response.status == .ok)
+        return response
+    }
+
+    func remote(_ pool: HTTPConnectionPool, _ path: String = "/") async throws -> String {
+        String(decoding: try await get(pool, path).body, as: UTF8.self)
+    }
+
+    @Test("A quiet connection is closed after the keep-alive timeout; one in steady use, or in a long request, is not")
+    func keepAliveTimeout() async throws {
+        try await withServer(.init(keepAliveTimeout: .milliseconds(300))) { pool in
+            let first = try await remote(pool)
+            // A request every 100 ms for a second: the connection is never quiet for 300 ms.
+            for _ in 0..<10 {
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(try await remote(pool) == first)
+            }
+            // A request that takes twice the timeout is answered on the same connection, and the
+            // connection is kept after it.
+            #expect(try await remote(pool, "/slow") == first)
+            #expect(try await remote(pool) == first)
+            // Quiet for longer than the timeout: the server has closed it, and the pool (which would
+            // have kept it a minute) dials a new one.
+            try await Task.sleep(for: .milliseconds(700))
+            #expect(try await remote(pool) != first)
+        }
+    }
+
+    @Test("Requests are answered on the connection's event loop only when the server is told to")
+    func servesOnEventLoop() async throws {
+        try await withServer(.init(servesOnEventLoop: true)) { pool in
+            for _ in 0..<3 {
+                let response = try await get(pool)
+                #expect(response.headers.first(name: "X-On-Loop") == "true")
+            }
+        }
+        try await withServer(.init()) { pool in
+            for _ in 0..<3 {
+                let response = try await get(pool)
+                #expect(response.headers.first(name: "X-On-Loop") == "false")
+            }
+        }
+    }
+}
