@@ -83,13 +83,19 @@ let package = Package(
         // libpcap (Debian libpcap-dev): pcap and pcapng files, live interfaces, BPF filters.
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
+        // The web inspector: its page (plain HTML, CSS and JavaScript, as resources) and what serves it.
+        .target(
+            name: "SiotapInspector",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            resources: [.copy("Assets")]
+        ),
         // For users' tests: replay a fixture against the built-in server in a few lines.
         .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -132,6 +138,11 @@ let package = Package(
             dependencies: ["SocketIOClient", "SocketIOServer", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(
+            name: "SiotapInspectorTests",
+            dependencies: ["SiotapInspector", "TrafficCapture", "SocketIOProtocol", "SocketIOTransport",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(

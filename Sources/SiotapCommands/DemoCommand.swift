@@ -1,4 +1,5 @@
 import ArgumentParser
+import SiotapInspector
 import JWTInspection
 import SocketIOClient
 import SocketIOProxy
@@ -22,6 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
             Examples:
               siotap demo
               siotap demo --record /tmp/demo.jsonl --json | jq -c 'select(.kind=="jwt")'
+              siotap demo --ui 127.0.0.1:8081      # and open the printed URL; Ctrl-C when done
             """
     )
 
@@ -30,6 +32,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Flag(help: "Print capture records (JSONL) instead of the readable view.")
     var json = false
+
+    @OptionGroup(title: "Inspector")
+    var inspector: InspectorOptions
 
     static let secret = "siotap-demo-secret-0123456789abcdef"
 
@@ -41,7 +46,16 @@ struct DemoCommand: AsyncParsableCommand {
         ChatApp.install(on: server, secret: Self.secret)
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)
         let printer = RecordPrinter(io: io, json: json)
-        let queue = CaptureQueue(writer: writer, delivered: printer.print)
+        let feed = inspector.address.map { _ in InspectorFeed(source: record, capacity: inspector.buffer) }
+        let queue = CaptureQueue(writer: writer, delivered: { record in
+            feed?.add(record)
+            printer.print(record)
+        })
+        var inspectorServer: InspectorServer?
+        if let address = inspector.address, let feed {
+            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+            io.writeError("siotap demo: the inspector is at \(inspectorServer?.url ?? "")\n")
+        }
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
             recordingInto: queue
@@ -63,6 +77,11 @@ struct DemoCommand: AsyncParsableCommand {
         let packets = records.filter { $0.kind == .packet }.count
         let tokens = records.filter { $0.kind == .jwt }.count
         io.writeError("siotap demo: wrote \(records.count) records to \(record) (\(packets) packets, \(tokens) tokens)\n")
+        if let inspectorServer {
+            io.writeError("siotap demo: the inspector stays at \(inspectorServer.url); Ctrl-C stops\n")
+            await SignalWaiter().wait()
+            await inspectorServer.stop()
+        }
     }
 
     static func token(_ claims: JSONValue) -> String {

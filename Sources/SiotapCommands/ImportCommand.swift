@@ -1,4 +1,5 @@
 import ArgumentParser
+import SiotapInspector
 import Foundation
 import JWTInspection
 import PcapInput
@@ -44,7 +45,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let session = { () throws -> ImportRun in try options.run(command: "import", io: io) }
+        let session = { () async throws -> ImportRun in try await options.run(command: "import", io: io) }
         let filter = options.filter
         if try Self.isHAR(file) {
             guard filter == nil, options.port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
@@ -58,7 +59,7 @@ struct ImportCommand: AsyncParsableCommand {
         do { source = try PcapSource.open(file: file, filter: filter) } catch {
             throw CommandFailure(error.code == .cannotOpen ? .runtime : .badInput, error.message)
         }
-        let run = try session()
+        let run = try await session()
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         var progress = Progress(io: io, total: size)
         var truncated: String?
@@ -142,15 +143,24 @@ struct ImportOptions: ParsableArguments {
     @Flag(help: "Print capture records (JSONL) instead of the readable view.")
     var json = false
 
+    @OptionGroup(title: "Inspector")
+    var inspector: InspectorOptions
+
     func validate() throws {
         guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
     }
 
-    func run(command: String, io: CommandIO) throws -> ImportRun {
-        try ImportRun(
+    func run(command: String, io: CommandIO) async throws -> ImportRun {
+        let run = try ImportRun(
             command: command, io: io, record: record, json: json, quiet: quiet,
-            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, ports: port
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, ports: port,
+            feed: inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
         )
+        if let address = inspector.address, let feed = run.feed {
+            run.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+            io.writeError("siotap \(command): the inspector is at \(run.inspectorServer?.url ?? "")\n")
+        }
+        return run
     }
 }
 
@@ -174,8 +184,15 @@ final class ImportRun {
     /// Records not written yet, and whether they may wait for more (a file) or not (a live capture).
     private var pending: [CaptureRecord] = []
     private let batched: Bool
+    /// The records for the inspector, when `--ui` serves one.
+    let feed: InspectorFeed?
+    var inspectorServer: InspectorServer?
 
-    init(command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?, ports: [Int]) throws {
+    init(
+        command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?, ports: [Int],
+        feed: InspectorFeed?
+    ) throws {
+        self.feed = feed
         self.command = command
         batched = command == "import"
         self.io = io
@@ -223,6 +240,12 @@ final class ImportRun {
         io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(packets) packets, \(tokens) tokens, "
             + (entries.map { "from \($0) HAR entries" } ?? "\(importer.gaps) gap\(importer.gaps == 1 ? "" : "s") (\(importer.tcpConnections) TCP connections, \(importer.segments) segments)")
             + (record.map { "; written to \($0)" } ?? "") + "\n")
+        if let inspectorServer {
+            // The import is done; the page stays until the user has looked.
+            io.writeError("siotap \(command): the inspector stays at \(inspectorServer.url); Ctrl-C stops\n")
+            await SignalWaiter().wait()
+            await inspectorServer.stop()
+        }
     }
 
     private func emit(_ output: SessionAssembler.Output, extra: [CaptureRecord] = []) async throws {
@@ -261,6 +284,7 @@ final class ImportRun {
             case .jwt: tokens += 1
             default: break
             }
+            feed?.add(record)
             if !quiet { printer.print(record) }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JWTInspection
+import SiotapInspector
 import SocketIOProxy
 import SocketIOTransport
 import TrafficCapture
@@ -44,6 +45,7 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --tls auto --tls-name dev.local --listen 127.0.0.1:8443
               siotap proxy --upstream https://staging.example.com --upstream-ca staging-ca.pem
               siotap proxy --mode forward --listen 127.0.0.1:8080 --ignore-hosts 'googleapis\\.com$'
+              siotap proxy --record session.jsonl --ui 127.0.0.1:8081     # and open the printed URL
             """
     )
 
@@ -71,8 +73,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
 
-    @Option(help: "Show only matching packets (see above).", transform: RecordFilter.init)
-    var filter: RecordFilter?
+    @OptionGroup var inspector: InspectorOptions
+
+    @Option(help: "Show only matching packets (see above).", transform: { text in
+        do throws(CaptureFilter.Invalid) { return try CaptureFilter(text) } catch { throw ValidationError(error.description) }
+    })
+    var filter: CaptureFilter?
 
     @Option(help: "Decode Engine.IO traffic on this path only (default: any path whose query says EIO= and transport=).")
     var path: String?
@@ -132,15 +138,17 @@ struct ProxyCommand: AsyncParsableCommand {
         let upstreamTLS = forwardMode ? nil : try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
         let forward = try forwardMode
             ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: intercepts.intercepts, io: io) : nil
-        let recordFilter = filter ?? RecordFilter()
+        let recordFilter = filter ?? CaptureFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         let printer = RecordPrinter(io: io, json: json)
         let quiet = self.quiet
+        let feed = inspector.address.map { _ in InspectorFeed(source: record ?? "siotap proxy", capacity: inspector.buffer) }
         let queue = CaptureQueue(
             writer: writer, highWater: captureBuffer,
             failed: { error in io.writeError("siotap proxy: the capture cannot be written (\(error)); traffic still flows\n") },
             delivered: { record in
+                feed?.add(record)
                 guard !quiet, recordFilter.matches(record) else { return }
                 printer.print(record)
             }
@@ -156,7 +164,11 @@ struct ProxyCommand: AsyncParsableCommand {
         let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
-        let recording = record.map { ", recording to \($0)" } ?? ""
+        var inspectorServer: InspectorServer?
+        if let address = inspector.address, let feed {
+            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+        }
+        let recording = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
         if let forward {
             io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
                 + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + recording + "\n")
@@ -165,6 +177,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + recording + "\n")
         }
         await signals.wait()
+        await inspectorServer?.stop()
         await proxy.shutdown()
         queue.close()
         writer?.close()

@@ -24,6 +24,7 @@ struct ReplayCommand: AsyncParsableCommand {
               siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef
               siotap replay fixtures/chat.jsonl --target http://localhost:3000 --ignore 'args[0].timestamp'
               siotap replay session.jsonl --app conformance --json
+              siotap replay session.jsonl --report diff.json; siotap view session.jsonl --report diff.json
             """
     )
 
@@ -51,6 +52,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Also write the report as JUnit XML (a test case per conn), for CI.")
     var junit: String?
 
+    @Option(help: "Also write the report as JSON (what --json prints) to this file; siotap view --report shows it beside the capture.")
+    var report: String?
+
     func run() async throws {
         let io = CommandIO.current
         let (records, problems) = try readCapture()
@@ -65,6 +69,11 @@ struct ReplayCommand: AsyncParsableCommand {
         let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
         await server.stop()
         io.write(json ? report.json.jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
+        if let reportFile = self.report {
+            do { try (report.json.jsonText + "\n").write(toFile: reportFile, atomically: true, encoding: .utf8) } catch {
+                throw CommandFailure("cannot write \(reportFile): \(error)")
+            }
+        }
         if let junit {
             do { try report.junit(capture: capture).write(toFile: junit, atomically: true, encoding: .utf8) } catch {
                 throw CommandFailure("cannot write \(junit): \(error)")

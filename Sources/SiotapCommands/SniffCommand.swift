@@ -37,7 +37,7 @@ struct SniffCommand: AsyncParsableCommand {
         do { source = try PcapSource.open(interface: interface, filter: combined.isEmpty ? nil : combined) } catch {
             throw CommandFailure(error.code == .badFilter ? .badInput : .runtime, error.message)
         }
-        let session = try options.run(command: "sniff", io: io)
+        let session = try await options.run(command: "sniff", io: io)
         let linkType = source.linkType
         func segmentOf(_ bytes: UnsafeRawBufferPointer, time: Double) -> (TCPSegment?, Double) {
             (PacketDecoding.tcpSegment(bytes, linkType: linkType, time: time), time)

@@ -104,11 +104,7 @@ public final class SocketIOProxy: Sendable {
     /// server, and gets its `close` record (at the latest after `idleTimeout`), so every conn
     /// ends in the capture, about when its session did, and memory does not grow with dead ones.
     /// Forward mode serves this machine only, unless told otherwise (`--allow-remote`).
-    static let loopbackOnly = HTTPServer.Admission(
-        admits: { address in
-            guard let ip = address?.ipAddress else { return false }
-            return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
-        },
+    static let loopbackOnly = HTTPServer.Admission.loopbackOnly(
         refusal: "siotap proxy in forward mode serves clients on this machine only; start it with --allow-remote to serve others\n"
     )
 

@@ -147,6 +147,17 @@ public final class HTTPServer: Sendable {
             self.admits = admits
             self.refusal = refusal
         }
+
+        /// Clients on this machine only (127.0.0.0/8, ::1, and IPv4 loopback as IPv6).
+        public static func loopbackOnly(refusal: String) -> Admission {
+            Admission(
+                admits: { address in
+                    guard let ip = address?.ipAddress else { return false }
+                    return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+                },
+                refusal: refusal
+            )
+        }
     }
 
     typealias Connection = NIOAsyncChannel<ConnectionPhase.Inbound, ConnectionPhase.Outbound>

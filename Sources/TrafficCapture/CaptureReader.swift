@@ -21,6 +21,10 @@ public struct CaptureReader: Sequence {
 
     public init(path: String) { source = .file(path) }
 
+    /// Reads a file that is still being written (`tail -f`): ``Iterator/next()`` returns `nil`
+    /// when no whole line is there yet, and a later call reads what was added since.
+    public static func following(path: String) -> Iterator { Iterator(path: path, following: true) }
+
     /// Reads a capture held in memory, with the same rules as a file.
     public init(bytes: [UInt8]) { source = .bytes(bytes) }
 
@@ -52,9 +56,13 @@ public struct CaptureReader: Sequence {
         private var start = 0
         private var lineNumber = 0
         private var atEOF = false
+        private let following: Bool
         public private(set) var openError: CaptureReadError?
+        /// The text of the line the last record or problem came from.
+        public private(set) var lastLine = ""
 
-        init(path: String) {
+        init(path: String, following: Bool = false) {
+            self.following = following
             descriptor = path == "-" ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC)
             if descriptor < 0 {
                 openError = CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
@@ -63,6 +71,7 @@ public struct CaptureReader: Sequence {
         }
 
         init(bytes: [UInt8]) {
+            following = false
             descriptor = -1
             buffer = bytes
             atEOF = true
@@ -82,6 +91,11 @@ public struct CaptureReader: Sequence {
                     lineNumber += 1
                     if let entry = parse(line, complete: true) { return entry }
                     continue
+                }
+                if atEOF && following {
+                    // A line without its newline yet is being written: it waits for the next call.
+                    atEOF = false
+                    return nil
                 }
                 if atEOF {
                     guard start < buffer.count else { return nil }
@@ -113,6 +127,7 @@ public struct CaptureReader: Sequence {
             var line = line
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+            lastLine = String(decoding: line, as: UTF8.self)
             guard let text = String(validating: line, as: UTF8.self) else {
                 return .problem(CaptureReadError(complete ? .invalidJSON : .truncatedLastLine, line: lineNumber, detail: "not UTF-8"))
             }

@@ -210,11 +210,11 @@ struct ProxyViewTests {
 
     @Test("Filters keep packets matching every term")
     func filter() throws {
-        #expect(try RecordFilter("nsp=/admin,dir=s2c,type=ack").matches(Self.event))
-        #expect(try !RecordFilter("conn=c1").matches(Self.event))
-        #expect(try !RecordFilter("chat message").matches(Self.event))
-        #expect(RecordFilter().matches(Self.event))
-        #expect(throws: (any Error).self) { try RecordFilter("colour=red") }
+        #expect(try CaptureFilter("nsp=/admin,dir=s2c,type=ack").matches(Self.event))
+        #expect(try !CaptureFilter("conn=c1").matches(Self.event))
+        #expect(try !CaptureFilter("chat message").matches(Self.event))
+        #expect(CaptureFilter().matches(Self.event))
+        #expect(throws: (any Error).self) { try CaptureFilter("colour=red") }
     }
 
     @Test("proxy --help has examples; a bad upstream, address or filter is a usage error, said when parsing")

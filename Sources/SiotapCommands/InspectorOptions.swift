@@ -1,0 +1,38 @@
+import ArgumentParser
+import SiotapInspector
+import SocketIOTransport
+
+/// `--ui ADDR`, `--ui-allow-remote` and `--ui-buffer`: where the web inspector is served, for
+/// whom, and how many records it holds for pages opened later.
+struct InspectorOptions: ParsableArguments {
+    @Option(name: .customLong("ui"), help: "Serve the web inspector at this address (e.g. 127.0.0.1:8081).", transform: ListenAddress.init)
+    var address: ListenAddress?
+
+    @Flag(name: .customLong("ui-allow-remote"), help: "Let other machines open the inspector (it serves this machine only otherwise).")
+    var allowRemote = false
+
+    @Option(name: .customLong("ui-buffer"), help: "Records the inspector holds for pages opened later; older ones are only in the file.")
+    var buffer = 100_000
+
+    func validate() throws {
+        guard buffer > 0 else { throw ValidationError("--ui-buffer must be a positive number of records") }
+        if let address, !allowRemote, !Self.isLoopback(address.host) {
+            throw ValidationError("--ui \(address) is not a loopback address: add --ui-allow-remote to serve other machines")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1"
+    }
+
+    /// Starts the inspector on `feed`; the failure names the address.
+    static func start(at address: ListenAddress, allowRemote: Bool, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
+        do {
+            return try await InspectorServer.start(.init(host: address.host, port: address.port, allowRemote: allowRemote), feed: feed, report: report)
+        } catch let failure as InspectorServer.Failure {
+            throw CommandFailure(failure.description)
+        } catch {
+            throw CommandFailure("the inspector cannot listen on \(address): \(SocketErrorText.describe(error))")
+        }
+    }
+}

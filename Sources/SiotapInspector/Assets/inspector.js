@@ -1,0 +1,589 @@
+// siotap's inspector: the capture's records, live, by connection. Plain JavaScript, no library.
+'use strict';
+
+const ROW = 24;
+const $ = (selector) => document.querySelector(selector);
+const state = {
+  conns: new Map(),       // id -> connection summary and its records
+  all: [],                // every record, in order
+  picked: null,           // the selected conn's id
+  selected: null,         // the selected record
+  view: [],               // the timeline's records
+  showEngine: false,
+  paused: false,
+  waiting: [],            // lines that came while paused
+  filter: '',
+  filterSeqs: null,       // seqs the server says match the filter (the same reading as --filter)
+  search: '',
+  following: true,
+  report: null,           // a replay's report: conn -> its diff, seq -> what changed or never came
+};
+
+// A JSON reader that keeps every literal as it was written: big integers, number forms and
+// string escapes are shown exactly as captured (JSON.parse would round and unescape them).
+function parseRaw(text) {
+  let i = 0;
+  const space = () => { while (i < text.length && ' \t\r\n'.includes(text[i])) i++; };
+  const string = () => {
+    const start = i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+    return text.slice(start, i);
+  };
+  const value = () => {
+    space();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const object = c === '{';
+      const node = object ? { t: 'obj', entries: [] } : { t: 'arr', items: [] };
+      i++;
+      space();
+      if (text[i] === (object ? '}' : ']')) { i++; return node; }
+      for (;;) {
+        if (object) {
+          space();
+          const key = string();
+          space();
+          i++; // the colon
+          node.entries.push([key, value()]);
+        } else {
+          node.items.push(value());
+        }
+        space();
+        if (text[i++] !== ',') return node;
+      }
+    }
+    if (c === '"') return { t: 'str', raw: string() };
+    const start = i;
+    while (i < text.length && !',]} \t\r\n'.includes(text[i])) i++;
+    const raw = text.slice(start, i);
+    return { t: /^[-0-9]/.test(raw) ? 'num' : 'lit', raw };
+  };
+  return value();
+}
+
+function member(node, key) {
+  if (!node || node.t !== 'obj') return undefined;
+  const quoted = JSON.stringify(key);
+  const entry = node.entries.find(([k]) => k === quoted);
+  return entry && entry[1];
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// A collapsible tree of a raw JSON value; the first levels open, and so does the way to any
+// path in `marked` (a replay's changes, as `args[0].price`), which is highlighted.
+function tree(node, label, path, marked, depth = 0) {
+  const isMarked = marked.has(path);
+  const leadsToMark = [...marked].some((m) => m.startsWith(path + '.') || m.startsWith(path + '['));
+  if (node.t === 'obj' || node.t === 'arr') {
+    const children = node.t === 'obj'
+      ? node.entries.map(([key, child]) => [key, child, `${path}.${JSON.parse(key)}`])
+      : node.items.map((item, index) => [String(index), item, `${path}[${index}]`]);
+    const details = element('details', isMarked ? 'marked' : '');
+    details.open = depth < 2 || leadsToMark;
+    const summary = element('summary');
+    if (label !== undefined) summary.append(element('span', 'key', label), ': ');
+    summary.append(node.t === 'obj' ? `{${children.length}}` : `[${children.length}]`);
+    details.append(summary);
+    for (const [key, child, childPath] of children) details.append(tree(child, key, childPath, marked, depth + 1));
+    return details;
+  }
+  const line = element('div', isMarked ? 'entry marked' : 'entry');
+  if (label !== undefined) line.append(element('span', 'key', label), ': ');
+  line.append(element('span', node.t, node.raw));
+  return line;
+}
+
+function treeBox(node, label, marked = new Set()) {
+  const box = element('div', 'tree');
+  box.append(tree(node, label, label, marked));
+  return box;
+}
+
+function userOf(claims) {
+  if (!claims || typeof claims !== 'object') return '';
+  for (const key of ['sub', 'username', 'name', 'email', 'id', 'userId']) {
+    if (claims[key] !== undefined && claims[key] !== null) return String(claims[key]);
+  }
+  return '';
+}
+
+function base64Size(text) {
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  return Math.floor(text.length * 3 / 4) - padding;
+}
+
+function connOf(id) {
+  let conn = state.conns.get(id);
+  if (!conn) {
+    conn = { id, eio: '', transports: [], user: '', packets: 0, bytes: 0, errors: 0, closed: null, records: [], tokens: [] };
+    state.conns.set(id, conn);
+  }
+  return conn;
+}
+
+function ingest(line) {
+  let record;
+  try { record = JSON.parse(line); } catch (error) { return; }
+  if (record.inspector === 'hello') {
+    $('#source').textContent = record.source;
+    if (record.dropped > 0) {
+      const notice = $('#dropped');
+      notice.hidden = false;
+      notice.textContent = `${record.dropped} older records are only in the file (the last ${record.capacity} are kept here)`;
+    }
+    return;
+  }
+  record._line = line;
+  state.all.push(record);
+  if (!record.conn) return;
+  const conn = connOf(record.conn);
+  conn.records.push(record);
+  if (record.transport && conn.transports[conn.transports.length - 1] !== record.transport) conn.transports.push(record.transport);
+  switch (record.kind) {
+    case 'session': conn.eio = record.eio; conn.url = record.url; conn.remote = record.remote; break;
+    case 'packet':
+      conn.packets += 1;
+      conn.bytes += (record.raw || '').length + (record.attachments || []).reduce((sum, a) => sum + base64Size(a), 0);
+      if ((record.type === 'ACK' || record.type === 'BINARY_ACK') && record.id !== undefined) linkAck(conn, record);
+      break;
+    case 'jwt': {
+      conn.tokens.push(record);
+      // The user is a verified token's; an unchecked or refused one's is shown as such.
+      const user = userOf(record.claims);
+      if (user && record.verified === true && !conn.userVerified) { conn.user = user; conn.userVerified = true; }
+      else if (user && !conn.user) conn.user = `${user} (${record.verified === false ? 'refused' : 'unverified'})`;
+      break;
+    }
+    case 'close': conn.closed = record; break;
+    case 'error': conn.errors += 1; break;
+  }
+}
+
+// An ack is drawn to the event it answers: the latest one with its id, the other way.
+function linkAck(conn, ack) {
+  for (let index = conn.records.length - 2; index >= 0; index--) {
+    const event = conn.records[index];
+    if (event.kind === 'packet' && event.id === ack.id && event.dir !== ack.dir && event.nsp === ack.nsp
+        && (event.type === 'EVENT' || event.type === 'BINARY_EVENT')) {
+      event._ack = ack;
+      ack._event = event;
+      return;
+    }
+  }
+}
+
+function describe(record) {
+  switch (record.kind) {
+    case 'packet': {
+      if (record.type === 'ACK' || record.type === 'BINARY_ACK') return `ack #${record.id}`;
+      const name = record.event !== undefined ? record.event : record.type;
+      return record.id !== undefined ? `${name} #${record.id}` : name;
+    }
+    case 'engine': return `engine ${record.type}`;
+    case 'session': return `session (${record.transport}, EIO ${record.eio})`;
+    case 'jwt': return `token ${record.verified === true ? 'verified' : record.verified === false ? 'not verified' : 'not checked'}`;
+    case 'close': return `close by ${record.by}`;
+    case 'error': return record.code;
+    default: return record.kind;
+  }
+}
+
+function preview(record) {
+  if (record.kind === 'packet') {
+    if (record.latency_ms !== undefined) return `${record.latency_ms} ms · ${record.raw || ''}`;
+    return record.raw || '';
+  }
+  if (record.kind === 'close') return record.reason || '';
+  if (record.kind === 'error') return record.message || '';
+  if (record.kind === 'session') return record.url || '';
+  if (record.kind === 'jwt') return record.reason || record.source || '';
+  if (record.kind === 'engine') return record.data === undefined ? '' : JSON.stringify(record.data);
+  return '';
+}
+
+function computeView() {
+  const source = state.picked ? (state.conns.get(state.picked) || { records: [] }).records : state.all;
+  const search = state.search.toLowerCase();
+  state.view = source.filter((record) => {
+    if (record.kind === 'engine' && !state.showEngine) return false;
+    if (state.filterSeqs && !state.filterSeqs.has(record.seq)) return false;
+    if (search && !record._line.toLowerCase().includes(search)) return false;
+    return true;
+  });
+}
+
+// Both lists are windowed: only the rows in view (and a few around) are in the page, so a
+// capture of 100,000 records or thousands of conns stays quick to scroll and to update.
+function windowOf(viewport, total) {
+  const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - 10);
+  const last = Math.min(total, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW) + 10);
+  return [first, last];
+}
+
+function renderConns() {
+  const conns = [...state.conns.values()];
+  const viewport = $('#conn-viewport');
+  $('#conn-spacer').style.height = `${conns.length * ROW}px`;
+  const [first, last] = windowOf(viewport, conns.length);
+  const body = $('#conn-rows');
+  body.style.top = `${first * ROW}px`;
+  const rows = [];
+  for (const conn of conns.slice(first, last)) {
+    const row = element('div', 'conn');
+    row.dataset.conn = conn.id;
+    if (conn.id === state.picked) row.classList.add('picked');
+    const closed = conn.closed ? `closed by ${conn.closed.by}${conn.closed.reason ? ': ' + conn.closed.reason : ''}` : 'open';
+    for (const text of [conn.id, conn.eio, conn.transports.join(' → '), conn.user, conn.packets, conn.bytes, conn.errors, closed]) {
+      row.append(element('span', '', String(text)));
+    }
+    if (conn.errors > 0) row.children[6].className = 'error';
+    if (state.report) {
+      const diff = state.report.conns.get(conn.id);
+      const differences = diff ? diff.changed.length + diff.missing.length + diff.unexpected.length : 0;
+      row.append(element('span', !diff ? 'muted' : differences ? 'notice' : 'verdict-ok', !diff ? 'not replayed' : differences ? `${differences} difference${differences === 1 ? '' : 's'}` : 'same'));
+    }
+    rows.push(row);
+  }
+  body.replaceChildren(...rows);
+}
+
+function renderRows() {
+  const viewport = $('#viewport');
+  const total = state.view.length;
+  $('#count').textContent = `${total} records`;
+  $('#spacer').style.height = `${total * ROW}px`;
+  const [first, last] = windowOf(viewport, total);
+  const rows = $('#rows');
+  rows.style.top = `${first * ROW}px`;
+  const made = [];
+  for (let index = first; index < last; index++) {
+    const record = state.view[index];
+    const row = element('div', `row ${record.kind}-row`);
+    row.dataset.index = index;
+    if (record === state.selected) row.classList.add('picked');
+    const replayed = state.report && state.report.bySeq.get(record.seq);
+    if (replayed) row.classList.add(replayed.missing ? 'missing' : 'changed');
+    const arrow = record.dir === 'c2s' ? '→' : record.dir === 's2c' ? '←' : '';
+    row.append(
+      element('span', 'time', (record.ts || '').slice(11, 23)),
+      element('span', record.dir || '', arrow),
+      element('span', '', record.nsp || ''),
+      element('span', 'what', describe(record)),
+      element('span', 'args', preview(record)),
+    );
+    if (record._ack) row.lastChild.prepend(element('span', 'ack', `acked ${record._ack.latency_ms !== undefined ? record._ack.latency_ms + ' ms' : ''} · `));
+    made.push(row);
+  }
+  rows.replaceChildren(...made);
+}
+
+function renderDetail() {
+  const detail = $('#detail');
+  const record = state.selected;
+  if (!record) { detail.replaceChildren(element('p', 'muted', 'Select a record (j/k, enter).')); return; }
+  const parts = [element('h3', '', `#${record.seq} ${describe(record)}`), element('div', 'muted', `${record.ts} · ${record.conn || ''} ${record.dir || ''} ${record.transport || ''}`)];
+  const raw = parseRaw(record._line);
+  if (record.kind === 'packet') {
+    if (record._event) {
+      const jump = element('a', 'jump', `answers #${record._event.seq} ${record._event.event || ''}`);
+      jump.onclick = () => select(record._event);
+      parts.push(element('div', 'ack', `ack after ${record.latency_ms !== undefined ? record.latency_ms + ' ms' : '?'} `), jump);
+    }
+    if (record._ack) {
+      const jump = element('a', 'jump', `acked by #${record._ack.seq}${record._ack.latency_ms !== undefined ? ' after ' + record._ack.latency_ms + ' ms' : ''}`);
+      jump.onclick = () => select(record._ack);
+      parts.push(jump);
+    }
+    const replayed = state.report && state.report.bySeq.get(record.seq);
+    const marked = new Set(replayed && replayed.changes ? replayed.changes.map((change) => change.path) : []);
+    if (replayed) parts.push(replayView(replayed));
+    const args = member(raw, 'args');
+    const data = member(raw, 'data');
+    if (args) parts.push(element('h3', '', 'arguments'), treeBox(args, 'args', marked));
+    else if (data) parts.push(element('h3', '', 'data'), treeBox(data, 'data', marked));
+    (record.attachments || []).forEach((attachment, index) => parts.push(attachmentView(attachment, index)));
+    if (record.raw !== undefined) parts.push(element('h3', '', 'as sent'), element('pre', '', record.raw));
+  } else {
+    parts.push(treeBox(raw, record.kind));
+  }
+  detail.replaceChildren(...parts);
+}
+
+// What the replay said of this record: the paths that changed, or that it never came.
+function replayView(replayed) {
+  const box = element('div', 'replay');
+  if (replayed.missing) {
+    box.append(element('h3', 'error', 'replay: never came'), element('div', 'muted', `expected as ${replayed.missing.key}`));
+    return box;
+  }
+  box.append(element('h3', 'notice', `replay: ${replayed.changes.length} change${replayed.changes.length === 1 ? '' : 's'}`));
+  for (const change of replayed.changes) {
+    const line = element('div', 'change');
+    line.append(element('span', 'key', change.path), ': expected ', element('code', 'num', JSON.stringify(change.expected)),
+      ', came ', element('code', 'str', JSON.stringify(change.actual)));
+    box.append(line);
+  }
+  return box;
+}
+
+function renderReplay() {
+  const panel = $('#replay');
+  const diff = state.report && state.picked && state.report.conns.get(state.picked);
+  if (!diff) { panel.replaceChildren(); return; }
+  const parts = [element('h3', '', 'Replay'), element('div', diff.missing.length + diff.unexpected.length + diff.changed.length ? 'notice' : 'verdict-ok',
+    `${diff.matched} matched, ${diff.changed.length} changed, ${diff.missing.length} never came, ${diff.unexpected.length} came unrecorded`)];
+  for (const extra of diff.unexpected) {
+    parts.push(element('div', 'muted', `came unrecorded: ${extra.key}`), element('pre', '', JSON.stringify(extra.payload)));
+  }
+  panel.replaceChildren(...parts);
+}
+
+async function loadReport() {
+  const response = await fetch('/report');
+  const report = await response.json();
+  if (!report) return;
+  const conns = new Map();
+  const bySeq = new Map();
+  for (const diff of report.connections || []) {
+    conns.set(diff.conn, diff);
+    for (const change of diff.changed) {
+      const entry = bySeq.get(change.seq) || { changes: [] };
+      entry.changes.push(change);
+      bySeq.set(change.seq, entry);
+    }
+    for (const missing of diff.missing) bySeq.set(missing.seq, { missing });
+  }
+  state.report = { conns, bySeq, equal: report.equal };
+  $('#replay-column').hidden = false;
+  render();
+}
+
+function attachmentView(base64, index) {
+  const box = element('div');
+  box.append(element('h3', '', `attachment ${index}: ${base64Size(base64)} bytes`));
+  const toggle = element('button', '', 'hex');
+  const shown = element('pre', '', base64);
+  toggle.onclick = () => {
+    const hex = toggle.textContent === 'hex';
+    shown.textContent = hex ? hexDump(base64) : base64;
+    toggle.textContent = hex ? 'base64' : 'hex';
+  };
+  box.append(toggle, shown);
+  return box;
+}
+
+function hexDump(base64) {
+  const bytes = Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const lines = [];
+  for (let offset = 0; offset < bytes.length; offset += 16) {
+    const chunk = bytes.slice(offset, offset + 16);
+    lines.push(offset.toString(16).padStart(6, '0') + '  ' + chunk.map((b) => b.toString(16).padStart(2, '0')).join(' '));
+  }
+  return lines.join('\n');
+}
+
+function renderTokens() {
+  const panel = $('#tokens');
+  const conn = state.picked && state.conns.get(state.picked);
+  if (!conn || conn.tokens.length === 0) { panel.replaceChildren(); return; }
+  const parts = [element('h3', '', 'Tokens')];
+  for (const token of conn.tokens) {
+    const verdict = token.verified === true ? ['verdict-ok', 'verified'] : token.verified === false ? ['verdict-bad', `not verified: ${token.reason || ''}`] : ['', 'not checked (no key given)'];
+    parts.push(element('div', 'muted', `${token.source}${token.nsp ? ' · ' + token.nsp : ''}`), element('div', verdict[0], verdict[1]));
+    const raw = parseRaw(token._line);
+    if (member(raw, 'header')) parts.push(treeBox(member(raw, 'header'), 'header'));
+    if (member(raw, 'claims')) parts.push(treeBox(member(raw, 'claims'), 'claims'));
+    const times = [['iat', 'issued'], ['nbf', 'not before'], ['exp', 'expires']]
+      .filter(([claim]) => token.claims && typeof token.claims[claim] === 'number')
+      .map(([claim, label]) => `${label} ${new Date(token.claims[claim] * 1000).toISOString().replace('.000Z', 'Z')}`);
+    if (times.length) parts.push(element('div', 'muted', times.join(' · ')));
+    if (token.claims && typeof token.claims.exp === 'number') {
+      const countdown = element('div', 'countdown');
+      countdown.dataset.exp = token.claims.exp;
+      parts.push(countdown);
+    }
+    for (const warning of token.warnings || []) parts.push(element('div', 'notice', warning));
+  }
+  panel.replaceChildren(...parts);
+  tick();
+}
+
+function tick() {
+  const now = Date.now() / 1000;
+  for (const countdown of document.querySelectorAll('.countdown')) {
+    const left = Math.round(Number(countdown.dataset.exp) - now);
+    const span = (s) => (s >= 3600 ? `${Math.floor(s / 3600)}h ` : '') + (s >= 60 ? `${Math.floor((s % 3600) / 60)}m ` : '') + `${s % 60}s`;
+    countdown.textContent = left >= 0 ? `expires in ${span(left)}` : `expired ${span(-left)} ago`;
+    countdown.className = `countdown ${left >= 0 ? 'verdict-ok' : 'verdict-bad'}`;
+  }
+}
+
+function select(record) {
+  state.selected = record;
+  const index = state.view.indexOf(record);
+  if (index >= 0) {
+    const viewport = $('#viewport');
+    if (index * ROW < viewport.scrollTop || (index + 1) * ROW > viewport.scrollTop + viewport.clientHeight) {
+      viewport.scrollTop = index * ROW - viewport.clientHeight / 2;
+    }
+  }
+  renderRows();
+  renderDetail();
+}
+
+let scheduled = false;
+function render() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    const viewport = $('#viewport');
+    const atBottom = viewport.scrollTop + viewport.clientHeight >= viewport.scrollHeight - ROW;
+    computeView();
+    renderConns();
+    renderRows();
+    if (state.following && atBottom && !state.paused) viewport.scrollTop = viewport.scrollHeight;
+    renderTokens();
+    renderReplay();
+  });
+}
+
+function saveLocation() {
+  const params = new URLSearchParams();
+  if (state.picked) params.set('conn', state.picked);
+  if (state.filter) params.set('filter', state.filter);
+  if (state.search) params.set('q', state.search);
+  history.replaceState(null, '', params.toString() ? `#${params}` : location.pathname);
+  const exported = new URLSearchParams();
+  if (state.picked) exported.set('conn', state.picked);
+  if (state.filter) exported.set('filter', state.filter);
+  $('#export').href = `/export?${exported}`;
+}
+
+let matching = null;
+let matchAgain = false;
+async function applyFilter() {
+  const error = $('#filter-error');
+  if (!state.filter) {
+    state.filterSeqs = null;
+    error.hidden = true;
+    render();
+    return;
+  }
+  if (matching) { matchAgain = true; return; }
+  matching = (async () => {
+    const response = await fetch(`/match?${new URLSearchParams({ filter: state.filter })}`);
+    const body = await response.json();
+    if (body.seqs) {
+      state.filterSeqs = new Set(body.seqs);
+      error.hidden = true;
+    } else {
+      state.filterSeqs = new Set();
+      error.hidden = false;
+      error.textContent = body.error;
+    }
+    render();
+  })();
+  try { await matching; } finally { matching = null; }
+  // Records that came while the server was asked are matched on the next ask.
+  if (matchAgain) { matchAgain = false; applyFilter(); }
+}
+
+function pick(id) {
+  state.picked = state.picked === id ? null : id;
+  state.selected = null;
+  saveLocation();
+  render();
+  renderDetail();
+}
+
+function connect() {
+  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/live`);
+  socket.onopen = () => { $('#status').textContent = 'live'; };
+  socket.onclose = () => { $('#status').textContent = 'disconnected: retrying…'; setTimeout(connect, 2000); resetRecords(); };
+  socket.onmessage = (message) => {
+    if (state.paused) { state.waiting.push(message.data); return; }
+    ingest(message.data);
+    if (state.filter) applyFilter();
+    render();
+  };
+}
+
+function resetRecords() {
+  state.conns.clear();
+  state.all = [];
+  state.waiting = [];
+}
+
+function restoreLocation() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  state.picked = params.get('conn');
+  state.filter = params.get('filter') || '';
+  state.search = params.get('q') || '';
+  $('#filter').value = state.filter;
+  $('#search').value = state.search;
+  saveLocation();
+}
+
+function setUp() {
+  restoreLocation();
+  $('#conn-rows').addEventListener('click', (event) => {
+    const row = event.target.closest('.conn');
+    if (row) pick(row.dataset.conn);
+  });
+  $('#conn-viewport').addEventListener('scroll', renderConns);
+  $('#rows').addEventListener('click', (event) => {
+    const row = event.target.closest('.row');
+    if (row) select(state.view[Number(row.dataset.index)]);
+  });
+  $('#viewport').addEventListener('scroll', () => {
+    const viewport = $('#viewport');
+    state.following = viewport.scrollTop + viewport.clientHeight >= viewport.scrollHeight - ROW;
+    renderRows();
+  });
+  $('#show-engine').addEventListener('change', (event) => { state.showEngine = event.target.checked; render(); });
+  $('#filter').addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter') return;
+    state.filter = event.target.value.trim();
+    saveLocation();
+    applyFilter();
+  });
+  $('#search').addEventListener('input', (event) => { state.search = event.target.value; saveLocation(); render(); });
+  $('#pause').addEventListener('click', togglePause);
+  document.addEventListener('keydown', (event) => {
+    const typing = event.target instanceof HTMLInputElement;
+    if (event.key === 'Escape' && typing) { event.target.blur(); return; }
+    if (typing) return;
+    if (event.key === '/') { event.preventDefault(); $('#filter').focus(); }
+    else if (event.key === 'j' || event.key === 'k') {
+      const index = state.view.indexOf(state.selected) + (event.key === 'j' ? 1 : -1);
+      const bounded = Math.max(0, Math.min(state.view.length - 1, index));
+      if (state.view[bounded]) select(state.view[bounded]);
+    } else if (event.key === 'Enter' && state.selected) {
+      for (const details of document.querySelectorAll('#detail details')) details.open = true;
+    } else if (event.key === ' ') { event.preventDefault(); togglePause(); }
+  });
+  setInterval(tick, 1000);
+  loadReport();
+  connect();
+}
+
+function togglePause() {
+  state.paused = !state.paused;
+  $('#pause').textContent = state.paused ? 'Resume' : 'Pause';
+  $('#status').textContent = state.paused ? 'paused' : 'live';
+  if (!state.paused) {
+    for (const line of state.waiting.splice(0)) ingest(line);
+    if (state.filter) applyFilter();
+    render();
+  }
+}
+
+setUp();

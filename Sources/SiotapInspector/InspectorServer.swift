@@ -1,0 +1,156 @@
+import Foundation
+import NIOHTTP1
+import SocketIOProtocol
+import SocketIOTransport
+import TrafficCapture
+
+/// The web inspector: the page (HTML, CSS and JavaScript shipped with siotap, nothing fetched from
+/// elsewhere), the records live over a WebSocket (`/live`), and the selection as a capture
+/// (`/export`). Serves this machine only unless told otherwise.
+public final class InspectorServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var allowRemote: Bool
+
+        public init(host: String = "127.0.0.1", port: Int = 8081, allowRemote: Bool = false) {
+            self.host = host
+            self.port = port
+            self.allowRemote = allowRemote
+        }
+    }
+
+    /// Why the inspector cannot start.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    private let http: HTTPServer
+    private let serving: Task<Void, Never>
+    /// The page's address, `http://host:port/`.
+    public let url: String
+
+    private init(http: HTTPServer, serving: Task<Void, Never>, url: String) {
+        self.http = http
+        self.serving = serving
+        self.url = url
+    }
+
+    /// Binds and serves `feed` in the background; `report` is a replay's JSON report of the same
+    /// capture (`siotap replay --report`), shown beside its records.
+    public static func start(_ configuration: Configuration, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
+        let assets = try InspectorAssets.load()
+        let delegate = InspectorDelegate(feed: feed, assets: assets, report: report)
+        let loopbackOnly = HTTPServer.Admission.loopbackOnly(
+            refusal: "siotap's inspector serves this machine only; start it with --ui-allow-remote to serve others\n"
+        )
+        let http = try await HTTPServer.bind(
+            .init(host: configuration.host, port: configuration.port, admits: configuration.allowRemote ? nil : loopbackOnly),
+            delegate: delegate
+        )
+        let serving = Task { await http.run(delegate: delegate) }
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        return InspectorServer(http: http, serving: serving, url: "http://\(host):\(http.port)/")
+    }
+
+    public var port: Int { http.port }
+
+    public func stop() async {
+        await http.close()
+        serving.cancel()
+    }
+}
+
+/// The page's files, read once from the package's resources.
+enum InspectorAssets {
+    struct File: Sendable {
+        var contentType: String
+        var body: [UInt8]
+    }
+
+    static let files = ["index.html": "text/html; charset=utf-8", "inspector.js": "text/javascript; charset=utf-8", "inspector.css": "text/css; charset=utf-8"]
+
+    static func load() throws -> [String: File] {
+        var loaded: [String: File] = [:]
+        for (name, type) in files {
+            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+            guard let url = Bundle.module.url(forResource: parts[0], withExtension: parts[1], subdirectory: "Assets"),
+                let data = try? Data(contentsOf: url)
+            else {
+                throw InspectorServer.Failure(description: "the inspector's page (\(name)) is not among siotap's resources (\(Bundle.module.bundlePath))")
+            }
+            loaded[name] = File(contentType: type, body: Array(data))
+        }
+        return loaded
+    }
+}
+
+struct InspectorDelegate: HTTPServerDelegate {
+    let feed: InspectorFeed
+    let assets: [String: InspectorAssets.File]
+    let report: [UInt8]?
+
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        guard request.method == .GET || request.method == .HEAD else {
+            return HTTPResponse(status: .methodNotAllowed, contentType: "text/plain", body: "GET only\n")
+        }
+        let query = Dictionary(QueryString.pairs(request.query).map { ($0.0, $0.1) }, uniquingKeysWith: { first, _ in first })
+        switch request.path {
+        case "/":
+            return file("index.html")
+        case "/inspector.js", "/inspector.css":
+            return file(String(request.path.dropFirst()))
+        case "/report":
+            // `null` when there is none: the page asks every time.
+            return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: report ?? Array("null".utf8))
+        case "/export", "/match":
+            let filter: CaptureFilter
+            do {
+                filter = try CaptureFilter(query["filter"] ?? "")
+            } catch {
+                // The page asks /match as the user types: its answer says what is wrong with the
+                // filter (a 4xx would also be logged as a failed load by the browser).
+                let status: HTTPResponseStatus = request.path == "/match" ? .ok : .badRequest
+                return HTTPResponse(status: status, contentType: "application/json", body: #"{"error":"\#(JSONString.escape(error.description))"}"#)
+            }
+            let conn = query["conn"].flatMap { $0.isEmpty ? nil : $0 }
+            if request.path == "/match" {
+                let seqs = feed.select(conn: conn, filter: filter).map { String($0.record.seq) }
+                return HTTPResponse(status: .ok, contentType: "application/json", body: #"{"seqs":[\#(seqs.joined(separator: ","))]}"#)
+            }
+            let lines = feed.select(conn: conn, filter: filter, forExport: true).map { $0.line + "\n" }.joined()
+            var response = HTTPResponse(status: .ok, contentType: "application/x-ndjson", body: lines)
+            response.headers.add(name: "Content-Disposition", value: #"attachment; filename="\#(conn ?? "siotap")-selection.jsonl""#)
+            return response
+        default:
+            return HTTPResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
+        }
+    }
+
+    private func file(_ name: String) -> HTTPResponse {
+        guard let file = assets[name] else { return HTTPResponse(status: .notFound, contentType: "text/plain", body: "not found\n") }
+        var response = HTTPResponse(status: .ok, headers: ["Content-Type": file.contentType, "Cache-Control": "no-cache"], body: file.body)
+        response.headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        return response
+    }
+
+    func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
+        head.uri.split(separator: "?").first == "/live" ? [:] : nil
+    }
+
+    /// The page's live feed: a hello (the source, how many records are held and how many are
+    /// only in the file), the held records' lines, then each new line as it comes.
+    func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {
+        let source = JSONString.escape(feed.source)
+        let id = feed.watch(
+            start: { held, dropped in
+                connection.send(.text(#"{"inspector":"hello","source":"\#(source)","capacity":\#(feed.capacity),"dropped":\#(dropped),"held":\#(held.count)}"#))
+                for entry in held { connection.send(.text(entry.line)) }
+            },
+            then: { line in connection.send(.text(line)) }
+        )
+        defer { feed.unwatch(id) }
+        // The page sends nothing that matters; this ends when it goes.
+        for await _ in connection.messages {}
+    }
+}

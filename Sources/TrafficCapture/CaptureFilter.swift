@@ -1,0 +1,56 @@
+/// `--filter`'s `key=value` terms (`event`, `nsp`, `conn`, `type`, `dir`; a bare word is an event
+/// name), all of which must hold; only packets match a filter with terms. The live view, the
+/// inspector and its export use this one reading.
+public struct CaptureFilter: Sendable, Equatable {
+    public struct Term: Sendable, Equatable {
+        public var key: String
+        public var value: String
+    }
+
+    /// Why a filter cannot be read.
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static let keys = ["event", "nsp", "conn", "type", "dir"]
+
+    public private(set) var terms: [Term] = []
+
+    /// Keeps everything.
+    public init() {}
+
+    public init(_ text: String) throws(Invalid) {
+        for term in text.split(separator: ",") {
+            let parts = term.split(separator: "=", maxSplits: 1).map { String($0).trimmingWhitespace }
+            if parts.count == 1 {
+                if !parts[0].isEmpty { terms.append(Term(key: "event", value: parts[0])) }
+            } else {
+                guard Self.keys.contains(parts[0]) else {
+                    throw Invalid(description: "unknown key \(parts[0]) (\(Self.keys.joined(separator: ", ")))")
+                }
+                terms.append(Term(key: parts[0], value: parts[1]))
+            }
+        }
+    }
+
+    public func matches(_ record: CaptureRecord) -> Bool {
+        guard !terms.isEmpty else { return true }
+        guard case .packet(let packet) = record.body else { return false }
+        return terms.allSatisfy { term in
+            switch term.key {
+            case "event": packet.event == term.value
+            case "nsp": packet.nsp == term.value
+            case "conn": record.conn == term.value
+            case "type": packet.type.name == term.value.uppercased()
+            case "dir": packet.dir.rawValue == term.value
+            default: false
+            }
+        }
+    }
+}
+
+extension String {
+    fileprivate var trimmingWhitespace: String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}

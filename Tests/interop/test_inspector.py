@@ -1,0 +1,242 @@
+"""The web inspector in a real browser (Debian's Chromium, driven by Playwright) while a
+python-socketio client talks through `siotap proxy --ui` to the built-in conformance server; and
+`siotap view` on a capture file that is still being written."""
+import json
+import re
+import subprocess
+import time
+
+import jsonschema
+import pytest
+import requests
+import socketio
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import ROOT, SECRET, SIOTAP, Proxy, wait_until
+from test_chat_interop import token
+
+SCHEMA = json.loads((ROOT / "docs" / "capture.schema.json").read_text())
+SCREENSHOTS = ROOT / ".build" / "screenshots"
+BIG = 12345678901234567890  # beyond 2^53: JSON.parse would round it
+
+
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser, url):
+    """A page with its console errors and uncaught exceptions collected."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.problems = []
+    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+    page.on("pageerror", lambda error: page.problems.append(str(error)))
+    page.goto(url)
+    return page
+
+
+def jwt_claims(proxy):
+    return [r for r in proxy.records() if r["kind"] == "jwt"][0]["claims"]
+
+
+def inspector_url(proxy):
+    return proxy.start_line.split("inspector at ", 1)[1].split()[0].rstrip(",")
+
+
+def session(proxy_url):
+    """A client that connects with a token, gets an ack and sends a binary attachment."""
+    client = socketio.Client(reconnection=False)
+    backs = []
+    client.on("message-back", lambda *args: backs.append(args))
+    client.connect(proxy_url, transports=["websocket"], auth={"token": token(42, name="ada")}, wait_timeout=5)
+    acked = client.call("message-with-ack", {"n": BIG, "text": "caf\u00e9"}, timeout=5)
+    client.emit("message", b"\x01\x02\x03")
+    assert wait_until(lambda: backs, timeout=5)
+    client.disconnect()
+    return acked
+
+
+def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
+    proxy = Proxy(conformance.url, tmp_path, "--jwt-secret", SECRET, "--ui", "127.0.0.1:0")
+    try:
+        url = inspector_url(proxy)
+        page = open_page(browser, url)
+        expect(page.locator("#status")).to_have_text("live")
+        # The session runs while the page is open: its conn appears live.
+        acked = session(proxy.url)
+        assert acked == {"n": BIG, "text": "café"}
+        conn = page.locator("#conn-rows .conn").first
+        expect(conn).to_contain_text("closed by client", timeout=10_000)
+        expect(conn).to_contain_text("websocket")
+        expect(conn.locator("span").nth(3)).to_have_text("ada")  # the user, from the token's claims
+        conn.click()
+        assert "#conn=c1" in page.url
+
+        # The event with an ack: drawn to its ack, with the latency; its argument exact.
+        event = page.locator(".row", has_text="message-with-ack #")
+        expect(event).to_contain_text("acked")
+        event.click()
+        detail = page.locator("#detail")
+        expect(detail).to_contain_text(str(BIG))
+        expect(detail).to_contain_text("acked by #")
+        ack_latency = [r for r in proxy.records() if r["kind"] == "packet" and r["type"] == "ACK"][0]["latency_ms"]
+        expect(event).to_contain_text(f"acked {ack_latency} ms")
+        # j moves to the next record in the timeline (engine packets hidden); the ack answers the event.
+        shown = [r for r in proxy.records() if r["kind"] != "engine"]
+        event_seq = next(r["seq"] for r in shown if r.get("event") == "message-with-ack")
+        following = shown[[r["seq"] for r in shown].index(event_seq) + 1]["seq"]
+        page.locator("body").press("j")
+        expect(page.locator("#detail h3").first).to_contain_text(f"#{following} ")
+        page.locator(".row .what", has_text=re.compile("^ack #")).click()
+        expect(detail).to_contain_text(f"answers #{event_seq} message-with-ack")
+
+        # The binary attachment: its size, and its bytes in hex.
+        page.locator(".row", has_text="message").filter(has_not_text="ack").first.click()
+        expect(detail).to_contain_text("attachment 0: 3 bytes")
+        detail.get_by_role("button", name="hex").click()
+        expect(detail).to_contain_text("000000  01 02 03")
+
+        # The token panel: verified with the proxy's key, and a countdown to exp.
+        tokens = page.locator("#tokens")
+        expect(tokens).to_contain_text("verified")
+        expect(tokens).to_contain_text("expires in")
+        claims = jwt_claims(proxy)
+        expect(tokens).to_contain_text(time.strftime("expires %Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])))
+        expect(tokens).to_contain_text('"ada"')
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "inspector.png"))
+
+        # The filter, read by the server as --filter reads it, narrows the timeline.
+        page.locator("body").press("/")
+        page.keyboard.type("event=message-with-ack")
+        page.keyboard.press("Enter")
+        expect(page.locator("#rows .row")).to_have_count(1)
+        expect(page.locator("#rows .row")).to_contain_text("message-with-ack")
+        assert "filter=event%3Dmessage-with-ack" in page.url or "filter=event=message-with-ack" in page.url
+        page.locator("#filter").fill("colour=red")
+        page.locator("#filter").press("Enter")
+        expect(page.locator("#filter-error")).to_contain_text("unknown key colour")
+
+        # Export: the selection as a capture, with its conn's session and close.
+        page.locator("#filter").fill("event=message-with-ack")
+        page.locator("#filter").press("Enter")
+        exported = requests.get(url.rstrip("/") + page.locator("#export").get_attribute("href")).text
+        records = [json.loads(line) for line in exported.splitlines()]
+        assert [r["kind"] for r in records] == ["session", "packet", "close"]
+        assert records[1]["event"] == "message-with-ack" and str(BIG) in exported
+        for record in records:
+            jsonschema.validate(record, SCHEMA)
+        written = {r["seq"]: r for r in proxy.records()}
+        assert all(written[r["seq"]] == r for r in records), "exported lines are the capture's"
+        assert page.problems == []
+    finally:
+        proxy.stop()
+
+
+def test_view_follows_a_growing_capture(tmp_path, browser):
+    capture = tmp_path / "growing.jsonl"
+    fixture = (ROOT / "fixtures" / "conformance-binary.jsonl").read_text().splitlines(keepends=True)
+    half = len(fixture) // 2
+    capture.write_text("".join(fixture[:half]) + fixture[half][:10])  # a line still being written
+    view = subprocess.Popen([SIOTAP, "view", str(capture), "--ui", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = view.stderr.readline()
+        assert "the inspector is at" in line, line
+        url = line.split("the inspector is at ", 1)[1].split()[0]
+        page = open_page(browser, url)
+        expect(page.locator("#source")).to_have_text(str(capture))
+        page.locator("#show-engine").check()
+        expect(page.locator("#count")).to_have_text(f"{half} records")
+        with capture.open("a") as growing:
+            growing.write(fixture[half][10:])
+            growing.writelines(fixture[half + 1:])
+        expect(page.locator("#count")).to_have_text(f"{len(fixture)} records", timeout=5000)
+        # The newest record is in view: the timeline follows the tail.
+        last = json.loads(fixture[-1])
+        expect(page.locator("#rows .row").last).to_contain_text(last["ts"][11:23])
+        assert page.problems == []
+    finally:
+        view.terminate()
+        view.wait(timeout=5)
+
+
+def test_the_inspector_refuses_a_non_loopback_address_unless_allowed(tmp_path):
+    result = subprocess.run([SIOTAP, "view", str(ROOT / "fixtures" / "chat-polling.jsonl"), "--ui", "0.0.0.0:0"],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2 and "--ui-allow-remote" in result.stderr
+
+
+def test_a_replay_report_beside_its_capture(tmp_path, browser):
+    """`siotap replay --report` then `siotap view --report`: the changed path is highlighted,
+    expected against what came, on the record it belongs to."""
+    lines = (ROOT / "fixtures" / "conformance-binary.jsonl").read_text().splitlines(keepends=True)
+    capture = tmp_path / "edited.jsonl"
+    # The recorded ack said "custom"; pretend it said "recorded", so the replay differs there.
+    edited = [line.replace('"args":["custom"],"raw":"3/custom,1[\\"custom\\"]"', '"args":["recorded"],"raw":"3/custom,1[\\"recorded\\"]"') for line in lines]
+    assert edited != lines
+    capture.write_text("".join(edited))
+    report = tmp_path / "report.json"
+    replay = subprocess.run([SIOTAP, "replay", str(capture), "--app", "conformance", "--report", str(report)], capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    written = json.loads(report.read_text())
+    assert [(c["seq"], c["path"]) for c in written["connections"][0]["changed"]] == [(14, "args[0]")]
+    view = subprocess.Popen([SIOTAP, "view", str(capture), "--report", str(report), "--ui", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+    try:
+        url = view.stderr.readline().split("the inspector is at ", 1)[1].split()[0]
+        page = open_page(browser, url)
+        conn = page.locator("#conn-rows .conn").first
+        expect(conn).to_contain_text("1 difference")
+        conn.click()
+        expect(page.locator("#replay")).to_contain_text("1 changed, 0 never came, 0 came unrecorded")
+        changed = page.locator("#rows .row.changed")
+        expect(changed).to_have_count(1)
+        expect(changed).to_contain_text("ack #1")
+        changed.click()
+        detail = page.locator("#detail")
+        expect(detail).to_contain_text('args[0]: expected "recorded", came "custom"')
+        expect(detail.locator(".tree .entry.marked")).to_have_text('0: "recorded"')
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "inspector-replay.png"))
+        assert page.problems == []
+    finally:
+        view.terminate()
+        view.wait(timeout=5)
+
+
+def test_a_hundred_thousand_records(tmp_path, browser):
+    """The lists are windowed and the feed bounded: 100,000 records (6,667 conns) are held to the
+    last 60,000, the page says where the others are, and only rows in view are in the page."""
+    recorded = [json.loads(line) for line in (ROOT / "fixtures" / "conformance-binary.jsonl").read_text().splitlines()]
+    capture = tmp_path / "big.jsonl"
+    total, conns = 100_000, 0
+    with capture.open("w") as out:
+        seq = 0
+        while seq < total:
+            conns += 1
+            for record in recorded[: total - seq]:
+                seq += 1
+                out.write(json.dumps({**record, "seq": seq, "conn": f"c{conns}"}, separators=(",", ":")) + "\n")
+    view = subprocess.Popen([SIOTAP, "view", str(capture), "--ui-buffer", "60000", "--ui", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+    try:
+        url = view.stderr.readline().split("the inspector is at ", 1)[1].split()[0]
+        page = open_page(browser, url + f"#conn=c{conns}")
+        expect(page.locator("#dropped")).to_have_text("40000 older records are only in the file (the last 60000 are kept here)", timeout=60_000)
+        page.locator("#show-engine").check()
+        expect(page.locator("#count")).to_have_text(f"{total - (conns - 1) * len(recorded)} records", timeout=60_000)
+        page.locator("#conn-viewport").evaluate("v => v.scrollTop = v.scrollHeight")
+        expect(page.locator("#conn-rows .conn.picked")).to_contain_text(f"c{conns}")
+        assert page.locator("#conn-rows .conn").count() < 100
+        page.locator(f"#conn-rows .conn.picked").click()  # all conns now
+        expect(page.locator("#count")).to_have_text("60000 records")
+        assert page.locator("#rows .row").count() < 100
+        page.locator("#viewport").evaluate("v => v.scrollTop = v.scrollHeight")
+        expect(page.locator("#rows .row").last).to_contain_text(recorded[(total - 1) % len(recorded)]["ts"][11:23])
+        page.locator("body").press("j")
+        expect(page.locator("#detail h3").first).to_contain_text("#40001")
+        assert page.problems == []
+    finally:
+        view.terminate()
+        view.wait(timeout=5)
