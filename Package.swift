@@ -86,7 +86,10 @@ let package = Package(
         // The web inspector: its page (plain HTML, CSS and JavaScript, as resources) and what serves it.
         .target(
             name: "SiotapInspector",
-            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "SocketIOProtocol", "SocketIOTransport", "TrafficCapture",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
             resources: [.copy("Assets")]
         ),
         // For users' tests: replay a fixture against the built-in server in a few lines.

@@ -78,8 +78,10 @@ struct DemoCommand: AsyncParsableCommand {
         let tokens = records.filter { $0.kind == .jwt }.count
         io.writeError("siotap demo: wrote \(records.count) records to \(record) (\(packets) packets, \(tokens) tokens)\n")
         if let inspectorServer {
+            // Caught before it is announced: a Ctrl-C right after the line is not fatal.
+            let signals = SignalWaiter()
             io.writeError("siotap demo: the inspector stays at \(inspectorServer.url); Ctrl-C stops\n")
-            await SignalWaiter().wait()
+            await signals.wait()
             await inspectorServer.stop()
         }
     }

@@ -242,8 +242,10 @@ final class ImportRun {
             + (record.map { "; written to \($0)" } ?? "") + "\n")
         if let inspectorServer {
             // The import is done; the page stays until the user has looked.
+            // Caught before it is announced: a Ctrl-C right after the line is not fatal.
+            let signals = SignalWaiter()
             io.writeError("siotap \(command): the inspector stays at \(inspectorServer.url); Ctrl-C stops\n")
-            await SignalWaiter().wait()
+            await signals.wait()
             await inspectorServer.stop()
         }
     }

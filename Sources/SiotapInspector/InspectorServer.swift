@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import NIOWebSocket
 import SocketIOProtocol
 import SocketIOTransport
 import TrafficCapture
@@ -134,6 +135,9 @@ struct InspectorDelegate: HTTPServerDelegate {
         return response
     }
 
+    /// Lines a page may fall behind the live feed, beyond the held records sent when it opened.
+    static let queueAllowance = 20_000
+
     func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
         head.uri.split(separator: "?").first == "/live" ? [:] : nil
     }
@@ -147,7 +151,15 @@ struct InspectorDelegate: HTTPServerDelegate {
                 connection.send(.text(#"{"inspector":"hello","source":"\#(source)","capacity":\#(feed.capacity),"dropped":\#(dropped),"held":\#(held.count)}"#))
                 for entry in held { connection.send(.text(entry.line)) }
             },
-            then: { line in connection.send(.text(line)) }
+            then: { line in
+                // A page that stopped reading (a frozen tab) is let go rather than queued for without
+                // end: it reconnects when it can, and gets the held records again.
+                guard connection.queuedMessages < feed.capacity + Self.queueAllowance else {
+                    connection.close(code: .policyViolation)
+                    return
+                }
+                connection.send(.text(line))
+            }
         )
         defer { feed.unwatch(id) }
         // The page sends nothing that matters; this ends when it goes.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
+import Synchronization
 
 /// One WebSocket, as whole messages: fragments joined, pings answered, close handshake done.
 ///
@@ -11,30 +12,43 @@ public final class WebSocketConnection: Sendable {
     public let remote: String
     private let outbound: AsyncStream<WebSocketFrame>.Continuation
     private let maskOutbound: Bool
+    private let queued: QueuedCount
+
+    /// Messages sent and not yet written to the socket: a peer that stops reading makes it grow.
+    public var queuedMessages: Int { queued.value.load(ordering: .relaxed) }
+
+    final class QueuedCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
     struct Streams {
         let inbound: AsyncStream<WebSocketMessage>.Continuation
         let outbound: AsyncStream<WebSocketFrame>
         /// Client side: every frame, control frames included, goes out masked (RFC 6455 §5.1).
         let maskOutbound: Bool
+        let queued: QueuedCount
 
         func control(_ opcode: WebSocketOpcode, _ data: ByteBuffer) -> WebSocketFrame {
             WebSocketFrame(fin: true, opcode: opcode, maskKey: maskOutbound ? .random() : nil, data: data)
         }
     }
 
-    private init(messages: AsyncStream<WebSocketMessage>, outbound: AsyncStream<WebSocketFrame>.Continuation, remote: String, maskOutbound: Bool) {
+    private init(
+        messages: AsyncStream<WebSocketMessage>, outbound: AsyncStream<WebSocketFrame>.Continuation, remote: String, maskOutbound: Bool, queued: QueuedCount
+    ) {
         self.messages = messages
         self.outbound = outbound
         self.remote = remote
         self.maskOutbound = maskOutbound
+        self.queued = queued
     }
 
     static func make(remote: String, maskOutbound: Bool) -> (WebSocketConnection, Streams) {
         let (inboundStream, inboundContinuation) = AsyncStream<WebSocketMessage>.makeStream()
         let (outboundStream, outboundContinuation) = AsyncStream<WebSocketFrame>.makeStream()
-        let connection = WebSocketConnection(messages: inboundStream, outbound: outboundContinuation, remote: remote, maskOutbound: maskOutbound)
-        return (connection, Streams(inbound: inboundContinuation, outbound: outboundStream, maskOutbound: maskOutbound))
+        let queued = QueuedCount()
+        let connection = WebSocketConnection(messages: inboundStream, outbound: outboundContinuation, remote: remote, maskOutbound: maskOutbound, queued: queued)
+        return (connection, Streams(inbound: inboundContinuation, outbound: outboundStream, maskOutbound: maskOutbound, queued: queued))
     }
 
     /// Queues a message.
@@ -44,7 +58,8 @@ public final class WebSocketConnection: Sendable {
         case .text(let text): frame = WebSocketFrame(fin: true, opcode: .text, maskKey: maskKey(), data: ByteBuffer(string: text))
         case .binary(let bytes): frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: maskKey(), data: ByteBuffer(bytes: bytes))
         }
-        outbound.yield(frame)
+        queued.value.add(1, ordering: .relaxed)
+        if case .terminated = outbound.yield(frame) { queued.value.subtract(1, ordering: .relaxed) }
     }
 
     /// Sends a close frame and ends the connection once it is written.
@@ -73,7 +88,12 @@ public final class WebSocketConnection: Sendable {
             group.addTask {
                 // One writer: queued messages and control replies, in order.
                 try? await withThrowingTaskGroup(of: Void.self) { writers in
-                    writers.addTask { for await frame in streams.outbound { try await write(frame) } }
+                    writers.addTask {
+                        for await frame in streams.outbound {
+                            try await write(frame)
+                            if frame.opcode == .text || frame.opcode == .binary { streams.queued.value.subtract(1, ordering: .relaxed) }
+                        }
+                    }
                     writers.addTask { for await frame in control { try await write(frame) } }
                     try await writers.next()
                     writers.cancelAll()

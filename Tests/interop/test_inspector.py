@@ -82,6 +82,10 @@ def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
         detail = page.locator("#detail")
         expect(detail).to_contain_text(str(BIG))
         expect(detail).to_contain_text("acked by #")
+        expect(page.locator("#rows .row.paired")).to_contain_text("ack #")  # the ack drawn with its event
+        expect(page.locator("#tokens")).to_contain_text("verified")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "inspector.png"))
         ack_latency = [r for r in proxy.records() if r["kind"] == "packet" and r["type"] == "ACK"][0]["latency_ms"]
         expect(event).to_contain_text(f"acked {ack_latency} ms")
         # j moves to the next record in the timeline (engine packets hidden); the ack answers the event.
@@ -106,8 +110,6 @@ def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
         claims = jwt_claims(proxy)
         expect(tokens).to_contain_text(time.strftime("expires %Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])))
         expect(tokens).to_contain_text('"ada"')
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "inspector.png"))
 
         # The filter, read by the server as --filter reads it, narrows the timeline.
         page.locator("body").press("/")
@@ -150,10 +152,22 @@ def test_view_follows_a_growing_capture(tmp_path, browser):
         expect(page.locator("#source")).to_have_text(str(capture))
         page.locator("#show-engine").check()
         expect(page.locator("#count")).to_have_text(f"{half} records")
+        # Paused, the page holds what comes; resumed, it shows it.
+        page.locator("#pause").click()
+        expect(page.locator("#status")).to_have_text("paused")
         with capture.open("a") as growing:
             growing.write(fixture[half][10:])
             growing.writelines(fixture[half + 1:])
+        time.sleep(1)  # the file is looked at every 200 ms
+        expect(page.locator("#count")).to_have_text(f"{half} records")
+        page.locator("body").press(" ")
+        expect(page.locator("#status")).to_have_text("live")
         expect(page.locator("#count")).to_have_text(f"{len(fixture)} records", timeout=5000)
+        # Free text narrows the timeline, and goes into the URL.
+        page.locator("#search").fill("message-back")
+        expect(page.locator("#count")).to_have_text("1 record")
+        assert "q=message-back" in page.url
+        page.locator("#search").fill("")
         # The newest record is in view: the timeline follows the tail.
         last = json.loads(fixture[-1])
         expect(page.locator("#rows .row").last).to_contain_text(last["ts"][11:23])
@@ -240,3 +254,141 @@ def test_a_hundred_thousand_records(tmp_path, browser):
     finally:
         view.terminate()
         view.wait(timeout=5)
+
+
+HAR = r'''{"log": {"version": "1.2", "entries": [
+  {"startedDateTime": "2026-11-30T10:00:00.000Z", "time": 10,
+   "request": {"method": "GET", "url": "http://localhost:3000/socket.io/?EIO=4&transport=polling", "headers": [{"name": "Host", "value": "localhost:3000"}]},
+   "response": {"status": 200, "headers": [], "content": {"text": "0{\"sid\":\"S1\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,\"pingTimeout\":20000}"}}},
+  {"startedDateTime": "2026-11-30T10:00:01.000Z", "time": 5,
+   "request": {"method": "POST", "url": "http://localhost:3000/socket.io/?EIO=4&transport=polling&sid=S1", "headers": [], "postData": {"text": "40"}},
+   "response": {"status": 200, "headers": [], "content": {"text": "ok"}}},
+  {"startedDateTime": "2026-11-30T10:00:02.000Z", "time": 0, "_resourceType": "websocket",
+   "request": {"method": "GET", "url": "ws://localhost:3000/socket.io/?EIO=4&transport=websocket&sid=S1", "headers": []},
+   "response": {"status": 101, "headers": [{"name": "Upgrade", "value": "websocket"}], "content": {}},
+   "_webSocketMessages": [
+     {"type": "send", "time": 1796032802.5, "opcode": 1, "data": "2probe"},
+     {"type": "receive", "time": 1796032802.6, "opcode": 1, "data": "3probe"},
+     {"type": "send", "time": 1796032802.7, "opcode": 1, "data": "5"},
+     {"type": "send", "time": 1796032803.0, "opcode": 1, "data": "42[\"hi\",{\"deep\":{\"er\":{\"est\":1.50}}}]"}]}
+]}}'''
+
+
+def serving(command):
+    """Runs a command that serves the inspector; returns it and the page's URL from its stderr."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(20):
+        line = process.stderr.readline()
+        if "the inspector is at " in line:
+            return process, line.split("the inspector is at ", 1)[1].split()[0]
+    process.kill()
+    raise AssertionError("no inspector URL")
+
+
+def stop(process, after_the_work=True):
+    """Ctrl-C; for a command that does work first (import, demo), once it is done and the
+    inspector is all that is left (before, Ctrl-C stops the work itself, as it always did)."""
+    while after_the_work:
+        line = process.stderr.readline()
+        assert line, "the command ended before its inspector stayed"
+        if "the inspector stays at" in line:
+            break
+    process.send_signal(2)
+    assert process.wait(timeout=10) == 0
+
+
+def test_an_import_in_the_inspector_in_the_dark(tmp_path, browser):
+    """`siotap import FILE --ui`: the imported conn (polling, then the upgrade), a deep argument
+    opened by hand, and the page in the dark when the system asks for it."""
+    har = tmp_path / "session.har"
+    har.write_text(HAR)
+    process, url = serving([SIOTAP, "import", str(har), "--quiet", "--ui", "127.0.0.1:0"])
+    try:
+        page = open_page(browser, url)
+        page.emulate_media(color_scheme="dark")
+        conn = page.locator("#conn-rows .conn").first
+        expect(conn).to_contain_text("polling → websocket")
+        conn.click()
+        page.locator(".row .what", has_text=re.compile("^hi$")).click()
+        detail = page.locator("#detail")
+        expect(detail.locator(".tree .num", has_text="1.50")).to_be_hidden()  # three levels down: closed at first
+        detail.locator("summary", has_text='"deep"').click()
+        expect(detail.locator(".tree .num", has_text="1.50")).to_be_hidden()
+        detail.locator("summary", has_text='"er"').click()
+        expect(detail.locator(".tree .num", has_text="1.50")).to_be_visible()  # the number as it was written
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(22, 24, 28)", background
+        assert page.problems == []
+    finally:
+        stop(process)
+
+
+def test_the_demo_in_the_inspector(tmp_path, browser):
+    """`siotap demo --ui`: the story's conns, each with its user (the forged token's as refused),
+    and the page stays until Ctrl-C."""
+    process, url = serving([SIOTAP, "demo", "--record", str(tmp_path / "demo.jsonl"), "--ui", "127.0.0.1:0"])
+    try:
+        page = open_page(browser, url)
+        users = page.locator("#conn-rows .conn span:nth-child(4)")
+        expect(users).to_have_text(["alice", "bob", re.compile(r"\(refused\)$")], timeout=20_000)
+        assert page.problems == []
+    finally:
+        stop(process)
+
+
+def read_frame(sock):
+    """One server frame (unmasked) from a raw socket: (opcode, payload)."""
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            assert chunk, "the connection ended without a close frame"
+            data += chunk
+        return data
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    return first & 0x0F, exactly(length)
+
+
+def test_a_page_that_stops_reading_is_let_go(tmp_path):
+    """A page that never reads (a frozen tab) is not queued for without end: past the held
+    records and an allowance it gets a close frame (1008, after what it had not read yet), and the
+    next page is served as usual."""
+    import socket as sockets
+
+    recorded = [json.loads(line) for line in (ROOT / "fixtures" / "conformance-binary.jsonl").read_text().splitlines()]
+    capture = tmp_path / "growing.jsonl"
+    capture.write_text("")
+    process, url = serving([SIOTAP, "view", str(capture), "--ui-buffer", "100", "--ui", "127.0.0.1:0"])
+    try:
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        frozen = sockets.create_connection((host, int(port)))
+        frozen.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += frozen.recv(1)
+        assert answer.startswith(b"HTTP/1.1 101")
+        # Far more than the allowance and what the sockets' buffers hold, while the page reads nothing.
+        with capture.open("w") as out:
+            for seq in range(1, 90_001):
+                record = recorded[seq % len(recorded)]
+                out.write(json.dumps({**record, "seq": seq, "conn": f"c{seq // len(recorded)}"}, separators=(",", ":")) + "\n")
+        # Every line read by the view (and so offered to the page) before the page reads anything.
+        last_seq = lambda: max(requests.get(url.rstrip("/") + "/match?filter=").json()["seqs"], default=0)
+        assert wait_until(lambda: last_seq() == 90_000, timeout=60, interval=0.2)
+        frozen.settimeout(30)
+        opcode, payload = read_frame(frozen)
+        while opcode != 8:
+            opcode, payload = read_frame(frozen)
+        assert int.from_bytes(payload[:2], "big") == 1008
+        frozen.close()
+        hello = requests.get(url.rstrip("/") + "/match?filter=").json()
+        assert len(hello["seqs"]) == 100  # the feed holds its last 100, and still answers
+        assert process.poll() is None
+    finally:
+        stop(process, after_the_work=False)

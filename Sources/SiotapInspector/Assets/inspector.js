@@ -257,7 +257,7 @@ function renderConns() {
 function renderRows() {
   const viewport = $('#viewport');
   const total = state.view.length;
-  $('#count').textContent = `${total} records`;
+  $('#count').textContent = `${total} record${total === 1 ? '' : 's'}`;
   $('#spacer').style.height = `${total * ROW}px`;
   const [first, last] = windowOf(viewport, total);
   const rows = $('#rows');
@@ -268,6 +268,8 @@ function renderRows() {
     const row = element('div', `row ${record.kind}-row`);
     row.dataset.index = index;
     if (record === state.selected) row.classList.add('picked');
+    // An event and its ack are drawn together: selecting one marks the other, joined by a bar.
+    if (state.selected && (record === state.selected._ack || record === state.selected._event)) row.classList.add('paired');
     const replayed = state.report && state.report.bySeq.get(record.seq);
     if (replayed) row.classList.add(replayed.missing ? 'missing' : 'changed');
     const arrow = record.dir === 'c2s' ? '→' : record.dir === 's2c' ? '←' : '';
