@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-peers.sh
 swift build --build-tests
 swift test --skip-build "$@"
-SIOTAP_BIN="$PWD/.build/debug/siotap" .venv-peers/bin/python -m pytest -q -p no:cacheprovider \
+# A test that hangs fails after 10 minutes instead of taking CI's whole time with it.
+SIOTAP_BIN="$PWD/.build/debug/siotap" .venv-peers/bin/python -m pytest -q -p no:cacheprovider --timeout 600 \
     -W ignore::jwt.warnings.InsecureKeyLengthWarning Tests/interop
