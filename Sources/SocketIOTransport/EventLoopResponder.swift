@@ -72,8 +72,7 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
         case (.gathering(let head, let plan, let body, let tooLarge), .end):
             state = .answering
             if tooLarge {
-                let response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
-                write(response, to: head, context: context)
+                write(.payloadTooLarge, to: head, context: context)
                 return
             }
             let request = HTTPRequest(head: head, body: Array(body.readableBytesView), remote: remote, eventLoop: context.eventLoop)
@@ -93,15 +92,12 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
         }
     }
 
-    /// Writes the answer as the async side's ``HTTPServer`` would: its length, and `Connection:
-    /// close` (then closing) unless both sides keep the connection.
+    /// Writes the answer as the async side's ``HTTPServer`` does, closing after it unless both
+    /// sides keep the connection.
     private func write(_ response: HTTPResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         let keepAlive = head.isKeepAlive && !response.closeConnection
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(response.head(version: head.version, keepAlive: keepAlive))), promise: nil)
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }

@@ -42,4 +42,17 @@ public struct HTTPResponse: Sendable {
     public init(status: HTTPResponseStatus, contentType: String, body: String) {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
     }
+
+    /// The answer to a body over the server's limit; the connection closes after it.
+    static let payloadTooLarge = HTTPResponse(
+        status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true
+    )
+
+    /// The head it goes out with: its length, and `Connection: close` unless the connection is kept.
+    func head(version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
+        var headers = headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: version, status: status, headers: headers)
+    }
 }

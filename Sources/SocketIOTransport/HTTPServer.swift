@@ -301,8 +301,7 @@ public final class HTTPServer: Sendable {
                     let request = HTTPRequest(head: requestHead, body: body, remote: remote, eventLoop: channel.eventLoop)
                     let outcome: Outcome
                     if tooLarge {
-                        let response = HTTPResponse(status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true)
-                        try await write(response, version: requestHead.version, keepAlive: false, to: outbound)
+                        try await write(.payloadTooLarge, version: requestHead.version, keepAlive: false, to: outbound)
                         outcome = .close
                     } else if requestHead.method == .CONNECT {
                         outcome = try await tunnel(request, on: channel, delegate: delegate, outbound: outbound)
@@ -543,10 +542,7 @@ public final class HTTPServer: Sendable {
         keepAlive: Bool,
         to outbound: NIOAsyncChannelOutboundWriter<ConnectionPhase.Outbound>
     ) async throws {
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-        var parts: [ConnectionPhase.Outbound] = [.http(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))]
+        var parts: [ConnectionPhase.Outbound] = [.http(.head(response.head(version: version, keepAlive: keepAlive)))]
         if !response.body.isEmpty { parts.append(.http(.body(.byteBuffer(ByteBuffer(bytes: response.body))))) }
         parts.append(.http(.end(nil)))
         try await outbound.write(contentsOf: parts)
