@@ -68,9 +68,11 @@ let package = Package(
             name: "SocketIOClient",
             dependencies: ["SocketIOProtocol", "SocketIOTransport", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        // `--fault`'s rules and what they decide for each packet: pure, shared by the proxy and replay.
+        .target(name: "FaultInjection", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
         .target(
             name: "SocketIOProxy",
-            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection", "TLSCertificates",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection", "TLSCertificates", "FaultInjection",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
@@ -98,7 +100,7 @@ let package = Package(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,13 +135,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SocketIOProxyTests",
-            dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture",
+            dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "FaultInjection",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
             name: "SocketIOClientTests",
             dependencies: ["SocketIOClient", "SocketIOServer", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        .testTarget(name: "FaultInjectionTests", dependencies: ["FaultInjection", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(
             name: "SiotapInspectorTests",

@@ -15,6 +15,11 @@ struct MockCommand: AsyncParsableCommand {
             offsets. Acks carry the client's ids. Unmatched packets are reported on standard error; \
             with --strict they end the session.
 
+            A capture made with siotap proxy --fault has "fault" records; the mock ignores them unless \
+            --with-faults, which plays the server side as the client lived it: packets the proxy \
+            dropped are not sent, rewritten ones go rewritten, delayed ones late, a refused CONNECT is \
+            answered with the proxy's CONNECT_ERROR, and a cut conn is closed where it was cut.
+
             Exit codes: 0 stopped by SIGINT or SIGTERM; 1 it cannot listen; 2 wrong arguments or an \
             unreadable capture.
 
@@ -36,6 +41,9 @@ struct MockCommand: AsyncParsableCommand {
     @Flag(help: "End a session at its first unmatched client packet.")
     var strict = false
 
+    @Flag(name: .customLong("with-faults"), help: "Play the capture's fault records again (see above).")
+    var withFaults = false
+
     @Option(name: .customLong("max-delay"), help: "Longest recorded pause kept, in seconds.")
     var maxDelay: Double = 5
 
@@ -44,7 +52,7 @@ struct MockCommand: AsyncParsableCommand {
         let address = listen
         let records: [CaptureRecord]
         do { records = try CaptureReader.readAll(path: capture).records } catch { throw CommandFailure(.badInput, "\(error)") }
-        let mock = MockServer(records, options: .init(ignoredPaths: ignore, strict: strict, maxDelay: maxDelay)) { line in
+        let mock = MockServer(records, options: .init(ignoredPaths: ignore, strict: strict, maxDelay: maxDelay, withFaults: withFaults)) { line in
             io.writeError("siotap mock: \(line)\n")
         }
         guard mock.connectionCount > 0 else { throw CommandFailure(.badInput, "\(capture) has no Socket.IO packets to play") }

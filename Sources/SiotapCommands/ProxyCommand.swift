@@ -1,4 +1,5 @@
 import ArgumentParser
+import FaultInjection
 import Foundation
 import JWTInspection
 import SiotapInspector
@@ -35,6 +36,17 @@ struct ProxyCommand: AsyncParsableCommand {
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
 
+            --fault breaks a session on purpose (repeatable; --faults FILE.json takes a JSON array of \
+            the same rules). A rule is an action, then --filter's terms (as key=value), p=PERCENT \
+            (default 100) and after=DURATION (from the conn's start): delay=300ms[,jitter=50ms] holds \
+            matching packets (a conn's packets keep their order); drop; disconnect=2s or disconnect \
+            with terms (when a matching packet has passed), with how=close|reset; \
+            refuse-connect=N,message=TEXT answers the next N CONNECTs (nsp=/ unless told) with \
+            CONNECT_ERROR {"message": TEXT} without forwarding them; set=PATH:JSON and unset=PATH \
+            rewrite arguments (args[0].price, data.token, event); throttle=10kB/s[,dir=s2c]. Each \
+            fault is a "fault" record; --seed N repeats the p= draws. Unmatched traffic passes byte \
+            for byte. Reverse mode only.
+
             Exit codes: 0 stopped by SIGINT or SIGTERM (every conn closed in the capture); 1 it cannot \
             listen or cannot write the capture; 2 wrong arguments.
 
@@ -46,6 +58,8 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --upstream https://staging.example.com --upstream-ca staging-ca.pem
               siotap proxy --mode forward --listen 127.0.0.1:8080 --ignore-hosts 'googleapis\\.com$'
               siotap proxy --record session.jsonl --ui 127.0.0.1:8081     # and open the printed URL
+              siotap proxy --fault 'drop,type=ACK,dir=s2c' --fault 'delay=300ms,event=chat'
+              siotap proxy --fault 'refuse-connect=1,message=jwt expired' --fault 'disconnect=10s,how=reset'
             """
     )
 
@@ -113,6 +127,15 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("ca-dir"), help: "The local CA's directory (default: $SIOTAP_HOME/ca, else ~/.siotap/ca).")
     var caDir: String?
 
+    @Option(help: "Break the session on purpose with this rule (repeatable; see above).")
+    var fault: [String] = []
+
+    @Option(help: "A JSON file with an array of --fault rules.")
+    var faults: String?
+
+    @Option(help: "Seed for the p= draws of --fault, to repeat a run's choices (default: a random one, printed).")
+    var seed: UInt64?
+
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
@@ -131,6 +154,8 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ValidationError("--ignore-hosts, --allow-hosts and --allow-remote are for --mode forward")
         }
         let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts)
+        let faultPlan = try FaultOptions.plan(rules: fault, file: faults, seed: seed)
+        if forwardMode, faultPlan != nil { throw ValidationError("--fault and --faults are for --mode reverse") }
         let listenAddress = listen
         let upstreamAddress = upstream ?? UpstreamURL(host: "127.0.0.1", port: 3000)
         let key = try tokens.key()
@@ -157,7 +182,8 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
-                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote
+                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote,
+                faults: faultPlan
             ),
             recordingInto: queue
         )
@@ -169,6 +195,7 @@ struct ProxyCommand: AsyncParsableCommand {
             inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
         }
         let recording = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
+            + (faultPlan.map { ", \($0.rules.count) fault rule\($0.rules.count == 1 ? "" : "s") (--seed \($0.seed))" } ?? "")
         if let forward {
             io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
                 + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + recording + "\n")

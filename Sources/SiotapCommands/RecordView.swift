@@ -53,6 +53,14 @@ struct RecordView: Sendable {
         case .error(let error):
             let dir = error.dir.map { arrow($0) + " " } ?? ""
             return prefix + dir + style.red("error \(error.code)") + ": \(error.message)"
+        case .fault(let fault):
+            let dir = fault.dir.map { arrow($0) + " " } ?? ""
+            var text = prefix + dir + style.yellow("fault \(fault.action.rawValue)")
+            if let packet = fault.packet { text += style.dim(" #\(packet)") }
+            if let delay = fault.delayMilliseconds { text += " \(formatMilliseconds(delay))" }
+            if let detail = fault.detail { text += " " + detail }
+            if let raw = fault.raw { text += " " + shorten(raw, room: max(16, width - visibleLength(text) - 1)) }
+            return text + style.dim(" (\(fault.rule))")
         }
     }
 

@@ -16,6 +16,10 @@ struct ReplayCommand: AsyncParsableCommand {
 
             With no --target, the built-in server runs the --app in-process on a free port.
 
+            A capture made with siotap proxy --fault has "fault" records; replay ignores them unless \
+            --with-faults, which sends the server what it got through the faulty proxy: no packet the \
+            proxy dropped or refused, rewritten ones as rewritten.
+
             Exit codes: 0 no difference; 1 differences, or conns that could not be replayed (the target \
             unreachable or refusing: the report says what it answered); 2 wrong arguments or an \
             unreadable capture.
@@ -46,6 +50,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("timeout-ms"), help: "How long to wait for each expected packet.")
     var timeoutMs = 3_000
 
+    @Flag(name: .customLong("with-faults"), help: "Play the capture's fault records again (see above).")
+    var withFaults = false
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -66,7 +73,7 @@ struct ReplayCommand: AsyncParsableCommand {
             case .conformance: ConformanceApp.install(on: builtIn)
             }
         }
-        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret))
+        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret, withFaults: withFaults))
         await server.stop()
         io.write(json ? report.json.jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if let reportFile = self.report {

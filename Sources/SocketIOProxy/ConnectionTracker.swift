@@ -1,3 +1,6 @@
+import FaultInjection
+import NIOCore
+import SocketIOTransport
 import Synchronization
 import TrafficCapture
 
@@ -26,14 +29,33 @@ final class ConnectionTracker: Sendable {
             var onWebSocket = false
             /// When traffic last went through (seconds since 1970), for the idle sweep.
             var lastSeen = CaptureClock.secondsSince1970()
+            /// With `--fault`: the rules' decisions for this conn, and its polling side's state.
+            var faults: ConnectionFaults?
+            var polling = PollingFaults<EventLoopPromise<HTTPResponse>>()
+            /// Cuts the WebSocket carrying the conn (a timed disconnect after the upgrade).
+            var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)?
         }
 
-        fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false) {
+        fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false, faults: FaultPlan? = nil) {
             self.id = id
             self.engineVersion = engineVersion
             var state = State(observation: ConnectionObservation(engineVersion: engineVersion))
             state.closed = closed
+            state.faults = faults.map { ConnectionFaults(plan: $0, conn: id, engineVersion: engineVersion, start: CaptureClock.secondsSince1970()) }
             self.state = Mutex(state)
+        }
+
+        /// Runs `body` on the conn's fault state, under its lock (nil without `--fault`).
+        func withFaults<Result: Sendable>(_ body: @Sendable (inout ConnectionFaults, inout PollingFaults<EventLoopPromise<HTTPResponse>>) -> Result) -> Result? {
+            state.withLock { state in
+                guard state.faults != nil else { return nil }
+                return body(&state.faults!, &state.polling)
+            }
+        }
+
+        var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)? {
+            get { state.withLock { $0.cutWebSocket } }
+            set { state.withLock { $0.cutWebSocket = newValue } }
         }
 
         var closed: Bool { state.withLock { $0.closed } }
@@ -61,29 +83,34 @@ final class ConnectionTracker: Sendable {
     static let closedSidsKept = 4096
 
     private let tables = Mutex(Tables())
+    let faults: FaultPlan?
+
+    init(faults: FaultPlan? = nil) {
+        self.faults = faults
+    }
 
     func open(engineVersion: EngineIOVersion) -> Connection {
-        tables.withLock { tables in Self.open(engineVersion: engineVersion, in: &tables) }
+        tables.withLock { tables in Self.open(engineVersion: engineVersion, faults: faults, in: &tables) }
     }
 
     /// The conn a polling request belongs to (its sid's, or a new one), with the request counted
     /// as activity. A conn that closed in between counts it too: closed, it records nothing.
     func beginRequest(sid: String?, engineVersion: EngineIOVersion) -> Connection {
         let connection = tables.withLock { tables in
-            sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, in: &tables)
+            sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, faults: faults, in: &tables)
         }
         connection.state.withLock { $0.activity += 1 }
         return connection
     }
 
-    private static func open(engineVersion: EngineIOVersion, in tables: inout Tables) -> Connection {
+    private static func open(engineVersion: EngineIOVersion, faults: FaultPlan?, in tables: inout Tables) -> Connection {
         guard !tables.stopped else {
             // Already closed, so nothing is written for it: a conn the capture starts must end
             // in it, and the proxy's last records are its `close`s.
             return Connection(id: "c0", engineVersion: engineVersion, closed: true)
         }
         tables.next += 1
-        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion)
+        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion, faults: faults)
         tables.open[connection.id] = connection
         return connection
     }
@@ -110,8 +137,9 @@ final class ConnectionTracker: Sendable {
 
     /// Records `body` unless the conn is closed, under the conn's lock, so no record of a conn can
     /// be written after its `close`.
-    func emitIfOpen(_ connection: Connection, _ emit: () -> Void) {
-        connection.state.withLock { state in if !state.closed { emit() } }
+    @discardableResult
+    func emitIfOpen(_ connection: Connection, _ emit: () -> Int) -> Int? {
+        connection.state.withLock { state in state.closed ? nil : emit() }
     }
 
     /// Something the conn's `close` must wait for has begun.

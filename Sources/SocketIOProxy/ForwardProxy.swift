@@ -91,16 +91,16 @@ struct ForwardFront: WebSocketRelayDelegate {
             delegate: ProxyRoute(proxy: proxy, destination: .tunnel(end)),
             established: { details in end.tls.withLock { $0 = details } },
             handshakeFailed: { remote, reason in
-                sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
             },
             unreadable: { remote, reason in
-                sink(.error(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
             }
         ))
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ reason: String, client: String) -> TunnelPlan {
-        proxy.sink(.error(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
+        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
         return .refuse(HTTPResponse(
             status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
             closeConnection: true

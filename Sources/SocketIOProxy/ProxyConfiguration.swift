@@ -1,3 +1,4 @@
+public import FaultInjection
 public import JWTInspection
 import SocketIOProtocol
 public import SocketIOTransport
@@ -29,12 +30,14 @@ public struct ProxyConfiguration: Sendable {
     public var forward: ForwardSettings?
     /// Forward mode refuses clients from other machines unless this is set (`--allow-remote`).
     public var allowRemote: Bool
+    /// `--fault`'s rules (reverse mode). With none, bytes pass as they come and nothing is held.
+    public var faults: FaultPlan?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
         path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
         idleTimeout: Double = 120, tls: TLSServerSettings? = nil, upstreamTLS: TLSClientSettings? = nil, forward: ForwardSettings? = nil,
-        allowRemote: Bool = false
+        allowRemote: Bool = false, faults: FaultPlan? = nil
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -49,6 +52,7 @@ public struct ProxyConfiguration: Sendable {
         self.upstreamTLS = upstreamTLS
         self.forward = forward
         self.allowRemote = allowRemote
+        self.faults = faults.flatMap { $0.rules.isEmpty ? nil : $0 }
     }
 
     /// Reverse mode serves whoever can reach its port (it listens on loopback unless told).

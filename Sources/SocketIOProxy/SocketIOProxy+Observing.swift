@@ -24,8 +24,10 @@ extension SocketIOProxy {
         for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
     }
 
-    func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) {
-        tracker.emitIfOpen(connection) { sink(body, connection.id) }
+    /// Records `body` in the conn unless it is closed; returns its `seq` (0 when not written).
+    @discardableResult
+    func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) -> Int {
+        tracker.emitIfOpen(connection) { sink(body, connection.id) } ?? 0
     }
 
     /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
@@ -33,13 +35,13 @@ extension SocketIOProxy {
     /// records belong before it.
     func close(_ connection: ConnectionTracker.Connection, by side: Peer, reason: String, waitingForActivity: Bool = true) {
         if let record = tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity) {
-            sink(.close(record), connection.id)
+            _ = sink(.close(record), connection.id)
         }
     }
 
     /// A request or inspection of the conn is done; writes the `close` that waited for it, if any.
     func activityEnded(on connection: ConnectionTracker.Connection) {
-        if let record = tracker.end(connection) { sink(.close(record), connection.id) }
+        if let record = tracker.end(connection) { _ = sink(.close(record), connection.id) }
     }
 
     func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {

@@ -44,6 +44,7 @@ extension SocketIOProxy {
     /// A polling request's conn (a new one for a handshake), and a POST's packets.
     func beginExchange(_ request: HTTPRequest, engine: EngineRequest) -> ConnectionTracker.Connection {
         let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        if engine.sid == nil { scheduleTimedDisconnect(connection) }
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
         }
@@ -104,7 +105,7 @@ extension SocketIOProxy {
             close(connection, by: .proxy, reason: record.code == .upstreamTLS ? "upstream TLS failed" : "upstream unreachable")
         } else if record.code == .upstreamTLS {
             // A WebSocket's first request has no conn yet: the failure is still recorded.
-            sink(.error(record), nil)
+            _ = sink(.error(record), nil)
         }
         return HTTPResponse(
             status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],
@@ -139,6 +140,9 @@ struct PollingResponder: EventLoopResponder {
 
     func respond(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
         let loop = clientClosed.eventLoop
+        if proxy.tracker.faults != nil {
+            return captureCaughtUp(on: loop).flatMap { respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
+        }
         return captureCaughtUp(on: loop).flatMap { [proxy, route, upstream] in
             let connection = proxy.beginExchange(request, engine: engine)
             let pending = upstream.pool.exchange(

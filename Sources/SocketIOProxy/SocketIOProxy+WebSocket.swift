@@ -50,9 +50,15 @@ extension SocketIOProxy {
             },
             ended: { [weak self] side in
                 guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
-                self.close(connection, by: side, reason: side == .client ? "client closed the websocket" : "server closed the websocket")
+                let reason = switch side {
+                case .client: "client closed the websocket"
+                case .server: "server closed the websocket"
+                case .proxy: "fault: the proxy cut the websocket"
+                }
+                self.close(connection, by: side, reason: reason)
             },
-            admit: readGate
+            admit: readGate,
+            interception: interception(relayed)
         )
     }
 
@@ -61,6 +67,7 @@ extension SocketIOProxy {
         guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
         if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
         let fresh = tracker.open(engineVersion: engine.version)
+        scheduleTimedDisconnect(fresh)
         emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: fresh)
         reportHandshakeTokens(head, engine: engine, on: fresh)
         return fresh

@@ -11,16 +11,17 @@ public import TrafficCapture
 /// Decoding only observes: bytes are forwarded as they came, and a frame that fails to decode is
 /// reported as an `error` record while it still goes through.
 public final class SocketIOProxy: Sendable {
-    public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Void
+    /// Takes a record; returns the `seq` it will have (0 when unknown).
+    public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Int
 
     public let configuration: ProxyConfiguration
     let sink: Sink
     /// Asked before reading more from clients and upstreams: the capture may be behind.
     let readGate: ReadGate?
-    let tracker = ConnectionTracker()
+    let tracker: ConnectionTracker
     let inspector: JWTInspector
     /// Reverse mode's upstream; forward mode's are made as clients ask for hosts.
-    private let reverseUpstream: ProxyUpstream
+    let reverseUpstream: ProxyUpstream
     private let upstreams = Mutex<[String: ProxyUpstream]>([:])
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
@@ -32,6 +33,7 @@ public final class SocketIOProxy: Sendable {
         self.configuration = configuration
         self.readGate = readGate
         self.sink = sink
+        tracker = ConnectionTracker(faults: configuration.faults)
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
     }
@@ -64,7 +66,7 @@ public final class SocketIOProxy: Sendable {
     public func start() async throws -> Int {
         var tls = configuration.tls
         tls?.handshakeFailed = { [sink] remote, reason in
-            sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), nil)
+            _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), nil)
         }
         let delegate: any HTTPServerDelegate = configuration.forward.map { ForwardFront(proxy: self, settings: $0) }
             ?? ProxyRoute(proxy: self, destination: .upstream(reverseUpstream, target: nil))

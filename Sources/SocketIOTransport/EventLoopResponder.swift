@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import NIOCore
 public import NIOHTTP1
 
@@ -96,6 +101,12 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
     /// sides keep the connection.
     private func write(_ response: HTTPResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
+        if response.resetConnection, let socket = context.channel as? any SocketOptionProvider {
+            state = .idle
+            let channel = context.channel
+            socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
         let keepAlive = head.isKeepAlive && !response.closeConnection
         context.write(wrapOutboundOut(.head(response.head(version: head.version, keepAlive: keepAlive))), promise: nil)
         if !response.body.isEmpty {

@@ -31,6 +31,9 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// Close the connection after this response.
     public var closeConnection: Bool
+    /// Answer nothing: reset the connection (a TCP RST), as a network failure would. Honoured on
+    /// the event loop's answering path (``EventLoopResponder``).
+    public var resetConnection = false
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: [UInt8] = [], closeConnection: Bool = false) {
         self.status = status
@@ -41,6 +44,13 @@ public struct HTTPResponse: Sendable {
 
     public init(status: HTTPResponseStatus, contentType: String, body: String) {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
+    }
+
+    /// No answer: the connection is reset.
+    public static var reset: HTTPResponse {
+        var response = HTTPResponse(status: .badGateway, closeConnection: true)
+        response.resetConnection = true
+        return response
     }
 
     /// The answer to a body over the server's limit; the connection closes after it.

@@ -29,19 +29,81 @@ public enum WebSocketRelay {
         /// until the observer calls `resume`, from any thread. The sockets then fill up, and the
         /// peers slow down, as with any slow reader.
         public var admit: ReadGate?
+        /// Set, the relay goes message by message: each whole data message is held until
+        /// ``Interception/decide`` says what becomes of it (and `message` is not called: the
+        /// interception observes). Unset, bytes go through as they come.
+        public var interception: Interception?
 
         public init(
             message: @escaping @Sendable (Peer, WebSocketMessage) -> Void,
             oversized: @escaping @Sendable (Peer, Int) -> Void,
             malformed: @escaping @Sendable (Peer, String) -> Void,
             ended: @escaping @Sendable (Peer) -> Void,
-            admit: ReadGate? = nil
+            admit: ReadGate? = nil,
+            interception: Interception? = nil
         ) {
             self.message = message
             self.oversized = oversized
             self.malformed = malformed
             self.ended = ended
             self.admit = admit
+            self.interception = interception
+        }
+    }
+
+    /// How a relay that decides per message is told what to do (fault injection).
+    public struct Interception: Sendable {
+        /// What becomes of a whole data message read from `from`; called on the event loop, in
+        /// order, once the relay has both sides.
+        public var decide: @Sendable (_ from: Peer, _ message: WebSocketMessage, _ wireSize: Int) -> Fate
+        /// Called once the relay runs, with what can cut it from elsewhere (a timed disconnect).
+        public var started: @Sendable (Control) -> Void
+
+        public init(decide: @escaping @Sendable (Peer, WebSocketMessage, Int) -> Fate, started: @escaping @Sendable (Control) -> Void) {
+            self.decide = decide
+            self.started = started
+        }
+    }
+
+    /// How a relay is cut: close frames to both peers, or TCP resets.
+    public enum Cut: Sendable, Hashable {
+        case close, reset
+    }
+
+    /// What becomes of a message (and of those held before it).
+    public struct Fate: Sendable {
+        public enum Delivery: Sendable {
+            /// Kept, undecided, with the next message (a binary packet's attachments are coming).
+            case hold
+            /// Its bytes, and those held, go on as they came.
+            case pass
+            case drop
+            /// These go instead, each as one frame.
+            case replace([WebSocketMessage])
+        }
+
+        public var delivery: Delivery
+        /// Seconds before it goes on; what follows in its direction waits behind it.
+        public var delay: Double
+        /// Sent back to the sender at once (a refused CONNECT's answer).
+        public var reply: [WebSocketMessage]
+        /// Cut the relay once it has gone on.
+        public var cut: Cut?
+
+        public init(_ delivery: Delivery = .pass, delay: Double = 0, reply: [WebSocketMessage] = [], cut: Cut? = nil) {
+            self.delivery = delivery
+            self.delay = delay
+            self.reply = reply
+            self.cut = cut
+        }
+    }
+
+    /// Cuts a running relay from any thread.
+    public struct Control: Sendable {
+        let handler: NIOLoopBound<WebSocketRelayHandler>
+
+        public func cut(_ how: Cut) {
+            handler.eventLoop.execute { handler.value.cut(how) }
         }
     }
 
@@ -85,24 +147,27 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     public typealias OutboundOut = ByteBuffer
 
     let side: Peer
-    private let pair: WebSocketRelay.Pair
-    private var context: ChannelHandlerContext?
-    private var partner: WebSocketRelayHandler?
+    let pair: WebSocketRelay.Pair
+    var context: ChannelHandlerContext?
+    var partner: WebSocketRelayHandler?
     /// Bytes read before the partner was attached (an upstream's open packet comes at once); they
     /// are observed once it is, so the session's first record comes first.
     private var early: [ByteBuffer] = []
-    private var readHeld = false
+    var readHeld = false
     /// Handed to the observer's gate when it says to pause; resumes reading on this loop.
     private var resumeReading: (@Sendable () -> Void)?
     private var reader: WebSocketStreamReader
     /// Bytes of the current batch of reads, followed for frames once the batch is flushed on.
     private var unread: [ByteBuffer] = []
     private var events: [WebSocketStreamReader.Event] = []
+    /// Set when the relay goes message by message (see ``WebSocketRelay/Interception``).
+    var interceptor: WebSocketRelayInterceptor?
 
     init(side: Peer, pair: WebSocketRelay.Pair) {
         self.side = side
         self.pair = pair
         reader = WebSocketStreamReader(maxMessageSize: pair.maxMessageSize)
+        if pair.observer.interception != nil { interceptor = WebSocketRelayInterceptor(maxFrameSize: pair.maxMessageSize) }
     }
 
     /// A handler for the upstream channel; pair it with ``attachClient(to:)`` once the client's
@@ -135,7 +200,12 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
         }
         client.partner = self
         partner = client
-        for buffer in early { client.forward(buffer) }
+        if interceptor != nil {
+            pair.observer.interception?.started(WebSocketRelay.Control(handler: NIOLoopBound(self, eventLoop: channel.eventLoop)))
+            for buffer in early { intercept(buffer) }
+        } else {
+            for buffer in early { client.forward(buffer) }
+        }
         early = []
         client.context?.flush()
         observeCollected()
@@ -178,6 +248,10 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if interceptor != nil {
+            if partner != nil { intercept(buffer) } else { early.append(buffer) }
+            return
+        }
         if let partner {
             partner.forward(buffer)
         } else {
@@ -223,6 +297,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        interceptor?.cancelRelease()
         readFrames()  // a close frame in the last batch still says who closed first
         pair.end(inactive: side)
         partner?.context?.close(promise: nil)
@@ -239,7 +314,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func read(context: ChannelHandlerContext) {
-        guard let partner, partner.context?.channel.isWritable ?? false else {
+        guard let partner, partner.context?.channel.isWritable ?? false, !(interceptor?.isBacklogged ?? false) else {
             readHeld = true
             return
         }
@@ -254,12 +329,12 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     // MARK: Relaying
 
     /// Writes bytes read by the partner out of this side's channel, unchanged.
-    private func forward(_ buffer: ByteBuffer) {
+    func forward(_ buffer: ByteBuffer) {
         context?.write(wrapOutboundOut(buffer), promise: nil)
     }
 
     /// Reading may go on (the partner drained, or the observer caught up).
-    private func partnerBecameWritable() {
+    func partnerBecameWritable() {
         guard readHeld else { return }
         readHeld = false
         context?.read()

@@ -35,16 +35,21 @@ public struct CaptureFilter: Sendable, Equatable {
 
     public func matches(_ record: CaptureRecord) -> Bool {
         guard !terms.isEmpty else { return true }
+        return terms.allSatisfy { $0.matches(record) }
+    }
+}
+
+extension CaptureFilter.Term {
+    /// Whether a packet record has this term's value (other records never do).
+    public func matches(_ record: CaptureRecord) -> Bool {
         guard case .packet(let packet) = record.body else { return false }
-        return terms.allSatisfy { term in
-            switch term.key {
-            case "event": packet.event == term.value
-            case "nsp": packet.nsp == term.value
-            case "conn": record.conn == term.value
-            case "type": packet.type.name == term.value.uppercased()
-            case "dir": packet.dir.rawValue == term.value
-            default: false
-            }
+        switch key {
+        case "event": return packet.event == value
+        case "nsp": return packet.nsp == value
+        case "conn": return record.conn == value
+        case "type": return packet.type.name == value.uppercased()
+        case "dir": return packet.dir.rawValue == value
+        default: return false
         }
     }
 }

@@ -35,6 +35,8 @@ public final class CaptureQueue: Sendable {
         var scheduled = false
         /// Numbers records when there is no file to do it.
         var nextSeq = 1
+        /// Records added so far: the last one's `seq` (the writer numbers them in the same order).
+        var added = 0
         var reportedFailure = false
         var closed = false
     }
@@ -64,16 +66,20 @@ public final class CaptureQueue: Sendable {
         self.delivered = delivered
     }
 
-    public func add(_ body: CaptureRecord.Body, conn: String?) {
-        let schedule = state.withLock { state in
-            guard !state.closed else { return false }
+    /// Adds a record; returns the `seq` it will be written with (0 once the queue is closed).
+    @discardableResult
+    public func add(_ body: CaptureRecord.Body, conn: String?) -> Int {
+        let (schedule, seq) = state.withLock { state -> (Bool, Int) in
+            guard !state.closed else { return (false, 0) }
+            state.added += 1
             // Stamped under the lock, so times never go back in file order.
             state.pending.append(Entry(body: body, conn: conn, time: CaptureClock.secondsSince1970()))
             if state.pending.count + state.writing > highWater { behind.store(true, ordering: .relaxed) }
             defer { state.scheduled = true }
-            return !state.scheduled
+            return (!state.scheduled, state.added)
         }
         if schedule { thread.async { self.drain() } }
+        return seq
     }
 
     /// How long records gather between two batches while traffic flows: one `write(2)` and no

@@ -72,6 +72,14 @@ extension CaptureRecord {
             fields.string("code", record.code.rawValue)
             fields.string("message", record.message)
             fields.string("raw", record.raw)
+        case .fault(let record):
+            fields.string("rule", record.rule)
+            fields.string("action", record.action.rawValue)
+            fields.string("dir", record.dir?.rawValue)
+            if let packet = record.packet { fields.int("packet", packet) }
+            fields.double("delay_ms", record.delayMilliseconds)
+            fields.string("raw", record.raw)
+            fields.string("detail", record.detail)
         }
         fields.close()
         swap(&fields.out, &bytes)

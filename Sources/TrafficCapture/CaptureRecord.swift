@@ -16,7 +16,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
     public var body: Body
 
     public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
-        case session, engine, packet, jwt, close, error
+        case session, engine, packet, jwt, close, error, fault
     }
 
     public enum Body: Sendable, Hashable {
@@ -26,6 +26,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case jwt(JWTRecord)
         case close(CloseRecord)
         case error(ErrorRecord)
+        case fault(FaultRecord)
     }
 
     public init(seq: Int = 0, ts: String = "", conn: String? = nil, _ body: Body) {
@@ -43,6 +44,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .jwt: .jwt
         case .close: .close
         case .error: .error
+        case .fault: .fault
         }
     }
 
@@ -60,6 +62,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .jwt: body = .jwt(try JWTRecord(from: decoder))
         case .close: body = .close(try CloseRecord(from: decoder))
         case .error: body = .error(try ErrorRecord(from: decoder))
+        case .fault: body = .fault(try FaultRecord(from: decoder))
         }
     }
 }

@@ -17,6 +17,8 @@ public struct TrafficDecoder: Sendable {
         /// A whole HTTP long-polling body (a POST's, or a GET response's).
         case pollingBody([UInt8])
         case webSocket(WebSocketMessage)
+        /// One packet of a polling body, already split (the proxy decides on each with `--fault`).
+        case polledPacket(EnginePacket)
     }
 
     /// A token found while decoding, to be inspected by ``JWTInspection``.
@@ -75,6 +77,8 @@ public struct TrafficDecoder: Sendable {
             } catch {
                 output.records.append(.error(ErrorRecord(dir: dir, code: .engineIO(Self.code(error.code.rawValue)), message: error.description, raw: Self.rawText(body))))
             }
+        case .polledPacket(let packet):
+            handle(packet, dir: dir, transport: .polling, into: &output)
         case .webSocket(let message):
             do {
                 handle(try EngineIOCodec.decode(message, version: engineVersion), dir: dir, transport: .websocket, into: &output)

@@ -19,17 +19,25 @@ public final class MockServer: Sendable {
         public var strict: Bool
         /// The longest recorded delay kept (seconds); longer pauses are cut to this.
         public var maxDelay: Double
+        /// Play the capture's `fault` records again, as the client lived them: dropped server
+        /// packets are not sent, rewritten ones go rewritten, delayed ones late, a refused CONNECT
+        /// gets the proxy's CONNECT_ERROR, and a cut conn is closed where it was cut. Off, fault
+        /// records are ignored and the server's packets are played as the server sent them.
+        public var withFaults: Bool
 
-        public init(ignoredPaths: [String] = [], strict: Bool = false, maxDelay: Double = 5) {
+        public init(ignoredPaths: [String] = [], strict: Bool = false, maxDelay: Double = 5, withFaults: Bool = false) {
             self.ignoredPaths = ignoredPaths
             self.strict = strict
             self.maxDelay = maxDelay
+            self.withFaults = withFaults
         }
     }
 
     struct Step {
         var packet: PacketRecord
         var time: Double
+        /// The conn was cut once this packet had passed (`--with-faults`).
+        var cutsAfter = false
     }
 
     struct Script {
@@ -45,6 +53,7 @@ public final class MockServer: Sendable {
     private let endpoint = Mutex<EngineEndpoint?>(nil)
 
     public init(_ records: [CaptureRecord], options: Options = Options(), report: @escaping @Sendable (String) -> Void) {
+        let faults = options.withFaults ? RecordedFaults(records) : nil
         var byConn: [String: Script] = [:]
         var order: [String] = []
         for record in records.sorted(by: { $0.seq < $1.seq }) {
@@ -54,7 +63,29 @@ public final class MockServer: Sendable {
                 byConn[conn] = Script(conn: conn, start: time, steps: [])
                 order.append(conn)
             }
-            if case .packet(let packet) = record.body { byConn[conn]!.steps.append(Step(packet: packet, time: time)) }
+            guard case .packet(let packet) = record.body else { continue }
+            guard let faults else {
+                byConn[conn]!.steps.append(Step(packet: packet, time: time))
+                continue
+            }
+            if packet.dir == .clientToServer {
+                // The client's packets are matched as it sent them; a refused CONNECT is answered by
+                // the proxy's CONNECT_ERROR.
+                byConn[conn]!.steps.append(Step(packet: packet, time: time, cutsAfter: faults.cutsAfter(record.seq)))
+                if let refusal = faults.refusal(of: record.seq, conn: conn, like: packet) {
+                    byConn[conn]!.steps.append(Step(packet: refusal, time: time))
+                }
+            } else if let delivered = faults.delivered(packet, seq: record.seq, conn: conn) {
+                byConn[conn]!.steps.append(Step(packet: delivered, time: time + faults.delay(of: record.seq), cutsAfter: faults.cutsAfter(record.seq)))
+            }
+        }
+        if let faults {
+            // A timed cut ends the conn after the last packet recorded before it.
+            for conn in order {
+                guard let cut = faults.timedCut(of: conn), let last = byConn[conn]!.steps.lastIndex(where: { $0.time <= cut }) else { continue }
+                byConn[conn]!.steps[last].cutsAfter = true
+                byConn[conn]!.steps.removeSubrange((last + 1)...)
+            }
         }
         scripts = order.compactMap { byConn[$0] }.filter { !$0.steps.isEmpty }
         self.options = options
@@ -158,6 +189,10 @@ public final class MockServer: Sendable {
             cursor += replies.count
             var ackIDs: [UInt64: UInt64] = [:]
             if let recorded = trigger.packet.id, let actual = packet.ackID { ackIDs[recorded] = actual }
+            if trigger.cutsAfter {
+                await connection.close()
+                break
+            }
             pending.append(Task { await self.send(replies, after: trigger.time, to: connection, ackIDs: ackIDs) })
         }
         for task in pending { task.cancel() }
@@ -181,6 +216,10 @@ public final class MockServer: Sendable {
             if let id = packet.ackID, packet.type.isAck { packet.ackID = ackIDs[id] ?? id }
             let (text, attachments) = SocketIOCodec.encode(packet)
             await connection.send([.message(text)] + attachments.map { EnginePacket.message($0) })
+            if step.cutsAfter {
+                await connection.close()
+                return
+            }
         }
     }
 }

@@ -20,11 +20,16 @@ public enum Replayer {
         public var jwtSecret: String?
         /// The Engine.IO path to replay on; `nil`: each conn's recorded path.
         public var path: String?
+        /// Play the capture's `fault` records again: the server gets what it got through the
+        /// faulty proxy (a dropped or refused packet is not sent, a rewritten one goes rewritten).
+        /// Off, fault records are ignored and every recorded client packet is sent.
+        public var withFaults: Bool
 
         public init(
             host: String = "127.0.0.1", port: Int, path: String? = nil, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000,
-            jwtSecret: String? = nil
+            jwtSecret: String? = nil, withFaults: Bool = false
         ) {
+            self.withFaults = withFaults
             self.host = host
             self.port = port
             self.path = path
@@ -83,7 +88,7 @@ public enum Replayer {
     }
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
-        var scripts = makeScripts(records)
+        var scripts = makeScripts(records, withFaults: options.withFaults)
         if let secret = options.jwtSecret {
             let refresher = TokenRefresher(secret: secret)
             for index in scripts.indices { scripts[index] = await refreshTokens(scripts[index], refresher: refresher) }
@@ -106,7 +111,8 @@ public enum Replayer {
         return Report(connections: diffs, problems: problems)
     }
 
-    static func makeScripts(_ records: [CaptureRecord]) -> [Script] {
+    static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {
+        let faults = withFaults ? RecordedFaults(records) : nil
         var scripts: [String: Script] = [:]
         var order: [String] = []
         for record in records.sorted(by: { $0.seq < $1.seq }) {
@@ -127,7 +133,12 @@ public enum Replayer {
                 if engine.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             case .jwt(let jwt):
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
-            case .packet(let packet):
+            case .packet(var packet):
+                if let faults, packet.dir == .clientToServer {
+                    // What the server got: nothing of a dropped packet, a rewritten one as rewritten.
+                    guard let delivered = faults.delivered(packet, seq: record.seq, conn: conn) else { continue }
+                    packet = delivered
+                }
                 scripts[conn]!.steps.append((record.seq, packet))
                 if packet.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             default:

@@ -208,6 +208,30 @@ struct ProxyViewTests {
         #expect(line.contains("JWT auth.token sub=42 exp 2026-11-27T08:00:00Z (expired 45m02s ago) ✗ expired at"))
     }
 
+    @Test("A fault line: the action, its packet, the delay or what went instead, and the rule")
+    func faultLine() {
+        let record = CaptureRecord(seq: 9, ts: "2026-11-27T08:45:02.123456Z", conn: "c1", .fault(FaultRecord(
+            rule: "delay=300ms,event=chat", action: .delay, dir: .serverToClient, packet: 8, delayMilliseconds: 300)))
+        let line = RecordView(style: Styling(enabled: false), width: 200).line(record)
+        #expect(line == "08:45:02.123 [c1] ← fault delay #8 300 ms (delay=300ms,event=chat)")
+    }
+
+    @Test("--fault rules are read before anything starts; a bad one is a usage error")
+    func faultOptions() async throws {
+        let bad = await siotap(["proxy", "--fault", "drop,colour=red"])
+        #expect(bad.code == 2)
+        #expect(bad.err.contains("--fault 'drop,colour=red': unknown term colour"))
+        let forward = await siotap(["proxy", "--mode", "forward", "--fault", "drop"])
+        #expect(forward.err.contains("--fault and --faults are for --mode reverse"))
+        let seedAlone = await siotap(["proxy", "--seed", "3"])
+        #expect(seedAlone.err.contains("--seed goes with --fault"))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-faults-\(getpid()).json")
+        try Data(#"["drop", {"not": "a rule"}]"#.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let badFile = await siotap(["proxy", "--faults", file.path])
+        #expect(badFile.err.contains("each rule is a string"))
+    }
+
     @Test("Filters keep packets matching every term")
     func filter() throws {
         #expect(try CaptureFilter("nsp=/admin,dir=s2c,type=ack").matches(Self.event))

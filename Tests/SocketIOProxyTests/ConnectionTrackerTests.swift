@@ -35,7 +35,10 @@ struct ConnectionTrackerTests {
         #expect(tracker.end(connection)?.reason == "close packet")
         #expect(tracker.end(connection) == nil)
         var emitted = false
-        tracker.emitIfOpen(connection) { emitted = true }
+        tracker.emitIfOpen(connection) {
+            emitted = true
+            return 1
+        }
         #expect(!emitted, "nothing is written after a conn's close")
     }
 

@@ -56,39 +56,24 @@ struct WebSocketRelayHandlerTests {
         return Relay(loop: loop, client: client, upstream: upstream, upstreamHandler: handler, seen: seen)
     }
 
-    static func frame(_ opcode: UInt8, _ payload: [UInt8], mask: [UInt8]? = nil) -> [UInt8] {
-        var bytes: [UInt8] = [0x80 | opcode, UInt8(payload.count) | (mask == nil ? 0 : 0x80)]
-        if let mask {
-            bytes += mask
-            bytes += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-        } else {
-            bytes += payload
-        }
-        return bytes
-    }
 
-    func written(_ channel: EmbeddedChannel) throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        return bytes
-    }
 
     @Test("Bytes go through unchanged both ways; what came before the client was attached comes first; messages are observed")
     func forwardsBytes() throws {
         let relay = try makeRelay()
-        let open = Self.frame(1, Array(#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#.utf8))
+        let open = frameBytes(1, Array(#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#.utf8))
         try relay.upstream.writeInbound(ByteBuffer(bytes: open))
         #expect(relay.seen.all.isEmpty, "observed before its conn exists")
         try relay.upstreamHandler.attachClient(to: relay.client)
-        #expect(try written(relay.client) == open)
+        #expect(try writtenBytes(relay.client) == open)
         #expect(relay.seen.all == [#"server text 0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#])
 
         // A masked event in two TCP segments, cut inside the header.
-        let event = Self.frame(1, Array(#"42["hi",1.50]"#.utf8), mask: [9, 8, 7, 6])
+        let event = frameBytes(1, Array(#"42["hi",1.50]"#.utf8), mask: [9, 8, 7, 6])
         try relay.client.writeInbound(ByteBuffer(bytes: event[..<3]))
         try relay.client.writeInbound(ByteBuffer(bytes: event[3...]))
         relay.client.pipeline.fireChannelReadComplete()
-        #expect(try written(relay.upstream) == event)
+        #expect(try writtenBytes(relay.upstream) == event)
         #expect(relay.seen.all.last == #"client text 42["hi",1.50]"#)
     }
 
@@ -96,10 +81,10 @@ struct WebSocketRelayHandlerTests {
     func clientCloses() throws {
         let relay = try makeRelay()
         try relay.upstreamHandler.attachClient(to: relay.client)
-        let close = Self.frame(8, [0x03, 0xE8], mask: [1, 2, 3, 4])
+        let close = frameBytes(8, [0x03, 0xE8], mask: [1, 2, 3, 4])
         try relay.client.writeInbound(ByteBuffer(bytes: close))
         relay.client.pipeline.fireChannelReadComplete()
-        #expect(try written(relay.upstream) == close)
+        #expect(try writtenBytes(relay.upstream) == close)
         try relay.client.close().wait()
         relay.loop.run()
         #expect(!relay.upstream.isActive)
@@ -182,10 +167,10 @@ struct WebSocketRelayHandlerTests {
     func oversized() throws {
         let relay = try makeRelay(maxMessageSize: 10)
         try relay.upstreamHandler.attachClient(to: relay.client)
-        let big = Self.frame(2, Array(repeating: 0xAB, count: 100))
+        let big = frameBytes(2, Array(repeating: 0xAB, count: 100))
         try relay.upstream.writeInbound(ByteBuffer(bytes: big))
         relay.upstream.pipeline.fireChannelReadComplete()
-        #expect(try written(relay.client) == big)
+        #expect(try writtenBytes(relay.client) == big)
         #expect(relay.seen.all == ["server oversized 100"])
     }
 }

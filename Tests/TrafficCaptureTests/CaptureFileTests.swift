@@ -26,6 +26,10 @@ struct CaptureFileTests {
                        exp: "2026-01-01T00:00:00Z", expiresInSeconds: -3.5, warnings: ["w"])),
         .close(CloseRecord(by: .proxy, reason: "upstream refused the connection")),
         .error(ErrorRecord(dir: .clientToServer, code: "socketio.invalid_payload", message: "invalid payload", raw: "2{}")),
+        .fault(FaultRecord(rule: "delay=300ms,jitter=50ms,event=n", action: .delay, dir: .serverToClient, packet: 4, delayMilliseconds: 312.5)),
+        .fault(FaultRecord(rule: "refuse-connect=1,message=jwt expired", action: .refuseConnect, dir: .serverToClient, packet: 6,
+                           raw: #"4{"message":"jwt expired"}"#)),
+        .fault(FaultRecord(rule: "disconnect=2s,how=reset", action: .disconnect, detail: "how=reset, 2 s after the conn began")),
         // Forward mode, through an intercepted CONNECT.
         .session(SessionRecord(
             url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: 4, transport: .websocket, remote: "127.0.0.1:5",

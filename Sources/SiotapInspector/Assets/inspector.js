@@ -163,6 +163,12 @@ function ingest(line) {
     }
     case 'close': conn.closed = record; break;
     case 'error': conn.errors += 1; break;
+    case 'fault': {
+      // A fault names its packet by seq: the packet shows what became of it.
+      const packet = record.packet !== undefined ? conn.records.find((r) => r.seq === record.packet) : undefined;
+      if (packet) { (packet._faults = packet._faults || []).push(record); record._packet = packet; }
+      break;
+    }
   }
 }
 
@@ -191,6 +197,7 @@ function describe(record) {
     case 'jwt': return `token ${record.verified === true ? 'verified' : record.verified === false ? 'not verified' : 'not checked'}`;
     case 'close': return `close by ${record.by}`;
     case 'error': return record.code;
+    case 'fault': return `fault ${record.action}`;
     default: return record.kind;
   }
 }
@@ -202,6 +209,10 @@ function preview(record) {
   }
   if (record.kind === 'close') return record.reason || '';
   if (record.kind === 'error') return record.message || '';
+  if (record.kind === 'fault') {
+    const what = [record.delay_ms !== undefined ? `${record.delay_ms} ms` : '', record.detail || '', record.raw || ''].filter(Boolean).join(' · ');
+    return `${what}${what ? ' · ' : ''}${record.rule}`;
+  }
   if (record.kind === 'session') return record.url || '';
   if (record.kind === 'jwt') return record.reason || record.source || '';
   if (record.kind === 'engine') return record.data === undefined ? '' : JSON.stringify(record.data);
@@ -312,6 +323,15 @@ function renderDetail() {
     else if (data) parts.push(element('h3', '', 'data'), treeBox(data, 'data', marked));
     (record.attachments || []).forEach((attachment, index) => parts.push(attachmentView(attachment, index)));
     if (record.raw !== undefined) parts.push(element('h3', '', 'as sent'), element('pre', '', record.raw));
+    for (const fault of record._faults || []) {
+      const jump = element('a', 'jump notice', `${describe(fault)} by ${fault.rule} (#${fault.seq})`);
+      jump.onclick = () => select(fault);
+      parts.push(jump);
+    }
+  } else if (record.kind === 'fault' && record._packet) {
+    const jump = element('a', 'jump', `on #${record._packet.seq} ${describe(record._packet)}`);
+    jump.onclick = () => select(record._packet);
+    parts.push(jump, treeBox(raw, record.kind));
   } else {
     parts.push(treeBox(raw, record.kind));
   }

@@ -1,0 +1,353 @@
+import FaultInjection
+import NIOCore
+import NIOHTTP1
+import SocketIOProtocol
+import SocketIOTransport
+import Synchronization
+import TrafficCapture
+
+/// `--fault`: each packet observed before it goes on, the rules' decision carried out on either
+/// transport, and the faults recorded. Without rules none of this runs: the relays pass bytes as
+/// they come.
+extension SocketIOProxy {
+    /// What becomes of one Engine.IO packet (and of those held before it).
+    struct PacketFate {
+        enum Delivery {
+            /// A binary packet waiting for its attachments: decided with its last one.
+            case hold
+            case pass
+            case drop
+            case replace([EnginePacket])
+        }
+
+        var delivery = Delivery.pass
+        var delay = 0.0
+        var reply: [EnginePacket] = []
+        var cut: FaultRule.Cut?
+    }
+
+    /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
+    func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> PacketFate {
+        let output = decode(frame, dir: dir, on: connection)
+        var fate = PacketFate()
+        var completed = false
+        let now = CaptureClock.secondsSince1970()
+        for body in output.records {
+            let seq = emit(body, on: connection)
+            if case .engine(let engine) = body, engine.type == .close {
+                close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
+            }
+            guard case .packet(let packet) = body else { continue }
+            completed = true
+            guard let decision = connection.withFaults({ faults, _ in faults.decide(packet, seq: seq, now: now) }) else { continue }
+            for record in decision.records { emit(.fault(record), on: connection) }
+            fate.delay = max(fate.delay, decision.delay)
+            if decision.drop {
+                fate.delivery = .drop
+            } else if let replacement = decision.replacement {
+                let (text, attachments) = SocketIOCodec.encode(replacement)
+                fate.delivery = .replace([.message(text)] + attachments.map { EnginePacket.message($0) })
+            }
+            if let reply = decision.reply { fate.reply.append(.message(SocketIOCodec.encode(reply).text)) }
+            if let cut = decision.disconnect { fate.cut = cut }
+        }
+        for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
+        if !completed, output.records.isEmpty, output.enginePackets.contains(where: { $0.type == .message }) {
+            fate.delivery = .hold
+        }
+        if let (wait, record) = connection.withFaults({ faults, _ in faults.throttle(bytes: wireSize, dir: dir, now: now) }) {
+            if let record { emit(.fault(record), on: connection) }
+            fate.delay = max(fate.delay, wait)
+        }
+        return fate
+    }
+
+    // MARK: WebSocket
+
+    func interception(_ relayed: RelayedConnection) -> WebSocketRelay.Interception? {
+        guard tracker.faults != nil else { return nil }
+        return WebSocketRelay.Interception(
+            decide: { [weak self] side, message, size in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return WebSocketRelay.Fate() }
+                let fate = self.decide(.webSocket(message), dir: Direction(from: side), wireSize: size, on: connection)
+                let version = connection.engineVersion
+                let delivery: WebSocketRelay.Fate.Delivery
+                switch fate.delivery {
+                case .hold: delivery = .hold
+                case .pass: delivery = .pass
+                case .drop: delivery = .drop
+                case .replace(let packets): delivery = .replace(packets.map { EngineIOCodec.encode($0, version: version) })
+                }
+                return WebSocketRelay.Fate(
+                    delivery, delay: fate.delay, reply: fate.reply.map { EngineIOCodec.encode($0, version: version) },
+                    cut: fate.cut.map { $0 == .reset ? .reset : .close }
+                )
+            },
+            started: { control in
+                relayed.connection.withLock({ $0 })?.cutWebSocket = { how in control.cut(how == .reset ? .reset : .close) }
+            }
+        )
+    }
+
+    // MARK: Timed disconnects
+
+    /// Starts the conn's timed disconnect, if a rule has one for it.
+    func scheduleTimedDisconnect(_ connection: ConnectionTracker.Connection) {
+        guard let (rule, after, how) = connection.withFaults({ faults, _ in faults.timedDisconnect }) ?? nil else { return }
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(after))
+            guard let self, !connection.closed else { return }
+            self.emit(.fault(FaultRecord(rule: rule.spec, action: .disconnect, detail: "how=\(how.rawValue), \(Self.seconds(after)) after the conn began")), on: connection)
+            self.cut(connection, how: how)
+        }
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\((value * 1000).rounded() / 1000) s"
+    }
+
+    /// Ends the conn on whichever transport carries it now.
+    func cut(_ connection: ConnectionTracker.Connection, how: FaultRule.Cut) {
+        if connection.onWebSocket, let cutWebSocket = connection.cutWebSocket {
+            cutWebSocket(how)
+        } else {
+            cutPolling(connection, how: how)
+        }
+    }
+
+    // MARK: Polling
+
+    /// A polling conn cut: its waiting long-poll and its later requests are answered as by a
+    /// server that lost the session (a 400, and the connection closed) or their connections reset,
+    /// and the upstream is told the session is over (a close packet of its own). Not an Engine.IO
+    /// close packet to the client: that says the server ended the session on purpose, and
+    /// python-socketio then does not reconnect (socket.io-client does either way).
+    func cutPolling(_ connection: ConnectionTracker.Connection, how: FaultRule.Cut) {
+        guard let waiter = connection.withFaults({ _, polling in polling.cut(how) }) else { return }
+        waiter?.succeed(how == .reset ? .reset : sessionGone(on: connection))
+        if let sid = connection.sid {
+            let upstream = reverseUpstream
+            let version = connection.engineVersion
+            let target = (configuration.path ?? "/socket.io/") + "?EIO=\(version.rawValue)&transport=polling&sid=\(sid)"
+            let body = EngineIOCodec.encodePayload([EnginePacket(.close)], version: version).body
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target)
+            head.headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
+            head.headers.add(name: "Content-Length", value: String(body.count))
+            _ = upstream.pool.exchange(head: head, body: body, maxResponseSize: 1 << 16, on: nil)
+        }
+        close(connection, by: .proxy, reason: "fault: disconnect (how=\(how.rawValue))", waitingForActivity: false)
+    }
+
+    /// An answer the proxy makes in the server's stead: with CORS headers for the client's page
+    /// (a browser refuses a cross-origin answer without them), as the server would have sent.
+    func answer(_ status: HTTPResponseStatus, contentType: String, body: [UInt8], on connection: ConnectionTracker.Connection) -> HTTPResponse {
+        var headers: HTTPHeaders = ["Content-Type": contentType]
+        if let origin = connection.withFaults({ _, polling in polling.origin }) ?? nil {
+            headers.add(name: "Access-Control-Allow-Origin", value: origin)
+            headers.add(name: "Access-Control-Allow-Credentials", value: "true")
+            headers.add(name: "Vary", value: "Origin")
+        }
+        return HTTPResponse(status: status, headers: headers, body: body, closeConnection: status != .ok)
+    }
+
+    func pollingAnswer(_ packets: [EnginePacket], on connection: ConnectionTracker.Connection) -> HTTPResponse {
+        let body = EngineIOCodec.encodePayload(packets, version: connection.engineVersion).body
+        return answer(.ok, contentType: "text/plain; charset=UTF-8", body: body, on: connection)
+    }
+
+    /// What a server says of a session it does not know (the JS server's words); the connection
+    /// closes after it.
+    func sessionGone(on connection: ConnectionTracker.Connection) -> HTTPResponse {
+        answer(.badRequest, contentType: "application/json", body: Array(#"{"code":1,"message":"Session ID unknown"}"#.utf8), on: connection)
+    }
+
+    /// A polling body's packets, each decided; nil when nothing changes (the body goes as it came).
+    struct PayloadFate {
+        var packets: [EnginePacket]?
+        var delay = 0.0
+        var reply: [EnginePacket] = []
+        var cut: FaultRule.Cut?
+    }
+
+    /// Observes a polling body packet by packet (its records written) and decides each.
+    func decide(body: [UInt8], dir: Direction, on connection: ConnectionTracker.Connection) -> PayloadFate {
+        let version = connection.engineVersion
+        guard let packets = try? EngineIOCodec.decodePayload(body, version: version) else {
+            // Not a payload: the error record says so, and it goes on as it came.
+            observe(.pollingBody(body), dir: dir, on: connection)
+            return PayloadFate()
+        }
+        var result = PayloadFate()
+        var out: [EnginePacket] = []
+        var held: [EnginePacket] = []
+        var changed = false
+        for packet in packets {
+            let size = EngineIOCodec.encodeText(packet, version: version).utf8.count
+            let fate = decide(.polledPacket(packet), dir: dir, wireSize: size, on: connection)
+            result.delay = max(result.delay, fate.delay)
+            result.reply += fate.reply
+            if let cut = fate.cut { result.cut = cut }
+            switch fate.delivery {
+            case .hold:
+                held.append(packet)
+                continue
+            case .pass: out += held + [packet]
+            case .drop: changed = true
+            case .replace(let replacement):
+                out += replacement
+                changed = true
+            }
+            held = []
+        }
+        // A binary packet whose attachments come in a later body goes on now, undecided.
+        out += held
+        if changed { result.packets = out }
+        return result
+    }
+}
+
+extension PollingResponder {
+    /// `--fault`'s way for a known session's polls.
+    func respondWithFaults(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
+        let loop = clientClosed.eventLoop
+        let connection = proxy.tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        if let origin = request.head.headers.first(name: "Origin") {
+            _ = connection.withFaults { _, polling in polling.origin = origin }
+        }
+        let answer = request.method == .POST
+            ? post(request, engine: engine, on: connection, loop: loop, clientClosed: clientClosed)
+            : get(request, engine: engine, on: connection, loop: loop, clientClosed: clientClosed)
+        return answer.always { _ in proxy.activityEnded(on: connection) }
+    }
+
+    private func post(
+        _ request: HTTPRequest, engine: EngineRequest, on connection: ConnectionTracker.Connection, loop: any EventLoop,
+        clientClosed: EventLoopFuture<Void>
+    ) -> EventLoopFuture<HTTPResponse> {
+        if let cut = connection.withFaults({ _, polling in polling.cut }) ?? nil {
+            return loop.makeSucceededFuture(cut == .reset ? .reset : proxy.sessionGone(on: connection))
+        }
+        let fate = proxy.decide(body: request.body, dir: .clientToServer, on: connection)
+        deliver(fate.reply, on: connection)
+        var body = request.body
+        if let packets = fate.packets {
+            guard !packets.isEmpty else {
+                // Nothing left to send: the proxy answers as the server would have.
+                return after(fate.delay, on: loop) {
+                    loop.makeSucceededFuture(proxy.answer(.ok, contentType: "text/html", body: Array("ok".utf8), on: connection))
+                }
+            }
+            body = EngineIOCodec.encodePayload(packets, version: connection.engineVersion).body
+        }
+        return after(fate.delay, on: loop) { [proxy, route, upstream, body] in
+            let pending = upstream.pool.exchange(
+                head: ProxyHeaders.upstreamHead(request.head, bodyLength: body.count, engineIO: true), body: body,
+                maxResponseSize: proxy.configuration.maxMessageSize, on: loop
+            )
+            clientClosed.whenSuccess { pending.cancel() }
+            return pending.response
+                .map { response in
+                    let answer = proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
+                    if let cut = fate.cut { proxy.cutPolling(connection, how: cut) }
+                    return answer
+                }
+                .flatMapError { error in failed(error, pending: pending, on: connection, loop: loop) }
+        }
+    }
+
+    private func get(
+        _ request: HTTPRequest, engine: EngineRequest, on connection: ConnectionTracker.Connection, loop: any EventLoop,
+        clientClosed: EventLoopFuture<Void>
+    ) -> EventLoopFuture<HTTPResponse> {
+        let answered = loop.makePromise(of: HTTPResponse.self)
+        guard let (start, replaced) = connection.withFaults({ _, polling in polling.clientPolls(answered) }) else {
+            answered.succeed(proxy.sessionGone(on: connection))
+            return answered.futureResult
+        }
+        replaced?.succeed(proxy.pollingAnswer([EnginePacket(.noop)], on: connection))
+        switch start {
+        case .gone(let how):
+            answered.succeed(how == .reset ? .reset : proxy.sessionGone(on: connection))
+            return answered.futureResult
+        case .answer(let packets):
+            answered.succeed(proxy.pollingAnswer(packets, on: connection))
+            return answered.futureResult
+        case .wait(send: false):
+            return answered.futureResult
+        case .wait(send: true):
+            break
+        }
+        let pending = upstream.pool.exchange(
+            head: ProxyHeaders.upstreamHead(request.head, bodyLength: 0, engineIO: true), body: [],
+            maxResponseSize: proxy.configuration.maxMessageSize, on: loop
+        )
+        clientClosed.whenSuccess {
+            // The client's long-poll went away; the upstream's is dropped with it unless the proxy
+            // already answered the client (the upstream's answer is then kept for the next one).
+            if connection.withFaults({ _, polling in polling.waiting.map { $0.futureResult === answered.futureResult } ?? false }) == true {
+                pending.cancel()
+            }
+        }
+        pending.response
+            .flatMap { [proxy] response -> EventLoopFuture<(HTTPResponse, [EnginePacket]?, FaultRule.Cut?)> in
+                guard response.status == .ok else {
+                    let answer = proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
+                    return loop.makeSucceededFuture((answer, nil, nil))
+                }
+                let fate = proxy.decide(body: response.body, dir: .serverToClient, on: connection)
+                var answer = response
+                answer.headers = ProxyHeaders.endToEnd(response.headers)
+                var packets = fate.packets
+                if let changed = fate.packets {
+                    let binary = response.headers.first(name: "Content-Type")?.contains("octet-stream") ?? false
+                    // A long-poll answered with nothing would be a malformed payload: a noop goes instead.
+                    let (body, framing) = EngineIOCodec.encodePayload(
+                        changed.isEmpty ? [EnginePacket(.noop)] : changed, version: connection.engineVersion, binaryFraming: binary
+                    )
+                    answer.body = body
+                    answer.headers.replaceOrAdd(name: "Content-Type", value: framing == .binary ? "application/octet-stream" : "text/plain; charset=UTF-8")
+                } else if let decoded = try? EngineIOCodec.decodePayload(response.body, version: connection.engineVersion) {
+                    packets = decoded
+                }
+                let result = (answer, packets, fate.cut)
+                return after(fate.delay, on: loop) { loop.makeSucceededFuture(result) }
+            }
+            .whenComplete { [proxy] result in
+                switch result {
+                case .success(let (answer, packets, cut)):
+                    let waiter = connection.withFaults({ _, polling in
+                        let waiter = polling.upstreamAnswered()
+                        if waiter == nil, let packets { polling.keep(packets) }
+                        return waiter
+                    }) ?? nil
+                    waiter?.succeed(answer)
+                    // The packet that asked for the cut has been delivered (or kept for the next poll).
+                    if let cut { proxy.cutPolling(connection, how: cut) }
+                case .failure(let error):
+                    let waiter = connection.withFaults({ _, polling in polling.upstreamAnswered() }) ?? nil
+                    failed(error, pending: pending, on: connection, loop: loop).whenComplete { answer in
+                        waiter?.succeed((try? answer.get()) ?? .reset)
+                    }
+                }
+            }
+        return answered.futureResult
+    }
+
+    /// Packets the proxy sends the client on its own (a refused CONNECT's answer).
+    private func deliver(_ packets: [EnginePacket], on connection: ConnectionTracker.Connection) {
+        guard !packets.isEmpty else { return }
+        let waiter = connection.withFaults { _, polling in polling.send(packets) } ?? nil
+        waiter?.succeed(proxy.pollingAnswer(packets, on: connection))
+    }
+
+    private func failed(_ error: any Error, pending: PendingExchange, on connection: ConnectionTracker.Connection, loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        if pending.isCancelled { return loop.makeSucceededFuture(proxy.clientWentAway(on: connection)) }
+        let failure = error as? HTTPClientError ?? HTTPClientError(.closed, request: pending.request, detail: "\(error)")
+        return loop.makeFutureWithTask { [proxy, upstream] in await proxy.upstreamFailed(failure, on: connection, to: upstream) }
+    }
+
+    private func after<Value: Sendable>(_ delay: Double, on loop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<Value>) -> EventLoopFuture<Value> {
+        guard delay > 0 else { return body() }
+        return loop.flatScheduleTask(in: .nanoseconds(Int64(delay * 1e9)), body).futureResult
+    }
+}
