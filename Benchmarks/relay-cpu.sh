@@ -8,6 +8,9 @@
 # second (p50 and p99 against direct), medians of the rounds. siotap runs with one event loop, as
 # nginx runs one worker, and with NIO's default (one loop per core) as "siotap-N".
 #
+# With FAULTS=1, also "siotap-fault": one loop and a --fault rule that matches nothing, which puts
+# the relay in its message-by-message mode: what --fault costs before any fault is injected.
+#
 #   ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=20 Benchmarks/relay-cpu.sh
 # Release build; loopback only; every process started here is stopped at the end.
 set -euo pipefail
@@ -39,6 +42,13 @@ until grep -q "listening on" "$work/proxy-1.err" 2>/dev/null; do sleep 0.1; done
 proxy1=$(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy-1.err" | head -n 1)
 
 relays=("direct $server $server_pid" "nginx http://127.0.0.1:$nginx_port $nginx_pid" "siotap $proxy1 $proxy1_pid" "siotap-$(nproc) $proxy $proxy_pid")
+if [ "${FAULTS:-0}" = 1 ]; then
+    NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture-f.jsonl" --quiet \
+        --fault 'drop,event=never-sent-by-the-load' 2> "$work/proxy-f.err" &
+    proxyf_pid=$!
+    until grep -q "listening on" "$work/proxy-f.err" 2>/dev/null; do sleep 0.1; done
+    relays+=("siotap-fault $(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy-f.err" | head -n 1) $proxyf_pid")
+fi
 if command -v mitmdump >/dev/null; then
     mitm_port=$(free_port)
     mitmdump -q --mode "reverse:$server" -p "$mitm_port" --listen-host 127.0.0.1 -w "$work/mitm.flows" &
