@@ -111,7 +111,7 @@ let package = Package(
             name: "siotap",
             dependencies: ["SiotapCommands", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol"]),
+        .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol", "PeerSupport"]),
         .testTarget(
             name: "JWTInspectionTests",
             dependencies: [

@@ -112,6 +112,22 @@ try:
 except ImportError:
     pass
 
+# msgpack: Socket.IO packets as python-socketio's msgpack serializer writes them, and values of
+# every type (when the msgpack package is in the venv).
+try:
+    import msgpack
+
+    seeds["msgpack"] = [msgpack.packb(value, use_bin_type=True) for value in [
+        {"type": 0, "data": {"token": "t"}, "nsp": "/"},
+        {"type": 2, "data": ["chat", {"n": 12345678901234567890}, b"\x01\x02"], "nsp": "/admin", "id": 7},
+        {"type": 3, "data": [None, True, -1.5], "nsp": "/", "id": 1},
+        {"type": 4, "data": {"message": "no"}, "nsp": "/"},
+        [0, -1, 255, -129, 2**32, -2**63, 0.1, "caf\u00e9", b"", {1: 2}, [[[]]]],
+        msgpack.ExtType(5, b"\x01\x02\x03\x04"),
+    ]]
+except ImportError:
+    pass
+
 for name, items in seeds.items():
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,14 @@ import TrafficCapture
 extension EngineIOVersion: ExpressibleByArgument {}
 extension EngineTransport: ExpressibleByArgument {}
 extension Direction: ExpressibleByArgument {}
+extension SocketIOParser: ExpressibleByArgument {}
+
+/// `--parser`: the Socket.IO parser of the traffic, or `auto` to tell it from the first packet.
+enum ParserChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, json, msgpack
+
+    var parser: SocketIOParser? { self == .auto ? nil : SocketIOParser(rawValue: rawValue) }
+}
 
 struct DecodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,6 +31,10 @@ struct DecodeCommand: AsyncParsableCommand {
             A binary packet still waiting for attachments after the last frame is reported as an \
             error record ("incomplete: BINARY_EVENT waits for 1 attachment").
 
+            --parser msgpack reads each binary frame as one msgpack packet (socket.io-msgpack-parser, \
+            python-socketio's serializer="msgpack"); auto, the default, takes a first binary frame that \
+            is a msgpack map for one.
+
             Exit codes: 0 every frame decoded; 1 the frames end with a binary packet still waiting for \
             its attachments; 2 some frame is malformed (an error record says why) or the arguments \
             are wrong.
@@ -32,10 +44,14 @@ struct DecodeCommand: AsyncParsableCommand {
               siotap decode --transport polling '4hello\\x1ebAQIDBA=='
               siotap decode --eio 3 --transport polling '6:4hello10:b4AQIDBA=='
               siotap decode '451-["upload",{"_placeholder":true,"num":0}]' base64:AQID
+              siotap decode hex:83a47479706502a46461746192a568656c6c6fc403010203a36e7370a12f
               siotap decode --dir s2c '0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
               pbpaste | siotap decode --json
             """
     )
+
+    @Option(help: "The Socket.IO parser: auto, json or msgpack (see above).")
+    var parser: ParserChoice = .auto
 
     @Option(help: "Engine.IO version: 3 (socket.io 1.x/2.x) or 4 (socket.io 3.x and later).")
     var eio: EngineIOVersion = .v4
@@ -67,7 +83,7 @@ struct DecodeCommand: AsyncParsableCommand {
         }
         let inspector = JWTInspector(key: key, leewaySeconds: tokens.leeway)
         let printer = RecordPrinter(io: io, json: json)
-        var decoder = TrafficDecoder(engineVersion: eio)
+        var decoder = TrafficDecoder(engineVersion: eio, parser: parser.parser)
         var seq = 0
         var failed = false
         let logger = Logger(label: "siotap.decode")

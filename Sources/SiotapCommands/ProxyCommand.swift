@@ -94,6 +94,9 @@ struct ProxyCommand: AsyncParsableCommand {
     })
     var filter: CaptureFilter?
 
+    @Option(help: "The sessions' Socket.IO parser: auto (each session's first packet tells, and its session record says msgpack), json or msgpack.")
+    var parser: ParserChoice = .auto
+
     @Option(help: "Decode Engine.IO traffic on this path only (default: any path whose query says EIO= and transport=).")
     var path: String?
 
@@ -183,7 +186,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
                 upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
                 idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote,
-                faults: faultPlan
+                faults: faultPlan, parser: parser.parser
             ),
             recordingInto: queue
         )

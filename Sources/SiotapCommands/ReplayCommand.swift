@@ -67,7 +67,12 @@ struct ReplayCommand: AsyncParsableCommand {
         let (records, problems) = try readCapture()
         for problem in problems { io.writeError("siotap replay: \(capture): \(problem)\n") }
         let secret = jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret
-        let server = try await TargetServer(target: target) { builtIn in
+        // The built-in server speaks the capture's parser (a msgpack session's record says msgpack),
+        // and recovers connection state when the capture's sessions did.
+        let configuration = SocketIOServer.Configuration(
+            parser: Replayer.parser(of: records), recoveryMilliseconds: Replayer.usesRecovery(records) ? 120_000 : nil
+        )
+        let server = try await TargetServer(target: target, configuration: configuration) { builtIn in
             switch app {
             case .chat: ChatApp.install(on: builtIn, secret: secret)
             case .conformance: ConformanceApp.install(on: builtIn)

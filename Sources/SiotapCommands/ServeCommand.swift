@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import SocketIOProtocol
 import SocketIOServer
 import SocketIOTransport
 
@@ -18,6 +19,15 @@ struct ServeCommand: AsyncParsableCommand {
             conformance: the server the official engine.io-protocol and socket.io-protocol suites \
             expect; run it with --ping-interval 300 --ping-timeout 200 for them.
 
+            --recovery MS turns on connection-state recovery (socket.io 4.6+'s connectionStateRecovery, \
+            protocol v5 clients): each CONNECT answer carries a private id (pid), each event sent to \
+            clients gets an offset as its last argument, and a client that lost its connection comes \
+            back within MS milliseconds with its pid and last offset to get its socket (id, rooms, \
+            data) and the events it missed; socket.recovered is then true.
+
+            --parser msgpack speaks the msgpack parser (socket.io-msgpack-parser, python-socketio's \
+            serializer="msgpack") instead of JSON text; clients must use the same.
+
             Stops cleanly on SIGINT or SIGTERM.
 
             Exit codes: 0 stopped by SIGINT or SIGTERM; 1 it cannot listen; 2 wrong arguments.
@@ -26,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
               siotap serve
               JWT_SECRET=s3cret siotap serve --listen 127.0.0.1:4000
               siotap serve --app conformance --ping-interval 300 --ping-timeout 200 --cors '*'
+              siotap serve --app conformance --parser msgpack
+              siotap serve --recovery 120000
             """
     )
 
@@ -59,11 +71,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-eio3"), help: "Refuse Engine.IO 3 (socket.io 1.x/2.x) clients.")
     var noEIO3 = false
 
+    @Option(help: "Connection-state recovery: how long, in milliseconds, a client may be away and get its socket back (see above).")
+    var recovery: Int?
+
+    @Option(help: "How packets are written: json or msgpack.")
+    var parser: SocketIOParser = .json
+
     @Flag(help: "Set the io cookie (the session id) on handshakes, for load-balancer stickiness.")
     var cookie = false
 
     func validate() throws {
-        guard pingInterval > 0, pingTimeout > 0, maxPayload > 0, connectTimeout > 0 else {
+        guard pingInterval > 0, pingTimeout > 0, maxPayload > 0, connectTimeout > 0, (recovery ?? 1) > 0 else {
             throw ValidationError("Intervals, timeouts and sizes must be positive.")
         }
     }
@@ -74,7 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server = SocketIOServer(configuration: .init(engine: EngineConfiguration(
             path: path, pingInterval: pingInterval, pingTimeout: pingTimeout, maxPayload: maxPayload, allowEIO3: !noEIO3,
             connectTimeout: connectTimeout, corsOrigins: cors.isEmpty ? nil : cors, cookie: cookie
-        )))
+        ), parser: parser, recoveryMilliseconds: recovery))
         switch app {
         case .chat:
             let secret = jwtSecret ?? io.environment["JWT_SECRET"]
@@ -92,7 +110,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))")
         }
-        io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\n")
+        io.write("siotap serve: \(app.rawValue) app listening on http://\(address.host):\(port)\(path)\(parser == .msgpack ? " (msgpack parser)" : "")\n")
         await signals.wait()
         io.write("siotap serve: shutting down\n")
         await server.shutdown()

@@ -76,7 +76,7 @@ public final class SocketIOClient: Sendable {
     }
 
     private struct State {
-        var decoder: SocketIODecoder
+        var codec: SocketIOPacketCodec
         var connectWaiters: [String: CheckedContinuation<ConnectReply, Never>] = [:]
         /// Replies that came before anyone asked (protocol v4 connects `/` unasked).
         var connectReplies: [String: ConnectReply] = [:]
@@ -90,11 +90,17 @@ public final class SocketIOClient: Sendable {
     private let state: Mutex<State>
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
-    public init(host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "") {
+    /// How packets are written; the server must use the same parser.
+    public let parser: SocketIOParser
+
+    public init(
+        host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "", parser: SocketIOParser = .json
+    ) {
         engine = EngineIOClient(host: host, port: port, path: path, engineVersion: engineVersion, query: query)
         (events, eventContinuation) = AsyncStream<Event>.makeStream()
         (packets, packetContinuation) = AsyncStream<SocketPacket>.makeStream()
-        state = Mutex(State(decoder: SocketIODecoder(version: SocketIOVersion(engine: engineVersion))))
+        self.parser = parser
+        state = Mutex(State(codec: SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: engineVersion))))
     }
 
     public var host: String { engine.host }
@@ -177,21 +183,14 @@ public final class SocketIOClient: Sendable {
 
     /// Sends a packet as it is (ack ids included), for replaying a capture.
     public func send(_ packet: SocketPacket) {
-        let (text, attachments) = SocketIOCodec.encode(packet)
-        engine.send([.message(text)] + attachments.map { EnginePacket.message($0) })
+        engine.send(state.withLock { $0.codec.encode(packet) })
     }
 
     // MARK: Packets in
 
     private func receive(_ packet: EnginePacket) {
         guard packet.type == .message else { return }
-        let decoded: SocketPacket?? = state.withLock { state in
-            switch packet.payload {
-            case .text(let text): try? state.decoder.decode(text: text)
-            case .binary(let bytes): try? state.decoder.decode(binary: bytes)
-            case .none: nil
-            }
-        }
+        let decoded: SocketPacket?? = state.withLock { state in try? state.codec.decode(packet.payload) }
         if let decoded = decoded ?? nil { dispatch(decoded) }
     }
 

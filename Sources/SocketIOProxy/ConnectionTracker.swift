@@ -34,12 +34,18 @@ final class ConnectionTracker: Sendable {
             var polling = PollingFaults<EventLoopPromise<HTTPResponse>>()
             /// Cuts the WebSocket carrying the conn (a timed disconnect after the upgrade).
             var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)?
+            /// The conn's records while its parser is not known yet: its `session` record says it,
+            /// so they wait for the first Socket.IO packet (or the conn's end, or a second: see
+            /// ``ConnectionTracker/releaseHeld(now:after:)``).
+            var held: [CaptureRecord.Body]?
+            var heldSince = CaptureClock.secondsSince1970()
         }
 
-        fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false, faults: FaultPlan? = nil) {
+        fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false, faults: FaultPlan? = nil, parser: SocketIOParser? = nil) {
             self.id = id
             self.engineVersion = engineVersion
-            var state = State(observation: ConnectionObservation(engineVersion: engineVersion))
+            var state = State(observation: ConnectionObservation(engineVersion: engineVersion, parser: parser))
+            if parser == nil { state.held = [] }
             state.closed = closed
             state.faults = faults.map { ConnectionFaults(plan: $0, conn: id, engineVersion: engineVersion, start: CaptureClock.secondsSince1970()) }
             self.state = Mutex(state)
@@ -59,6 +65,8 @@ final class ConnectionTracker: Sendable {
         }
 
         var closed: Bool { state.withLock { $0.closed } }
+        /// The session's Socket.IO parser, once known (JSON until then).
+        var parser: SocketIOParser { state.withLock { $0.observation.decoder.parser ?? .json } }
         var sid: String? { state.withLock { $0.observation.sid } }
         var onWebSocket: Bool {
             get { state.withLock { $0.onWebSocket } }
@@ -77,6 +85,9 @@ final class ConnectionTracker: Sendable {
         var closedSids: [String] = []
         /// Connections not closed yet, by id.
         var open: [String: Connection] = [:]
+        /// Connection-state recovery: the conn whose CONNECT answer gave each pid (the last 4,096).
+        var byPid: [String: String] = [:]
+        var pidOrder: [String] = []
     }
 
     /// How many closed sessions' sids are remembered.
@@ -84,33 +95,39 @@ final class ConnectionTracker: Sendable {
 
     private let tables = Mutex(Tables())
     let faults: FaultPlan?
+    /// The parser every session uses, when the proxy was told; nil: each session's first packet tells.
+    let parser: SocketIOParser?
+    /// Where records go (the proxy's sink): returns the record's `seq`.
+    private let sink: @Sendable (CaptureRecord.Body, String) -> Int
 
-    init(faults: FaultPlan? = nil) {
+    init(faults: FaultPlan? = nil, parser: SocketIOParser? = nil, sink: @escaping @Sendable (CaptureRecord.Body, String) -> Int = { _, _ in 0 }) {
         self.faults = faults
+        self.parser = parser
+        self.sink = sink
     }
 
     func open(engineVersion: EngineIOVersion) -> Connection {
-        tables.withLock { tables in Self.open(engineVersion: engineVersion, faults: faults, in: &tables) }
+        tables.withLock { tables in Self.open(engineVersion: engineVersion, faults: faults, parser: parser, in: &tables) }
     }
 
     /// The conn a polling request belongs to (its sid's, or a new one), with the request counted
     /// as activity. A conn that closed in between counts it too: closed, it records nothing.
     func beginRequest(sid: String?, engineVersion: EngineIOVersion) -> Connection {
         let connection = tables.withLock { tables in
-            sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, faults: faults, in: &tables)
+            sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, faults: faults, parser: parser, in: &tables)
         }
         connection.state.withLock { $0.activity += 1 }
         return connection
     }
 
-    private static func open(engineVersion: EngineIOVersion, faults: FaultPlan?, in tables: inout Tables) -> Connection {
+    private static func open(engineVersion: EngineIOVersion, faults: FaultPlan?, parser: SocketIOParser?, in tables: inout Tables) -> Connection {
         guard !tables.stopped else {
             // Already closed, so nothing is written for it: a conn the capture starts must end
             // in it, and the proxy's last records are its `close`s.
             return Connection(id: "c0", engineVersion: engineVersion, closed: true)
         }
         tables.next += 1
-        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion, faults: faults)
+        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion, faults: faults, parser: parser)
         tables.open[connection.id] = connection
         return connection
     }
@@ -123,10 +140,35 @@ final class ConnectionTracker: Sendable {
         _ frame: TrafficDecoder.Frame, dir: Direction, on connection: Connection, now: Double = CaptureClock.secondsSince1970()
     ) -> TrafficDecoder.Output {
         connection.state.withLock { state in
-            let (output, learnedSid) = state.observation.observe(frame, dir: dir, now: now)
+            var (output, learnedSid) = state.observation.observe(frame, dir: dir, now: now)
             state.lastSeen = now
             if let learnedSid { tables.withLock { $0.bySid[learnedSid] = connection } }
+            linkRecoveries(&output, dir: dir, on: connection)
+            if let parser = output.parserFound { release(connection, &state, parser: parser) }
             return output
+        }
+    }
+
+    /// Connection-state recovery across conns: a CONNECT answer's pid is filed under its conn, and a
+    /// CONNECT asking a pid back names the conn it came from.
+    private func linkRecoveries(_ output: inout TrafficDecoder.Output, dir: Direction, on connection: Connection) {
+        for index in output.records.indices {
+            guard case .packet(var record) = output.records[index], record.type == .connect else { continue }
+            if dir == .serverToClient, let pid = record.data?["pid"]?.stringValue {
+                tables.withLock { tables in
+                    if tables.byPid[pid] == nil {
+                        tables.pidOrder.append(pid)
+                        if tables.pidOrder.count > Self.closedSidsKept {
+                            tables.byPid[tables.pidOrder.removeFirst()] = nil
+                        }
+                    }
+                    // The session's latest conn: a second recovery names the first recovered one.
+                    tables.byPid[pid] = connection.id
+                }
+            } else if dir == .clientToServer, let pid = ConnectionObservation.recoveryPid(of: record) {
+                record.recovers = tables.withLock { $0.byPid[pid] }
+                output.records[index] = .packet(record)
+            }
         }
     }
 
@@ -136,10 +178,44 @@ final class ConnectionTracker: Sendable {
     }
 
     /// Records `body` unless the conn is closed, under the conn's lock, so no record of a conn can
-    /// be written after its `close`.
+    /// be written after its `close`; while the conn's parser is not known, it waits with the
+    /// others. Returns its `seq` (0 while it waits).
     @discardableResult
-    func emitIfOpen(_ connection: Connection, _ emit: () -> Int) -> Int? {
-        connection.state.withLock { state in state.closed ? nil : emit() }
+    func emit(_ body: CaptureRecord.Body, on connection: Connection) -> Int? {
+        connection.state.withLock { state in
+            guard !state.closed else { return nil }
+            if state.held != nil {
+                state.held!.append(body)
+                return 0
+            }
+            return sink(body, connection.id)
+        }
+    }
+
+    /// Writes the records of conns that have waited `after` seconds for a first Socket.IO packet
+    /// (a session that only polls, a client that never connects a namespace): they are JSON
+    /// sessions as far as anyone can tell, and a capture must not sit on them.
+    func releaseHeld(now: Double, after: Double) {
+        let open = tables.withLock { Array($0.open.values) }
+        for connection in open {
+            connection.state.withLock { state in
+                if state.held != nil, now - state.heldSince >= after { release(connection, &state, parser: nil) }
+            }
+        }
+    }
+
+    /// Writes what waited for the parser, the `session` record saying it. Called with the conn's
+    /// lock held.
+    private func release(_ connection: Connection, _ state: inout Connection.State, parser: SocketIOParser?) {
+        guard let held = state.held else { return }
+        state.held = nil
+        for var body in held {
+            if case .session(var session) = body, parser == .msgpack {
+                session.parser = .msgpack
+                body = .session(session)
+            }
+            _ = sink(body, connection.id)
+        }
     }
 
     /// Something the conn's `close` must wait for has begun.
@@ -177,6 +253,7 @@ final class ConnectionTracker: Sendable {
 
     /// Called with the conn's lock held.
     private func finish(_ connection: Connection, _ state: inout Connection.State) {
+        release(connection, &state, parser: nil)
         state.closed = true
         let sid = state.observation.sid
         tables.withLock { tables in

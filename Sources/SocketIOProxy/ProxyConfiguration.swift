@@ -32,13 +32,16 @@ public struct ProxyConfiguration: Sendable {
     public var allowRemote: Bool
     /// `--fault`'s rules (reverse mode). With none, bytes pass as they come and nothing is held.
     public var faults: FaultPlan?
+    /// The sessions' Socket.IO parser (`--parser`); nil: each session's first packet tells it.
+    public var parser: SocketIOParser?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,
         path: String? = nil, jwtKey: JWTVerificationKey? = nil, jwtLeeway: Double = 0, maxMessageSize: Int = 64 << 20,
         idleTimeout: Double = 120, tls: TLSServerSettings? = nil, upstreamTLS: TLSClientSettings? = nil, forward: ForwardSettings? = nil,
-        allowRemote: Bool = false, faults: FaultPlan? = nil
+        allowRemote: Bool = false, faults: FaultPlan? = nil, parser: SocketIOParser? = nil
     ) {
+        self.parser = parser
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.upstreamHost = upstreamHost

@@ -42,13 +42,14 @@ extension SocketIOProxy {
             guard let decision = connection.withFaults({ faults, _ in faults.decide(packet, seq: seq, now: now) }) else { continue }
             for record in decision.records { emit(.fault(record), on: connection) }
             fate.delay = max(fate.delay, decision.delay)
+            // Re-encoded with the session's parser: JSON text and attachments, or one msgpack map.
+            let codec = SocketIOPacketCodec(parser: connection.parser, version: SocketIOVersion(engine: connection.engineVersion))
             if decision.drop {
                 fate.delivery = .drop
             } else if let replacement = decision.replacement {
-                let (text, attachments) = SocketIOCodec.encode(replacement)
-                fate.delivery = .replace([.message(text)] + attachments.map { EnginePacket.message($0) })
+                fate.delivery = .replace(codec.encode(replacement))
             }
-            if let reply = decision.reply { fate.reply.append(.message(SocketIOCodec.encode(reply).text)) }
+            if let reply = decision.reply { fate.reply += codec.encode(reply) }
             if let cut = decision.disconnect { fate.cut = cut }
         }
         for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }

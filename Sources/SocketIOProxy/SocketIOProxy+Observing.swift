@@ -27,7 +27,7 @@ extension SocketIOProxy {
     /// Records `body` in the conn unless it is closed; returns its `seq` (0 when not written).
     @discardableResult
     func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) -> Int {
-        tracker.emitIfOpen(connection) { sink(body, connection.id) } ?? 0
+        tracker.emit(body, on: connection) ?? 0
     }
 
     /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
@@ -74,7 +74,8 @@ extension SocketIOProxy {
         return SessionRecord(
             url: head.uri, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
-            remote: remote, upstream: upstream.description, target: route.target, scheme: route.scheme, tls: tls
+            remote: remote, upstream: upstream.description, target: route.target, scheme: route.scheme, tls: tls,
+            parser: configuration.parser == .msgpack ? .msgpack : nil
         )
     }
 }

@@ -33,7 +33,7 @@ public final class SocketIOProxy: Sendable {
         self.configuration = configuration
         self.readGate = readGate
         self.sink = sink
-        tracker = ConnectionTracker(faults: configuration.faults)
+        tracker = ConnectionTracker(faults: configuration.faults, parser: configuration.parser, sink: { body, conn in sink(body, conn) })
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
     }
@@ -112,7 +112,8 @@ public final class SocketIOProxy: Sendable {
 
     private func sweepIdleConnections() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(min(1, configuration.idleTimeout / 4)))
+            try? await Task.sleep(for: .seconds(min(0.5, configuration.idleTimeout / 4)))
+            tracker.releaseHeld(now: CaptureClock.secondsSince1970(), after: 0.5)
             for (connection, quiet) in tracker.idle(now: CaptureClock.secondsSince1970(), timeout: configuration.idleTimeout, grace: 1) {
                 let seconds = quiet == quiet.rounded() ? String(Int(quiet)) : String((quiet * 10).rounded() / 10)
                 close(connection, by: .proxy, reason: "no request for \(seconds) s: the session has expired", waitingForActivity: false)

@@ -10,13 +10,16 @@ public final class Namespace: Sendable {
     /// itself: an unowned server crashed a socket that outlived it (the same crash session 5 fixed
     /// in `SocketConnection`).
     let ackTimeout: Int
+    /// Set when the server recovers connection state.
+    let recovery: RecoveryStore?
     private let middlewares = Mutex<[Middleware]>([])
     private let connectionHandlers = Mutex<[ConnectionHandler]>([])
     private let socketTable = Mutex<[String: Socket]>([:])
 
-    init(name: String, ackTimeout: Int) {
+    init(name: String, ackTimeout: Int, recovery: RecoveryStore? = nil) {
         self.name = name
         self.ackTimeout = ackTimeout
+        self.recovery = recovery
     }
 
     /// Adds a middleware; they run in order for every connection, and any may refuse it.
@@ -76,6 +79,12 @@ public struct BroadcastOperator: Sendable {
     }
 
     public func emit(_ event: String, _ arguments: [JSONValue] = []) async {
+        var arguments = arguments
+        if let recovery = namespace.recovery {
+            // Kept for clients that come back, its offset sent last (socket.io's format).
+            let data = [JSONValue.string(event)] + arguments
+            arguments.append(.string(recovery.record(data, rooms: rooms, exceptRooms: exceptRooms, exceptSocket: exceptSocket, now: RecoveryStore.now)))
+        }
         let packet = SocketPacket.event(event, arguments, namespace: namespace.name)
         for socket in sockets.sorted(by: { $0.connectedOrder < $1.connectedOrder }) { await socket.send(packet) }
     }

@@ -20,6 +20,11 @@ public final class Socket: Sendable {
     public let id: String
     public let namespace: Namespace
     public let handshake: Handshake
+    /// With connection-state recovery: the private id the client gets (and sends back to recover).
+    public let pid: String?
+    /// Whether this socket is one recovered after its client lost its connection (its id, rooms and
+    /// data are those it had, and the events it missed were sent again).
+    public let recovered: Bool
     let connection: SocketConnection
     let connectedOrder: UInt64
 
@@ -34,13 +39,27 @@ public final class Socket: Sendable {
 
     private let state = Mutex(State())
 
-    init(id: String, namespace: Namespace, handshake: Handshake, connection: SocketConnection, order: UInt64) {
+    init(
+        id: String, namespace: Namespace, handshake: Handshake, connection: SocketConnection, order: UInt64, pid: String? = nil,
+        recovered: RecoveryStore.Session? = nil
+    ) {
         self.id = id
         self.namespace = namespace
         self.handshake = handshake
         self.connection = connection
         self.connectedOrder = order
-        state.withLock { $0.rooms = [id] }
+        self.pid = pid
+        self.recovered = recovered != nil
+        state.withLock { state in
+            state.rooms = recovered?.rooms ?? [id]
+            state.data = recovered?.data ?? [:]
+        }
+    }
+
+    /// What is kept of the socket while its client is away (recovery).
+    func session(at now: Double) -> RecoveryStore.Session? {
+        guard let pid else { return nil }
+        return state.withLock { RecoveryStore.Session(sid: id, pid: pid, rooms: $0.rooms, data: $0.data, disconnectedAt: now) }
     }
 
     /// Per-socket values for the application (like `socket.data`), e.g. the verified user.
@@ -67,6 +86,11 @@ public final class Socket: Sendable {
     public func leave(_ room: String) { state.withLock { _ = $0.rooms.remove(room) } }
 
     public func emit(_ event: String, _ arguments: [JSONValue] = []) async {
+        var arguments = arguments
+        if let recovery = namespace.recovery, pid != nil {
+            let data = [JSONValue.string(event)] + arguments
+            arguments.append(.string(recovery.record(data, rooms: [id], exceptRooms: [], exceptSocket: nil, now: RecoveryStore.now)))
+        }
         await send(SocketPacket.event(event, arguments, namespace: namespace.name))
     }
 

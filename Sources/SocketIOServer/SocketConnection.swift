@@ -15,7 +15,7 @@ actor SocketConnection {
     /// lets the server go then.
     private let server: SocketIOServer
     private let protocolVersion: SocketIOVersion
-    private var decoder: SocketIODecoder
+    private var codec: SocketIOPacketCodec
     private var sockets: [String: Socket] = [:]
     private var nextAckID: UInt64 = 0
     private var pendingAcks: [UInt64: CheckedContinuation<[JSONValue], any Error>] = [:]
@@ -26,7 +26,7 @@ actor SocketConnection {
         self.session = session
         self.server = server
         protocolVersion = SocketIOVersion(engine: session.version)
-        decoder = SocketIODecoder(version: protocolVersion)
+        codec = SocketIOPacketCodec(parser: server.configuration.parser, version: protocolVersion)
     }
 
     /// Protocol v4 connects `/` implicitly; v5 waits for the client's CONNECT, up to connectTimeout.
@@ -51,11 +51,7 @@ actor SocketConnection {
         for await message in session.inbound {
             let packet: SocketPacket?
             do {
-                switch message.payload {
-                case .text(let text): packet = try decoder.decode(text: text)
-                case .binary(let bytes): packet = try decoder.decode(binary: bytes)
-                case .none: packet = try decoder.decode(text: "")
-                }
+                packet = try codec.decode(message.payload)
             } catch {
                 server.logger.debug("closing on a bad packet", metadata: ["sid": "\(session.sid)", "error": "\(error)"])
                 await close(reason: "parse error")
@@ -72,6 +68,12 @@ actor SocketConnection {
         await handling.value
         connectTimer?.cancel()
         let reason = await session.closeReason?.description ?? "transport close"
+        if RecoveryStore.recoverableReasons.contains(reason) {
+            // Kept for a client that comes back in time (connection-state recovery).
+            for socket in sockets.values {
+                if let recovery = socket.namespace.recovery, let kept = socket.session(at: RecoveryStore.now) { recovery.persist(kept) }
+            }
+        }
         for socket in sockets.values { await socket.markDisconnected(reason: reason) }
         sockets = [:]
         for (_, pending) in pendingAcks { pending.resume(throwing: AckTimeout()) }
@@ -138,24 +140,38 @@ actor SocketConnection {
             auth: handshakeAuth, query: engineQuery, headers: session.headers.map { (name: $0.0, value: $0.1) },
             address: session.remote, engineVersion: session.version
         )
-        let id = protocolVersion == .v4 ? (name == "/" ? session.sid : "\(name)#\(session.sid)") : SessionID.make()
         let order = Self.order.withLock { value in
             value += 1
             return value
         }
-        let socket = Socket(id: id, namespace: namespace, handshake: handshake, connection: self, order: order)
-        do {
-            try await namespace.runMiddlewares(socket)
-        } catch let refused as ConnectionRefused {
-            await send(connectError(name, message: refused.message, data: refused.data))
-            return
-        } catch {
-            await send(connectError(name, message: "\(error)", data: nil))
-            return
+        // A client back with its pid and last offset gets its socket again, middlewares skipped
+        // (socket.io's default), and what it missed.
+        let recovery = protocolVersion == .v5 ? namespace.recovery : nil
+        var restored: RecoveryStore.Restored?
+        if let recovery, let pid = auth?["pid"]?.stringValue, let offset = auth?["offset"]?.stringValue {
+            restored = recovery.restore(pid: pid, offset: offset, now: RecoveryStore.now)
+        }
+        let id = restored?.session.sid ?? (protocolVersion == .v4 ? (name == "/" ? session.sid : "\(name)#\(session.sid)") : SessionID.make())
+        let pid = recovery == nil ? nil : restored?.session.pid ?? SessionID.make()
+        let socket = Socket(id: id, namespace: namespace, handshake: handshake, connection: self, order: order, pid: pid, recovered: restored?.session)
+        if restored == nil {
+            do {
+                try await namespace.runMiddlewares(socket)
+            } catch let refused as ConnectionRefused {
+                await send(connectError(name, message: refused.message, data: refused.data))
+                return
+            } catch {
+                await send(connectError(name, message: "\(error)", data: nil))
+                return
+            }
         }
         sockets[name] = socket
-        let reply: JSONValue? = protocolVersion == .v5 ? .object(["sid": .string(id)]) : nil
+        var reply: JSONValue?
+        if protocolVersion == .v5 {
+            reply = pid.map { .object(["sid": .string(id), "pid": .string($0)]) } ?? .object(["sid": .string(id)])
+        }
         await send(SocketPacket(.connect, namespace: name, data: reply))
+        for missed in restored?.missed ?? [] { await send(SocketPacket(.event, namespace: name, data: .array(missed))) }
         await namespace.connected(socket)
     }
 
@@ -179,8 +195,7 @@ actor SocketConnection {
     }
 
     func send(_ packet: SocketPacket) async {
-        let (text, attachments) = SocketIOCodec.encode(packet)
-        await session.send([.message(text)] + attachments.map { EnginePacket.message($0) })
+        await session.send(codec.encode(packet))
     }
 
     func emitWithAck(_ event: String, _ arguments: [JSONValue], namespace: String, timeout: Int) async throws -> [JSONValue] {

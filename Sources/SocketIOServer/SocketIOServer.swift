@@ -24,10 +24,22 @@ public final class SocketIOServer: Sendable {
         public var engine: EngineConfiguration
         /// Milliseconds `emitWithAck` waits by default.
         public var ackTimeout: Int
+        /// How packets are written: JSON text (socket.io-parser, the default) or msgpack
+        /// (socket.io-msgpack-parser, python-socketio's `serializer="msgpack"`). Clients must use the same.
+        public var parser: SocketIOParser
+        /// Connection-state recovery (socket.io 4.6+'s `connectionStateRecovery`): the longest a
+        /// client may be away, in milliseconds, and still get its socket back with the events it
+        /// missed. nil: off. Protocol v5 clients only; events get their offset as a last argument.
+        public var recoveryMilliseconds: Int?
 
-        public init(engine: EngineConfiguration = EngineConfiguration(), ackTimeout: Int = 10_000) {
+        public init(
+            engine: EngineConfiguration = EngineConfiguration(), ackTimeout: Int = 10_000, parser: SocketIOParser = .json,
+            recoveryMilliseconds: Int? = nil
+        ) {
             self.engine = engine
             self.ackTimeout = ackTimeout
+            self.parser = parser
+            self.recoveryMilliseconds = recoveryMilliseconds
         }
     }
 
@@ -50,7 +62,10 @@ public final class SocketIOServer: Sendable {
     public func of(_ name: String) -> Namespace {
         namespaces.withLock { namespaces in
             if let existing = namespaces[name] { return existing }
-            let namespace = Namespace(name: name, ackTimeout: configuration.ackTimeout)
+            let namespace = Namespace(
+                name: name, ackTimeout: configuration.ackTimeout,
+                recovery: configuration.recoveryMilliseconds.map { RecoveryStore(maxDisconnectionMilliseconds: $0) }
+            )
             namespaces[name] = namespace
             return namespace
         }

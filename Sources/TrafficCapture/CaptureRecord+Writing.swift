@@ -33,6 +33,7 @@ extension CaptureRecord {
             fields.string("target", record.target)
             fields.string("scheme", record.scheme)
             fields.value("tls", record.tls?.jsonValue)
+            fields.string("parser", record.parser?.rawValue)
         case .engine(let record):
             fields.string("dir", record.dir.rawValue)
             fields.string("transport", record.transport.rawValue)
@@ -51,6 +52,8 @@ extension CaptureRecord {
             fields.string("raw", record.raw)
             if let attachments = record.attachments { fields.value("attachments", .array(attachments.map { .string(JSONString($0)) })) }
             fields.double("latency_ms", record.latencyMilliseconds)
+            fields.string("recovers", record.recovers)
+            if let recovered = record.recovered { fields.literal("recovered", recovered ? "true" : "false") }
         case .jwt(let record):
             fields.string("source", record.source)
             fields.string("nsp", record.nsp)

@@ -26,9 +26,12 @@ public struct ConnectionObservation: Sendable {
     public private(set) var heartbeatWindow: Double?
     public private(set) var pendingAcks: [AckKey: Double] = [:]
     private var reportedTokens: Set<String> = []
+    /// Connection-state recovery: the pid a client's CONNECT asked back, by namespace, until the
+    /// server answers.
+    private var askedPids: [String: String] = [:]
 
-    public init(engineVersion: EngineIOVersion) {
-        decoder = TrafficDecoder(engineVersion: engineVersion)
+    public init(engineVersion: EngineIOVersion, parser: SocketIOParser? = nil) {
+        decoder = TrafficDecoder(engineVersion: engineVersion, parser: parser)
     }
 
     /// Decodes a frame seen at `now` (seconds since 1970). `learnedSid` is set when this frame's
@@ -47,6 +50,15 @@ public struct ConnectionObservation: Sendable {
             }
         }
         for index in output.records.indices {
+            guard case .packet(var record) = output.records[index], record.type == .connect else { continue }
+            if dir == .clientToServer, let pid = Self.recoveryPid(of: record) {
+                askedPids[record.nsp] = pid
+            } else if dir == .serverToClient, let asked = askedPids.removeValue(forKey: record.nsp) {
+                record.recovered = record.data?["pid"]?.stringValue == asked
+                output.records[index] = .packet(record)
+            }
+        }
+        for index in output.records.indices {
             guard case .packet(var record) = output.records[index], let id = record.id else { continue }
             if record.type.isEvent {
                 pendingAcks[AckKey(dir: dir, nsp: record.nsp, id: id)] = now
@@ -56,6 +68,12 @@ public struct ConnectionObservation: Sendable {
             }
         }
         return (output, learnedSid)
+    }
+
+    /// The pid a client's CONNECT asks back (connection-state recovery: `pid` and `offset` strings).
+    public static func recoveryPid(of record: PacketRecord) -> String? {
+        guard record.type == .connect, let data = record.data, data["offset"]?.stringValue != nil else { return nil }
+        return data["pid"]?.stringValue
     }
 
     /// Whether this token, from this source and namespace, is new to the conn (it is reported once).

@@ -24,9 +24,15 @@ public struct PacketRecord: Sendable, Hashable, Decodable {
     public var attachments: [String]?
     /// Acks: milliseconds since the event with this id went the other way (set by the proxy).
     public var latencyMilliseconds: Double?
+    /// Connection-state recovery: on a client's CONNECT that asks for a session back (its payload
+    /// has `pid` and `offset`), the conn whose session that was, when the recorder saw it.
+    public var recovers: String?
+    /// Connection-state recovery: on the server's answer to such a CONNECT, whether it gave the
+    /// session back (its `pid` is the one asked for).
+    public var recovered: Bool?
 
     private enum CodingKeys: String, CodingKey {
-        case dir, transport, type, nsp, query, id, event, args, data, raw, attachments
+        case dir, transport, type, nsp, query, id, event, args, data, raw, attachments, recovers, recovered
         case latencyMilliseconds = "latency_ms"
     }
 
@@ -69,6 +75,8 @@ public struct PacketRecord: Sendable, Hashable, Decodable {
         raw = try container.decode(String.self, forKey: .raw)
         attachments = try container.decodeIfPresent([String].self, forKey: .attachments)
         latencyMilliseconds = try container.decodeIfPresent(Double.self, forKey: .latencyMilliseconds)
+        recovers = try container.decodeIfPresent(String.self, forKey: .recovers)
+        recovered = try container.decodeIfPresent(Bool.self, forKey: .recovered)
         if attachments != nil {
             args = args?.map(\.restoringBinary)
             data = data?.restoringBinary

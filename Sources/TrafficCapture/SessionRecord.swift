@@ -23,11 +23,16 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
     public var scheme: String?
     /// The TLS of the session's connections, when there was any.
     public var tls: SessionTLS?
+    /// `msgpack` when the session's packets are msgpack maps (told by its first packet, or by
+    /// `--parser`); absent for the default JSON text.
+    public var parser: SocketIOParser?
 
     public init(
         url: String, path: String? = nil, eio: Int, transport: EngineTransport, sid: String? = nil, headers: JSONValue? = nil,
-        remote: String? = nil, upstream: String? = nil, target: String? = nil, scheme: String? = nil, tls: SessionTLS? = nil
+        remote: String? = nil, upstream: String? = nil, target: String? = nil, scheme: String? = nil, tls: SessionTLS? = nil,
+        parser: SocketIOParser? = nil
     ) {
+        self.parser = parser
         self.url = url
         self.path = path
         self.eio = eio

@@ -8,6 +8,9 @@
 /// inspect (verification is asynchronous, decoding is not).
 public struct TrafficDecoder: Sendable {
     public let engineVersion: EngineIOVersion
+    /// The session's parser: given, or told by its first Socket.IO packet (a msgpack map in a
+    /// binary message, or text); nil until then.
+    public private(set) var parser: SocketIOParser?
     private var decoders: PerDirection<SocketIODecoder>
     /// The wire text of a binary packet whose attachments are still arriving, per direction.
     private var pendingRaw = PerDirection<String?>(nil)
@@ -33,12 +36,16 @@ public struct TrafficDecoder: Sendable {
         public var tokens: [TokenSighting] = []
         /// Engine packets seen, in order (the proxy follows sessions with them).
         public var enginePackets: [EnginePacket] = []
+        /// Set when this frame told the session's parser.
+        public var parserFound: SocketIOParser?
 
         public init() {}
     }
 
-    public init(engineVersion: EngineIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
+    /// - Parameter parser: the session's parser when known; nil: told by the first packet.
+    public init(engineVersion: EngineIOVersion, parser: SocketIOParser? = nil, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
         self.engineVersion = engineVersion
+        self.parser = parser
         let decoder = SocketIODecoder(version: SocketIOVersion(engine: engineVersion), maxAttachments: maxAttachments)
         decoders = PerDirection(decoder)
     }
@@ -104,6 +111,15 @@ public struct TrafficDecoder: Sendable {
             output.records.append(.engine(EngineRecord(dir: dir, transport: transport, type: packet.type, data: data)))
             return
         }
+        if parser == nil {
+            switch packet.payload {
+            case .binary(let bytes) where !decoders[dir].isReconstructing && SocketIOMsgPack.looksLikePacket(bytes): parser = .msgpack
+            case .binary: break
+            default: parser = .json
+            }
+            output.parserFound = parser
+        }
+        if parser == .msgpack { return handleMsgPack(packet, dir: dir, transport: transport, into: &output) }
         do {
             let completed: SocketPacket?
             var raw: String
@@ -146,6 +162,29 @@ public struct TrafficDecoder: Sendable {
         }
     }
 
+    /// A packet of a msgpack session: one binary message, one packet. Its `raw` is `base64:` and
+    /// the message's bytes; its binary values are listed in `attachments` too, as a JSON session's
+    /// are, so readers take `{"$binary": ...}` back as binary.
+    private mutating func handleMsgPack(_ packet: EnginePacket, dir: Direction, transport: EngineTransport, into output: inout Output) {
+        guard case .binary(let bytes) = packet.payload else {
+            output.records.append(.error(ErrorRecord(
+                dir: dir, code: .socketIO("invalid_msgpack"), message: "a text message in a msgpack session", raw: packet.text ?? "")))
+            return
+        }
+        let raw = "base64:" + Base64.encode(bytes)
+        do {
+            let socketPacket = try SocketIOMsgPack.decode(bytes)
+            var record = PacketRecord(socketPacket, raw: raw, dir: dir, transport: transport)
+            var binaries: [[UInt8]] = []
+            socketPacket.data?.collectBinaries(into: &binaries)
+            if !binaries.isEmpty { record.attachments = binaries.map { Base64.encode($0) } }
+            output.records.append(.packet(record))
+            if socketPacket.type == .connect, dir == .clientToServer { Self.findTokens(in: socketPacket, into: &output.tokens) }
+        } catch {
+            output.records.append(.error(ErrorRecord(dir: dir, code: .socketIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
+        }
+    }
+
     /// Every string in a CONNECT payload (at any depth) that is a JWT, and a v4 namespace query's.
     static func findTokens(in packet: SocketPacket, into tokens: inout [TokenSighting]) {
         func walk(_ value: JSONValue, path: String) {
@@ -172,7 +211,7 @@ public struct TrafficDecoder: Sendable {
         }
     }
 
-    private static func code(_ text: String) -> String {
+    static func code(_ text: String) -> String {
         String(text.lowercased().map { $0 == " " ? "_" : $0 })
     }
 

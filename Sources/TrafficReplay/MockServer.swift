@@ -48,6 +48,8 @@ public final class MockServer: Sendable {
 
     private let scripts: [Script]
     private let options: Options
+    /// The capture's parser: a msgpack capture is played in msgpack.
+    private let parser: SocketIOParser
     private let report: @Sendable (String) -> Void
     private let taken = Mutex<Set<Int>>([])
     private let endpoint = Mutex<EngineEndpoint?>(nil)
@@ -88,6 +90,7 @@ public final class MockServer: Sendable {
             }
         }
         scripts = order.compactMap { byConn[$0] }.filter { !$0.steps.isEmpty }
+        parser = Replayer.parser(of: records)
         self.options = options
         self.report = report
     }
@@ -141,7 +144,7 @@ public final class MockServer: Sendable {
     private func play(_ connection: EngineConnection) async {
         guard !scripts.isEmpty else { return await connection.close() }
         let normalizer = PacketNormalizer(ignoredPaths: options.ignoredPaths)
-        var decoder = SocketIODecoder(version: SocketIOVersion(engine: connection.version))
+        var codec = SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: connection.version))
         var pending: [Task<Void, Never>] = []
         var script: Script?
         var cursor = 0
@@ -156,11 +159,7 @@ public final class MockServer: Sendable {
         for await message in connection.messages {
             let decoded: SocketPacket?
             do {
-                switch message.payload {
-                case .text(let text): decoded = try decoder.decode(text: text)
-                case .binary(let bytes): decoded = try decoder.decode(binary: bytes)
-                case .none: decoded = nil
-                }
+                decoded = try codec.decode(message.payload)
             } catch {
                 report("\(script?.conn ?? "?"): a packet that does not decode: \(error)")
                 continue
@@ -214,8 +213,7 @@ public final class MockServer: Sendable {
             }
             guard !Task.isCancelled, var packet = Replayer.packet(from: step.packet) else { return }
             if let id = packet.ackID, packet.type.isAck { packet.ackID = ackIDs[id] ?? id }
-            let (text, attachments) = SocketIOCodec.encode(packet)
-            await connection.send([.message(text)] + attachments.map { EnginePacket.message($0) })
+            await connection.send(SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: connection.version)).encode(packet))
             if step.cutsAfter {
                 await connection.close()
                 return

@@ -7,8 +7,19 @@ public import TrafficCapture
 public struct PacketNormalizer: Sendable {
     /// Paths like `args[0].timestamp`, `data.sid`, `*.id` (any key named id, at any depth).
     public let ignoredPaths: [String]
+    /// Connection-state recovery: the server's events (without an ack id) end with their offset,
+    /// which differs on every run; it stands in as `<offset>`.
+    public var recoveryOffsets: Bool
 
-    public init(ignoredPaths: [String] = []) { self.ignoredPaths = ignoredPaths }
+    public init(ignoredPaths: [String] = [], recoveryOffsets: Bool = false) {
+        self.ignoredPaths = ignoredPaths
+        self.recoveryOffsets = recoveryOffsets
+    }
+
+    /// Whether `packet` is a server event carrying a recovery offset last.
+    static func hasOffset(_ packet: PacketRecord) -> Bool {
+        packet.dir == .serverToClient && packet.type.isEvent && packet.id == nil && packet.args?.last?.stringValue != nil
+    }
 
     /// The key packets are matched on: type, namespace and event name.
     public static func key(_ packet: PacketRecord) -> String {
@@ -17,11 +28,15 @@ public struct PacketNormalizer: Sendable {
 
     public func normalize(_ packet: PacketRecord) -> JSONValue {
         var payload: JSONValue = .null
-        if let args = packet.args { payload = .object(["args": .array(args)]) }
+        if var args = packet.args {
+            if recoveryOffsets, Self.hasOffset(packet) { args[args.count - 1] = .string("<offset>") }
+            payload = .object(["args": .array(args)])
+        }
         if let data = packet.data {
             var value = data
             if packet.type == .connect, case .object(var object) = value {
-                for index in object.members.indices where ["sid", "pid"].contains(object.members[index].key.value) {
+                // A recovering CONNECT's `offset` changes with every run too.
+                for index in object.members.indices where ["sid", "pid", "offset"].contains(object.members[index].key.value) {
                     object.members[index].value = .string("<\(object.members[index].key.value)>")
                 }
                 value = .object(object)

@@ -85,6 +85,26 @@ public enum Replayer {
         var verdicts: [String: Bool] = [:]
         /// The transport history: websocket only, polling only, or polling then upgrade.
         var transport: SocketIOClient.TransportPlan = .websocket
+        /// The session's parser, as its `session` record says (JSON when it says nothing).
+        var parser: SocketIOParser = .json
+        /// Connection-state recovery: the server gave this session a pid (its events carry offsets).
+        var recovery = false
+        /// The conn whose session this one's CONNECT asks back.
+        var recovers: String?
+    }
+
+    /// Whether a capture's sessions used connection-state recovery (a CONNECT answer with a pid):
+    /// the built-in server then replays with it on.
+    public static func usesRecovery(_ records: [CaptureRecord]) -> Bool {
+        records.contains { record in
+            if case .packet(let packet) = record.body { packet.type == .connect && packet.dir == .serverToClient && packet.data?["pid"] != nil } else { false }
+        }
+    }
+
+    /// The parser a capture's sessions used: msgpack when any `session` record says so. The
+    /// built-in server speaks one parser, so replaying against it takes this.
+    public static func parser(of records: [CaptureRecord]) -> SocketIOParser {
+        records.contains { if case .session(let session) = $0.body { session.parser == .msgpack } else { false } } ? .msgpack : .json
     }
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
@@ -95,11 +115,20 @@ public enum Replayer {
         }
         let progress = Progress(expected: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .serverToClient }.map(\.seq) })
         let normalizer = PacketNormalizer(ignoredPaths: options.ignoredPaths)
+        // A conn whose session another one asks back ends in the replay before anything recorded
+        // after its last packet is sent: the server then keeps its session, and the events sent
+        // meanwhile are missed, as they were, not delivered to it. (Its `close` record may come
+        // later in the capture than other conns' packets: the proxy hears of a transport's end late.)
+        let recovered = Set(scripts.compactMap(\.recovers))
+        let recoveries = Recoveries(closes: Dictionary(
+            scripts.filter { recovered.contains($0.conn) }.compactMap { script in script.steps.last.map { (script.conn, $0.seq) } },
+            uniquingKeysWith: min
+        ))
         var diffs: [ConnectionDiff] = []
         var problems: [String] = []
         await withTaskGroup(of: (ConnectionDiff?, String?).self) { group in
             for script in scripts {
-                group.addTask { await play(script, options: options, progress: progress, normalizer: normalizer) }
+                group.addTask { await play(script, options: options, progress: progress, normalizer: normalizer, recoveries: recoveries) }
             }
             for await (diff, problem) in group {
                 if let diff { diffs.append(diff) }
@@ -129,11 +158,18 @@ public enum Replayer {
                 if let path = session.path ?? (session.url.isEmpty ? nil : EngineRequest.path(of: session.url)) { scripts[conn]!.path = path }
                 scripts[conn]!.recordedAt = RFC3339.parse(record.ts)
                 scripts[conn]!.transport = SocketIOClient.TransportPlan(start: session.transport)
+                scripts[conn]!.parser = session.parser ?? .json
             case .engine(let engine):
                 if engine.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             case .jwt(let jwt):
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
             case .packet(var packet):
+                if packet.type == .connect {
+                    if packet.dir == .serverToClient, packet.data?["pid"] != nil { scripts[conn]!.recovery = true }
+                    if packet.dir == .clientToServer, ConnectionObservation.recoveryPid(of: packet) != nil {
+                        scripts[conn]!.recovers = packet.recovers ?? scripts[conn]!.recovers
+                    }
+                }
                 if let faults, packet.dir == .clientToServer {
                     // What the server got: nothing of a dropped packet, a rewritten one as rewritten.
                     guard let delivered = faults.delivered(packet, seq: record.seq, conn: conn) else { continue }
@@ -210,9 +246,14 @@ public enum Replayer {
         return SocketPacket(type, namespace: record.nsp, query: record.query, ackID: record.id, data: data)
     }
 
-    private static func play(_ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer) async -> (ConnectionDiff?, String?) {
+    private static func play(
+        _ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer, recoveries: Recoveries
+    ) async -> (ConnectionDiff?, String?) {
+        var normalizer = normalizer
+        normalizer.recoveryOffsets = script.recovery
         let client = SocketIOClient(
-            host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query
+            host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query,
+            parser: script.parser
         )
         do { try await client.open(transport: script.transport) } catch {
             return (nil, "\(script.conn): cannot open a session: \(error)")
@@ -225,24 +266,100 @@ public enum Replayer {
                 let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: script.transport.final)
                 received.withLock { $0.append(record) }
                 if let index = pending.firstIndex(where: { PacketNormalizer.key($0.packet) == PacketNormalizer.key(record) }) {
-                    await progress.satisfy(pending.remove(at: index).seq)
+                    let recorded = pending.remove(at: index)
+                    if script.recovery { await recoveries.learn(recorded: recorded.packet, actual: record) }
+                    await progress.satisfy(recorded.seq)
                 }
             }
         }
         let timeout = Duration.milliseconds(options.timeoutMilliseconds)
         for step in script.steps where step.packet.dir == .clientToServer {
             await progress.waitForAll(before: step.seq, timeout: timeout)
+            await recoveries.waitForEnds(before: step.seq, except: script.conn, timeout: timeout)
             // Protocol v4 connects `/` by itself: a recorded CONNECT for it is the server's.
             if script.engineVersion == .v3, step.packet.type == .connect, step.packet.nsp == "/" { continue }
-            if let packet = packet(from: step.packet) { client.send(packet) }
+            guard var packet = packet(from: step.packet) else { continue }
+            if ConnectionObservation.recoveryPid(of: step.packet) != nil {
+                // Asking a session back: once its conn has gone, with the pid and offset this run gave.
+                if let earlier = script.recovers { await recoveries.waitForEnd(of: earlier, timeout: timeout) }
+                packet.data = await recoveries.translate(packet.data)
+            }
+            client.send(packet)
         }
         if let last = expected.last { await progress.waitForAll(before: last.seq + 1, timeout: timeout, only: Set(expected.map(\.seq))) }
+        // A transport's end, not a DISCONNECT: a session that is recovered later is kept by its server.
         client.close()
+        await recoveries.ended(script.conn)
         try? await Task.sleep(for: .milliseconds(50))
         collector.cancel()
         let actual = received.withLock { $0 }
         return (ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer), nil)
     }
+}
+
+/// Connection-state recovery across a replay's conns: the pids and offsets this run's server gave
+/// for the recorded ones, and the conns whose clients have gone.
+actor Recoveries {
+    private var pids: [String: String] = [:]
+    private var offsets: [String: String] = [:]
+    /// When each conn's client closed its transport.
+    private var ended: [String: ContinuousClock.Instant] = [:]
+    /// The conns that must end before later steps are sent, by the `seq` after which they end
+    /// (empty: the capture has no recovery, no waiting).
+    private let closes: [String: Int]
+    /// How long a server takes to hear of a transport's end, at most, on loopback.
+    private static let settling = Duration.milliseconds(100)
+
+    init(closes: [String: Int]) { self.closes = closes }
+
+    /// Waits until every other such conn that ended before `seq` in the capture has ended here,
+    /// and its server has had the time to hear of it.
+    func waitForEnds(before seq: Int, except conn: String, timeout: Duration) async {
+        let waited = closes.filter { $0.key != conn && $0.value < seq }.map(\.key)
+        await waitForEnds(of: waited, timeout: timeout)
+    }
+
+    func waitForEnd(of conn: String, timeout: Duration) async {
+        await waitForEnds(of: [conn], timeout: timeout)
+    }
+
+    private func waitForEnds(of conns: [String], timeout: Duration) async {
+        guard !conns.isEmpty else { return }
+        let deadline = ContinuousClock.now + timeout
+        while !conns.allSatisfy({ ended[$0] != nil }) {
+            guard ContinuousClock.now < deadline else { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        if let last = conns.compactMap({ ended[$0] }).max(), ContinuousClock.now < last + Self.settling {
+            try? await Task.sleep(until: last + Self.settling)
+        }
+    }
+
+    /// A recorded server packet and the one that came in its place.
+    func learn(recorded: PacketRecord, actual: PacketRecord) {
+        if recorded.type == .connect, let old = recorded.data?["pid"]?.stringValue, let new = actual.data?["pid"]?.stringValue {
+            pids[old] = new
+        }
+        if PacketNormalizer.hasOffset(recorded), PacketNormalizer.hasOffset(actual),
+            let old = recorded.args?.last?.stringValue, let new = actual.args?.last?.stringValue
+        {
+            offsets[old] = new
+        }
+    }
+
+    /// A recovering CONNECT's payload with this run's pid and offset.
+    func translate(_ data: JSONValue?) -> JSONValue? {
+        guard case .object(var object)? = data else { return data }
+        for index in object.members.indices {
+            let key = object.members[index].key.value
+            guard let old = object.members[index].value.stringValue else { continue }
+            if key == "pid", let new = pids[old] { object.members[index].value = .string(new) }
+            if key == "offset", let new = offsets[old] { object.members[index].value = .string(new) }
+        }
+        return .object(object)
+    }
+
+    func ended(_ conn: String) { ended[conn] = ContinuousClock.now }
 }
 
 /// Which recorded server packets have arrived, across all connections.

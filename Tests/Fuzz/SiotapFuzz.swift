@@ -20,6 +20,7 @@ enum FuzzTarget: String, CaseIterable {
     case webSocketStream = "websocket-stream"
     case tcpReassembly = "tcp-reassembly"
     case httpStream = "http-stream"
+    case msgpack
 }
 
 let target: FuzzTarget = {
@@ -60,6 +61,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .webSocketStream: fuzzWebSocketStream(input)
     case .tcpReassembly: fuzzTCPReassembly(input)
     case .httpStream: fuzzHTTPStream(input)
+    case .msgpack: fuzzMsgPack(input)
     }
     return 0
 }
@@ -92,6 +94,24 @@ func fuzzEnginePayload(_ input: [UInt8]) {
     }
     _ = try? EngineIOCodec.decode(.binary(body), version: version)
     _ = try? EngineIOCodec.decodeTextFrame(body, version: version)
+}
+
+/// Any bytes: a value that decodes encodes to bytes that decode to the same value (floats by their
+/// bits: NaN is not equal to itself), and a Socket.IO msgpack packet that decodes survives its
+/// own encoding. The same bytes as a msgpack session's first message must not trap the decoder.
+func fuzzMsgPack(_ input: [UInt8]) {
+    if let value = try? MsgPackCodec.decode(input) {
+        let again = try? MsgPackCodec.decode(MsgPackCodec.encode(value))
+        precondition(again.map { MsgPackCodec.encode($0) == MsgPackCodec.encode(value) } ?? false, "msgpack round trip changed the value")
+        _ = value.jsonValue.jsonText
+    }
+    if let packet = try? SocketIOMsgPack.decode(input) {
+        let again = try? SocketIOMsgPack.decode(SocketIOMsgPack.encode(packet))
+        precondition(again != nil, "a msgpack packet's own encoding does not decode")
+    }
+    var decoder = TrafficDecoder(engineVersion: .v4)
+    _ = decoder.decode(.webSocket(.binary(input)), dir: .clientToServer)
+    _ = decoder.decode(.webSocket(.binary(input)), dir: .serverToClient)
 }
 
 /// The first byte picks the protocol version; NUL bytes split the rest into a packet string and

@@ -218,3 +218,38 @@ struct EngineSessionStateMachineTests {
         #expect(!machine.owns(3))
     }
 }
+
+@Suite("Connection-state recovery store")
+struct RecoveryStoreTests {
+    func session(_ pid: String, rooms: Set<String> = ["room"], at time: Double = 10) -> RecoveryStore.Session {
+        RecoveryStore.Session(sid: "s-\(pid)", pid: pid, rooms: rooms.union(["s-\(pid)"]), data: ["user": .string("ada")], disconnectedAt: time)
+    }
+
+    @Test("A client back in time gets its session and what it missed: its rooms', all, not what excluded it")
+    func restores() throws {
+        let store = RecoveryStore(maxDisconnectionMilliseconds: 60_000)
+        let seen = store.record([.string("before")], rooms: [], exceptRooms: [], exceptSocket: nil, now: 1)
+        store.persist(session("p1"))
+        _ = store.record([.string("to room")], rooms: ["room"], exceptRooms: [], exceptSocket: nil, now: 11)
+        _ = store.record([.string("to other")], rooms: ["other"], exceptRooms: [], exceptSocket: nil, now: 12)
+        _ = store.record([.string("to all but room")], rooms: [], exceptRooms: ["room"], exceptSocket: nil, now: 13)
+        _ = store.record([.string("from itself")], rooms: [], exceptRooms: [], exceptSocket: "s-p1", now: 14)
+        let direct = store.record([.string("direct")], rooms: ["s-p1"], exceptRooms: [], exceptSocket: nil, now: 15)
+        let restored = try #require(store.restore(pid: "p1", offset: seen, now: 20))
+        #expect(restored.session.sid == "s-p1" && restored.session.data["user"] == .string("ada"))
+        #expect(restored.missed.map { $0.first?.stringValue } == ["to room", "direct"])
+        #expect(restored.missed.last?.last == .string(direct), "each missed event keeps its offset last")
+        #expect(store.restore(pid: "p1", offset: seen, now: 21) == nil, "a session is given back once")
+    }
+
+    @Test("Unknown pid, unknown offset, or too late: no recovery")
+    func refuses() {
+        let store = RecoveryStore(maxDisconnectionMilliseconds: 1000)
+        let offset = store.record([.string("e")], rooms: [], exceptRooms: [], exceptSocket: nil, now: 10)
+        store.persist(session("p1", at: 10))
+        #expect(store.restore(pid: "nobody", offset: offset, now: 10.5) == nil)
+        #expect(store.restore(pid: "p1", offset: "999", now: 10.5) == nil)
+        store.persist(session("p2", at: 10))
+        #expect(store.restore(pid: "p2", offset: offset, now: 11.5) == nil, "past maxDisconnectionDuration")
+    }
+}

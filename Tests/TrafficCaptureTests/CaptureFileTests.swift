@@ -30,6 +30,9 @@ struct CaptureFileTests {
         .fault(FaultRecord(rule: "refuse-connect=1,message=jwt expired", action: .refuseConnect, dir: .serverToClient, packet: 6,
                            raw: #"4{"message":"jwt expired"}"#)),
         .fault(FaultRecord(rule: "disconnect=2s,how=reset", action: .disconnect, detail: "how=reset, 2 s after the conn began")),
+        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", eio: 4, transport: .websocket, sid: "m", parser: .msgpack)),
+        .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", event: "b", args: [.binary([0, 255])],
+                             raw: "base64:g6R0eXBlAqRkYXRhkqFixAIA/6Nuc3ChLw==", attachments: ["AP8="])),
         // Forward mode, through an intercepted CONNECT.
         .session(SessionRecord(
             url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: 4, transport: .websocket, remote: "127.0.0.1:5",

@@ -108,3 +108,44 @@ struct TrafficDecoderTests {
         #expect(query.tokens.map(\.source) == ["query.token"])
     }
 }
+
+@Suite("Decoding msgpack sessions and recoveries")
+struct MsgPackDecodingTests {
+    @Test("A session's first binary message that is a msgpack map makes it a msgpack session")
+    func detects() throws {
+        var decoder = TrafficDecoder(engineVersion: .v4)
+        let connect = SocketIOMsgPack.encode(SocketPacket(.connect, namespace: "/", data: .object(["token": "t"])))
+        let first = decoder.decode(.webSocket(.binary(connect)), dir: .clientToServer)
+        #expect(first.parserFound == .msgpack && decoder.parser == .msgpack)
+        guard case .packet(let record)? = first.records.first else { Issue.record("no packet: \(first.records)"); return }
+        #expect(record.type == .connect && record.data?["token"]?.stringValue == "t" && record.raw == "base64:" + Base64.encode(connect))
+        let event = SocketIOMsgPack.encode(.event("up", [.binary([1, 2]), .object(["n": .number(JSONNumber(UInt64.max))])], ackID: 3))
+        guard case .packet(let up)? = decoder.decode(.webSocket(.binary(event)), dir: .clientToServer).records.first else {
+            Issue.record("no event"); return
+        }
+        #expect(up.event == "up" && up.id == 3 && up.attachments == ["AQI="] && up.args?[1]["n"]?.numberValue?.literal == "18446744073709551615")
+        // Text in a msgpack session is an error record; decoding goes on.
+        let text = decoder.decode(.webSocket(.text(#"42["x"]"#)), dir: .clientToServer)
+        guard case .error(let error)? = text.records.first else { Issue.record("no error"); return }
+        #expect(error.code == "socketio.invalid_msgpack")
+        // A JSON session stays one: its first message is text.
+        var json = TrafficDecoder(engineVersion: .v4)
+        #expect(json.decode(.webSocket(.text("40")), dir: .clientToServer).parserFound == .json)
+    }
+
+    @Test("A CONNECT that asks a session back, and the answer that gives it (or not)")
+    func recovery() throws {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        let asked = observation.observe(.webSocket(.text(#"40{"token":"t","pid":"p1","offset":"7"}"#)), dir: .clientToServer, now: 1).output
+        guard case .packet(let connect)? = asked.records.first else { Issue.record("no CONNECT"); return }
+        #expect(ConnectionObservation.recoveryPid(of: connect) == "p1")
+        let answer = observation.observe(.webSocket(.text(#"40{"sid":"s","pid":"p1"}"#)), dir: .serverToClient, now: 1).output
+        guard case .packet(let given)? = answer.records.first else { Issue.record("no answer"); return }
+        #expect(given.recovered == true)
+        var refused = ConnectionObservation(engineVersion: .v4)
+        _ = refused.observe(.webSocket(.text(#"40{"pid":"p1","offset":"7"}"#)), dir: .clientToServer, now: 1)
+        guard case .packet(let fresh)? = refused.observe(.webSocket(.text(#"40{"sid":"s2","pid":"p2"}"#)), dir: .serverToClient, now: 1).output.records.first
+        else { Issue.record("no answer"); return }
+        #expect(fresh.recovered == false)
+    }
+}

@@ -48,3 +48,33 @@ struct ReplayComparisonTests {
         #expect(diff.changed.isEmpty)
     }
 }
+
+@Suite("Replay comparison with connection-state recovery")
+struct RecoveryComparisonTests {
+    func packet(_ text: String, dir: Direction = .serverToClient) throws -> PacketRecord {
+        try ReplayComparisonTests().packet(text, dir: dir)
+    }
+
+    @Test("A recovering session's event offsets and CONNECT offset are stand-ins; other sessions compare them")
+    func offsets() throws {
+        let recorded = try packet(#"2["message",{"m":"x"},"17"]"#)
+        let replayed = try packet(#"2["message",{"m":"x"},"3"]"#)
+        #expect(PacketNormalizer(recoveryOffsets: true).normalize(recorded) == PacketNormalizer(recoveryOffsets: true).normalize(replayed))
+        #expect(PacketNormalizer().normalize(recorded) != PacketNormalizer().normalize(replayed))
+        // An event with an ack id carries no offset (socket.io does not keep those).
+        let withAck = try packet(#"21["ask","17"]"#)
+        #expect(!PacketNormalizer.hasOffset(withAck))
+        let asking = try packet(#"0{"token":"t","pid":"p1","offset":"17"}"#, dir: .clientToServer)
+        let askingAgain = try packet(#"0{"token":"t","pid":"p2","offset":"3"}"#, dir: .clientToServer)
+        #expect(PacketNormalizer().normalize(asking) == PacketNormalizer().normalize(askingAgain))
+    }
+
+    @Test("A recovering CONNECT is sent with this run's pid and offset")
+    func translates() async throws {
+        let recoveries = Recoveries(closes: [:])
+        await recoveries.learn(recorded: try packet(#"0{"sid":"s1","pid":"old"}"#), actual: try packet(#"0{"sid":"s9","pid":"new"}"#))
+        await recoveries.learn(recorded: try packet(#"2["chat response","hi","41"]"#), actual: try packet(#"2["chat response","hi","2"]"#))
+        let data = await recoveries.translate(try JSONValue.parse(#"{"token":"t","pid":"old","offset":"41"}"#))
+        #expect(data?.jsonText == #"{"token":"t","pid":"new","offset":"2"}"#)
+    }
+}

@@ -39,12 +39,13 @@ class Process:
 class Server(Process):
     name = "siotap serve"
 
-    def __init__(self, *args, command=None):
+    def __init__(self, *args, command=None, env=None):
         self.process = subprocess.Popen(
             command or [SIOTAP, "serve", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         line = self.process.stdout.readline()
         if "listening on" not in line:
@@ -59,12 +60,14 @@ class Server(Process):
         self.host, self.port = authority.split(":")
 
 
-def python_server(app, generation=5, stack="aiohttp", path="socket.io", tls=None):
+def python_server(app, generation=5, stack="aiohttp", path="socket.io", tls=None, serializer=None):
     """The same contract on python-socketio (Tests/interop/python_server.py): 5.x, or 4.x for
-    Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI), with TLS when `tls` is (cert, key)."""
+    Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI), with TLS when `tls` is (cert, key);
+    with the msgpack parser when `serializer` is "msgpack"."""
     python = str(ROOT / (".venv-peers" if generation == 5 else ".venv-peers4-server") / "bin" / "python")
     return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET, stack, path,
-                           *(map(str, tls) if tls else [])])
+                           *(map(str, tls) if tls else [])],
+                  env={**os.environ, "SERIALIZER": serializer} if serializer else None)
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +221,20 @@ class Gunicorn(Process):
         wait_for_port(self.port, self.process, "gunicorn")
         self.host = "127.0.0.1"
         self.url = f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def js_browser():
+    """Headless Chromium (Debian's, through Playwright) with `page_url`: a blank page on another
+    port of 127.0.0.1 that loads the official socket.io-client 4.8.1 bundle, for tests that drive
+    `io` themselves."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import PageServer
+    pages = PageServer(page=ROOT / "Tests" / "interop" / "browser" / "blank.html")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        chromium.page_url = f"{pages.url}/blank.html"
+        yield chromium
+        chromium.close()
+    pages.stop()

@@ -5,10 +5,12 @@ Engine.IO 3 clients. For tests that compare it with the built-in Swift server.
 Usage: python_server.py chat|conformance SECRET [aiohttp|uvicorn] [PATH]
 (prints "listening on http://127.0.0.1:PORT/PATH"). The stack is aiohttp by default; uvicorn runs
 python-socketio's ASGI app with the `websockets` implementation (strict HTTP/1.1). PATH is where
-Engine.IO is mounted (socket.io by default).
+Engine.IO is mounted (socket.io by default). SERIALIZER=msgpack in the environment switches
+the server to the msgpack parser.
 """
 import asyncio
 import inspect
+import os
 import socket
 import sys
 
@@ -22,7 +24,8 @@ path = (sys.argv[4] if len(sys.argv) > 4 else "socket.io").strip("/")
 # uvicorn only: serve TLS with this certificate chain and key (PEM files).
 tls = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else None
 sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp", cors_allowed_origins="*",
-                           ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000)
+                           ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000,
+                           **({"serializer": "msgpack"} if os.environ.get("SERIALIZER") == "msgpack" else {}))
 
 
 def chat():

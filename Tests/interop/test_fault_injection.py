@@ -15,7 +15,6 @@ import pytest
 import socketio
 
 from conftest import ROOT, SECRET, SIOTAP, Proxy, Server, wait_until
-from test_browser import PageServer
 from test_chat_interop import token
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"], "upgrade": ["polling", "websocket"]}
@@ -32,9 +31,9 @@ def upstream():
 class Faulty:
     """A proxy with fault rules, recording to a temporary directory."""
 
-    def __init__(self, upstream, *rules, seed=None):
+    def __init__(self, upstream, *rules, seed=None, extra=()):
         self.directory = tempfile.TemporaryDirectory(prefix="siotap-faults-")
-        args = [arg for rule in rules for arg in ("--fault", rule)]
+        args = [arg for rule in rules for arg in ("--fault", rule)] + list(extra)
         if seed is not None:
             args += ["--seed", str(seed)]
         self.proxy = Proxy(upstream.url, self.directory.name, *args)
@@ -271,18 +270,6 @@ def test_a_throttle_caps_the_rate(upstream, transport):
 # The official JavaScript client (socket.io-client 4.8.1) in headless Chromium. The page comes from
 # another port of 127.0.0.1 (test_browser's PageServer), so polling goes through CORS.
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    pages = PageServer(page=ROOT / "Tests" / "interop" / "browser" / "blank.html")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        chromium.page_url = f"{pages.url}/blank.html"
-        yield chromium
-        chromium.close()
-    pages.stop()
-
-
 def js_page(browser):
     page = browser.new_page()
     page.goto(browser.page_url)
@@ -296,17 +283,18 @@ def cors_upstream():
     server.stop()
 
 
-@pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_the_js_client_reconnects_after_a_disconnect(cors_upstream, browser, transport):
+@pytest.mark.parametrize("transport", ["websocket", "polling", "upgrade"])
+def test_the_js_client_reconnects_after_a_disconnect(cors_upstream, js_browser, transport):
     with Faulty(cors_upstream, "disconnect,event=cut-here") as proxy:
-        page = js_page(browser)
-        result = page.evaluate("""async ([url, transport]) => {
-            const socket = io(url, { transports: [transport], reconnectionDelay: 100, reconnectionDelayMax: 200 });
+        page = js_page(js_browser)
+        result = page.evaluate("""async ([url, transports]) => {
+            const socket = io(url, { transports, reconnectionDelay: 100, reconnectionDelayMax: 200 });
             const next = (event) => new Promise((resolve, reject) => {
                 const timer = setTimeout(() => reject(new Error("no " + event)), 8000);
                 socket.once(event, (...args) => { clearTimeout(timer); resolve(args); });
             });
             await next("connect");
+            if (transports.length > 1 && socket.io.engine.transport.name !== "websocket") await new Promise((resolve) => socket.io.engine.once("upgrade", resolve));
             const first = socket.id;
             socket.emit("cut-here");
             const [reason] = await next("disconnect");
@@ -317,9 +305,9 @@ def test_the_js_client_reconnects_after_a_disconnect(cors_upstream, browser, tra
             const second = socket.id;
             socket.disconnect();
             return { reason, text, changed: first !== second };
-        }""", [proxy.url, transport])
+        }""", [proxy.url, TRANSPORTS[transport]])
         page.close()
-        assert result == {"reason": "transport close" if transport == "websocket" else "transport error", "text": "after", "changed": True}
+        assert result == {"reason": "transport error" if transport == "polling" else "transport close", "text": "after", "changed": True}
         records = proxy.settled()
         assert len([r for r in records if r["kind"] == "session"]) == 2
         [fault] = proxy.faults()
@@ -327,12 +315,12 @@ def test_the_js_client_reconnects_after_a_disconnect(cors_upstream, browser, tra
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_the_js_client_renews_its_token_after_a_refused_connect(browser, transport):
+def test_the_js_client_renews_its_token_after_a_refused_connect(js_browser, transport):
     chat = Server("--app", "chat", "--jwt-secret", SECRET, "--cors", "*", "--ping-interval", "5000", "--ping-timeout", "5000")
     try:
         old, fresh = token(7, name="old"), token(7, name="fresh")
         with Faulty(chat, "refuse-connect=1,message=jwt expired") as proxy:
-            page = js_page(browser)
+            page = js_page(js_browser)
             result = page.evaluate("""async ([url, transport, tokens]) => {
                 let attempt = 0;
                 const socket = io(url, { transports: [transport], auth: (cb) => cb({ token: tokens[attempt++] }) });
@@ -413,3 +401,28 @@ def test_replay_and_mock_play_the_recorded_faults_again(upstream, tmp_path):
 
     assert ack_through_mock() == "lost"
     assert ack_through_mock("--with-faults") == "timed out"
+
+
+def test_the_inspector_shows_a_fault_with_its_packet(upstream, js_browser):
+    from playwright.sync_api import expect
+    from test_inspector import inspector_url
+    with Faulty(upstream, "drop,type=ACK,dir=s2c", extra=("--ui", "127.0.0.1:0")) as proxy:
+        async def story():
+            client = await connected_client(proxy.url, ["websocket"], reconnection=False)
+            with pytest.raises(socketio.exceptions.TimeoutError):
+                await client.call("message-with-ack", "lost", timeout=0.5)
+            await client.disconnect()
+
+        run(story())
+        proxy.settled()
+        page = js_browser.new_page()
+        page.goto(inspector_url(proxy.proxy))
+        fault = page.locator("#rows .row.fault-row")
+        expect(fault).to_contain_text("fault drop")
+        expect(fault).to_contain_text("drop,type=ACK,dir=s2c")
+        page.locator(".row .what", has_text=re.compile("^ack #")).click()
+        detail = page.locator("#detail")
+        expect(detail).to_contain_text("fault drop by drop,type=ACK,dir=s2c")
+        detail.locator("a", has_text="fault drop").click()
+        expect(detail).to_contain_text("on #")
+        page.close()

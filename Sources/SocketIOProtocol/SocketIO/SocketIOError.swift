@@ -14,6 +14,8 @@ public struct SocketIOError: Error, Sendable, Hashable, CustomStringConvertible 
         case illegalPlaceholder = "illegal attachments"
         case plaintextWhileReconstructing = "got plaintext data when reconstructing a packet"
         case binaryWhileNotReconstructing = "got binary data when not reconstructing a packet"
+        /// The msgpack parser's packet is not msgpack at all.
+        case invalidMsgPack = "invalid msgpack"
     }
 
     public let code: Code

@@ -1,0 +1,70 @@
+extension MsgPackValue {
+    /// The value as the capture shows it: integers as their exact literal (beyond 2^53 too),
+    /// `float32` by its shortest form as a float32 (0.1, not 0.10000000149011612), binary as
+    /// ``JSONValue/binary(_:)``, a map's keys as strings (a non-string key by its JSON text),
+    /// an extension as `{"$ext": {"type": T, "data": "<base64>"}}`, a non-finite float as
+    /// `{"$float": "nan"|"inf"|"-inf"}`.
+    public var jsonValue: JSONValue {
+        switch self {
+        case .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .int(let number): return .number(JSONNumber(validatedLiteral: String(number)))
+        case .uint(let number): return .number(JSONNumber(number))
+        case .float32(let number):
+            guard number.isFinite else { return Self.nonFinite(Double(number)) }
+            return .number(JSONNumber(validatedLiteral: number.description))
+        case .float64(let number):
+            guard number.isFinite else { return Self.nonFinite(number) }
+            return .number(JSONNumber(validatedLiteral: number.description))
+        case .string(let text): return .string(JSONString(text))
+        case .binary(let bytes): return .binary(bytes)
+        case .array(let items): return .array(items.map(\.jsonValue))
+        case .map(let entries):
+            return .object(JSONObject(entries.map { entry in
+                let key = entry.key.stringValue ?? entry.key.jsonValue.jsonText
+                return .init(key: JSONString(key), value: entry.value.jsonValue)
+            }))
+        case .ext(let type, let data):
+            return .object(["$ext": .object(["type": .number(JSONNumber(Int(type))), "data": .string(Base64.encode(data))])])
+        }
+    }
+
+    private static func nonFinite(_ number: Double) -> JSONValue {
+        .object(["$float": .string(number.isNaN ? "nan" : number > 0 ? "inf" : "-inf")])
+    }
+}
+
+extension JSONValue {
+    /// The value as a msgpack-python or notepack.io sender would encode it: integer literals as
+    /// integers (in the fewest bytes), other numbers as float64, binary as `bin`.
+    public var msgPackValue: MsgPackValue {
+        switch self {
+        case .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .number(let number):
+            let literal = number.literal
+            if number.isInteger {
+                if let unsigned = UInt64(literal) { return .uint(unsigned) }
+                if let signed = Int64(literal) { return .int(signed) }
+            }
+            return .float64(Double(literal) ?? .nan)
+        case .string(let text): return .string(text.value)
+        case .binary(let bytes): return .binary(bytes)
+        case .array(let items): return .array(items.map(\.msgPackValue))
+        case .object(let object):
+            return .map(object.members.map { .init(key: .string($0.key.value), value: $0.value.msgPackValue) })
+        }
+    }
+}
+
+extension JSONValue {
+    /// The binary values in the tree, depth first (the order attachments are numbered in).
+    public func collectBinaries(into binaries: inout [[UInt8]]) {
+        switch self {
+        case .binary(let bytes): binaries.append(bytes)
+        case .array(let items): for item in items { item.collectBinaries(into: &binaries) }
+        case .object(let object): for member in object.members { member.value.collectBinaries(into: &binaries) }
+        default: break
+        }
+    }
+}
