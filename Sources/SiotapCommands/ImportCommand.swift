@@ -252,12 +252,16 @@ final class ImportRun {
 
     private func emit(_ output: SessionAssembler.Output, extra: [CaptureRecord] = []) async throws {
         pending += extra
-        for stamped in output.records { pending.append(stamped.record) }
+        var records = output.records.map(\.record)
         for token in output.tokens {
             // Judged when it was seen: a token that was good during the incident is good here.
             let report = await inspector.inspect(token.token, now: token.time)
-            pending.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
+            records.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
         }
+        // Each token's record goes where its time puts it (a conn's records may have waited for its
+        // first packet, tokens with them); the sort is stable, so records of one time keep their order.
+        records.sort { $0.ts < $1.ts }
+        pending += records
         // A file's records go out in batches (a write per record cost more than decoding them); a
         // live capture's at once.
         if !batched || pending.count >= 512 { try flush() }

@@ -65,7 +65,15 @@ public struct SessionAssembler: Sendable {
     private struct Conn: Sendable {
         var number: Int
         var observation: ConnectionObservation
+        /// Records and tokens while the session's parser is not known: its `session` record says
+        /// it, so they wait for its first Socket.IO packet (or its end, or a few seconds of capture).
+        var held: [Stamped]? = []
+        var heldTokens: [Token] = []
+        var heldSince: Double?
     }
+
+    /// How long (capture time) and how many records a conn's records wait for its parser.
+    static let holdingLimit = (seconds: 5.0, records: 256)
 
     private let path: String?
     /// The conns still open; a closed conn's state goes (a long capture holds only its open ones),
@@ -267,29 +275,69 @@ public struct SessionAssembler: Sendable {
             tokens.append(Token(token: sighting.token, source: sighting.source, nsp: sighting.nsp, conn: id, time: time))
         }
         if let learnedSid { bySid[learnedSid] = id }
+        if let parser = decoded.parserFound { release(id, parser: parser, into: &output) }
         for body in decoded.records {
             emit(body, conn: id, time: time, into: &output)
             if case .engine(let engine) = body, engine.type == .close {
                 close(id, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet", time: time, into: &output)
             }
         }
-        output.tokens += tokens
+        add(tokens, conn: id, into: &output)
+    }
+
+    private mutating func add(_ tokens: [Token], conn id: String, into output: inout Output) {
+        if conns[id]?.held != nil {
+            conns[id]!.heldTokens += tokens
+        } else {
+            output.tokens += tokens
+        }
+    }
+
+    /// Hands on what waited for the session's parser, its `session` record saying msgpack when it is.
+    private mutating func release(_ id: String, parser: SocketIOParser?, into output: inout Output) {
+        guard let held = conns[id]?.held else { return }
+        conns[id]!.held = nil
+        // A handshake's open packet is decoded before its session record is made (the record
+        // needs the sid): the session record goes first.
+        let ordered = held.filter { if case .session = $0.body { true } else { false } } + held.filter { if case .session = $0.body { false } else { true } }
+        for var stamped in ordered {
+            if case .session(var session) = stamped.body, parser == .msgpack {
+                session.parser = .msgpack
+                stamped.body = .session(session)
+            }
+            output.records.append(stamped)
+        }
+        output.tokens += conns[id]!.heldTokens
+        conns[id]!.heldTokens = []
     }
 
     private mutating func handshakeTokens(_ head: HTTPConversation.Head, engine: EngineRequest, conn id: String, time: Double, into output: inout Output) {
         guard conns[id] != nil else { return }
+        var tokens: [Token] = []
         for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
         where conns[id]!.observation.firstSighting(of: token, source: source, nsp: nil) {
-            output.tokens.append(Token(token: token, source: source, nsp: nil, conn: id, time: time))
+            tokens.append(Token(token: token, source: source, nsp: nil, conn: id, time: time))
+        }
+        add(tokens, conn: id, into: &output)
+    }
+
+    private mutating func emit(_ body: CaptureRecord.Body, conn: String?, time: Double, into output: inout Output) {
+        if let conn, conns[conn] == nil { return }
+        let stamped = Stamped(body: body, conn: conn, time: time)
+        guard let conn, conns[conn]?.held != nil else {
+            output.records.append(stamped)
+            return
+        }
+        conns[conn]!.held!.append(stamped)
+        let since = conns[conn]!.heldSince ?? time
+        conns[conn]!.heldSince = since
+        if time - since > Self.holdingLimit.seconds || conns[conn]!.held!.count > Self.holdingLimit.records {
+            release(conn, parser: nil, into: &output)
         }
     }
 
-    private func emit(_ body: CaptureRecord.Body, conn: String?, time: Double, into output: inout Output) {
-        if let conn, conns[conn] == nil { return }
-        output.records.append(Stamped(body: body, conn: conn, time: time))
-    }
-
     private mutating func close(_ id: String, by side: Peer, reason: String, time: Double, into output: inout Output) {
+        release(id, parser: nil, into: &output)
         guard conns.removeValue(forKey: id) != nil else { return }
         webSockets = webSockets.filter { $0.value != id }
         output.records.append(Stamped(body: .close(CloseRecord(by: side, reason: reason)), conn: id, time: time))

@@ -151,3 +151,31 @@ def test_faults_in_a_msgpack_session(builtin_msgpack_server, tmp_path):
         assert [f["action"] for f in records if f["kind"] == "fault"] == ["refuse-connect", "rewrite"]
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_an_imported_msgpack_session(msgpack_server, transport, tmp_path):
+    """tcpdump records the proxy's upstream hop of a msgpack session: `siotap import` reads the
+    same packets the proxy recorded, and says msgpack in the session record."""
+    from test_import import Tcpdump, packets, siotap_import
+    pcap = tmp_path / "msgpack.pcap"
+    dump = Tcpdump(msgpack_server.port, pcap)
+    proxy = Proxy(msgpack_server.url, tmp_path)
+    try:
+        async def story():
+            client = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+            await client.connect(proxy.url, transports=TRANSPORTS[transport], wait_timeout=5)
+            assert await client.call("message-with-ack", [b"\x01\x02", BIG], timeout=5) == [b"\x01\x02", BIG]
+            await client.disconnect()
+
+        asyncio.run(asyncio.wait_for(story(), 30))
+        seen = settled(proxy)
+    finally:
+        proxy.stop()
+        dump.stop()
+    result, imported = siotap_import(pcap)
+    assert result.returncode == 0, result.stderr
+    [session] = [r for r in imported if r["kind"] == "session"]
+    assert session["parser"] == "msgpack"
+    assert imported[0]["kind"] == "session"
+    assert packets(imported) == packets(seen)
