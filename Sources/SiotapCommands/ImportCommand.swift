@@ -131,6 +131,9 @@ struct ImportOptions: ParsableArguments {
     @Option(help: "Decode Engine.IO traffic on this path only.")
     var path: String?
 
+    @Option(help: "The sessions' Socket.IO parser: auto (each session's first packet tells), json or msgpack.")
+    var parser: ParserChoice = .auto
+
     @Option(help: "Write every record to this JSONL file.")
     var record: String?
 
@@ -153,7 +156,7 @@ struct ImportOptions: ParsableArguments {
     func run(command: String, io: CommandIO) async throws -> ImportRun {
         let run = try ImportRun(
             command: command, io: io, record: record, json: json, quiet: quiet,
-            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, ports: port,
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, parser: parser.parser, ports: port,
             feed: inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
         )
         if let address = inspector.address, let feed = run.feed {
@@ -189,7 +192,8 @@ final class ImportRun {
     var inspectorServer: InspectorServer?
 
     init(
-        command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?, ports: [Int],
+        command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?,
+        parser: SocketIOParser?, ports: [Int],
         feed: InspectorFeed?
     ) throws {
         self.feed = feed
@@ -201,7 +205,7 @@ final class ImportRun {
         self.quiet = quiet
         self.record = record
         self.inspector = inspector
-        importer = TrafficImporter(path: path, ports: Set(ports.map(UInt16.init)))
+        importer = TrafficImporter(path: path, parser: parser, ports: Set(ports.map(UInt16.init)))
     }
 
     deinit {

@@ -88,8 +88,12 @@ public struct SessionAssembler: Sendable {
     static let joiningLimit = 64
     private var counter = 0
 
-    public init(path: String? = nil) {
+    /// Every session's parser when it was given; nil: told by each session's first packet.
+    private let parser: SocketIOParser?
+
+    public init(path: String? = nil, parser: SocketIOParser? = nil) {
         self.path = path.map(EngineRequest.normalisedPath)
+        self.parser = parser
     }
 
     /// The conns seen so far.
@@ -245,7 +249,7 @@ public struct SessionAssembler: Sendable {
     private mutating func newConn(version: EngineIOVersion) -> String {
         counter += 1
         let id = "c\(counter)"
-        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: version))
+        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: version, parser: parser), held: parser == nil ? [] : nil)
         return id
     }
 
@@ -260,11 +264,13 @@ public struct SessionAssembler: Sendable {
     }
 
     private func sessionRecord(_ head: HTTPConversation.Head, engine: EngineRequest, sid: String?, flow: Flow) -> SessionRecord {
-        SessionRecord(
+        var record = SessionRecord(
             url: head.target, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string(JSONString($0.value))) })),
             remote: flow.client?.description, upstream: "\(flow.scheme)://\(flow.server)", scheme: flow.scheme
         )
+        if parser == .msgpack { record.parser = .msgpack }
+        return record
     }
 
     private mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, conn id: String, time: Double, into output: inout Output) {

@@ -1,3 +1,5 @@
+public import SocketIOProtocol
+
 /// Captured TCP segments, in capture order, to Engine.IO records: each TCP connection reassembled
 /// (``TCPReassembler``), read as HTTP and WebSocket (``HTTPConversation``), and its sessions joined
 /// across connections (``SessionAssembler``). Memory follows the connections open at a time: a
@@ -52,8 +54,9 @@ public struct TrafficImporter {
     public private(set) var tcpConnections = 0
     public private(set) var gaps = 0
 
-    public init(path: String? = nil, ports: Set<UInt16> = []) {
-        assembler = SessionAssembler(path: path)
+    /// - Parameter parser: the sessions' Socket.IO parser when known; nil: each session's first packet tells.
+    public init(path: String? = nil, parser: SocketIOParser? = nil, ports: Set<UInt16> = []) {
+        assembler = SessionAssembler(path: path, parser: parser)
         self.ports = ports
     }
 
