@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Codec speed: siotap's decoder/encoder (release build, one core) against the reference JS parser
-# (Debian's node-socket.io-parser) on the same vectors, in one run, with the ratio per vector.
+# (Debian's node-socket.io-parser) on the same vectors, in one run, with the ratio per vector; and
+# the msgpack parser against msgpack-python with python-socketio's packet layer.
 # The two alternate for ROUNDS rounds and each keeps its best rate per vector: on a shared
 # machine, the best of a few runs is the figure least disturbed by neighbours.
 #
@@ -14,6 +15,10 @@ trap 'rm -rf "$work"' EXIT
 for round in $(seq "$ROUNDS"); do
     "$(swift build -c release --show-bin-path)/CodecBenchmark" | tail -n +2 >> "$work/ours"
     NODE_PATH=/usr/share/nodejs node Benchmarks/reference-codec.js | tail -n +2 >> "$work/theirs"
+    # The msgpack parser's reference: msgpack-python with python-socketio's packet layer.
+    if [ -x .venv-peers/bin/python ] && .venv-peers/bin/python -c 'import msgpack' 2>/dev/null; then
+        .venv-peers/bin/python Benchmarks/reference-msgpack.py | tail -n +2 >> "$work/theirs"
+    fi
 done
 best() { sort -t $'\t' -k1,1 -k2,2nr "$1" | awk -F'\t' '$1 != last { print; last = $1 }'; }
 best "$work/ours" > "$work/ours.best"

@@ -76,3 +76,19 @@ for vector in vectors {
 }
 let payload = EngineIOCodec.encodePayload((0..<100).map { EnginePacket.message(#"2["tick",{"i":"# + String($0) + "}]") }, version: .v4).body
 try measure("decode polling payload of 100 packets (v4)", bytes: payload.count) { blackHole(try EngineIOCodec.decodePayload(payload, version: .v4)) }
+
+// The msgpack parser (socket.io-msgpack-parser, python-socketio's serializer="msgpack") on the same
+// packets, each one msgpack map; Benchmarks/reference-msgpack.py runs msgpack-python (its C
+// extension) with python-socketio's packet layer on the same bytes.
+for vector in vectors {
+    var decoder = SocketIODecoder(version: .v5)
+    var decoded = try decoder.decode(text: vector.text)
+    for attachment in vector.attachments { decoded = try decoder.decode(binary: attachment) }
+    var packet = decoded!
+    // The msgpack parser has no BINARY_ types: binary sits in the event as it is.
+    if packet.type == .binaryEvent { packet.type = .event }
+    packet.attachments = []
+    let bytes = SocketIOMsgPack.encode(packet)
+    try measure("msgpack decode \(vector.name)", bytes: bytes.count) { blackHole(try SocketIOMsgPack.decode(bytes)) }
+    measure("msgpack encode \(vector.name)", bytes: bytes.count) { blackHole(SocketIOMsgPack.encode(packet)) }
+}

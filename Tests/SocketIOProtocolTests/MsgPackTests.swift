@@ -57,6 +57,13 @@ struct MsgPackTests {
                 #expect(Float(literal.literal) == number && literal.literal.count <= 16, "\(vector.name): \(literal.literal)")
             }
             #expect(MsgPackCodec.encode(value) == bytes, "\(vector.name) encodes back")
+            // The direct paths (no tree in between) agree with the tree's.
+            #expect(try MsgPackCodec.decodeJSON(bytes) == value.jsonValue, "\(vector.name) straight to JSON")
+            if vector.json != nil, !vector.name.hasPrefix("ext") {
+                var direct: [UInt8] = []
+                MsgPackCodec.write(json: value.jsonValue, to: &direct)
+                #expect(direct == MsgPackCodec.encode(value.jsonValue.msgPackValue), "\(vector.name) straight from JSON")
+            }
         }
     }
 

@@ -284,8 +284,10 @@ def test_a_connect_to_a_closed_port_is_a_502(forward):
     with socket.create_connection((proxy.host, int(proxy.port)), timeout=10) as raw:
         raw.sendall(f"CONNECT 127.0.0.1:{closed} HTTP/1.1\r\n\r\n".encode())
         assert raw.recv(1024).startswith(b"HTTP/1.1 502")
+    # The capture is written after the answer goes: wait for the line.
+    assert wait_until(lambda: [r for r in proxy.records() if r.get("code") == "proxy.bad_tunnel"])
     records = [r for r in proxy.records() if r.get("code") == "proxy.bad_tunnel"]
-    assert records and f"127.0.0.1:{closed}" in records[0]["message"]
+    assert f"127.0.0.1:{closed}" in records[0]["message"]
 
 
 @pytest.mark.parametrize("garbage,code", [(b"\x00\x01\x02garbage\r\n\r\n", "proxy.bad_tunnel"),

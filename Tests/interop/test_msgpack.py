@@ -179,3 +179,37 @@ def test_an_imported_msgpack_session(msgpack_server, transport, tmp_path):
     assert session["parser"] == "msgpack"
     assert imported[0]["kind"] == "session"
     assert packets(imported) == packets(seen)
+
+
+def test_a_msgpack_capture_mocked_for_a_msgpack_client(msgpack_server, tmp_path):
+    """`siotap mock` plays a msgpack capture in msgpack: the client's call gets the recorded ack."""
+    proxy = Proxy(msgpack_server.url, tmp_path)
+    try:
+        async def record():
+            client = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+            await client.connect(proxy.url, transports=["websocket"], wait_timeout=5)
+            answer = await client.call("message-with-ack", {"n": BIG, "b": b"\x09"}, timeout=5)
+            await client.disconnect()
+            return answer
+
+        recorded = asyncio.run(asyncio.wait_for(record(), 30))
+        settled(proxy)
+        capture = tmp_path / "mock.jsonl"
+        shutil.copy(proxy.capture, capture)
+    finally:
+        proxy.stop()
+    mock = subprocess.Popen([SIOTAP, "mock", str(capture), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = mock.stdout.readline().split(" on ")[1].split("/socket.io/")[0]
+
+        async def replayed():
+            client = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+            await client.connect(url, transports=["websocket"], wait_timeout=5)
+            answer = await client.call("message-with-ack", {"n": BIG, "b": b"\x09"}, timeout=5)
+            await client.disconnect()
+            return answer
+
+        assert asyncio.run(asyncio.wait_for(replayed(), 30)) == recorded == {"n": BIG, "b": b"\x09"}
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)

@@ -45,70 +45,81 @@ extension JSONString {
     /// Decodes the escapes of a validated JSON string body. Surrogate pairs join; a lone
     /// surrogate becomes U+FFFD, since a Swift `String` cannot hold one.
     static func unescape(_ escaped: String) -> String {
-        var out = String.UnicodeScalarView()
-        var utf8 = Array(escaped.utf8)[...]
-        var pendingHigh: UInt16?
-        var literalStart = utf8.startIndex
+        var escaped = escaped
+        return escaped.withUTF8 { bytes in
+            var out: [UInt8] = []
+            appendUnescaped(bytes, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
 
-        func flushPending() {
+    /// The UTF-8 of what escaped (valid) JSON string text stands for, appended to `out`, byte by
+    /// byte: a lone surrogate escape becomes U+FFFD.
+    static func appendUnescaped(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        var pendingHigh: UInt16?
+        func flushPending(_ out: inout [UInt8]) {
             if pendingHigh != nil {
-                out.append("\u{FFFD}")
+                out += [0xEF, 0xBF, 0xBD]
                 pendingHigh = nil
             }
         }
-        func appendLiteral(_ end: Int) {
-            guard literalStart < end else { return }
-            flushPending()
-            out.append(contentsOf: String(decoding: utf8[literalStart..<end], as: UTF8.self).unicodeScalars)
+        func appendScalar(_ value: UInt32, to out: inout [UInt8]) {
+            switch value {
+            case 0..<0x80: out.append(UInt8(value))
+            case 0x80..<0x800: out += [0xC0 | UInt8(value >> 6), 0x80 | UInt8(value & 0x3F)]
+            case 0x800..<0x10000: out += [0xE0 | UInt8(value >> 12), 0x80 | UInt8(value >> 6 & 0x3F), 0x80 | UInt8(value & 0x3F)]
+            default:
+                out += [0xF0 | UInt8(value >> 18), 0x80 | UInt8(value >> 12 & 0x3F), 0x80 | UInt8(value >> 6 & 0x3F), 0x80 | UInt8(value & 0x3F)]
+            }
         }
-
-        var index = utf8.startIndex
-        while index < utf8.endIndex {
+        var index = 0
+        var literalStart = 0
+        while index < utf8.count {
             guard utf8[index] == UInt8(ascii: "\\") else {
                 index += 1
                 continue
             }
-            appendLiteral(index)
+            if literalStart < index {
+                flushPending(&out)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart..<index]))
+            }
             let kind = utf8[index + 1]
             index += 2
-            var simple: Unicode.Scalar?
             switch kind {
-            case UInt8(ascii: "b"): simple = "\u{08}"
-            case UInt8(ascii: "f"): simple = "\u{0C}"
-            case UInt8(ascii: "n"): simple = "\n"
-            case UInt8(ascii: "r"): simple = "\r"
-            case UInt8(ascii: "t"): simple = "\t"
+            case UInt8(ascii: "b"): flushPending(&out); out.append(0x08)
+            case UInt8(ascii: "f"): flushPending(&out); out.append(0x0C)
+            case UInt8(ascii: "n"): flushPending(&out); out.append(0x0A)
+            case UInt8(ascii: "r"): flushPending(&out); out.append(0x0D)
+            case UInt8(ascii: "t"): flushPending(&out); out.append(0x09)
             case UInt8(ascii: "u"):
                 var unit: UInt16 = 0
                 for offset in 0..<4 { unit = unit << 4 | (hexValue(utf8[index + offset]) ?? 0) }
                 index += 4
                 switch unit {
                 case 0xD800...0xDBFF:
-                    flushPending()
+                    flushPending(&out)
                     pendingHigh = unit
                 case 0xDC00...0xDFFF:
                     if let high = pendingHigh {
-                        let value = 0x10000 + (UInt32(high - 0xD800) << 10) + UInt32(unit - 0xDC00)
-                        out.append(Unicode.Scalar(value)!)
+                        appendScalar(0x10000 + (UInt32(high - 0xD800) << 10) + UInt32(unit - 0xDC00), to: &out)
                         pendingHigh = nil
                     } else {
-                        out.append("\u{FFFD}")
+                        out += [0xEF, 0xBF, 0xBD]
                     }
                 default:
-                    flushPending()
-                    out.append(Unicode.Scalar(unit)!)
+                    flushPending(&out)
+                    appendScalar(UInt32(unit), to: &out)
                 }
-            default: simple = Unicode.Scalar(kind)
-            }
-            if let simple {
-                flushPending()
-                out.append(simple)
+            default:
+                flushPending(&out)
+                out.append(kind)
             }
             literalStart = index
         }
-        appendLiteral(utf8.endIndex)
-        flushPending()
-        utf8 = []
-        return String(out)
+        if literalStart < utf8.count {
+            flushPending(&out)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart..<utf8.count]))
+        }
+        flushPending(&out)
     }
 }

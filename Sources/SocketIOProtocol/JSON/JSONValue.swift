@@ -112,6 +112,9 @@ public struct JSONString: Sendable, Hashable, CustomStringConvertible {
     /// The decoded value's UTF-8 length; without escapes, known without decoding.
     var valueUTF8Count: Int { hasEscapes ? value.utf8.count : text.utf8Count }
 
+    /// Whether the wire text has escapes (its bytes are then not the value's).
+    var valueIsEscaped: Bool { hasEscapes }
+
     public var description: String { value }
 
     // Two strings are equal when they decode to the same text, whatever escapes were used.

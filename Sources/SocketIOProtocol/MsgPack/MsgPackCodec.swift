@@ -56,7 +56,16 @@ public enum MsgPackCodec {
         return out
     }
 
-    private struct Reader {
+    /// Exactly one value, read straight into the capture's JSON form (as ``MsgPackValue/jsonValue``
+    /// gives it, without the tree in between).
+    public static func decodeJSON(_ bytes: [UInt8]) throws(MsgPackError) -> JSONValue {
+        var reader = Reader(bytes: bytes)
+        let value = try reader.json(depth: 0)
+        guard reader.index == bytes.count else { throw MsgPackError(.trailingBytes, offset: reader.index) }
+        return value
+    }
+
+    struct Reader {
         let bytes: [UInt8]
         var index = 0
 
@@ -107,6 +116,73 @@ public enum MsgPackCodec {
             }
         }
 
+        /// The next value as JSON; scalars, strings and containers without the tree in between.
+        mutating func json(depth: Int) throws(MsgPackError) -> JSONValue {
+            let start = index
+            guard index < bytes.count else { throw MsgPackError(.truncated, offset: bytes.count) }
+            let byte = bytes[index]
+            switch byte {
+            case 0x00...0x7F:
+                index += 1
+                return .number(JSONNumber(Int(byte)))
+            case 0xA0...0xBF:
+                index += 1
+                return .string(try jsonString(count: Int(byte & 0x1F), at: start))
+            case 0xD9, 0xDA, 0xDB:
+                index += 1
+                return .string(try jsonString(count: Int(try unsigned(1 << Int(byte - 0xD9))), at: start))
+            case 0x90...0x9F, 0xDC, 0xDD:
+                index += 1
+                let count = byte <= 0x9F ? Int(byte & 0x0F) : Int(try unsigned(byte == 0xDC ? 2 : 4))
+                guard depth < MsgPackCodec.maxDepth else { throw MsgPackError(.tooDeep, offset: start) }
+                guard count <= bytes.count - index else { throw MsgPackError(.truncated, offset: bytes.count) }
+                var items: [JSONValue] = []
+                items.reserveCapacity(count)
+                for _ in 0..<count { items.append(try json(depth: depth + 1)) }
+                return .array(items)
+            case 0x80...0x8F, 0xDE, 0xDF:
+                index += 1
+                let count = byte <= 0x8F ? Int(byte & 0x0F) : Int(try unsigned(byte == 0xDE ? 2 : 4))
+                guard depth < MsgPackCodec.maxDepth else { throw MsgPackError(.tooDeep, offset: start) }
+                guard count <= (bytes.count - index) / 2 else { throw MsgPackError(.truncated, offset: bytes.count) }
+                var members: [JSONObject.Member] = []
+                members.reserveCapacity(count)
+                for _ in 0..<count {
+                    let keyStart = index
+                    let key: JSONString
+                    if index < bytes.count, case let first = bytes[index], (0xA0...0xBF).contains(first) || (0xD9...0xDB).contains(first) {
+                        guard case .string(let text) = try json(depth: depth + 1) else { throw MsgPackError(.truncated, offset: keyStart) }
+                        key = text
+                    } else {
+                        let other = try value(depth: depth + 1)
+                        key = JSONString(other.stringValue ?? other.jsonValue.jsonText)
+                    }
+                    members.append(.init(key: key, value: try json(depth: depth + 1)))
+                }
+                return .object(JSONObject(members))
+            default:
+                return try value(depth: depth).jsonValue
+            }
+        }
+
+        /// A msgpack string as a JSON string: bytes that need no escaping are kept as they are.
+        mutating func jsonString(count: Int, at start: Int) throws(MsgPackError) -> JSONString {
+            guard count >= 0, bytes.count - index >= count else { throw MsgPackError(.truncated, offset: bytes.count) }
+            defer { index += count }
+            return try bytes.withUnsafeBufferPointer { buffer throws(MsgPackError) -> JSONString in
+                let slice = UnsafeBufferPointer(rebasing: buffer[index..<(index + count)])
+                var ascii = true
+                var plain = true
+                for byte in slice {
+                    if byte >= 0x80 { ascii = false }
+                    if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { plain = false }
+                }
+                if !ascii, String(validating: slice, as: UTF8.self) == nil { throw MsgPackError(.invalidUTF8, offset: start) }
+                if plain { return JSONString(validatedEscaped: slice, hasEscapes: false) }
+                return JSONString(String(decoding: slice, as: UTF8.self))
+            }
+        }
+
         mutating func string(count: Int, at start: Int) throws(MsgPackError) -> MsgPackValue {
             let bytes = try take(count)
             guard let text = String(validating: bytes, as: UTF8.self) else { throw MsgPackError(.invalidUTF8, offset: start) }
@@ -136,7 +212,7 @@ public enum MsgPackCodec {
         }
     }
 
-    private static func write(_ value: MsgPackValue, to out: inout [UInt8]) {
+    static func write(_ value: MsgPackValue, to out: inout [UInt8]) {
         switch value {
         case .null: out.append(0xC0)
         case .bool(let flag): out.append(flag ? 0xC3 : 0xC2)
@@ -162,16 +238,16 @@ public enum MsgPackCodec {
         case .float64(let number): out.append(0xCB); bigEndian(number.bitPattern, width: 8, to: &out)
         case .string(let text):
             let bytes = Array(text.utf8)
-            header(bytes.count, fix: (0xA0, 31), widths: [(0xD9, 1), (0xDA, 2), (0xDB, 4)], to: &out)
+            header(bytes.count, fix: 0xA0, fixMax: 31, eight: 0xD9, sixteen: 0xDA, thirtyTwo: 0xDB, to: &out)
             out += bytes
         case .binary(let bytes):
-            header(bytes.count, fix: nil, widths: [(0xC4, 1), (0xC5, 2), (0xC6, 4)], to: &out)
+            header(bytes.count, fix: nil, fixMax: -1, eight: 0xC4, sixteen: 0xC5, thirtyTwo: 0xC6, to: &out)
             out += bytes
         case .array(let items):
-            header(items.count, fix: (0x90, 15), widths: [(0xDC, 2), (0xDD, 4)], to: &out)
+            header(items.count, fix: 0x90, fixMax: 15, eight: nil, sixteen: 0xDC, thirtyTwo: 0xDD, to: &out)
             for item in items { write(item, to: &out) }
         case .map(let entries):
-            header(entries.count, fix: (0x80, 15), widths: [(0xDE, 2), (0xDF, 4)], to: &out)
+            header(entries.count, fix: 0x80, fixMax: 15, eight: nil, sixteen: 0xDE, thirtyTwo: 0xDF, to: &out)
             for entry in entries {
                 write(entry.key, to: &out)
                 write(entry.value, to: &out)
@@ -181,22 +257,68 @@ public enum MsgPackCodec {
             if let marker = fixed[data.count] {
                 out.append(marker)
             } else {
-                header(data.count, fix: nil, widths: [(0xC7, 1), (0xC8, 2), (0xC9, 4)], to: &out)
+                header(data.count, fix: nil, fixMax: -1, eight: 0xC7, sixteen: 0xC8, thirtyTwo: 0xC9, to: &out)
             }
             out.append(UInt8(bitPattern: type))
             out += data
         }
     }
 
-    private static func header(_ count: Int, fix: (base: UInt8, max: Int)?, widths: [(marker: UInt8, width: Int)], to out: inout [UInt8]) {
-        if let fix, count <= fix.max {
-            out.append(fix.base | UInt8(count))
+    /// A JSON value's msgpack encoding, written straight from it (as
+    /// ``JSONValue/msgPackValue`` would give it, without the tree in between).
+    public static func write(json value: JSONValue, to out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(0xC0)
+        case .bool(let flag): out.append(flag ? 0xC3 : 0xC2)
+        case .number(let number):
+            if let integer = number.intValue {
+                write(integer < 0 ? .int(Int64(integer)) : .uint(UInt64(integer)), to: &out)
+            } else {
+                write(JSONValue.number(number).msgPackValue, to: &out)
+            }
+        case .string(let text): writeString(text, to: &out)
+        case .binary(let bytes): write(.binary(bytes), to: &out)
+        case .array(let items):
+            header(items.count, fix: 0x90, fixMax: 15, eight: nil, sixteen: 0xDC, thirtyTwo: 0xDD, to: &out)
+            for item in items { write(json: item, to: &out) }
+        case .object(let object):
+            header(object.members.count, fix: 0x80, fixMax: 15, eight: nil, sixteen: 0xDE, thirtyTwo: 0xDF, to: &out)
+            for member in object.members {
+                writeString(member.key, to: &out)
+                write(json: member.value, to: &out)
+            }
+        }
+    }
+
+    private static func writeString(_ text: JSONString, to out: inout [UInt8]) {
+        guard text.valueIsEscaped else {
+            header(text.valueUTF8Count, fix: 0xA0, fixMax: 31, eight: 0xD9, sixteen: 0xDA, thirtyTwo: 0xDB, to: &out)
+            text.text.withUTF8 { out.append(contentsOf: $0) }
             return
         }
-        for (marker, width) in widths where width == 4 || count < 1 << (8 * width) {
-            out.append(marker)
-            bigEndian(UInt64(count), width: width, to: &out)
-            return
+        var value: [UInt8] = []
+        text.text.withUTF8 { JSONString.appendUnescaped($0, to: &value) }
+        header(value.count, fix: 0xA0, fixMax: 31, eight: 0xD9, sixteen: 0xDA, thirtyTwo: 0xDB, to: &out)
+        out += value
+    }
+
+    /// A length in the fewest bytes its type allows (no array literal per call: this runs for
+    /// every string and container).
+    @inline(__always)
+    private static func header(
+        _ count: Int, fix: UInt8?, fixMax: Int, eight: UInt8?, sixteen: UInt8, thirtyTwo: UInt8, to out: inout [UInt8]
+    ) {
+        if let fix, count <= fixMax {
+            out.append(fix | UInt8(count))
+        } else if let eight, count <= 0xFF {
+            out.append(eight)
+            out.append(UInt8(count))
+        } else if count <= 0xFFFF {
+            out.append(sixteen)
+            bigEndian(UInt64(count), width: 2, to: &out)
+        } else {
+            out.append(thirtyTwo)
+            bigEndian(UInt64(count), width: 4, to: &out)
         }
     }
 
