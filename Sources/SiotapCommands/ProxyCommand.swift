@@ -45,7 +45,7 @@ struct ProxyCommand: AsyncParsableCommand {
             CONNECT_ERROR {"message": TEXT} without forwarding them; set=PATH:JSON and unset=PATH \
             rewrite arguments (args[0].price, data.token, event); throttle=10kB/s[,dir=s2c]. Each \
             fault is a "fault" record; --seed N repeats the p= draws. Unmatched traffic passes byte \
-            for byte. Reverse mode only.
+            for byte.
 
             Exit codes: 0 stopped by SIGINT or SIGTERM (every conn closed in the capture); 1 it cannot \
             listen or cannot write the capture; 2 wrong arguments.
@@ -158,7 +158,6 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts)
         let faultPlan = try FaultOptions.plan(rules: fault, file: faults, seed: seed)
-        if forwardMode, faultPlan != nil { throw ValidationError("--fault and --faults are for --mode reverse") }
         let listenAddress = listen
         let upstreamAddress = upstream ?? UpstreamURL(host: "127.0.0.1", port: 3000)
         let key = try tokens.key()

@@ -30,7 +30,7 @@ public struct ProxyConfiguration: Sendable {
     public var forward: ForwardSettings?
     /// Forward mode refuses clients from other machines unless this is set (`--allow-remote`).
     public var allowRemote: Bool
-    /// `--fault`'s rules (reverse mode). With none, bytes pass as they come and nothing is held.
+    /// `--fault`'s rules. With none, bytes pass as they come and nothing is held.
     public var faults: FaultPlan?
     /// The sessions' Socket.IO parser (`--parser`); nil: each session's first packet tells it.
     public var parser: SocketIOParser?

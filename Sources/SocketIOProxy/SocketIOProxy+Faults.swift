@@ -1,5 +1,6 @@
 import FaultInjection
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 import SocketIOProtocol
 import SocketIOTransport
@@ -204,6 +205,32 @@ extension SocketIOProxy {
         out += held
         if changed { result.packets = out }
         return result
+    }
+}
+
+extension SocketIOProxy {
+    /// A known session's poll on the async side (forward mode), through the responder's fault path:
+    /// the client's going away (the task cancelled) drops the upstream exchange, as on the loop.
+    func respondWithFaults(_ request: HTTPRequest, engine: EngineRequest, via route: ProxyRoute, to upstream: ProxyUpstream) async -> HTTPResponse {
+        let responder = PollingResponder(proxy: self, route: route, upstream: upstream)
+        let closed = (request.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()).makePromise(of: Void.self)
+        let settled = Mutex(false)
+        let settle: @Sendable (Bool) -> Void = { clientLeft in
+            guard settled.withLock({ done in defer { done = true }; return !done }) else { return }
+            // Failed when the client stayed: nothing then cancels an exchange that has finished
+            // (and whose connection may carry another by then).
+            if clientLeft { closed.succeed() } else { closed.fail(CancellationError()) }
+        }
+        defer { settle(false) }
+        return await withTaskCancellationHandler {
+            do {
+                return try await responder.respondWithFaults(to: request, as: engine, clientClosed: closed.futureResult).get()
+            } catch {
+                return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
+            }
+        } onCancel: {
+            settle(true)
+        }
     }
 }
 

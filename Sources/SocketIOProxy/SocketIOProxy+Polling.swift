@@ -18,6 +18,10 @@ extension SocketIOProxy {
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
             return await relay(request, engine: engine, on: nil, via: route, to: upstream)
         }
+        if tracker.faults != nil, engine.sid != nil {
+            // Forward mode's polls (reverse mode's take the responder on the loop): the same fault path.
+            return await respondWithFaults(request, engine: engine, via: route, to: upstream)
+        }
         await captureCaughtUp()
         let connection = beginExchange(request, engine: engine)
         let response = await relay(request, engine: engine, on: connection, via: route, to: upstream)

@@ -93,6 +93,8 @@ public final class HTTPConnectionPool: Sendable {
     ) {
         guard pending.use(connection) else { return }
         connection.start(exchange).whenSuccess { outcome in
+            // Before the connection can carry another exchange: a late cancel() must not close it.
+            pending.done()
             switch outcome {
             case .answered(let response, let keepAlive):
                 if keepAlive { self.putBack(connection) }
@@ -203,7 +205,13 @@ public final class PendingExchange: Sendable {
         return !cancelled
     }
 
+    /// The exchange is over (answered or failed): its connection is no longer its to close.
+    func done() {
+        state.withLock { $0.connection = nil }
+    }
+
     /// Drops the exchange: the connection it is on closes, as the client's own abort would have.
+    /// After the exchange is over it does nothing (the connection may carry another one by then).
     public func cancel() {
         state.withLock { state in
             state.cancelled = true

@@ -405,3 +405,32 @@ def test_the_real_host_is_asked_by_name_for_http_1_1(forward, pki, siotap_ca):
         assert asked == {"sni": "localhost", "alpn": "http/1.1"}
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_faults_in_forward_mode(forward, proxy_env, plain_server, transport):
+    """--fault in forward mode: a dropped ack times out over either transport, the rest goes on."""
+    import asyncio
+
+    import aiohttp
+    proxy = forward("--fault", "drop,type=ACK,dir=s2c")
+    proxy_env(proxy)
+
+    async def story():
+        async with aiohttp.ClientSession(trust_env=True) as http:
+            client = socketio.AsyncClient(reconnection=False, http_session=http)
+            echoed = asyncio.Event()
+            client.on("message-back", lambda *args: echoed.set())
+            await client.connect(plain_server.url, transports=[transport], wait_timeout=5)
+            with pytest.raises(socketio.exceptions.TimeoutError):
+                await client.call("message-with-ack", "lost", timeout=1)
+            await client.emit("message", "still here")
+            await asyncio.wait_for(echoed.wait(), 5)
+            await client.disconnect()
+
+    asyncio.run(asyncio.wait_for(story(), 30))
+    assert wait_until(lambda: any(r["kind"] == "close" for r in proxy.records()), timeout=10)
+    records = proxy.records()
+    [ack] = [r for r in records if r["kind"] == "packet" and r["type"] == "ACK"]
+    [fault] = [r for r in records if r["kind"] == "fault"]
+    assert fault["action"] == "drop" and fault["packet"] == ack["seq"] and ack["transport"] == transport
