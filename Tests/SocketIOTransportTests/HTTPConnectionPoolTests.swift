@@ -54,6 +54,19 @@ struct HTTPConnectionPoolTests {
         }
     }
 
+    @Test("Cancelling an exchange that is over leaves its connection alone: it is back in the pool, maybe carrying another")
+    func lateCancel() async throws {
+        try await withServer { pool in
+            let pending = pool.exchange(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), body: [])
+            let first = String(decoding: try await pending.response.get().body, as: UTF8.self)
+            // The client whose request that was goes away now (its connection closes): too late to
+            // drop anything. Before the fix this closed the pooled connection.
+            pending.cancel()
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(try await remote(pool) == first, "the connection was closed by a cancel that came after its exchange")
+        }
+    }
+
     @Test("Requests in flight together each get a connection, and then all are kept")
     func concurrent() async throws {
         try await withServer { pool in
