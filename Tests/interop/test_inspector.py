@@ -294,7 +294,11 @@ def stop(process, after_the_work=True):
         if "the inspector stays at" in line:
             break
     process.send_signal(2)
-    assert process.wait(timeout=10) == 0
+    try:
+        assert process.wait(timeout=10) == 0
+    except subprocess.TimeoutExpired:
+        process.kill()  # a command that hangs must not outlive its test
+        raise
 
 
 def test_an_import_in_the_inspector_in_the_dark(tmp_path, browser):
