@@ -9,11 +9,14 @@ public final class FaultPlan: Sendable {
     /// Makes `p=` choices repeatable: each conn draws from its own generator, seeded with this and
     /// the conn's id, so one conn's draws do not depend on how others interleave.
     public let seed: UInt64
+    /// Whether any rule throttles: most plans do not, and every message asks.
+    public let throttles: Bool
     private let refusalsLeft: Mutex<[Int: Int]>
 
     public init(rules: [FaultRule], seed: UInt64) {
         self.rules = rules
         self.seed = seed
+        throttles = rules.contains { if case .throttle = $0.action { true } else { false } }
         var left: [Int: Int] = [:]
         for (index, rule) in rules.enumerated() {
             if case .refuseConnect(let count, _) = rule.action { left[index] = count }
@@ -161,6 +164,7 @@ public struct ConnectionFaults: Sendable {
     /// Seconds a message of `bytes` must wait for `dir`'s throttles at `now`, with its record
     /// when it waits at all (`packet`: the seq of what it carries, when known).
     public mutating func throttle(bytes: Int, dir: Direction, now: Double, packet: Int? = nil) -> (delay: Double, record: FaultRecord?) {
+        guard plan.throttles else { return (0, nil) }
         let context = CaptureRecord(conn: conn, .packet(PacketRecord(dir: dir, transport: .websocket, type: .event, nsp: "/", raw: "")))
         var wait = 0.0
         for rule in plan.rules {
@@ -175,14 +179,6 @@ public struct ConnectionFaults: Sendable {
             ))
         }
         return (wait, nil)
-    }
-
-    /// Whether any rule throttles `dir`.
-    public func throttles(_ dir: Direction) -> Bool {
-        let context = CaptureRecord(conn: conn, .packet(PacketRecord(dir: dir, transport: .websocket, type: .event, nsp: "/", raw: "")))
-        return plan.rules.contains { rule in
-            if case .throttle = rule.action { matchesBytes(rule, context) } else { false }
-        }
     }
 
     private func matchesBytes(_ rule: FaultRule, _ context: CaptureRecord) -> Bool {
@@ -206,19 +202,6 @@ public struct ConnectionFaults: Sendable {
 
     private static func trim(_ value: Double) -> String {
         value == value.rounded() ? String(Int(value)) : String((value * 100).rounded() / 100)
-    }
-}
-
-extension SocketPacket {
-    /// The packet a record describes, binary values in place.
-    init(record: PacketRecord) {
-        var data = record.data
-        if record.type.isEvent {
-            data = .array([.string(record.event ?? "")] + (record.args ?? []))
-        } else if record.type.isAck {
-            data = .array(record.args ?? [])
-        }
-        self.init(record.type, namespace: record.nsp, query: record.query, ackID: record.id, data: data)
     }
 }
 

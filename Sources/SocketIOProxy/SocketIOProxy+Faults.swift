@@ -44,13 +44,13 @@ extension SocketIOProxy {
             for record in decision.records { emit(.fault(record), on: connection) }
             fate.delay = max(fate.delay, decision.delay)
             // Re-encoded with the session's parser: JSON text and attachments, or one msgpack map.
-            let codec = SocketIOPacketCodec(parser: connection.parser, version: SocketIOVersion(engine: connection.engineVersion))
+            let codec = { SocketIOPacketCodec(parser: connection.parser, version: SocketIOVersion(engine: connection.engineVersion)) }
             if decision.drop {
                 fate.delivery = .drop
             } else if let replacement = decision.replacement {
-                fate.delivery = .replace(codec.encode(replacement))
+                fate.delivery = .replace(codec().encode(replacement))
             }
-            if let reply = decision.reply { fate.reply += codec.encode(reply) }
+            if let reply = decision.reply { fate.reply += codec().encode(reply) }
             if let cut = decision.disconnect { fate.cut = cut }
         }
         for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
@@ -184,7 +184,8 @@ extension SocketIOProxy {
         var held: [EnginePacket] = []
         var changed = false
         for packet in packets {
-            let size = EngineIOCodec.encodeText(packet, version: version).utf8.count
+            // Its size on the wire matters to a throttle only.
+            let size = tracker.faults?.throttles == true ? EngineIOCodec.encodeText(packet, version: version).utf8.count : 0
             let fate = decide(.polledPacket(packet), dir: dir, wireSize: size, on: connection)
             result.delay = max(result.delay, fate.delay)
             result.reply += fate.reply

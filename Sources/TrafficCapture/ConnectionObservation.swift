@@ -50,21 +50,21 @@ public struct ConnectionObservation: Sendable {
             }
         }
         for index in output.records.indices {
-            guard case .packet(var record) = output.records[index], record.type == .connect else { continue }
-            if dir == .clientToServer, let pid = Self.recoveryPid(of: record) {
-                askedPids[record.nsp] = pid
-            } else if dir == .serverToClient, let asked = askedPids.removeValue(forKey: record.nsp) {
-                record.recovered = record.data?["pid"]?.stringValue == asked
-                output.records[index] = .packet(record)
-            }
-        }
-        for index in output.records.indices {
-            guard case .packet(var record) = output.records[index], let id = record.id else { continue }
-            if record.type.isEvent {
-                pendingAcks[AckKey(dir: dir, nsp: record.nsp, id: id)] = now
-            } else if record.type.isAck, let sent = pendingAcks.removeValue(forKey: AckKey(dir: dir.reversed, nsp: record.nsp, id: id)) {
-                record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
-                output.records[index] = .packet(record)
+            guard case .packet(var record) = output.records[index] else { continue }
+            if record.type == .connect {
+                if dir == .clientToServer, let pid = Self.recoveryPid(of: record) {
+                    askedPids[record.nsp] = pid
+                } else if dir == .serverToClient, let asked = askedPids.removeValue(forKey: record.nsp) {
+                    record.recovered = record.data?["pid"]?.stringValue == asked
+                    output.records[index] = .packet(record)
+                }
+            } else if let id = record.id {
+                if record.type.isEvent {
+                    pendingAcks[AckKey(dir: dir, nsp: record.nsp, id: id)] = now
+                } else if record.type.isAck, let sent = pendingAcks.removeValue(forKey: AckKey(dir: dir.reversed, nsp: record.nsp, id: id)) {
+                    record.latencyMilliseconds = ((now - sent) * 1_000_000).rounded() / 1000
+                    output.records[index] = .packet(record)
+                }
             }
         }
         return (output, learnedSid)

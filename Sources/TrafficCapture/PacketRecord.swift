@@ -99,6 +99,17 @@ public struct PacketRecord: Sendable, Hashable, Decodable {
     }
 }
 
+extension SocketPacket {
+    /// The packet a record describes, binary values in place (what replay sends, what a fault
+    /// rewrites).
+    public init(record: PacketRecord) {
+        var data = record.data
+        if record.type.isEvent { data = .array([.string(record.event ?? "")] + (record.args ?? [])) }
+        if record.type.isAck { data = .array(record.args ?? []) }
+        self.init(record.type, namespace: record.nsp, query: record.query, ackID: record.id, data: data)
+    }
+}
+
 extension JSONValue {
     /// `{"$binary":"<base64>"}` back to ``JSONValue/binary(_:)``, at any depth.
     var restoringBinary: JSONValue {

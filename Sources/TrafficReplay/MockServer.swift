@@ -211,7 +211,8 @@ public final class MockServer: Sendable {
                 try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
                 elapsed += delay
             }
-            guard !Task.isCancelled, var packet = Replayer.packet(from: step.packet) else { return }
+            guard !Task.isCancelled else { return }
+            var packet = SocketPacket(record: step.packet)
             if let id = packet.ackID, packet.type.isAck { packet.ackID = ackIDs[id] ?? id }
             await connection.send(SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: connection.version)).encode(packet))
             if step.cutsAfter {

@@ -238,14 +238,6 @@ public enum Replayer {
         }.joined(separator: "&")
     }
 
-    static func packet(from record: PacketRecord) -> SocketPacket? {
-        let type = record.type
-        var data = record.data
-        if type.isEvent { data = .array([.string(record.event ?? "")] + (record.args ?? [])) }
-        if type.isAck { data = .array(record.args ?? []) }
-        return SocketPacket(type, namespace: record.nsp, query: record.query, ackID: record.id, data: data)
-    }
-
     private static func play(
         _ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer, recoveries: Recoveries
     ) async -> (ConnectionDiff?, String?) {
@@ -278,7 +270,7 @@ public enum Replayer {
             await recoveries.waitForEnds(before: step.seq, except: script.conn, timeout: timeout)
             // Protocol v4 connects `/` by itself: a recorded CONNECT for it is the server's.
             if script.engineVersion == .v3, step.packet.type == .connect, step.packet.nsp == "/" { continue }
-            guard var packet = packet(from: step.packet) else { continue }
+            var packet = SocketPacket(record: step.packet)
             if ConnectionObservation.recoveryPid(of: step.packet) != nil {
                 // Asking a session back: once its conn has gone, with the pid and offset this run gave.
                 if let earlier = script.recovers { await recoveries.waitForEnd(of: earlier, timeout: timeout) }

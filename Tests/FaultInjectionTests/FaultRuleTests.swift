@@ -161,7 +161,6 @@ import TrafficCapture
         #expect(abs(second.delay - 0.5) < 1e-9)
         #expect(second.record?.detail == "500 bytes at 1 kB/s")
         #expect(conn.throttle(bytes: 500, dir: .clientToServer, now: 1000).delay == 0)
-        #expect(conn.throttles(.serverToClient) && !conn.throttles(.clientToServer))
     }
 
     @Test func aTimedDisconnectIsFoundForItsConn() throws {
