@@ -107,7 +107,7 @@ let package = Package(
             ]
         ),
         // Benchmarks/codec.sh builds this in release mode; never run by the tests.
-        .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol"], path: "Benchmarks/CodecBenchmark"),
+        .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol", "TrafficCapture"], path: "Benchmarks/CodecBenchmark"),
         .executableTarget(
             name: "siotap",
             dependencies: ["SiotapCommands", .product(name: "Logging", package: "swift-log")]

@@ -28,4 +28,4 @@ printf "%-46s %14s %10s %14s %10s %7s\n" vector "siotap pkt/s" "MB/s" "reference
 join -t $'\t' "$work/ours.best" "$work/theirs.best" | while IFS=$'\t' read -r name a amb b bmb; do
     printf "%-46s %14s %10s %14s %10s %7.2f\n" "$name" "$a" "$amb" "$b" "$bmb" "$(echo "$a / $b" | bc -l)"
 done
-grep polling "$work/ours.best" | awk -F'\t' '{printf "%-46s %14s %10s %14s %10s %7s\n", $1, $2, $3, "-", "-", "-"}'
+grep -E "polling|observe" "$work/ours.best" | awk -F'\t' '{printf "%-46s %14s %10s %14s %10s %7s\n", $1, $2, $3, "-", "-", "-"}'

@@ -2,6 +2,7 @@
 // Run through Benchmarks/codec.sh, which builds it in release mode and runs the reference JS
 // parser on the same vectors for a ratio.
 import SocketIOProtocol
+import TrafficCapture
 
 #if canImport(Glibc)
 import Glibc
@@ -91,4 +92,27 @@ for vector in vectors {
     let bytes = SocketIOMsgPack.encode(packet)
     try measure("msgpack decode \(vector.name)", bytes: bytes.count) { blackHole(try SocketIOMsgPack.decode(bytes)) }
     measure("msgpack encode \(vector.name)", bytes: bytes.count) { blackHole(SocketIOMsgPack.encode(packet)) }
+}
+
+// What the proxy does per relayed WebSocket round trip besides relaying (no target of its own; it
+// moves with `Benchmarks/relay-cpu.sh`'s CPU per round trip): relay_load.py's echo, 100 bytes each
+// way, observed (Engine.IO and Socket.IO decoding, the records) and written as JSON lines, 512 to
+// a write(2), to /dev/null. Not a codec figure: codec.sh leaves it out of the ratios.
+let echoOut = WebSocketMessage.text("42[\"message\",\"" + String(repeating: "x", count: 100) + "\"]")
+let echoBack = WebSocketMessage.text("42[\"message-back\",\"" + String(repeating: "x", count: 100) + "\"]")
+if let writer = try? CaptureWriter(path: "/dev/null", append: true) {
+    var observation = ConnectionObservation(engineVersion: .v4)
+    var batch: [CaptureRecord] = []
+    var time = 1_790_000_000.0
+    try measure("observe and record a websocket echo round trip", bytes: 0) {
+        time += 0.000_05
+        for (frame, dir) in [(echoOut, Direction.clientToServer), (echoBack, .serverToClient)] {
+            let (output, _) = observation.observe(.webSocket(frame), dir: dir, now: time)
+            for body in output.records { batch.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: time), conn: "c1", body)) }
+        }
+        if batch.count >= 512 {
+            try writer.write(batch: &batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
 }

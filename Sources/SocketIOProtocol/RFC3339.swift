@@ -11,7 +11,9 @@ public enum RFC3339 {
     /// - Parameter fractionDigits: 0 (whole seconds) to 6 (microseconds).
     public static func format(secondsSince1970 seconds: Double, fractionDigits: Int = 6) -> String {
         let seconds = seconds.isNaN ? 0 : min(max(seconds, representable.lowerBound), representable.upperBound)
-        let scale = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000][max(0, min(6, fractionDigits))]
+        let fractionDigits = max(0, min(6, fractionDigits))
+        var scale = 1
+        for _ in 0..<fractionDigits { scale *= 10 }
         let scaled = Int64((seconds * Double(scale)).rounded(.down))
         var whole = scaled / Int64(scale)
         var fraction = scaled % Int64(scale)
@@ -26,28 +28,34 @@ public enum RFC3339 {
             days -= 1
         }
         let (year, month, day) = civilDate(daysSince1970: days)
-        // Digits into one buffer, one String at the end: the capture stamps every record.
-        var out: [UInt8] = []
-        out.reserveCapacity(28)
-        func digits(_ value: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
+        // Written straight into the string's storage: the capture stamps every record, and a
+        // buffer then a `String` made two allocations of it.
+        return String(unsafeUninitializedCapacity: 21 + fractionDigits) { out in
+            var count = 0
+            func put(_ byte: UInt8) {
+                out[count] = byte
+                count += 1
             }
+            func digits(_ value: Int64, _ width: Int) {
+                var divisor: Int64 = 1
+                for _ in 1..<width { divisor *= 10 }
+                while divisor > 0 {
+                    put(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                    divisor /= 10
+                }
+            }
+            digits(year, 4); put(UInt8(ascii: "-")); digits(month, 2); put(UInt8(ascii: "-")); digits(day, 2)
+            put(UInt8(ascii: "T"))
+            digits(secondOfDay / 3600, 2); put(UInt8(ascii: ":"))
+            digits(secondOfDay / 60 % 60, 2); put(UInt8(ascii: ":"))
+            digits(secondOfDay % 60, 2)
+            if fractionDigits > 0 {
+                put(UInt8(ascii: "."))
+                digits(fraction, fractionDigits)
+            }
+            put(UInt8(ascii: "Z"))
+            return count
         }
-        digits(year, 4); out.append(UInt8(ascii: "-")); digits(month, 2); out.append(UInt8(ascii: "-")); digits(day, 2)
-        out.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2); out.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2); out.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
-        if fractionDigits > 0 {
-            out.append(UInt8(ascii: "."))
-            digits(fraction, fractionDigits)
-        }
-        out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into seconds since 1970.

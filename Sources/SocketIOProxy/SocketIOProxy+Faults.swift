@@ -54,7 +54,7 @@ extension SocketIOProxy {
             if let cut = decision.disconnect { fate.cut = cut }
         }
         for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
-        if !completed, output.records.isEmpty, output.enginePackets.contains(where: { $0.type == .message }) {
+        if !completed, output.records.isEmpty, output.hadMessage {
             fate.delivery = .hold
         }
         if let (wait, record) = connection.withFaults({ faults, _ in faults.throttle(bytes: wireSize, dir: dir, now: now) }) {

@@ -42,12 +42,10 @@ public struct ConnectionObservation: Sendable {
             pendingAcks = pendingAcks.filter { $0.value > now - Self.ackHorizon }
         }
         var learnedSid: String?
-        for packet in output.enginePackets where packet.type == .open {
-            if let text = packet.text, let handshake = try? EngineHandshake(json: text), handshake.sid != sid {
-                sid = handshake.sid
-                learnedSid = handshake.sid
-                heartbeatWindow = Double(handshake.pingInterval + handshake.pingTimeout) / 1000
-            }
+        if let text = output.openText, let handshake = try? EngineHandshake(json: text), handshake.sid != sid {
+            sid = handshake.sid
+            learnedSid = handshake.sid
+            heartbeatWindow = Double(handshake.pingInterval + handshake.pingTimeout) / 1000
         }
         for index in output.records.indices {
             guard case .packet(var record) = output.records[index] else { continue }

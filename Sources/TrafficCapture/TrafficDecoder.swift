@@ -34,8 +34,10 @@ public struct TrafficDecoder: Sendable {
     public struct Output: Sendable {
         public var records: [CaptureRecord.Body] = []
         public var tokens: [TokenSighting] = []
-        /// Engine packets seen, in order (the proxy follows sessions with them).
-        public var enginePackets: [EnginePacket] = []
+        /// The JSON of this frame's open packet, if it had one (the session's sid and heartbeat).
+        public var openText: String?
+        /// Whether this frame had an Engine.IO message packet (a Socket.IO packet, or a part of one).
+        public var hadMessage = false
         /// Set when this frame told the session's parser.
         public var parserFound: SocketIOParser?
 
@@ -102,8 +104,8 @@ public struct TrafficDecoder: Sendable {
     }
 
     private mutating func handle(_ packet: EnginePacket, dir: Direction, transport: EngineTransport, into output: inout Output) {
-        output.enginePackets.append(packet)
         guard packet.type == .message else {
+            if packet.type == .open { output.openText = packet.text }
             var data: JSONValue?
             if let text = packet.text {
                 data = packet.type == .open ? ((try? JSONValue.parse(text)) ?? .string(text)) : .string(text)
@@ -111,6 +113,7 @@ public struct TrafficDecoder: Sendable {
             output.records.append(.engine(EngineRecord(dir: dir, transport: transport, type: packet.type, data: data)))
             return
         }
+        output.hadMessage = true
         if parser == nil {
             switch packet.payload {
             case .binary(let bytes) where !decoders[dir].isReconstructing && SocketIOMsgPack.looksLikePacket(bytes): parser = .msgpack

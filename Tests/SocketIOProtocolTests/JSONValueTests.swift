@@ -33,6 +33,42 @@ struct JSONValueTests {
         #expect(try JSONValue.parse("\"\(JSONString.escape(every))\"").stringValue == every)
     }
 
+    @Test("Escaping finds a character to escape at any position, inside or outside the eight-byte steps")
+    func escapingAtEveryPosition() {
+        // JSON.stringify's table, character by character: the reference the word-at-a-time scan
+        // must agree with.
+        func stringify(_ text: String) -> String {
+            var out = ""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\u{08}": out += "\\b"
+                case "\u{0C}": out += "\\f"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out
+        }
+        let specials: [Character] = ["\"", "\\", "\u{00}", "\u{1F}", "\n", " ", "!", "#", "[", "]", "\u{7F}", "é", "😀"]
+        for length in 1...24 {
+            for position in 0..<length {
+                for special in specials {
+                    var text = String(repeating: "a", count: length)
+                    let index = text.index(text.startIndex, offsetBy: position)
+                    text.replaceSubrange(index...index, with: String(special))
+                    var out: [UInt8] = []
+                    JSONString.appendEscaped(text, to: &out)
+                    #expect(String(decoding: out, as: UTF8.self) == stringify(text), "\(special.unicodeScalars.first!.value) at \(position) of \(length)")
+                }
+            }
+        }
+    }
+
     @Test("Escapes decode to the right text")
     func decodedValues() throws {
         #expect(try JSONValue.parse(#""\ud83d\ude00""#).stringValue == "😀")

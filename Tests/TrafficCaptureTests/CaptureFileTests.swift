@@ -67,6 +67,12 @@ struct CaptureFileTests {
         records.append(CaptureRecord(seq: 9, ts: "t", .session(SessionRecord(url: "/?a=\"q\"\n", eio: 3, transport: .websocket))))
         records.append(CaptureRecord(seq: 10, ts: "t", .error(ErrorRecord(dir: nil, code: "c", message: "tab\there \u{1} \u{2028}"))))
         records.append(CaptureRecord(seq: 11, ts: "t", .jwt(JWTRecord(source: "s", header: .null, claims: .object([:]), verified: true, expiresInSeconds: 1e21))))
+        // Numbers are written as digits, without a String: the largest ack id, zero, a seq past 2^53.
+        records.append(CaptureRecord(seq: 9_007_199_254_740_993, ts: "t", .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/", id: .max, args: [], raw: "3\(UInt64.max)[]"))))
+        records.append(CaptureRecord(seq: 0, ts: "t", .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/", id: 0, args: [], raw: "30[]"))))
+        #expect(records[records.count - 2].jsonLine.hasPrefix(#"{"seq":9007199254740993,"#))
+        #expect(records[records.count - 2].jsonLine.contains(#","id":18446744073709551615,"#))
+        #expect(records[records.count - 1].jsonLine.contains(#""seq":0,"#) && records[records.count - 1].jsonLine.contains(#","id":0,"#))
         // Every record the writer writes reads back the same.
         for record in records {
             #expect(try CaptureRecord(jsonLine: record.jsonLine) == record, "\(record.jsonLine)")
