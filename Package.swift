@@ -150,7 +150,7 @@ let package = Package(
             dependencies: ["SiotapInspector", "TrafficCapture", "SocketIOProtocol", "SocketIOTransport",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "PeerSupport"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -21,6 +21,7 @@ public final class CaptureQueue: Sendable {
     public static let defaultHighWater = 50_000
 
     private struct Entry: Sendable {
+        var seq: Int
         var body: CaptureRecord.Body
         var conn: String?
         var time: Double
@@ -33,9 +34,8 @@ public final class CaptureQueue: Sendable {
         /// Readers paused until the backlog is down to half the high water.
         var paused: [@Sendable () -> Void] = []
         var scheduled = false
-        /// Numbers records when there is no file to do it.
-        var nextSeq = 1
-        /// Records added so far: the last one's `seq` (the writer numbers them in the same order).
+        /// Records added so far: the last one's `seq`. The queue numbers records, not the writer,
+        /// so that adding can tell the `seq` (a fault record names its packet's).
         var added = 0
         var reportedFailure = false
         var closed = false
@@ -73,7 +73,7 @@ public final class CaptureQueue: Sendable {
             guard !state.closed else { return (false, 0) }
             state.added += 1
             // Stamped under the lock, so times never go back in file order.
-            state.pending.append(Entry(body: body, conn: conn, time: CaptureClock.secondsSince1970()))
+            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: CaptureClock.secondsSince1970()))
             if state.pending.count + state.writing > highWater { behind.store(true, ordering: .relaxed) }
             defer { state.scheduled = true }
             return (!state.scheduled, state.added)
@@ -136,15 +136,10 @@ public final class CaptureQueue: Sendable {
             return taken
         }
         guard !entries.isEmpty else { return false }
-        var records = entries.map { CaptureRecord(ts: RFC3339.format(secondsSince1970: $0.time), conn: $0.conn, $0.body) }
+        let records = entries.map { CaptureRecord(seq: $0.seq, ts: RFC3339.format(secondsSince1970: $0.time), conn: $0.conn, $0.body) }
         do {
-            if let writer {
-                try writer.write(batch: &records)
-            } else {
-                number(&records)
-            }
+            try writer?.write(numbered: records)
         } catch {
-            number(&records)
             let first = state.withLock { state in
                 defer { state.reportedFailure = true }
                 return !state.reportedFailure
@@ -161,13 +156,5 @@ public final class CaptureQueue: Sendable {
         }
         for resume in resumed { resume() }
         return true
-    }
-
-    private func number(_ records: inout [CaptureRecord]) {
-        let first = state.withLock { state in
-            defer { state.nextSeq += records.count }
-            return state.nextSeq
-        }
-        for index in records.indices { records[index].seq = first + index }
     }
 }

@@ -75,6 +75,22 @@ public final class CaptureWriter: Sendable {
         }
     }
 
+    /// Writes records numbered and stamped already (by a ``CaptureQueue``, as they were added), in
+    /// one `write(2)`; the writer's own numbering is not used.
+    public func write(numbered records: [CaptureRecord]) throws(CaptureReadError) {
+        try state.withLock { state throws(CaptureReadError) in
+            var bytes: [UInt8] = []
+            swap(&bytes, &state.buffer)
+            bytes.removeAll(keepingCapacity: true)
+            defer { swap(&bytes, &state.buffer) }
+            for record in records {
+                record.writeJSON(to: &bytes)
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            try Self.writeAll(bytes, to: state.descriptor, path: path)
+        }
+    }
+
     /// Writes a body with the current time and the given connection.
     @discardableResult
     public func write(_ body: CaptureRecord.Body, conn: String? = nil) throws(CaptureReadError) -> CaptureRecord {

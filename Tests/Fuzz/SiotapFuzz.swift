@@ -217,6 +217,24 @@ func fuzzWebSocketStream(_ input: [UInt8]) {
     if stream.count <= 4096 {
         precondition(events(stream.indices.map { stream[$0...$0] }) == whole, "byte by byte changed the events")
     }
+    // The frame splitter (the proxy with --fault) on the same bytes, whole and cut: its frames and
+    // what it kept are the input byte for byte, and bytes that break a frame's own rules stop the
+    // reader as well (they read frame headers through the same code).
+    func split(_ chunks: [ArraySlice<UInt8>]) -> (frames: [WebSocketFrameSplitter.Frame], rest: [UInt8], failure: WebSocketFrameSplitter.Failure?) {
+        var splitter = WebSocketFrameSplitter(maxFrameSize: Int(first) * 64)
+        var frames: [WebSocketFrameSplitter.Frame] = []
+        for chunk in chunks { frames += Array(chunk).withUnsafeBytes { splitter.read($0) } }
+        let failure = splitter.failure
+        return (frames, splitter.takeRemainder(), failure)
+    }
+    let (frames, rest, failure) = split([stream[...]])
+    precondition(frames.flatMap(\.raw) + rest == stream, "the frames and the rest are not the input")
+    let cutSplit = split([stream[..<cut], stream[cut...]])
+    // Once failed, it keeps no later bytes: the rest is the same only when it did not fail.
+    precondition(cutSplit.frames == frames && cutSplit.failure == failure && (failure != nil || cutSplit.rest == rest), "a cut changed the frames")
+    if case .malformed(let reason) = failure {
+        precondition(whole.contains { if case .malformed = $0 { true } else { false } }, "the splitter found \(reason), the reader nothing")
+    }
 }
 
 /// Segments of one connection, each as: a byte of flags and side, two of sequence offset, two of

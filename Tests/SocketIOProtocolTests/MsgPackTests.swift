@@ -15,17 +15,6 @@ struct MsgPackTests {
         var float32: Double?
     }
 
-    static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            out.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return out
-    }
-
     /// Binary as the reference's `{"$binary": base64}`, so trees compare.
     static func comparable(_ value: JSONValue) -> JSONValue {
         switch value {
@@ -43,7 +32,7 @@ struct MsgPackTests {
         #expect(lines.count >= 15)
         for line in lines {
             let vector = try JSONValueDecoder().decode(Vector.self, from: JSONValue.parse(String(line)))
-            let bytes = Self.bytes(hex: vector.hex)
+            let bytes = hexBytes(vector.hex)
             let value = try MsgPackCodec.decode(bytes)
             if let expected = vector.json {
                 #expect(Self.comparable(value.jsonValue) == expected, "\(vector.name)")
@@ -92,12 +81,12 @@ struct MsgPackTests {
 
     @Test("Socket.IO packets of the msgpack parser: the map to a packet and back")
     func packets() throws {
-        let event = try SocketIOMsgPack.decode(Self.bytes(hex: "84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))
+        let event = try SocketIOMsgPack.decode(hexBytes("84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))
         #expect(event.type == .event && event.namespace == "/" && event.ackID == 7 && event.eventName == "chat")
         #expect(event.arguments == [try JSONValue.parse(#"{"n":12345678901234567890}"#), .binary([1, 2])])
         #expect(try SocketIOMsgPack.decode(SocketIOMsgPack.encode(event)) == event)
         // python-socketio writes type, data, nsp (and id): the encoding is the same bytes.
-        #expect(SocketIOMsgPack.encode(event) == Self.bytes(hex: "84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))
+        #expect(SocketIOMsgPack.encode(event) == hexBytes("84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))
         let connect = try SocketIOMsgPack.decode(MsgPackCodec.encode(.map([
             .init(key: .string("type"), value: .uint(0)), .init(key: .string("data"), value: .null), .init(key: .string("nsp"), value: .string("/admin")),
         ])))

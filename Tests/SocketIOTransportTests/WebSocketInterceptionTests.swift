@@ -186,8 +186,21 @@ struct WebSocketFrameSplitterTests {
         #expect(big.withUnsafeBytes { small.read($0) }.isEmpty)
         #expect(small.failure == .oversized(70_000))
         #expect(small.takeRemainder() == big)
-        var broken = WebSocketFrameSplitter(maxFrameSize: 1000)
-        _ = [UInt8]([0x09, 0x00]).withUnsafeBytes { broken.read($0) }
-        #expect(broken.failure == .malformed("control frame fragmented or of 0 bytes"))
+        // The frame rules are the stream reader's (one header reader): the same bytes, the same reason.
+        let broken: [([UInt8], String)] = [
+            ([0x83, 0x00], "reserved opcode 3"),
+            ([0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], "frame length with its top bit set"),
+            ([0x09, 0x00], "fragmented control frame"),
+            ([0x88, 0x7E, 0x00, 0x7E] + [UInt8](repeating: 0, count: 126), "control frame of 126 bytes"),
+        ]
+        for (bytes, reason) in broken {
+            var splitter = WebSocketFrameSplitter(maxFrameSize: 1000)
+            #expect(bytes.withUnsafeBytes { splitter.read($0) }.isEmpty)
+            #expect(splitter.failure == .malformed(reason))
+            var reader = WebSocketStreamReader(maxMessageSize: 1000)
+            var events: [WebSocketStreamReader.Event] = []
+            reader.read(bytes, into: &events)
+            #expect(events == [.malformed(reason)])
+        }
     }
 }

@@ -123,11 +123,13 @@ struct CaptureFileTests {
         let seen = Mutex<[Int]>([])
         let queue = CaptureQueue(writer: writer, delivered: { record in seen.withLock { $0.append(record.seq) } })
         let threads = 8, each = 2_000
+        let told = ToldSeqs()
         await withTaskGroup(of: Void.self) { group in
             for thread in 0..<threads {
                 group.addTask {
                     for index in 0..<each {
-                        queue.add(.close(CloseRecord(by: .proxy, reason: "\(index)")), conn: "t\(thread)")
+                        let seq = queue.add(.close(CloseRecord(by: .proxy, reason: "\(index)")), conn: "t\(thread)")
+                        told.seqs.withLock { $0[seq] = "t\(thread)/\(index)" }
                     }
                 }
             }
@@ -140,6 +142,13 @@ struct CaptureFileTests {
         #expect(records.count == threads * each)
         #expect(records.map(\.seq) == Array(1...(threads * each)), "records out of order")
         #expect(seen.withLock { $0 } == records.map(\.seq), "delivered out of order")
+        // The seq adding told is the one written.
+        let toldSeqs = told.seqs.withLock { $0 }
+        #expect(toldSeqs.count == threads * each)
+        for record in records {
+            guard case .close(let close) = record.body else { continue }
+            #expect(toldSeqs[record.seq] == "\(record.conn ?? "")/\(close.reason)")
+        }
         for thread in 0..<threads {
             let reasons = records.filter { $0.conn == "t\(thread)" }.map { record -> String in
                 guard case .close(let close) = record.body else { return "" }
@@ -299,4 +308,9 @@ struct CaptureSchemaTests {
         try #"{"seq":1,"ts":"2026-11-27T08:45:02Z","kind":"packet","dir":"c2s"}"#.appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: PeerPaths.PeerFailure.self) { try PeerPaths.runPython("validate_capture.py", arguments: [path]) }
     }
+}
+
+/// The seqs ``CaptureQueue/add(_:conn:)`` told, from many tasks.
+private final class ToldSeqs: Sendable {
+    let seqs = Mutex<[Int: String]>([:])
 }

@@ -1,3 +1,4 @@
+import PeerSupport
 import SocketIOProtocol
 import Testing
 
@@ -94,25 +95,14 @@ struct HTTPConversationTests {
         #expect(!events.contains { if case .request = $0 { true } else { false } })
     }
 
-    static func hex(_ text: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
-
     /// Server messages (unmasked), compressed: RSV1 set on the first frame.
     static func compressedFrame(_ payload: [UInt8]) -> [UInt8] { [0xC1, UInt8(payload.count)] + payload }
 
     // Made with Python's zlib (wbits -15, a sync flush, its 00 00 ff ff taken off, as RFC 7692 says):
     // two messages through one compressor (the second refers back to the first), and the second alone.
-    static let first = hex("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402295620100")
-    static let secondWithContext = hex("32c1af4021313d31334f291600")
-    static let secondAlone = hex("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402613d31333f394620100")
+    static let first = hexBytes("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402295620100")
+    static let secondWithContext = hexBytes("32c1af4021313d31334f291600")
+    static let secondAlone = hexBytes("32318a56ca4d2d2e4e4c4f55d251ca48cdc9c957402613d31333f394620100")
 
     func serverMessages(extensions: String, frames: [[UInt8]]) -> [String] {
         var conversation = HTTPConversation()
@@ -140,7 +130,7 @@ struct HTTPConversationTests {
     func gzipBody() {
         var conversation = HTTPConversation()
         var events = feed(&conversation, .initiator, "GET /socket.io/?EIO=4&transport=polling&sid=a HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n")
-        let body = Self.hex("1f8b080000000000020333a920120000c5cad4ba29000000")
+        let body = hexBytes("1f8b080000000000020333a920120000c5cad4ba29000000")
         events += feed(&conversation, .responder, bytes: Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
         events += feed(&conversation, .initiator, "GET /x HTTP/1.1\r\n\r\n")
         events += feed(&conversation, .responder, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc")

@@ -52,41 +52,29 @@ public struct WebSocketFrameSplitter: Sendable {
     }
 
     private mutating func nextFrame(from start: Int) -> (Frame, Int)? {
-        let available = pending.count - start
-        guard available >= 2, failure == nil else { return nil }
-        let first = pending[start], second = pending[start + 1]
-        let masked = second & 0x80 != 0
-        let lengthCode = Int(second & 0x7F)
-        let lengthBytes = lengthCode == 126 ? 2 : lengthCode == 127 ? 8 : 0
-        let headerSize = 2 + lengthBytes + (masked ? 4 : 0)
-        guard available >= headerSize else { return nil }
-        var length = UInt64(lengthCode)
-        if lengthBytes > 0 {
-            length = pending[(start + 2)..<(start + 2 + lengthBytes)].reduce(0) { $0 << 8 | UInt64($1) }
+        guard failure == nil else { return nil }
+        let read = pending.withUnsafeBytes { WebSocketFrameHeader.read(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        let header: WebSocketFrameHeader
+        switch read {
+        case nil: return nil
+        case .failure(let malformed)?:
+            failure = .malformed(malformed.reason)
+            return nil
+        case .success(let read)?: header = read
         }
-        let opcode = first & 0x0F
-        if ![0, 1, 2, 8, 9, 10].contains(opcode) {
-            failure = .malformed("reserved opcode \(opcode)")
+        guard header.length <= UInt64(maxFrameSize) else {
+            failure = .oversized(Int(clamping: header.length))
             return nil
         }
-        if opcode & 0x8 != 0, length > 125 || first & 0x80 == 0 {
-            failure = .malformed("control frame fragmented or of \(length) bytes")
-            return nil
+        let total = header.size + Int(header.length)
+        guard pending.count - start >= total else { return nil }
+        var payload = Array(pending[(start + header.size)..<(start + total)])
+        if let mask = header.mask {
+            withUnsafeBytes(of: mask) { key in
+                for index in payload.indices { payload[index] ^= key[index & 3] }
+            }
         }
-        guard length <= UInt64(maxFrameSize) else {
-            failure = .oversized(Int(clamping: length))
-            return nil
-        }
-        let total = headerSize + Int(length)
-        guard available >= total else { return nil }
-        var payload = Array(pending[(start + headerSize)..<(start + total)])
-        if masked {
-            let key = pending[(start + headerSize - 4)..<(start + headerSize)].map { $0 }
-            for index in payload.indices { payload[index] ^= key[index & 3] }
-        }
-        let frame = Frame(
-            raw: Array(pending[start..<(start + total)]), fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, opcode: opcode, payload: payload
-        )
+        let frame = Frame(raw: Array(pending[start..<(start + total)]), fin: header.fin, rsv1: header.rsv1, opcode: header.opcode, payload: payload)
         return (frame, start + total)
     }
 

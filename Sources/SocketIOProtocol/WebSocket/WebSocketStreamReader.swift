@@ -70,46 +70,33 @@ public struct WebSocketStreamReader: Sendable {
         while index < bytes.count {
             header.append(bytes[index])
             index += 1
-            guard header.count >= 2 else { continue }
-            let lengthCode = header[1] & 0x7F
-            let masked = header[1] & 0x80 != 0
-            let needed = 2 + (lengthCode == 126 ? 2 : lengthCode == 127 ? 8 : 0) + (masked ? 4 : 0)
-            guard header.count == needed else { continue }
-            startFrame(masked: masked, lengthCode: lengthCode, into: &events)
+            guard header.count >= 2, header.count == WebSocketFrameHeader.size(secondByte: header[1]) else { continue }
+            let read = header.withUnsafeBytes { WebSocketFrameHeader.read($0) }
             header.removeAll(keepingCapacity: true)
+            switch read {
+            case .success(let frameHeader)?: startFrame(frameHeader, into: &events)
+            case .failure(let malformed)?: fail(malformed.reason, into: &events)
+            case nil: preconditionFailure("a header of its whole size reads")
+            }
             return index
         }
         return index
     }
 
-    private mutating func startFrame(masked: Bool, lengthCode: UInt8, into events: inout [Event]) {
-        let first = header[0]
-        guard let opcode = Opcode(rawValue: first & 0x0F) else {
-            return fail("reserved opcode \(first & 0x0F)", into: &events)
-        }
-        var length = UInt64(lengthCode)
-        var position = 2
-        if lengthCode >= 126 {
-            let width = lengthCode == 126 ? 2 : 8
-            length = header[2..<(2 + width)].reduce(0) { $0 << 8 | UInt64($1) }
-            position += width
-            if width == 8, length >> 63 != 0 { return fail("frame length with its top bit set", into: &events) }
-        }
-        let mask = masked ? (header[position], header[position + 1], header[position + 2], header[position + 3]) : nil
-        let fin = first & 0x80 != 0
+    private mutating func startFrame(_ header: WebSocketFrameHeader, into events: inout [Event]) {
+        // The header reader knows every opcode this can be.
+        let opcode = Opcode(rawValue: header.opcode)!
         if opcode.isControl {
-            guard fin else { return fail("fragmented control frame", into: &events) }
-            guard length <= 125 else { return fail("control frame of \(length) bytes", into: &events) }
             control.removeAll(keepingCapacity: true)
         } else if opcode == .continuation {
             guard message != nil else { return fail("continuation frame without a message", into: &events) }
         } else {
             guard message == nil else { return fail("new message before the last one's final fragment", into: &events) }
-            message = (opcode, [], false, first & 0x40 != 0)
+            message = (opcode, [], false, header.rsv1)
         }
-        frame = Frame(fin: fin, opcode: opcode, mask: mask, remaining: length)
-        if !opcode.isControl { noteSize(adding: length, into: &events) }
-        if length == 0 { finishFrame(into: &events) }
+        frame = Frame(fin: header.fin, opcode: opcode, mask: header.mask, remaining: header.length)
+        if !opcode.isControl { noteSize(adding: header.length, into: &events) }
+        if header.length == 0 { finishFrame(into: &events) }
     }
 
     /// Marks the message oversized once its announced size passes the limit, before any byte of
