@@ -11,7 +11,7 @@ import Glibc
 /// event loops add a record in a lock and an append, and never wait for the disk or a terminal.
 ///
 /// ``flush()`` returns once everything added before it is written. While traffic flows, a record
-/// is written within about a millisecond (records gather between the writer's batches). Adding never
+/// is written within about 5 ms (records gather between the writer's batches). Adding never
 /// waits: when more than `highWater` records are waiting (a disk or a terminal slower than the
 /// traffic), ``admit(orResume:)`` says no, and the proxy stops reading from its sockets until the
 /// writer has caught up to half of that. Nothing is dropped, and no event loop waits on the writer.
@@ -85,7 +85,10 @@ public final class CaptureQueue: Sendable {
     /// How long records gather between two batches while traffic flows: one `write(2)` and no
     /// wake-up of the writer for all of them, rather than a wake-up per event loop tick (measured:
     /// the wake-ups cost more CPU than the writing). Times are stamped when a record is added.
-    static let gatheringMicroseconds: UInt32 = 1000
+    /// 5 ms rather than 1: about 0.8 µs less of the relay's 28 µs per round trip, in two A/B runs
+    /// of six rounds; a line reaches the file and the live view at most 5 ms later, which no one
+    /// watching can tell.
+    static let gatheringMicroseconds: UInt32 = 5000
 
     /// Records waiting to be written and delivered.
     public var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
