@@ -104,9 +104,10 @@ if let writer = try? CaptureWriter(path: "/dev/null", append: true) {
     var observation = ConnectionObservation(engineVersion: .v4)
     var batch: [CaptureRecord] = []
     var time = 1_790_000_000.0
+    let echo = [(echoOut, Direction.clientToServer), (echoBack, .serverToClient)]
     try measure("observe and record a websocket echo round trip", bytes: 0) {
         time += 0.000_05
-        for (frame, dir) in [(echoOut, Direction.clientToServer), (echoBack, .serverToClient)] {
+        for (frame, dir) in echo {
             let (output, _) = observation.observe(.webSocket(frame), dir: dir, now: time)
             for body in output.records { batch.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: time), conn: "c1", body)) }
         }

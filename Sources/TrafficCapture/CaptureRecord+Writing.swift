@@ -121,27 +121,12 @@ struct JSONFieldWriter {
     mutating func int(_ name: StaticString, _ value: Int) {
         key(name)
         if value < 0 { out.append(UInt8(ascii: "-")) }
-        appendDigits(UInt64(value.magnitude))
+        out.appendDecimal(UInt64(value.magnitude))
     }
 
     mutating func unsigned(_ name: StaticString, _ value: UInt64) {
         key(name)
-        appendDigits(value)
-    }
-
-    /// Decimal digits without making a `String` (every line has a `seq`).
-    private mutating func appendDigits(_ value: UInt64) {
-        var magnitude = value
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes; a UInt64 has at most 20 digits
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var at = buffer.count
-            repeat {
-                at -= 1
-                buffer[at] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            for index in at..<buffer.count { out.append(buffer[index]) }
-        }
+        out.appendDecimal(value)
     }
 
     mutating func double(_ name: StaticString, _ value: Double?) {

@@ -59,18 +59,12 @@ public final class CaptureWriter: Sendable {
     /// time; `records` become the records as written.
     public func write(batch records: inout [CaptureRecord]) throws(CaptureReadError) {
         try state.withLock { state throws(CaptureReadError) in
-            var bytes: [UInt8] = []
-            swap(&bytes, &state.buffer)
-            bytes.removeAll(keepingCapacity: true)
-            defer { swap(&bytes, &state.buffer) }
             let now = records.contains { $0.ts.isEmpty } ? CaptureClock.now() : ""
             for index in records.indices {
                 records[index].seq = state.nextSeq + index
                 if records[index].ts.isEmpty { records[index].ts = now }
-                records[index].writeJSON(to: &bytes)
-                bytes.append(UInt8(ascii: "\n"))
             }
-            try Self.writeAll(bytes, to: state.descriptor, path: path)
+            try writeLines(records, state: &state)
             state.nextSeq += records.count
         }
     }
@@ -78,17 +72,20 @@ public final class CaptureWriter: Sendable {
     /// Writes records numbered and stamped already (by a ``CaptureQueue``, as they were added), in
     /// one `write(2)`; the writer's own numbering is not used.
     public func write(numbered records: [CaptureRecord]) throws(CaptureReadError) {
-        try state.withLock { state throws(CaptureReadError) in
-            var bytes: [UInt8] = []
-            swap(&bytes, &state.buffer)
-            bytes.removeAll(keepingCapacity: true)
-            defer { swap(&bytes, &state.buffer) }
-            for record in records {
-                record.writeJSON(to: &bytes)
-                bytes.append(UInt8(ascii: "\n"))
-            }
-            try Self.writeAll(bytes, to: state.descriptor, path: path)
+        try state.withLock { state throws(CaptureReadError) in try writeLines(records, state: &state) }
+    }
+
+    /// The records' lines in the buffer kept between batches, then one `write(2)`; under the lock.
+    private func writeLines(_ records: [CaptureRecord], state: inout State) throws(CaptureReadError) {
+        var bytes: [UInt8] = []
+        swap(&bytes, &state.buffer)
+        bytes.removeAll(keepingCapacity: true)
+        defer { swap(&bytes, &state.buffer) }
+        for record in records {
+            record.writeJSON(to: &bytes)
+            bytes.append(UInt8(ascii: "\n"))
         }
+        try Self.writeAll(bytes, to: state.descriptor, path: path)
     }
 
     /// Writes a body with the current time and the given connection.

@@ -73,8 +73,9 @@ extension JSONValue: CustomStringConvertible {
 }
 
 extension [UInt8] {
-    /// Appends a number's decimal digits without making a `String` of it.
-    mutating func appendDecimal(_ value: UInt64) {
+    /// Appends a number's decimal digits without making a `String` of it (the codec's ack ids,
+    /// the capture writer's numbers).
+    public mutating func appendDecimal(_ value: UInt64) {
         guard value >= 10 else {
             append(UInt8(ascii: "0") + UInt8(value))
             return
