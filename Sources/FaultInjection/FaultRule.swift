@@ -155,12 +155,23 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `300ms`, `2s`, `1.5s`, `1m`.
+    /// The longest duration a rule takes: longer is surely a typo, and anything up to it fits the
+    /// event loop's timers (nanoseconds in 64 bits) with room to add.
+    public static let longestDuration: Double = 86_400
+    /// The slowest throttle: a byte a second.
+    public static let slowestRate: Double = 1
+    /// The fastest throttle: past it nothing on this machine is slowed.
+    public static let fastestRate: Double = 1e12
+
+    /// `300ms`, `2s`, `1.5s`, `1m`; at most a day.
     static func duration(_ text: String?, for key: String) throws(Invalid) -> Double {
         guard let text else { throw Invalid("\(key) needs a duration (300ms, 2s)") }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
         for (unit, scale) in units where text.hasSuffix(unit) {
-            if let number = Double(text.dropLast(unit.count)), number >= 0, number.isFinite { return number * scale }
+            guard let number = Double(text.dropLast(unit.count)), number >= 0, number.isFinite else { continue }
+            let seconds = number * scale
+            guard seconds <= longestDuration else { throw Invalid("\(key)=\(text): at most a day (24h = 1440m = 86400s)") }
+            return seconds
         }
         throw Invalid("\(key)=\(text): a duration is a number and ms, s or m (300ms, 2s)")
     }
@@ -171,7 +182,10 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         let amount = text.dropLast(2)
         let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("kB", 1000), ("KB", 1000), ("MB", 1_000_000), ("B", 1)]
         for (unit, scale) in units where amount.hasSuffix(unit) {
-            if let number = Double(amount.dropLast(unit.count)), number > 0, number.isFinite { return number * scale }
+            guard let number = Double(amount.dropLast(unit.count)), number > 0, number.isFinite else { continue }
+            let rate = number * scale
+            guard (slowestRate...fastestRate).contains(rate) else { throw Invalid("throttle=\(text): between 1B/s and 1000000MB/s") }
+            return rate
         }
         throw Invalid("throttle=\(text): a rate is a number and B, kB, KiB, MB or MiB, then /s (10kB/s)")
     }

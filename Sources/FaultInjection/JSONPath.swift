@@ -5,6 +5,9 @@ import SocketIOProtocol
 /// CONNECT_ERROR's payload; `event` is an event's name.
 public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
     public enum Root: String, Sendable, Hashable { case args, data, event }
+    /// The largest `[N]` a path takes.
+    public static let largestIndex = 1_000_000
+
     public enum Step: Sendable, Hashable {
         case key(String)
         case index(Int)
@@ -36,6 +39,9 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
                 if inside.hasPrefix("\""), inside.hasSuffix("\""), inside.count >= 2 {
                     steps.append(.key(String(inside.dropFirst().dropLast())))
                 } else if let index = Int(inside), index >= 0 {
+                    // No packet holds more: a larger index is a typo, and would overflow where an
+                    // event's name is counted in.
+                    guard index <= Self.largestIndex else { throw FaultRule.Invalid("\(text): [\(inside)] is past the largest index, \(Self.largestIndex)") }
                     steps.append(.index(index))
                 } else {
                     throw FaultRule.Invalid("\(text): [\(inside)] is neither an index nor a \"key\"")

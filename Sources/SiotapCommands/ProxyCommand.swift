@@ -30,8 +30,12 @@ struct ProxyCommand: AsyncParsableCommand {
             local CA for the names clients ask for (clients must trust the CA), and absolute http:// \
             requests go to their host; the real hosts are verified as an https upstream is. \
             --ignore-hosts tunnels matching hosts untouched; --allow-hosts intercepts only matching \
-            ones (both match "host" and "host:port", and are repeatable). Clients on other machines \
-            are refused unless --allow-remote.
+            ones. Both are repeatable, and are regular expressions (ICU syntax) that match when they \
+            are found anywhere in "host" or in "host:port", as mitmproxy's are: anchor them with ^ and $ \
+            to match a whole name. A host's verdict is worked out once and kept; a pattern that takes \
+            over 10 ms on a name counts as not matching it (said once on stderr). Clients on other \
+            machines are refused unless --allow-remote; theirs cannot reach this machine's loopback \
+            or link-local addresses, nor siotap's own ports, unless --allow-hosts names them.
 
             --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
             type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
@@ -69,10 +73,10 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "reverse: a front for one --upstream; forward: an HTTP proxy for any host (see above).")
     var mode: ProxyMode = .reverse
 
-    @Option(name: .customLong("ignore-hosts"), help: "Forward mode: tunnel hosts matching this regex without intercepting them.")
+    @Option(name: .customLong("ignore-hosts"), help: "Forward mode: tunnel hosts in which this regular expression is found (in host or host:port) without intercepting them.")
     var ignoreHosts: [String] = []
 
-    @Option(name: .customLong("allow-hosts"), help: "Forward mode: intercept only hosts matching this regex; tunnel the others.")
+    @Option(name: .customLong("allow-hosts"), help: "Forward mode: intercept only hosts in which this regular expression is found (in host or host:port); tunnel the others.")
     var allowHosts: [String] = []
 
     @Flag(name: .customLong("allow-remote"), help: "Forward mode: serve clients on other machines too.")
@@ -156,7 +160,9 @@ struct ProxyCommand: AsyncParsableCommand {
         } else if !ignoreHosts.isEmpty || !allowHosts.isEmpty || allowRemote {
             throw ValidationError("--ignore-hosts, --allow-hosts and --allow-remote are for --mode forward")
         }
-        let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts)
+        let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts) { pattern in
+            io.writeError("siotap proxy: the host pattern '\(pattern)' took over 10 ms on a host name and counts as not matching there; simplify it (nested repeats such as (a+)+ backtrack)\n")
+        }
         let faultPlan = try FaultOptions.plan(rules: fault, file: faults, seed: seed)
         let listenAddress = listen
         let upstreamAddress = upstream ?? UpstreamURL(host: "127.0.0.1", port: 3000)
@@ -164,7 +170,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let tlsSettings = try tls.map { try TLSOptions.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
         let upstreamTLS = forwardMode ? nil : try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
         let forward = try forwardMode
-            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: intercepts.intercepts, io: io) : nil
+            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: { intercepts.intercepts($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
@@ -216,34 +222,4 @@ struct ProxyCommand: AsyncParsableCommand {
 
 enum ProxyMode: String, ExpressibleByArgument, CaseIterable {
     case reverse, forward
-}
-
-/// `--ignore-hosts` and `--allow-hosts`: which CONNECT targets forward mode intercepts. A pattern
-/// matches when it finds a match in `host` or in `host:port` (as mitmproxy's do).
-struct HostPatterns: Sendable {
-    private let ignore: [NSRegularExpression]
-    private let allow: [NSRegularExpression]
-
-    init(ignore: [String], allow: [String]) throws {
-        func compile(_ pattern: String, _ option: String) throws -> NSRegularExpression {
-            do { return try NSRegularExpression(pattern: pattern) } catch {
-                throw ValidationError("\(option): '\(pattern)' is not a regular expression")
-            }
-        }
-        self.ignore = try ignore.map { try compile($0, "--ignore-hosts") }
-        self.allow = try allow.map { try compile($0, "--allow-hosts") }
-    }
-
-    var intercepts: @Sendable (String, Int) -> Bool {
-        { [self] host, port in
-            let subjects = [host, "\(host):\(port)"]
-            func matches(_ patterns: [NSRegularExpression]) -> Bool {
-                patterns.contains { pattern in
-                    subjects.contains { pattern.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
-                }
-            }
-            if matches(ignore) { return false }
-            return allow.isEmpty || matches(allow)
-        }
-    }
 }

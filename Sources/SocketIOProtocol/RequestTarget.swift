@@ -2,6 +2,9 @@
 /// URIs (a forward proxy's requests, a HAR file's entries); and how a host and port are written.
 public enum Authority {
     /// `host:port`, IPv6 hosts in brackets, the port 1 to 65535.
+    /// The longest host name DNS allows (RFC 1035: 253 characters written out); longer is no host.
+    public static let longestHost = 253
+
     public static func parse(_ text: some StringProtocol) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         var host = text[..<colon]
@@ -10,7 +13,7 @@ public enum Authority {
         } else if host.contains(":") {
             return nil
         }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "@" }) else { return nil }
+        guard !host.isEmpty, host.utf8.count <= longestHost, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "@" }) else { return nil }
         return (String(host), port)
     }
 

@@ -377,6 +377,6 @@ extension PollingResponder {
 
     private func after<Value: Sendable>(_ delay: Double, on loop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<Value>) -> EventLoopFuture<Value> {
         guard delay > 0 else { return body() }
-        return loop.flatScheduleTask(in: .nanoseconds(Int64(delay * 1e9)), body).futureResult
+        return loop.flatScheduleTask(in: .seconds(clamping: delay), body).futureResult
     }
 }

@@ -7,6 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
+import SocketIOProtocol
 
 /// What a TLS listener presents, and whom it tells of handshakes that fail.
 public struct TLSServerSettings: Sendable {
@@ -161,22 +162,28 @@ public struct TLSHandshakeDetails: Sendable, Hashable {
 }
 
 /// The certificates a forward proxy presents for the names clients ask for: minted on first use
-/// (by `mint`) and kept, one TLS context per name.
+/// (by `mint`) and kept, one TLS context per name, for the `capacity` names used last (a client
+/// can ask for any number of names; a browsing session uses a few hundred).
 public final class TLSInterception: Sendable {
+    public static let defaultCapacity = 2048
     private let mint: @Sendable (_ name: String) throws -> TLSServerSettings
-    private let contexts = NIOLockedValueBox<[String: NIOSSLContext]>([:])
+    private let contexts: NIOLockedValueBox<LRUCache<String, NIOSSLContext>>
 
-    public init(mint: @escaping @Sendable (_ name: String) throws -> TLSServerSettings) {
+    public init(capacity: Int = TLSInterception.defaultCapacity, mint: @escaping @Sendable (_ name: String) throws -> TLSServerSettings) {
         self.mint = mint
+        self.contexts = NIOLockedValueBox(LRUCache(capacity: capacity))
     }
+
+    /// How many names have a context now.
+    public var cached: Int { contexts.withLockedValue { $0.count } }
 
     /// The context for `name`, minted the first time (a few milliseconds, on the caller's thread).
     func context(for name: String) throws -> NIOSSLContext {
-        if let known = contexts.withLockedValue({ $0[name] }) { return known }
+        if let known = contexts.withLockedValue({ $0.value(for: name) }) { return known }
         let made = try mint(name).makeContext()
         return contexts.withLockedValue { contexts in
-            if let raced = contexts[name] { return raced }
-            contexts[name] = made
+            if let raced = contexts.value(for: name) { return raced }
+            contexts.set(made, for: name)
             return made
         }
     }

@@ -142,7 +142,7 @@ extension WebSocketRelayHandler {
     private func enqueue(_ item: WebSocketRelayInterceptor.Item, delay: Double) {
         guard let state = interceptor, let loop = context?.eventLoop else { return }
         let now = loop.now
-        var release = delay > 0 ? now + .nanoseconds(Int64(delay * 1e9)) : now
+        var release = now + TimeAmount.seconds(clamping: delay)
         if release < state.lastRelease { release = state.lastRelease }
         state.lastRelease = release
         if state.queue.isEmpty, release <= now {

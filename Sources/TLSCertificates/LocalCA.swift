@@ -26,7 +26,7 @@ public struct LocalCA: Sendable {
     }
 
     /// Makes a CA named "siotap local CA `hostName`" and writes it to `directory` (created if
-    /// needed, mode 0700). Refuses when either file is already there: a CA users trust is not
+    /// needed, mode 0700, or narrowed to it). Refuses when either file is already there: a CA users trust is not
     /// replaced by accident.
     public static func create(in directory: String, hostName: String, now: Date = Date()) throws(LocalCAError) -> LocalCA {
         let files = FileManager.default
@@ -62,21 +62,42 @@ public struct LocalCA: Sendable {
             throw LocalCAError(.invalid, "cannot make the certificate: \(error)")
         }
         let ca = LocalCA(certificate: certificate, key: key)
-        do {
-            try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            // The key is created with its final mode, never readable by others for a moment.
-            guard files.createFile(atPath: directory + "/" + keyFile, contents: Data((key.pemRepresentation + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw LocalCAError(.unwritable, "cannot write \(directory)/\(keyFile)")
-            }
-            guard files.createFile(atPath: directory + "/" + certificateFile, contents: Data((try ca.certificatePEM() + "\n").utf8), attributes: [.posixPermissions: 0o644]) else {
-                throw LocalCAError(.unwritable, "cannot write \(directory)/\(certificateFile)")
-            }
-        } catch let error as LocalCAError {
-            throw error
-        } catch {
-            throw LocalCAError(.unwritable, "cannot write to \(directory): \(error.localizedDescription)")
-        }
+        try makePrivateDirectory(directory)
+        try writeNew(directory + "/" + keyFile, Array((key.pemRepresentation + "\n").utf8), mode: 0o600)
+        try writeNew(directory + "/" + certificateFile, Array((try ca.certificatePEM() + "\n").utf8), mode: 0o644)
         return ca
+    }
+
+    /// Makes `directory` (and its parents) with mode 0700, or narrows an existing one to 0700: the
+    /// key goes in it, and a directory others can list or enter is one step from a key they can read.
+    static func makePrivateDirectory(_ directory: String) throws(LocalCAError) {
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+            do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+                throw LocalCAError(.unwritable, "cannot make \(parent): \(error.localizedDescription)")
+            }
+        }
+        if mkdir(directory, 0o700) != 0 {
+            let error = errno
+            guard error == EEXIST else { throw LocalCAError(.unwritable, "cannot make \(directory): \(String(cString: strerror(error)))") }
+            guard chmod(directory, 0o700) == 0 else {
+                throw LocalCAError(.unwritable, "cannot make \(directory) private (mode 0700): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Writes a new file created with `mode` (the umask can only narrow it), never an existing one.
+    static func writeNew(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(LocalCAError) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw LocalCAError(.unwritable, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { throw LocalCAError(.unwritable, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            written += count
+        }
     }
 
     /// Reads the CA in `directory`.

@@ -37,12 +37,39 @@ import TrafficCapture
         ("throttle=1kB/s,event=chat", "only dir= and conn="), ("disconnect=2s,event=chat", "timed"), ("drop,how=reset", "how goes with disconnect"),
         ("set=args[0]", "PATH:JSON"), ("set=args[0]:{nope", "not JSON"), ("set=body:1", "starts with args"), ("set=args.x:1", "args is a list"),
         ("event=chat,drop", "unknown term"),
+        // Values that parse as numbers but no timer or index can hold.
+        ("delay=1e10s", "at most a day"), ("delay=1e300s", "at most a day"), ("delay=1s,jitter=1e300s", "at most a day"),
+        ("disconnect=1e300s", "at most a day"), ("drop,after=1e300s", "at most a day"), ("delay=1441m", "at most a day"),
+        ("throttle=1e-300B/s", "between 1B/s"), ("throttle=0.5B/s", "between 1B/s"), ("throttle=1e300MB/s", "between 1B/s"),
+        ("set=args[9223372036854775807]:1", "largest index"), ("unset=args[0][1000001]", "largest index"),
     ])
     func refusesWhatItCannotRead(spec: String, complaint: String) {
         #expect {
             try FaultRule(spec)
         } throws: { error in
             "\(error)".contains(complaint)
+        }
+    }
+
+    @Test func theLargestValuesThatParseRunWithoutATrap() throws {
+        for spec in ["delay=86400s", "delay=1s,jitter=1440m", "disconnect=1440m", "drop,after=86400s", "throttle=1B/s", "throttle=1000000MB/s"] {
+            #expect(throws: Never.self) { try FaultRule(spec) }
+        }
+        var slow = ConnectionFaults(plan: FaultPlan(rules: [try FaultRule("throttle=1B/s")], seed: 1), conn: "c1", engineVersion: .v4, start: 0)
+        // A thousand 64 MiB messages at a byte a second: the wait is as long as it is (the timer
+        // that carries it is clamped: TimeAmountTests).
+        var wait = 0.0
+        for _ in 0..<1000 { wait = slow.throttle(bytes: 64 << 20, dir: .clientToServer, now: 0).delay }
+        #expect(wait > 6e10 && wait.isFinite)
+        // The largest index, on an event (its name counted in) and on an ack.
+        var rewrites = ConnectionFaults(
+            plan: FaultPlan(rules: [try FaultRule("set=args[1000000]:1"), try FaultRule("unset=args[1000000]")], seed: 1),
+            conn: "c1", engineVersion: .v4, start: 0
+        )
+        var decoder = SocketIODecoder(version: .v5)
+        for raw in [#"2["chat",1]"#, "31[1]"] {
+            let record = PacketRecord(try #require(try decoder.decode(text: raw)), raw: raw, dir: .clientToServer, transport: .websocket)
+            #expect(rewrites.decide(record, seq: 1, now: 1).replacement == nil, "nothing at that index: left as it was")
         }
     }
 

@@ -63,6 +63,26 @@ struct CACommandTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/ca-key.pem")) == before, "the key was not replaced")
     }
 
+    @Test("The CA directory is made 0700, and an existing one narrowed to it; the key is never wider than 0600, whatever the umask")
+    func privateDirectory() async throws {
+        let parent = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let dir = parent + "/ca"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let previous = umask(0)
+        let code = await siotap(["ca", "init", "--dir", dir]).code
+        umask(previous)
+        #expect(code == 0)
+        func mode(_ path: String) throws -> Int? { try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int }
+        #expect(try mode(dir) == 0o700)
+        #expect(try mode(dir + "/ca-key.pem") == 0o600)
+        #expect(try mode(dir + "/ca.pem") == 0o644)
+
+        let fresh = parent + "/deeper/ca"
+        #expect(await siotap(["ca", "init", "--dir", fresh]).code == 0)
+        #expect(try mode(fresh) == 0o700)
+    }
+
     @Test("show and export agree with OpenSSL: subject, SHA-256 fingerprint, dates; PEM and DER")
     func showAndExport() async throws {
         let dir = temporaryDirectory()

@@ -124,4 +124,23 @@ struct TunnelTests {
         if let only { #expect(suite == only.rawValue) }
         // Not finished: closing waits for the peer's close_notify, which nothing would shuttle.
     }
+
+    @Test("Minted certificates are kept for the names used last only: 200 names through a cache of 16 hold 16, and a name in use is not minted again")
+    func mintedCertificatesAreBounded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-tunnel-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ca = try LocalCA.create(in: directory, hostName: "test")
+        let minted = NIOLockedValueBox(0)
+        let certificates = TLSInterception(capacity: 16) { name in
+            minted.withLockedValue { $0 += 1 }
+            let identity = try ca.mintLeaf(for: [name])
+            return TLSServerSettings(certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM)
+        }
+        for index in 0..<200 {
+            _ = try certificates.context(for: "host\(index).example")
+            _ = try certificates.context(for: "busy.example")
+        }
+        #expect(certificates.cached == 16)
+        #expect(minted.withLockedValue { $0 } == 201, "busy.example stayed recent, so it was minted once")
+    }
 }
