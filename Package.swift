@@ -92,6 +92,7 @@ let package = Package(
             dependencies: [
                 "SocketIOProtocol", "SocketIOTransport", "TrafficCapture",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             resources: [.copy("Assets")]
         ),

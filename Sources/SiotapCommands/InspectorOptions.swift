@@ -8,7 +8,10 @@ struct InspectorOptions: ParsableArguments {
     @Option(name: .customLong("ui"), help: "Serve the web inspector at this address (e.g. 127.0.0.1:8081).", transform: ListenAddress.init)
     var address: ListenAddress?
 
-    @Flag(name: .customLong("ui-allow-remote"), help: "Let other machines open the inspector (it serves this machine only otherwise).")
+    @Flag(
+        name: .customLong("ui-allow-remote"),
+        help: "Let other machines open the inspector (it serves this machine only otherwise). Its feed carries the traffic's tokens and cookies: an SSH tunnel (ssh -L 8081:127.0.0.1:8081 HOST) is safer."
+    )
     var allowRemote = false
 
     @Option(name: .customLong("ui-buffer"), help: "Records the inspector holds for pages opened later; older ones are only in the file.")
@@ -27,6 +30,12 @@ struct InspectorOptions: ParsableArguments {
 
     /// Starts the inspector on `feed`; the failure names the address.
     static func start(at address: ListenAddress, allowRemote: Bool, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
+        if allowRemote {
+            CommandIO.current.writeError(
+                "siotap: warning: the inspector serves other machines (--ui-allow-remote); its feed carries the traffic's tokens and cookies, "
+                    + "and anyone with its URL (token included) can read them; an SSH tunnel (ssh -L PORT:127.0.0.1:PORT this-host) keeps it on this machine\n"
+            )
+        }
         do {
             return try await InspectorServer.start(.init(host: address.host, port: address.port, allowRemote: allowRemote), feed: feed, report: report)
         } catch let failure as InspectorServer.Failure {

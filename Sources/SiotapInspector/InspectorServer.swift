@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOWebSocket
 import SocketIOProtocol
@@ -13,11 +14,14 @@ public final class InspectorServer: Sendable {
         public var host: String
         public var port: Int
         public var allowRemote: Bool
+        /// The run's token (a new random one unless given: tests give theirs).
+        public var token: String
 
-        public init(host: String = "127.0.0.1", port: Int = 8081, allowRemote: Bool = false) {
+        public init(host: String = "127.0.0.1", port: Int = 8081, allowRemote: Bool = false, token: String = InspectorAccess.newToken()) {
             self.host = host
             self.port = port
             self.allowRemote = allowRemote
+            self.token = token
         }
     }
 
@@ -28,7 +32,7 @@ public final class InspectorServer: Sendable {
 
     private let http: HTTPServer
     private let serving: Task<Void, Never>
-    /// The page's address, `http://host:port/`.
+    /// The page's address with the run's token, `http://host:port/?token=…`.
     public let url: String
 
     private init(http: HTTPServer, serving: Task<Void, Never>, url: String) {
@@ -49,9 +53,13 @@ public final class InspectorServer: Sendable {
             .init(host: configuration.host, port: configuration.port, admits: configuration.allowRemote ? nil : loopbackOnly),
             delegate: delegate
         )
+        // The port is known once bound (0 asks the system for one), and Host names it.
+        delegate.access.withLockedValue {
+            $0 = InspectorAccess(token: configuration.token, boundHost: configuration.host, port: http.port, allowRemote: configuration.allowRemote)
+        }
         let serving = Task { await http.run(delegate: delegate) }
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        return InspectorServer(http: http, serving: serving, url: "http://\(host):\(http.port)/")
+        return InspectorServer(http: http, serving: serving, url: "http://\(host):\(http.port)/?token=\(configuration.token)")
     }
 
     public var port: Int { http.port }
@@ -90,8 +98,24 @@ struct InspectorDelegate: HTTPServerDelegate {
     let feed: InspectorFeed
     let assets: [String: InspectorAssets.File]
     let report: [UInt8]?
+    /// Set once the server is bound; until then everything is refused.
+    let access = NIOLockedValueBox<InspectorAccess?>(nil)
+
+    init(feed: InspectorFeed, assets: [String: InspectorAssets.File], report: [UInt8]?) {
+        self.feed = feed
+        self.assets = assets
+        self.report = report
+    }
+
+    private func refusal(for head: HTTPRequestHead) -> InspectorAccess.Refusal? {
+        guard let access = access.withLockedValue({ $0 }) else { return .init(status: .serviceUnavailable, reason: "starting") }
+        return access.refusal(for: head)
+    }
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        if let refusal = refusal(for: request.head) {
+            return HTTPResponse(status: refusal.status, contentType: "text/plain; charset=utf-8", body: refusal.reason + "\n")
+        }
         guard request.method == .GET || request.method == .HEAD else {
             return HTTPResponse(status: .methodNotAllowed, contentType: "text/plain", body: "GET only\n")
         }
@@ -132,14 +156,19 @@ struct InspectorDelegate: HTTPServerDelegate {
         guard let file = assets[name] else { return HTTPResponse(status: .notFound, contentType: "text/plain", body: "not found\n") }
         var response = HTTPResponse(status: .ok, headers: ["Content-Type": file.contentType, "Cache-Control": "no-cache"], body: file.body)
         response.headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        // The token is in the page's address: it must not travel on as a Referer, and no other
+        // site may frame the page.
+        response.headers.add(name: "Referrer-Policy", value: "no-referrer")
+        response.headers.add(name: "X-Frame-Options", value: "DENY")
         return response
     }
 
     /// Lines a page may fall behind the live feed, beyond the held records sent when it opened.
     static let queueAllowance = 20_000
 
+    /// `/live` for the page only: a refused upgrade is answered by ``handle(_:)``, which says why.
     func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? {
-        head.uri.split(separator: "?").first == "/live" ? [:] : nil
+        head.uri.split(separator: "?").first == "/live" && refusal(for: head) == nil ? [:] : nil
     }
 
     /// The page's live feed: a hello (the source, how many records are held and how many are

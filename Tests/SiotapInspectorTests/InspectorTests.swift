@@ -71,10 +71,12 @@ struct InspectorTests {
     func server() async throws {
         let feed = try Self.feed()
         let report = Array(#"{"equal":false,"problems":[],"connections":[]}"#.utf8)
-        let server = try await InspectorServer.start(.init(host: "127.0.0.1", port: 0), feed: feed, report: report)
+        let server = try await InspectorServer.start(.init(host: "127.0.0.1", port: 0, token: "T0K"), feed: feed, report: report)
+        #expect(server.url == "http://127.0.0.1:\(server.port)/?token=T0K")
         let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port)
         func get(_ target: String) async throws -> HTTPResponse {
-            try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: target), body: [])
+            let uri = target == "/" || target.hasSuffix(".js") ? target : target + (target.contains("?") ? "&" : "?") + "token=T0K"
+            return try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1:\(server.port)"]), body: [])
         }
         do {
             let page = try await get("/")
@@ -92,7 +94,9 @@ struct InspectorTests {
             #expect(try await get("/report").body == report)
             #expect(try await get("/nothing").status == .notFound)
 
-            let (socket, _, run) = try await WebSocketClient.connect(host: "127.0.0.1", port: server.port, uri: "/live", headers: [:], maxMessageSize: 1 << 20)
+            let (socket, _, run) = try await WebSocketClient.connect(
+                host: "127.0.0.1", port: server.port, uri: "/live?token=T0K", headers: ["Origin": "http://127.0.0.1:\(server.port)"], maxMessageSize: 1 << 20
+            )
             let running = Task { await run() }
             var messages = socket.messages.makeAsyncIterator()
             guard case .text(let hello) = await messages.next() else { Issue.record("no hello"); return }
@@ -107,6 +111,80 @@ struct InspectorTests {
             #expect(live == late)
             socket.close()
             await running.value
+        } catch {
+            pool.close()
+            await server.stop()
+            throw error
+        }
+        pool.close()
+        await server.stop()
+    }
+
+    @Test("Access: Host must name this server, Origin (when said) must be its own page, and all but the page needs the token")
+    func access() {
+        let access = InspectorAccess(token: "secret", boundHost: "127.0.0.1", port: 8081, allowRemote: false)
+        func status(_ uri: String, _ headers: [(String, String)]) -> Int? {
+            access.refusal(for: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers))).map { Int($0.status.code) }
+        }
+        for host in ["127.0.0.1:8081", "localhost:8081", "LOCALHOST:8081", "[::1]:8081"] {
+            #expect(status("/", [("Host", host)]) == nil, "\(host)")
+            #expect(status("/export?token=secret", [("Host", host)]) == nil, "\(host)")
+        }
+        // DNS rebinding: the attacker's name, or the right name on another port.
+        for host in ["evil.example:8081", "127.0.0.1:9999", "127.0.0.1", "localhost.evil.example:8081"] {
+            #expect(status("/", [("Host", host)]) == 421, "\(host)")
+            #expect(status("/export?token=secret", [("Host", host)]) == 421, "\(host)")
+        }
+        #expect(status("/export?token=secret", []) == 400, "no Host")
+        #expect(status("/export?token=secret", [("Host", "127.0.0.1:8081"), ("Host", "127.0.0.1:8081")]) == 400)
+        // The token.
+        for uri in ["/export", "/export?token=", "/export?token=secreT", "/export?token=secrets", "/live", "/match?filter=&tok=secret", "/report?x=token=secret"] {
+            #expect(status(uri, [("Host", "127.0.0.1:8081")]) == 403, "\(uri)")
+        }
+        #expect(status("/match?filter=a&token=secret", [("Host", "127.0.0.1:8081")]) == nil)
+        #expect(status("/inspector.js", [("Host", "127.0.0.1:8081")]) == nil)
+        // Origin: absent (curl) or the page's own; any other page is refused, token or not.
+        #expect(status("/live?token=secret", [("Host", "127.0.0.1:8081"), ("Origin", "http://127.0.0.1:8081")]) == nil)
+        #expect(status("/live?token=secret", [("Host", "localhost:8081"), ("Origin", "http://localhost:8081")]) == nil)
+        for origin in ["http://evil.example", "http://127.0.0.1:9999", "null", "http://localhost:8081", "https://127.0.0.1:8081"] {
+            #expect(status("/live?token=secret", [("Host", "127.0.0.1:8081"), ("Origin", origin)]) == 403, "\(origin)")
+        }
+        // Serving other machines: any Host (the machine's name or address), still the token and the Origin.
+        let remote = InspectorAccess(token: "secret", boundHost: "0.0.0.0", port: 8081, allowRemote: true)
+        let head = { (uri: String, origin: String?) in
+            HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders([("Host", "devbox.lan:8081")] + (origin.map { [("Origin", $0)] } ?? [])))
+        }
+        #expect(remote.refusal(for: head("/export?token=secret", nil)) == nil)
+        #expect(remote.refusal(for: head("/export", nil))?.status == .forbidden)
+        #expect(remote.refusal(for: head("/live?token=secret", "http://evil.example"))?.status == .forbidden)
+        #expect(remote.refusal(for: head("/live?token=secret", "http://devbox.lan:8081")) == nil)
+        // A new token each run: 32 hex digits.
+        let tokens = Set((0..<50).map { _ in InspectorAccess.newToken() })
+        #expect(tokens.count == 50 && tokens.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) })
+    }
+
+    @Test("On loopback: a rebinding Host, a foreign Origin and a missing token get nothing, not even the live feed")
+    func accessOnTheWire() async throws {
+        let feed = try Self.feed()
+        let server = try await InspectorServer.start(.init(host: "127.0.0.1", port: 0, token: "T0K"), feed: feed)
+        let pool = HTTPConnectionPool(host: "127.0.0.1", port: server.port)
+        func get(_ uri: String, host: String) async throws -> HTTPResponse {
+            try await pool.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": host]), body: [])
+        }
+        let own = "127.0.0.1:\(server.port)"
+        do {
+            let rebound = try await get("/export?token=T0K", host: "evil.example:\(server.port)")
+            #expect(rebound.status == .misdirectedRequest && !String(decoding: rebound.body, as: UTF8.self).contains("chat"))
+            #expect(try await get("/export", host: own).status == .forbidden)
+            #expect(try await get("/export?token=T0K", host: own).status == .ok)
+            await #expect(throws: (any Error).self) {
+                _ = try await WebSocketClient.connect(
+                    host: "127.0.0.1", port: server.port, uri: "/live?token=T0K", headers: ["Origin": "http://evil.example"], maxMessageSize: 1 << 20
+                )
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await WebSocketClient.connect(host: "127.0.0.1", port: server.port, uri: "/live", headers: [:], maxMessageSize: 1 << 20)
+            }
         } catch {
             pool.close()
             await server.stop()

@@ -46,6 +46,12 @@ def inspector_url(proxy):
     return proxy.start_line.split("inspector at ", 1)[1].split()[0].rstrip(",")
 
 
+def api(url, path):
+    """An inspector route, with the run's token from the page's URL (http://host:port/?token=…)."""
+    base, token = url.split("/?token=", 1)
+    return f"{base}{path}{'&' if '?' in path else '?'}token={token}"
+
+
 def session(proxy_url):
     """A client that connects with a token, gets an ack and sends a binary attachment."""
     client = socketio.Client(reconnection=False)
@@ -125,7 +131,7 @@ def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
         # Export: the selection as a capture, with its conn's session and close.
         page.locator("#filter").fill("event=message-with-ack")
         page.locator("#filter").press("Enter")
-        exported = requests.get(url.rstrip("/") + page.locator("#export").get_attribute("href")).text
+        exported = requests.get(url.split("/?")[0] + page.locator("#export").get_attribute("href")).text
         records = [json.loads(line) for line in exported.splitlines()]
         assert [r["kind"] for r in records] == ["session", "packet", "close"]
         assert records[1]["event"] == "message-with-ack" and str(BIG) in exported
@@ -369,10 +375,12 @@ def test_a_page_that_stops_reading_is_let_go(tmp_path):
     capture.write_text("")
     process, url = serving([SIOTAP, "view", str(capture), "--ui-buffer", "100", "--ui", "127.0.0.1:0"])
     try:
-        host, port = url.split("//")[1].rstrip("/").split(":")
+        authority = url.split("//")[1].split("/")[0]
+        host, port = authority.split(":")
+        live = api(url, "/live").split(authority, 1)[1]
         frozen = sockets.create_connection((host, int(port)))
-        frozen.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        frozen.sendall(f"GET {live} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
         answer = b""
         while b"\r\n\r\n" not in answer:
             answer += frozen.recv(1)
@@ -383,7 +391,7 @@ def test_a_page_that_stops_reading_is_let_go(tmp_path):
                 record = recorded[seq % len(recorded)]
                 out.write(json.dumps({**record, "seq": seq, "conn": f"c{seq // len(recorded)}"}, separators=(",", ":")) + "\n")
         # Every line read by the view (and so offered to the page) before the page reads anything.
-        last_seq = lambda: max(requests.get(url.rstrip("/") + "/match?filter=").json()["seqs"], default=0)
+        last_seq = lambda: max(requests.get(api(url, "/match?filter=")).json()["seqs"], default=0)
         assert wait_until(lambda: last_seq() == 90_000, timeout=60, interval=0.2)
         frozen.settimeout(30)
         opcode, payload = read_frame(frozen)
@@ -391,8 +399,71 @@ def test_a_page_that_stops_reading_is_let_go(tmp_path):
             opcode, payload = read_frame(frozen)
         assert int.from_bytes(payload[:2], "big") == 1008
         frozen.close()
-        hello = requests.get(url.rstrip("/") + "/match?filter=").json()
+        hello = requests.get(api(url, "/match?filter=")).json()
         assert len(hello["seqs"]) == 100  # the feed holds its last 100, and still answers
         assert process.poll() is None
+    finally:
+        stop(process, after_the_work=False)
+
+
+EVIL_PAGE = """<!doctype html><script>
+window.out = {live: 'pending', export: 'pending'};
+const socket = new WebSocket(%(live)s);
+socket.onmessage = (event) => { if (!window.out.live.startsWith('read')) window.out.live = 'read ' + event.data.slice(0, 60); };
+socket.onerror = () => { if (window.out.live === 'pending') window.out.live = 'refused'; };
+fetch(%(export)s, {mode: 'no-cors'}).then(() => { window.out.export = 'sent'; }, () => { window.out.export = 'failed'; });
+</script>"""
+
+
+def test_a_page_elsewhere_cannot_read_the_inspector(tmp_path, browser):
+    """Cross-site WebSocket hijacking, in real Chromium: a page of another origin (another
+    loopback port) opens the inspector's live feed, even knowing the token, and reads nothing;
+    the inspector's own page, with the same script, reads the records (so the page's script would
+    have seen them). A rebinding Host and a request without the token get nothing either."""
+    import http.server
+    import threading
+
+    process, url = serving([SIOTAP, "view", str(ROOT / "fixtures" / "chat-websocket.jsonl"), "--ui", "127.0.0.1:0"])
+    page_server = None
+    try:
+        live = json.dumps(api(url, "/live").replace("http://", "ws://"))
+        (tmp_path / "index.html").write_text(EVIL_PAGE % {"live": live, "export": json.dumps(api(url, "/export"))})
+        handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=str(tmp_path))
+        page_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=page_server.serve_forever, daemon=True).start()
+
+        evil = browser.new_page()
+        evil.goto(f"http://127.0.0.1:{page_server.server_address[1]}/index.html")
+        evil.wait_for_function("window.out.live !== 'pending'", timeout=10_000)
+        assert evil.evaluate("window.out.live") == "refused"
+
+        # The same script on the inspector's own page reads the feed: the refusal above is the Origin's.
+        own = open_page(browser, url)
+        own.evaluate(EVIL_PAGE.split("<script>")[1].split("</script>")[0] % {"live": live, "export": json.dumps(api(url, "/export"))})
+        own.wait_for_function("window.out.live !== 'pending'", timeout=10_000)
+        assert own.evaluate("window.out.live").startswith('read {"inspector":"hello"')
+
+        authority = url.split("//")[1].split("/")[0]
+        rebound = requests.get(api(url, "/export"), headers={"Host": "evil.example:" + authority.split(":")[1]})
+        assert rebound.status_code == 421 and "session" not in rebound.text
+        assert requests.get(url.split("?")[0] + "export").status_code == 403
+        assert requests.get(api(url, "/export")).status_code == 200
+    finally:
+        if page_server:
+            page_server.shutdown()
+        stop(process, after_the_work=False)
+
+
+def test_serving_other_machines_warns_and_still_needs_the_token(tmp_path):
+    command = [SIOTAP, "view", str(ROOT / "fixtures" / "chat-websocket.jsonl"), "--ui", "0.0.0.0:0", "--ui-allow-remote"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        said = [process.stderr.readline() for _ in range(2)]
+        assert "warning: the inspector serves other machines" in said[0] and "SSH tunnel" in said[0], said
+        url = said[1].split("the inspector is at ", 1)[1].split()[0]
+        assert "?token=" in url
+        port = url.split("//")[1].split("/")[0].split(":")[1]
+        assert requests.get(f"http://127.0.0.1:{port}/export").status_code == 403
+        assert requests.get(api(url.replace("0.0.0.0", "127.0.0.1"), "/export")).status_code == 200
     finally:
         stop(process, after_the_work=False)

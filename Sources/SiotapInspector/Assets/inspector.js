@@ -368,7 +368,7 @@ function renderReplay() {
 }
 
 async function loadReport() {
-  const response = await fetch('/report');
+  const response = await fetch(withToken('/report'));
   const report = await response.json();
   if (!report) return;
   const conns = new Map();
@@ -477,16 +477,25 @@ function render() {
   });
 }
 
+// The run's token, from the address siotap printed (`/?token=…`): the server answers nothing but
+// the page itself without it. Kept for this tab, so a reload without it still works.
+const token = new URLSearchParams(location.search).get('token') || sessionStorage.getItem('siotap-token') || '';
+sessionStorage.setItem('siotap-token', token);
+
+function withToken(path) {
+  return `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+}
+
 function saveLocation() {
   const params = new URLSearchParams();
   if (state.picked) params.set('conn', state.picked);
   if (state.filter) params.set('filter', state.filter);
   if (state.search) params.set('q', state.search);
-  history.replaceState(null, '', params.toString() ? `#${params}` : location.pathname);
+  history.replaceState(null, '', location.pathname + location.search + (params.toString() ? `#${params}` : ''));
   const exported = new URLSearchParams();
   if (state.picked) exported.set('conn', state.picked);
   if (state.filter) exported.set('filter', state.filter);
-  $('#export').href = `/export?${exported}`;
+  $('#export').href = withToken(`/export?${exported}`);
 }
 
 let matching = null;
@@ -501,7 +510,7 @@ async function applyFilter() {
   }
   if (matching) { matchAgain = true; return; }
   matching = (async () => {
-    const response = await fetch(`/match?${new URLSearchParams({ filter: state.filter })}`);
+    const response = await fetch(withToken(`/match?${new URLSearchParams({ filter: state.filter })}`));
     const body = await response.json();
     if (body.seqs) {
       state.filterSeqs = new Set(body.seqs);
@@ -527,7 +536,7 @@ function pick(id) {
 }
 
 function connect() {
-  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/live`);
+  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${withToken('/live')}`);
   socket.onopen = () => { $('#status').textContent = 'live'; };
   socket.onclose = () => { $('#status').textContent = 'disconnected: retrying…'; setTimeout(connect, 2000); resetRecords(); };
   socket.onmessage = (message) => {
