@@ -10,6 +10,11 @@ public struct JWTFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case badSignature = "bad_signature"
         case expired
         case notYetValid = "not_yet_valid"
+        /// `crit` names header parameters the token must not be accepted without understanding
+        /// (RFC 7515 §4.1.11); siotap understands none.
+        case unsupportedCritical = "unsupported_crit"
+        /// `exp`, `nbf` or `iat` is not a number (RFC 7519 §2, NumericDate): servers refuse it.
+        case invalidTimeClaim = "invalid_time_claim"
     }
 
     public let code: Code

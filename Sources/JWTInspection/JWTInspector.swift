@@ -74,7 +74,9 @@ public struct JWTInspector: Sendable {
         } catch {
             return failed(report, JWTFailure(.badSignature, "bad signature"))
         }
-        if let failure = timeFailure(report.claims, now: now) { return failed(report, failure) }
+        if let failure = Self.criticalFailure(report.header) ?? Self.timeTypeFailure(report.claims) ?? timeFailure(report.claims, now: now) {
+            return failed(report, failure)
+        }
         report.verified = true
         return report
     }
@@ -120,6 +122,31 @@ public struct JWTInspector: Sendable {
             report.warnings.append("long lifetime: \(Int((exp - iat) / 3600)) hours between iat and exp")
         }
         if report.algorithm?.lowercased() == "none" { report.warnings.append("alg is none: the token is unsigned") }
+        if let failure = Self.timeTypeFailure(report.claims) { report.warnings.append(failure.message) }
+        if let failure = Self.criticalFailure(report.header) { report.warnings.append(failure.message) }
+    }
+
+    /// A token's own text in a sentence, at most 60 characters of it.
+    private static func clipped(_ text: String) -> String {
+        text.count > 60 ? text.prefix(60) + "…" : text
+    }
+
+    /// A `crit` header: whatever it lists, siotap does not understand it, and a recipient that
+    /// does not must refuse the token (RFC 7515 §4.1.11).
+    static func criticalFailure(_ header: JSONValue) -> JWTFailure? {
+        guard let crit = header["crit"] else { return nil }
+        let names = clipped(crit.arrayValue?.compactMap(\.stringValue).map { "\"\($0)\"" }.joined(separator: ", ") ?? crit.jsonText)
+        return JWTFailure(.unsupportedCritical, "crit lists header parameters siotap does not understand (\(names)): the token cannot be verified")
+    }
+
+    /// A time claim that is there but not a number: jsonwebtoken and PyJWT refuse such a token,
+    /// and a check that skipped it would call a token with `"exp": "0"` valid.
+    static func timeTypeFailure(_ claims: JSONValue) -> JWTFailure? {
+        for claim in ["exp", "nbf", "iat"] {
+            guard let value = claims[claim], value.numberValue == nil else { continue }
+            return JWTFailure(.invalidTimeClaim, "\(claim) is \(clipped(value.jsonText)), not a number of seconds (a NumericDate): servers refuse the token")
+        }
+        return nil
     }
 
     private func timeFailure(_ claims: JSONValue, now: Double) -> JWTFailure? {

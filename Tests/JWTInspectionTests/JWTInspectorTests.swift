@@ -141,6 +141,25 @@ struct JWTInspectorTests {
         #expect(await JWTInspector().inspect(long, now: 1).warnings.contains { $0.contains("long lifetime") })
     }
 
+    @Test("A time claim that is no number, and an unknown crit: warned about without a key, never verified with one")
+    func claimsOfTheWrongTypeAndCrit() async throws {
+        for claims in [#"{"exp":"0"}"#, #"{"exp":null}"#, #"{"exp":9999999999,"nbf":[1]}"#, #"{"iat":{"a":1},"exp":9999999999}"#] {
+            let token = try makeHS256(#"{"alg":"HS256"}"#, claims, secret: "k")
+            let unchecked = await JWTInspector().inspect(token, now: 1)
+            #expect(unchecked.verified == nil && unchecked.warnings.contains { $0.contains("not a number of seconds") }, "\(claims)")
+            let checked = await JWTInspector(key: .secret("k")).inspect(token, now: 1)
+            #expect(checked.verified == false && checked.failure?.code == .invalidTimeClaim, "\(claims): \(checked.failure?.message ?? "verified")")
+        }
+        for header in [#"{"alg":"HS256","crit":["b64"]}"#, #"{"alg":"HS256","crit":"exp"}"#, #"{"alg":"HS256","crit":[]}"#] {
+            let token = try makeHS256(header, #"{"exp":9999999999}"#, secret: "k")
+            #expect(await JWTInspector().inspect(token, now: 1).warnings.contains { $0.contains("crit lists") }, "\(header)")
+            let checked = await JWTInspector(key: .secret("k")).inspect(token, now: 1)
+            #expect(checked.verified == false && checked.failure?.code == .unsupportedCritical, "\(header)")
+        }
+        let plain = try makeHS256(#"{"alg":"HS256"}"#, #"{"exp":9999999999,"iat":1}"#, secret: "k")
+        #expect(await JWTInspector(key: .secret("k")).inspect(plain, now: 1).verified == true)
+    }
+
     @Test("Malformed tokens are refused with a reason, never a crash", arguments: [
         "", "abc", "a.b", "a.b.c.d", "!!!.e30.x", "e30.!!!.x", "bm90IGpzb24.e30.x", "W10.e30.x", "e30.W10.x",
         "eyJhbGciOiJIUzI1NiJ9.eyJhIjoxfQ.%%%",

@@ -467,3 +467,27 @@ def test_serving_other_machines_warns_and_still_needs_the_token(tmp_path):
         assert requests.get(api(url.replace("0.0.0.0", "127.0.0.1"), "/export")).status_code == 200
     finally:
         stop(process, after_the_work=False)
+
+
+def test_the_token_panel_shows_any_claim_value(tmp_path, browser):
+    """Claims are whatever the token's author wrote: times that no Date holds (1e300), a string
+    `exp` and an object `nbf` are shown as they are, with no exception in the page."""
+    session = {"seq": 1, "ts": "2026-11-27T10:33:40.580703Z", "kind": "session", "conn": "c1",
+               "url": "/socket.io/?EIO=4&transport=websocket", "eio": 4, "transport": "websocket"}
+    token = {"seq": 2, "ts": "2026-11-27T10:33:40.610295Z", "kind": "jwt", "conn": "c1", "source": "auth.token", "nsp": "/",
+             "header": {"alg": "HS256"}, "claims": {"sub": "1", "iat": 1e300, "exp": "0", "nbf": {"a": [1]}},
+             "warnings": ["exp is \"0\", not a number of seconds (a NumericDate): servers refuse the token"]}
+    capture = tmp_path / "odd-claims.jsonl"
+    capture.write_text("\n".join(json.dumps(r) for r in (session, token)) + "\n")
+    process, url = serving([SIOTAP, "view", str(capture), "--ui", "127.0.0.1:0"])
+    try:
+        page = open_page(browser, url)
+        page.locator("#conn-rows .conn").first.click()
+        tokens = page.locator("#tokens")
+        expect(tokens).to_contain_text('expires "0" (no date)')
+        expect(tokens).to_contain_text("issued 1e+300 (no date)")
+        expect(tokens).to_contain_text('not before {"a":[1]} (no date)')
+        expect(tokens).to_contain_text("servers refuse the token")
+        assert page.problems == [], page.problems
+    finally:
+        stop(process, after_the_work=False)

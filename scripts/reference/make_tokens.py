@@ -80,6 +80,11 @@ head, body, sig = good.split(".")
 tampered_claims = b64(json.dumps(dict(claims, id=1)).encode())
 add("tampered claims", head + "." + tampered_claims + "." + sig, {"secret": long_secret}, False, "bad_signature")
 add("two parts", head + "." + body, {"secret": long_secret}, False, "malformed")
+# RFC 7515 §4.1.11: a crit parameter the recipient does not understand makes the token invalid,
+# whatever the signature (PyJWT signs it as asked).
+add("crit unknown", jwt.encode(claims, long_secret, algorithm="HS256", headers={"crit": ["x-bound"], "x-bound": 1}), {"secret": long_secret}, False, "unsupported_crit")
+# A time claim that is no number: PyJWT's and jsonwebtoken's decode refuse it.
+add("exp as a string", jwt.encode(dict(claims, exp="0"), long_secret, algorithm="HS256"), {"secret": long_secret}, False, "invalid_time_claim")
 add("header not JSON", b64(b"not json") + "." + body + "." + sig, None, False, "malformed")
 
 # JWKS: chosen by kid; an unknown kid never falls back to another key.

@@ -423,10 +423,10 @@ function renderTokens() {
     if (member(raw, 'header')) parts.push(treeBox(member(raw, 'header'), 'header'));
     if (member(raw, 'claims')) parts.push(treeBox(member(raw, 'claims'), 'claims'));
     const times = [['iat', 'issued'], ['nbf', 'not before'], ['exp', 'expires']]
-      .filter(([claim]) => token.claims && typeof token.claims[claim] === 'number')
-      .map(([claim, label]) => `${label} ${new Date(token.claims[claim] * 1000).toISOString().replace('.000Z', 'Z')}`);
+      .filter(([claim]) => token.claims && claim in token.claims)
+      .map(([claim, label]) => `${label} ${claimDate(token.claims[claim])}`);
     if (times.length) parts.push(element('div', 'muted', times.join(' · ')));
-    if (token.claims && typeof token.claims.exp === 'number') {
+    if (token.claims && dateOf(token.claims.exp)) {
       const countdown = element('div', 'countdown');
       countdown.dataset.exp = token.claims.exp;
       parts.push(countdown);
@@ -435,6 +435,21 @@ function renderTokens() {
   }
   panel.replaceChildren(...parts);
   tick();
+}
+
+// A time claim as a Date, or null: claims are whatever the token's author wrote (1e300, "0", an
+// object), and `new Date(…).toISOString()` throws on what no Date holds.
+function dateOf(value) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return null;
+  const date = new Date(value * 1000);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function claimDate(value) {
+  const date = dateOf(value);
+  if (date) return date.toISOString().replace('.000Z', 'Z');
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
+  return `${text.length > 40 ? text.slice(0, 40) + '…' : text} (no date)`;
 }
 
 function tick() {
