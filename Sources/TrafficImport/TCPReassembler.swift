@@ -22,6 +22,8 @@ public struct TCPReassembler: Sendable {
 
     /// More than this waiting behind a hole: the hole is taken as lost.
     public static let maxPending = 4 << 20
+    /// Nor more segments than this (each has its own cost, however small).
+    public static let maxPendingSegments = 1 << 18
 
     public let initiator: Endpoint
     public let responder: Endpoint
@@ -40,8 +42,12 @@ public struct TCPReassembler: Sendable {
     private struct Direction: Sendable {
         /// The sequence number of the next byte expected, once known.
         var next: UInt32?
-        /// Segments ahead of `next`, by how far ahead they start.
-        var pending: [(offset: Int, bytes: [UInt8], missing: Int, time: Double)] = []
+        /// How many bytes of the stream have been handed on (or reported lost): `next` counted
+        /// from the stream's start, so waiting segments keep their place however far it moves.
+        var position = 0
+        /// Segments ahead of `next`, by where they start in the stream (a heap: any arrival order
+        /// costs a logarithm per segment, not a sort of all that wait).
+        var pending = PendingSegments()
         var pendingBytes = 0
         /// The sequence number of the FIN, once seen, and when.
         var finAt: UInt32?
@@ -102,12 +108,13 @@ public struct TCPReassembler: Sendable {
             if state.pending.isEmpty, segment.missing == 0, let next = state.next, sequence == next {
                 events.append((side, .data(segment.payload, time: segment.time)))
                 state.next = next &+ UInt32(truncatingIfNeeded: segment.payload.count)
+                state.position += segment.payload.count
             } else {
                 Self.insert(&state, at: sequence, bytes: segment.payload, missing: segment.missing, time: segment.time)
             }
         }
         Self.deliver(&state, side: side, into: &events)
-        if state.pendingBytes > Self.maxPending {
+        if state.pendingBytes > Self.maxPending || state.pending.count > Self.maxPendingSegments {
             Self.skipHole(&state, side: side, time: segment.time, into: &events)
             Self.deliver(&state, side: side, into: &events)
         }
@@ -128,34 +135,22 @@ public struct TCPReassembler: Sendable {
 
     private static func insert(_ state: inout Direction, at sequence: UInt32, bytes: [UInt8], missing: Int, time: Double) {
         guard let next = state.next else { return }
-        var start = Self.offset(sequence, from: next)
-        var bytes = bytes
-        var missing = missing
-        if start < 0 {
-            // Already delivered (a retransmission), in part or whole.
-            let trim = -start
-            if trim >= bytes.count + missing { return }
-            if trim >= bytes.count {
-                missing -= trim - bytes.count
-                bytes = []
-            } else {
-                bytes.removeFirst(trim)
-            }
-            start = 0
-        }
-        state.pending.append((start, bytes, missing, time))
-        state.pending.sort { $0.offset < $1.offset }
+        let start = Self.offset(sequence, from: next)
+        // Already delivered in whole (a retransmission): nothing to keep. A part is trimmed when
+        // its turn comes.
+        if start + bytes.count + missing <= 0 { return }
+        state.pending.push(PendingSegments.Segment(start: state.position + start, bytes: bytes, missing: missing, time: time))
         state.pendingBytes += bytes.count
     }
 
     /// Hands on, in order, what starts at `next`; trims what overlaps what was already handed on.
     private static func deliver(_ state: inout Direction, side: Side, into events: inout [(Side, Event)]) {
-        while let first = state.pending.first, first.offset <= 0, let next = state.next {
-            state.pending.removeFirst()
+        while let first = state.pending.first, first.start <= state.position, let next = state.next {
+            state.pending.popFirst()
             state.pendingBytes -= first.bytes.count
             var bytes = first.bytes
             var missing = first.missing
-            let overlap = -first.offset
+            let overlap = state.position - first.start
             if overlap >= bytes.count + missing { continue }
             if overlap > bytes.count {
                 missing -= overlap - bytes.count
@@ -167,7 +162,7 @@ public struct TCPReassembler: Sendable {
             if !bytes.isEmpty { events.append((side, .data(bytes, time: first.time))) }
             if missing > 0 { events.append((side, .gap(missing, time: first.time))) }
             state.next = next &+ UInt32(truncatingIfNeeded: advance)
-            state.pending = state.pending.map { ($0.offset - advance, $0.bytes, $0.missing, $0.time) }
+            state.position += advance
         }
         if let finAt = state.finAt, let next = state.next, Self.offset(finAt, from: next) <= 0, !state.ended, state.pending.isEmpty {
             state.ended = true
@@ -177,10 +172,11 @@ public struct TCPReassembler: Sendable {
 
     /// Takes the hole before the first pending segment as lost.
     private static func skipHole(_ state: inout Direction, side: Side, time: Double, into events: inout [(Side, Event)]) {
-        guard let first = state.pending.first, first.offset > 0, let next = state.next else { return }
-        events.append((side, .gap(first.offset, time: time)))
-        state.next = next &+ UInt32(first.offset)
-        state.pending = state.pending.map { ($0.offset - first.offset, $0.bytes, $0.missing, $0.time) }
+        guard let first = state.pending.first, first.start > state.position, let next = state.next else { return }
+        let hole = first.start - state.position
+        events.append((side, .gap(hole, time: time)))
+        state.next = next &+ UInt32(truncatingIfNeeded: hole)
+        state.position = first.start
     }
 
     private mutating func fillHoles(of side: Side, upTo acknowledged: UInt32, time: Double, into events: inout [(Side, Event)]) {
@@ -195,14 +191,14 @@ public struct TCPReassembler: Sendable {
         // A stale or wild ACK (more than 1 GB ahead) proves nothing.
         guard Self.offset(target, from: start) > 0, Self.offset(target, from: start) < 1 << 30 else { return }
         while let next = state.next, Self.offset(target, from: next) > 0 {
-            if let first = state.pending.first, first.offset <= 0 {
+            if let first = state.pending.first, first.start <= state.position {
                 Self.deliver(&state, side: side, into: &events)
                 continue
             }
-            let hole = min(Self.offset(target, from: next), state.pending.first?.offset ?? Int.max)
+            let hole = min(Self.offset(target, from: next), state.pending.first.map { $0.start - state.position } ?? Int.max)
             events.append((side, .gap(hole, time: time)))
-            state.next = next &+ UInt32(hole)
-            state.pending = state.pending.map { ($0.offset - hole, $0.bytes, $0.missing, $0.time) }
+            state.next = next &+ UInt32(truncatingIfNeeded: hole)
+            state.position += hole
             Self.deliver(&state, side: side, into: &events)
         }
     }
@@ -213,6 +209,60 @@ public struct TCPReassembler: Sendable {
                 Self.skipHole(&state, side: side, time: time, into: &events)
                 Self.deliver(&state, side: side, into: &events)
             }
+        }
+    }
+}
+
+/// Segments waiting behind a hole, the one that starts first on top (and, of two that start at
+/// the same byte, the one that came first, whose bytes are kept): a binary heap.
+struct PendingSegments: Sendable {
+    struct Segment: Sendable {
+        var start: Int
+        var bytes: [UInt8]
+        var missing: Int
+        var time: Double
+        /// Arrival order, for ties.
+        var order = 0
+    }
+
+    private var heap: [Segment] = []
+    private var arrivals = 0
+
+    var isEmpty: Bool { heap.isEmpty }
+    var count: Int { heap.count }
+    var first: Segment? { heap.first }
+
+    private static func precedes(_ a: Segment, _ b: Segment) -> Bool {
+        a.start != b.start ? a.start < b.start : a.order < b.order
+    }
+
+    mutating func push(_ segment: Segment) {
+        var segment = segment
+        segment.order = arrivals
+        arrivals += 1
+        heap.append(segment)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.precedes(heap[child], heap[parent]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popFirst() {
+        guard !heap.isEmpty else { return }
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var first = parent
+            if left < heap.count, Self.precedes(heap[left], heap[first]) { first = left }
+            if right < heap.count, Self.precedes(heap[right], heap[first]) { first = right }
+            guard first != parent else { return }
+            heap.swapAt(parent, first)
+            parent = first
         }
     }
 }

@@ -1,3 +1,4 @@
+import SocketIOProtocol
 import Testing
 
 @testable import TrafficImport
@@ -118,5 +119,29 @@ struct TCPReassemblerTests {
         ])
         #expect(result[.initiator] == "ponse")
         #expect(result[.responder] == "GET /next HTTP/1.1\r\n\r\n<rst>")
+    }
+
+    @Test("Any arrival order of many small segments, with retransmissions and overlaps, reads as the stream (a heap, not a sort per segment)", arguments: ["reversed", "shuffled", "interleaved"])
+    func manySegmentsInAnyOrder(order: String) {
+        let c = Self.client
+        let text = (0..<20_000).map { String(UnicodeScalar(UInt8(97 + $0 % 26))) }.joined()
+        let bytes = Array(text.utf8)
+        var segments = (0..<bytes.count).map { index in
+            segment(c, seq: 1001 + UInt32(index), String(decoding: [bytes[index]], as: UTF8.self))
+        }
+        var random = SplitMix64(seed: 7)
+        switch order {
+        case "reversed": segments.reverse()
+        case "shuffled": segments.shuffle(using: &random)
+        default:
+            // Every segment twice, and some three bytes long overlapping their neighbours.
+            segments = segments.enumerated().flatMap { index, one in
+                index % 5 == 0 && index + 3 <= bytes.count
+                    ? [one, segment(c, seq: 1001 + UInt32(index), String(decoding: bytes[index..<index + 3], as: UTF8.self))] : [one, one]
+            }
+            segments.shuffle(using: &random)
+        }
+        let syn = segment(c, seq: 1000, flags: [.syn])
+        #expect(run([syn] + segments)[.initiator] == text)
     }
 }
