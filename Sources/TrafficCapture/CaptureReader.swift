@@ -9,8 +9,16 @@ import Darwin
 /// Yields every line as a record or a problem: a bad line in the middle is reported and reading
 /// goes on; a last line without a newline that does not parse (a writer cut off mid-line) is
 /// reported as ``CaptureReadError/Code/truncatedLastLine``, and everything before it is kept.
-/// Blank lines are skipped.
+/// Blank lines are skipped. A line longer than ``largestLine`` is reported as
+/// ``CaptureReadError/Code/lineTooLong`` as soon as that is known, and skipped without being held.
+/// Reading is linear in the file's size, however long its lines.
 public struct CaptureReader: Sequence {
+    /// The largest message siotap records (`--max-message-size`'s default).
+    public static let largestMessage = 64 << 20
+    /// The longest line siotap writes for such a message: its text escaped (`\u0001` is six
+    /// bytes for one), binary in base64 twice (attachments and args), and the record's fields.
+    public static let largestLine = 6 * largestMessage + (1 << 20)
+
     public enum Entry: Sendable, Hashable {
         case record(CaptureRecord)
         case problem(CaptureReadError)
@@ -19,14 +27,24 @@ public struct CaptureReader: Sequence {
     private enum Source { case file(String), bytes([UInt8]) }
     private let source: Source
 
-    public init(path: String) { source = .file(path) }
+    private let maxLine: Int
+
+    public init(path: String, maxLine: Int = CaptureReader.largestLine) {
+        source = .file(path)
+        self.maxLine = maxLine
+    }
 
     /// Reads a file that is still being written (`tail -f`): ``Iterator/next()`` returns `nil`
     /// when no whole line is there yet, and a later call reads what was added since.
-    public static func following(path: String) -> Iterator { Iterator(path: path, following: true) }
+    public static func following(path: String, maxLine: Int = CaptureReader.largestLine) -> Iterator {
+        Iterator(path: path, following: true, maxLine: maxLine)
+    }
 
     /// Reads a capture held in memory, with the same rules as a file.
-    public init(bytes: [UInt8]) { source = .bytes(bytes) }
+    public init(bytes: [UInt8], maxLine: Int = CaptureReader.largestLine) {
+        source = .bytes(bytes)
+        self.maxLine = maxLine
+    }
 
     /// Reads the whole file: the records, and the problems met on the way.
     public static func readAll(path: String) throws(CaptureReadError) -> (records: [CaptureRecord], problems: [CaptureReadError]) {
@@ -45,8 +63,8 @@ public struct CaptureReader: Sequence {
 
     public func makeIterator() -> Iterator {
         switch source {
-        case .file(let path): Iterator(path: path)
-        case .bytes(let bytes): Iterator(bytes: bytes)
+        case .file(let path): Iterator(path: path, maxLine: maxLine)
+        case .bytes(let bytes): Iterator(bytes: bytes, maxLine: maxLine)
         }
     }
 
@@ -54,15 +72,21 @@ public struct CaptureReader: Sequence {
         private var descriptor: Int32
         private var buffer: [UInt8] = []
         private var start = 0
+        /// Where the search for the next newline resumes: what is before it has none.
+        private var scanned = 0
+        /// A line over the limit is being skipped up to its newline.
+        private var skipping = false
         private var lineNumber = 0
         private var atEOF = false
         private let following: Bool
+        private let maxLine: Int
         public private(set) var openError: CaptureReadError?
         /// The text of the line the last record or problem came from.
         public private(set) var lastLine = ""
 
-        init(path: String, following: Bool = false) {
+        init(path: String, following: Bool = false, maxLine: Int) {
             self.following = following
+            self.maxLine = maxLine
             descriptor = path == "-" ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC)
             if descriptor < 0 {
                 openError = CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
@@ -70,8 +94,9 @@ public struct CaptureReader: Sequence {
             }
         }
 
-        init(bytes: [UInt8]) {
+        init(bytes: [UInt8], maxLine: Int) {
             following = false
+            self.maxLine = maxLine
             descriptor = -1
             buffer = bytes
             atEOF = true
@@ -85,12 +110,29 @@ public struct CaptureReader: Sequence {
                 return .problem(openError)
             }
             while true {
-                if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                if let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                     let line = buffer[start..<newline]
                     start = newline + 1
+                    scanned = start
+                    if skipping {
+                        skipping = false
+                        continue
+                    }
                     lineNumber += 1
+                    if line.count > maxLine { return tooLong() }
                     if let entry = parse(line, complete: true) { return entry }
                     continue
+                }
+                scanned = buffer.count
+                if skipping {
+                    // What is there of the long line goes; its newline ends the skipping.
+                    start = buffer.count
+                } else if buffer.count - start > maxLine {
+                    start = buffer.count
+                    scanned = start
+                    skipping = true
+                    lineNumber += 1
+                    return tooLong()
                 }
                 if atEOF && following {
                     // A line without its newline yet is being written: it waits for the next call.
@@ -98,7 +140,7 @@ public struct CaptureReader: Sequence {
                     return nil
                 }
                 if atEOF {
-                    guard start < buffer.count else { return nil }
+                    guard start < buffer.count, !skipping else { return nil }
                     let line = buffer[start...]
                     start = buffer.count
                     lineNumber += 1
@@ -109,9 +151,17 @@ public struct CaptureReader: Sequence {
             }
         }
 
+        private func tooLong() -> Entry {
+            lastLine = ""
+            return .problem(CaptureReadError(
+                .lineTooLong, line: lineNumber, detail: "longer than any record siotap writes (\(maxLine) bytes): skipped"
+            ))
+        }
+
         private func fill() {
             if start > 0 {
                 buffer.removeFirst(start)
+                scanned -= start
                 start = 0
             }
             var chunk = [UInt8](repeating: 0, count: 65_536)

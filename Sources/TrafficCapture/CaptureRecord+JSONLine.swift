@@ -7,6 +7,8 @@ public struct CaptureReadError: Error, Sendable, Hashable, CustomStringConvertib
         case invalidRecord = "invalid_record"
         /// The last line has no newline and does not parse: the writer was cut off.
         case truncatedLastLine = "truncated_last_line"
+        /// A line longer than any record siotap writes: skipped, never held whole.
+        case lineTooLong = "line_too_long"
         /// The file could not be opened or read.
         case io
     }
@@ -22,7 +24,11 @@ public struct CaptureReadError: Error, Sendable, Hashable, CustomStringConvertib
         self.detail = detail
     }
 
-    public var description: String { line > 0 ? "line \(line): \(detail)" : detail }
+    /// `line 3: capture.invalid_json: …`: the code as documented, for scripts that grep for it.
+    public var description: String {
+        let coded = code == .io ? detail : "capture.\(code.rawValue): \(detail)"
+        return line > 0 ? "line \(line): \(coded)" : coded
+    }
 }
 
 extension CaptureRecord {

@@ -260,6 +260,40 @@ struct CaptureFileTests {
         #expect(problems.map(\.code) == [.invalidJSON])
         #expect(throws: CaptureReadError.self) { try CaptureReader.readAll(path: path + ".missing") }
     }
+
+    @Test("A line past the limit is reported when the limit is passed and skipped; the records around it are read, whether it ends or not")
+    func lineTooLong() throws {
+        let good = CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.123456Z", Self.samples[8]).jsonLine
+        let long = String(repeating: "x", count: 300_000)
+        for (text, expected) in [
+            (good + "\n" + long + "\n" + good + "\n", 2),
+            (good + "\n" + long, 1),  // no newline after it: the end of the file ends it
+            (good + "\n" + long + "\n" + long + "\n" + good, 2),
+        ] {
+            let reader = CaptureReader(bytes: Array(text.utf8), maxLine: 100_000).makeIterator()
+            var records = 0
+            var problems: [CaptureReadError] = []
+            while let entry = reader.next() {
+                switch entry {
+                case .record: records += 1
+                case .problem(let problem): problems.append(problem)
+                }
+            }
+            #expect(records == expected)
+            #expect(problems.map(\.code).allSatisfy { $0 == .lineTooLong } && problems.count == text.components(separatedBy: long).count - 1)
+            #expect(problems.first?.line == 2)
+        }
+        // From a file read in pieces: the long line is refused before it is held whole.
+        let path = temporaryPath("long.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try (good + "\n" + String(repeating: "y", count: 2_000_000) + "\n" + good + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let reader = CaptureReader(path: path, maxLine: 200_000).makeIterator()
+        var entries: [String] = []
+        while let entry = reader.next() {
+            if case .problem(let problem) = entry { entries.append(problem.code.rawValue) } else { entries.append("record") }
+        }
+        #expect(entries == ["record", "line_too_long", "record"])
+    }
 }
 
 @Suite("RFC 3339 times")
