@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol", "TrafficCapture"], path: "Benchmarks/CodecBenchmark"),
         .executableTarget(
             name: "siotap",
-            dependencies: ["SiotapCommands", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SiotapCommands", "SocketIOTransport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "SocketIOProtocolTests", dependencies: ["SocketIOProtocol", "PeerSupport"]),
         .testTarget(

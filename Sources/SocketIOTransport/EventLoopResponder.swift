@@ -38,13 +38,13 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
     }
 
     private let responder: Responder
-    private let idle: HTTPServer.IdleCloser
+    private let idle: ConnectionDeadlines
     private let maxBody: Int
     private let remote: String
     private var state = State.idle
     private var clientClosed: EventLoopPromise<Void>?
 
-    init(responder: Responder, idle: HTTPServer.IdleCloser, maxBody: Int, remote: String) {
+    init(responder: Responder, idle: ConnectionDeadlines, maxBody: Int, remote: String) {
         self.responder = responder
         self.idle = idle
         self.maxBody = maxBody
@@ -67,6 +67,7 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
             idle.requestBegan()
             state = .gathering(head, plan, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false)
         case (.gathering(let head, let plan, var body, let tooLarge), .body(var chunk)):
+            idle.bodyProgressed()
             state = .answering  // the buffer is unique while it grows
             if tooLarge || body.readableBytes + chunk.readableBytes > maxBody {
                 state = .gathering(head, plan, body: body, tooLarge: true)
@@ -75,6 +76,7 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
                 state = .gathering(head, plan, body: body, tooLarge: false)
             }
         case (.gathering(let head, let plan, let body, let tooLarge), .end):
+            idle.requestReceived()
             state = .answering
             if tooLarge {
                 write(.payloadTooLarge, to: head, context: context)

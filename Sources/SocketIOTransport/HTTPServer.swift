@@ -123,10 +123,16 @@ public final class HTTPServer: Sendable {
         public var servesOnEventLoop: Bool
         /// How long a kept-alive connection may wait for its next request (Node's and uvicorn's 5 s).
         public var keepAliveTimeout: TimeAmount
+        /// How long a new connection has to send its first request's whole head (TLS handshake
+        /// included): a client that sends nothing, or a byte at a time, is closed then.
+        public var headTimeout: TimeAmount
+        /// How long a request's body may go without a byte before the connection is closed.
+        public var bodyTimeout: TimeAmount
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int = 1_000_000, tls: TLSServerSettings? = nil, admits: Admission? = nil,
-            servesOnEventLoop: Bool = false, keepAliveTimeout: TimeAmount = .seconds(5)
+            servesOnEventLoop: Bool = false, keepAliveTimeout: TimeAmount = .seconds(5), headTimeout: TimeAmount = .seconds(10),
+            bodyTimeout: TimeAmount = .seconds(10)
         ) {
             self.host = host
             self.port = port
@@ -135,6 +141,8 @@ public final class HTTPServer: Sendable {
             self.admits = admits
             self.servesOnEventLoop = servesOnEventLoop
             self.keepAliveTimeout = keepAliveTimeout
+            self.headTimeout = headTimeout
+            self.bodyTimeout = bodyTimeout
         }
     }
 
@@ -181,6 +189,9 @@ public final class HTTPServer: Sendable {
         let tls = try configuration.tls.map { settings in (context: try settings.makeContext(), failed: settings.handshakeFailed) }
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPause()) }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             // Nothing is read before `serve` wraps the connection (see `accept`).
             .childChannelOption(.autoRead, value: false)
@@ -200,7 +211,9 @@ public final class HTTPServer: Sendable {
     /// Serves until the listening socket is closed (``close()``) or the task is cancelled.
     public func run(delegate: any HTTPServerDelegate) async {
         let maxBody = configuration.maxBodySize
-        let keepAliveTimeout = configuration.keepAliveTimeout
+        let limits = ConnectionDeadlines.Limits(
+            keepAlive: configuration.keepAliveTimeout, head: configuration.headTimeout, body: configuration.bodyTimeout
+        )
         try? await withThrowingDiscardingTaskGroup { group in
             try await channel.executeThenClose { inbound in
                 for try await channel in inbound {
@@ -210,8 +223,9 @@ public final class HTTPServer: Sendable {
                             await Self.turnAway(channel, saying: admission.refusal)
                             return
                         }
-                        // A kept-alive connection with no request for a while is closed, as Node's server does.
-                        let idle = IdleCloser(channel, after: keepAliveTimeout)
+                        // A connection that does not finish its request in time is closed, as is a
+                        // kept-alive one with no request for a while (as Node's server does).
+                        let idle = ConnectionDeadlines(channel, limits: limits)
                         defer { idle.stop() }
                         guard let connection = try? await Self.accept(channel, responder: delegate.eventLoopResponder, idle: idle, maxBody: maxBody) else { return }
                         await Self.serve(connection, delegate: delegate, maxBody: maxBody, idle: idle, executor: executor)
@@ -225,7 +239,7 @@ public final class HTTPServer: Sendable {
     /// the child initializer, a connection accepted while the server stops would be dropped
     /// unserved, and NIO traps on an async channel dropped before it was used.
     private static func accept(
-        _ channel: any Channel, responder: (any EventLoopResponder)?, idle: IdleCloser, maxBody: Int
+        _ channel: any Channel, responder: (any EventLoopResponder)?, idle: ConnectionDeadlines, maxBody: Int
     ) async throws -> Connection {
         try await channel.eventLoop.submit {
             if let responder { try answer(on: channel, with: responder, idle: idle, maxBody: maxBody) }
@@ -236,7 +250,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// Puts the responder's handler in front of the async side.
-    private static func answer(on channel: any Channel, with responder: some EventLoopResponder, idle: IdleCloser, maxBody: Int) throws {
+    private static func answer(on channel: any Channel, with responder: some EventLoopResponder, idle: ConnectionDeadlines, maxBody: Int) throws {
         let parts = try channel.pipeline.syncOperations.handler(type: ConnectionPhase.HTTPParts.self)
         let answering = EventLoopAnswering(responder: responder, idle: idle, maxBody: maxBody, remote: channel.remoteDescription)
         try channel.pipeline.syncOperations.addHandler(answering, name: ConnectionPhase.eventLoopAnsweringName, position: .before(parts))
@@ -270,7 +284,7 @@ public final class HTTPServer: Sendable {
 
     /// Serves one connection's requests in order, until it closes or upgrades.
     private static func serve(
-        _ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int, idle: IdleCloser, executor: EventLoopTaskExecutor?
+        _ connection: Connection, delegate: any HTTPServerDelegate, maxBody: Int, idle: ConnectionDeadlines, executor: EventLoopTaskExecutor?
     ) async {
         var delegate = delegate
         let channel = connection.channel
@@ -290,6 +304,7 @@ public final class HTTPServer: Sendable {
                     body = []
                     tooLarge = false
                 case .body(var buffer):
+                    idle.bodyProgressed()
                     if body.count + buffer.readableBytes > maxBody {
                         tooLarge = true
                     } else if !tooLarge {
@@ -298,6 +313,7 @@ public final class HTTPServer: Sendable {
                 case .end:
                     guard let requestHead = head else { continue }
                     head = nil
+                    idle.requestReceived()
                     let request = HTTPRequest(head: requestHead, body: body, remote: remote, eventLoop: channel.eventLoop)
                     let outcome: Outcome
                     if tooLarge {
@@ -440,70 +456,6 @@ public final class HTTPServer: Sendable {
         let response = await answering.answer(request, delegate: delegate)
         try await write(response, version: request.head.version, keepAlive: false, to: outbound)
         return .close
-    }
-
-    /// Closes a connection that has had no request for `timeout` since its last answer. One timer
-    /// per connection that sets itself again, not one per request: NIO finds a cancelled timer by
-    /// searching its loop's whole queue, and a busy server would cancel thousands a second.
-    final class IdleCloser: Sendable {
-        private struct State {
-            var busy = false
-            var lastAnswered = NIODeadline.now()
-            var timer: Scheduled<Void>?
-            var stopped = false
-        }
-
-        private let state = NIOLockedValueBox(State())
-        private let channel: any Channel
-        private let timeout: TimeAmount
-
-        init(_ channel: any Channel, after timeout: TimeAmount) {
-            self.channel = channel
-            self.timeout = timeout
-        }
-
-        func requestBegan() {
-            state.withLockedValue { $0.busy = true }
-        }
-
-        func requestEnded() {
-            let arm = state.withLockedValue { state in
-                state.busy = false
-                state.lastAnswered = .now()
-                return state.timer == nil && !state.stopped
-            }
-            if arm { schedule(at: .now() + timeout) }
-        }
-
-        /// The connection is done with: its timer goes.
-        func stop() {
-            state.withLockedValue { state in
-                state.stopped = true
-                defer { state.timer = nil }
-                return state.timer
-            }?.cancel()
-        }
-
-        private func schedule(at deadline: NIODeadline) {
-            let timer = channel.eventLoop.scheduleTask(deadline: deadline) { self.fire() }
-            state.withLockedValue { $0.timer = timer }
-        }
-
-        private func fire() {
-            enum Next { case close, wait(NIODeadline), none }
-            let next: Next = state.withLockedValue { state in
-                state.timer = nil
-                // A request in progress sets the timer again when it is answered.
-                if state.stopped || state.busy { return .none }
-                let due = state.lastAnswered + timeout
-                return due <= .now() ? .close : .wait(due)
-            }
-            switch next {
-            case .close: channel.close(promise: nil)
-            case .wait(let due): schedule(at: due)
-            case .none: break
-            }
-        }
     }
 
     /// The request a connection is answering, cancelled if the client goes away first: a proxy

@@ -27,10 +27,10 @@ struct EventLoopAnsweringTests {
         }
     }
 
-    func makeConnection(_ responder: Responder, maxBody: Int = 1000) throws -> (EmbeddedChannel, HTTPServer.IdleCloser) {
+    func makeConnection(_ responder: Responder, maxBody: Int = 1000) throws -> (EmbeddedChannel, ConnectionDeadlines) {
         let channel = EmbeddedChannel()
         try ConnectionPhase.configureHTTP(channel.pipeline.syncOperations)
-        let idle = HTTPServer.IdleCloser(channel, after: .seconds(60))
+        let idle = ConnectionDeadlines(channel, limits: .init(keepAlive: .seconds(60), head: .seconds(60), body: .seconds(60)))
         let parts = try channel.pipeline.syncOperations.handler(type: ConnectionPhase.HTTPParts.self)
         try channel.pipeline.syncOperations.addHandler(
             EventLoopAnswering(responder: responder, idle: idle, maxBody: maxBody, remote: "client"), name: ConnectionPhase.eventLoopAnsweringName,
