@@ -45,14 +45,16 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let session = { () async throws -> ImportRun in try await options.run(command: "import", io: io) }
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let session = { () async throws -> ImportRun in try await options.run(command: "import", io: io, fileSize: size) }
         let filter = options.filter
         if try Self.isHAR(file) {
             guard filter == nil, options.port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
-            let bytes = try Self.read(file)
-            let events: [(HTTPConversation.Event, SessionAssembler.Flow)]
-            do { events = try HARImport.events(bytes) } catch { throw CommandFailure(.badInput, "\(file): \(error)") }
-            try await session().take(har: events)
+            var progress = Progress(io: io, total: size)
+            let source: HARSource
+            do { source = try HARSource(path: file) { progress.advance(to: $0) } } catch { throw CommandFailure(.badInput, "\(file): \(error)") }
+            progress.done()
+            try await session().take(har: source)
             return
         }
         let source: PcapSource
@@ -60,7 +62,6 @@ struct ImportCommand: AsyncParsableCommand {
             throw CommandFailure(error.code == .cannotOpen ? .runtime : .badInput, error.message)
         }
         let run = try await session()
-        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         var progress = Progress(io: io, total: size)
         var truncated: String?
         do {
@@ -88,11 +89,6 @@ struct ImportCommand: AsyncParsableCommand {
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 64)) ?? Data()
         return head.first { ![9, 10, 13, 32].contains($0) } == UInt8(ascii: "{")
-    }
-
-    static func read(_ path: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(path)") }
-        return Array(data)
     }
 
     /// A line on stderr as a big file is read, at most once a second.
@@ -137,6 +133,12 @@ struct ImportOptions: ParsableArguments {
     @Option(help: "Write every record to this JSONL file.")
     var record: String?
 
+    @Option(
+        name: .customLong("max-inflate"),
+        help: "How much compressed HTTP bodies and WebSocket messages may inflate to in all (500MB, 2GiB); past it they are recorded as import.inflate_limit errors. Default for a file: 64 MiB plus 100 times its size; for sniff: no limit but each message's 64 MiB."
+    )
+    var maxInflate: ByteCount?
+
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
 
@@ -153,10 +155,12 @@ struct ImportOptions: ParsableArguments {
         guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
     }
 
-    func run(command: String, io: CommandIO) async throws -> ImportRun {
+    /// `fileSize`: the size of the file imported (nil: a live capture), for the default budget.
+    func run(command: String, io: CommandIO, fileSize: Int? = nil) async throws -> ImportRun {
+        let budget = maxInflate.map { InflationBudget(total: $0.bytes) } ?? fileSize.map { InflationBudget(total: InflationBudget.forFile(ofSize: $0)) } ?? .unlimited
         let run = try ImportRun(
             command: command, io: io, record: record, json: json, quiet: quiet,
-            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, parser: parser.parser, ports: port,
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, parser: parser.parser, ports: port, budget: budget,
             feed: inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
         )
         if let address = inspector.address, let feed = run.feed {
@@ -186,6 +190,9 @@ final class ImportRun {
     private var entries: Int?
     /// Records not written yet, and whether they may wait for more (a file) or not (a live capture).
     private var pending: [CaptureRecord] = []
+    /// About how many bytes `pending` holds: a batch is written at 512 records or 4 MiB, so that a
+    /// file of large messages is never held in memory much beyond the one being decoded.
+    private var pendingBytes = 0
     private let batched: Bool
     /// The records for the inspector, when `--ui` serves one.
     let feed: InspectorFeed?
@@ -193,7 +200,7 @@ final class ImportRun {
 
     init(
         command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?,
-        parser: SocketIOParser?, ports: [Int],
+        parser: SocketIOParser?, ports: [Int], budget: InflationBudget,
         feed: InspectorFeed?
     ) throws {
         self.feed = feed
@@ -205,7 +212,7 @@ final class ImportRun {
         self.quiet = quiet
         self.record = record
         self.inspector = inspector
-        importer = TrafficImporter(path: path, parser: parser, ports: Set(ports.map(UInt16.init)))
+        importer = TrafficImporter(path: path, parser: parser, ports: Set(ports.map(UInt16.init)), budget: budget)
     }
 
     deinit {
@@ -220,12 +227,16 @@ final class ImportRun {
     }
 
     /// A HAR file's events, then the summary.
-    func take(har events: [(HTTPConversation.Event, SessionAssembler.Flow)]) async throws {
-        for (event, flow) in events {
-            lastTime = event.time
-            try await emit(importer.take(event, on: flow))
+    func take(har source: HARSource) async throws {
+        do {
+            while let (event, flow) = try source.nextEvent() {
+                lastTime = event.time
+                try await emit(importer.take(event, on: flow))
+            }
+        } catch let failure as HARSource.Failure {
+            throw CommandFailure(failure.message)
         }
-        entries = Set(events.map(\.1.entry)).count
+        entries = source.entries
         try await finish()
     }
 
@@ -265,14 +276,16 @@ final class ImportRun {
         // Each token's record goes where its time puts it (a conn's records may have waited for its
         // first packet, tokens with them); the sort is stable, so records of one time keep their order.
         records.sort { $0.ts < $1.ts }
+        for record in extra + records { pendingBytes += record.approximateSize }
         pending += records
         // A file's records go out in batches (a write per record cost more than decoding them); a
         // live capture's at once.
-        if !batched || pending.count >= 512 { try flush() }
+        if !batched || pending.count >= 512 || pendingBytes >= 4 << 20 { try flush() }
     }
 
     private func flush() throws {
         guard !pending.isEmpty else { return }
+        pendingBytes = 0
         var written: [CaptureRecord] = []
         swap(&written, &pending)
         defer {

@@ -15,6 +15,8 @@ public final class InspectorFeed: Sendable {
 
     private struct State {
         var entries: [Entry] = []
+        /// About the bytes `entries` hold (each line and its record: twice the line).
+        var bytes = 0
         /// Records no longer held here (they are only in the file).
         var dropped = 0
         var watchers: [Int: Watcher] = [:]
@@ -23,13 +25,17 @@ public final class InspectorFeed: Sendable {
 
     /// How many records are held for pages opened later.
     public let capacity: Int
+    /// And at most about this many bytes of them: the last 100,000 records could be gigabytes.
+    public let capacityBytes: Int
+    public static let defaultCapacityBytes = 256 << 20
     /// Where the records come from, as the page names it (`capture.jsonl`, `siotap proxy`).
     public let source: String
     private let state = Mutex(State())
 
-    public init(source: String, capacity: Int = 100_000) {
+    public init(source: String, capacity: Int = 100_000, capacityBytes: Int = InspectorFeed.defaultCapacityBytes) {
         self.source = source
         self.capacity = max(1, capacity)
+        self.capacityBytes = max(1, capacityBytes)
     }
 
     public func add(_ record: CaptureRecord) {
@@ -41,9 +47,21 @@ public final class InspectorFeed: Sendable {
         // Watchers are told under the lock, so that a page being opened gets each line once and in order.
         state.withLock { state in
             state.entries.append(Entry(record: record, line: line))
+            state.bytes += 2 * line.utf8.count
             // Trimmed in steps, not per record: removing from the front moves the whole array.
             if state.entries.count >= capacity + capacity / 8 + 1 {
                 let excess = state.entries.count - capacity
+                state.bytes -= state.entries[..<excess].reduce(0) { $0 + 2 * $1.line.utf8.count }
+                state.entries.removeFirst(excess)
+                state.dropped += excess
+            }
+            if state.bytes > capacityBytes {
+                // The oldest go until a quarter of the room is free again (the newest stays, whatever its size).
+                var excess = 0
+                while excess < state.entries.count - 1, state.bytes > capacityBytes - capacityBytes / 4 {
+                    state.bytes -= 2 * state.entries[excess].line.utf8.count
+                    excess += 1
+                }
                 state.entries.removeFirst(excess)
                 state.dropped += excess
             }

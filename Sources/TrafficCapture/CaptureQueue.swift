@@ -12,25 +12,31 @@ import Glibc
 ///
 /// ``flush()`` returns once everything added before it is written. While traffic flows, a record
 /// is written within about 5 ms (records gather between the writer's batches). Adding never
-/// waits: when more than `highWater` records are waiting (a disk or a terminal slower than the
-/// traffic), ``admit(orResume:)`` says no, and the proxy stops reading from its sockets until the
-/// writer has caught up to half of that. Nothing is dropped, and no event loop waits on the writer.
+/// waits: when more than `highWater` records, or `highWaterBytes` bytes of them, are waiting (a
+/// disk or a terminal slower than the traffic), ``admit(orResume:)`` says no, and the proxy stops
+/// reading from its sockets until the writer has caught up to half of that. Nothing is dropped, and no event loop waits on the writer.
 public final class CaptureQueue: Sendable {
     public typealias Delivery = @Sendable (CaptureRecord) -> Void
 
     public static let defaultHighWater = 50_000
+    /// Bytes waiting (about: ``CaptureRecord/Body/approximateSize``) above which readers pause
+    /// too: 50,000 records of 64 MiB messages would be gigabytes.
+    public static let defaultHighWaterBytes = 256 << 20
 
     private struct Entry: Sendable {
         var seq: Int
         var body: CaptureRecord.Body
         var conn: String?
         var time: Double
+        var size: Int
     }
 
     private struct State {
         var pending: [Entry] = []
+        var pendingBytes = 0
         /// Taken by the writer, not yet written and delivered.
         var writing = 0
+        var writingBytes = 0
         /// Readers paused until the backlog is down to half the high water.
         var paused: [@Sendable () -> Void] = []
         var scheduled = false
@@ -50,18 +56,21 @@ public final class CaptureQueue: Sendable {
     private let failed: @Sendable (CaptureReadError) -> Void
     private let thread = DispatchQueue(label: "siotap.capture")
     private let highWater: Int
+    private let highWaterBytes: Int
 
     /// - Parameters:
     ///   - writer: the file, or `nil` to only number and deliver.
     ///   - failed: told once, the first time the file cannot be written (records are still delivered).
     ///   - delivered: each record as written, in order, on the writer thread (the live view).
     ///   - highWater: records waiting above which ``admit(orResume:)`` pauses readers.
+    ///   - highWaterBytes: bytes waiting above which it pauses them too.
     public init(
-        writer: CaptureWriter?, highWater: Int = defaultHighWater, failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in },
-        delivered: @escaping Delivery = { _ in }
+        writer: CaptureWriter?, highWater: Int = defaultHighWater, highWaterBytes: Int = defaultHighWaterBytes,
+        failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }
     ) {
         self.writer = writer
         self.highWater = max(1, highWater)
+        self.highWaterBytes = max(1, highWaterBytes)
         self.failed = failed
         self.delivered = delivered
     }
@@ -73,8 +82,10 @@ public final class CaptureQueue: Sendable {
             guard !state.closed else { return (false, 0) }
             state.added += 1
             // Stamped under the lock, so times never go back in file order.
-            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: CaptureClock.secondsSince1970()))
-            if state.pending.count + state.writing > highWater { behind.store(true, ordering: .relaxed) }
+            let size = body.approximateSize
+            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: CaptureClock.secondsSince1970(), size: size))
+            state.pendingBytes += size
+            if isBehind(state) { behind.store(true, ordering: .relaxed) }
             defer { state.scheduled = true }
             return (!state.scheduled, state.added)
         }
@@ -98,10 +109,14 @@ public final class CaptureQueue: Sendable {
     public func admit(orResume resume: @escaping @Sendable () -> Void) -> Bool {
         guard behind.load(ordering: .relaxed) else { return true }
         return state.withLock { state in
-            guard !state.closed, state.pending.count + state.writing > highWater else { return true }
+            guard !state.closed, isBehind(state) else { return true }
             state.paused.append(resume)
             return false
         }
+    }
+
+    private func isBehind(_ state: State) -> Bool {
+        state.pending.count + state.writing > highWater || state.pendingBytes + state.writingBytes > highWaterBytes
     }
 
     /// Waits until every record added so far is written and delivered.
@@ -135,6 +150,8 @@ public final class CaptureQueue: Sendable {
             let taken = state.pending
             state.pending = []
             state.writing = taken.count
+            state.writingBytes = state.pendingBytes
+            state.pendingBytes = 0
             if taken.isEmpty { state.scheduled = false }
             return taken
         }
@@ -152,7 +169,8 @@ public final class CaptureQueue: Sendable {
         for record in records { delivered(record) }
         let resumed = state.withLock { state -> [@Sendable () -> Void] in
             state.writing = 0
-            guard state.pending.count <= highWater / 2 else { return [] }
+            state.writingBytes = 0
+            guard state.pending.count <= highWater / 2, state.pendingBytes <= highWaterBytes / 2 else { return [] }
             behind.store(false, ordering: .relaxed)
             defer { state.paused = [] }
             return state.paused

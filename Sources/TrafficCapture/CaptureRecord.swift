@@ -66,3 +66,23 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         }
     }
 }
+
+extension CaptureRecord {
+    /// About how many bytes the record holds, for limits on what waits to be written.
+    public var approximateSize: Int { body.approximateSize }
+}
+
+extension CaptureRecord.Body {
+    /// About how many bytes the record holds: its raw text, decoded arguments and attachments
+    /// count twice (they are held decoded and as text).
+    public var approximateSize: Int {
+        switch self {
+        case .packet(let packet):
+            2 * packet.raw.utf8.count + 2 * (packet.attachments?.reduce(0) { $0 + $1.utf8.count } ?? 0) + 256
+        case .error(let error):
+            error.message.utf8.count + (error.raw?.utf8.count ?? 0) + 256
+        default:
+            512
+        }
+    }
+}

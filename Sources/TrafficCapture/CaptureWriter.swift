@@ -76,16 +76,38 @@ public final class CaptureWriter: Sendable {
     }
 
     /// The records' lines in the buffer kept between batches, then one `write(2)`; under the lock.
+    /// Whole lines go out in one `write(2)` up to this many bytes; a batch past it in several,
+    /// each of whole lines, so that large records are not all held in one buffer.
+    static let largestWrite = 1 << 20
+
     private func writeLines(_ records: [CaptureRecord], state: inout State) throws(CaptureReadError) {
         var bytes: [UInt8] = []
         swap(&bytes, &state.buffer)
         bytes.removeAll(keepingCapacity: true)
-        defer { swap(&bytes, &state.buffer) }
+        defer {
+            // A buffer that grew for one large record is not kept for every batch after it.
+            if bytes.capacity > 4 * Self.largestWrite { bytes = [] }
+            swap(&bytes, &state.buffer)
+        }
         for record in records {
+            let size = record.approximateSize
+            if size > Self.largestWrite {
+                // Room for the whole line at once: growing by doubling would hold the old and the
+                // new buffer together, three times the line.
+                if !bytes.isEmpty {
+                    try Self.writeAll(bytes, to: state.descriptor, path: path)
+                    bytes.removeAll(keepingCapacity: true)
+                }
+                bytes.reserveCapacity(size + size / 4)
+            }
             record.writeJSON(to: &bytes)
             bytes.append(UInt8(ascii: "\n"))
+            if bytes.count >= Self.largestWrite {
+                try Self.writeAll(bytes, to: state.descriptor, path: path)
+                bytes.removeAll(keepingCapacity: bytes.capacity <= 4 * Self.largestWrite)
+            }
         }
-        try Self.writeAll(bytes, to: state.descriptor, path: path)
+        if !bytes.isEmpty { try Self.writeAll(bytes, to: state.descriptor, path: path) }
     }
 
     /// Writes a body with the current time and the given connection.

@@ -73,12 +73,14 @@ public struct HTTPConversation {
     /// Whether a 101 was read, or a WebSocket found without one and said so.
     private var isWebSocket = false
     private let maxMessageSize: Int
+    private let budget: InflationBudget
 
     /// `fromTheStart`: the capture has the connection from its SYN. When not, each side is read
     /// from the first request or response line, or the first segment of whole WebSocket frames
     /// (``FrameBoundary``), it can prove, quietly: what comes before is the end of a message the
     /// capture missed.
-    public init(maxMessageSize: Int = HTTPConversation.maxMessage, fromTheStart: Bool = true) {
+    public init(maxMessageSize: Int = HTTPConversation.maxMessage, fromTheStart: Bool = true, budget: InflationBudget = .unlimited) {
+        self.budget = budget
         self.maxMessageSize = maxMessageSize
         if !fromTheStart {
             initiatorReader = Reader(mode: .lost, framesPossible: true)
@@ -284,11 +286,11 @@ public struct HTTPConversation {
                         continue
                     }
                     do {
-                        let inflated = try inflater.inflate(bytes, limit: maxMessageSize)
+                        let inflated = try inflater.inflate(bytes, maxMessageSize: maxMessageSize, budget: budget)
                         let message: WebSocketMessage = text ? .text(String(decoding: inflated, as: UTF8.self)) : .binary(inflated)
                         events.append(.webSocket(.message(message), fromClient: client, time: time))
                     } catch {
-                        events.append(.problem(code: "pcap.inflate", message: error.description, fromClient: client, time: time))
+                        events.append(.problem(code: error.overBudget ? "import.inflate_limit" : "pcap.inflate", message: error.description, fromClient: client, time: time))
                     }
                 }
                 return
@@ -344,8 +346,10 @@ public struct HTTPConversation {
         reader.body = []
         reader.mode = .head
         if let encoding = head.header("content-encoding"), !body.isEmpty {
-            do { body = try Inflation.body(body, encoding: encoding, limit: maxMessageSize) } catch {
-                events.append(.problem(code: "pcap.inflate", message: error.description, fromClient: head.status == 0, time: time))
+            do { body = try Inflation.body(body, encoding: encoding, maxMessageSize: maxMessageSize, budget: budget) } catch {
+                events.append(.problem(code: error.overBudget ? "import.inflate_limit" : "pcap.inflate", message: error.description, fromClient: head.status == 0, time: time))
+                // Past the budget the body is left out: its compressed bytes would only decode to noise.
+                if error.overBudget { body = [] }
             }
         }
         if head.status == 0 {

@@ -49,15 +49,19 @@ public struct TrafficImporter {
     private var assembler: SessionAssembler
     /// Only connections with one of these ports are read (all when empty).
     private let ports: Set<UInt16>
+    /// What all connections may inflate together.
+    public let budget: InflationBudget
 
     public private(set) var segments = 0
     public private(set) var tcpConnections = 0
     public private(set) var gaps = 0
 
     /// - Parameter parser: the sessions' Socket.IO parser when known; nil: each session's first packet tells.
-    public init(path: String? = nil, parser: SocketIOParser? = nil, ports: Set<UInt16> = []) {
+    /// - Parameter budget: what the import may inflate in all (``InflationBudget/forFile(ofSize:)``).
+    public init(path: String? = nil, parser: SocketIOParser? = nil, ports: Set<UInt16> = [], budget: InflationBudget = .unlimited) {
         assembler = SessionAssembler(path: path, parser: parser)
         self.ports = ports
+        self.budget = budget
     }
 
     public var conns: Int { assembler.connCount }
@@ -73,7 +77,7 @@ public struct TrafficImporter {
         let connection = connections[key] ?? {
             tcpConnections += 1
             let made = Connection(
-                reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn)), number: tcpConnections
+                reassembler: TCPReassembler(first: segment), conversation: HTTPConversation(fromTheStart: segment.flags.contains(.syn), budget: budget), number: tcpConnections
             )
             connections[key] = made
             return made

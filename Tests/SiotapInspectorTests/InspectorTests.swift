@@ -56,6 +56,21 @@ struct InspectorTests {
         #expect(seen.seqs == Array(93...100) && seen.dropped == 92)
     }
 
+    @Test("Large records are held by their bytes too: the oldest go, and the count of what went stays exact")
+    func boundedInBytes() throws {
+        let feed = InspectorFeed(source: "test.jsonl", capacity: 1_000, capacityBytes: 20_000)
+        let padding = String(repeating: "x", count: 2_000)
+        for index in 1...30 {
+            let line = #"{"seq":\#(index),"ts":"2026-11-27T10:33:41.682056Z","kind":"close","conn":"c1","by":"client","reason":"\#(padding)"}"#
+            feed.add(try CaptureRecord(jsonLine: line), line: line)
+        }
+        var seen: (seqs: [Int], dropped: Int) = ([], 0)
+        let id = feed.watch(start: { held, dropped in seen = (held.map(\.record.seq), dropped) }, then: { _ in })
+        feed.unwatch(id)
+        #expect(seen.seqs.count <= 5 && seen.seqs.last == 30)
+        #expect(seen.dropped + seen.seqs.count == 30 && seen.seqs == Array((31 - seen.seqs.count)...30))
+    }
+
     @Test("A selection takes a conn and --filter's terms; its export adds each selected conn's session and close")
     func selection() throws {
         let feed = try Self.feed()

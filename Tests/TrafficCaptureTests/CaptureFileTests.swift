@@ -189,6 +189,30 @@ struct CaptureFileTests {
         queue.close()
     }
 
+    @Test("Behind a slow consumer, a few large records pause readers as many small ones do: the high water is in bytes too", .timeLimit(.minutes(1)))
+    func backpressureInBytes() async throws {
+        let stuck = DispatchSemaphore(value: 0)
+        let queue = CaptureQueue(writer: nil, highWater: 1_000_000, highWaterBytes: 10 << 20, delivered: { record in
+            if record.seq == 1 { stuck.wait() }
+        })
+        let big = String(repeating: "a", count: 1 << 20)
+        let packet = PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", raw: "42[\"big\",\"\(big)\"]")
+        for _ in 0..<4 { queue.add(.packet(packet), conn: "c1") }
+        let never: @Sendable () -> Void = { Issue.record("paused below the high water") }
+        let admitted = queue.admit(orResume: never)
+        #expect(admitted, "4 MiB of raw text (8 counted) is below 10 MiB")
+        for _ in 0..<4 { queue.add(.packet(packet), conn: "c1") }
+        final class Count: Sendable { let value = Mutex(0) }
+        let resumed = Count()
+        let resume: @Sendable () -> Void = { resumed.value.withLock { $0 += 1 } }
+        let paused = !queue.admit(orResume: resume)
+        #expect(paused, "8 records, 16 MiB counted: past the bytes' high water")
+        stuck.signal()
+        queue.flush()
+        #expect(resumed.value.withLock { $0 } == 1)
+        queue.close()
+    }
+
     @Test("A queue whose file fails says so once and still delivers, numbered")
     func queueOnAFailingFile() throws {
         let path = temporaryPath("failing.jsonl")

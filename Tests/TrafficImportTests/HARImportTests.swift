@@ -53,4 +53,51 @@ struct HARImportTests {
         #expect(throws: HARImport.Failed.self) { try HARImport.events(Array("{\"log\": {}}".utf8)) }
         #expect(throws: HARImport.Failed.self) { try HARImport.events(Array("{not json".utf8)) }
     }
+
+    /// Decoys: `entries` keys elsewhere, brackets and escaped quotes inside strings, an entry
+    /// holding an `entries` key of its own.
+    static let tricky = #"""
+    {"pages": [{"entries": [{"x": 1}]}], "log": {"creator": {"name": "]}\"entries\":[", "entries": []},
+     "entries": [
+      {"request": {"method": "GET", "url": "http://a/socket.io/?EIO=4&transport=polling", "headers": []}, "entries": [{"no": "]"}]},
+      {"request": {"method": "GET", "url": "http://a/socket.io/?x=\"}]", "headers": []}}
+     ], "after": {"entries": [{"y": 2}]}}}
+    """#
+
+    @Test("The scanner finds log.entries' elements whole, wherever the bytes are cut, and nothing that only looks like them")
+    func scannerCutAnywhere() throws {
+        let bytes = Array(Self.tricky.utf8)
+        var whole = HAREntryScanner()
+        let expected = try whole.feed(bytes)
+        try whole.finish()
+        #expect(expected.count == 2)
+        #expect(expected.allSatisfy { (try? JSONValue.parse(bytes: $0))?["request"] != nil })
+        for cut in 1..<bytes.count {
+            var scanner = HAREntryScanner()
+            let found = try scanner.feed(Array(bytes[..<cut])) + scanner.feed(Array(bytes[cut...]))
+            try scanner.finish()
+            #expect(found == expected, "cut at \(cut)")
+        }
+        var cutShort = HAREntryScanner()
+        _ = try cutShort.feed(Array(bytes[..<(bytes.count / 2)]))
+        #expect(throws: HAREntryScanner.Failed.self) { try cutShort.finish() }
+    }
+
+    @Test("Every event a HAR gives is written to bytes and read back the same (the disk between the two passes)")
+    func eventsRoundTrip() throws {
+        var events = try HARImport.events(Array(Self.har.utf8))
+        events.append((.webSocket(.close(code: nil), fromClient: true, time: 3), SessionAssembler.Flow(client: nil, server: "h:1", scheme: "https", entry: 7)))
+        events.append((.response(HTTPConversation.Head(method: "", target: "", status: 200, headers: [("A", "b")]), body: [0, 255], request: nil, time: -1.5),
+                       SessionAssembler.Flow(client: nil, server: "h:1", entry: 8)))
+        for (event, flow) in events {
+            var bytes: [UInt8] = [9, 9]
+            bytes.removeAll()
+            HAREventCoding.encode(event, flow: flow, into: &bytes)
+            let decoded = try #require(HAREventCoding.decode(bytes))
+            #expect(decoded.0 == event)
+            #expect(decoded.1 == flow && decoded.1.server == flow.server && decoded.1.scheme == flow.scheme)
+            if case .request(let head, _, _) = event, case .request(let back, _, _) = decoded.0 { #expect(head.headers.map(\.value) == back.headers.map(\.value)) }
+            #expect(HAREventCoding.decode(Array(bytes.dropLast())) == nil, "cut short: refused")
+        }
+    }
 }

@@ -122,3 +122,56 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one():
     finally:
         process.send_signal(2)
         process.wait(timeout=10)
+
+
+def hostile_files():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("hostile_files", ROOT / "Benchmarks" / "hostile_files.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def import_records(path, *args):
+    result = subprocess.run([SIOTAP, "import", str(path), "--json", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    import json
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_compression_bomb_is_cut_off_at_the_inflation_budget(tmp_path):
+    """gzip polling bodies and permessage-deflate messages share one budget: what is past it is
+    an import.inflate_limit error record, never data; the default budget grows with the file."""
+    files = hostile_files()
+    polling, websocket = tmp_path / "gzip.pcap", tmp_path / "deflate.pcap"
+    files.gzip_polling(polling, bodies=4, size=4 << 20)
+    files.deflate_websocket(websocket, messages=4, size=4 << 20)
+    for path in (polling, websocket):
+        records = import_records(path, "--max-inflate", "10MB")
+        packets = [r for r in records if r["kind"] == "packet" and r.get("event") == "big"]
+        limits = [r for r in records if r["kind"] == "error" and r["code"] == "import.inflate_limit"]
+        assert len(packets) == 2 and len(packets[0]["args"][0]) == (4 << 20) - 20, path.name
+        assert len(limits) == 2 and "--max-inflate" in limits[0]["message"], path.name
+    # The default: 64 MiB and 100 times the file (a few kB here): two 30 MiB bodies, not three.
+    files.gzip_polling(polling, bodies=3, size=30 << 20)
+    records = import_records(polling)
+    assert [r["kind"] for r in records if r["kind"] in ("packet", "error") and r.get("event", "big") == "big" and r.get("code", "import.inflate_limit") == "import.inflate_limit"] \
+        == ["packet", "packet", "error"]
+
+
+def test_a_har_file_is_read_as_a_stream(tmp_path):
+    """A HAR with 20,000 entries written out of order imports in time order (its entries are
+    read one at a time and sorted on disk, not parsed whole)."""
+    import json
+    har = tmp_path / "many.har"
+    files = hostile_files()
+    files.har(har, entries=20_000)
+    # Reverse the entries' order in the file: the import must put them back.
+    document = json.loads(har.read_text())
+    document["log"]["entries"].reverse()
+    har.write_text(json.dumps(document))
+    records = import_records(har)
+    ticks = [r["args"][0] for r in records if r["kind"] == "packet" and r.get("event") == "tick"]
+    assert len(ticks) == 20_000
+    times = [r["ts"] for r in records]
+    assert times == sorted(times)
