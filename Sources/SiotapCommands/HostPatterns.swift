@@ -16,7 +16,12 @@ final class HostPatterns: Sendable {
 
     private let ignore: [(text: String, regex: NSRegularExpression)]
     private let allow: [(text: String, regex: NSRegularExpression)]
-    private let verdicts = Mutex(LRUCache<String, Bool>(capacity: HostPatterns.remembered))
+    private let verdicts = Mutex(LRUCache<String, Verdict>(capacity: HostPatterns.remembered))
+
+    private struct Verdict {
+        var intercepts: Bool
+        var allowedExplicitly: Bool
+    }
     /// Patterns already said to be slow (once each).
     private let toldSlow = Mutex(Set<String>())
     private let slow: @Sendable (_ pattern: String) -> Void
@@ -36,7 +41,16 @@ final class HostPatterns: Sendable {
 
     /// Whether a CONNECT to `host:port` is intercepted.
     func intercepts(_ host: String, _ port: Int) -> Bool {
-        guard !isEmpty else { return true }
+        isEmpty || verdict(host, port).intercepts
+    }
+
+    /// Whether an --allow-hosts pattern is found in `host` or `host:port` (forward mode then lets
+    /// clients on other machines reach it, even on this machine's loopback).
+    func allowsExplicitly(_ host: String, _ port: Int) -> Bool {
+        !allow.isEmpty && verdict(host, port).allowedExplicitly
+    }
+
+    private func verdict(_ host: String, _ port: Int) -> Verdict {
         let key = Authority.text(host: host, port: port)
         if let known = verdicts.withLock({ $0.value(for: key) }) { return known }
         let deadline = ContinuousClock.now + Self.budget
@@ -44,7 +58,8 @@ final class HostPatterns: Sendable {
         func found(_ patterns: [(text: String, regex: NSRegularExpression)]) -> Bool {
             patterns.contains { pattern in subjects.contains { subject in search(pattern, in: subject, until: deadline) } }
         }
-        let verdict = !found(ignore) && (allow.isEmpty || found(allow))
+        let allowed = !allow.isEmpty && found(allow)
+        let verdict = Verdict(intercepts: !found(ignore) && (allow.isEmpty || allowed), allowedExplicitly: allowed)
         verdicts.withLock { $0.set(verdict, for: key) }
         return verdict
     }

@@ -170,7 +170,8 @@ struct ProxyCommand: AsyncParsableCommand {
         let tlsSettings = try tls.map { try TLSOptions.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
         let upstreamTLS = forwardMode ? nil : try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
         let forward = try forwardMode
-            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: { intercepts.intercepts($0, $1) }, io: io) : nil
+            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: { intercepts.intercepts($0, $1) },
+                explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
         let writer: CaptureWriter?
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
@@ -201,6 +202,7 @@ struct ProxyCommand: AsyncParsableCommand {
         var inspectorServer: InspectorServer?
         if let address = inspector.address, let feed {
             inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+            inspectorServer.map { proxy.addOwnPort($0.port) }
         }
         let recording = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
             + (faultPlan.map { ", \($0.rules.count) fault rule\($0.rules.count == 1 ? "" : "s") (--seed \($0.seed))" } ?? "")

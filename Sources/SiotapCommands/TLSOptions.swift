@@ -44,7 +44,8 @@ enum TLSOptions {
     /// Forward mode's TLS: leaves minted by the local CA for the names clients ask for, and the
     /// real hosts checked against the system's trust store, `caFile`, or not at all.
     static func forward(
-        caDirectory: String?, upstreamCA: String?, insecure: Bool, intercepts: @escaping @Sendable (String, Int) -> Bool, io: CommandIO
+        caDirectory: String?, upstreamCA: String?, insecure: Bool, intercepts: @escaping @Sendable (String, Int) -> Bool,
+        explicitlyAllowed: @escaping @Sendable (String, Int) -> Bool, io: CommandIO
     ) throws -> (settings: ForwardSettings, caFile: String) {
         let local: (ca: LocalCA, directory: String)
         do { local = try localCA(caDirectory, io: io) } catch { throw CommandFailure(error.description) }
@@ -59,7 +60,9 @@ enum TLSOptions {
             let identity = try ca.mintLeaf(for: [name])
             return TLSServerSettings(certificateChainPEM: identity.certificateChainPEM, privateKeyPEM: identity.privateKeyPEM, keyLogPath: keyLogPath)
         }
-        let settings = ForwardSettings(certificates: certificates, upstreamTrust: trust, keyLogPath: keyLogPath, intercepts: intercepts)
+        let settings = ForwardSettings(
+            certificates: certificates, upstreamTrust: trust, keyLogPath: keyLogPath, intercepts: intercepts, explicitlyAllowed: explicitlyAllowed
+        )
         return (settings, local.directory + "/" + LocalCA.certificateFile)
     }
 

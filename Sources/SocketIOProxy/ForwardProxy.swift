@@ -16,15 +16,20 @@ public struct ForwardSettings: Sendable {
     /// Whether a CONNECT to this host and port is intercepted (decoded and recorded); when not,
     /// its bytes are tunnelled as they are (`--ignore-hosts`, `--allow-hosts`).
     public var intercepts: @Sendable (_ host: String, _ port: Int) -> Bool
+    /// Whether `--allow-hosts` names this host: clients on other machines may then reach it even
+    /// on this machine's loopback (see ``ForwardAccess``).
+    public var explicitlyAllowed: @Sendable (_ host: String, _ port: Int) -> Bool
 
     public init(
         certificates: TLSInterception, upstreamTrust: TLSClientSettings.Trust = .system, keyLogPath: String? = nil,
-        intercepts: @escaping @Sendable (String, Int) -> Bool = { _, _ in true }
+        intercepts: @escaping @Sendable (String, Int) -> Bool = { _, _ in true },
+        explicitlyAllowed: @escaping @Sendable (String, Int) -> Bool = { _, _ in false }
     ) {
         self.certificates = certificates
         self.upstreamTrust = upstreamTrust
         self.keyLogPath = keyLogPath
         self.intercepts = intercepts
+        self.explicitlyAllowed = explicitlyAllowed
     }
 }
 
@@ -44,25 +49,50 @@ struct ForwardFront: WebSocketRelayDelegate {
                 closeConnection: true
             )
         }
+        let pin: String?
+        switch await access(from: request.remoteAddress, to: target.host, port: target.port) {
+        case .allowed(let address): pin = address
+        case .refused(let reason): return forbidden(reason, client: request.remote)
+        }
         var inner = request
         inner.head.uri = target.originForm
         do {
-            return try await route(to: target).handle(inner)
+            return try await route(to: target, address: pin).handle(inner)
         } catch {
             return proxy.cannotReach(error)
         }
     }
 
-    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
-        guard let target = AbsoluteURI(head.uri), let route = try? route(to: target) else { return nil }
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay? {
+        guard let target = AbsoluteURI(head.uri) else { return nil }
+        // A refused upgrade is answered by handle(_:), which says why.
+        guard case .allowed(let pin) = await access(from: remote, to: target.host, port: target.port),
+              let route = try? route(to: target, address: pin)
+        else { return nil }
         var inner = head
         inner.uri = target.originForm
-        return await route.dialRelay(inner, eventLoop: eventLoop)
+        return await route.dialRelay(inner, from: remote, eventLoop: eventLoop)
     }
 
-    private func route(to target: AbsoluteURI) throws -> ProxyRoute {
-        let upstream = try proxy.upstream(host: target.host, port: target.port, tls: target.tls)
+    private func route(to target: AbsoluteURI, address: String?) throws -> ProxyRoute {
+        let upstream = try proxy.upstream(host: target.host, port: target.port, tls: target.tls, address: address)
         return ProxyRoute(proxy: proxy, destination: .upstream(upstream, target: target.authority))
+    }
+
+    /// Whether the client at `remote` may reach `host:port`: always from this machine; from
+    /// another, as ``ForwardAccess`` says.
+    private func access(from remote: SocketAddress?, to host: String, port: Int) async -> ForwardAccess.Verdict {
+        guard proxy.configuration.allowRemote, !ForwardAccess.isLocal(remote) else { return .allowed(pin: nil) }
+        let rules = ForwardAccess(ownPorts: proxy.ownPorts, localAddresses: proxy.machineAddresses, explicitlyAllowed: settings.explicitlyAllowed)
+        if rules.explicitlyAllowed(host, port) { return .allowed(pin: nil) }
+        return rules.verdict(host: host, port: port, resolved: await ForwardAccess.resolve(host, port: port))
+    }
+
+    private func forbidden(_ reason: String, client: String) -> HTTPResponse {
+        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: "\(client): \(reason)")), nil)
+        return HTTPResponse(
+            status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8), closeConnection: true
+        )
     }
 
     func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
@@ -71,20 +101,29 @@ struct ForwardFront: WebSocketRelayDelegate {
             return refuse(.badRequest, "CONNECT wants host:port, not '\(head.uri)'", client: client)
         }
         let target = Authority.text(host: host, port: port)
+        let pin: String?
+        switch await access(from: remote, to: host, port: port) {
+        case .allowed(let address): pin = address
+        case .refused(let reason):
+            _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: "\(client): CONNECT \(target): \(reason)")), nil)
+            return .refuse(HTTPResponse(
+                status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8), closeConnection: true
+            ))
+        }
         guard settings.intercepts(host, port) else {
             do {
-                return .pass(try await TunnelHandler.dial(host: host, port: port, eventLoop: eventLoop))
+                return .pass(try await TunnelHandler.dial(host: pin ?? host, port: port, eventLoop: eventLoop))
             } catch {
                 return refuse(.badGateway, "cannot reach \(target): \(SocketErrorText.describe(error))", client: client)
             }
         }
         // A tunnel to nowhere is a 502 now, rather than a handshake that fails later.
         do {
-            try await TunnelHandler.probe(host: host, port: port, eventLoop: eventLoop)
+            try await TunnelHandler.probe(host: pin ?? host, port: port, eventLoop: eventLoop)
         } catch {
             return refuse(.badGateway, "cannot reach \(target): \(SocketErrorText.describe(error))", client: client)
         }
-        let end = TunnelEnd(host: host, port: port)
+        let end = TunnelEnd(host: host, port: port, address: pin)
         let sink = proxy.sink
         return .intercept(TunnelInterception(
             certificates: settings.certificates, defaultName: host,

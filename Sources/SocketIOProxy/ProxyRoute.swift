@@ -37,11 +37,14 @@ final class ProxyUpstream: Sendable {
 final class TunnelEnd: Sendable {
     let host: String
     let port: Int
+    /// The address checked for a client on another machine, dialled instead of `host`.
+    let address: String?
     let tls = Mutex<TLSHandshakeDetails?>(nil)
 
-    init(host: String, port: Int) {
+    init(host: String, port: Int, address: String? = nil) {
         self.host = host
         self.port = port
+        self.address = address
     }
 
     var target: String { Authority.text(host: host, port: port) }
@@ -73,7 +76,7 @@ struct ProxyRoute: WebSocketRelayDelegate {
         return PollingResponder(proxy: proxy, route: self, upstream: upstream)
     }
 
-    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay? {
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay? {
         guard let upstream = try? upstream else { return nil }
         return await proxy.dialRelay(head, eventLoop: eventLoop, via: self, to: upstream)
     }
@@ -83,7 +86,7 @@ struct ProxyRoute: WebSocketRelayDelegate {
         get throws {
             switch destination {
             case .upstream(let upstream, _): upstream
-            case .tunnel(let end): try proxy.upstream(host: end.host, port: end.port, tls: end.tls.withLock { $0 } != nil)
+            case .tunnel(let end): try proxy.upstream(host: end.host, port: end.port, tls: end.tls.withLock { $0 } != nil, address: end.address)
             }
         }
     }

@@ -26,6 +26,9 @@ public final class SocketIOProxy: Sendable {
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
+    private let ownPortSet = Mutex<Set<Int>>([])
+    /// This machine's addresses, for forward mode's remote clients (read once, at start).
+    let machineAddresses: Set<String>
 
     /// - Parameter readGate: when the records' consumer falls behind (see
     ///   ``CaptureQueue/admit(orResume:)``), the proxy stops reading until it catches up.
@@ -36,16 +39,27 @@ public final class SocketIOProxy: Sendable {
         tracker = ConnectionTracker(faults: configuration.faults, parser: configuration.parser, sink: { body, conn in sink(body, conn) })
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
+        machineAddresses = configuration.forward != nil && configuration.allowRemote ? ForwardAccess.machineAddresses() : []
     }
 
-    /// A forward-mode host's upstream, with its pool, made the first time it is asked for.
-    func upstream(host: String, port: Int, tls: Bool) throws -> ProxyUpstream {
-        let key = "\(tls ? "https" : "http")://\(Authority.text(host: host, port: port))"
+    /// siotap's own listening ports (the proxy's, the inspector's): not to be reached through the
+    /// proxy by clients on other machines.
+    var ownPorts: Set<Int> { ownPortSet.withLock { $0 } }
+
+    /// Tells the proxy of another port siotap listens on (the inspector's).
+    public func addOwnPort(_ port: Int) {
+        _ = ownPortSet.withLock { $0.insert(port) }
+    }
+
+    /// A forward-mode host's upstream, with its pool, made the first time it is asked for;
+    /// `address`: dialled instead of the name (which TLS still checks), when one was pinned.
+    func upstream(host: String, port: Int, tls: Bool, address: String? = nil) throws -> ProxyUpstream {
+        let key = "\(tls ? "https" : "http")://\(Authority.text(host: host, port: port))" + (address.map { "@" + $0 } ?? "")
         if let known = upstreams.withLock({ $0[key] }) { return known }
         let settings = try configuration.forward.flatMap { forward in
             tls ? try TLSClientSettings(trust: forward.upstreamTrust, serverName: host, keyLogPath: forward.keyLogPath) : nil
         }
-        let made = ProxyUpstream(host: host, port: port, tls: settings)
+        let made = ProxyUpstream(host: address ?? host, port: port, tls: settings)
         return upstreams.withLock { upstreams in
             if let raced = upstreams[key] { return raced }
             upstreams[key] = made
@@ -81,6 +95,7 @@ public final class SocketIOProxy: Sendable {
             delegate: delegate
         )
         server.withLock { $0 = http }
+        addOwnPort(http.port)
         serving.withLock { $0 = Task { await http.run(delegate: delegate) } }
         sweeper.withLock { $0 = Task { [weak self] in await self?.sweepIdleConnections() } }
         return http.port

@@ -82,7 +82,8 @@ final class EventLoopAnswering<Responder: EventLoopResponder>: ChannelDuplexHand
                 write(.payloadTooLarge, to: head, context: context)
                 return
             }
-            let request = HTTPRequest(head: head, body: Array(body.readableBytesView), remote: remote, eventLoop: context.eventLoop)
+            var request = HTTPRequest(head: head, body: Array(body.readableBytesView), remote: remote, eventLoop: context.eventLoop)
+            request.remoteAddress = context.channel.remoteAddress
             let closed = clientClosed?.futureResult ?? context.eventLoop.makeSucceededVoidFuture()
             responder.respond(to: request, as: plan, clientClosed: closed).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 let response = (try? result.get()) ?? HTTPResponse(status: .internalServerError, headers: [:], body: [], closeConnection: true)

@@ -7,6 +7,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The peer's address, `host:port`.
     public var remote: String
+    /// The same, as a socket address (nil for a test's request).
+    public var remoteAddress: SocketAddress? = nil
     /// The loop of the connection it came on: a relay keeps its upstream exchange there.
     public var eventLoop: (any EventLoop)? = nil
 

@@ -78,7 +78,8 @@ public protocol WebSocketRelayDelegate: HTTPServerDelegate {
     /// leaves it), or returns `nil` to refuse the upgrade. The server keeps what this returns
     /// with the client's connection: it is attached to that connection once its upgrade is done,
     /// and closed with it otherwise.
-    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop) async -> DialledRelay?
+    /// `remote`: the client's address.
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay?
 }
 
 /// The upstream side of a relay, dialled for one client's upgrade.
@@ -314,7 +315,8 @@ public final class HTTPServer: Sendable {
                     guard let requestHead = head else { continue }
                     head = nil
                     idle.requestReceived()
-                    let request = HTTPRequest(head: requestHead, body: body, remote: remote, eventLoop: channel.eventLoop)
+                    var request = HTTPRequest(head: requestHead, body: body, remote: remote, eventLoop: channel.eventLoop)
+                    request.remoteAddress = channel.remoteAddress
                     let outcome: Outcome
                     if tooLarge {
                         try await write(.payloadTooLarge, version: requestHead.version, keepAlive: false, to: outbound)
@@ -374,7 +376,7 @@ public final class HTTPServer: Sendable {
         if let accept = WebSocketUpgrade.accept(head) {
             let eventLoop = channel.eventLoop
             if let relayDelegate = delegate as? any WebSocketRelayDelegate {
-                if let relay = await relayDelegate.dialRelay(head, eventLoop: eventLoop) {
+                if let relay = await relayDelegate.dialRelay(head, from: channel.remoteAddress, eventLoop: eventLoop) {
                     guard relay.upstream.eventLoop === eventLoop else {
                         // Touching it from this loop would trap: refuse the upgrade instead.
                         relay.upstream.eventLoop.execute { relay.upstream.value.abandon() }

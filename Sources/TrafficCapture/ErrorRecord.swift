@@ -52,6 +52,9 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     /// A forward proxy's CONNECT that could not be a tunnel: no `host:port`, a host that cannot be
     /// reached (the client got a 502), or bytes through it that are neither TLS nor HTTP.
     public static let badTunnel: ErrorCode = "proxy.bad_tunnel"
+    /// Forward mode refused a remote client's request to this machine's loopback or link-local
+    /// addresses, or to siotap itself.
+    public static let forbiddenTarget: ErrorCode = "proxy.forbidden_target"
     /// `siotap import`: a WebSocket read from the middle, its upgrade not in the capture (its
     /// URL, headers and sid unknown; the message says how its Engine.IO version was decided).
     public static let noHandshake: ErrorCode = "pcap.no_handshake"

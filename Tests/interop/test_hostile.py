@@ -175,3 +175,30 @@ def test_a_har_file_is_read_as_a_stream(tmp_path):
     assert len(ticks) == 20_000
     times = [r["ts"] for r in records]
     assert times == sorted(times)
+
+
+def test_forward_mode_keeps_remote_clients_off_this_machine():
+    """`--allow-remote`: a client on another address cannot reach this machine's loopback (by
+    address or by name), link-local addresses or siotap's own port; it reaches other hosts, a
+    client on this machine reaches everything, and --allow-hosts lets a named host through. Run in
+    a network namespace of its own, whose loopback device gets a second address for the remote client."""
+    import json
+    import sys
+    import pytest
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no network namespaces here (unshare -n): " + probe.stderr.decode())
+    result = subprocess.run(["unshare", "-n", sys.executable, str(ROOT / "Tests" / "interop" / "netns" / "forward_remote.py"), SIOTAP],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout.splitlines()[-1])
+    assert got == {
+        "remote GET loopback": "403",
+        "remote GET localhost": "403",
+        "remote CONNECT loopback": "403",
+        "remote CONNECT link-local": "403",
+        "remote GET siotap itself": "403",
+        "remote GET another host": "200",
+        "local GET loopback": "200",
+        "remote GET loopback, --allow-hosts names it": "200",
+    }, got
