@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(engine-payload socketio jwt capture-reader traffic-decoder websocket-stream tcp-reassembly http-stream msgpack)
+[ ${#targets[@]} -gt 0 ] || targets=(engine-payload socketio jwt capture-reader traffic-decoder websocket-stream tcp-reassembly http-stream msgpack har)
 
 SIOTAP_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product siotap-fuzz -Xswiftc -sanitize=fuzzer >&2
 binary=.build-fuzz/release/siotap-fuzz

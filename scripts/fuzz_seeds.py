@@ -128,6 +128,19 @@ try:
 except ImportError:
     pass
 
+# HAR files (first byte: where the bytes are cut): the import tests' shapes, small.
+har = {"log": {"version": "1.2", "entries": [
+    {"startedDateTime": "2026-11-30T10:00:00.000Z", "time": 10,
+     "request": {"method": "GET", "url": "http://localhost:3000/socket.io/?EIO=4&transport=polling", "headers": [{"name": "Host", "value": "x"}]},
+     "response": {"status": 200, "headers": [], "content": {"text": "0{\"sid\":\"S1\"}"}}},
+    {"startedDateTime": "2026-11-30T10:00:02.000Z", "time": 0,
+     "request": {"method": "GET", "url": "ws://localhost:3000/socket.io/?EIO=4&transport=websocket&sid=S1", "headers": []},
+     "response": {"status": 101, "headers": [], "content": {}},
+     "_webSocketMessages": [{"type": "send", "time": 1796032802.5, "opcode": 1, "data": "2probe"},
+                            {"type": "receive", "time": 1796032803.1, "opcode": 2, "data": "BAEC"}]}]}}
+seeds["har"] = [bytes([cut]) + json.dumps(har).encode() for cut in (0, 37, 200)]
+seeds["har"].append(bytes([9]) + b'{"pages":[{"entries":[1]}],"log":{"creator":{"name":"]}\\"["},"entries":[{"request":{}}]}}')
+
 for name, items in seeds.items():
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ enum FuzzTarget: String, CaseIterable {
     case tcpReassembly = "tcp-reassembly"
     case httpStream = "http-stream"
     case msgpack
+    case har
 }
 
 let target: FuzzTarget = {
@@ -62,6 +63,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .tcpReassembly: fuzzTCPReassembly(input)
     case .httpStream: fuzzHTTPStream(input)
     case .msgpack: fuzzMsgPack(input)
+    case .har: fuzzHAR(input)
     }
     return 0
 }
@@ -303,4 +305,26 @@ func fuzzHTTPStream(_ input: [UInt8]) {
     // Joined mid-stream, where a segment may prove a WebSocket's frame boundary: the cuts do
     // change what is read then (a proof is per segment), but nothing may crash or hang.
     _ = run(cut: Int(first), fromTheStart: false)
+}
+
+/// A HAR file's bytes, whole and cut in two where the first byte says: the scanner finds the same
+/// entries either way; each entry's events go through their disk form and back unchanged.
+func fuzzHAR(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let bytes = Array(input.dropFirst())
+    var whole = HAREntryScanner()
+    guard let entries = try? whole.feed(bytes) else { return }
+    let cut = bytes.isEmpty ? 0 : Int(first) % (bytes.count + 1)
+    var pieces = HAREntryScanner()
+    let cutEntries = (try? pieces.feed(Array(bytes[..<cut]))).flatMap { head in (try? pieces.feed(Array(bytes[cut...]))).map { head + $0 } }
+    precondition(cutEntries == entries, "the entries depend on where the bytes were cut")
+    for (index, entry) in entries.enumerated() {
+        guard let events = try? HARImport.events(ofEntry: entry, index: index) else { continue }
+        for (_, event, flow) in events {
+            var encoded: [UInt8] = []
+            HAREventCoding.encode(event, flow: flow, into: &encoded)
+            guard let (back, backFlow) = HAREventCoding.decode(encoded) else { preconditionFailure("an event's disk form does not read back") }
+            precondition(back == event && backFlow == flow, "an event changed through its disk form")
+        }
+    }
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The hostile inputs of #25, each with its time and the peak memory it takes (release build):
+# small files that expand to gigabytes or cost time out of all proportion (Benchmarks/hostile_files.py
+# makes them), and clients that never finish (Benchmarks/hostile_network.py). Loopback only; every
+# process started here is stopped.
+#
+#   Benchmarks/hostile.sh            # every case (about 3 minutes)
+#   CASES="import har" Benchmarks/hostile.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CASES=${CASES:-"import reassembly har capture slowloris sni patterns"}
+PY=${PY:-python3}
+if [ -n "${SIOTAP_BIN:-}" ]; then BIN=$SIOTAP_BIN; else
+    swift build -c release --product siotap >/dev/null
+    BIN="$(swift build -c release --show-bin-path)/siotap"
+fi
+work=$(mktemp -d)
+cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $BIN"
+
+# Runs a command; prints its wall time and peak RSS.
+measure() {
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || { echo "$label: failed"; tail -n 3 "$work/err"; return 1; }
+    read -r seconds kilobytes < "$work/time"
+    printf '%-58s %7.2f s  %6.0f MB peak\n' "$label" "$seconds" "$(echo "$kilobytes / 1024" | bc -l)"
+}
+
+serve() {  # serve ARGS...: starts siotap serve, sets $served (its port)
+    "$BIN" serve --listen 127.0.0.1:0 "$@" > "$work/serve.out" 2> "$work/serve.err" &
+    until grep -q "listening on" "$work/serve.out" 2>/dev/null; do sleep 0.1; done
+    served=$(sed -E 's|.*127\.0\.0\.1:([0-9]+).*|\1|' "$work/serve.out" | head -n 1)
+}
+
+for case in $CASES; do
+    case $case in
+    import)
+        "$PY" Benchmarks/hostile_files.py "$work" gzip-polling deflate-websocket | sed 's/^/  made /'
+        measure "import: 16 gzip bodies of 60 MiB (985 kB pcap)" "$BIN" import "$work/gzip-polling.pcap" --quiet --record "$work/a.jsonl"
+        measure "import: 32 deflate messages of 60 MiB (1.96 MB pcap)" "$BIN" import "$work/deflate-websocket.pcap" --quiet --record "$work/b.jsonl"
+        echo "  records past the budget: $(grep -c import.inflate_limit "$work/a.jsonl") and $(grep -c import.inflate_limit "$work/b.jsonl")"
+        rm -f "$work"/*.pcap "$work"/*.jsonl ;;
+    reassembly)
+        "$PY" Benchmarks/hostile_files.py "$work" reassembly | sed 's/^/  made /'
+        measure "import: 80,000 one-byte segments, last first (5.7 MB)" "$BIN" import "$work/reassembly.pcap" --quiet --record "$work/c.jsonl"
+        rm -f "$work"/*.pcap "$work"/*.jsonl ;;
+    har)
+        "$PY" Benchmarks/hostile_files.py "$work" har | sed 's/^/  made /'
+        measure "import: a HAR of 10^6 entries (250 MB)" "$BIN" import "$work/big.har" --quiet --record "$work/d.jsonl"
+        rm -f "$work"/big.har "$work"/*.jsonl ;;
+    capture)
+        "$PY" Benchmarks/hostile_files.py "$work" long-line no-newline | sed 's/^/  made /'
+        measure "redact: a capture with a 40 MB record" "$BIN" redact "$work/long-line.jsonl" --output "$work/redacted.jsonl"
+        measure "replay: a 200 MB last line without a newline" "$BIN" replay "$work/no-newline.jsonl" --app chat || true
+        # view serves what came before the long line, at once.
+        "$BIN" view "$work/no-newline.jsonl" --ui 127.0.0.1:0 > /dev/null 2> "$work/view.err" &
+        view=$!
+        started=$(date +%s.%N)
+        until grep -q "the inspector is at" "$work/view.err" 2>/dev/null; do sleep 0.05; done
+        url=$(sed -nE 's/.*the inspector is at ([^ ]+).*/\1/p' "$work/view.err")
+        printf '%-58s %7.2f s  (%s records served)\n' "view: listening, with a 200 MB line in the file" "$(echo "$(date +%s.%N) - $started" | bc -l)" \
+            "$(curl -s "${url%%/\?*}/match?filter=&${url##*\?}" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["seqs"]))')"
+        kill -INT $view; wait $view || true
+        rm -f "$work"/*.jsonl ;;
+    slowloris)
+        serve --app chat
+        "$BIN" proxy --upstream "http://127.0.0.1:$served" --listen 127.0.0.1:0 --quiet 2> "$work/proxy.err" &
+        proxy_pid=$!
+        until grep -q "listening on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
+        port=$(sed -nE 's|.*listening on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/proxy.err")
+        "$PY" Benchmarks/hostile_network.py slowloris "$port" 500 50
+        kill -INT $proxy_pid; wait $proxy_pid || true ;;
+    sni)
+        serve --app chat  # takes the tunnels' TCP; each TLS handshake is with the proxy, which mints for its SNI
+        "$BIN" proxy --mode forward --listen 127.0.0.1:0 --quiet --ca-dir "$work/ca" 2> "$work/forward.err" &
+        forward_pid=$!
+        until grep -q "forward proxy on" "$work/forward.err" 2>/dev/null; do sleep 0.1; done
+        port=$(sed -nE 's|.*forward proxy on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/forward.err")
+        "$PY" Benchmarks/hostile_network.py sni "$port" "$served" "$forward_pid" "${NAMES:-10000}"
+        kill -INT $forward_pid; wait $forward_pid || true ;;
+    patterns)
+        serve --app chat
+        "$BIN" proxy --mode forward --listen 127.0.0.1:0 --quiet --ca-dir "$work/ca" --ignore-hosts '(a+)+$' 2> "$work/patterns.err" &
+        patterns_pid=$!
+        until grep -q "forward proxy on" "$work/patterns.err" 2>/dev/null; do sleep 0.1; done
+        port=$(sed -nE 's|.*forward proxy on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/patterns.err")
+        "$PY" Benchmarks/hostile_network.py patterns "$port" "$served" 8
+        kill -INT $patterns_pid; wait $patterns_pid || true ;;
+    *) echo "unknown case $case"; exit 2 ;;
+    esac
+done
