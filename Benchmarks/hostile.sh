@@ -8,7 +8,7 @@
 #   CASES="import har" Benchmarks/hostile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES=${CASES:-"import reassembly har capture slowloris sni patterns"}
+CASES=${CASES:-"import reassembly har capture slowloris sni patterns idle"}
 PY=${PY:-python3}
 if [ -n "${SIOTAP_BIN:-}" ]; then BIN=$SIOTAP_BIN; else
     swift build -c release --product siotap >/dev/null
@@ -87,6 +87,14 @@ for case in $CASES; do
         port=$(sed -nE 's|.*forward proxy on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/patterns.err")
         "$PY" Benchmarks/hostile_network.py patterns "$port" "$served" 8
         kill -INT $patterns_pid; wait $patterns_pid || true ;;
+    idle)
+        serve --app chat
+        "$BIN" proxy --upstream "http://127.0.0.1:$served" --listen 127.0.0.1:0 --quiet 2> "$work/idle.err" &
+        idle_pid=$!
+        until grep -q "listening on" "$work/idle.err" 2>/dev/null; do sleep 0.1; done
+        port=$(sed -nE 's|.*listening on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/idle.err")
+        (ulimit -n 65536 2>/dev/null || true; "$PY" Benchmarks/hostile_network.py idle "$port" "$idle_pid" "${SESSIONS:-2000}")
+        kill -INT $idle_pid; wait $idle_pid || true ;;
     *) echo "unknown case $case"; exit 2 ;;
     esac
 done

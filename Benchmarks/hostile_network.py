@@ -3,6 +3,7 @@
     hostile_network.py slowloris PORT [SLOW] [SILENT]   slow heads a byte a second, silent ones; how long until all are closed
     hostile_network.py sni PROXY_PORT TARGET_PORT PID [NAMES]   NAMES distinct SNI names through forward mode; the proxy's RSS
     hostile_network.py patterns PROXY_PORT TARGET_PORT [HOSTS]  long CONNECT hosts against --ignore-hosts '(a+)+$', while a client is timed
+    hostile_network.py idle PROXY_PORT PID [SESSIONS]     idle websocket and polling sessions through the proxy: RSS, and that all go
 """
 import socket
 import ssl
@@ -109,6 +110,40 @@ def patterns(proxy_port, target_port, hosts=8):
           f"a plain CONNECT meanwhile took at most {worst * 1000:.0f} ms")
 
 
+def idle(proxy_port, pid, sessions=2000):
+    """`sessions` idle WebSocket sessions and as many idle polling ones (each with its long-poll
+    pending) through the proxy; its RSS with them open, and its descriptors once they have gone."""
+    import os
+    import re
+    fds = lambda: len(os.listdir(f"/proc/{pid}/fd"))
+    before_rss, before_fds = rss(pid), fds()
+    held = []
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    for index in range(sessions):
+        sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
+        sock.sendall(f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        sock.recv(4096)
+        held.append(sock)
+    for index in range(sessions):
+        sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
+        sock.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = sock.recv(4096).decode(errors="replace")
+        sid = re.search(r'"sid":"([^"]+)"', answer).group(1)
+        sock.sendall(f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        held.append(sock)
+    time.sleep(2)
+    with_sessions = rss(pid)
+    print(f"idle: {sessions} websocket + {sessions} polling sessions open: proxy RSS {before_rss:.1f} -> {with_sessions:.1f} MB, "
+          f"{fds()} descriptors", flush=True)
+    for sock in held:
+        sock.close()
+    started = time.monotonic()
+    while fds() > before_fds + 10 and time.monotonic() - started < 120:
+        time.sleep(1)
+    print(f"idle: clients gone; {fds()} descriptors after {time.monotonic() - started:.0f} s (before: {before_fds}), RSS {rss(pid):.1f} MB")
+
+
 if __name__ == "__main__":
     kind, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    sys.exit({"slowloris": slowloris, "sni": sni, "patterns": patterns}[kind](*args) or 0)
+    sys.exit({"slowloris": slowloris, "sni": sni, "patterns": patterns, "idle": idle}[kind](*args) or 0)
