@@ -16,9 +16,20 @@ public struct PacketNormalizer: Sendable {
         self.recoveryOffsets = recoveryOffsets
     }
 
-    /// Whether `packet` is a server event carrying a recovery offset last.
+    /// Whether `packet` is a server event carrying a recovery offset last: an id of up to 64
+    /// letters, digits, `-` and `_` (socket.io's are 20 such characters, the built-in server's a
+    /// count). Any other last argument is compared: taking every last string for an offset let an
+    /// edited "You sent: hello" replay as equal.
     static func hasOffset(_ packet: PacketRecord) -> Bool {
-        packet.dir == .serverToClient && packet.type.isEvent && packet.id == nil && packet.args?.last?.stringValue != nil
+        guard packet.dir == .serverToClient, packet.type.isEvent, packet.id == nil, let last = packet.args?.last?.stringValue else { return false }
+        return looksLikeOffset(last)
+    }
+
+    static func looksLikeOffset(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
     }
 
     /// The key packets are matched on: type, namespace and event name.

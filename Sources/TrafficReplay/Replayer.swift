@@ -97,7 +97,7 @@ public enum Replayer {
     /// the built-in server then replays with it on.
     public static func usesRecovery(_ records: [CaptureRecord]) -> Bool {
         records.contains { record in
-            if case .packet(let packet) = record.body { packet.type == .connect && packet.dir == .serverToClient && packet.data?["pid"] != nil } else { false }
+            if case .packet(let packet) = record.body { packet.type == .connect && packet.dir == .serverToClient && packet.data?["pid"]?.stringValue != nil } else { false }
         }
     }
 
@@ -165,7 +165,9 @@ public enum Replayer {
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
             case .packet(var packet):
                 if packet.type == .connect {
-                    if packet.dir == .serverToClient, packet.data?["pid"] != nil { scripts[conn]!.recovery = true }
+                    // A string pid: a capture of notepack's `undefined` pid from before it was
+                    // read as such holds an `$ext` object there, which is no recovery.
+                    if packet.dir == .serverToClient, packet.data?["pid"]?.stringValue != nil { scripts[conn]!.recovery = true }
                     if packet.dir == .clientToServer, ConnectionObservation.recoveryPid(of: packet) != nil {
                         scripts[conn]!.recovers = packet.recovers ?? scripts[conn]!.recovers
                     }

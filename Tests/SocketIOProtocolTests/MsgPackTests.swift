@@ -79,6 +79,23 @@ struct MsgPackTests {
         do { _ = try MsgPackCodec.decode(bytes) } catch { #expect(error.code == code) }
     }
 
+    @Test("notepack's undefined (fixext 1, type 0, data 0) reads as JavaScript reads it: a map's member left out, null in an array, no data at the top")
+    func notepackUndefined() throws {
+        // socket.io's CONNECT answer without recovery: {type: 0, nsp: "/", data: {sid: "S", pid: undefined}}.
+        let connect: [UInt8] = [0x83, 0xA4] + Array("type".utf8) + [0x00, 0xA3] + Array("nsp".utf8) + [0xA1, 0x2F, 0xA4] + Array("data".utf8)
+            + [0x82, 0xA3] + Array("sid".utf8) + [0xA1, 0x53, 0xA3] + Array("pid".utf8) + [0xD4, 0x00, 0x00]
+        let packet = try SocketIOMsgPack.decode(connect)
+        #expect(packet.data?.jsonText == #"{"sid":"S"}"#)
+        #expect(packet.data?["pid"] == nil)
+        // In an array, and through the tree as well as the direct path.
+        let array: [UInt8] = [0x92, 0x01, 0xD4, 0x00, 0x00]
+        #expect(try MsgPackCodec.decodeJSON(array).jsonText == "[1,null]")
+        #expect(try MsgPackCodec.decode(array).jsonValue.jsonText == "[1,null]")
+        #expect(try MsgPackCodec.decode([0x81, 0xA1, 0x61, 0xD4, 0x00, 0x00]).jsonValue.jsonText == "{}")
+        // Another fixext of type 0 is no undefined: kept as an extension.
+        #expect(try MsgPackCodec.decodeJSON([0xD4, 0x00, 0x07]).jsonText == #"{"$ext":{"type":0,"data":"Bw=="}}"#)
+    }
+
     @Test("Socket.IO packets of the msgpack parser: the map to a packet and back")
     func packets() throws {
         let event = try SocketIOMsgPack.decode(hexBytes("84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))

@@ -27,6 +27,27 @@ struct ReplayComparisonTests {
         #expect(normalizer.normalize(try echo(early)) != normalizer.normalize(try echo(other)))
     }
 
+    @Test("With recovery, a server event's last argument is an offset only when it looks like one: an edited text is still a change")
+    func offsetsOnlyWhereTheyCanBe() throws {
+        let recovering = PacketNormalizer(recoveryOffsets: true)
+        let equal = { (a: String, b: String) throws in recovering.normalize(try self.packet(a)) == recovering.normalize(try self.packet(b)) }
+        #expect(try equal(#"2["chat","hi","oRk5bE2JQq1tnYkIAAAB"]"#, #"2["chat","hi","zzzq2"]"#))
+        #expect(try equal(#"2["chat","hi","17"]"#, #"2["chat","hi","18"]"#))
+        #expect(try !equal(#"2["message-back","You sent: hello"]"#, #"2["message-back","You sent: EDITED"]"#))
+        #expect(try !equal(#"2["chat","hi","17"]"#, #"2["chat","ho","18"]"#))
+        #expect(try !equal(#"21["chat","17"]"#, #"21["chat","18"]"#), "an event with an ack id carries no offset")
+    }
+
+    @Test("A capture is replayed with recovery only when a CONNECT answer carries a string pid, not notepack's undefined as an old capture kept it")
+    func recoveryNeedsAStringPid() throws {
+        func capture(_ connectAnswer: String) throws -> [CaptureRecord] {
+            [CaptureRecord(seq: 1, ts: "2026-12-01T10:00:00.000000Z", conn: "c1", .packet(try packet(connectAnswer)))]
+        }
+        #expect(Replayer.usesRecovery(try capture(#"0{"sid":"S","pid":"P"}"#)))
+        #expect(!Replayer.usesRecovery(try capture(#"0{"sid":"S","pid":{"$ext":{"type":0,"data":"AA=="}}}"#)))
+        #expect(!Replayer.usesRecovery(try capture(#"0{"sid":"S"}"#)))
+    }
+
     @Test("Ignored paths: an index, a key under it, any key at any depth")
     func ignoredPaths() throws {
         let recorded = try packet(#"2["tick",{"at":1,"id":7,"inner":{"id":8,"keep":true}},"x"]"#)

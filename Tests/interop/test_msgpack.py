@@ -220,3 +220,45 @@ def test_a_msgpack_capture_mocked_for_a_msgpack_client(msgpack_server, tmp_path)
     finally:
         mock.terminate()
         mock.wait(timeout=10)
+
+
+def test_an_edited_msgpack_capture_is_reported_as_changed(builtin_msgpack_server, tmp_path):
+    """A msgpack capture as one from socket.io's server kept it before notepack's `undefined` pid
+    was read as such (`"pid": {"$ext": …}` in the CONNECT answer), with a server event's text
+    edited: the replay reports the change, exit 1 (it took the pid for recovery, and the edited
+    last argument for an offset, and said "no differences")."""
+    with tempfile.TemporaryDirectory() as directory:
+        proxy = Proxy(builtin_msgpack_server.url, directory)
+        try:
+            async def story():
+                client = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+                backs = asyncio.Queue()
+                client.on("message-back", lambda *args: backs.put_nowait(args))
+                await client.connect(proxy.url, transports=["websocket"], auth={"token": "t"}, wait_timeout=5)
+                await client.emit("message", "You sent: hello")
+                await asyncio.wait_for(backs.get(), 5)
+                await quiet_disconnect(client)
+
+            asyncio.run(asyncio.wait_for(story(), 30))
+            records = settled(proxy)
+        finally:
+            proxy.stop()
+    capture = tmp_path / "unedited.jsonl"
+    capture.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, output = replay(capture)
+    assert code == 0, output
+    edited = []
+    for record in records:
+        if record["kind"] == "packet" and record["type"] == "CONNECT" and record["dir"] == "s2c":
+            record["data"]["pid"] = {"$ext": {"type": 0, "data": "AA=="}}
+        if record.get("event") == "message-back":
+            assert record["args"] == ["You sent: hello"]
+            record["args"] = ["You sent: EDITED"]
+        edited.append(json.dumps(record))
+    capture = tmp_path / "edited.jsonl"
+    capture.write_text("\n".join(edited) + "\n")
+    code, output = replay(capture)
+    assert code == 1, output
+    report = json.loads(output.splitlines()[0])
+    changed = [change for conn in report["connections"] for change in conn["changed"]]
+    assert any("EDITED" in json.dumps(change) for change in changed), report

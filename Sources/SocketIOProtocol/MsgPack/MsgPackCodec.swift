@@ -116,10 +116,22 @@ public enum MsgPackCodec {
             }
         }
 
+        /// Whether the next value is notepack's `undefined` (fixext 1, type 0, data 0: how
+        /// notepack.io 2, which socket.io-msgpack-parser used, writes it; socket.io sends it for a
+        /// CONNECT's `pid` without recovery); it is consumed when it is.
+        mutating func skipUndefined() -> Bool {
+            guard bytes.count - index >= 3, bytes[index] == 0xD4, bytes[index + 1] == 0, bytes[index + 2] == 0 else { return false }
+            index += 3
+            return true
+        }
+
         /// The next value as JSON; scalars, strings and containers without the tree in between.
+        /// notepack's `undefined` reads as JavaScript reads it: a map's member with it is left
+        /// out, and anywhere else it is `null` (as `JSON.stringify` writes it in an array).
         mutating func json(depth: Int) throws(MsgPackError) -> JSONValue {
             let start = index
             guard index < bytes.count else { throw MsgPackError(.truncated, offset: bytes.count) }
+            if skipUndefined() { return .null }
             let byte = bytes[index]
             switch byte {
             case 0x00...0x7F:
@@ -157,6 +169,7 @@ public enum MsgPackCodec {
                         let other = try value(depth: depth + 1)
                         key = JSONString(other.stringValue ?? other.jsonValue.jsonText)
                     }
+                    if skipUndefined() { continue }
                     members.append(.init(key: key, value: try json(depth: depth + 1)))
                 }
                 return .object(JSONObject(members))

@@ -3,7 +3,8 @@ extension MsgPackValue {
     /// `float32` by its shortest form as a float32 (0.1, not 0.10000000149011612), binary as
     /// ``JSONValue/binary(_:)``, a map's keys as strings (a non-string key by its JSON text),
     /// an extension as `{"$ext": {"type": T, "data": "<base64>"}}`, a non-finite float as
-    /// `{"$float": "nan"|"inf"|"-inf"}`.
+    /// `{"$float": "nan"|"inf"|"-inf"}`. notepack's `undefined` (fixext 1, type 0, data 0) as
+    /// JavaScript reads it: a map member left out, `null` elsewhere.
     public var jsonValue: JSONValue {
         switch self {
         case .null: return .null
@@ -20,13 +21,19 @@ extension MsgPackValue {
         case .binary(let bytes): return .binary(bytes)
         case .array(let items): return .array(items.map(\.jsonValue))
         case .map(let entries):
-            return .object(JSONObject(entries.map { entry in
+            return .object(JSONObject(entries.filter { !$0.value.isUndefined }.map { entry in
                 let key = entry.key.stringValue ?? entry.key.jsonValue.jsonText
                 return .init(key: JSONString(key), value: entry.value.jsonValue)
             }))
         case .ext(let type, let data):
+            if isUndefined { return .null }
             return .object(["$ext": .object(["type": .number(JSONNumber(Int(type))), "data": .string(Base64.encode(data))])])
         }
+    }
+
+    /// notepack.io 2's `undefined`.
+    public var isUndefined: Bool {
+        if case .ext(0, [0]) = self { true } else { false }
     }
 
     private static func nonFinite(_ number: Double) -> JSONValue {
