@@ -39,6 +39,9 @@ final class ConnectionTracker: Sendable {
             /// ``ConnectionTracker/releaseHeld(now:after:)``).
             var held: [CaptureRecord.Body]?
             var heldSince = CaptureClock.secondsSince1970()
+            /// Held only until the open packet tells the sid (a WebSocket-only session's `session`
+            /// record names it), the parser being known.
+            var heldForSid = false
         }
 
         fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false, faults: FaultPlan? = nil, parser: SocketIOParser? = nil) {
@@ -144,7 +147,11 @@ final class ConnectionTracker: Sendable {
             state.lastSeen = now
             if let learnedSid { tables.withLock { $0.bySid[learnedSid] = connection } }
             linkRecoveries(&output, dir: dir, on: connection)
-            if let parser = output.parserFound { release(connection, &state, parser: parser) }
+            if let parser = output.parserFound {
+                release(connection, &state, parser: parser)
+            } else if learnedSid != nil, state.heldForSid {
+                release(connection, &state, parser: nil)
+            }
             return output
         }
     }
@@ -184,6 +191,12 @@ final class ConnectionTracker: Sendable {
     func emit(_ body: CaptureRecord.Body, on connection: Connection) -> Int? {
         connection.state.withLock { state in
             guard !state.closed else { return nil }
+            if state.held == nil, case .session(let session) = body, session.sid == nil, state.observation.sid == nil {
+                // A WebSocket-only session: its sid comes with the open packet, right after.
+                state.held = []
+                state.heldForSid = true
+                state.heldSince = CaptureClock.secondsSince1970()
+            }
             if state.held != nil {
                 state.held!.append(body)
                 return 0
@@ -209,9 +222,12 @@ final class ConnectionTracker: Sendable {
     private func release(_ connection: Connection, _ state: inout Connection.State, parser: SocketIOParser?) {
         guard let held = state.held else { return }
         state.held = nil
+        state.heldForSid = false
         for var body in held {
-            if case .session(var session) = body, parser == .msgpack {
-                session.parser = .msgpack
+            if case .session(var session) = body {
+                if parser == .msgpack { session.parser = .msgpack }
+                // A WebSocket-only session's sid, from its open packet.
+                if session.sid == nil { session.sid = state.observation.sid }
                 body = .session(session)
             }
             _ = sink(body, connection.id)

@@ -307,8 +307,10 @@ public struct SessionAssembler: Sendable {
         // needs the sid): the session record goes first.
         let ordered = held.filter { if case .session = $0.body { true } else { false } } + held.filter { if case .session = $0.body { false } else { true } }
         for var stamped in ordered {
-            if case .session(var session) = stamped.body, parser == .msgpack {
-                session.parser = .msgpack
+            if case .session(var session) = stamped.body {
+                if parser == .msgpack { session.parser = .msgpack }
+                // A WebSocket-only session's sid, from its open packet.
+                if session.sid == nil { session.sid = conns[id]?.observation.sid }
                 stamped.body = .session(session)
             }
             output.records.append(stamped)

@@ -513,3 +513,31 @@ def test_hop_by_hop_headers_are_dropped_end_to_end_ones_kept(tmp_path):
     assert "host: app.example:8443" in [line.lower() for line in lines]
     assert "x-end-to-end" in names
     assert "x-hop-only" not in names and "keep-alive" not in names
+
+
+@pytest.mark.parametrize("parser", [[], ["--parser", "json"]])
+def test_every_session_record_names_its_sid(conformance, tmp_path, parser):
+    """A WebSocket-only session's sid is in no URL: its `session` record takes it from the open
+    packet, whether the parser is found from the first packet or given."""
+    proxy = Proxy(conformance.url, tmp_path, *parser)
+    try:
+        for transports in (["websocket"], ["polling"]):
+            client = socketio.Client(reconnection=False)
+            client.connect(proxy.url, transports=transports, wait_timeout=5)
+            client.disconnect()
+        def settled():
+            records = proxy.records()
+            return len([r for r in records if r["kind"] == "close"]) == 2 and records
+        records = None
+        deadline = time.monotonic() + 10
+        while not records and time.monotonic() < deadline:
+            records = settled()
+            time.sleep(0.05)
+        assert records, proxy.records()
+    finally:
+        proxy.stop()
+    sessions = [r for r in records if r["kind"] == "session"]
+    opens = {r["conn"]: r["data"]["sid"] for r in records if r["kind"] == "engine" and r["type"] == "open"}
+    assert [s["transport"] for s in sessions] == ["websocket", "polling"]
+    assert all(s.get("sid") == opens[s["conn"]] for s in sessions), (sessions, opens)
+    assert records[0]["kind"] == "session"
