@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import JWTInspection
 import SocketIOClient
 import SocketIOServer
 import Synchronization
@@ -17,14 +19,25 @@ struct BenchCommand: AsyncParsableCommand {
             one took longer); --duration runs for a time instead of a count, with progress on \
             stderr every 10 s (a soak: Benchmarks/soak.sh).
 
-            Exit codes: 0 every round trip completed; 1 some did not, or the target could not be \
-            reached or refused a client (one line on stderr says what it answered); 2 wrong arguments.
+            Behind auth middleware: --auth sends a CONNECT payload; --jwt-secret mints a token per \
+            client (HS256, issued now, valid an hour unless --claim exp= says otherwise) with the \
+            --claim KEY=VALUE claims (VALUE as JSON when it reads as JSON, else a string; {n} is the \
+            client's number, from 1), and sends it as auth.token, where the seed guide's middleware \
+            reads it. --emit and --reply name another app's echo (the seed's chat answers message with \
+            chat response). Refused connections (the server's CONNECT_ERROR) are counted apart from \
+            failed ones (no session, a reset); the clients that connected go on.
+
+            Exit codes: 0 every round trip completed; 1 some did not, or a client was refused or could \
+            not connect (the counts and the first reason of each are printed), or the target could \
+            not be reached; 2 wrong arguments.
 
             Examples:
               siotap bench --clients 50 --messages 200
               siotap bench --target http://127.0.0.1:8080 --transport polling --ack --json
               siotap bench --clients 1 --rate 1000 --messages 5000
               siotap bench --target http://127.0.0.1:8081 --clients 1000 --rate 1 --duration 600
+              siotap bench --target http://localhost:3001 --jwt-secret "$JWT_SECRET" --claim 'id={n}' --claim name=bench \\
+                --emit message --reply 'chat response'
             """
     )
 
@@ -55,10 +68,49 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    @Option(help: "The CONNECT payload for / (a JSON object), e.g. '{\"token\":\"…\"}'.", transform: { text in
+        guard let value = try? JSONValue.parse(text), value.objectValue != nil else { throw ValidationError("--auth takes a JSON object, not \(text)") }
+        return value
+    })
+    var auth: JSONValue?
+
+    @Option(name: .customLong("jwt-secret"), help: "Mint an HS256 token per client with this secret, sent as auth.token.")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("claim"), help: "A claim of the minted token, KEY=VALUE ({n}: the client's number); repeatable.")
+    var claims: [String] = []
+
+    @Option(help: "The event each round trip sends (default: message, or message-with-ack with --ack).")
+    var emit: String?
+
+    @Option(help: "The event that answers it (without --ack).")
+    var reply = "message-back"
+
     func validate() throws {
         guard clients > 0, messages > 0, size >= 0 else { throw ValidationError("--clients and --messages must be positive") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        if !claims.isEmpty, jwtSecret == nil { throw ValidationError("--claim is for the token --jwt-secret mints") }
+        for claim in claims where !claim.contains("=") { throw ValidationError("--claim takes KEY=VALUE, not \(claim)") }
+    }
+
+    /// Client `number`'s CONNECT payload: --auth, with the token minted for it.
+    func connectPayload(client number: Int, now: Double) -> JSONValue? {
+        guard let jwtSecret else { return auth }
+        var members: [JSONObject.Member] = [.init(key: JSONString("iat"), value: .number(JSONNumber(Int(now))))]
+        members.append(.init(key: JSONString("exp"), value: .number(JSONNumber(Int(now) + 3600))))
+        for claim in claims {
+            let parts = claim.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let text = String(parts[1]).replacingOccurrences(of: "{n}", with: String(number))
+            let value = (try? JSONValue.parse(text)) ?? .string(JSONString(text))
+            members.removeAll { $0.key.value == String(parts[0]) }
+            members.append(.init(key: JSONString(String(parts[0])), value: value))
+        }
+        let token = JWTMinter.hmac(claims: .object(JSONObject(members)), secret: jwtSecret)
+        var payload = auth?.objectValue ?? JSONObject([])
+        payload.members.removeAll { $0.key.value == "token" }
+        payload.members.append(.init(key: JSONString("token"), value: .string(JSONString(token))))
+        return .object(payload)
     }
 
     func run() async throws {
@@ -71,15 +123,39 @@ struct BenchCommand: AsyncParsableCommand {
         let payload = JSONValue.string(String(repeating: "x", count: size))
         let mode = SocketIOClient.TransportPlan(start: transport)
         var connected: [SocketIOClient] = []
-        for _ in 0..<clients {
+        var connections = BenchResult.Connections()
+        let now = CaptureClock.secondsSince1970()
+        for number in 1...clients {
+            connections.attempted += 1
             let client = SocketIOClient(host: host, port: port, path: server.path ?? "/socket.io/")
-            do { try await client.open(transport: mode) } catch { throw CommandFailure("\(error)") }
-            let reply = await client.connect()
-            guard case .accepted = reply else {
-                let why = if case .refused(let data) = reply { data?.jsonText ?? "no reason given" } else { "" }
-                throw CommandFailure("the server refused the Socket.IO connection to /: \(why)")
+            do { try await client.open(transport: mode) } catch {
+                // The first client that cannot even open a session: the target is not there, or
+                // not a Socket.IO server; there is no point trying the others.
+                if connections.attempted == 1 { throw CommandFailure("\(error)") }
+                connections.failed += 1
+                connections.firstError = connections.firstError ?? "\(error)"
+                client.close()
+                continue
             }
+            let reply = await client.connect(auth: connectPayload(client: number, now: now))
+            guard case .accepted = reply else {
+                connections.refused += 1
+                let why = if case .refused(let data) = reply { data?.jsonText ?? "no reason given" } else { "" }
+                connections.firstRefusal = connections.firstRefusal ?? why
+                client.close()
+                continue
+            }
+            connections.connected += 1
             connected.append(client)
+        }
+        guard !connected.isEmpty else {
+            await server.stop()
+            if json { io.write(BenchResult(latencies: [], elapsed: 0, expected: clients * messages, connections: connections).json.jsonText + "\n") }
+            throw CommandFailure(
+                "the server refused the Socket.IO connection to / (\(connections.refused) of \(connections.attempted) clients): \(connections.firstRefusal ?? "")"
+                    + (connections.failed > 0 ? "; \(connections.failed) could not connect: \(connections.firstError ?? "")" : "")
+                    + (jwtSecret == nil && auth == nil ? " (behind auth middleware? --auth, or --jwt-secret with --claim)" : "")
+            )
         }
         let plan = EchoBench.Plan(count: duration == nil ? messages : Int.max, seconds: duration, interval: rate.map { 1 / $0 })
         let amount = duration.map { "for \($0) s" } ?? "\(clients * messages) round trips"
@@ -94,14 +170,16 @@ struct BenchCommand: AsyncParsableCommand {
                 io.writeError("siotap bench: \(seconds) s, \(done.count.load(ordering: .relaxed)) round trips\n")
             }
         }
-        let latencies = await EchoBench(clients: connected, payload: payload, ack: ack).run(plan, done: done)
+        let latencies = await EchoBench(clients: connected, payload: payload, ack: ack, event: emit, reply: reply).run(plan, done: done)
         progress?.cancel()
         let took = (ContinuousClock.now - start).components
         let elapsed = Double(took.seconds) + Double(took.attoseconds) / 1e18
         for client in connected { client.close() }
         await server.stop()
-        let result = BenchResult(latencies: latencies, elapsed: elapsed, expected: duration == nil ? clients * messages : latencies.count)
+        let result = BenchResult(
+            latencies: latencies, elapsed: elapsed, expected: duration == nil ? clients * messages : latencies.count, connections: connections
+        )
         io.write(json ? result.json.jsonText + "\n" : result.text)
-        if result.completed < result.expected { throw ExitCode(SiotapCLI.Exit.checkFailed) }
+        if result.completed < result.expected || connections.connected < connections.attempted { throw ExitCode(SiotapCLI.Exit.checkFailed) }
     }
 }

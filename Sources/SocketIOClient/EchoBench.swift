@@ -1,18 +1,24 @@
 public import SocketIOProtocol
 import Synchronization
 
-/// Echo round trips against the conformance contract, from connected clients, one at a time per
-/// client, all clients at once: `message` answered by `message-back`, or with `ack`
-/// `message-with-ack` answered by an ack. The engine of `siotap bench`.
+/// Echo round trips from connected clients, one at a time per client, all clients at once: by
+/// default the conformance contract's `message` answered by `message-back`, or with `ack`
+/// `message-with-ack` answered by an ack; other apps' events by name (the seed's chat answers
+/// `message` with `chat response`). The engine of `siotap bench`.
 public struct EchoBench: Sendable {
     public let clients: [SocketIOClient]
     public let payload: JSONValue
     public let ack: Bool
+    /// The event sent, and (without `ack`) the one that answers it.
+    public let event: String
+    public let reply: String
 
-    public init(clients: [SocketIOClient], payload: JSONValue, ack: Bool) {
+    public init(clients: [SocketIOClient], payload: JSONValue, ack: Bool, event: String? = nil, reply: String = "message-back") {
         self.clients = clients
         self.payload = payload
         self.ack = ack
+        self.event = event ?? (ack ? "message-with-ack" : "message")
+        self.reply = reply
     }
 
     /// How long each client goes on, and how fast.
@@ -62,12 +68,12 @@ public struct EchoBench: Sendable {
             if let until, sent >= until { break }
             sentCount += 1
             if ack {
-                guard (try? await client.emitWithAck("message-with-ack", [payload], timeout: 10_000)) != nil else { break }
+                guard (try? await client.emitWithAck(event, [payload], timeout: 10_000)) != nil else { break }
             } else {
-                client.emit("message", [payload])
+                client.emit(event, [payload])
                 var answered = false
-                while let event = await echoes.next() {
-                    if event.name == "message-back" {
+                while let answer = await echoes.next() {
+                    if answer.name == reply {
                         answered = true
                         break
                     }
@@ -94,11 +100,36 @@ public struct BenchResult: Sendable {
     public let latencies: [Double]
     public let elapsed: Double
     public let expected: Int
+    public let connections: Connections
 
-    public init(latencies: [Double], elapsed: Double, expected: Int) {
+    /// How the clients' connections went: a refusal (the server's CONNECT_ERROR: auth
+    /// middleware) is not an error (no session, a reset, a timeout).
+    public struct Connections: Sendable {
+        public var attempted = 0
+        public var connected = 0
+        public var refused = 0
+        public var failed = 0
+        public var firstRefusal: String?
+        public var firstError: String?
+
+        public init() {}
+
+        var json: JSONValue {
+            var members: [JSONObject.Member] = [
+                .init(key: JSONString("attempted"), value: .number(attempted)), .init(key: JSONString("connected"), value: .number(connected)),
+                .init(key: JSONString("refused"), value: .number(refused)), .init(key: JSONString("failed"), value: .number(failed)),
+            ]
+            if let firstRefusal { members.append(.init(key: JSONString("first_refusal"), value: .string(JSONString(firstRefusal)))) }
+            if let firstError { members.append(.init(key: JSONString("first_error"), value: .string(JSONString(firstError)))) }
+            return .object(JSONObject(members))
+        }
+    }
+
+    public init(latencies: [Double], elapsed: Double, expected: Int, connections: Connections = Connections()) {
         self.latencies = latencies
         self.elapsed = elapsed
         self.expected = expected
+        self.connections = connections
     }
 
     public var completed: Int { latencies.count }
@@ -115,6 +146,7 @@ public struct BenchResult: Sendable {
     /// For people.
     public var text: String {
         """
+        clients      \(connections.connected) of \(connections.attempted) connected\(connections.refused > 0 ? ", \(connections.refused) refused (\(connections.firstRefusal ?? ""))" : "")\(connections.failed > 0 ? ", \(connections.failed) failed (\(connections.firstError ?? ""))" : "")
         round trips  \(completed) of \(expected) in \(ms(elapsed * 1000)) ms
         throughput   \(Int(throughput)) messages/s
         latency ms   p50 \(ms(percentile(0.5)))  p90 \(ms(percentile(0.9)))  p99 \(ms(percentile(0.99)))  max \(ms(latencies.max() ?? 0))
@@ -126,6 +158,7 @@ public struct BenchResult: Sendable {
     public var json: JSONValue {
         .object([
             "completed": .number(completed), "expected": .number(expected),
+            "connections": connections.json,
             "seconds": JSONNumber(elapsed).map(JSONValue.number) ?? .null,
             "messages_per_second": .number(Int(throughput)),
             "latency_ms": .object([

@@ -124,3 +124,29 @@ def test_help_gives_exit_codes_and_wraps_at_the_terminal_width(command):
     # (ArgumentParser writes the USAGE line as one line; indented lines are examples and options.)
     assert [line for line in narrow.splitlines()
             if len(line) > 60 and " " in line.strip() and not line.startswith(("  ", "USAGE:"))] == []
+
+
+def test_bench_logs_in_through_jwt_middleware():
+    """Against python-socketio with the seed's JWT middleware (PyJWT verifies each token): without
+    a token every client is refused, counted as such, with the server's reason; with --jwt-secret
+    and --claim each client gets its own token and the chat's echo is benchmarked; a wrong secret
+    is refused, not an error."""
+    import json
+    from conftest import SECRET, python_server
+    server = python_server("chat")
+    try:
+        plain = siotap("bench", "--target", server.url, "--clients", "2", "--messages", "3", "--json")
+        assert plain.returncode == 1
+        counts = json.loads(plain.stdout)["connections"]
+        assert counts["refused"] == 2 and counts["failed"] == 0 and counts["connected"] == 0
+        assert "No token provided" in counts["first_refusal"] and "--jwt-secret" in plain.stderr
+        minted = siotap("bench", "--target", server.url, "--clients", "3", "--messages", "4", "--json", "--jwt-secret", SECRET,
+                        "--claim", "id={n}", "--claim", "name=bench", "--emit", "message", "--reply", "chat response")
+        assert minted.returncode == 0, minted.stderr
+        figures = json.loads(minted.stdout)
+        assert figures["completed"] == figures["expected"] == 12 and figures["connections"]["connected"] == 3
+        wrong = siotap("bench", "--target", server.url, "--clients", "1", "--messages", "1", "--json",
+                       "--jwt-secret", "not-the-secret-0123456789abcdef0123")
+        assert wrong.returncode == 1 and json.loads(wrong.stdout)["connections"]["refused"] == 1
+    finally:
+        server.stop()
