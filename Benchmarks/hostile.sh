@@ -33,6 +33,15 @@ serve() {  # serve ARGS...: starts siotap serve, sets $served (its port)
     served=$(sed -E 's|.*127\.0\.0\.1:([0-9]+).*|\1|' "$work/serve.out" | head -n 1)
 }
 
+proxy() {  # proxy ARGS...: starts siotap proxy, sets $proxy_pid and $port (its listening port)
+    "$BIN" proxy --listen 127.0.0.1:0 --quiet "$@" 2> "$work/proxy.err" &
+    proxy_pid=$!
+    until grep -qE "listening on|forward proxy on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
+    port=$(sed -nE 's|.* on https?://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/proxy.err" | head -n 1)
+}
+
+stop_proxy() { kill -INT $proxy_pid; wait $proxy_pid || true; }
+
 for case in $CASES; do
     case $case in
     import)
@@ -65,36 +74,24 @@ for case in $CASES; do
         rm -f "$work"/*.jsonl ;;
     slowloris)
         serve --app chat
-        "$BIN" proxy --upstream "http://127.0.0.1:$served" --listen 127.0.0.1:0 --quiet 2> "$work/proxy.err" &
-        proxy_pid=$!
-        until grep -q "listening on" "$work/proxy.err" 2>/dev/null; do sleep 0.1; done
-        port=$(sed -nE 's|.*listening on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/proxy.err")
+        proxy --upstream "http://127.0.0.1:$served"
         "$PY" Benchmarks/hostile_network.py slowloris "$port" 500 50
-        kill -INT $proxy_pid; wait $proxy_pid || true ;;
+        stop_proxy ;;
     sni)
         serve --app chat  # takes the tunnels' TCP; each TLS handshake is with the proxy, which mints for its SNI
-        "$BIN" proxy --mode forward --listen 127.0.0.1:0 --quiet --ca-dir "$work/ca" 2> "$work/forward.err" &
-        forward_pid=$!
-        until grep -q "forward proxy on" "$work/forward.err" 2>/dev/null; do sleep 0.1; done
-        port=$(sed -nE 's|.*forward proxy on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/forward.err")
-        "$PY" Benchmarks/hostile_network.py sni "$port" "$served" "$forward_pid" "${NAMES:-10000}"
-        kill -INT $forward_pid; wait $forward_pid || true ;;
+        proxy --mode forward --ca-dir "$work/ca"
+        "$PY" Benchmarks/hostile_network.py sni "$port" "$served" "$proxy_pid" "${NAMES:-10000}"
+        stop_proxy ;;
     patterns)
         serve --app chat
-        "$BIN" proxy --mode forward --listen 127.0.0.1:0 --quiet --ca-dir "$work/ca" --ignore-hosts '(a+)+$' 2> "$work/patterns.err" &
-        patterns_pid=$!
-        until grep -q "forward proxy on" "$work/patterns.err" 2>/dev/null; do sleep 0.1; done
-        port=$(sed -nE 's|.*forward proxy on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/patterns.err")
+        proxy --mode forward --ca-dir "$work/ca" --ignore-hosts '(a+)+$'
         "$PY" Benchmarks/hostile_network.py patterns "$port" "$served" 8
-        kill -INT $patterns_pid; wait $patterns_pid || true ;;
+        stop_proxy ;;
     idle)
         serve --app chat
-        "$BIN" proxy --upstream "http://127.0.0.1:$served" --listen 127.0.0.1:0 --quiet 2> "$work/idle.err" &
-        idle_pid=$!
-        until grep -q "listening on" "$work/idle.err" 2>/dev/null; do sleep 0.1; done
-        port=$(sed -nE 's|.*listening on http://127\.0\.0\.1:([0-9]+).*|\1|p' "$work/idle.err")
-        (ulimit -n 65536 2>/dev/null || true; "$PY" Benchmarks/hostile_network.py idle "$port" "$idle_pid" "${SESSIONS:-2000}")
-        kill -INT $idle_pid; wait $idle_pid || true ;;
+        proxy --upstream "http://127.0.0.1:$served"
+        (ulimit -n 65536 2>/dev/null || true; "$PY" Benchmarks/hostile_network.py idle "$port" "$proxy_pid" "${SESSIONS:-2000}")
+        stop_proxy ;;
     *) echo "unknown case $case"; exit 2 ;;
     esac
 done
