@@ -96,6 +96,29 @@ struct MsgPackTests {
         #expect(try MsgPackCodec.decodeJSON([0xD4, 0x00, 0x07]).jsonText == #"{"$ext":{"type":0,"data":"Bw=="}}"#)
     }
 
+    @Test("Maps as keys of maps as keys: each key's text is cut, not escaped again at every level (a fuzzer's 144 bytes took minutes)", .timeLimit(.minutes(1)))
+    func nestedKeysStayBounded() throws {
+        let input = hexBytes("84a47479706502a464617461828282822a828181818181818181818181818181818181818181818181818181ffff82828282828282ffffffffffffffffff1fffffffffffffffffffffffff40404040ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0c0e0e0e0e0e0e0e0e0effffffffffff7fffff6407")
+        func longestKey(_ value: JSONValue) -> Int {
+            switch value {
+            case .object(let object): object.members.map { max($0.key.escaped.utf8.count, longestKey($0.value)) }.max() ?? 0
+            case .array(let items): items.map(longestKey).max() ?? 0
+            default: 0
+            }
+        }
+        // The fuzzer's input: refused (bytes after its value), after bounded work.
+        #expect(throws: (any Error).self) { try SocketIOMsgPack.decode(input) }
+        // Thirty maps, each the key of the next: {{{…{1: 0}…: 0}: 0}: 0}.
+        var nested: [UInt8] = [0x01]
+        for _ in 0..<30 { nested = [0x81] + nested + [0x00] }
+        let bound = 2 * (MsgPackValue.longestKeyText + 3)
+        #expect(longestKey(try MsgPackCodec.decode(nested).jsonValue) <= bound)
+        #expect(longestKey(try MsgPackCodec.decodeJSON(nested)) <= bound)
+        // A key that fits is its JSON text, whole.
+        let short = try MsgPackCodec.decode([0x81, 0x81, 0x01, 0x02, 0x03]).jsonValue
+        #expect(short.jsonText == #"{"{\"1\":2}":3}"#)
+    }
+
     @Test("Socket.IO packets of the msgpack parser: the map to a packet and back")
     func packets() throws {
         let event = try SocketIOMsgPack.decode(hexBytes("84a47479706502a46461746193a46368617481a16ecfab54a98ceb1f0ad2c4020102a36e7370a12fa2696407"))

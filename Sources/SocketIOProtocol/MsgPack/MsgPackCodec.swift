@@ -167,7 +167,7 @@ public enum MsgPackCodec {
                         key = text
                     } else {
                         let other = try value(depth: depth + 1)
-                        key = JSONString(other.stringValue ?? other.jsonValue.jsonText)
+                        key = JSONString(other.keyText)
                     }
                     if skipUndefined() { continue }
                     members.append(.init(key: key, value: try json(depth: depth + 1)))

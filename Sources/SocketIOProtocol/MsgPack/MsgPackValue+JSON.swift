@@ -22,13 +22,26 @@ extension MsgPackValue {
         case .array(let items): return .array(items.map(\.jsonValue))
         case .map(let entries):
             return .object(JSONObject(entries.filter { !$0.value.isUndefined }.map { entry in
-                let key = entry.key.stringValue ?? entry.key.jsonValue.jsonText
+                let key = entry.key.keyText
                 return .init(key: JSONString(key), value: entry.value.jsonValue)
             }))
         case .ext(let type, let data):
             if isUndefined { return .null }
             return .object(["$ext": .object(["type": .number(JSONNumber(Int(type))), "data": .string(Base64.encode(data))])])
         }
+    }
+
+    /// The longest text a key that is no string gets (its JSON, cut there).
+    public static let longestKeyText = 256
+
+    /// A map key as a JSON object's key: a string as it is, anything else by its JSON text, at
+    /// most ``longestKeyText`` bytes of it. Uncut, maps as keys of maps as keys… had their quotes
+    /// escaped again at every level: 144 bytes of msgpack took gigabytes and minutes (fuzzer).
+    public var keyText: String {
+        if let text = stringValue { return text }
+        let text = jsonValue.jsonText
+        guard text.utf8.count > Self.longestKeyText else { return text }
+        return String(decoding: text.utf8.prefix(Self.longestKeyText), as: UTF8.self) + "…"
     }
 
     /// notepack.io 2's `undefined`.
