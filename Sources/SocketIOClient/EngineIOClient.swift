@@ -28,6 +28,11 @@ public final class EngineIOClient: Sendable {
         var transport: Transport = .none
         var probeAnswered: CheckedContinuation<Bool, Never>?
         var closed = false
+        /// The upgrade asked polling to stop: no new GET is made.
+        var pollingPaused = false
+        /// The polling loop has stopped (paused or over), and who waits for that.
+        var pollingStopped = false
+        var pollingDrained: CheckedContinuation<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -124,13 +129,53 @@ public final class EngineIOClient: Sendable {
         state.withLock { $0.transport = .polling(polling) }
         for packet in rest { receive(packet) }
         start {
-            while let packets = await polling.poll(), self.state.withLock({ !$0.closed }) {
-                for packet in packets { self.receive(packet) }
+            while self.state.withLock({ !$0.closed && !$0.pollingPaused }), let packets = await polling.poll() {
+                let replaced = self.state.withLock { state in
+                    if case .polling(let current) = state.transport { current !== polling } else { true }
+                }
+                for packet in packets {
+                    // A transport that has been replaced ends nothing: engine.io answers a GET still
+                    // out when the upgrade completes with a close packet for that transport alone.
+                    if replaced, packet.type == .close { continue }
+                    self.receive(packet)
+                }
             }
-            // The session is over, or it moved to a WebSocket (whose reader then carries on).
-            if case .polling(let current) = self.state.withLock({ $0.transport }), current === polling { self.finish() }
+            let (paused, waiting) = self.state.withLock { state in
+                state.pollingStopped = true
+                defer { state.pollingDrained = nil }
+                return (state.pollingPaused, state.pollingDrained)
+            }
+            waiting?.resume()
+            // The session is over, unless it is moving to a WebSocket (whose reader carries on).
+            if !paused, case .polling(let current) = self.state.withLock({ $0.transport }), current === polling { self.finish() }
         }
         return handshake
+    }
+
+    /// Stops polling as engine.io-client pauses it before an upgrade: no new GET, and returns
+    /// once the GET under way has been answered (the server releases it with a noop when the
+    /// probe comes), or after `limit` for a server that never does.
+    private func pausePolling(limit: Duration = .seconds(5)) async {
+        let waiter = Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let stopped = state.withLock { state in
+                    state.pollingPaused = true
+                    if !state.pollingStopped { state.pollingDrained = continuation }
+                    return state.pollingStopped
+                }
+                if stopped { continuation.resume() }
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled else { return }
+            state.withLock { state in
+                defer { state.pollingDrained = nil }
+                return state.pollingDrained
+            }?.resume()
+        }
+        await waiter.value
+        timer.cancel()
     }
 
     private func connectWebSocket(uri: String, headers: [(String, String)]) async throws -> WebSocketConnection {
@@ -141,8 +186,10 @@ public final class EngineIOClient: Sendable {
         return socket
     }
 
-    /// The probe over a new WebSocket, then `5`; sends after that go over the socket, once the
-    /// POSTs already under way have gone.
+    /// The probe over a new WebSocket; then, as engine.io-client does, polling paused (no new GET,
+    /// the one under way answered, the POSTs under way gone) before `5`. engine.io answers a GET
+    /// still out when `5` comes with a close packet, which a client that had not waited took for
+    /// the session's end.
     private func upgrade(sid: String, headers: [(String, String)]) async throws {
         let uri = uri(.websocket, sid: sid)
         let socket = try await connectWebSocket(uri: uri, headers: headers)
@@ -167,6 +214,7 @@ public final class EngineIOClient: Sendable {
         guard answered, case .polling(let polling) = state.withLock({ $0.transport }) else {
             throw SocketIOClient.ClientError(.upgradeFailed, HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri) + ": the server never answered the upgrade's probe")
         }
+        await pausePolling()
         await polling.postsSent()
         state.withLock { $0.transport = .webSocket(socket) }
         socket.send(EngineIOCodec.encode(EnginePacket(.upgrade), version: engineVersion))

@@ -158,7 +158,7 @@ actor EngineSession {
     }
 
     private enum TimerSlot: Hashable {
-        case ping, pongTimeout, clientPingTimeout, upgradeTimeout, closingTimeout
+        case ping, pongTimeout, clientPingTimeout, upgradeTimeout, upgradeCheck, closingTimeout
     }
 
     private func schedule(_ timer: EngineSessionStateMachine.Timer, after milliseconds: Int) {
@@ -168,6 +168,7 @@ actor EngineSession {
         case .pongTimeout: .pongTimeout
         case .clientPingTimeout: .clientPingTimeout
         case .upgradeTimeout: .upgradeTimeout
+        case .upgradeCheck: .upgradeCheck
         case .closingTimeout: .closingTimeout
         }
         timers[slot]?.cancel()

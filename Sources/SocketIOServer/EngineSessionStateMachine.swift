@@ -27,7 +27,8 @@ struct EngineSessionStateMachine {
 
     struct Upgrade: Equatable {
         var socket: SocketID
-        /// The probe was answered: polls are released with a noop until the `upgrade` packet.
+        /// The probe was answered: a GET held is released with a noop every 100 ms (engine.io's
+        /// check interval) until the `upgrade` packet.
         var probed = false
     }
 
@@ -39,6 +40,8 @@ struct EngineSessionStateMachine {
         /// v3: the client's ping of that generation has had no successor in time.
         case clientPingTimeout(generation: Int)
         case upgradeTimeout(SocketID)
+        /// While a probed upgrade waits for its `upgrade` packet: release a held GET with a noop.
+        case upgradeCheck(SocketID)
         /// Nobody came to poll for the close packet.
         case closingTimeout
     }
@@ -173,7 +176,6 @@ struct EngineSessionStateMachine {
                 state = .polling(polling)
                 return (.answer(batch), [])
             }
-            if polling.upgrade?.probed == true { return (.answer([EnginePacket(.noop)]), []) }
             polling.pollHeld = true
             state = .polling(polling)
             return (.wait, [])
@@ -243,6 +245,15 @@ struct EngineSessionStateMachine {
         case .upgradeTimeout(let socket):
             guard case .polling(let polling) = state, polling.upgrade?.socket == socket else { return [] }
             return abortUpgrade(polling)
+        case .upgradeCheck(let socket):
+            guard case .polling(var polling) = state, polling.upgrade?.socket == socket, polling.upgrade?.probed == true else { return [] }
+            var actions: [Action] = [.schedule(.upgradeCheck(socket), afterMilliseconds: Self.upgradeCheckInterval)]
+            if polling.pollHeld {
+                polling.pollHeld = false
+                state = .polling(polling)
+                actions.insert(.answerPoll([EnginePacket(.noop)]), at: 0)
+            }
+            return actions
         case .closingTimeout:
             guard case .closing(_, let reason) = state else { return [] }
             state = .closed(reason)
@@ -308,17 +319,18 @@ struct EngineSessionStateMachine {
         switch (packet.type, packet.text) {
         case (.ping, "probe"):
             polling.upgrade?.probed = true
-            var actions: [Action] = [.writeWebSocket(upgrade.socket, [EnginePacket(.pong, .text("probe"))])]
-            // Release the pending poll so the client can pause polling (the JS server's noop).
-            if polling.pollHeld {
-                polling.pollHeld = false
-                actions.append(.answerPoll([EnginePacket(.noop)]))
-            }
             state = .polling(polling)
-            return actions
+            // As engine.io does: a GET held now or later is released with a noop at the next
+            // 100 ms check, so the client can pause polling and send `upgrade`.
+            return [
+                .writeWebSocket(upgrade.socket, [EnginePacket(.pong, .text("probe"))]),
+                .schedule(.upgradeCheck(upgrade.socket), afterMilliseconds: Self.upgradeCheckInterval),
+            ]
         case (.upgrade, _) where upgrade.probed:
             var actions: [Action] = []
-            if polling.pollHeld { actions.append(.answerPoll([EnginePacket(.noop)])) }
+            // As engine.io closes the polling transport: a GET still out gets a close packet (for
+            // that transport; the session goes on over the WebSocket).
+            if polling.pollHeld { actions.append(.answerPoll([EnginePacket(.close)])) }
             state = .webSocket(upgrade.socket)
             if !polling.outbox.isEmpty { actions.append(.writeWebSocket(upgrade.socket, polling.outbox)) }
             return actions
@@ -326,6 +338,9 @@ struct EngineSessionStateMachine {
             return abortUpgrade(polling)
         }
     }
+
+    /// engine.io's check interval while an upgrade waits for its `upgrade` packet.
+    static let upgradeCheckInterval = 100
 
     private mutating func abortUpgrade(_ polling: Polling) -> [Action] {
         guard let upgrade = polling.upgrade else { return [] }

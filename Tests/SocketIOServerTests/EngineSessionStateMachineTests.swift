@@ -107,24 +107,37 @@ struct EngineSessionStateMachineTests {
 
     // MARK: Upgrade
 
-    @Test("The upgrade: probe answered, held poll released with a noop, upgrade packet switches, queued packets follow")
+    @Test("The upgrade as engine.io does it: probe answered, a held poll released with a noop every 100 ms, upgrade packet switches, a GET still out gets a close packet, queued packets follow")
     func upgrade() {
         var machine = polling()
         #expect(machine.poll().0 == .wait)
         #expect(machine.upgradeRequested(on: 7) == [.schedule(.upgradeTimeout(7), afterMilliseconds: 1_000)])
         #expect(machine.owns(7))
         #expect(machine.received(.success(EnginePacket(.ping, .text("probe"))), on: 7)
-            == [.writeWebSocket(7, [EnginePacket(.pong, .text("probe"))]), .answerPoll([EnginePacket(.noop)])])
-        // While probed, polls are answered with a noop at once; sends queue.
-        #expect(machine.poll().0 == .answer([EnginePacket(.noop)]))
+            == [.writeWebSocket(7, [EnginePacket(.pong, .text("probe"))]), .schedule(.upgradeCheck(7), afterMilliseconds: 100)])
+        // The check releases the held poll, and comes again.
+        #expect(machine.timerFired(.upgradeCheck(7)) == [.answerPoll([EnginePacket(.noop)]), .schedule(.upgradeCheck(7), afterMilliseconds: 100)])
+        #expect(machine.timerFired(.upgradeCheck(7)) == [.schedule(.upgradeCheck(7), afterMilliseconds: 100)])
+        // With no poll out, sends queue for the WebSocket.
         #expect(machine.send([message("queued")]).isEmpty)
         #expect(machine.received(.success(EnginePacket(.upgrade)), on: 7) == [.writeWebSocket(7, [message("queued")])])
+        #expect(machine.timerFired(.upgradeCheck(7)).isEmpty, "no more checks once upgraded")
         #expect(machine.transport == .websocket)
         #expect(machine.send([message("direct")]) == [.writeWebSocket(7, [message("direct")])])
         #expect(machine.poll().0 == .refuse(.badRequest))
         #expect(machine.post(.success([message("x")])).0 == .badRequest)
         // The upgrade's timer comes too late to matter.
         #expect(machine.timerFired(.upgradeTimeout(7)).isEmpty)
+    }
+
+    @Test("A GET still out when the upgrade packet comes gets a close packet, as engine.io closes its polling transport")
+    func pollOutAtTheUpgrade() {
+        var machine = polling()
+        _ = machine.upgradeRequested(on: 7)
+        _ = machine.received(.success(EnginePacket(.ping, .text("probe"))), on: 7)
+        #expect(machine.poll().0 == .wait, "a poll after the probe waits for the next check")
+        #expect(machine.received(.success(EnginePacket(.upgrade)), on: 7) == [.answerPoll([EnginePacket(.close)])])
+        #expect(machine.transport == .websocket)
     }
 
     @Test("An upgrade packet before the probe, or anything else, aborts the upgrade; polling goes on")
