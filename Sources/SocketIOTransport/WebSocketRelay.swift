@@ -207,8 +207,8 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
             for buffer in early { client.forward(buffer) }
         }
         early = []
-        client.context?.flush()
         observeCollected()
+        client.context?.flush()
         pair.attach()
         if readHeld {
             readHeld = false
@@ -261,10 +261,12 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        partner?.context?.flush()
-        // Only now, with the batch on its way, are its frames followed.
+        // The batch is written already (channelRead); its records are made before it is flushed,
+        // so that nothing it causes (another conn's broadcast, on another loop) can be recorded
+        // before it: stamped after the flush, a cause could come after its effect in the capture.
         readFrames()
         if partner != nil { observeCollected() }
+        partner?.context?.flush()
     }
 
     private func readFrames() {
