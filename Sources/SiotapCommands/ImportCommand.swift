@@ -276,7 +276,8 @@ final class ImportRun {
         // Each token's record goes where its time puts it (a conn's records may have waited for its
         // first packet, tokens with them); the sort is stable, so records of one time keep their order.
         records.sort { $0.ts < $1.ts }
-        for record in extra + records { pendingBytes += record.approximateSize }
+        for record in extra { pendingBytes += record.approximateSize }
+        for record in records { pendingBytes += record.approximateSize }
         pending += records
         // A file's records go out in batches (a write per record cost more than decoding them); a
         // live capture's at once.

@@ -52,7 +52,7 @@ struct ForwardFront: WebSocketRelayDelegate {
         let pin: String?
         switch await access(from: request.remoteAddress, to: target.host, port: target.port) {
         case .allowed(let address): pin = address
-        case .refused(let reason): return forbidden(reason, client: request.remote)
+        case .refused(let reason): return forbidden(reason, recorded: "\(request.remote): \(reason)")
         }
         var inner = request
         inner.head.uri = target.originForm
@@ -88,8 +88,9 @@ struct ForwardFront: WebSocketRelayDelegate {
         return rules.verdict(host: host, port: port, resolved: await ForwardAccess.resolve(host, port: port))
     }
 
-    private func forbidden(_ reason: String, client: String) -> HTTPResponse {
-        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: "\(client): \(reason)")), nil)
+    /// The 403 for a target a remote client may not reach, and its record.
+    private func forbidden(_ reason: String, recorded message: String) -> HTTPResponse {
+        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: message)), nil)
         return HTTPResponse(
             status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8), closeConnection: true
         )
@@ -104,11 +105,7 @@ struct ForwardFront: WebSocketRelayDelegate {
         let pin: String?
         switch await access(from: remote, to: host, port: port) {
         case .allowed(let address): pin = address
-        case .refused(let reason):
-            _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: "\(client): CONNECT \(target): \(reason)")), nil)
-            return .refuse(HTTPResponse(
-                status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8), closeConnection: true
-            ))
+        case .refused(let reason): return .refuse(forbidden(reason, recorded: "\(client): CONNECT \(target): \(reason)"))
         }
         guard settings.intercepts(host, port) else {
             do {

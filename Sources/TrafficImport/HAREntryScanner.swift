@@ -10,6 +10,9 @@ public struct HAREntryScanner: Sendable {
     /// An entry longer than this is refused (a browser's entries are kilobytes; a long
     /// WebSocket's messages, megabytes).
     public static let largestEntry = 256 << 20
+    /// Deeper nesting is refused: a HAR nests a few levels, and a file of `[[[[…` must not grow
+    /// the scanner's stack with every byte.
+    public static let deepest = 512
 
     private enum Container: Sendable {
         case object(expectingKey: Bool, key: [UInt8])
@@ -72,6 +75,7 @@ public struct HAREntryScanner: Sendable {
                     captureStart = index
                 }
                 let opensEntries = byte == UInt8(ascii: "[") && entriesDepth == nil && !foundEntries && isAtLogEntries
+                guard stack.count < Self.deepest else { throw Failed(description: "nested deeper than \(Self.deepest) levels at byte \(offset + index)") }
                 stack.append(byte == UInt8(ascii: "{") ? .object(expectingKey: true, key: []) : .array)
                 if opensEntries {
                     entriesDepth = stack.count

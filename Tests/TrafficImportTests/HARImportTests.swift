@@ -78,6 +78,9 @@ struct HARImportTests {
             try scanner.finish()
             #expect(found == expected, "cut at \(cut)")
         }
+        // A file that only nests: refused at the limit, not held level by level.
+        var deep = HAREntryScanner()
+        #expect(throws: HAREntryScanner.Failed.self) { _ = try deep.feed(Array(repeating: UInt8(ascii: "["), count: 1 << 20)) }
         var cutShort = HAREntryScanner()
         _ = try cutShort.feed(Array(bytes[..<(bytes.count / 2)]))
         #expect(throws: HAREntryScanner.Failed.self) { try cutShort.finish() }
