@@ -33,6 +33,8 @@ let package = Package(
                 "SocketIOProtocol",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA signing for minted tokens; jwt-kit builds it anyway.
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol", "JWTInspection"]),

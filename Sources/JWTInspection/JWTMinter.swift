@@ -1,23 +1,22 @@
-import Crypto
 import SocketIOProtocol
 
-/// Makes HS256/384/512 tokens with exactly the header and claims given (their JSON text kept),
-/// for the demo, tests and re-minting captured tokens.
+/// Makes tokens with exactly the header and claims given (their JSON text kept), for the demo,
+/// bench, tests and re-minting captured tokens.
 public enum JWTMinter {
+    /// HS256/384/512, as the header's `alg` says (HS256 when it names no HMAC algorithm).
     public static func hmac(header: JSONValue = .object(["alg": "HS256", "typ": "JWT"]), claims: JSONValue, secret: String) -> String {
-        let bits = header["alg"]?.stringValue.flatMap { JWTAlgorithmFamily(alg: $0) }.flatMap { family -> Int? in
-            if case .hmac(let bits) = family { return bits }
-            return nil
-        } ?? 256
+        let algorithm = header["alg"]?.stringValue.flatMap { alg -> String? in
+            if case .hmac? = JWTAlgorithmFamily(alg: alg) { alg } else { nil }
+        } ?? "HS256"
+        // An HMAC secret always signs.
+        return (try? sign(header: header, claims: claims, key: .secret(secret, algorithm: algorithm))) ?? ""
+    }
+
+    /// Signed with `key`; the header is `{"alg":…,"typ":"JWT"}` with the key's algorithm unless given.
+    public static func sign(header: JSONValue? = nil, claims: JSONValue, key: JWTSigningKey) throws -> String {
+        let header = header ?? .object(["alg": .string(JSONString(key.algorithm)), "typ": "JWT"])
         let input = base64URL(Array(header.jsonText.utf8)) + "." + base64URL(Array(claims.jsonText.utf8))
-        let key = SymmetricKey(data: Array(secret.utf8))
-        let signature: [UInt8] =
-            switch bits {
-            case 384: Array(HMAC<SHA384>.authenticationCode(for: Array(input.utf8), using: key))
-            case 512: Array(HMAC<SHA512>.authenticationCode(for: Array(input.utf8), using: key))
-            default: Array(HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: key))
-            }
-        return input + "." + base64URL(signature)
+        return input + "." + base64URL(try key.sign(Array(input.utf8)))
     }
 
     static func base64URL(_ bytes: [UInt8]) -> String {

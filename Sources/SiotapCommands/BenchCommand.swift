@@ -19,8 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
             one took longer); --duration runs for a time instead of a count, with progress on \
             stderr every 10 s (a soak: Benchmarks/soak.sh).
 
-            Behind auth middleware: --auth sends a CONNECT payload; --jwt-secret mints a token per \
-            client (HS256, issued now, valid an hour unless --claim exp= says otherwise) with the \
+            Behind auth middleware: --auth sends a CONNECT payload; --jwt-secret (HS256) or --jwt-key \
+            (a PEM private key: RS256, ES256/384/512 or EdDSA by the key, --jwt-alg for another of its \
+            family) mints a token per client (issued now, valid an hour unless --claim exp= says otherwise) with the \
             --claim KEY=VALUE claims (VALUE as JSON when it reads as JSON, else a string; {n} is the \
             client's number, from 1), and sends it as auth.token, where the seed guide's middleware \
             reads it. --emit and --reply name another app's echo (the seed's chat answers message with \
@@ -38,6 +39,7 @@ struct BenchCommand: AsyncParsableCommand {
               siotap bench --target http://127.0.0.1:8081 --clients 1000 --rate 1 --duration 600
               siotap bench --target http://localhost:3001 --jwt-secret "$JWT_SECRET" --claim 'id={n}' --claim name=bench \\
                 --emit message --reply 'chat response'
+              siotap bench --target http://localhost:3001 --jwt-key private.pem --claim 'sub=user{n}'
             """
     )
 
@@ -77,6 +79,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwt-secret"), help: "Mint an HS256 token per client with this secret, sent as auth.token.")
     var jwtSecret: String?
 
+    @Option(name: .customLong("jwt-key"), help: "Mint a token per client signed with this PEM private key (RSA, EC or Ed25519), sent as auth.token.")
+    var jwtKey: String?
+
+    @Option(name: .customLong("jwt-alg"), help: "The algorithm --jwt-key or --jwt-secret signs with (default: RS256, ES256/384/512 or EdDSA by the key; HS256).")
+    var jwtAlgorithm: String?
+
     @Option(name: .customLong("claim"), help: "A claim of the minted token, KEY=VALUE ({n}: the client's number); repeatable.")
     var claims: [String] = []
 
@@ -90,13 +98,28 @@ struct BenchCommand: AsyncParsableCommand {
         guard clients > 0, messages > 0, size >= 0 else { throw ValidationError("--clients and --messages must be positive") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
-        if !claims.isEmpty, jwtSecret == nil { throw ValidationError("--claim is for the token --jwt-secret mints") }
+        if jwtSecret != nil, jwtKey != nil { throw ValidationError("Give --jwt-secret or --jwt-key, not both.") }
+        if !claims.isEmpty || jwtAlgorithm != nil, jwtSecret == nil, jwtKey == nil {
+            throw ValidationError("--claim and --jwt-alg are for the token --jwt-secret or --jwt-key mints")
+        }
         for claim in claims where !claim.contains("=") { throw ValidationError("--claim takes KEY=VALUE, not \(claim)") }
     }
 
+    /// What signs the clients' tokens, if they get any.
+    func signingKey() throws -> JWTSigningKey? {
+        do {
+            if let jwtSecret { return try .secret(jwtSecret, algorithm: jwtAlgorithm ?? "HS256") }
+            guard let jwtKey else { return nil }
+            guard let data = FileManager.default.contents(atPath: jwtKey) else { throw CommandFailure(.badInput, "--jwt-key: cannot read \(jwtKey)") }
+            return try .pem(String(decoding: data, as: UTF8.self), algorithm: jwtAlgorithm)
+        } catch let failure as JWTSigningKey.Failure {
+            throw CommandFailure(.badInput, "\(jwtKey.map { "--jwt-key \($0)" } ?? "--jwt-secret"): \(failure)")
+        }
+    }
+
     /// Client `number`'s CONNECT payload: --auth, with the token minted for it.
-    func connectPayload(client number: Int, now: Double) -> JSONValue? {
-        guard let jwtSecret else { return auth }
+    func connectPayload(client number: Int, now: Double, key: JWTSigningKey?) throws -> JSONValue? {
+        guard let key else { return auth }
         var members: [JSONObject.Member] = [.init(key: JSONString("iat"), value: .number(JSONNumber(Int(now))))]
         members.append(.init(key: JSONString("exp"), value: .number(JSONNumber(Int(now) + 3600))))
         for claim in claims {
@@ -106,7 +129,7 @@ struct BenchCommand: AsyncParsableCommand {
             members.removeAll { $0.key.value == String(parts[0]) }
             members.append(.init(key: JSONString(String(parts[0])), value: value))
         }
-        let token = JWTMinter.hmac(claims: .object(JSONObject(members)), secret: jwtSecret)
+        let token = try JWTMinter.sign(claims: .object(JSONObject(members)), key: key)
         var payload = auth?.objectValue ?? JSONObject([])
         payload.members.removeAll { $0.key.value == "token" }
         payload.members.append(.init(key: JSONString("token"), value: .string(JSONString(token))))
@@ -125,6 +148,7 @@ struct BenchCommand: AsyncParsableCommand {
         var connected: [SocketIOClient] = []
         var connections = BenchResult.Connections()
         let now = CaptureClock.secondsSince1970()
+        let key = try signingKey()
         for number in 1...clients {
             connections.attempted += 1
             let client = SocketIOClient(host: host, port: port, path: server.path ?? "/socket.io/")
@@ -137,7 +161,7 @@ struct BenchCommand: AsyncParsableCommand {
                 client.close()
                 continue
             }
-            let reply = await client.connect(auth: connectPayload(client: number, now: now))
+            let reply = await client.connect(auth: try connectPayload(client: number, now: now, key: key))
             guard case .accepted = reply else {
                 connections.refused += 1
                 let why = if case .refused(let data) = reply { data?.jsonText ?? "no reason given" } else { "" }
@@ -154,7 +178,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw CommandFailure(
                 "the server refused the Socket.IO connection to / (\(connections.refused) of \(connections.attempted) clients): \(connections.firstRefusal ?? "")"
                     + (connections.failed > 0 ? "; \(connections.failed) could not connect: \(connections.firstError ?? "")" : "")
-                    + (jwtSecret == nil && auth == nil ? " (behind auth middleware? --auth, or --jwt-secret with --claim)" : "")
+                    + (jwtSecret == nil && jwtKey == nil && auth == nil ? " (behind auth middleware? --auth, or --jwt-secret/--jwt-key with --claim)" : "")
             )
         }
         let plan = EchoBench.Plan(count: duration == nil ? messages : Int.max, seconds: duration, interval: rate.map { 1 / $0 })

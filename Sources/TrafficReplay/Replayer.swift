@@ -113,7 +113,14 @@ public enum Replayer {
             let refresher = TokenRefresher(secret: secret)
             for index in scripts.indices { scripts[index] = await refreshTokens(scripts[index], refresher: refresher) }
         }
-        let progress = Progress(expected: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .serverToClient }.map(\.seq) })
+        let progress = Progress(
+            expected: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .serverToClient }.map(\.seq) },
+            sends: scripts.flatMap { script in script.steps.filter { $0.packet.dir == .clientToServer }.map(\.seq) }
+        )
+        let order = CrossConnOrder(records.compactMap { record in
+            guard case .packet(let packet) = record.body, let conn = record.conn else { return nil }
+            return CrossConnOrder.Packet(seq: record.seq, conn: conn, time: RFC3339.parse(record.ts), record: packet)
+        })
         let normalizer = PacketNormalizer(ignoredPaths: options.ignoredPaths)
         // A conn whose session another one asks back ends in the replay before anything recorded
         // after its last packet is sent: the server then keeps its session, and the events sent
@@ -128,15 +135,17 @@ public enum Replayer {
         var problems: [String] = []
         await withTaskGroup(of: (ConnectionDiff?, String?).self) { group in
             for script in scripts {
-                group.addTask { await play(script, options: options, progress: progress, normalizer: normalizer, recoveries: recoveries) }
+                group.addTask {
+                    await play(script, options: options, progress: progress, order: order, normalizer: normalizer, recoveries: recoveries)
+                }
             }
             for await (diff, problem) in group {
                 if let diff { diffs.append(diff) }
                 if let problem { problems.append(problem) }
             }
         }
-        let order = scripts.map(\.conn)
-        diffs.sort { (order.firstIndex(of: $0.conn) ?? 0) < (order.firstIndex(of: $1.conn) ?? 0) }
+        let conns = scripts.map(\.conn)
+        diffs.sort { (conns.firstIndex(of: $0.conn) ?? 0) < (conns.firstIndex(of: $1.conn) ?? 0) }
         return Report(connections: diffs, problems: problems)
     }
 
@@ -241,7 +250,7 @@ public enum Replayer {
     }
 
     private static func play(
-        _ script: Script, options: Options, progress: Progress, normalizer: PacketNormalizer, recoveries: Recoveries
+        _ script: Script, options: Options, progress: Progress, order: CrossConnOrder, normalizer: PacketNormalizer, recoveries: Recoveries
     ) async -> (ConnectionDiff?, String?) {
         var normalizer = normalizer
         normalizer.recoveryOffsets = script.recovery
@@ -249,7 +258,10 @@ public enum Replayer {
             host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query,
             parser: script.parser
         )
+        let sends = script.steps.filter { $0.packet.dir == .clientToServer }
         do { try await client.open(transport: script.transport) } catch {
+            // Nothing of this conn will be sent: the others do not wait for it.
+            await progress.sent(sends.map(\.seq))
             return (nil, "\(script.conn): cannot open a session: \(error)")
         }
         let expected = script.steps.filter { $0.packet.dir == .serverToClient }
@@ -267,11 +279,14 @@ public enum Replayer {
             }
         }
         let timeout = Duration.milliseconds(options.timeoutMilliseconds)
-        for step in script.steps where step.packet.dir == .clientToServer {
-            await progress.waitForAll(before: step.seq, timeout: timeout)
+        for step in sends {
+            await progress.waitForAll(before: step.seq, timeout: timeout, exemption: order.exemptions[step.seq])
             await recoveries.waitForEnds(before: step.seq, except: script.conn, timeout: timeout)
             // Protocol v4 connects `/` by itself: a recorded CONNECT for it is the server's.
-            if script.engineVersion == .v3, step.packet.type == .connect, step.packet.nsp == "/" { continue }
+            if script.engineVersion == .v3, step.packet.type == .connect, step.packet.nsp == "/" {
+                await progress.sent([step.seq])
+                continue
+            }
             var packet = SocketPacket(record: step.packet)
             if ConnectionObservation.recoveryPid(of: step.packet) != nil {
                 // Asking a session back: once its conn has gone, with the pid and offset this run gave.
@@ -279,6 +294,7 @@ public enum Replayer {
                 packet.data = await recoveries.translate(packet.data)
             }
             client.send(packet)
+            await progress.sent([step.seq])
         }
         if let last = expected.last { await progress.waitForAll(before: last.seq + 1, timeout: timeout, only: Set(expected.map(\.seq))) }
         // A transport's end, not a DISCONNECT: a session that is recovered later is kept by its server.
@@ -356,21 +372,37 @@ actor Recoveries {
     func ended(_ conn: String) { ended[conn] = ContinuousClock.now }
 }
 
-/// Which recorded server packets have arrived, across all connections.
+/// Which recorded server packets have arrived, and which client packets have gone, across all
+/// connections.
 actor Progress {
     private var outstanding: Set<Int>
+    private var unsent: Set<Int>
 
-    init(expected: [Int]) { outstanding = Set(expected) }
+    init(expected: [Int], sends: [Int] = []) {
+        outstanding = Set(expected)
+        unsent = Set(sends)
+    }
 
     func satisfy(_ seq: Int) { outstanding.remove(seq) }
 
-    /// Waits until every awaited packet recorded before `seq` (of `only`, when given) has
-    /// arrived, or `timeout` has passed.
-    func waitForAll(before seq: Int, timeout: Duration, only: Set<Int>? = nil) async {
-        let deadline = ContinuousClock.now + timeout
+    /// A client packet was sent, or will never be (its conn could not open, or it is not sent on purpose).
+    func sent(_ seqs: some Sequence<Int>) { unsent.subtract(seqs) }
+
+    /// Waits until every awaited packet recorded before `seq` (of `only`, when given; not those
+    /// `exemption` excuses) has arrived, and the client packets `exemption` waits for have gone;
+    /// or until `timeout` has passed with none of them arriving: a server still sending what was
+    /// recorded is waited for, however long that takes.
+    func waitForAll(before seq: Int, timeout: Duration, only: Set<Int>? = nil, exemption: CrossConnOrder.Exemption? = nil) async {
+        var deadline = ContinuousClock.now + timeout
+        var left = Int.max
         while ContinuousClock.now < deadline {
-            let blocking = outstanding.contains { $0 < seq && (only?.contains($0) ?? true) }
-            if !blocking { return }
+            let blocking = outstanding.count { $0 < seq && (only?.contains($0) ?? true) && !(exemption?.excused.contains($0) ?? false) }
+                + (exemption.map { exemption in unsent.count { $0 < exemption.sentBefore } } ?? 0)
+            if blocking == 0 { return }
+            if blocking < left {
+                left = blocking
+                deadline = ContinuousClock.now + timeout
+            }
             try? await Task.sleep(for: .milliseconds(5))
         }
     }

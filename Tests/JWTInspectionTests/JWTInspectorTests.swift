@@ -52,6 +52,44 @@ struct JWTInspectorTests {
         }
     }
 
+    @Test("Tokens siotap signs with a PEM private key verify with jwt-kit, claims text kept; a key signs only its own family")
+    func mintedWithPrivateKeys() async throws {
+        let output = try JSONValue.parse(bytes: try PeerPaths.runPython("make_tokens.py"))
+        let rsaPrivate = try #require(output["rsa_private_pem"]?.stringValue)
+        let rsaPublic = try #require(output["rsa_public_pem"]?.stringValue)
+        let p256 = P256.Signing.PrivateKey()
+        let p384 = P384.Signing.PrivateKey()
+        let p521 = P521.Signing.PrivateKey()
+        let ed = Curve25519.Signing.PrivateKey()
+        // Ed25519 in PKCS#8 and SPKI, as openssl writes them.
+        func pem(_ label: String, _ der: [UInt8]) -> String {
+            "-----BEGIN \(label)-----\n\(Data(der).base64EncodedString())\n-----END \(label)-----\n"
+        }
+        let edPrivate = pem("PRIVATE KEY", [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20] + ed.rawRepresentation)
+        let edPublic = pem("PUBLIC KEY", [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x03, 0x21, 0x00] + ed.publicKey.rawRepresentation)
+        let claims = try JSONValue.parse(#"{"sub":"user-1","n":1.50,"exp":4102444800}"#)
+        let cases: [(String, String?, String, String)] = [
+            (rsaPrivate, nil, rsaPublic, "RS256"), (rsaPrivate, "RS512", rsaPublic, "RS512"), (rsaPrivate, "PS256", rsaPublic, "PS256"),
+            (p256.pemRepresentation, nil, p256.publicKey.pemRepresentation, "ES256"),
+            (p384.pemRepresentation, nil, p384.publicKey.pemRepresentation, "ES384"),
+            (p521.pemRepresentation, nil, p521.publicKey.pemRepresentation, "ES512"),
+            (edPrivate, nil, edPublic, "EdDSA"),
+        ]
+        for (privatePEM, asked, publicPEM, algorithm) in cases {
+            let key = try JWTSigningKey.pem(privatePEM, algorithm: asked)
+            #expect(key.algorithm == algorithm)
+            let token = try JWTMinter.sign(claims: claims, key: key)
+            let report = await JWTInspector(key: .pem(publicPEM)).inspect(token)
+            #expect(report.algorithm == algorithm)
+            #expect(report.verified == true, "\(algorithm): \(report.failure?.message ?? "")")
+            #expect(report.claims.jsonText == #"{"sub":"user-1","n":1.50,"exp":4102444800}"#)
+        }
+        #expect(throws: JWTSigningKey.Failure.self) { try JWTSigningKey.pem(p256.pemRepresentation, algorithm: "ES384") }
+        #expect(throws: JWTSigningKey.Failure.self) { try JWTSigningKey.pem(rsaPrivate, algorithm: "EdDSA") }
+        #expect(throws: JWTSigningKey.Failure.self) { try JWTSigningKey.pem(rsaPublic) }
+        #expect(throws: JWTSigningKey.Failure.self) { try JWTSigningKey.secret("s", algorithm: "RS256") }
+    }
+
     @Test("Tokens made by jwt-kit: HMAC, ECDSA and EdDSA")
     func jwtKitTokens() async throws {
         struct Claims: JWTPayload {

@@ -60,14 +60,15 @@ class Server(Process):
         self.host, self.port = authority.split(":")
 
 
-def python_server(app, generation=5, stack="aiohttp", path="socket.io", tls=None, serializer=None):
+def python_server(app, generation=5, stack="aiohttp", path="socket.io", tls=None, serializer=None, env=None):
     """The same contract on python-socketio (Tests/interop/python_server.py): 5.x, or 4.x for
     Engine.IO 3 clients; on aiohttp, or on uvicorn (ASGI), with TLS when `tls` is (cert, key);
-    with the msgpack parser when `serializer` is "msgpack"."""
+    with the msgpack parser when `serializer` is "msgpack"; `env` adds to its environment."""
     python = str(ROOT / (".venv-peers" if generation == 5 else ".venv-peers4-server") / "bin" / "python")
     return Server(command=[python, str(ROOT / "Tests" / "interop" / "python_server.py"), app, SECRET, stack, path,
                            *(map(str, tls) if tls else [])],
-                  env={**os.environ, "SERIALIZER": serializer} if serializer else None)
+                  env={**os.environ, **({"SERIALIZER": serializer} if serializer else {}), **(env or {})}
+                  if serializer or env else None)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ Usage: python_server.py chat|conformance SECRET [aiohttp|uvicorn] [PATH]
 (prints "listening on http://127.0.0.1:PORT/PATH"). The stack is aiohttp by default; uvicorn runs
 python-socketio's ASGI app with the `websockets` implementation (strict HTTP/1.1). PATH is where
 Engine.IO is mounted (socket.io by default). SERIALIZER=msgpack in the environment switches
-the server to the msgpack parser.
+the server to the msgpack parser; JWT_PUBLIC_KEYS=a.pem,b.pem makes the chat accept tokens signed
+by those keys' private halves too.
 """
 import asyncio
 import inspect
@@ -28,6 +29,13 @@ sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp
                            **({"serializer": "msgpack"} if os.environ.get("SERIALIZER") == "msgpack" else {}))
 
 
+# The chat's tokens: HS256 with the secret, or, with JWT_PUBLIC_KEYS (PEM files, comma-separated),
+# signed by the private half of any of those keys (RSA, EC or Ed25519, as PyJWT verifies them).
+verification_keys = [(secret, ["HS256"])] + [
+    (open(file).read(), ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"])
+    for file in os.environ.get("JWT_PUBLIC_KEYS", "").split(",") if file]
+
+
 def chat():
     def token_of(environ, auth):
         if isinstance(auth, dict) and auth.get("token"):
@@ -43,9 +51,14 @@ def chat():
         token = token_of(environ, auth)
         if not token:
             raise socketio.exceptions.ConnectionRefusedError("Authentication error: No token provided")
-        try:
-            user = jwt.decode(token, secret, algorithms=["HS256"])
-        except jwt.PyJWTError:
+        user = None
+        for key, algorithms in verification_keys:
+            try:
+                user = jwt.decode(token, key, algorithms=algorithms)
+                break
+            except jwt.PyJWTError:
+                pass
+        if user is None:
             raise socketio.exceptions.ConnectionRefusedError("Authentication error: Invalid token")
         await sio.save_session(sid, {"user": user})
         await maybe(sio.enter_room(sid, f"user-{user.get('id')}"))

@@ -150,3 +150,50 @@ def test_bench_logs_in_through_jwt_middleware():
         assert wrong.returncode == 1 and json.loads(wrong.stdout)["connections"]["refused"] == 1
     finally:
         server.stop()
+
+
+def test_bench_signs_tokens_with_a_private_key(tmp_path):
+    """--jwt-key: tokens signed with an RSA, EC (P-256, P-384) or Ed25519 private key, PEM as
+    openssl and `cryptography` write them (PKCS#8, PKCS#1, SEC1), verified by PyJWT in
+    python-socketio's chat against the public halves; --jwt-alg picks PS256 for the RSA key; a
+    key the server does not trust is refused; a key that cannot sign what is asked is a usage error."""
+    import json
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from conftest import python_server
+
+    keys = {
+        "rsa": (rsa.generate_private_key(public_exponent=65537, key_size=2048), serialization.PrivateFormat.TraditionalOpenSSL),
+        "p256": (ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.TraditionalOpenSSL),
+        "p384": (ec.generate_private_key(ec.SECP384R1()), serialization.PrivateFormat.PKCS8),
+        "ed25519": (ed25519.Ed25519PrivateKey.generate(), serialization.PrivateFormat.PKCS8),
+    }
+    publics = []
+    for name, (key, form) in keys.items():
+        (tmp_path / f"{name}.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption()))
+        (tmp_path / f"{name}.pub").write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        publics.append(str(tmp_path / f"{name}.pub"))
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "stranger.pem").write_bytes(stranger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    server = python_server("chat", env={"JWT_PUBLIC_KEYS": ",".join(publics)})
+    try:
+        def bench(key, *extra):
+            return siotap("bench", "--target", server.url, "--clients", "2", "--messages", "2", "--json",
+                          "--jwt-key", str(tmp_path / key), "--claim", "id={n}", "--emit", "message", "--reply", "chat response", *extra)
+
+        for key, extra in [("rsa.pem", []), ("rsa.pem", ["--jwt-alg", "PS256"]), ("p256.pem", []), ("p384.pem", []), ("ed25519.pem", [])]:
+            result = bench(key, *extra)
+            assert result.returncode == 0, f"{key} {extra}: {result.stdout} {result.stderr}"
+            figures = json.loads(result.stdout)
+            assert figures["completed"] == figures["expected"] == 4 and figures["connections"]["connected"] == 2
+        refused = bench("stranger.pem")
+        assert refused.returncode == 1 and json.loads(refused.stdout)["connections"]["refused"] == 2
+        misfit = bench("p256.pem", "--jwt-alg", "RS256")
+        assert misfit.returncode == 2 and "cannot sign RS256" in misfit.stderr
+        public = bench("rsa.pub")
+        assert public.returncode == 2 and "not a PEM private key" in public.stderr
+    finally:
+        server.stop()
