@@ -58,13 +58,23 @@ public struct PacketNormalizer: Sendable {
         return Self.standingInForTokens(payload)
     }
 
-    /// A token echoed by the server is re-minted at every replay: compare its claims, times aside.
+    /// A token echoed by the server is re-minted at every replay (a server that mints one mints it
+    /// anew): compare its header and claims, its times as spans from `iat` (its lifetime), not as dates.
     static func standingInForTokens(_ value: JSONValue) -> JSONValue {
         switch value {
         case .string(let string):
-            guard JWTInspector.looksLikeJWT(string.value), let claims = JWTInspector.parts(of: string.value)?.claims.objectValue else { return value }
-            let kept = JSONValue.object(JSONObject(claims.members.filter { !["exp", "iat", "nbf"].contains($0.key.value) }))
-            return .string("<jwt \(kept.jsonText)>")
+            guard JWTInspector.looksLikeJWT(string.value), let (header, claims) = JWTInspector.parts(of: string.value),
+                let object = claims.objectValue
+            else { return value }
+            let times = ["exp", "iat", "nbf"]
+            var kept = object.members.filter { !times.contains($0.key.value) }
+            let issued = object["iat"]?.numberValue?.doubleValue
+            for name in ["exp", "nbf"] {
+                guard let time = object[name] else { continue }
+                let span = issued.flatMap { issued in time.numberValue?.doubleValue.flatMap { JSONNumber($0 - issued) } }
+                kept.append(.init(key: JSONString("<\(name) - iat>"), value: span.map(JSONValue.number) ?? .string("<time>")))
+            }
+            return .string("<jwt \(header.jsonText) \(JSONValue.object(JSONObject(kept)).jsonText)>")
         case .array(let items): return .array(items.map(standingInForTokens))
         case .object(let object):
             return .object(JSONObject(object.members.map { .init(key: $0.key, value: standingInForTokens($0.value)) }))

@@ -46,8 +46,9 @@ public struct ConnectionDiff: Sendable {
         return diff
     }
 
-    /// Where two values differ, as paths. Numbers compare by value (`1.0` is `1`), strings by
-    /// their decoded text, objects by key whatever the order.
+    /// Where two values differ, as paths. Numbers compare by exact decimal value (`1.0` is `1`,
+    /// `1e2` is `100`; 2^53 + 1 is not 2^53, as it would be as doubles), strings by their decoded
+    /// text, objects by key whatever the order.
     static func differences(_ expected: JSONValue?, _ actual: JSONValue?, path: String) -> [(path: String, expected: JSONValue?, actual: JSONValue?)] {
         switch (expected, actual) {
         case (.object(let a)?, .object(let b)?):
@@ -65,9 +66,40 @@ public struct ConnectionDiff: Sendable {
             }
             return result
         case (.number(let a)?, .number(let b)?):
-            return a.literal == b.literal || (a.doubleValue != nil && a.doubleValue == b.doubleValue) ? [] : [(path, expected, actual)]
+            return a.literal == b.literal || (a.decimal != nil && a.decimal == b.decimal) ? [] : [(path, expected, actual)]
         default:
             return expected == actual ? [] : [(path, expected, actual)]
         }
+    }
+}
+
+struct ExactDecimal: Equatable {
+    var negative: Bool
+    var digits: Substring
+    var exponent: Int
+}
+
+extension JSONNumber {
+    /// The number's exact value as sign, significant digits and exponent (`-1.50e1`: minus, "15",
+    /// 0); zero is ("0", 0) whatever its sign. `nil` for an exponent too large to hold.
+    var decimal: ExactDecimal? {
+        let text = literal
+        var rest = Substring(text)
+        let negative = rest.first == "-"
+        if negative { rest = rest.dropFirst() }
+        var exponent = 0
+        if let e = rest.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let value = Int(rest[rest.index(after: e)...].drop { $0 == "+" }), abs(value) < 1 << 40 else { return nil }
+            exponent = value
+            rest = rest[..<e]
+        }
+        var digits = Substring(rest.filter { $0 != "." })
+        if let dot = rest.firstIndex(of: ".") { exponent -= rest.distance(from: dot, to: rest.endIndex) - 1 }
+        digits = digits.drop { $0 == "0" }
+        while digits.last == "0" {
+            digits = digits.dropLast()
+            exponent += 1
+        }
+        return digits.isEmpty ? ExactDecimal(negative: false, digits: "0", exponent: 0) : ExactDecimal(negative: negative, digits: digits, exponent: exponent)
     }
 }

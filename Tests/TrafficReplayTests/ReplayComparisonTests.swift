@@ -27,6 +27,35 @@ struct ReplayComparisonTests {
         #expect(normalizer.normalize(try echo(early)) != normalizer.normalize(try echo(other)))
     }
 
+    @Test("Numbers compare as exact decimals: an edited integer past 2^53 is a change; 1.0, 1 and 1e0 are one number")
+    func exactNumbers() throws {
+        let normalizer = PacketNormalizer()
+        let changes = { (a: String, b: String) throws in
+            ConnectionDiff.differences(normalizer.normalize(try self.packet(a)), normalizer.normalize(try self.packet(b)), path: "").count
+        }
+        #expect(try changes(#"2["n",9007199254740993]"#, #"2["n",9007199254740992]"#) == 1)
+        #expect(try changes(#"2["n",12345678901234567890]"#, #"2["n",12345678901234567891]"#) == 1)
+        #expect(try changes(#"2["n",0.1]"#, #"2["n",0.10000000000000001]"#) == 1)
+        #expect(try changes(#"2["n",-1]"#, #"2["n",1]"#) == 1)
+        #expect(try changes(#"2["n",1.0,100,-0,1.50,0.000]"#, #"2["n",1,1e2,0,15E-1,0]"#) == 0)
+        #expect(try changes(#"2["n",1e999999999999]"#, #"2["n",1e999999999998]"#) == 1, "an exponent too large to read is compared as written")
+    }
+
+    @Test("An echoed token compares by header, claims and lifetime: an edited alg or exp is a change, re-minted times are not")
+    func tokenEdits() throws {
+        let normalizer = PacketNormalizer()
+        func part(_ json: String) -> String {
+            String(Base64.encode(Array(json.utf8)).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
+        }
+        func token(_ header: String, _ claims: String) -> String { "\(part(header)).\(part(claims)).c2ln" }
+        let echo = { (token: String) in normalizer.normalize(try self.packet(#"2["token",""# + token + #""]"#)) }
+        let recorded = token(#"{"alg":"HS256"}"#, #"{"sub":"ada","iat":1000,"exp":4600}"#)
+        #expect(try echo(recorded) == echo(token(#"{"alg":"HS256"}"#, #"{"sub":"ada","iat":9000,"exp":12600}"#)))
+        #expect(try echo(recorded) != echo(token(#"{"alg":"HS256"}"#, #"{"sub":"ada","iat":1000,"exp":8200}"#)))
+        #expect(try echo(recorded) != echo(token(#"{"alg":"none"}"#, #"{"sub":"ada","iat":1000,"exp":4600}"#)))
+        #expect(try echo(recorded) != echo(token(#"{"alg":"HS256"}"#, #"{"sub":"ada","iat":1000}"#)))
+    }
+
     @Test("With recovery, a server event's last argument is an offset only when it looks like one: an edited text is still a change")
     func offsetsOnlyWhereTheyCanBe() throws {
         let recovering = PacketNormalizer(recoveryOffsets: true)
