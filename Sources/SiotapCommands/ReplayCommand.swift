@@ -11,8 +11,11 @@ struct ReplayCommand: AsyncParsableCommand {
         discussion: """
             Every conn of the capture gets a client (same Engine.IO version and query; over WebSocket) \
             that sends the recorded client packets in order, ack ids as recorded, keeping the capture's \
-            order across connections. The server's packets are compared with the recorded ones after \
-            normalising what changes on every run (CONNECT sids and pids) and any --ignore path.
+            order across connections: a packet goes once the server packets recorded before it have \
+            come, or nothing has come for --timeout-ms (a broadcast recorded just before the emit that \
+            caused it, as older captures can hold, is not waited for). The server's packets are \
+            compared with the recorded ones after normalising what changes on every run (CONNECT sids \
+            and pids, re-minted tokens' dates) and any --ignore path.
 
             With no --target, the built-in server runs the --app in-process on a free port.
 
@@ -47,7 +50,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "A JSON path to leave out of the comparison (args[0].timestamp, data.id, *.id); repeatable.")
     var ignore: [String] = []
 
-    @Option(name: .customLong("timeout-ms"), help: "How long to wait for each expected packet.")
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait while no expected packet comes.")
     var timeoutMs = 3_000
 
     @Flag(name: .customLong("with-faults"), help: "Play the capture's fault records again (see above).")

@@ -265,16 +265,22 @@ public enum Replayer {
             return (nil, "\(script.conn): cannot open a session: \(error)")
         }
         let expected = script.steps.filter { $0.packet.dir == .serverToClient }
-        let received = Mutex<[PacketRecord]>([])
+        // A conn whose session a later one recovers was ended under its client in the capture: what
+        // its server sends after the last recorded packet, before this replay ends it too, went to a
+        // transport already gone (the server had not heard yet), and the recovering conn gets it
+        // again. Those late packets are no difference; whether they are recovered is compared there.
+        let endsUnderItsClient = recoveries.isRecoveredLater(script.conn)
+        let received = Mutex<(packets: [PacketRecord], complete: Int?)>(([], expected.isEmpty ? 0 : nil))
         let collector = Task {
             var pending = expected
             for await packet in client.packets {
                 let record = PacketRecord(packet, raw: SocketIOCodec.encode(packet).text, dir: .serverToClient, transport: script.transport.final)
-                received.withLock { $0.append(record) }
+                received.withLock { $0.packets.append(record) }
                 if let index = pending.firstIndex(where: { PacketNormalizer.key($0.packet) == PacketNormalizer.key(record) }) {
                     let recorded = pending.remove(at: index)
                     if script.recovery { await recoveries.learn(recorded: recorded.packet, actual: record) }
                     await progress.satisfy(recorded.seq)
+                    if pending.isEmpty { received.withLock { $0.complete = $0.packets.count } }
                 }
             }
         }
@@ -302,7 +308,9 @@ public enum Replayer {
         await recoveries.ended(script.conn)
         try? await Task.sleep(for: .milliseconds(50))
         collector.cancel()
-        let actual = received.withLock { $0 }
+        let actual = received.withLock { received in
+            endsUnderItsClient ? Array(received.packets.prefix(received.complete ?? received.packets.count)) : received.packets
+        }
         return (ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer), nil)
     }
 }
@@ -321,6 +329,9 @@ actor Recoveries {
     private static let settling = Duration.milliseconds(100)
 
     init(closes: [String: Int]) { self.closes = closes }
+
+    /// Whether a later conn asks this one's session back.
+    nonisolated func isRecoveredLater(_ conn: String) -> Bool { closes[conn] != nil }
 
     /// Waits until every other such conn that ended before `seq` in the capture has ended here,
     /// and its server has had the time to hear of it.
