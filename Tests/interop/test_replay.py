@@ -60,3 +60,21 @@ def test_python_capture_replays_against_the_swift_server(python_chat, tmp_path):
     assert [(c["key"], c["path"], c["expected"], c["actual"]) for c in changes] == [
         ("EVENT / chat response", "args[0]", "You sent: bye", "You sent: hi")
     ]
+
+
+@pytest.mark.parametrize("fixture", ["chat-websocket", "chat-polling", "chat-upgrade", "chat-refused-tokens", "conformance-binary", "chat-eio3"])
+def test_every_fixture_replays_against_python_socketio(fixture):
+    """The fixtures (made from python-socketio) replay with no difference against python-socketio
+    itself, 5.x or, for Engine.IO 3, 4.x: the upgrade ones with siotap's client pausing its polling
+    before the upgrade packet, as engine.io-client does (#32); against the built-in server they
+    replay in FixtureTests.swift."""
+    from conftest import ROOT, python_server
+    app = "conformance" if fixture.startswith("conformance") else "chat"
+    server = python_server(app, generation=4 if fixture.endswith("eio3") else 5)
+    try:
+        result = replay(ROOT / "fixtures" / f"{fixture}.jsonl", "--target", server.url)
+        report = json.loads(result.stdout)
+        assert result.returncode == 0 and report["equal"] is True, json.dumps(report, indent=1)
+        assert sum(c["matched"] for c in report["connections"]) > 0
+    finally:
+        server.stop()
