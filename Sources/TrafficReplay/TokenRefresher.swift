@@ -20,7 +20,11 @@ public struct TokenRefresher: Sendable {
     ///     signature is checked with the secret, and a redacted (empty) one counts as good.
     public func refresh(_ token: String, recordedAt: Double, signatureWasGood: Bool?) async -> String {
         guard let (header, claims) = JWTInspector.parts(of: token), case .object(var object) = claims else { return token }
-        let elapsed = (now - recordedAt).rounded()
+        // Down, never up: a token is minted before it is seen, so its shifted iat stays in the past.
+        // Rounded to the nearest second, it could land up to half a second ahead of now, and
+        // PyJWT refuses such a token as "not yet valid (iat)" (a replay against python-socketio
+        // failed one run in three).
+        let elapsed = (now - recordedAt).rounded(.down)
         for index in object.members.indices where ["exp", "iat", "nbf"].contains(object.members[index].key.value) {
             if let value = object.members[index].value.numberValue?.doubleValue, let shifted = JSONNumber((value + elapsed).rounded()) {
                 object.members[index].value = .number(shifted)

@@ -448,6 +448,17 @@ struct TokenRefresherTests {
         let unsigned = String(valid[...valid.lastIndex(of: ".")!])
         #expect(await inspector.inspect(await refresher.refresh(unsigned, recordedAt: recordedAt, signatureWasGood: nil), now: now).verified == true)
     }
+
+    @Test("A re-minted iat is never ahead of now (PyJWT refuses a token issued in the future)")
+    func issuedInThePast() async throws {
+        // Minted at 1000, seen at 1000.3, replayed at 2000.9: 1000.6 s later, and the token's iat
+        // must not pass 2000.9 (rounding the shift would make it 2001).
+        let token = JWTMinter.hmac(claims: .object(["iat": 1000, "exp": 4600]), secret: "k")
+        let fresh = await TokenRefresher(secret: "k", now: 2000.9).refresh(token, recordedAt: 1000.3, signatureWasGood: true)
+        let claims = try #require(JWTInspector.parts(of: fresh)?.claims)
+        #expect(claims["iat"]?.numberValue?.literal == "2000")
+        #expect(claims["exp"]?.numberValue?.literal == "5600")
+    }
 }
 
 @Suite("Comparing packets")
