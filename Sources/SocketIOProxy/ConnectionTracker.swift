@@ -88,9 +88,7 @@ final class ConnectionTracker: Sendable {
         var closedSids: [String] = []
         /// Connections not closed yet, by id.
         var open: [String: Connection] = [:]
-        /// Connection-state recovery: the conn whose CONNECT answer gave each pid (the last 4,096).
-        var byPid: [String: String] = [:]
-        var pidOrder: [String] = []
+        var recoveries = RecoveryLinks()
     }
 
     /// How many closed sessions' sids are remembered.
@@ -156,27 +154,9 @@ final class ConnectionTracker: Sendable {
         }
     }
 
-    /// Connection-state recovery across conns: a CONNECT answer's pid is filed under its conn, and a
-    /// CONNECT asking a pid back names the conn it came from.
     private func linkRecoveries(_ output: inout TrafficDecoder.Output, dir: Direction, on connection: Connection) {
-        for index in output.records.indices {
-            guard case .packet(var record) = output.records[index], record.type == .connect else { continue }
-            if dir == .serverToClient, let pid = record.data?["pid"]?.stringValue {
-                tables.withLock { tables in
-                    if tables.byPid[pid] == nil {
-                        tables.pidOrder.append(pid)
-                        if tables.pidOrder.count > Self.closedSidsKept {
-                            tables.byPid[tables.pidOrder.removeFirst()] = nil
-                        }
-                    }
-                    // The session's latest conn: a second recovery names the first recovered one.
-                    tables.byPid[pid] = connection.id
-                }
-            } else if dir == .clientToServer, let pid = ConnectionObservation.recoveryPid(of: record) {
-                record.recovers = tables.withLock { $0.byPid[pid] }
-                output.records[index] = .packet(record)
-            }
-        }
+        guard output.records.contains(where: { if case .packet(let packet) = $0 { packet.type == .connect } else { false } }) else { return }
+        tables.withLock { $0.recoveries.link(&output.records, dir: dir, conn: connection.id) }
     }
 
     /// Whether this token is new to the conn.

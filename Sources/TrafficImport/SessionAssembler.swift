@@ -87,6 +87,7 @@ public struct SessionAssembler: Sendable {
     /// Messages a WebSocket without its upgrade is held for at most before Engine.IO 4 is assumed.
     static let joiningLimit = 64
     private var counter = 0
+    private var recoveries = RecoveryLinks()
 
     /// Every session's parser when it was given; nil: told by each session's first packet.
     private let parser: SocketIOParser?
@@ -275,7 +276,10 @@ public struct SessionAssembler: Sendable {
 
     private mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, conn id: String, time: Double, into output: inout Output) {
         // Changed where it is kept: a copy out and back made every decoder state copy itself.
-        guard let (decoded, learnedSid) = conns[id]?.observation.observe(frame, dir: dir, now: time) else { return }
+        guard let observed = conns[id]?.observation.observe(frame, dir: dir, now: time) else { return }
+        var decoded = observed.output
+        let learnedSid = observed.learnedSid
+        recoveries.link(&decoded.records, dir: dir, conn: id)
         var tokens: [Token] = []
         for sighting in decoded.tokens where conns[id]!.observation.firstSighting(of: sighting.token, source: sighting.source, nsp: sighting.nsp) {
             tokens.append(Token(token: sighting.token, source: sighting.source, nsp: sighting.nsp, conn: id, time: time))

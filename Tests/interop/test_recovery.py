@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, SECRET, SIOTAP, Proxy, Server, wait_until
+from test_import import Tcpdump, packets, siotap_import
 from test_chat_interop import token
 
 
@@ -56,6 +57,8 @@ STORY = """async ([url, transports, tokens]) => {
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_the_js_client_recovers_its_session(recovering_chat, js_browser, tmp_path, via, transport):
     proxy = Proxy(recovering_chat.url, tmp_path) if via == "proxy" else None
+    # The hop between the proxy and the server, for `siotap import`.
+    dump = Tcpdump(recovering_chat.port, tmp_path / "hop.pcap") if proxy else None
     try:
         page = js_browser.new_page()
         page.goto(js_browser.page_url)
@@ -77,6 +80,18 @@ def test_the_js_client_recovers_its_session(recovering_chat, js_browser, tmp_pat
             assert answer["recovered"] is True and answer["data"]["pid"] == asked[0]["data"]["pid"]
             first = next(c for c in connects if c["dir"] == "s2c" and c["data"]["pid"] == asked[0]["data"]["pid"] and c["conn"] != answer["conn"])
             assert asked[0]["recovers"] == first["conn"]
+            # An import of the same hop links the recovery the same way (one RecoveryLinks for both
+            # recorders): replay of an imported capture relies on it as much.
+            dump.stop()
+            dump = None
+            result, imported = siotap_import(tmp_path / "hop.pcap")
+            assert result.returncode == 0, result.stderr
+            imported_connects = [r for r in imported if r["kind"] == "packet" and r["type"] == "CONNECT"]
+            [imported_ask] = [c for c in imported_connects if c["dir"] == "c2s" and "pid" in (c.get("data") or {})]
+            imported_first = next(c for c in imported_connects if c["dir"] == "s2c" and c["data"]["pid"] == imported_ask["data"]["pid"]
+                                  and c["conn"] != imported_ask["conn"])
+            assert imported_ask["recovers"] == imported_first["conn"], imported_connects
+            assert packets(imported) == packets(records)
             # The capture replays against the built-in server (recovery on, as the capture's was):
             # the recovery happens again, offsets and pids compared as stand-ins.
             capture = tmp_path / "recovery.jsonl"
@@ -89,3 +104,5 @@ def test_the_js_client_recovers_its_session(recovering_chat, js_browser, tmp_pat
     finally:
         if proxy:
             proxy.stop()
+        if dump:
+            dump.stop()
