@@ -60,6 +60,21 @@ def packets(records):
     return sorted(streams.values())
 
 
+def every_field(records):
+    """Every record with every field, in order per conn, kind and direction, but for what two
+    recorders on two hops see differently by nature: when (seq, ts, an ack's latency, a token's
+    time left) and the request's client and headers (the proxy's upstream request is its own)."""
+    streams = {}
+    for r in records:
+        kept = {k: v for k, v in r.items() if k not in ("seq", "ts", "latency_ms", "expires_in_s")}
+        if r["kind"] == "session":
+            kept = {k: v for k, v in kept.items() if k not in ("remote", "headers")}
+        if r["kind"] == "packet":
+            kept["has_latency"] = "latency_ms" in r
+        streams.setdefault((r.get("conn"), r["kind"], r.get("dir")), []).append(json.dumps(kept, sort_keys=True))
+    return streams
+
+
 def tokens(records):
     return sorted((r["source"], r.get("nsp"), r["verified"], json.dumps(r["claims"], sort_keys=True)) for r in records if r["kind"] == "jwt")
 
@@ -104,6 +119,11 @@ def test_an_import_says_what_the_proxy_saw(server, transport, tmp_path):
     seen = proxy.records()
     assert packets(imported) == packets(seen)
     assert tokens(imported) == tokens(seen) and tokens(seen)
+    if transport != "polling":
+        assert every_field(imported) == every_field(seen)
+    # On polling the recorders still differ in one way (#31 Must 1 is to make them one): the
+    # proxy's close waits for the polls in flight and records their answers (python-engineio's 400
+    # to the poll still out at the close packet), the import's close does not.
     sessions = [r for r in imported if r["kind"] == "session"]
     assert len(sessions) == 1 and sessions[0]["upstream"] == f"http://127.0.0.1:{server.port}"
     assert sessions[0]["transport"] == TRANSPORTS[transport][0]
