@@ -242,7 +242,7 @@ final class ImportRun {
 
     /// The source failed (a file cut short): said in the capture too.
     func record(_ failure: PcapSource.Failure, in file: String) async throws {
-        let error = ErrorRecord(dir: nil, code: ErrorCode(rawValue: failure.code.rawValue), message: "\(file): \(failure.message)")
+        let error = ErrorRecord(dir: nil, code: failure.code == .truncated ? .truncatedCapture : .captureFailed, message: "\(file): \(failure.message)")
         try await emit(SessionAssembler.Output(), extra: [CaptureRecord(ts: RFC3339.format(secondsSince1970: lastTime), .error(error))])
     }
 

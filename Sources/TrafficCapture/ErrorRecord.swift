@@ -29,11 +29,48 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
 
     public var description: String { rawValue }
 
-    /// `engineio.` + the codec's code (`unknown_packet_type`, `invalid_length`, …).
-    public static func engineIO(_ code: String) -> ErrorCode { ErrorCode(rawValue: "engineio." + code) }
-    /// `socketio.` + the codec's code (`invalid_payload`, `illegal_attachments`, …).
-    public static func socketIO(_ code: String) -> ErrorCode { ErrorCode(rawValue: "socketio." + code) }
+    /// The record code of an Engine.IO codec error: named here, once, not derived from its message.
+    public init(_ code: EngineIOError.Code) {
+        switch code {
+        case .emptyPacket: self = "engineio.empty_packet"
+        case .unknownPacketType: self = "engineio.unknown_packet_type"
+        case .invalidBase64: self = "engineio.invalid_base64"
+        case .invalidLength: self = "engineio.invalid_payload_length"
+        case .invalidBinaryPayload: self = "engineio.invalid_binary_payload"
+        case .invalidUTF8: self = "engineio.invalid_utf8"
+        case .emptyPayload: self = "engineio.empty_payload"
+        case .unexpectedBinary: self = "engineio.unexpected_binary"
+        case .invalidHandshake: self = "engineio.invalid_open_packet"
+        }
+    }
 
+    /// The record code of a Socket.IO codec error.
+    public init(_ code: SocketIOError.Code) {
+        switch code {
+        case .emptyPacket: self = "socketio.empty_packet"
+        case .unknownPacketType: self = "socketio.unknown_packet_type"
+        case .illegalAttachments: self = "socketio.illegal_attachments"
+        case .tooManyAttachments: self = "socketio.too_many_attachments"
+        case .invalidAckID: self = "socketio.invalid_ack_id"
+        case .invalidPayload: self = "socketio.invalid_payload"
+        case .illegalPlaceholder: self = "socketio.illegal_placeholder"
+        case .plaintextWhileReconstructing: self = "socketio.text_while_reconstructing"
+        case .binaryWhileNotReconstructing: self = "socketio.binary_while_not_reconstructing"
+        case .invalidMsgPack: self = .invalidMsgPack
+        }
+    }
+
+    /// Every code siotap writes in an `error` record, each named once; `docs/capture-format.md`
+    /// lists the same (a test holds them together).
+    public static let known: [ErrorCode] =
+        EngineIOError.Code.allCases.map(ErrorCode.init) + SocketIOError.Code.allCases.map(ErrorCode.init) + [
+            .missingAttachments, .incomplete, .webSocketProtocolError, .upstreamUnreachable, .upstreamStatus, .clientAborted,
+            .messageTooLarge, .tlsHandshake, .upstreamTLS, .badTunnel, .forbiddenTarget, .noHandshake, .gap, .notHTTP, .inflate,
+            .inflateLimit, .truncatedCapture, .captureFailed,
+        ]
+
+    /// The msgpack parser's packet is not msgpack, or a msgpack session carried text.
+    public static let invalidMsgPack: ErrorCode = "socketio.invalid_msgpack"
     public static let missingAttachments: ErrorCode = "socketio.missing_attachments"
     /// Input that ends with a binary packet still waiting for attachments (`siotap decode`).
     public static let incomplete: ErrorCode = "socketio.incomplete"
@@ -58,4 +95,16 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     /// `siotap import`: a WebSocket read from the middle, its upgrade not in the capture (its
     /// URL, headers and sid unknown; the message says how its Engine.IO version was decided).
     public static let noHandshake: ErrorCode = "pcap.no_handshake"
+    /// `siotap import`: bytes of a TCP stream that are not in the capture.
+    public static let gap: ErrorCode = "pcap.gap"
+    /// `siotap import`: bytes that are not HTTP where HTTP was expected.
+    public static let notHTTP: ErrorCode = "pcap.http"
+    /// `siotap import`: a compressed body or message that does not inflate.
+    public static let inflate: ErrorCode = "pcap.inflate"
+    /// `siotap import`: the inflation budget is spent.
+    public static let inflateLimit: ErrorCode = "import.inflate_limit"
+    /// `siotap import`: the file ends inside a frame.
+    public static let truncatedCapture: ErrorCode = "pcap.truncated"
+    /// `siotap import` or `sniff`: libpcap stopped reading for another reason (the message says it).
+    public static let captureFailed: ErrorCode = "pcap.read_failed"
 }

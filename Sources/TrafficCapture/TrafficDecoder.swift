@@ -84,7 +84,7 @@ public struct TrafficDecoder: Sendable {
                     handle(packet, dir: dir, transport: .polling, into: &output)
                 }
             } catch {
-                output.records.append(.error(ErrorRecord(dir: dir, code: .engineIO(Self.code(error.code.rawValue)), message: error.description, raw: Self.rawText(body))))
+                output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: Self.rawText(body))))
             }
         case .polledPacket(let packet):
             handle(packet, dir: dir, transport: .polling, into: &output)
@@ -97,7 +97,7 @@ public struct TrafficDecoder: Sendable {
                 case .text(let text): raw = text
                 case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
                 }
-                output.records.append(.error(ErrorRecord(dir: dir, code: .engineIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
+                output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: raw)))
             }
         }
         return output
@@ -161,7 +161,7 @@ public struct TrafficDecoder: Sendable {
             case .none: raw = ""
             }
             if error.code == .illegalPlaceholder { pendingRaw[dir] = nil }
-            output.records.append(.error(ErrorRecord(dir: dir, code: .socketIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
+            output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: raw)))
         }
     }
 
@@ -171,7 +171,7 @@ public struct TrafficDecoder: Sendable {
     private mutating func handleMsgPack(_ packet: EnginePacket, dir: Direction, transport: EngineTransport, into output: inout Output) {
         guard case .binary(let bytes) = packet.payload else {
             output.records.append(.error(ErrorRecord(
-                dir: dir, code: .socketIO("invalid_msgpack"), message: "a text message in a msgpack session", raw: packet.text ?? "")))
+                dir: dir, code: .invalidMsgPack, message: "a text message in a msgpack session", raw: packet.text ?? "")))
             return
         }
         let raw = "base64:" + Base64.encode(bytes)
@@ -184,7 +184,7 @@ public struct TrafficDecoder: Sendable {
             output.records.append(.packet(record))
             if socketPacket.type == .connect, dir == .clientToServer { Self.findTokens(in: socketPacket, into: &output.tokens) }
         } catch {
-            output.records.append(.error(ErrorRecord(dir: dir, code: .socketIO(Self.code(error.code.rawValue)), message: error.description, raw: raw)))
+            output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: raw)))
         }
     }
 
@@ -212,10 +212,6 @@ public struct TrafficDecoder: Sendable {
                 }
             }
         }
-    }
-
-    static func code(_ text: String) -> String {
-        String(text.lowercased().map { $0 == " " ? "_" : $0 })
     }
 
     private static func rawText(_ body: [UInt8]) -> String {

@@ -1,4 +1,5 @@
 import SocketIOProtocol
+import TrafficCapture
 
 /// The HTTP/1.1 exchanges of one TCP connection, read off its two reassembled streams: requests
 /// and responses paired in order (keep-alive and pipelining), bodies by `Content-Length` or
@@ -45,7 +46,7 @@ public struct HTTPConversation {
         /// follow (``FrameBoundary`` proved where they start).
         case webSocketWithoutUpgrade(time: Double)
         /// Something that could not be read: `code` is `pcap.gap`, `pcap.http`, …
-        case problem(code: String, message: String, fromClient: Bool?, time: Double)
+        case problem(code: ErrorCode, message: String, fromClient: Bool?, time: Double)
         /// A side ended (FIN or RST).
         case ended(fromClient: Bool, reset: Bool, time: Double)
 
@@ -134,9 +135,9 @@ public struct HTTPConversation {
         case .gap(let length, let time):
             var reader = takeReader(side)
             let fromClient = client.map { $0 == side }
-            events.append(.problem(code: "pcap.gap", message: "\(length) bytes of this stream are not in the capture", fromClient: fromClient, time: time))
+            events.append(.problem(code: .gap, message: "\(length) bytes of this stream are not in the capture", fromClient: fromClient, time: time))
             if case .webSocket = reader.mode {
-                events.append(.problem(code: "pcap.gap", message: "the WebSocket is read again from the first segment that starts with whole frames", fromClient: fromClient, time: time))
+                events.append(.problem(code: .gap, message: "the WebSocket is read again from the first segment that starts with whole frames", fromClient: fromClient, time: time))
                 reader.framesPossible = true
                 if let inflater = inflaters[side], inflater.takeover {
                     inflaters[side] = nil
@@ -188,7 +189,7 @@ public struct HTTPConversation {
                 if reader.awaitingUpgrade { return }
                 guard let end = Self.headEnd(reader.buffer) else {
                     if reader.buffer.count > 65536 {
-                        events.append(.problem(code: "pcap.http", message: "an HTTP head longer than 64 KB", fromClient: fromClient, time: time))
+                        events.append(.problem(code: .notHTTP, message: "an HTTP head longer than 64 KB", fromClient: fromClient, time: time))
                         Self.skipMessage(&reader)
                         continue
                     }
@@ -196,7 +197,7 @@ public struct HTTPConversation {
                 }
                 guard let head = Self.parseHead(Array(reader.buffer[..<end])) else {
                     let text = String(decoding: reader.buffer.prefix(40), as: UTF8.self)
-                    events.append(.problem(code: "pcap.http", message: "not an HTTP message: \(text.debugDescription)", fromClient: fromClient, time: time))
+                    events.append(.problem(code: .notHTTP, message: "not an HTTP message: \(text.debugDescription)", fromClient: fromClient, time: time))
                     Self.skipMessage(&reader)
                     continue
                 }
@@ -207,7 +208,7 @@ public struct HTTPConversation {
                 let request = isResponse ? waiting.first : nil
                 if let length = head.header("content-length").flatMap({ Int($0.trimmingSpaces) }) {
                     guard length >= 0, length <= maxMessageSize else {
-                        events.append(.problem(code: "pcap.http", message: "a body of \(length) bytes, above the limit", fromClient: fromClient, time: time))
+                        events.append(.problem(code: .notHTTP, message: "a body of \(length) bytes, above the limit", fromClient: fromClient, time: time))
                         reader.mode = .lost
                         continue
                     }
@@ -239,7 +240,7 @@ public struct HTTPConversation {
                     guard let size = Int(line.split(separator: ";").first?.trimmingSpaces ?? "", radix: 16),
                           size >= 0, reader.body.count + size <= maxMessageSize
                     else {
-                        events.append(.problem(code: "pcap.http", message: "a bad chunk size \(line.debugDescription)", fromClient: fromClient, time: time))
+                        events.append(.problem(code: .notHTTP, message: "a bad chunk size \(line.debugDescription)", fromClient: fromClient, time: time))
                         reader.mode = .lost
                         continue
                     }
@@ -282,7 +283,7 @@ public struct HTTPConversation {
                         let message = lostWindows.contains(side)
                             ? "a compressed message after a gap: its compression window was lost with the gap"
                             : "a compressed message on a WebSocket that did not agree to permessage-deflate"
-                        events.append(.problem(code: "pcap.inflate", message: message, fromClient: client, time: time))
+                        events.append(.problem(code: .inflate, message: message, fromClient: client, time: time))
                         continue
                     }
                     do {
@@ -290,7 +291,7 @@ public struct HTTPConversation {
                         let message: WebSocketMessage = text ? .text(String(decoding: inflated, as: UTF8.self)) : .binary(inflated)
                         events.append(.webSocket(.message(message), fromClient: client, time: time))
                     } catch {
-                        events.append(.problem(code: error.overBudget ? "import.inflate_limit" : "pcap.inflate", message: error.description, fromClient: client, time: time))
+                        events.append(.problem(code: error.overBudget ? .inflateLimit : .inflate, message: error.description, fromClient: client, time: time))
                     }
                 }
                 return
@@ -347,7 +348,7 @@ public struct HTTPConversation {
         reader.mode = .head
         if let encoding = head.header("content-encoding"), !body.isEmpty {
             do { body = try Inflation.body(body, encoding: encoding, maxMessageSize: maxMessageSize, budget: budget) } catch {
-                events.append(.problem(code: error.overBudget ? "import.inflate_limit" : "pcap.inflate", message: error.description, fromClient: head.status == 0, time: time))
+                events.append(.problem(code: error.overBudget ? .inflateLimit : .inflate, message: error.description, fromClient: head.status == 0, time: time))
                 // Past the budget the body is left out: its compressed bytes would only decode to noise.
                 if error.overBudget { body = [] }
             }

@@ -137,7 +137,7 @@ public struct SessionAssembler: Sendable {
             if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
             let dir = fromClient.map { $0 ? Direction.clientToServer : .serverToClient }
             let id = webSockets[flow]
-            emit(.error(ErrorRecord(dir: dir, code: ErrorCode(rawValue: code), message: "\(flow.label): \(message)")), conn: id, time: time, into: &output)
+            emit(.error(ErrorRecord(dir: dir, code: code, message: "\(flow.label): \(message)")), conn: id, time: time, into: &output)
         case .ended(let fromClient, let reset, let time):
             if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
             if let id = webSockets[flow] {

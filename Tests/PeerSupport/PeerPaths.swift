@@ -18,11 +18,15 @@ public enum PeerPaths {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw PeerFailure(description: "\(script) exited \(process.terminationStatus)") }
+        guard process.terminationStatus == 0 else {
+            throw PeerFailure(description: "\(script) exited \(process.terminationStatus)", output: String(decoding: data, as: UTF8.self))
+        }
         return data
     }
 
     public struct PeerFailure: Error, CustomStringConvertible {
         public let description: String
+        /// What the script printed before it failed (empty when it could not run).
+        public var output = ""
     }
 }

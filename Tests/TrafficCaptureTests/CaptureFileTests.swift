@@ -364,7 +364,38 @@ struct CaptureSchemaTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-schema-bad-\(UUID().uuidString).jsonl").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try #"{"seq":1,"ts":"2026-11-27T08:45:02Z","kind":"packet","dir":"c2s"}"#.appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(throws: PeerPaths.PeerFailure.self) { try PeerPaths.runPython("validate_capture.py", arguments: [path]) }
+        // Refused by the schema, not failing for another reason (no venv, no jsonschema): the
+        // validator names the line and what is wrong with it.
+        do {
+            _ = try PeerPaths.runPython("validate_capture.py", arguments: [path])
+            Issue.record("the validator accepted a packet record without its fields")
+        } catch let failure as PeerPaths.PeerFailure {
+            #expect(failure.output.hasPrefix("line 1: "), "\(failure): \(failure.output)")
+        }
+    }
+
+    @Test("docs/capture-format.md lists every error code siotap writes, and no other")
+    func errorCodesDocumented() throws {
+        let text = try String(contentsOf: PeerPaths.root.appendingPathComponent("docs/capture-format.md"), encoding: .utf8)
+        // The rows of the table under "Every code siotap writes": | `layer.code` | what |
+        let section = try #require(text.firstRange(of: "Every code siotap writes").map { text[$0.upperBound...] })
+        let table = section.split(separator: "\n## ", maxSplits: 1).first ?? section
+        let documented = Set(table.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `"), let end = line.dropFirst(3).firstIndex(of: "`") else { return nil }
+            return String(line[line.index(line.startIndex, offsetBy: 3)..<end])
+        })
+        let written = Set(ErrorCode.known.map(\.rawValue))
+        #expect(written.count == ErrorCode.known.count, "a code named twice")
+        #expect(documented.subtracting(written).sorted() == [], "documented, never written")
+        #expect(written.subtracting(documented).sorted() == [], "written, not documented")
+        // Every codec error has a code of its own: none collapse into another's.
+        #expect(Set(EngineIOError.Code.allCases.map { ErrorCode($0) }).count == EngineIOError.Code.allCases.count)
+        #expect(Set(SocketIOError.Code.allCases.map { ErrorCode($0) }).count == SocketIOError.Code.allCases.count)
+        // And the schema's pattern takes each.
+        let schema = try String(contentsOf: PeerPaths.root.appendingPathComponent("docs/capture.schema.json"), encoding: .utf8)
+        let pattern = try #require(schema.firstMatch(of: /"code": \{ "type": "string", "pattern": "([^"]+)" \}/)?.1)
+        let regex = try Regex(String(pattern).replacingOccurrences(of: "\\\\", with: "\\"))
+        for code in written { #expect(code.wholeMatch(of: regex) != nil, "\(code) does not match the schema's pattern") }
     }
 }
 

@@ -78,7 +78,7 @@ struct TrafficDecoderTests {
         let invalid = decoder.decode(.webSocket(.text(#"42["connect"]"#)), dir: .clientToServer)
         #expect(errors(invalid).first?.code == "socketio.invalid_payload")
         let binary = decoder.decode(.webSocket(.binary([0xFF])), dir: .clientToServer)
-        #expect(errors(binary).first?.code == "socketio.got_binary_data_when_not_reconstructing_a_packet")
+        #expect(errors(binary).first?.code == "socketio.binary_while_not_reconstructing")
         #expect(errors(binary).first?.raw == "base64:/w==")
         #expect(packets(decoder.decode(.webSocket(.text(#"42["fine"]"#)), dir: .clientToServer)).first?.event == "fine")
     }

@@ -1,6 +1,7 @@
 import PeerSupport
 import SocketIOProtocol
 import Testing
+import TrafficCapture
 
 @testable import TrafficImport
 
@@ -111,7 +112,7 @@ struct HTTPConversationTests {
         return events.compactMap { event in
             switch event {
             case .webSocket(.message(.text(let text)), _, _): text
-            case .problem(let code, _, _, _): code
+            case .problem(let code, _, _, _): code.rawValue
             default: nil
             }
         }

@@ -1,6 +1,6 @@
 /// A frame, packet or payload that is not valid Engine.IO.
 public struct EngineIOError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+    public enum Code: String, Sendable, Hashable, CaseIterable {
         /// An empty packet, where a type digit was expected.
         case emptyPacket = "empty packet"
         /// A type that is not 0-6.

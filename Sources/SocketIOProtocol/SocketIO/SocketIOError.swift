@@ -3,7 +3,7 @@
 /// ``message`` is the text socket.io-parser throws for the same input, so reports match what a
 /// JavaScript developer sees.
 public struct SocketIOError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+    public enum Code: String, Sendable, Hashable, CaseIterable {
         case emptyPacket = "empty packet"
         case unknownPacketType = "unknown packet type"
         case illegalAttachments = "Illegal attachments"
