@@ -34,6 +34,9 @@ final class ConnectionTracker: Sendable {
             var polling = PollingFaults<EventLoopPromise<HTTPResponse>>()
             /// Cuts the WebSocket carrying the conn (a timed disconnect after the upgrade).
             var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)?
+            /// The server the conn's polls go to, and its Engine.IO path: in forward mode every
+            /// conn has its own, and a cut tells that one the session is over.
+            var upstream: (server: ProxyUpstream, path: String)?
             /// The conn's records while its parser is not known yet: its `session` record says it,
             /// so they wait for the first Socket.IO packet (or the conn's end, or a second: see
             /// ``ConnectionTracker/releaseHeld(now:after:)``).
@@ -68,6 +71,11 @@ final class ConnectionTracker: Sendable {
         }
 
         var closed: Bool { state.withLock { $0.closed } }
+        /// Where the conn's polls go, as its first request went.
+        var upstream: (server: ProxyUpstream, path: String)? {
+            get { state.withLock { $0.upstream } }
+            set { state.withLock { state in state.upstream = state.upstream ?? newValue } }
+        }
         /// The session's Socket.IO parser, once known (JSON until then).
         var parser: SocketIOParser { state.withLock { $0.observation.decoder.parser ?? .json } }
         var sid: String? { state.withLock { $0.observation.sid } }

@@ -127,12 +127,13 @@ extension SocketIOProxy {
     func cutPolling(_ connection: ConnectionTracker.Connection, how: FaultRule.Cut) {
         guard let waiter = connection.withFaults({ _, polling in polling.cut(how) }) else { return }
         waiter?.succeed(how == .reset ? .reset : sessionGone(on: connection))
-        if let sid = connection.sid {
-            let upstream = reverseUpstream
+        // The conn's own upstream and path: in forward mode the reverse-mode upstream is nobody's.
+        if let sid = connection.sid, let (upstream, path) = connection.upstream {
             let version = connection.engineVersion
-            let target = (configuration.path ?? "/socket.io/") + "?EIO=\(version.rawValue)&transport=polling&sid=\(sid)"
+            let target = path + "?EIO=\(version.rawValue)&transport=polling&sid=\(sid)"
             let body = EngineIOCodec.encodePayload([EnginePacket(.close)], version: version).body
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target)
+            head.headers.add(name: "Host", value: "\(upstream.host):\(upstream.port)")
             head.headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
             head.headers.add(name: "Content-Length", value: String(body.count))
             _ = upstream.pool.exchange(head: head, body: body, maxResponseSize: 1 << 16, on: nil)
@@ -240,6 +241,7 @@ extension PollingResponder {
     func respondWithFaults(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
         let loop = clientClosed.eventLoop
         let connection = proxy.tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        connection.upstream = (upstream, engine.path)
         if let origin = request.head.headers.first(name: "Origin") {
             _ = connection.withFaults { _, polling in polling.origin = origin }
         }

@@ -8,7 +8,7 @@ import TrafficCapture
 /// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies
 /// observed. A known session's polls are relayed on the client connection's event loop
 /// (``PollingResponder``); handshakes, other requests and forward mode's go through ``handle(_:via:to:)``.
-/// Both take the same steps: ``beginExchange(_:engine:)``, the upstream's answer, then
+/// Both take the same steps: ``beginExchange(_:engine:to:)``, the upstream's answer, then
 /// ``finishExchange(_:request:engine:on:via:to:)`` or one of the failures.
 extension SocketIOProxy {
     func handle(_ request: HTTPRequest, via route: ProxyRoute, to upstream: ProxyUpstream) async -> HTTPResponse {
@@ -23,7 +23,7 @@ extension SocketIOProxy {
             return await respondWithFaults(request, engine: engine, via: route, to: upstream)
         }
         await captureCaughtUp()
-        let connection = beginExchange(request, engine: engine)
+        let connection = beginExchange(request, engine: engine, to: upstream)
         let response = await relay(request, engine: engine, on: connection, via: route, to: upstream)
         activityEnded(on: connection)
         return response
@@ -46,8 +46,9 @@ extension SocketIOProxy {
     }
 
     /// A polling request's conn (a new one for a handshake), and a POST's packets.
-    func beginExchange(_ request: HTTPRequest, engine: EngineRequest) -> ConnectionTracker.Connection {
+    func beginExchange(_ request: HTTPRequest, engine: EngineRequest, to upstream: ProxyUpstream) -> ConnectionTracker.Connection {
         let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        connection.upstream = (upstream, engine.path)
         if engine.sid == nil { scheduleTimedDisconnect(connection) }
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
@@ -148,7 +149,7 @@ struct PollingResponder: EventLoopResponder {
             return captureCaughtUp(on: loop).flatMap { respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
         }
         return captureCaughtUp(on: loop).flatMap { [proxy, route, upstream] in
-            let connection = proxy.beginExchange(request, engine: engine)
+            let connection = proxy.beginExchange(request, engine: engine, to: upstream)
             let pending = upstream.pool.exchange(
                 head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: true), body: request.body,
                 maxResponseSize: proxy.configuration.maxMessageSize, on: loop

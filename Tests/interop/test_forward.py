@@ -434,3 +434,36 @@ def test_faults_in_forward_mode(forward, proxy_env, plain_server, transport):
     [ack] = [r for r in records if r["kind"] == "packet" and r["type"] == "ACK"]
     [fault] = [r for r in records if r["kind"] == "fault"]
     assert fault["action"] == "drop" and fault["packet"] == ack["seq"] and ack["transport"] == transport
+
+
+def test_a_cut_in_forward_mode_tells_the_conns_own_server(forward, proxy_env, plain_server, tmp_path):
+    """A fault's cut of a polling conn posts a close packet to the server the session is on, so the
+    server ends it at once: in forward mode that is the conn's own upstream (the host of its
+    absolute URIs), not the reverse-mode upstream, which forward mode does not have. A recording
+    reverse proxy in front of the server shows what the server got."""
+    import asyncio
+
+    import aiohttp
+    (tmp_path / "server-side").mkdir()
+    recorder = Proxy(plain_server.url, tmp_path / "server-side")
+    proxy = forward("--fault", "disconnect,event=bye")
+    proxy_env(proxy)
+
+    async def story():
+        async with aiohttp.ClientSession(trust_env=True) as http:
+            client = socketio.AsyncClient(reconnection=False, http_session=http)
+            gone = asyncio.Event()
+            client.on("disconnect", lambda *args: gone.set())
+            await client.connect(recorder.url, transports=["polling"], wait_timeout=5)
+            await client.emit("bye")
+            await asyncio.wait_for(gone.wait(), 10)
+
+    try:
+        asyncio.run(asyncio.wait_for(story(), 30))
+        # Well within the server's heartbeat window (2 s + 2 s), which would end it otherwise.
+        assert wait_until(lambda: any(r["kind"] == "engine" and r["type"] == "close" and r["dir"] == "c2s"
+                                      for r in recorder.records()), timeout=3), recorder.records()
+        [cut] = [r for r in proxy.records() if r["kind"] == "fault"]
+        assert cut["action"] == "disconnect"
+    finally:
+        recorder.stop()
