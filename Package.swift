@@ -30,14 +30,15 @@ let package = Package(
         .target(
             name: "JWTInspection",
             dependencies: [
-                "SocketIOProtocol",
+                "SocketIOProtocol", "TrafficCapture",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // RSA signing for minted tokens; jwt-kit builds it anyway.
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol", "JWTInspection"]),
+        // Records and their file; no crypto: a token's place is found by its text (JWTText).
+        .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol"]),
         // X.509: the local CA, the certificates the proxy mints, what upstream certificates say.
         .target(
             name: "TLSCertificates",

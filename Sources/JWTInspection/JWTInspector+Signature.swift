@@ -198,20 +198,3 @@ extension JWTInspector {
         }
     }
 }
-
-extension Base64 {
-    /// Decodes base64url (RFC 4648 §5), as JWTs use it, padding optional.
-    static func decodeURL(_ text: some Collection<UInt8>) -> [UInt8]? {
-        var standard = [UInt8]()
-        standard.reserveCapacity(text.count + 2)
-        for byte in text {
-            switch byte {
-            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
-            case UInt8(ascii: "+"), UInt8(ascii: "/"): return nil
-            default: standard.append(byte)
-            }
-        }
-        return decode(standard)
-    }
-}

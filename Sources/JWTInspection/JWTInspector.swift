@@ -18,23 +18,6 @@ public struct JWTInspector: Sendable {
         self.leewaySeconds = leewaySeconds
     }
 
-    /// True when `text` has the shape of a JWS compact token whose header is a JSON object with `alg`.
-    public static func looksLikeJWT(_ text: String) -> Bool {
-        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count >= 10, parts[1].count >= 2 else { return false }
-        guard let header = try? decodeSegment(parts[0], name: "header") else { return false }
-        return header["alg"]?.stringValue != nil
-    }
-
-    /// The header and claims of a token, unverified; `nil` when it is not a JWS compact token.
-    public static func parts(of token: String) -> (header: JSONValue, claims: JSONValue)? {
-        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3, let header = try? decodeSegment(parts[0], name: "header"),
-            let claims = try? decodeSegment(parts[1], name: "claims"), header.objectValue != nil, claims.objectValue != nil
-        else { return nil }
-        return (header, claims)
-    }
-
     /// Inspects a token at time `now` (seconds since 1970).
     public func inspect(_ token: String, now: Double = Date().timeIntervalSince1970) async -> JWTReport {
         var report = JWTReport(leewaySeconds: leewaySeconds)
@@ -92,8 +75,7 @@ public struct JWTInspector: Sendable {
     // MARK: Parts and times
 
     static func decodeSegment(_ segment: Substring.UTF8View.SubSequence, name: String) throws(JWTFailure) -> JSONValue {
-        guard let bytes = Base64.decodeURL(segment) else { throw .malformed("the \(name) is not base64url") }
-        do { return try JSONValue.parse(bytes: bytes) } catch { throw .malformed("the \(name) is not JSON (\(error))") }
+        do { return try JWTText.decodeSegment(segment, name: name) } catch { throw .malformed(error.description) }
     }
 
     private func fillTimes(_ report: inout JWTReport, now: Double) {

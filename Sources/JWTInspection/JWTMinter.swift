@@ -15,18 +15,8 @@ public enum JWTMinter {
     /// Signed with `key`; the header is `{"alg":…,"typ":"JWT"}` with the key's algorithm unless given.
     public static func sign(header: JSONValue? = nil, claims: JSONValue, key: JWTSigningKey) throws -> String {
         let header = header ?? .object(["alg": .string(JSONString(key.algorithm)), "typ": "JWT"])
-        let input = base64URL(Array(header.jsonText.utf8)) + "." + base64URL(Array(claims.jsonText.utf8))
-        return input + "." + base64URL(try key.sign(Array(input.utf8)))
+        let input = Base64.encodeURL(Array(header.jsonText.utf8)) + "." + Base64.encodeURL(Array(claims.jsonText.utf8))
+        return input + "." + Base64.encodeURL(try key.sign(Array(input.utf8)))
     }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        String(Base64.encode(bytes).compactMap { character -> Character? in
-            switch character {
-            case "+": "-"
-            case "/": "_"
-            case "=": nil
-            default: character
-            }
-        })
-    }
 }

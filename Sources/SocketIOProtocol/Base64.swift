@@ -51,3 +51,32 @@ public enum Base64 {
 
     public static func decode(_ text: String) -> [UInt8]? { decode(text.utf8) }
 }
+
+extension Base64 {
+    /// Decodes base64url (RFC 4648 §5), as JWTs use it, padding optional.
+    public static func decodeURL(_ text: some Collection<UInt8>) -> [UInt8]? {
+        var standard = [UInt8]()
+        standard.reserveCapacity(text.count + 2)
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "+"), UInt8(ascii: "/"): return nil
+            default: standard.append(byte)
+            }
+        }
+        return decode(standard)
+    }
+
+    /// Encodes as base64url without padding, as JWTs write it.
+    public static func encodeURL(_ bytes: some Collection<UInt8>) -> String {
+        String(encode(bytes).compactMap { character -> Character? in
+            switch character {
+            case "+": "-"
+            case "/": "_"
+            case "=": nil
+            default: character
+            }
+        })
+    }
+}

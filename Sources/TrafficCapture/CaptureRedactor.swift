@@ -1,5 +1,3 @@
-import JWTInspection
-
 /// Makes a capture safe to commit as a fixture: token signatures removed (header and claims are
 /// kept, so replay can re-mint the token with a secret), `Authorization` and `Cookie` header values
 /// replaced, and any given secret blanked wherever it appears. Each line stays a valid record.
@@ -76,7 +74,7 @@ public struct CaptureRedactor: Sendable {
                 end += 1
             }
             let candidate = String(decoding: bytes[index..<end], as: UTF8.self)
-            if dots.count == 2, end > dots[1] + 1, JWTInspector.looksLikeJWT(candidate) {
+            if dots.count == 2, end > dots[1] + 1, JWTText.looksLikeJWT(candidate) {
                 out.append(contentsOf: bytes[index...dots[1]])
                 count += 1
             } else {

@@ -1,4 +1,3 @@
-import JWTInspection
 public import SocketIOProtocol
 
 /// Finds tokens in the places handshakes carry them.
@@ -8,7 +7,7 @@ public enum JWTCandidate {
         var candidate = Substring(text)
         if candidate.count > 7, candidate.prefix(7).lowercased() == "bearer " { candidate = candidate.dropFirst(7) }
         let token = String(candidate.trimmingPrefix(" "))
-        return JWTInspector.looksLikeJWT(token) ? token : nil
+        return JWTText.looksLikeJWT(token) ? token : nil
     }
 
     /// The tokens a handshake request carries where Socket.IO apps put them, with their source as

@@ -131,7 +131,7 @@ public final class MockServer: Sendable {
         func strip(_ value: JSONValue) -> JSONValue {
             switch value {
             case .string(let string):
-                guard let claims = JWTInspector.parts(of: string.value)?.claims.objectValue else { return value }
+                guard let claims = JWTText.parts(of: string.value)?.claims.objectValue else { return value }
                 return .object(JSONObject(claims.members.filter { !["exp", "iat", "nbf"].contains($0.key.value) }))
             case .array(let items): return .array(items.map(strip))
             case .object(let object): return .object(JSONObject(object.members.map { .init(key: $0.key, value: strip($0.value)) }))

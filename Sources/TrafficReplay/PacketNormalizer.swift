@@ -63,7 +63,7 @@ public struct PacketNormalizer: Sendable {
     static func standingInForTokens(_ value: JSONValue) -> JSONValue {
         switch value {
         case .string(let string):
-            guard JWTInspector.looksLikeJWT(string.value), let (header, claims) = JWTInspector.parts(of: string.value),
+            guard JWTText.looksLikeJWT(string.value), let (header, claims) = JWTText.parts(of: string.value),
                 let object = claims.objectValue
             else { return value }
             let times = ["exp", "iat", "nbf"]

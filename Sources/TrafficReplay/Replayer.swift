@@ -200,7 +200,7 @@ public enum Replayer {
         var script = script
         let recordedAt = script.recordedAt ?? refresher.now
         func refreshed(_ token: String) async -> String {
-            let verdict = JWTInspector.parts(of: token).flatMap { script.verdicts[$0.claims.jsonText] }
+            let verdict = JWTText.parts(of: token).flatMap { script.verdicts[$0.claims.jsonText] }
             return await refresher.refresh(token, recordedAt: recordedAt, signatureWasGood: verdict)
         }
         var pairs: [String] = []

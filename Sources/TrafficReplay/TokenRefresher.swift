@@ -19,7 +19,7 @@ public struct TokenRefresher: Sendable {
     ///   - signatureWasGood: the capture's verdict on the signature, when it has one; otherwise the
     ///     signature is checked with the secret, and a redacted (empty) one counts as good.
     public func refresh(_ token: String, recordedAt: Double, signatureWasGood: Bool?) async -> String {
-        guard let (header, claims) = JWTInspector.parts(of: token), case .object(var object) = claims else { return token }
+        guard let (header, claims) = JWTText.parts(of: token), case .object(var object) = claims else { return token }
         // Down, never up: a token is minted before it is seen, so its shifted iat stays in the past.
         // Rounded to the nearest second, it could land up to half a second ahead of now, and
         // PyJWT refuses such a token as "not yet valid (iat)" (a replay against python-socketio

@@ -153,8 +153,8 @@ func fuzzSocketIO(_ input: [UInt8]) {
 
 func fuzzJWT(_ input: [UInt8]) {
     let token = String(decoding: input, as: UTF8.self)
-    _ = JWTInspector.looksLikeJWT(token)
-    _ = JWTInspector.parts(of: token)
+    _ = JWTText.looksLikeJWT(token)
+    _ = JWTText.parts(of: token)
     _ = JWTCandidate.token(in: token)
     let done = DispatchSemaphore(value: 0)
     Task {

@@ -221,22 +221,18 @@ struct JWTInspectorTests {
 
     @Test("looksLikeJWT finds tokens and ignores other dotted strings")
     func detection() throws {
-        #expect(JWTInspector.looksLikeJWT(try makeHS256(#"{"alg":"HS256"}"#, #"{"a":1}"#, secret: "k")))
-        #expect(!JWTInspector.looksLikeJWT("www.example.com"))
-        #expect(!JWTInspector.looksLikeJWT("1.2.3"))
-        #expect(!JWTInspector.looksLikeJWT("e30.e30.x"))  // a header without alg
+        #expect(JWTText.looksLikeJWT(try makeHS256(#"{"alg":"HS256"}"#, #"{"a":1}"#, secret: "k")))
+        #expect(!JWTText.looksLikeJWT("www.example.com"))
+        #expect(!JWTText.looksLikeJWT("1.2.3"))
+        #expect(!JWTText.looksLikeJWT("e30.e30.x"))  // a header without alg
     }
 }
 
 /// An HS256 token with exactly this header and claims text.
 func makeHS256(_ header: String, _ claims: String, secret: String) throws -> String {
-    let input = base64URL(Array(header.utf8)) + "." + base64URL(Array(claims.utf8))
+    let input = Base64.encodeURL(Array(header.utf8)) + "." + Base64.encodeURL(Array(claims.utf8))
     let signature = HMACSignature.sign(Array(input.utf8), secret: Array(secret.utf8))
-    return input + "." + base64URL(signature)
-}
-
-func base64URL(_ bytes: [UInt8]) -> String {
-    String(Base64.encode(bytes).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
+    return input + "." + Base64.encodeURL(signature)
 }
 
 enum HMACSignature {

@@ -42,7 +42,7 @@ struct CaptureRedactorTests {
         #expect(connect.data?["token"]?.stringValue == unsigned)
         #expect(connect.raw == #"0{"token":""# + unsigned + #""}"#)
         // The claims survive, so a replay can re-mint the token.
-        #expect(JWTInspector.looksLikeJWT(unsigned + "x"))
+        #expect(JWTText.looksLikeJWT(unsigned + "x"))
         #expect(event.args?[1].stringValue == "keep \"eyJ\" and www.example.com")
         #expect(event.args?[2].jsonText == "12345678901234567890")
         #expect(redacted.map(\.seq) == [1, 2, 3])

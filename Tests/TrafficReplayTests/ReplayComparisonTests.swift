@@ -44,9 +44,7 @@ struct ReplayComparisonTests {
     @Test("An echoed token compares by header, claims and lifetime: an edited alg or exp is a change, re-minted times are not")
     func tokenEdits() throws {
         let normalizer = PacketNormalizer()
-        func part(_ json: String) -> String {
-            String(Base64.encode(Array(json.utf8)).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" })
-        }
+        func part(_ json: String) -> String { Base64.encodeURL(Array(json.utf8)) }
         func token(_ header: String, _ claims: String) -> String { "\(part(header)).\(part(claims)).c2ln" }
         let echo = { (token: String) in normalizer.normalize(try self.packet(#"2["token",""# + token + #""]"#)) }
         let recorded = token(#"{"alg":"HS256"}"#, #"{"sub":"ada","iat":1000,"exp":4600}"#)

@@ -1,4 +1,4 @@
-import JWTInspection
+public import TrafficCapture
 
 extension JWTRecord {
     /// The capture record of an inspected token found at `source`.
