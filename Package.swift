@@ -154,6 +154,8 @@ let package = Package(
             dependencies: ["SiotapInspector", "TrafficCapture", "SocketIOProtocol", "SocketIOTransport",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
+        .testTarget(name: "PcapInputTests", dependencies: ["PcapInput", "TrafficImport"]),
+        .testTarget(name: "TLSCertificatesTests", dependencies: ["TLSCertificates", .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "PeerSupport"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
