@@ -63,10 +63,13 @@ let package = Package(
         .target(
             name: "SocketIOServer",
             dependencies: [
-                "SocketIOProtocol", "SocketIOTransport", "JWTInspection",
+                "SocketIOProtocol", "SocketIOTransport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The built-in server's apps (docs/demo-apps.md): the seed's chat, with its JWT middleware, and
+        // the compliance suites' conformance app. Apart from the server, which needs no JWT library.
+        .target(name: "DemoApps", dependencies: ["SocketIOServer", "SocketIOProtocol", "JWTInspection"]),
         .target(
             name: "SocketIOClient",
             dependencies: ["SocketIOProtocol", "SocketIOTransport", .product(name: "NIOHTTP1", package: "swift-nio")]
@@ -100,11 +103,11 @@ let package = Package(
             resources: [.copy("Assets")]
         ),
         // For users' tests: replay a fixture against the built-in server in a few lines.
-        .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer"]),
+        .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer", "DemoApps"]),
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "SocketIOProxy", "SocketIOClient",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
                 "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SocketIOClientTests",
-            dependencies: ["SocketIOClient", "SocketIOServer", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["SocketIOClient", "SocketIOServer", "DemoApps", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(name: "FaultInjectionTests", dependencies: ["FaultInjection", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JWTInspection
 import SocketIOClient
+import DemoApps
 import SocketIOServer
 import Synchronization
 import TrafficCapture

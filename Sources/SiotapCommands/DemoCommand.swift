@@ -3,6 +3,7 @@ import SiotapInspector
 import JWTInspection
 import SocketIOClient
 import SocketIOProxy
+import DemoApps
 import SocketIOServer
 import Synchronization
 import TrafficCapture

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import DemoApps
 import SocketIOServer
 import TrafficCapture
 import TrafficReplay

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SocketIOProtocol
+import DemoApps
 import SocketIOServer
 import SocketIOTransport
 

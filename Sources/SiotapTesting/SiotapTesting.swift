@@ -1,3 +1,4 @@
+import DemoApps
 public import SocketIOServer
 @_exported public import TrafficReplay
 import TrafficCapture

@@ -1,5 +1,6 @@
 import NIOHTTP1
 import SocketIOProtocol
+import DemoApps
 import SocketIOServer
 import SocketIOTransport
 import Testing

@@ -1,3 +1,5 @@
+public import SocketIOServer
+
 /// The server the official Engine.IO and Socket.IO compliance suites expect (`docs/demo-apps.md`):
 /// namespaces `/` and `/custom`, no authentication, echoes with and without acks; and a bare
 /// Engine.IO echo at `/engine.io/`.

@@ -1,5 +1,6 @@
 import JWTInspection
-import SocketIOProtocol
+public import SocketIOProtocol
+public import SocketIOServer
 
 /// The seed guide's chat server, as its code plainly intends (`docs/demo-apps.md`): a JWT
 /// middleware on `/`, a room per user, chat messages, rooms and notifications.
