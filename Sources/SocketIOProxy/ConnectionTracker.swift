@@ -17,14 +17,8 @@ final class ConnectionTracker: Sendable {
         fileprivate let state: Mutex<State>
 
         fileprivate struct State {
-            var observation: ConnectionObservation
-            var closed = false
-            /// Requests in flight and token inspections not yet written: a conn's `close` waits
-            /// for them, so a long-poll answered just after the close packet still lands in this
-            /// conn, before its `close`.
-            var activity = 0
-            /// The `close` decided while `activity` was still going on.
-            var pendingClose: CloseRecord?
+            /// Its observation, held records, requests in flight and end: what import's recorder decides too.
+            var recorder: ConnectionRecorder
             /// A WebSocket carries this conn now: its own end closes the conn, not the sweep.
             var onWebSocket = false
             /// When traffic last went through (seconds since 1970), for the idle sweep.
@@ -37,22 +31,13 @@ final class ConnectionTracker: Sendable {
             /// The server the conn's polls go to, and its Engine.IO path: in forward mode every
             /// conn has its own, and a cut tells that one the session is over.
             var upstream: (server: ProxyUpstream, path: String)?
-            /// The conn's records while its parser is not known yet: its `session` record says it,
-            /// so they wait for the first Socket.IO packet (or the conn's end, or a second: see
-            /// ``ConnectionTracker/releaseHeld(now:after:)``).
-            var held: [CaptureRecord.Body]?
-            var heldSince = CaptureClock.secondsSince1970()
-            /// Held only until the open packet tells the sid (a WebSocket-only session's `session`
-            /// record names it), the parser being known.
-            var heldForSid = false
         }
 
         fileprivate init(id: String, engineVersion: EngineIOVersion, closed: Bool = false, faults: FaultPlan? = nil, parser: SocketIOParser? = nil) {
             self.id = id
             self.engineVersion = engineVersion
-            var state = State(observation: ConnectionObservation(engineVersion: engineVersion, parser: parser))
-            if parser == nil { state.held = [] }
-            state.closed = closed
+            var state = State(recorder: ConnectionRecorder(engineVersion: engineVersion, parser: parser))
+            if closed { _ = state.recorder.close(CloseRecord(by: .proxy, reason: "proxy stopped"), at: 0, waitingForActivity: false) }
             state.faults = faults.map { ConnectionFaults(plan: $0, conn: id, engineVersion: engineVersion, start: CaptureClock.secondsSince1970()) }
             self.state = Mutex(state)
         }
@@ -70,15 +55,15 @@ final class ConnectionTracker: Sendable {
             set { state.withLock { $0.cutWebSocket = newValue } }
         }
 
-        var closed: Bool { state.withLock { $0.closed } }
+        var closed: Bool { state.withLock { $0.recorder.isClosed } }
         /// Where the conn's polls go, as its first request went.
         var upstream: (server: ProxyUpstream, path: String)? {
             get { state.withLock { $0.upstream } }
             set { state.withLock { state in state.upstream = state.upstream ?? newValue } }
         }
         /// The session's Socket.IO parser, once known (JSON until then).
-        var parser: SocketIOParser { state.withLock { $0.observation.decoder.parser ?? .json } }
-        var sid: String? { state.withLock { $0.observation.sid } }
+        var parser: SocketIOParser { state.withLock { $0.recorder.observation.decoder.parser ?? .json } }
+        var sid: String? { state.withLock { $0.recorder.observation.sid } }
         var onWebSocket: Bool {
             get { state.withLock { $0.onWebSocket } }
             set { state.withLock { $0.onWebSocket = newValue } }
@@ -125,7 +110,7 @@ final class ConnectionTracker: Sendable {
         let connection = tables.withLock { tables in
             sid.flatMap { tables.bySid[$0] } ?? Self.open(engineVersion: engineVersion, faults: faults, parser: parser, in: &tables)
         }
-        connection.state.withLock { $0.activity += 1 }
+        connection.state.withLock { $0.recorder.begin() }
         return connection
     }
 
@@ -143,123 +128,108 @@ final class ConnectionTracker: Sendable {
 
     func connection(sid: String) -> Connection? { tables.withLock { $0.bySid[sid] } }
 
-    /// Decodes a frame of the conn under its own lock; a sid its open packet tells is filed at
-    /// once, so later requests carrying it find this conn.
+    /// Decodes a frame of the conn under its own lock and writes its records; a sid its open
+    /// packet tells is filed at once, so later requests carrying it find this conn. Returns what
+    /// the frame gave, with the `seq` of each of its decoded records (0 for one that waits).
     func observe(
         _ frame: TrafficDecoder.Frame, dir: Direction, on connection: Connection, now: Double = CaptureClock.secondsSince1970()
-    ) -> TrafficDecoder.Output {
+    ) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
         connection.state.withLock { state in
-            var (output, learnedSid) = state.observation.observe(frame, dir: dir, now: now)
+            let observed = state.recorder.observe(frame, dir: dir, at: now) { records in link(&records, dir: dir, on: connection) }
             state.lastSeen = now
-            if let learnedSid { tables.withLock { $0.bySid[learnedSid] = connection } }
-            linkRecoveries(&output, dir: dir, on: connection)
-            if let parser = output.parserFound {
-                release(connection, &state, parser: parser)
-            } else if learnedSid != nil, state.heldForSid {
-                release(connection, &state, parser: nil)
-            }
-            return output
+            return (observed, written(observed, on: connection, state))
         }
     }
 
-    private func linkRecoveries(_ output: inout TrafficDecoder.Output, dir: Direction, on connection: Connection) {
-        guard output.records.contains(where: { if case .packet(let packet) = $0 { packet.type == .connect } else { false } }) else { return }
-        tables.withLock { $0.recoveries.link(&output.records, dir: dir, conn: connection.id) }
+    /// A handshake's answer: its open packet, then the `session` record with the sid it told.
+    func observeHandshake(
+        _ frame: TrafficDecoder.Frame?, session: SessionRecord, on connection: Connection, now: Double = CaptureClock.secondsSince1970()
+    ) -> ConnectionRecorder.Observed {
+        connection.state.withLock { state in
+            let observed = state.recorder.observeHandshake(frame, session: session, at: now) { records in link(&records, dir: .serverToClient, on: connection) }
+            _ = written(observed, on: connection, state)
+            return observed
+        }
+    }
+
+    /// Writes what `observed` gave and files a learned sid; the seqs of the frame's own records.
+    /// Called with the conn's lock held.
+    private func written(_ observed: ConnectionRecorder.Observed, on connection: Connection, _ state: Connection.State) -> [Int] {
+        if let sid = observed.learnedSid { tables.withLock { $0.bySid[sid] = connection } }
+        let seqs = observed.records.map { sink($0.body, connection.id) }
+        // The frame's own records are the last ones written, unless they wait with the others.
+        guard !state.recorder.isHolding, seqs.count >= observed.decoded.count else { return Array(repeating: 0, count: observed.decoded.count) }
+        return Array(seqs.suffix(observed.decoded.count))
+    }
+
+    /// Connection-state recovery across conns (the table is the tracker's). Called with the conn's lock held.
+    private func link(_ records: inout [CaptureRecord.Body], dir: Direction, on connection: Connection) {
+        guard records.contains(where: { if case .packet(let packet) = $0 { packet.type == .connect } else { false } }) else { return }
+        tables.withLock { $0.recoveries.link(&records, dir: dir, conn: connection.id) }
     }
 
     /// Whether this token is new to the conn.
     func firstSighting(of token: String, source: String, nsp: String?, on connection: Connection) -> Bool {
-        connection.state.withLock { $0.observation.firstSighting(of: token, source: source, nsp: nsp) }
+        connection.state.withLock { $0.recorder.firstSighting(of: token, source: source, nsp: nsp) }
     }
 
     /// Records `body` unless the conn is closed, under the conn's lock, so no record of a conn can
-    /// be written after its `close`; while the conn's parser is not known, it waits with the
-    /// others. Returns its `seq` (0 while it waits).
+    /// be written after its `close`. Returns its `seq` (0 while it waits), nil once the conn is closed.
     @discardableResult
     func emit(_ body: CaptureRecord.Body, on connection: Connection) -> Int? {
         connection.state.withLock { state in
-            guard !state.closed else { return nil }
-            if state.held == nil, case .session(let session) = body, session.sid == nil, state.observation.sid == nil {
-                // A WebSocket-only session: its sid comes with the open packet, right after.
-                state.held = []
-                state.heldForSid = true
-                state.heldSince = CaptureClock.secondsSince1970()
-            }
-            if state.held != nil {
-                state.held!.append(body)
-                return 0
-            }
-            return sink(body, connection.id)
+            guard !state.recorder.isClosed else { return nil }
+            let written = state.recorder.record(body, at: CaptureClock.secondsSince1970()).map { sink($0.body, connection.id) }
+            return written.last ?? 0
         }
     }
 
     /// Writes the records of conns that have waited `after` seconds for a first Socket.IO packet
-    /// (a session that only polls, a client that never connects a namespace): they are JSON
-    /// sessions as far as anyone can tell, and a capture must not sit on them.
+    /// (a session that only polls, a client that never connects a namespace) or for their sid:
+    /// they are JSON sessions as far as anyone can tell, and a capture must not sit on them.
     func releaseHeld(now: Double, after: Double) {
         let open = tables.withLock { Array($0.open.values) }
         for connection in open {
             connection.state.withLock { state in
-                if state.held != nil, now - state.heldSince >= after { release(connection, &state, parser: nil) }
+                for stamped in state.recorder.releaseHeld(now: now, after: after) { _ = sink(stamped.body, connection.id) }
             }
-        }
-    }
-
-    /// Writes what waited for the parser, the `session` record saying it. Called with the conn's
-    /// lock held.
-    private func release(_ connection: Connection, _ state: inout Connection.State, parser: SocketIOParser?) {
-        guard let held = state.held else { return }
-        state.held = nil
-        state.heldForSid = false
-        for var body in held {
-            if case .session(var session) = body {
-                if parser == .msgpack { session.parser = .msgpack }
-                // A WebSocket-only session's sid, from its open packet.
-                if session.sid == nil { session.sid = state.observation.sid }
-                body = .session(session)
-            }
-            _ = sink(body, connection.id)
         }
     }
 
     /// Something the conn's `close` must wait for has begun.
     func begin(_ connection: Connection) {
-        connection.state.withLock { $0.activity += 1 }
+        connection.state.withLock { $0.recorder.begin() }
     }
 
-    /// It has ended; returns the `close` to write if it was the last thing the close waited for.
+    /// It has ended; writes the `close` that waited for it, if it was the last, and returns it.
+    @discardableResult
     func end(_ connection: Connection) -> CloseRecord? {
         connection.state.withLock { state in
-            state.activity -= 1
-            guard state.activity == 0, !state.closed, let record = state.pendingClose else { return nil }
-            finish(connection, &state)
-            return record
+            finishing(state.recorder.end(at: CaptureClock.secondsSince1970()), on: connection, sid: state.recorder.observation.sid)
         }
     }
 
-    /// Decides the conn's end. Returns the `close` to write now, or nil when it is already closed
-    /// or, with `waitingForActivity`, when requests or inspections are still going on (`end`
-    /// returns it then). A forced close keeps the reason decided first.
+    /// Decides the conn's end, and writes its `close` now unless, with `waitingForActivity`,
+    /// requests or inspections are still going on (``end(_:)`` writes it then). A forced close keeps
+    /// the reason decided first. Returns the `close` written, if any.
+    @discardableResult
     func close(_ connection: Connection, _ record: CloseRecord, waitingForActivity: Bool) -> CloseRecord? {
         connection.state.withLock { state in
-            guard !state.closed else { return nil }
-            if waitingForActivity {
-                guard state.pendingClose == nil else { return nil }
-                if state.activity > 0 {
-                    state.pendingClose = record
-                    return nil
-                }
-            }
-            finish(connection, &state)
-            return state.pendingClose ?? record
+            finishing(
+                state.recorder.close(record, at: CaptureClock.secondsSince1970(), waitingForActivity: waitingForActivity), on: connection,
+                sid: state.recorder.observation.sid
+            )
         }
     }
 
-    /// Called with the conn's lock held.
-    private func finish(_ connection: Connection, _ state: inout Connection.State) {
-        release(connection, &state, parser: nil)
-        state.closed = true
-        let sid = state.observation.sid
+    /// Writes a conn's last records and forgets it once it is closed. Called with the conn's lock held.
+    private func finishing(_ records: [ConnectionRecorder.Stamped], on connection: Connection, sid: String?) -> CloseRecord? {
+        var closed: CloseRecord?
+        for stamped in records {
+            _ = sink(stamped.body, connection.id)
+            if case .close(let record) = stamped.body { closed = record }
+        }
+        guard closed != nil else { return nil }
         tables.withLock { tables in
             tables.open[connection.id] = nil
             guard let sid else { return }
@@ -269,6 +239,7 @@ final class ConnectionTracker: Sendable {
                 tables.closedSids.removeFirst(Self.closedSidsKept)
             }
         }
+        return closed
     }
 
     /// Stops recording new connections and returns those still open, in the order they opened.
@@ -286,8 +257,8 @@ final class ConnectionTracker: Sendable {
         let open = tables.withLock { Array($0.open.values) }
         return open.compactMap { connection in
             connection.state.withLock { state in
-                guard !state.closed, !state.onWebSocket, state.activity == 0 else { return nil }
-                let limit = state.observation.heartbeatWindow.map { min($0 + grace, timeout) } ?? timeout
+                guard !state.recorder.isClosed, !state.onWebSocket, state.recorder.inFlight == 0 else { return nil }
+                let limit = state.recorder.observation.heartbeatWindow.map { min($0 + grace, timeout) } ?? timeout
                 return now - state.lastSeen > limit ? (connection, limit) : nil
             }
         }

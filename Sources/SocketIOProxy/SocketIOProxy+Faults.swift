@@ -29,15 +29,11 @@ extension SocketIOProxy {
 
     /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
     func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> PacketFate {
-        let output = decode(frame, dir: dir, on: connection)
+        let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection)
         var fate = PacketFate()
         var completed = false
         let now = CaptureClock.secondsSince1970()
-        for body in output.records {
-            let seq = emit(body, on: connection)
-            if case .engine(let engine) = body, engine.type == .close {
-                close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
-            }
+        for (body, seq) in zip(observed.decoded, seqs) {
             guard case .packet(let packet) = body else { continue }
             completed = true
             guard let decision = connection.withFaults({ faults, _ in faults.decide(packet, seq: seq, now: now) }) else { continue }
@@ -53,8 +49,8 @@ extension SocketIOProxy {
             if let reply = decision.reply { fate.reply += codec().encode(reply) }
             if let cut = decision.disconnect { fate.cut = cut }
         }
-        for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
-        if !completed, output.records.isEmpty, output.hadMessage {
+        follow(observed, on: connection)
+        if !completed, observed.decoded.isEmpty, observed.hadMessage {
             fate.delivery = .hold
         }
         if let (wait, record) = connection.withFaults({ faults, _ in faults.throttle(bytes: wireSize, dir: dir, now: now) }) {

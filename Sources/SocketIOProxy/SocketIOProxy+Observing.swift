@@ -6,22 +6,18 @@ import TrafficCapture
 
 /// From frames to records: decoding, the conn's records and close, token inspection.
 extension SocketIOProxy {
-    func decode(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> TrafficDecoder.Output {
-        tracker.observe(frame, dir: dir, on: connection)
+    /// Decodes a frame of the conn and writes its records; the `seq` of each record it decoded.
+    @discardableResult
+    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
+        let result = tracker.observe(frame, dir: dir, on: connection)
+        follow(result.observed, on: connection)
+        return result
     }
 
-    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) {
-        publish(decode(frame, dir: dir, on: connection), on: connection)
-    }
-
-    func publish(_ output: TrafficDecoder.Output, on connection: ConnectionTracker.Connection) {
-        for body in output.records {
-            emit(body, on: connection)
-            if case .engine(let engine) = body, engine.type == .close {
-                close(connection, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet")
-            }
-        }
-        for sighting in output.tokens { report(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
+    /// What a frame's records call for: the conn's end at a close packet, its tokens inspected.
+    func follow(_ observed: ConnectionRecorder.Observed, on connection: ConnectionTracker.Connection) {
+        if let side = observed.closePacketFrom { close(connection, by: side, reason: "close packet") }
+        for sighting in observed.tokens { inspect(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
     }
 
     /// Records `body` in the conn unless it is closed; returns its `seq` (0 when not written).
@@ -34,18 +30,16 @@ extension SocketIOProxy {
     /// the idle sweep), it waits for the conn's requests in flight and token inspections, whose
     /// records belong before it.
     func close(_ connection: ConnectionTracker.Connection, by side: Peer, reason: String, waitingForActivity: Bool = true) {
-        if let record = tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity) {
-            _ = sink(.close(record), connection.id)
-        }
+        tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity)
     }
 
     /// A request or inspection of the conn is done; writes the `close` that waited for it, if any.
     func activityEnded(on connection: ConnectionTracker.Connection) {
-        if let record = tracker.end(connection) { _ = sink(.close(record), connection.id) }
+        tracker.end(connection)
     }
 
-    func report(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
-        guard tracker.firstSighting(of: token, source: source, nsp: nsp, on: connection) else { return }
+    /// A token new to the conn (the recorder tells), inspected.
+    func inspect(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
         // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
         // relay moving and write the record when it is done.
         let inspector = self.inspector
@@ -58,8 +52,9 @@ extension SocketIOProxy {
     }
 
     func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ConnectionTracker.Connection) {
-        for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers) {
-            report(token, source: source, nsp: nil, on: connection)
+        for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
+        where tracker.firstSighting(of: token, source: source, nsp: nil, on: connection) {
+            inspect(token, source: source, nsp: nil, on: connection)
         }
     }
 

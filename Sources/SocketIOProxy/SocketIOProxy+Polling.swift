@@ -63,13 +63,12 @@ extension SocketIOProxy {
     ) -> HTTPResponse {
         if let engine, let connection {
             if engine.sid == nil {
-                // A new session: its record comes once the open packet has told the sid. A
-                // refused handshake's body is an error message, not a payload.
-                let output = response.status == .ok
-                    ? decode(.pollingBody(response.body), dir: .serverToClient, on: connection) : TrafficDecoder.Output()
-                emit(.session(sessionRecord(request.head, engine: engine, remote: request.remote, sid: connection.sid, via: route, to: upstream)), on: connection)
+                // A new session: its record comes with the sid the open packet tells. A refused
+                // handshake's body is an error message, not a payload.
+                let session = sessionRecord(request.head, engine: engine, remote: request.remote, sid: nil, via: route, to: upstream)
+                let observed = tracker.observeHandshake(response.status == .ok ? .pollingBody(response.body) : nil, session: session, on: connection)
                 reportHandshakeTokens(request.head, engine: engine, on: connection)
-                publish(output, on: connection)
+                follow(observed, on: connection)
             } else if request.method == .GET, response.status == .ok {
                 observe(.pollingBody(response.body), dir: .serverToClient, on: connection)
             }
