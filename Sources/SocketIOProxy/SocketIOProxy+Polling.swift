@@ -74,11 +74,11 @@ extension SocketIOProxy {
             }
             if response.status != .ok {
                 let text = String(decoding: response.body.prefix(200), as: UTF8.self)
-                emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "upstream answered \(response.status.code)", raw: text)), on: connection)
+                emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "the server answered \(response.status.code)", raw: text)), on: connection)
                 // The upstream no longer knows the session (or refused the handshake): it is over.
                 let upgraded = connection.onWebSocket
                 if engine.sid == nil || (response.status == .badRequest && !upgraded) {
-                    close(connection, by: .server, reason: "upstream answered \(response.status.code)")
+                    close(connection, by: .server, reason: "the server answered \(response.status.code)")
                 }
             }
         }

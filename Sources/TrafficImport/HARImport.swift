@@ -59,7 +59,10 @@ public enum HARImport {
                 switch message["opcode"]?.numberValue?.intValue ?? 1 {
                 case 1: add(time, .webSocket(.message(.text(data)), fromClient: fromClient, time: time))
                 case 2: add(time, .webSocket(.message(.binary(Base64.decode(data) ?? Array(data.utf8))), fromClient: fromClient, time: time))
-                case 8: add(time, .webSocket(.close(code: nil), fromClient: fromClient, time: time))
+                case 8:
+                    // A HAR has no TCP connection to end: its close frame ends it.
+                    add(time, .webSocket(.close(code: nil), fromClient: fromClient, time: time))
+                    add(time, .ended(fromClient: fromClient, reset: false, time: time))
                 default: break
                 }
             }

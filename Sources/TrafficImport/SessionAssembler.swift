@@ -64,12 +64,11 @@ public struct SessionAssembler: Sendable {
 
     private struct Conn: Sendable {
         var number: Int
-        var observation: ConnectionObservation
-        /// Records and tokens while the session's parser is not known: its `session` record says
-        /// it, so they wait for its first Socket.IO packet (or its end, or a few seconds of capture).
-        var held: [Stamped]? = []
+        /// The same recorder the proxy keeps per conn: what it records, holds and ends, alike.
+        var recorder: ConnectionRecorder
+        /// Tokens found while the conn's records wait for its parser: their records must not go
+        /// out before the session's.
         var heldTokens: [Token] = []
-        var heldSince: Double?
     }
 
     /// How long (capture time) and how many records a conn's records wait for its parser.
@@ -88,6 +87,11 @@ public struct SessionAssembler: Sendable {
     static let joiningLimit = 64
     private var counter = 0
     private var recoveries = RecoveryLinks()
+    /// The conns of the polling requests each TCP connection carries, not answered yet, in order:
+    /// a conn's `close` waits for them, and a client that drops one ends its conn, as in the proxy.
+    private var inFlight: [Flow: [String]] = [:]
+    /// Which side sent a WebSocket's first close frame (true: the client), until its TCP connection ends.
+    private var firstCloseFrame: [Flow: Bool] = [:]
 
     /// Every session's parser when it was given; nil: told by each session's first packet.
     private let parser: SocketIOParser?
@@ -104,14 +108,17 @@ public struct SessionAssembler: Sendable {
         var output = Output()
         switch event {
         case .request(let head, let body, let time):
-            guard let engine = EngineRequest.traffic(head.target, under: path), engine.transport == .polling, head.method == "POST",
-                  let sid = engine.sid
-            else { break }
+            guard let engine = Self.polling(head, under: path), let sid = engine.sid else { break }
             let id = bySid[sid] ?? open(engine: engine, head: head, sid: sid, flow: flow, time: time, into: &output)
-            observe(.pollingBody(body), dir: .clientToServer, conn: id, time: time, into: &output)
+            conns[id]?.recorder.begin()
+            inFlight[flow, default: []].append(id)
+            if head.method == "POST" { observe(.pollingBody(body), dir: .clientToServer, conn: id, time: time, into: &output) }
         case .response(let head, let body, let request, let time):
             guard let request, let engine = EngineRequest.traffic(request.target, under: path) else { break }
+            let answered = Self.polling(request, under: path)?.sid != nil ? inFlight[flow]?.first : nil
+            if answered != nil { inFlight[flow]!.removeFirst() }
             respond(head, body: body, request: request, engine: engine, flow: flow, time: time, into: &output)
+            if let answered { ended(answered, time: time, into: &output) }
         case .webSocket(let frameEvent, let fromClient, let time):
             guard let id = webSockets[flow] else {
                 if joining[flow] != nil { join(frameEvent, fromClient: fromClient, time: time, flow: flow, into: &output) }
@@ -122,7 +129,9 @@ public struct SessionAssembler: Sendable {
             case .message(let message):
                 observe(.webSocket(message), dir: dir, conn: id, time: time, into: &output)
             case .close:
-                close(id, by: fromClient ? .client : .server, reason: fromClient ? "client closed the websocket" : "server closed the websocket", time: time, into: &output)
+                // The conn ends with the TCP connection, as in the proxy: what the other side
+                // sends meanwhile is still the session's. The first close frame says who ended it.
+                if firstCloseFrame[flow] == nil { firstCloseFrame[flow] = fromClient }
             case .compressed:
                 // HTTPConversation inflates these, or says why it could not.
                 break
@@ -140,8 +149,18 @@ public struct SessionAssembler: Sendable {
             emit(.error(ErrorRecord(dir: dir, code: code, message: "\(flow.label): \(message)")), conn: id, time: time, into: &output)
         case .ended(let fromClient, let reset, let time):
             if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
+            for id in inFlight.removeValue(forKey: flow) ?? [] {
+                if fromClient {
+                    // An Engine.IO server ends a session whose request is cut.
+                    emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), conn: id, time: time, into: &output)
+                    close(id, by: .client, reason: "client went away mid-request", time: time, into: &output)
+                }
+                ended(id, time: time, into: &output)
+            }
             if let id = webSockets[flow] {
-                close(id, by: fromClient ? .client : .server, reason: reset ? "TCP reset" : (fromClient ? "client closed the websocket" : "server closed the websocket"), time: time, into: &output)
+                let byClient = firstCloseFrame.removeValue(forKey: flow) ?? fromClient
+                let reason = reset ? "TCP reset" : (byClient ? "client closed the websocket" : "server closed the websocket")
+                close(id, by: byClient ? .client : .server, reason: reason, time: time, into: &output)
             }
         }
         return output
@@ -154,8 +173,10 @@ public struct SessionAssembler: Sendable {
             finishJoining(flow, shown: nil, into: &output)
         }
         for id in conns.keys.sorted(by: { conns[$0]!.number < conns[$1]!.number }) {
-            close(id, by: .proxy, reason: "the capture ends", time: time, into: &output)
+            close(id, by: .proxy, reason: "the capture ends", time: time, waiting: false, into: &output)
         }
+        inFlight = [:]
+        firstCloseFrame = [:]
         return output
     }
 
@@ -218,39 +239,40 @@ public struct SessionAssembler: Sendable {
         case .polling:
             guard request.method == "GET" || request.method == "POST" else { break }
             if request.method == "GET", engine.sid == nil {
-                // A handshake: the session's record comes once its open packet has told the sid.
+                // A handshake: the session's record comes with the sid its open packet tells.
                 let id = newConn(version: engine.version)
-                var decoded = Output()
-                if head.status == 200 { observe(.pollingBody(body), dir: .serverToClient, conn: id, time: time, into: &decoded) }
-                let sid = conns[id]?.observation.sid
-                if let sid { bySid[sid] = id }
-                emit(.session(sessionRecord(request, engine: engine, sid: sid, flow: flow)), conn: id, time: time, into: &output)
+                let session = sessionRecord(request, engine: engine, sid: nil, flow: flow)
+                guard let observed = conns[id]?.recorder.observeHandshake(
+                    head.status == 200 ? .pollingBody(body) : nil, session: session, at: time,
+                    link: { recoveries.link(&$0, dir: .serverToClient, conn: id) }
+                ) else { return }
+                let tokens = observed.tokens.map { Token(token: $0.token, source: $0.source, nsp: $0.nsp, conn: id, time: time) }
+                took(observed, tokens: tokens, conn: id, time: time, into: &output)
                 handshakeTokens(request, engine: engine, conn: id, time: time, into: &output)
-                output.records += decoded.records
-                output.tokens += decoded.tokens
                 if head.status != 200 { refused(head, body: body, conn: id, time: time, into: &output) }
                 return
             }
             guard let sid = engine.sid else { break }
             let id = bySid[sid] ?? open(engine: engine, head: request, sid: sid, flow: flow, time: time, into: &output)
             if head.status != 200 {
-                refused(head, body: body, conn: id, time: time, into: &output)
+                // The server no longer knows the session (unless it went on over a WebSocket), as the proxy judges it.
+                refused(head, body: body, conn: id, time: time, closing: head.status == 400 && !webSockets.values.contains(id), into: &output)
             } else if request.method == "GET" {
                 observe(.pollingBody(body), dir: .serverToClient, conn: id, time: time, into: &output)
             }
         }
     }
 
-    private mutating func refused(_ head: HTTPConversation.Head, body: [UInt8], conn id: String, time: Double, into output: inout Output) {
+    private mutating func refused(_ head: HTTPConversation.Head, body: [UInt8], conn id: String, time: Double, closing: Bool = true, into output: inout Output) {
         let text = String(decoding: body.prefix(200), as: UTF8.self)
         emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "the server answered \(head.status)", raw: text)), conn: id, time: time, into: &output)
-        close(id, by: .server, reason: "the server answered \(head.status)", time: time, into: &output)
+        if closing { close(id, by: .server, reason: "the server answered \(head.status)", time: time, into: &output) }
     }
 
     private mutating func newConn(version: EngineIOVersion) -> String {
         counter += 1
         let id = "c\(counter)"
-        conns[id] = Conn(number: counter, observation: ConnectionObservation(engineVersion: version, parser: parser), held: parser == nil ? [] : nil)
+        conns[id] = Conn(number: counter, recorder: ConnectionRecorder(engineVersion: version, parser: parser))
         return id
     }
 
@@ -276,82 +298,83 @@ public struct SessionAssembler: Sendable {
 
     private mutating func observe(_ frame: TrafficDecoder.Frame, dir: Direction, conn id: String, time: Double, into output: inout Output) {
         // Changed where it is kept: a copy out and back made every decoder state copy itself.
-        guard let observed = conns[id]?.observation.observe(frame, dir: dir, now: time) else { return }
-        var decoded = observed.output
-        let learnedSid = observed.learnedSid
-        recoveries.link(&decoded.records, dir: dir, conn: id)
-        var tokens: [Token] = []
-        for sighting in decoded.tokens where conns[id]!.observation.firstSighting(of: sighting.token, source: sighting.source, nsp: sighting.nsp) {
-            tokens.append(Token(token: sighting.token, source: sighting.source, nsp: sighting.nsp, conn: id, time: time))
-        }
-        if let learnedSid { bySid[learnedSid] = id }
-        if let parser = decoded.parserFound { release(id, parser: parser, into: &output) }
-        for body in decoded.records {
-            emit(body, conn: id, time: time, into: &output)
-            if case .engine(let engine) = body, engine.type == .close {
-                close(id, by: engine.dir == .clientToServer ? .client : .server, reason: "close packet", time: time, into: &output)
-            }
-        }
+        guard let observed = conns[id]?.recorder.observe(frame, dir: dir, at: time, link: { recoveries.link(&$0, dir: dir, conn: id) }) else { return }
+        let tokens = observed.tokens.map { Token(token: $0.token, source: $0.source, nsp: $0.nsp, conn: id, time: time) }
+        took(observed, tokens: tokens, conn: id, time: time, into: &output)
+    }
+
+    /// What a frame gave: its records, its tokens (held with the records while they wait), the
+    /// sid it told, and the conn's end at a close packet.
+    private mutating func took(_ observed: ConnectionRecorder.Observed, tokens: [Token], conn id: String, time: Double, into output: inout Output) {
+        if let sid = observed.learnedSid { bySid[sid] = id }
+        output.records += observed.records.map { Stamped(body: $0.body, conn: id, time: $0.time) }
         add(tokens, conn: id, into: &output)
+        if let side = observed.closePacketFrom { close(id, by: side, reason: "close packet", time: time, into: &output) }
     }
 
+    /// Tokens to inspect: held while the conn's records wait, with those held before them.
     private mutating func add(_ tokens: [Token], conn id: String, into output: inout Output) {
-        if conns[id]?.held != nil {
-            conns[id]!.heldTokens += tokens
-        } else {
+        guard conns[id] != nil else {
             output.tokens += tokens
+            return
         }
-    }
-
-    /// Hands on what waited for the session's parser, its `session` record saying msgpack when it is.
-    private mutating func release(_ id: String, parser: SocketIOParser?, into output: inout Output) {
-        guard let held = conns[id]?.held else { return }
-        conns[id]!.held = nil
-        // A handshake's open packet is decoded before its session record is made (the record
-        // needs the sid): the session record goes first.
-        let ordered = held.filter { if case .session = $0.body { true } else { false } } + held.filter { if case .session = $0.body { false } else { true } }
-        for var stamped in ordered {
-            if case .session(var session) = stamped.body {
-                if parser == .msgpack { session.parser = .msgpack }
-                // A WebSocket-only session's sid, from its open packet.
-                if session.sid == nil { session.sid = conns[id]?.observation.sid }
-                stamped.body = .session(session)
-            }
-            output.records.append(stamped)
+        conns[id]!.heldTokens += tokens
+        if !conns[id]!.recorder.isHolding {
+            output.tokens += conns[id]!.heldTokens
+            conns[id]!.heldTokens = []
         }
-        output.tokens += conns[id]!.heldTokens
-        conns[id]!.heldTokens = []
     }
 
     private mutating func handshakeTokens(_ head: HTTPConversation.Head, engine: EngineRequest, conn id: String, time: Double, into output: inout Output) {
         guard conns[id] != nil else { return }
         var tokens: [Token] = []
         for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
-        where conns[id]!.observation.firstSighting(of: token, source: source, nsp: nil) {
+        where conns[id]!.recorder.firstSighting(of: token, source: source, nsp: nil) {
             tokens.append(Token(token: token, source: source, nsp: nil, conn: id, time: time))
         }
         add(tokens, conn: id, into: &output)
     }
 
     private mutating func emit(_ body: CaptureRecord.Body, conn: String?, time: Double, into output: inout Output) {
-        if let conn, conns[conn] == nil { return }
-        let stamped = Stamped(body: body, conn: conn, time: time)
-        guard let conn, conns[conn]?.held != nil else {
-            output.records.append(stamped)
+        guard let conn else {
+            output.records.append(Stamped(body: body, conn: nil, time: time))
             return
         }
-        conns[conn]!.held!.append(stamped)
-        let since = conns[conn]!.heldSince ?? time
-        conns[conn]!.heldSince = since
-        if time - since > Self.holdingLimit.seconds || conns[conn]!.held!.count > Self.holdingLimit.records {
-            release(conn, parser: nil, into: &output)
-        }
+        guard conns[conn] != nil else { return }
+        var stamped = conns[conn]!.recorder.record(body, at: time)
+        // A capture must not sit on a conn's records: a few seconds of capture time, or a few
+        // hundred records, and they go as a JSON session's.
+        stamped += conns[conn]!.recorder.releaseHeld(now: time, after: Self.holdingLimit.seconds, records: Self.holdingLimit.records)
+        output.records += stamped.map { Stamped(body: $0.body, conn: conn, time: $0.time) }
+        add([], conn: conn, into: &output)
     }
 
-    private mutating func close(_ id: String, by side: Peer, reason: String, time: Double, into output: inout Output) {
-        release(id, parser: nil, into: &output)
-        guard conns.removeValue(forKey: id) != nil else { return }
+    /// A request of the conn was answered, or its TCP connection ended first.
+    private mutating func ended(_ id: String, time: Double, into output: inout Output) {
+        guard let stamped = conns[id]?.recorder.end(at: time) else { return }
+        written(stamped, conn: id, into: &output)
+    }
+
+    /// Decides the conn's end: its `close` waits for its requests in flight unless `waiting` is
+    /// false (the capture's end).
+    private mutating func close(_ id: String, by side: Peer, reason: String, time: Double, waiting: Bool = true, into output: inout Output) {
+        guard let stamped = conns[id]?.recorder.close(CloseRecord(by: side, reason: reason), at: time, waitingForActivity: waiting) else { return }
+        written(stamped, conn: id, into: &output)
+    }
+
+    /// A conn's last records; once it is closed its state goes (its sid stays in `bySid`).
+    private mutating func written(_ stamped: [ConnectionRecorder.Stamped], conn id: String, into output: inout Output) {
+        output.records += stamped.map { Stamped(body: $0.body, conn: id, time: $0.time) }
+        add([], conn: id, into: &output)
+        guard conns[id]?.recorder.isClosed == true else { return }
+        output.tokens += conns[id]!.heldTokens
+        conns.removeValue(forKey: id)
         webSockets = webSockets.filter { $0.value != id }
-        output.records.append(Stamped(body: .close(CloseRecord(by: side, reason: reason)), conn: id, time: time))
+    }
+
+    /// A polling request of Engine.IO traffic (GET or POST), or nil.
+    static func polling(_ head: HTTPConversation.Head, under path: String?) -> EngineRequest? {
+        guard head.method == "GET" || head.method == "POST", let engine = EngineRequest.traffic(head.target, under: path), engine.transport == .polling else { return nil }
+        return engine
     }
 }

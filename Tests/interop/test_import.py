@@ -60,13 +60,17 @@ def packets(records):
     return sorted(streams.values())
 
 
-def every_field(records):
+def every_field(records, close_reasons=True):
     """Every record with every field, in order per conn, kind and direction, but for what two
     recorders on two hops see differently by nature: when (seq, ts, an ack's latency, a token's
-    time left) and the request's client and headers (the proxy's upstream request is its own)."""
+    time left) and the request's client and headers (the proxy's upstream request is its own).
+    Without `close_reasons`, a close's side and reason are left out too: when a client sends its
+    close packet and drops its long-poll at once, the proxy reads the close packet first, while on
+    the upstream hop the dropped poll can come first."""
     streams = {}
     for r in records:
-        kept = {k: v for k, v in r.items() if k not in ("seq", "ts", "latency_ms", "expires_in_s")}
+        dropped = ("seq", "ts", "latency_ms", "expires_in_s") + (() if close_reasons else ("by", "reason"))
+        kept = {k: v for k, v in r.items() if k not in dropped}
         if r["kind"] == "session":
             kept = {k: v for k, v in kept.items() if k not in ("remote", "headers")}
         if r["kind"] == "packet":
@@ -119,17 +123,18 @@ def test_an_import_says_what_the_proxy_saw(server, transport, tmp_path):
     seen = proxy.records()
     assert packets(imported) == packets(seen)
     assert tokens(imported) == tokens(seen) and tokens(seen)
-    if transport != "polling":
-        assert every_field(imported) == every_field(seen)
-    # On polling the recorders still differ in one way (#31 Must 1 is to make them one): the
-    # proxy's close waits for the polls in flight and records their answers (python-engineio's 400
-    # to the poll still out at the close packet), the import's close does not.
+    # One recorder for both (ConnectionRecorder): the same records, field by field, on every
+    # transport (on polling: the answer to the poll still out at the close packet, before the close).
+    assert every_field(imported) == every_field(seen)
     sessions = [r for r in imported if r["kind"] == "session"]
     assert len(sessions) == 1 and sessions[0]["upstream"] == f"http://127.0.0.1:{server.port}"
     assert sessions[0]["transport"] == TRANSPORTS[transport][0]
     if transport == "upgrade":
         assert {r["transport"] for r in imported if r["kind"] == "engine"} == {"polling", "websocket"}
-    assert not [r for r in imported if r["kind"] == "error"], [r for r in imported if r["kind"] == "error"]
+    # Nothing failed to decode; python-engineio's 400 to the poll still out at the close packet is
+    # on the wire, and in both captures.
+    decoding = [r for r in imported if r["kind"] == "error" and r["code"] != "proxy.upstream_status"]
+    assert not decoding, decoding
     assert [r["kind"] for r in imported].count("close") == 1
     # Times are the capture's, in order.
     times = [r["ts"] for r in imported]
@@ -309,7 +314,10 @@ def test_chromium_over_permessage_deflate(tmp_path):
     assert data.count(b"permessage-deflate") >= 2, "the offer and its acceptance are in the capture"
     result, imported = siotap_import(pcap)
     assert result.returncode == 0, result.stderr
-    assert not [r for r in imported if r["kind"] == "error"], [r for r in imported if r["kind"] == "error"]
+    # Nothing failed to decode; python-engineio's 400 to the poll still out at the close packet is
+    # on the wire, and in both captures.
+    decoding = [r for r in imported if r["kind"] == "error" and r["code"] != "proxy.upstream_status"]
+    assert not decoding, decoding
     events = [(r["dir"], r["transport"], r.get("event"), r.get("args")) for r in imported if r["kind"] == "packet"]
     assert ("c2s", "websocket", "message", ["from chromium", 2.5]) in events
     assert ("s2c", "websocket", "message-back", ["from chromium", 2.5]) in events
@@ -367,7 +375,10 @@ def test_engine_io_3(tmp_path):
     assert "exception" not in result, result
     completed, imported = siotap_import(pcap)
     assert completed.returncode == 0, completed.stderr
-    assert not [r for r in imported if r["kind"] == "error"], [r for r in imported if r["kind"] == "error"]
+    # Nothing failed to decode; python-engineio's 400 to the poll still out at the close packet is
+    # on the wire, and in both captures.
+    decoding = [r for r in imported if r["kind"] == "error" and r["code"] != "proxy.upstream_status"]
+    assert not decoding, decoding
     sessions = [r for r in imported if r["kind"] == "session"]
     assert sessions and {r["eio"] for r in sessions} == {3}
     backs = [r["args"] for r in imported if r["kind"] == "packet" and r.get("event") == "message-back" and r["nsp"] == "/"]
@@ -475,7 +486,10 @@ def test_a_har_from_chromium(tmp_path):
     assert any(entry.get("_webSocketMessages") for entry in har["log"]["entries"])
     result, imported = siotap_import(path)
     assert result.returncode == 0, result.stderr
-    assert not [r for r in imported if r["kind"] == "error"], [r for r in imported if r["kind"] == "error"]
+    # Nothing failed to decode; python-engineio's 400 to the poll still out at the close packet is
+    # on the wire, and in both captures.
+    decoding = [r for r in imported if r["kind"] == "error" and r["code"] != "proxy.upstream_status"]
+    assert not decoding, decoding
     sessions = [r for r in imported if r["kind"] == "session"]
     assert len(sessions) == 1 and sessions[0]["transport"] == "polling" and sessions[0]["upstream"] == f"http://127.0.0.1:{server.port}"
     events = [(r["dir"], r["transport"], r.get("event"), r.get("args")) for r in imported if r["kind"] == "packet"]
