@@ -39,6 +39,9 @@ let package = Package(
         ),
         // Records and their file; no crypto: a token's place is found by its text (JWTText).
         .target(name: "TrafficCapture", dependencies: ["SocketIOProtocol"]),
+        // From traffic to records, one way for every recorder (the proxy, import, sniff): frames
+        // decoded per conn, held, linked across conns and ended alike (ConnectionRecorder).
+        .target(name: "TrafficObservation", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
         // X.509: the local CA, the certificates the proxy mints, what upstream certificates say.
         .target(
             name: "TLSCertificates",
@@ -78,16 +81,16 @@ let package = Package(
         .target(name: "FaultInjection", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
         .target(
             name: "SocketIOProxy",
-            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "JWTInspection", "TLSCertificates", "FaultInjection",
+            dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "TrafficObservation", "JWTInspection", "TLSCertificates", "FaultInjection",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
+        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "TrafficObservation", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
         // Captures people already have: TCP reassembly, HTTP and WebSocket streams (zlib through
         // compress-nio for what was compressed), sessions. No I/O.
         .target(
             name: "TrafficImport",
-            dependencies: ["SocketIOProtocol", "TrafficCapture", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["SocketIOProtocol", "TrafficCapture", "TrafficObservation", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         // libpcap (Debian libpcap-dev): pcap and pcapng files, live interfaces, BPF filters.
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
@@ -107,14 +110,14 @@ let package = Package(
         .target(
             name: "SiotapCommands",
             dependencies: [
-                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
                 "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Benchmarks/codec.sh builds this in release mode; never run by the tests.
-        .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol", "TrafficCapture"], path: "Benchmarks/CodecBenchmark"),
+        .executableTarget(name: "CodecBenchmark", dependencies: ["SocketIOProtocol", "TrafficCapture", "TrafficObservation"], path: "Benchmarks/CodecBenchmark"),
         .executableTarget(
             name: "siotap",
             dependencies: ["SiotapCommands", "SocketIOTransport", .product(name: "Logging", package: "swift-log")]
@@ -130,7 +133,7 @@ let package = Package(
         ),
         // Helpers the test targets share: where the peers live and how to run them.
         .target(name: "PeerSupport", path: "Tests/PeerSupport"),
-        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "JWTInspection", "PeerSupport"]),
+        .testTarget(name: "TrafficCaptureTests", dependencies: ["TrafficCapture", "TrafficObservation", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SocketIOServerTests", dependencies: ["SocketIOServer", "PeerSupport"]),
         .testTarget(
             name: "SocketIOTransportTests",
@@ -143,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SocketIOProxyTests",
-            dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "FaultInjection",
+            dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "TrafficObservation", "FaultInjection",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
@@ -151,6 +154,7 @@ let package = Package(
             dependencies: ["SocketIOClient", "SocketIOServer", "DemoApps", "SocketIOTransport", "SocketIOProtocol", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(name: "FaultInjectionTests", dependencies: ["FaultInjection", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(name: "TrafficObservationTests", dependencies: ["TrafficObservation", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "TrafficReplayTests", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(
             name: "SiotapInspectorTests",
@@ -180,7 +184,7 @@ if Context.environment["SIOTAP_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "siotap-fuzz",
-            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficImport"],
+            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport"],
             path: "Tests/Fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )

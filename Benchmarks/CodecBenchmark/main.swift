@@ -3,6 +3,7 @@
 // parser on the same vectors for a ratio.
 import SocketIOProtocol
 import TrafficCapture
+import TrafficObservation
 
 #if canImport(Glibc)
 import Glibc

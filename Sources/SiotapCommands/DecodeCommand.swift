@@ -2,6 +2,7 @@ import ArgumentParser
 import JWTInspection
 import Logging
 import TrafficCapture
+import TrafficObservation
 
 extension EngineIOVersion: ExpressibleByArgument {}
 extension EngineTransport: ExpressibleByArgument {}

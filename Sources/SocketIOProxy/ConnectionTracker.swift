@@ -3,6 +3,7 @@ import NIOCore
 import SocketIOTransport
 import Synchronization
 import TrafficCapture
+import TrafficObservation
 
 /// Follows Engine.IO sessions through the proxy: one `conn` per session, kept across the
 /// polling-to-websocket upgrade (matched by sid).

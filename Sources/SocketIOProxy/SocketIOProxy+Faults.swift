@@ -6,6 +6,7 @@ import SocketIOProtocol
 import SocketIOTransport
 import Synchronization
 import TrafficCapture
+import TrafficObservation
 
 /// `--fault`: each packet observed before it goes on, the rules' decision carried out on either
 /// transport, and the faults recorded. Without rules none of this runs: the relays pass bytes as

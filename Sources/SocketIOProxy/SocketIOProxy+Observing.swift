@@ -3,6 +3,7 @@ import NIOHTTP1
 import SocketIOProtocol
 import SocketIOTransport
 import TrafficCapture
+import TrafficObservation
 
 /// From frames to records: decoding, the conn's records and close, token inspection.
 extension SocketIOProxy {

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SocketIOProtocol
 import SocketIOTransport
 import TrafficCapture
+import TrafficObservation
 
 /// Plain HTTP and long-polling: each request relayed whole to the upstream, its Engine.IO bodies
 /// observed. A known session's polls are relayed on the client connection's event loop

@@ -4,6 +4,7 @@ import SocketIOProtocol
 import Synchronization
 import SocketIOTransport
 import TrafficCapture
+import TrafficObservation
 
 /// The WebSocket relay's set-up: the upstream dialled during the client's upgrade, the conn it carries, what it reports.
 extension SocketIOProxy {

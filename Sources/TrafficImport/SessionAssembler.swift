@@ -1,5 +1,6 @@
 import SocketIOProtocol
 public import TrafficCapture
+import TrafficObservation
 
 /// Engine.IO sessions out of HTTP conversations, as `siotap proxy` records them: polling requests
 /// on any TCP connection joined into one conn by their `sid`, the upgrade followed, Engine.IO 3

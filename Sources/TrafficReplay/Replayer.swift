@@ -1,6 +1,7 @@
 import JWTInspection
 import SocketIOClient
 public import TrafficCapture
+import TrafficObservation
 import Synchronization
 
 /// Plays the client side of a capture against a server and compares what comes back.

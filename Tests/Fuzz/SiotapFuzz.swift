@@ -9,6 +9,7 @@ import Foundation
 import JWTInspection
 import SocketIOProtocol
 import TrafficCapture
+import TrafficObservation
 import TrafficImport
 
 enum FuzzTarget: String, CaseIterable {

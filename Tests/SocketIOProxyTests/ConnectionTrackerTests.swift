@@ -1,6 +1,7 @@
 import SocketIOProtocol
 import Testing
 import TrafficCapture
+import TrafficObservation
 
 @testable import SocketIOProxy
 

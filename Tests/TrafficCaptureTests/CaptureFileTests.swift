@@ -3,6 +3,7 @@ import PeerSupport
 import Synchronization
 import Testing
 @testable import TrafficCapture
+import TrafficObservation
 
 private func temporaryPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("siotap-\(UUID().uuidString)-\(name)").path

@@ -1,3 +1,4 @@
+public import TrafficCapture
 /// Connection-state recovery across a capture's conns: which conn's CONNECT answer gave each pid,
 /// so that a later CONNECT asking that pid back names the conn it recovers (`recovers`, which
 /// replay relies on). One value per recorder, the proxy's and `import`'s alike; it remembers at

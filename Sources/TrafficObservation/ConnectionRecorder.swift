@@ -1,3 +1,4 @@
+public import TrafficCapture
 public import SocketIOProtocol
 
 /// One conn's recorder, the same for the live proxy and for `siotap import`/`sniff`: frames and

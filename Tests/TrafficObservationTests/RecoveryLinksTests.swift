@@ -1,7 +1,8 @@
 import SocketIOProtocol
 import Testing
 
-@testable import TrafficCapture
+import TrafficCapture
+@testable import TrafficObservation
 
 /// The link from a CONNECT asking a session back to the conn that had it, which the proxy and
 /// `import` both make with one ``RecoveryLinks``.

@@ -1,3 +1,4 @@
+public import TrafficCapture
 public import SocketIOProtocol
 
 /// What a recorder knows of one conn's traffic (the proxy's live, `siotap import`'s from a

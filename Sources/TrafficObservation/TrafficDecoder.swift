@@ -1,3 +1,4 @@
+public import TrafficCapture
 /// Turns the frames of one connection into capture records, both directions.
 ///
 /// A pure state machine: feed it what a transport saw (a polling body, a WebSocket message) and it

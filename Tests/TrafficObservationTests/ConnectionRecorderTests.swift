@@ -1,7 +1,8 @@
 import SocketIOProtocol
 import Testing
 
-@testable import TrafficCapture
+import TrafficCapture
+@testable import TrafficObservation
 
 /// The one per-conn recorder the proxy and import share: what it holds, in which order it lets
 /// records go, and how a conn ends.

@@ -1,5 +1,6 @@
 import Testing
-@testable import TrafficCapture
+import TrafficCapture
+@testable import TrafficObservation
 
 private func packets(_ output: TrafficDecoder.Output) -> [PacketRecord] {
     output.records.compactMap { if case .packet(let record) = $0 { record } else { nil } }

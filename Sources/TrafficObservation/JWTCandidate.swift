@@ -1,3 +1,4 @@
+public import TrafficCapture
 public import SocketIOProtocol
 
 /// Finds tokens in the places handshakes carry them.
