@@ -147,6 +147,7 @@ let package = Package(
         .testTarget(
             name: "SocketIOProxyTests",
             dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "TrafficObservation", "FaultInjection",
+                           "SocketIOServer", "DemoApps", "SocketIOClient",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
@@ -161,7 +162,7 @@ let package = Package(
             dependencies: ["SiotapInspector", "TrafficCapture", "SocketIOProtocol", "SocketIOTransport",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .testTarget(name: "PcapInputTests", dependencies: ["PcapInput", "TrafficImport"]),
+        .testTarget(name: "PcapInputTests", dependencies: ["PcapInput", "TrafficImport", "TrafficCapture"]),
         .testTarget(name: "TLSCertificatesTests", dependencies: ["TLSCertificates", .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "PeerSupport"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),

@@ -2,10 +2,10 @@ import SocketIOProtocol
 
 /// A HAR entry's events as bytes and back, so that a file's events can wait on disk, not in
 /// memory, to be put in time order (`HARSource`). The events a HAR file gives only: requests,
-/// responses, WebSocket messages and closes. Pure.
+/// responses, WebSocket messages and closes, and the end a close frame brings. Pure.
 public enum HAREventCoding {
     private enum Tag: UInt8 {
-        case request = 1, response, text, binary, close
+        case request = 1, response, text, binary, close, ended
     }
 
     public static func encode(_ event: HTTPConversation.Event, flow: SessionAssembler.Flow, into out: inout [UInt8]) {
@@ -48,6 +48,12 @@ public enum HAREventCoding {
             default:
                 break
             }
+        case .ended(let fromClient, let reset, let time):
+            writer.byte(Tag.ended.rawValue)
+            writer.double(time)
+            writer.flow(flow)
+            writer.byte(fromClient ? 1 : 0)
+            writer.byte(reset ? 1 : 0)
         default:
             break
         }
@@ -74,6 +80,9 @@ public enum HAREventCoding {
         case .close:
             guard let fromClient = reader.byte() else { return nil }
             return (.webSocket(.close(code: nil), fromClient: fromClient == 1, time: time), flow)
+        case .ended:
+            guard let fromClient = reader.byte(), let reset = reader.byte() else { return nil }
+            return (.ended(fromClient: fromClient == 1, reset: reset == 1, time: time), flow)
         }
     }
 

@@ -1,4 +1,3 @@
-public import TrafficCapture
 public import SocketIOProtocol
 
 /// Finds tokens in the places handshakes carry them.

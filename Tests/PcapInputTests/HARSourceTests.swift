@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TrafficCapture
 import TrafficImport
 
 @testable import PcapInput
@@ -35,6 +36,30 @@ struct HARSourceTests {
             if case .request(let head, _, _) = event { targets.append(head.target) }
         }
         #expect(targets == ["/socket.io/?EIO=4&transport=polling", "/socket.io/?EIO=4&transport=polling&sid=abc"])
+    }
+
+    @Test("A WebSocket's close frame ends its conn, through the events' disk form (a fuzzer found it lost there)")
+    func closeFrame() throws {
+        let entry = #"""
+            {"startedDateTime":"2026-11-30T10:00:00.000Z","time":1,"request":{"method":"GET","url":"ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket","headers":[]},
+             "response":{"status":101,"headers":[],"content":{}},
+             "_webSocketMessages":[{"type":"receive","time":1796032800.5,"opcode":1,"data":"0{\"sid\":\"W1\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}"},
+                                   {"type":"send","time":1796032800.6,"opcode":1,"data":"40"},
+                                   {"type":"receive","time":1796032801.0,"opcode":8,"data":""}]}
+            """#
+        let path = try Self.file(#"{"log":{"entries":[\#(entry)]}}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let source = try HARSource(path: path)
+        var assembler = SessionAssembler()
+        var records: [CaptureRecord.Body] = []
+        while let (event, flow) = try source.nextEvent() { records += assembler.take(event, on: flow).records.map(\.body) }
+        records += assembler.finish(time: 1_796_032_900).records.map(\.body)
+        guard case .close(let close)? = records.last else {
+            Issue.record("no close: \(records)")
+            return
+        }
+        #expect(close.by == .server, "\(records)")
+        #expect(close.reason == "server closed the websocket")
     }
 
     @Test("What is not HAR, or not there, is refused with a message")

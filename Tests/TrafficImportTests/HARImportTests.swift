@@ -90,6 +90,8 @@ struct HARImportTests {
     func eventsRoundTrip() throws {
         var events = try HARImport.events(Array(Self.har.utf8))
         events.append((.webSocket(.close(code: nil), fromClient: true, time: 3), SessionAssembler.Flow(client: nil, server: "h:1", scheme: "https", entry: 7)))
+        // A close frame's end (the HAR has no TCP connection to end): it goes to disk too.
+        events.append((.ended(fromClient: false, reset: true, time: 3.5), SessionAssembler.Flow(client: nil, server: "h:1", scheme: "https", entry: 7)))
         events.append((.response(HTTPConversation.Head(method: "", target: "", status: 200, headers: [("A", "b")]), body: [0, 255], request: nil, time: -1.5),
                        SessionAssembler.Flow(client: nil, server: "h:1", entry: 8)))
         for (event, flow) in events {

@@ -1,0 +1,108 @@
+import DemoApps
+import FaultInjection
+import SocketIOClient
+import SocketIOProtocol
+import SocketIOServer
+import Synchronization
+import Testing
+import TrafficCapture
+
+@testable import SocketIOProxy
+
+/// A `SocketIOProxy` driven from Swift on loopback: siotap's client through it to the built-in
+/// conformance server, on every transport plan, and with a fault. (python-socketio, browsers and
+/// forward mode drive it in `Tests/interop`.)
+@Suite("The proxy on loopback", .serialized)
+struct ProxyLoopbackTests {
+    /// The records the proxy's sink got, in `seq` order.
+    final class Records: Sendable {
+        let list = Mutex<[(seq: Int, conn: String?, body: CaptureRecord.Body)]>([])
+        func add(_ body: CaptureRecord.Body, conn: String?) -> Int {
+            list.withLock { list in
+                list.append((list.count + 1, conn, body))
+                return list.count
+            }
+        }
+        var bodies: [CaptureRecord.Body] { list.withLock { $0.map(\.body) } }
+    }
+
+    func withProxy(faults: [String] = [], _ body: (Int, Records) async throws -> Void) async throws {
+        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 300)))
+        ConformanceApp.install(on: io)
+        let serverPort = try await io.start(port: 0)
+        let records = Records()
+        let plan = faults.isEmpty ? nil : FaultPlan(rules: try faults.map { try FaultRule($0) }, seed: 1)
+        let proxy = SocketIOProxy(configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, faults: plan)) { body, conn in
+            records.add(body, conn: conn)
+        }
+        let port = try await proxy.start()
+        do {
+            try await body(port, records)
+        } catch {
+            await proxy.shutdown()
+            await io.shutdown()
+            throw error
+        }
+        await proxy.shutdown()
+        await io.shutdown()
+    }
+
+    func packets(_ bodies: [CaptureRecord.Body]) -> [PacketRecord] {
+        bodies.compactMap { if case .packet(let packet) = $0 { packet } else { nil } }
+    }
+
+    @Test("Every plan: the client's exchange goes through, and the records say it, session first, close last",
+          arguments: [SocketIOClient.TransportPlan.websocket, .polling, .pollingThenUpgrade])
+    func relays(plan: SocketIOClient.TransportPlan) async throws {
+        try await withProxy { port, records in
+            let client = SocketIOClient(host: "127.0.0.1", port: port)
+            let handshake = try await client.open(transport: plan)
+            guard case .accepted = await client.connect() else {
+                Issue.record("refused through the proxy")
+                return
+            }
+            #expect(try await client.emitWithAck("message-with-ack", [.string("through"), .binary([0, 255])]) == [.string("through"), .binary([0, 255])])
+            client.close()
+            for _ in 0..<200 where !records.bodies.contains(where: { if case .close = $0 { true } else { false } }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let bodies = records.bodies
+            guard case .session(let session)? = bodies.first, case .close? = bodies.last else {
+                Issue.record("not a session's records from first to last: \(bodies)")
+                return
+            }
+            #expect(session.sid == handshake.sid)
+            #expect(session.transport == (plan == .websocket ? .websocket : .polling))
+            let exchanged = packets(bodies)
+            #expect(exchanged.contains { $0.dir == .clientToServer && $0.event == "message-with-ack" && $0.id != nil })
+            #expect(exchanged.contains { $0.dir == .serverToClient && $0.type.isAck && $0.latencyMilliseconds != nil })
+            #expect(Set(exchanged.map(\.transport)) == (plan == .polling ? [.polling] : [.websocket]))
+            // Nothing failed to decode. A poll that reaches the server after the client's close
+            // packet is answered 400 (the session is gone): on the wire, so recorded, and only then.
+            let closing = bodies.firstIndex { if case .engine(let engine) = $0 { engine.type == .close } else { false } } ?? bodies.endIndex
+            let errors = bodies.enumerated().compactMap { index, body -> ErrorRecord? in
+                guard case .error(let error) = body else { return nil }
+                return index > closing && error.code == .upstreamStatus ? nil : error
+            }
+            #expect(errors.isEmpty, "\(errors)")
+        }
+    }
+
+    @Test("A fault drops the server's ack on either transport: the client times out, and the capture says which packet went",
+          arguments: [SocketIOClient.TransportPlan.websocket, .polling])
+    func dropsAnAck(plan: SocketIOClient.TransportPlan) async throws {
+        try await withProxy(faults: ["drop,type=ACK,dir=s2c"]) { port, records in
+            let client = SocketIOClient(host: "127.0.0.1", port: port)
+            try await client.open(transport: plan)
+            _ = await client.connect()
+            await #expect(throws: SocketIOClient.ClientError.self) {
+                try await client.emitWithAck("message-with-ack", [.string("lost")], timeout: 500)
+            }
+            client.close()
+            let bodies = records.bodies
+            let faults = bodies.compactMap { if case .fault(let fault) = $0 { fault } else { nil } }
+            #expect(faults.map(\.action) == [.drop])
+            #expect(packets(bodies).contains { $0.dir == .serverToClient && $0.type.isAck })
+        }
+    }
+}
