@@ -14,7 +14,7 @@ struct RecordView: Sendable {
         case .session(let session):
             // An imported WebSocket joined mid-stream has no URL (its pcap.no_handshake record says why).
             let url = session.url.isEmpty ? style.dim("(URL not captured)") : session.url
-            return prefix + style.bold("session") + " EIO\(session.eio) \(session.transport.rawValue) \(url)"
+            return prefix + style.bold("session") + " EIO\(session.eio.rawValue) \(session.transport.rawValue) \(url)"
         case .engine(let engine):
             let text = prefix + arrow(engine.dir) + " " + style.dim("\(engine.transport.rawValue) engine \(engine.type.name)")
             guard let data = engine.data?.scalarText, !data.isEmpty else { return text }

@@ -68,7 +68,7 @@ extension SocketIOProxy {
         let tls = client == nil && certificate == nil
             ? nil : SessionTLS(version: client?.version, cipher: client?.cipher, sni: client?.serverName, upstreamCertificate: certificate)
         return SessionRecord(
-            url: head.uri, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
+            url: head.uri, path: engine.path, eio: engine.version, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
             remote: remote, upstream: upstream.description, target: route.target, scheme: route.scheme, tls: tls,
             parser: configuration.parser == .msgpack ? .msgpack : nil

@@ -53,7 +53,7 @@ public final class CaptureQueue: Sendable {
     private let behind = Atomic<Bool>(false)
     private let writer: CaptureWriter?
     private let delivered: Delivery
-    private let failed: @Sendable (CaptureReadError) -> Void
+    private let failed: @Sendable (CaptureWriteError) -> Void
     private let thread = DispatchQueue(label: "siotap.capture")
     private let highWater: Int
     private let highWaterBytes: Int
@@ -66,7 +66,7 @@ public final class CaptureQueue: Sendable {
     ///   - highWaterBytes: bytes waiting above which it pauses them too.
     public init(
         writer: CaptureWriter?, highWater: Int = defaultHighWater, highWaterBytes: Int = defaultHighWaterBytes,
-        failed: @escaping @Sendable (CaptureReadError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }
+        failed: @escaping @Sendable (CaptureWriteError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }
     ) {
         self.writer = writer
         self.highWater = max(1, highWater)

@@ -24,7 +24,7 @@ extension CaptureRecord {
         case .session(let record):
             fields.string("url", record.url)
             fields.string("path", record.path)
-            fields.int("eio", record.eio)
+            fields.int("eio", record.eio.rawValue)
             fields.string("transport", record.transport.rawValue)
             fields.string("sid", record.sid)
             fields.value("headers", record.headers)

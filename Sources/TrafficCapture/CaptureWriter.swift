@@ -25,7 +25,7 @@ public final class CaptureWriter: Sendable {
     public let path: String
 
     /// Opens (creating or truncating) `path`; `"-"` writes to standard output.
-    public init(path: String, append: Bool = false) throws(CaptureReadError) {
+    public init(path: String, append: Bool = false) throws(CaptureWriteError) {
         self.path = path
         let descriptor: Int32
         if path == "-" {
@@ -34,7 +34,7 @@ public final class CaptureWriter: Sendable {
             descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
         }
         guard descriptor >= 0 else {
-            throw CaptureReadError(.io, line: 0, detail: "cannot open \(path): \(String(cString: strerror(errno)))")
+            throw CaptureWriteError(.cannotOpen, path: path, detail: String(cString: strerror(errno)))
         }
         state = Mutex(State(descriptor: descriptor))
     }
@@ -42,8 +42,8 @@ public final class CaptureWriter: Sendable {
     /// Writes a record, giving it the next `seq` and, if it has none, the current time.
     /// - Returns: the record as written.
     @discardableResult
-    public func write(_ record: CaptureRecord) throws(CaptureReadError) -> CaptureRecord {
-        try state.withLock { state throws(CaptureReadError) in
+    public func write(_ record: CaptureRecord) throws(CaptureWriteError) -> CaptureRecord {
+        try state.withLock { state throws(CaptureWriteError) in
             var record = record
             record.seq = state.nextSeq
             if record.ts.isEmpty { record.ts = CaptureClock.now() }
@@ -57,8 +57,8 @@ public final class CaptureWriter: Sendable {
 
     /// Writes records in one `write(2)`: whole lines, numbered in order, stamped if they have no
     /// time; `records` become the records as written.
-    public func write(batch records: inout [CaptureRecord]) throws(CaptureReadError) {
-        try state.withLock { state throws(CaptureReadError) in
+    public func write(batch records: inout [CaptureRecord]) throws(CaptureWriteError) {
+        try state.withLock { state throws(CaptureWriteError) in
             let now = records.contains { $0.ts.isEmpty } ? CaptureClock.now() : ""
             for index in records.indices {
                 records[index].seq = state.nextSeq + index
@@ -71,8 +71,8 @@ public final class CaptureWriter: Sendable {
 
     /// Writes records numbered and stamped already (by a ``CaptureQueue``, as they were added), in
     /// one `write(2)`; the writer's own numbering is not used.
-    public func write(numbered records: [CaptureRecord]) throws(CaptureReadError) {
-        try state.withLock { state throws(CaptureReadError) in try writeLines(records, state: &state) }
+    public func write(numbered records: [CaptureRecord]) throws(CaptureWriteError) {
+        try state.withLock { state throws(CaptureWriteError) in try writeLines(records, state: &state) }
     }
 
     /// The records' lines in the buffer kept between batches, then one `write(2)`; under the lock.
@@ -80,7 +80,7 @@ public final class CaptureWriter: Sendable {
     /// each of whole lines, so that large records are not all held in one buffer.
     static let largestWrite = 1 << 20
 
-    private func writeLines(_ records: [CaptureRecord], state: inout State) throws(CaptureReadError) {
+    private func writeLines(_ records: [CaptureRecord], state: inout State) throws(CaptureWriteError) {
         var bytes: [UInt8] = []
         swap(&bytes, &state.buffer)
         bytes.removeAll(keepingCapacity: true)
@@ -112,7 +112,7 @@ public final class CaptureWriter: Sendable {
 
     /// Writes a body with the current time and the given connection.
     @discardableResult
-    public func write(_ body: CaptureRecord.Body, conn: String? = nil) throws(CaptureReadError) -> CaptureRecord {
+    public func write(_ body: CaptureRecord.Body, conn: String? = nil) throws(CaptureWriteError) -> CaptureRecord {
         try write(CaptureRecord(conn: conn, body))
     }
 
@@ -128,15 +128,15 @@ public final class CaptureWriter: Sendable {
 
     deinit { close() }
 
-    private static func writeAll(_ line: [UInt8], to descriptor: Int32, path: String) throws(CaptureReadError) {
-        guard descriptor >= 0 else { throw CaptureReadError(.io, line: 0, detail: "\(path) is closed") }
-        let failure: CaptureReadError? = line.withUnsafeBufferPointer { bytes in
+    private static func writeAll(_ line: [UInt8], to descriptor: Int32, path: String) throws(CaptureWriteError) {
+        guard descriptor >= 0 else { throw CaptureWriteError(.closed, path: path) }
+        let failure: CaptureWriteError? = line.withUnsafeBufferPointer { bytes in
             var offset = 0
             while offset < bytes.count {
                 let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    return CaptureReadError(.io, line: 0, detail: "cannot write \(path): \(String(cString: strerror(errno)))")
+                    return CaptureWriteError(.cannotWrite, path: path, detail: String(cString: strerror(errno)))
                 }
                 offset += written
             }
@@ -154,5 +154,36 @@ public enum CaptureClock {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}
+
+/// Why a capture could not be written (reading has ``CaptureReadError``).
+public struct CaptureWriteError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        /// The file could not be created or opened.
+        case cannotOpen = "cannot_open"
+        /// A write failed: the disk is full, the file system read-only, the descriptor gone.
+        case cannotWrite = "cannot_write"
+        /// The writer was closed before the write.
+        case closed
+    }
+
+    public let code: Code
+    public let path: String
+    /// The system's reason (`strerror`), when there is one.
+    public let detail: String
+
+    public init(_ code: Code, path: String, detail: String = "") {
+        self.code = code
+        self.path = path
+        self.detail = detail
+    }
+
+    public var description: String {
+        switch code {
+        case .cannotOpen: "cannot open \(path): \(detail)"
+        case .cannotWrite: "cannot write \(path): \(detail)"
+        case .closed: "\(path) is closed"
+        }
     }
 }

@@ -7,7 +7,8 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
     /// The Engine.IO path the session was found on (`/socket.io/` unless the app mounts it
     /// elsewhere), with its trailing `/`.
     public var path: String?
-    public var eio: Int
+    /// The Engine.IO protocol version (3 or 4 on the wire).
+    public var eio: EngineIOVersion
     public var transport: EngineTransport
     /// The Engine.IO session id, once the server's open packet has been seen.
     public var sid: String?
@@ -28,7 +29,7 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
     public var parser: SocketIOParser?
 
     public init(
-        url: String, path: String? = nil, eio: Int, transport: EngineTransport, sid: String? = nil, headers: JSONValue? = nil,
+        url: String, path: String? = nil, eio: EngineIOVersion, transport: EngineTransport, sid: String? = nil, headers: JSONValue? = nil,
         remote: String? = nil, upstream: String? = nil, target: String? = nil, scheme: String? = nil, tls: SessionTLS? = nil,
         parser: SocketIOParser? = nil
     ) {

@@ -210,7 +210,7 @@ public struct SessionAssembler: Sendable {
         let version = shown ?? .v4
         let id = newConn(version: version)
         webSockets[flow] = id
-        emit(.session(SessionRecord(url: "", path: path, eio: version.rawValue, transport: .websocket, remote: flow.client?.description,
+        emit(.session(SessionRecord(url: "", path: path, eio: version, transport: .websocket, remote: flow.client?.description,
                                     upstream: "\(flow.scheme)://\(flow.server)", scheme: flow.scheme)),
              conn: id, time: first.time, into: &output)
         emit(.error(ErrorRecord(dir: nil, code: .noHandshake, message: "\(flow.label): the WebSocket's upgrade is not in the capture, so its URL, headers and sid are unknown; Engine.IO \(version.rawValue) \(shown == nil ? "assumed" : "as its pings show")")),
@@ -289,7 +289,7 @@ public struct SessionAssembler: Sendable {
 
     private func sessionRecord(_ head: HTTPConversation.Head, engine: EngineRequest, sid: String?, flow: Flow) -> SessionRecord {
         var record = SessionRecord(
-            url: head.target, path: engine.path, eio: engine.version.rawValue, transport: engine.transport, sid: sid,
+            url: head.target, path: engine.path, eio: engine.version, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string(JSONString($0.value))) })),
             remote: flow.client?.description, upstream: "\(flow.scheme)://\(flow.server)", scheme: flow.scheme
         )

@@ -13,7 +13,7 @@ public struct RecordedFaults: Sendable {
     public init(_ records: [CaptureRecord]) {
         for record in records {
             switch record.body {
-            case .session(let session): if let conn = record.conn { versions[conn] = session.eio == 3 ? .v4 : .v5 }
+            case .session(let session): if let conn = record.conn { versions[conn] = SocketIOVersion(engine: session.eio) }
             case .fault(let fault):
                 if let packet = fault.packet {
                     byPacket[packet, default: []].append(fault)

@@ -162,7 +162,7 @@ public enum Replayer {
             }
             switch record.body {
             case .session(let session):
-                scripts[conn]!.engineVersion = session.eio == 3 ? .v3 : .v4
+                scripts[conn]!.engineVersion = session.eio
                 scripts[conn]!.query = replayQuery(session.url)
                 // An imported WebSocket joined mid-stream has no URL: the default mount point.
                 if let path = session.path ?? (session.url.isEmpty ? nil : EngineRequest.path(of: session.url)) { scripts[conn]!.path = path }

@@ -12,7 +12,7 @@ private func temporaryPath(_ name: String) -> String {
 @Suite("Capture format v1 files")
 struct CaptureFileTests {
     static let samples: [CaptureRecord.Body] = [
-        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=polling&t=N8hyd6w", eio: 4, transport: .polling, sid: "lv_VI97HAXpY6yYWAAAC",
+        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=polling&t=N8hyd6w", eio: .v4, transport: .polling, sid: "lv_VI97HAXpY6yYWAAAC",
                                headers: .object(["Host": "localhost:8080", "Authorization": "Bearer x.y.z"]), remote: "127.0.0.1:51234", upstream: "http://127.0.0.1:3000")),
         .engine(EngineRecord(dir: .serverToClient, transport: .polling, type: .open, data: try! JSONValue.parse(#"{"sid":"a","pingInterval":25000}"#))),
         .engine(EngineRecord(dir: .clientToServer, transport: .websocket, type: .ping, data: "probe")),
@@ -31,12 +31,12 @@ struct CaptureFileTests {
         .fault(FaultRecord(rule: "refuse-connect=1,message=jwt expired", action: .refuseConnect, dir: .serverToClient, packet: 6,
                            raw: #"4{"message":"jwt expired"}"#)),
         .fault(FaultRecord(rule: "disconnect=2s,how=reset", action: .disconnect, detail: "how=reset, 2 s after the conn began")),
-        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", eio: 4, transport: .websocket, sid: "m", parser: .msgpack)),
+        .session(SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", eio: .v4, transport: .websocket, sid: "m", parser: .msgpack)),
         .packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", event: "b", args: [.binary([0, 255])],
                              raw: "base64:g6R0eXBlAqRkYXRhkqFixAIA/6Nuc3ChLw==", attachments: ["AP8="])),
         // Forward mode, through an intercepted CONNECT.
         .session(SessionRecord(
-            url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: 4, transport: .websocket, remote: "127.0.0.1:5",
+            url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: .v4, transport: .websocket, remote: "127.0.0.1:5",
             upstream: "https://example.com:443", target: "example.com:443", scheme: "https",
             tls: SessionTLS(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", sni: "example.com", upstreamCertificate: .init(
                 subject: "CN=example.com", issuer: "CN=R3,O=Let's Encrypt,C=US", notAfter: "2027-01-01T00:00:00Z"
@@ -65,7 +65,7 @@ struct CaptureFileTests {
     @Test("What the writer writes reads back the same, and the fixtures are written again byte for byte")
     func writerRoundTripsAndKeepsTheFixtures() throws {
         var records = Self.samples.enumerated().map { CaptureRecord(seq: $0.offset + 1, ts: "2026-11-27T08:45:02.123456Z", conn: $0.offset % 2 == 0 ? "c1" : nil, $0.element) }
-        records.append(CaptureRecord(seq: 9, ts: "t", .session(SessionRecord(url: "/?a=\"q\"\n", eio: 3, transport: .websocket))))
+        records.append(CaptureRecord(seq: 9, ts: "t", .session(SessionRecord(url: "/?a=\"q\"\n", eio: .v3, transport: .websocket))))
         records.append(CaptureRecord(seq: 10, ts: "t", .error(ErrorRecord(dir: nil, code: "c", message: "tab\there \u{1} \u{2028}"))))
         records.append(CaptureRecord(seq: 11, ts: "t", .jwt(JWTRecord(source: "s", header: .null, claims: .object([:]), verified: true, expiresInSeconds: 1e21))))
         // Numbers are written as digits, without a String: the largest ack id, zero, a seq past 2^53.
@@ -113,7 +113,7 @@ struct CaptureFileTests {
         #expect(records.map(\.seq) == Array(1...Self.samples.count))
         #expect(records.map(\.body) == Self.samples)
         #expect(records.allSatisfy { RFC3339.parse($0.ts) != nil && $0.ts.count == 27 })
-        #expect(throws: CaptureReadError.self) { try writer.write(Self.samples[0]) }  // closed
+        #expect(throws: CaptureWriteError(.closed, path: path)) { try writer.write(Self.samples[0]) }
     }
 
     @Test("The queue writes what many threads add, in order per thread, numbered, each line whole")
@@ -318,6 +318,25 @@ struct CaptureFileTests {
             if case .problem(let problem) = entry { entries.append(problem.code.rawValue) } else { entries.append("record") }
         }
         #expect(entries == ["record", "line_too_long", "record"])
+    }
+}
+
+@Suite("Writing a capture that cannot be written")
+struct CaptureWriteErrorTests {
+    @Test("A file that cannot be made, a full disk, a closed writer: each its own code, with the path and the system's reason")
+    func failures() throws {
+        do { _ = try CaptureWriter(path: "/nonexistent-siotap-dir/capture.jsonl"); Issue.record("opened") } catch {
+            #expect(error.code == .cannotOpen && error.description.hasPrefix("cannot open /nonexistent-siotap-dir/capture.jsonl: "))
+        }
+        // /dev/full takes the open and refuses every write: ENOSPC.
+        let full = try CaptureWriter(path: "/dev/full", append: true)
+        do { _ = try full.write(.close(CloseRecord(by: .client, reason: "x"))); Issue.record("wrote to a full disk") } catch {
+            #expect(error.code == .cannotWrite && error.description.contains("No space left on device"), "\(error)")
+        }
+        full.close()
+        do { _ = try full.write(.close(CloseRecord(by: .client, reason: "x"))); Issue.record("wrote after close") } catch {
+            #expect(error.code == .closed)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ struct CaptureRedactorTests {
     static var records: [CaptureRecord] {
         [
             CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.000001Z", conn: "c1", .session(SessionRecord(
-                url: "/socket.io/?EIO=4&transport=polling&token=\(token)", eio: 4, transport: .polling,
+                url: "/socket.io/?EIO=4&transport=polling&token=\(token)", eio: .v4, transport: .polling,
                 headers: .object(["Host": "h", "Authorization": .string("Bearer \(token)"), "cookie": "session=abc; theme=dark"])))),
             CaptureRecord(seq: 2, ts: "2026-11-27T08:45:02.000002Z", conn: "c1", .packet(PacketRecord(
                 dir: .clientToServer, transport: .polling, type: .connect, nsp: "/", data: .object(["token": .string(token)]),

@@ -119,7 +119,7 @@ struct MidStreamWebSocketTests {
     func assembledAsOneConn() throws {
         let four = Self.assemble([("42[\"chat\",1]", true), ("2", false), ("3", true), ("42[\"chat\",2]", false)])
         guard case .session(let session) = four.first?.body else { Issue.record("no session first: \(four)"); return }
-        #expect(session.eio == 4 && session.transport == .websocket && session.url.isEmpty && session.sid == nil)
+        #expect(session.eio == .v4 && session.transport == .websocket && session.url.isEmpty && session.sid == nil)
         #expect(session.remote == "127.0.0.1:50000" && session.upstream == "http://127.0.0.1:3000")
         guard case .error(let note) = four[1].body else { Issue.record("no note: \(four)"); return }
         #expect(note.code == .noHandshake && note.message.contains("as its pings show"))
@@ -131,10 +131,10 @@ struct MidStreamWebSocketTests {
 
         let three = Self.assemble([("2", true), ("3", false), ("42[\"chat\"]", true)])
         guard case .session(let session3) = three.first?.body else { Issue.record("no session: \(three)"); return }
-        #expect(session3.eio == 3)
+        #expect(session3.eio == .v3)
 
         let quiet = Self.assemble([("42[\"chat\"]", true)])
         guard case .session(let assumed) = quiet.first?.body, case .error(let why) = quiet[1].body else { Issue.record("\(quiet)"); return }
-        #expect(assumed.eio == 4 && why.message.contains("assumed"))
+        #expect(assumed.eio == .v4 && why.message.contains("assumed"))
     }
 }

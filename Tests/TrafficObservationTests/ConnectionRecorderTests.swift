@@ -25,7 +25,7 @@ struct ConnectionRecorderTests {
     @Test("A handshake: the session record first, with the sid its open packet told; held until the first Socket.IO packet tells the parser")
     func handshake() {
         var recorder = ConnectionRecorder(engineVersion: .v4, parser: nil)
-        let session = SessionRecord(url: "/socket.io/?EIO=4&transport=polling", path: "/socket.io/", eio: 4, transport: .polling)
+        let session = SessionRecord(url: "/socket.io/?EIO=4&transport=polling", path: "/socket.io/", eio: .v4, transport: .polling)
         let first = recorder.observeHandshake(.pollingBody(Array(Self.open.utf8)), session: session, at: 1)
         #expect(first.records.isEmpty && recorder.isHolding && first.learnedSid == "S1")
         let connect = recorder.observe(.pollingBody(Array("40".utf8)), dir: .clientToServer, at: 2)
@@ -37,7 +37,7 @@ struct ConnectionRecorderTests {
     @Test("A WebSocket-only session with its parser known waits only for its sid")
     func webSocketOnly() {
         var recorder = ConnectionRecorder(engineVersion: .v4, parser: .json)
-        let session = SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: 4, transport: .websocket)
+        let session = SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: .v4, transport: .websocket)
         #expect(recorder.record(.session(session), at: 1).isEmpty)
         let opened = recorder.observe(.webSocket(.text(Self.open)), dir: .serverToClient, at: 1.1)
         #expect(kinds(opened.records) == ["session sid=S1 parser=json", "engine open"])
@@ -46,7 +46,7 @@ struct ConnectionRecorderTests {
     @Test("Held records go after a while, or past a count, as a JSON session's")
     func releasedInTime() {
         var recorder = ConnectionRecorder(engineVersion: .v4, parser: nil)
-        _ = recorder.record(.session(SessionRecord(url: "/", path: "/", eio: 4, transport: .polling, sid: "S")), at: 10)
+        _ = recorder.record(.session(SessionRecord(url: "/", path: "/", eio: .v4, transport: .polling, sid: "S")), at: 10)
         #expect(recorder.releaseHeld(now: 10.4, after: 0.5).isEmpty)
         #expect(kinds(recorder.releaseHeld(now: 10.5, after: 0.5)) == ["session sid=S parser=json"])
         var counted = ConnectionRecorder(engineVersion: .v4, parser: nil)
