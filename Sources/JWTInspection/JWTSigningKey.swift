@@ -5,7 +5,7 @@ import SocketIOProtocol
 /// A private key that signs tokens: an HMAC secret, or a PEM private key (RSA, EC P-256/384/521,
 /// Ed25519), with the algorithm it signs with (its natural one unless another of its family is asked).
 public struct JWTSigningKey: Sendable {
-    enum Material: @unchecked Sendable {
+    enum Material: Sendable {
         case secret(String)
         case rsa(_RSA.Signing.PrivateKey)
         case p256(P256.Signing.PrivateKey)

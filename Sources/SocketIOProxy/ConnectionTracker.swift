@@ -131,14 +131,15 @@ final class ConnectionTracker: Sendable {
 
     /// Decodes a frame of the conn under its own lock and writes its records; a sid its open
     /// packet tells is filed at once, so later requests carrying it find this conn. Returns what
-    /// the frame gave, with the `seq` of each of its decoded records (0 for one that waits).
+    /// the frame gave and, with `seqs` (the fault stage names packets by them), the `seq` of each
+    /// of its decoded records (0 for one that waits); without, none are gathered (the relay's path).
     func observe(
-        _ frame: TrafficDecoder.Frame, dir: Direction, on connection: Connection, now: Double = CaptureClock.secondsSince1970()
+        _ frame: TrafficDecoder.Frame, dir: Direction, on connection: Connection, seqs: Bool = false, now: Double = CaptureClock.secondsSince1970()
     ) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
         connection.state.withLock { state in
             let observed = state.recorder.observe(frame, dir: dir, at: now) { records in link(&records, dir: dir, on: connection) }
             state.lastSeen = now
-            return (observed, written(observed, on: connection, state))
+            return (observed, written(observed, on: connection, state, seqs: seqs))
         }
     }
 
@@ -148,15 +149,19 @@ final class ConnectionTracker: Sendable {
     ) -> ConnectionRecorder.Observed {
         connection.state.withLock { state in
             let observed = state.recorder.observeHandshake(frame, session: session, at: now) { records in link(&records, dir: .serverToClient, on: connection) }
-            _ = written(observed, on: connection, state)
+            _ = written(observed, on: connection, state, seqs: false)
             return observed
         }
     }
 
     /// Writes what `observed` gave and files a learned sid; the seqs of the frame's own records.
     /// Called with the conn's lock held.
-    private func written(_ observed: ConnectionRecorder.Observed, on connection: Connection, _ state: Connection.State) -> [Int] {
+    private func written(_ observed: ConnectionRecorder.Observed, on connection: Connection, _ state: Connection.State, seqs wanted: Bool) -> [Int] {
         if let sid = observed.learnedSid { tables.withLock { $0.bySid[sid] = connection } }
+        guard wanted else {
+            for stamped in observed.records { _ = sink(stamped.body, connection.id) }
+            return []
+        }
         let seqs = observed.records.map { sink($0.body, connection.id) }
         // The frame's own records are the last ones written, unless they wait with the others.
         guard !state.recorder.isHolding, seqs.count >= observed.decoded.count else { return Array(repeating: 0, count: observed.decoded.count) }

@@ -30,7 +30,7 @@ extension SocketIOProxy {
 
     /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
     func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> PacketFate {
-        let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection)
+        let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection, seqs: true)
         var fate = PacketFate()
         var completed = false
         let now = CaptureClock.secondsSince1970()

@@ -91,6 +91,9 @@ public struct SessionAssembler: Sendable {
     /// The conns of the polling requests each TCP connection carries, not answered yet, in order:
     /// a conn's `close` waits for them, and a client that drops one ends its conn, as in the proxy.
     private var inFlight: [Flow: [String]] = [:]
+    static let pipelineLimit = 64
+    /// How many polling requests a TCP connection carries unanswered now (for tests).
+    func unanswered(on flow: Flow) -> Int { inFlight[flow]?.count ?? 0 }
     /// Which side sent a WebSocket's first close frame (true: the client), until its TCP connection ends.
     private var firstCloseFrame: [Flow: Bool] = [:]
 
@@ -111,8 +114,13 @@ public struct SessionAssembler: Sendable {
         case .request(let head, let body, let time):
             guard let engine = Self.polling(head, under: path), let sid = engine.sid else { break }
             let id = bySid[sid] ?? open(engine: engine, head: head, sid: sid, flow: flow, time: time, into: &output)
-            conns[id]?.recorder.begin()
-            inFlight[flow, default: []].append(id)
+            // HTTP/1.1 answers in order: at most `pipelineLimit` unanswered requests are followed
+            // per TCP connection (a file of requests never answered grows nothing past that); the
+            // answers pair with the oldest first, so those past it go untracked.
+            if inFlight[flow, default: []].count < Self.pipelineLimit {
+                conns[id]?.recorder.begin()
+                inFlight[flow, default: []].append(id)
+            }
             if head.method == "POST" { observe(.pollingBody(body), dir: .clientToServer, conn: id, time: time, into: &output) }
         case .response(let head, let body, let request, let time):
             guard let request, let engine = EngineRequest.traffic(request.target, under: path) else { break }

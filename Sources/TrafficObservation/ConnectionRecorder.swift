@@ -71,10 +71,6 @@ public struct ConnectionRecorder: Sendable {
 
     public var isClosed: Bool { phase == .closed }
     public var isHolding: Bool { holding != nil }
-    /// When the records held now started waiting.
-    public var heldSince: Double? { holding?.since }
-    /// How many records wait.
-    public var heldCount: Int { holding?.records.count ?? 0 }
 
     /// Decodes a frame seen at `time`. `link` may rewrite the decoded records before they are
     /// recorded (recovery links across conns, which only the owner's table knows).
