@@ -11,6 +11,8 @@ final class ProxyUpstream: Sendable {
     let port: Int
     let tls: TLSClientSettings?
     let pool: HTTPConnectionPool
+    /// Raw connections for reverse mode's byte relay (``PollingRelay``).
+    let relayPool: ByteRelayPool
 
     init(host: String, port: Int, tls: TLSClientSettings?) {
         self.host = host
@@ -19,6 +21,7 @@ final class ProxyUpstream: Sendable {
         // Room for every exchange a busy proxy has in flight (each long-poll holds one): a request
         // that finds none idle pays a connection set-up. Unused ones close after a few seconds.
         pool = HTTPConnectionPool(host: host, port: port, maxIdle: 512, tls: tls)
+        relayPool = ByteRelayPool(host: host, port: port, tls: tls)
     }
 
     var description: String { "\(tls == nil ? "http" : "https")://\(host):\(port)" }
@@ -69,10 +72,16 @@ struct ProxyRoute: WebSocketRelayDelegate {
         }
     }
 
-    /// Reverse mode's polls are relayed on the event loop; forward mode's (whose upstream is known
-    /// only from each request) on the async side.
+    /// Reverse mode's requests are relayed as bytes on the event loop; with `--fault`, its polls
+    /// are answered on the loop through the fault path. Forward mode's (whose upstream is known
+    /// only from each request) go on the async side.
+    var httpRelay: (any HTTPRelayPolicy)? {
+        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil, proxy.tracker.faults == nil else { return nil }
+        return PollingRelay(proxy: proxy, route: self, upstream: upstream)
+    }
+
     var eventLoopResponder: (any EventLoopResponder)? {
-        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil else { return nil }
+        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil, proxy.tracker.faults != nil else { return nil }
         return PollingResponder(proxy: proxy, route: self, upstream: upstream)
     }
 

@@ -48,12 +48,18 @@ extension SocketIOProxy {
 
     /// A polling request's conn (a new one for a handshake), and a POST's packets.
     func beginExchange(_ request: HTTPRequest, engine: EngineRequest, to upstream: ProxyUpstream) -> ConnectionTracker.Connection {
-        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
-        connection.upstream = (upstream, engine.path)
-        if engine.sid == nil { scheduleTimedDisconnect(connection) }
+        let connection = beginExchange(engine, to: upstream)
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
         }
+        return connection
+    }
+
+    /// A polling request's conn: a new one for a handshake.
+    func beginExchange(_ engine: EngineRequest, to upstream: ProxyUpstream) -> ConnectionTracker.Connection {
+        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
+        connection.upstream = (upstream, engine.path)
+        if engine.sid == nil { scheduleTimedDisconnect(connection) }
         return connection
     }
 
@@ -63,29 +69,42 @@ extension SocketIOProxy {
         via route: ProxyRoute, to upstream: ProxyUpstream
     ) -> HTTPResponse {
         if let engine, let connection {
-            if engine.sid == nil {
-                // A new session: its record comes with the sid the open packet tells. A refused
-                // handshake's body is an error message, not a payload.
-                let session = sessionRecord(request.head, engine: engine, remote: request.remote, sid: nil, via: route, to: upstream)
-                let observed = tracker.observeHandshake(response.status == .ok ? .pollingBody(response.body) : nil, session: session, on: connection)
-                reportHandshakeTokens(request.head, engine: engine, on: connection)
-                follow(observed, on: connection)
-            } else if request.method == .GET, response.status == .ok {
-                observe(.pollingBody(response.body), dir: .serverToClient, on: connection)
-            }
-            if response.status != .ok {
-                let text = String(decoding: response.body.prefix(200), as: UTF8.self)
-                emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "the server answered \(response.status.code)", raw: text)), on: connection)
-                // The upstream no longer knows the session (or refused the handshake): it is over.
-                let upgraded = connection.onWebSocket
-                if engine.sid == nil || (response.status == .badRequest && !upgraded) {
-                    close(connection, by: .server, reason: "the server answered \(response.status.code)")
-                }
-            }
+            observeAnswer(
+                status: response.status, body: response.body, to: engine.sid == nil ? request.head : nil, remote: request.remote, engine: engine,
+                method: request.method, on: connection, via: route, upstream: upstream
+            )
         }
         var relayed = response
         relayed.headers = ProxyHeaders.endToEnd(response.headers)
         return relayed
+    }
+
+    /// A polling answer's packets (a handshake's: the session it opened); an answer other than
+    /// 200 ends the session it was for when it says the server no longer knows it.
+    /// `handshake`: the request's head, for a handshake.
+    func observeAnswer(
+        status: HTTPResponseStatus, body: [UInt8], to handshake: HTTPRequestHead?, remote: String, engine: EngineRequest, method: HTTPMethod,
+        on connection: ConnectionTracker.Connection, via route: ProxyRoute, upstream: ProxyUpstream
+    ) {
+        if let head = handshake {
+            // A new session: its record comes with the sid the open packet tells. A refused
+            // handshake's body is an error message, not a payload.
+            let session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)
+            let observed = tracker.observeHandshake(status == .ok ? .pollingBody(body) : nil, session: session, on: connection)
+            reportHandshakeTokens(head, engine: engine, on: connection)
+            follow(observed, on: connection)
+        } else if method == .GET, status == .ok {
+            observe(.pollingBody(body), dir: .serverToClient, on: connection)
+        }
+        if status != .ok {
+            let text = String(decoding: body.prefix(200), as: UTF8.self)
+            emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "the server answered \(status.code)", raw: text)), on: connection)
+            // The upstream no longer knows the session (or refused the handshake): it is over.
+            let upgraded = connection.onWebSocket
+            if engine.sid == nil || (status == .badRequest && !upgraded) {
+                close(connection, by: .server, reason: "the server answered \(status.code)")
+            }
+        }
     }
 
     /// The client went away mid-request; its upstream request was dropped with it, and an
@@ -128,9 +147,8 @@ extension SocketIOProxy {
     }
 }
 
-/// A known session's polls, relayed on the client connection's event loop with a pooled upstream
-/// connection on the same loop: no task and no thread wake-up between the client's request and
-/// its answer (four hops a poll on the async side, measured: about 40 µs each way).
+/// With `--fault`, a known session's polls answered on the client connection's event loop, each
+/// packet decided before it goes on (see ``respondWithFaults(to:as:clientClosed:)``).
 struct PollingResponder: EventLoopResponder {
     let proxy: SocketIOProxy
     let route: ProxyRoute
@@ -144,26 +162,7 @@ struct PollingResponder: EventLoopResponder {
     }
 
     func respond(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
-        let loop = clientClosed.eventLoop
-        if proxy.tracker.faults != nil {
-            return captureCaughtUp(on: loop).flatMap { respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
-        }
-        return captureCaughtUp(on: loop).flatMap { [proxy, route, upstream] in
-            let connection = proxy.beginExchange(request, engine: engine, to: upstream)
-            let pending = upstream.pool.exchange(
-                head: ProxyHeaders.upstreamHead(request.head, bodyLength: request.body.count, engineIO: true), body: request.body,
-                maxResponseSize: proxy.configuration.maxMessageSize, on: loop
-            )
-            clientClosed.whenSuccess { pending.cancel() }
-            return pending.response
-                .map { response in proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream) }
-                .flatMapError { error in
-                    if pending.isCancelled { return loop.makeSucceededFuture(proxy.clientWentAway(on: connection)) }
-                    let failure = error as? HTTPClientError ?? HTTPClientError(.closed, request: pending.request, detail: "\(error)")
-                    return loop.makeFutureWithTask { await proxy.upstreamFailed(failure, on: connection, to: upstream) }
-                }
-                .always { _ in proxy.activityEnded(on: connection) }
-        }
+        captureCaughtUp(on: clientClosed.eventLoop).flatMap { respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
     }
 
     /// Succeeds at once, or once the capture has caught up (see ``SocketIOProxy/readGate``).

@@ -108,8 +108,10 @@ public final class SocketIOProxy: Sendable {
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
-        reverseUpstream.pool.close()
-        for upstream in upstreams.withLock({ $0.values }) { upstream.pool.close() }
+        for upstream in [reverseUpstream] + upstreams.withLock({ $0.values }) {
+            upstream.pool.close()
+            upstream.relayPool.close()
+        }
         for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }

@@ -16,6 +16,9 @@ public protocol HTTPServerDelegate: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse
     /// Answers some requests on the event loop instead of ``handle(_:)``; `nil` (the default): none.
     var eventLoopResponder: (any EventLoopResponder)? { get }
+    /// Relays some requests as bytes in front of the HTTP codec (see ``HTTPRelayFront``);
+    /// `nil` (the default): none.
+    var httpRelay: (any HTTPRelayPolicy)? { get }
     /// What to do with `CONNECT host:port` (a forward proxy's tunnel), asked on behalf of the
     /// client at `remote`; the upstream end of a passed tunnel must be on `eventLoop`. Unless
     /// implemented, refused with 405.
@@ -228,7 +231,11 @@ public final class HTTPServer: Sendable {
                         // kept-alive one with no request for a while (as Node's server does).
                         let idle = ConnectionDeadlines(channel, limits: limits)
                         defer { idle.stop() }
-                        guard let connection = try? await Self.accept(channel, responder: delegate.eventLoopResponder, idle: idle, maxBody: maxBody) else { return }
+                        guard
+                            let connection = try? await Self.accept(
+                                channel, responder: delegate.eventLoopResponder, relay: delegate.httpRelay, idle: idle, maxBody: maxBody
+                            )
+                        else { return }
                         await Self.serve(connection, delegate: delegate, maxBody: maxBody, idle: idle, executor: executor)
                     }
                 }
@@ -240,10 +247,11 @@ public final class HTTPServer: Sendable {
     /// the child initializer, a connection accepted while the server stops would be dropped
     /// unserved, and NIO traps on an async channel dropped before it was used.
     private static func accept(
-        _ channel: any Channel, responder: (any EventLoopResponder)?, idle: ConnectionDeadlines, maxBody: Int
+        _ channel: any Channel, responder: (any EventLoopResponder)?, relay: (any HTTPRelayPolicy)?, idle: ConnectionDeadlines, maxBody: Int
     ) async throws -> Connection {
         try await channel.eventLoop.submit {
             if let responder { try answer(on: channel, with: responder, idle: idle, maxBody: maxBody) }
+            if let relay { try relayBytes(on: channel, with: relay, idle: idle, maxBody: maxBody) }
             let connection = try Connection(wrappingChannelSynchronously: channel)
             channel.setOption(.autoRead, value: true).whenFailure { _ in channel.close(promise: nil) }
             return connection
@@ -255,6 +263,12 @@ public final class HTTPServer: Sendable {
         let parts = try channel.pipeline.syncOperations.handler(type: ConnectionPhase.HTTPParts.self)
         let answering = EventLoopAnswering(responder: responder, idle: idle, maxBody: maxBody, remote: channel.remoteDescription)
         try channel.pipeline.syncOperations.addHandler(answering, name: ConnectionPhase.eventLoopAnsweringName, position: .before(parts))
+    }
+
+    /// Puts the byte relay in front of the HTTP codec (behind TLS).
+    private static func relayBytes(on channel: any Channel, with policy: some HTTPRelayPolicy, idle: ConnectionDeadlines, maxBody: Int) throws {
+        let encoder = try channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)
+        try channel.pipeline.syncOperations.addHandler(HTTPRelayFront(policy: policy, idle: idle, maxBody: maxBody), position: .before(encoder))
     }
 
     /// Answers a client the server does not serve with a 403, before it has read a byte, and closes.

@@ -1,0 +1,89 @@
+import NIOCore
+import NIOHTTP1
+import SocketIOProtocol
+import SocketIOTransport
+import TrafficCapture
+import TrafficObservation
+
+/// Reverse mode's HTTP, relayed as bytes (``HTTPRelayFront``): every request but upgrades and
+/// CONNECTs goes on as it came, on a kept upstream connection, and a polling request's bodies
+/// are observed once they went on. What the relay does not take (a chunked request, HTTP/1.0)
+/// goes the codec's way, ``SocketIOProxy/handle(_:via:to:)``, which observes the same.
+struct PollingRelay: HTTPRelayPolicy {
+    let proxy: SocketIOProxy
+    let route: ProxyRoute
+    let upstream: ProxyUpstream
+
+    /// A polling request's (nil for the others, relayed unobserved).
+    typealias Exchange = Polled?
+
+    struct Polled {
+        var engine: EngineRequest
+        var connection: ConnectionTracker.Connection
+        var method: HTTPMethod
+        /// A handshake's head, for its session record.
+        var handshake: HTTPRequestHead?
+        var remote: String
+    }
+
+    /// Polling requests wait while the capture is behind; the others (which are not recorded) go on.
+    func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>? {
+        guard let readGate = proxy.readGate, request.method == .GET || request.method == .POST,
+            EngineRequest.traffic(request.uri, under: proxy.configuration.path)?.transport == .polling
+        else { return nil }
+        let caughtUp = loop.makePromise(of: Void.self)
+        guard readGate({ caughtUp.succeed() }) else { return caughtUp.futureResult }
+        caughtUp.succeed()  // a promise may not be dropped unfulfilled
+        return nil
+    }
+
+    func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>? {
+        let engine = EngineRequest.traffic(request.uri, under: proxy.configuration.path)
+        // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
+        // bodies readable (the same choice as dropping the permessage-deflate offer).
+        let dropping: Set<String> = engine == nil ? [] : ["accept-encoding"]
+        // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL
+        // is relayed without becoming a conn.
+        guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
+            return HTTPRelayRoute(upstream: upstream.relayPool, exchange: nil, dropping: dropping, observesBodies: false)
+        }
+        let exchange = Polled(
+            engine: engine, connection: proxy.beginExchange(engine, to: upstream), method: request.method,
+            handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote
+        )
+        return HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true)
+    }
+
+    func requestForwarded(_ exchange: Exchange, body: ByteBuffer) {
+        guard let exchange, exchange.method == .POST else { return }
+        proxy.observe(.pollingBody(Array(body.readableBytesView)), dir: .clientToServer, on: exchange.connection)
+    }
+
+    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
+        guard let exchange else { return }
+        if truncated {
+            let message = "a polling answer larger than \(proxy.configuration.maxMessageSize) bytes: relayed, not observed"
+            proxy.emit(.error(ErrorRecord(dir: .serverToClient, code: .messageTooLarge, message: message)), on: exchange.connection)
+        } else {
+            proxy.observeAnswer(
+                status: status, body: Array(body.readableBytesView), to: exchange.handshake, remote: exchange.remote, engine: exchange.engine,
+                method: exchange.method, on: exchange.connection, via: route, upstream: upstream
+            )
+        }
+        proxy.activityEnded(on: exchange.connection)
+    }
+
+    func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        loop.makeFutureWithTask { [proxy, upstream] in
+            let answer = await proxy.upstreamFailed(error, on: exchange?.connection, to: upstream)
+            if let exchange { proxy.activityEnded(on: exchange.connection) }
+            return answer
+        }
+    }
+
+    func clientWentAway(_ exchange: Exchange) {
+        guard let exchange else { return }
+        _ = proxy.clientWentAway(on: exchange.connection)
+        proxy.activityEnded(on: exchange.connection)
+    }
+}

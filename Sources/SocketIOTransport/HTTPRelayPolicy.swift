@@ -1,0 +1,74 @@
+public import NIOCore
+public import NIOHTTP1
+
+/// What an ``HTTPServer`` relaying requests as bytes (``HTTPRelayFront``) asks of the
+/// application: which requests to relay and where, and what to observe of them. Called on the
+/// client connection's event loop, in order; observing comes after the bytes went on.
+public protocol HTTPRelayPolicy: Sendable {
+    /// What the policy keeps of one request between its calls.
+    associatedtype Exchange
+
+    /// `nil` to relay this request now, or a future to wait for first (the capture is behind);
+    /// asked before ``route(_:)``, and again once the future succeeded.
+    func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>?
+    /// Whether this request is relayed as bytes, and where; `nil` hands the connection, from this
+    /// request on, to the HTTP codec and ``HTTPServerDelegate/handle(_:)``.
+    func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>?
+    /// The whole request went upstream; `body` is its body when the route observes bodies.
+    func requestForwarded(_ exchange: Exchange, body: ByteBuffer)
+    /// The whole answer went to the client; `body` (dechunked) when the route observes bodies,
+    /// `truncated` when it was longer than the limit and only its start is here.
+    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool)
+    /// No whole answer came from upstream: the answer for the client, when it has had nothing yet
+    /// (the connection is closed after it either way).
+    func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse>
+    /// The client went away before its answer; the upstream connection was closed with it.
+    func clientWentAway(_ exchange: Exchange)
+}
+
+/// Where a relayed request goes.
+public struct HTTPRelayRoute<Exchange> {
+    public var upstream: ByteRelayPool
+    public var exchange: Exchange
+    /// Request fields dropped on the way, besides the hop-by-hop ones (names in lower case).
+    public var dropping: Set<String>
+    /// Whether bodies are gathered for ``HTTPRelayPolicy/requestForwarded(_:body:)`` and
+    /// ``HTTPRelayPolicy/responseForwarded(_:status:body:truncated:)``.
+    public var observesBodies: Bool
+
+    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: Set<String> = [], observesBodies: Bool) {
+        self.upstream = upstream
+        self.exchange = exchange
+        self.dropping = dropping
+        self.observesBodies = observesBodies
+    }
+}
+
+/// A request's head as the relay read it.
+public struct RelayedRequest {
+    public let method: HTTPMethod
+    public let uri: String
+    /// `host:port` of the client.
+    public let remote: String
+    public let remoteAddress: SocketAddress?
+    let bytes: [UInt8]
+    let head: HTTPFraming.Head
+
+    /// The whole head as NIO's type (made on demand: most requests need only the method and URI).
+    public var fullHead: HTTPRequestHead {
+        var headers = HTTPHeaders()
+        bytes.withUnsafeBytes { raw in
+            for field in head.fields {
+                headers.add(
+                    name: String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.name]), as: UTF8.self),
+                    value: String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self)
+                )
+            }
+        }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+}
+
+extension HTTPServerDelegate {
+    public var httpRelay: (any HTTPRelayPolicy)? { nil }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import SocketIOTransport
+
+/// The byte relay on loopback: a raw client, ``HTTPServer`` with a relay policy, and a scripted
+/// upstream that sees and answers bytes, so that every byte each side gets can be checked.
+@Suite("HTTP byte relay", .serialized)
+struct HTTPRelayFrontTests {
+    /// What the policy was told, in order.
+    final class Log: Sendable {
+        let events = Mutex<[String]>([])
+        func add(_ event: String) { events.withLock { $0.append(event) } }
+        var all: [String] { events.withLock { $0 } }
+    }
+
+    struct Policy: HTTPRelayPolicy {
+        let pool: ByteRelayPool
+        let log: Log
+
+        func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>? { nil }
+
+        func route(_ request: RelayedRequest) -> HTTPRelayRoute<String>? {
+            guard !request.uri.hasPrefix("/codec") else { return nil }
+            log.add("route \(request.method.rawValue) \(request.uri)")
+            return HTTPRelayRoute(upstream: pool, exchange: request.uri, dropping: ["accept-encoding"], observesBodies: true)
+        }
+
+        func requestForwarded(_ exchange: String, body: ByteBuffer) {
+            log.add("request \(exchange) \(String(buffer: body))")
+        }
+
+        func responseForwarded(_ exchange: String, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
+            log.add("response \(exchange) \(status.code) \(String(buffer: body))\(truncated ? " truncated" : "")")
+        }
+
+        func upstreamFailed(_ exchange: String, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+            log.add("failed \(exchange) \(error.code.rawValue)")
+            return loop.makeSucceededFuture(HTTPResponse(status: .badGateway, headers: ["Content-Type": "text/plain"], body: Array("down".utf8), closeConnection: true))
+        }
+
+        func clientWentAway(_ exchange: String) {
+            log.add("gone \(exchange)")
+        }
+    }
+
+    struct Delegate: HTTPServerDelegate {
+        let policy: Policy
+        var httpRelay: (any HTTPRelayPolicy)? { policy }
+        func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { nil }
+        func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
+        func handle(_ request: HTTPRequest) async -> HTTPResponse {
+            HTTPResponse(status: .ok, headers: [:], body: Array("codec \(request.uri) \(request.body.count)".utf8))
+        }
+    }
+
+    /// A server that reads whole requests (head and Content-Length body) and answers each as
+    /// `answer` says: bytes written in pieces, then maybe a close.
+    final class Upstream: Sendable {
+        struct Answer: Sendable {
+            var pieces: [String]
+            var close = false
+            /// Never answer (a long-poll that outlives its client).
+            var hold = false
+        }
+
+        let requests = Mutex<[(connection: Int, text: String)]>([])
+        let closed = Mutex<Int>(0)
+        let answer: @Sendable (String) -> Answer
+
+        init(answer: @escaping @Sendable (String) -> Answer) {
+            self.answer = answer
+        }
+
+        func start() async throws -> Int {
+            let counter = Mutex(0)
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { child in
+                    let number = counter.withLock { $0 += 1; return $0 }
+                    return child.eventLoop.makeCompletedFuture { try child.pipeline.syncOperations.addHandler(Handler(upstream: self, number: number)) }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            channelBox.withLock { $0 = channel }
+            return channel.localAddress!.port!
+        }
+
+        let channelBox = Mutex<(any Channel)?>(nil)
+
+        func stop() async {
+            try? await channelBox.withLock { $0 }?.close()
+        }
+
+        final class Handler: ChannelInboundHandler {
+            typealias InboundIn = ByteBuffer
+            typealias OutboundOut = ByteBuffer
+            let upstream: Upstream
+            let number: Int
+            var pending: [UInt8] = []
+
+            init(upstream: Upstream, number: Int) {
+                self.upstream = upstream
+                self.number = number
+            }
+
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                pending += Array(unwrapInboundIn(data).readableBytesView)
+                while let end = pending.withUnsafeBytes({ HTTPFraming.headEnd(in: $0, from: 0) }) {
+                    let head = String(decoding: pending[0..<end], as: UTF8.self)
+                    let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                    guard pending.count >= end + length else { return }
+                    let text = String(decoding: pending[0..<(end + length)], as: UTF8.self)
+                    pending.removeFirst(end + length)
+                    upstream.requests.withLock { $0.append((number, text)) }
+                    let answer = upstream.answer(text)
+                    if answer.hold { continue }
+                    for piece in answer.pieces { context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: piece)), promise: nil) }
+                    if answer.close { context.close(promise: nil) }
+                }
+            }
+
+            func channelInactive(context: ChannelHandlerContext) {
+                upstream.closed.withLock { $0 += 1 }
+            }
+        }
+    }
+
+    /// A raw client: what it sent, all it got, and whether the relay closed it.
+    final class Client: Sendable {
+        final class Received: Sendable {
+            let bytes = Mutex<[UInt8]>([])
+        }
+
+        let received = Received()
+        let channel: any Channel
+
+        init(port: Int) async throws {
+            let received = self.received
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+        }
+
+        final class Collector: ChannelInboundHandler {
+            typealias InboundIn = ByteBuffer
+            let received: Received
+            init(received: Received) { self.received = received }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                let bytes = Array(unwrapInboundIn(data).readableBytesView)
+                received.bytes.withLock { $0 += bytes }
+            }
+        }
+
+        func send(_ text: String) {
+            channel.writeAndFlush(ByteBuffer(string: text), promise: nil)
+        }
+
+        var text: String { String(decoding: received.bytes.withLock { $0 }, as: UTF8.self) }
+
+        /// Waits (up to 5 s) until what came satisfies `done`.
+        func wait(until done: (String) -> Bool) async throws -> String {
+            for _ in 0..<500 {
+                if done(text) { return text }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            Issue.record("waited in vain; got: \(text.debugDescription)")
+            return text
+        }
+
+        var isClosed: Bool { !channel.isActive }
+    }
+
+    func withRelay(
+        maxBody: Int = 1000, upstreamPort: Int? = nil, answer: @escaping @Sendable (String) -> Upstream.Answer,
+        _ body: (Int, Upstream, Log) async throws -> Void
+    ) async throws {
+        let upstream = Upstream(answer: answer)
+        let port = try await upstream.start()
+        let log = Log()
+        let pool = ByteRelayPool(host: "127.0.0.1", port: upstreamPort ?? port, tls: nil)
+        let delegate = Delegate(policy: Policy(pool: pool, log: log))
+        let server = try await HTTPServer.bind(.init(host: "127.0.0.1", port: 0, maxBodySize: maxBody, servesOnEventLoop: true), delegate: delegate)
+        let serving = Task { await server.run(delegate: delegate) }
+        defer { serving.cancel() }
+        do {
+            try await body(server.port, upstream, log)
+        } catch {
+            pool.close()
+            await server.close()
+            await upstream.stop()
+            throw error
+        }
+        pool.close()
+        await server.close()
+        await upstream.stop()
+    }
+
+    static func ok(_ body: String, extra: String = "") -> Upstream.Answer {
+        Upstream.Answer(pieces: ["HTTP/1.1 200 OK\r\nX-Custom-CASE: kept\r\nKeep-Alive: timeout=5\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"])
+    }
+
+    @Test("Requests and answers go as they came, less the hop-by-hop fields, on one kept upstream connection; the policy sees each after it went")
+    func relaysBytes() async throws {
+        try await withRelay(answer: { _ in Self.ok("pong") }) { port, upstream, log in
+            let client = try await Client(port: port)
+            let first = "POST /a?x=1 HTTP/1.1\r\nHost: front:1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAccept-Encoding: gzip\r\nkeep-ALIVE: 5\r\nX-Mixed-Case: Yes\r\nContent-Length: 5\r\n\r\nhello"
+            client.send(first)
+            _ = try await client.wait { $0.hasSuffix("pong") }
+            client.send("GET /b HTTP/1.1\r\nHost: front:1\r\n\r\n")
+            let text = try await client.wait { $0.components(separatedBy: "pong").count == 3 }
+            let requests = upstream.requests.withLock { $0 }
+            #expect(requests.map(\.text) == [
+                "POST /a?x=1 HTTP/1.1\r\nHost: front:1\r\nX-Mixed-Case: Yes\r\nContent-Length: 5\r\n\r\nhello",
+                "GET /b HTTP/1.1\r\nHost: front:1\r\n\r\n",
+            ])
+            #expect(Set(requests.map(\.connection)).count == 1, "one upstream connection for both")
+            let answer = "HTTP/1.1 200 OK\r\nX-Custom-CASE: kept\r\nContent-Length: 4\r\n\r\npong"
+            #expect(text == answer + answer)
+            #expect(log.all == ["route POST /a?x=1", "request /a?x=1 hello", "response /a?x=1 200 pong", "route GET /b", "request /b ", "response /b 200 pong"])
+            #expect(!client.isClosed)
+        }
+    }
+
+    @Test("Two requests in one write: answered in order, one at a time")
+    func pipelined() async throws {
+        try await withRelay(answer: { request in Self.ok(String(request.split(separator: " ")[1])) }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("/two") }
+            #expect(text.range(of: "/one")!.lowerBound < text.range(of: "/two")!.lowerBound)
+            #expect(log.all.filter { $0.hasPrefix("response") } == ["response /one 200 /one", "response /two 200 /two"])
+        }
+    }
+
+    @Test("A chunked answer relayed as it came, in pieces; the policy gets its data")
+    func chunkedAnswer() async throws {
+        let pieces = ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWi", "ki\r\n5\r\npedia\r\n0\r\n", "\r\n"]
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: pieces) }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("0\r\n\r\n") }
+            #expect(text == pieces.joined())
+            client.send("GET /d HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.wait { $0.components(separatedBy: "0\r\n\r\n").count == 3 }
+            #expect(log.all.filter { $0.hasPrefix("response") } == ["response /c 200 Wikipedia", "response /d 200 Wikipedia"])
+        }
+    }
+
+    @Test("An answer without a length ends with the upstream's close, and so does the client's connection")
+    func untilClose() async throws {
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: ["HTTP/1.1 200 OK\r\n\r\nsome", " more"], close: true) }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /u HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.wait { $0.hasSuffix("more") }
+            for _ in 0..<200 where !client.isClosed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.isClosed)
+            #expect(client.text == "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome more")
+            #expect(log.all.last == "response /u 200 some more")
+        }
+    }
+
+    @Test("An upstream connection closed while idle: the next request goes on a new one, unseen by the client")
+    func staleConnectionRetried() async throws {
+        // The upstream closes each connection after its answer without saying so.
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: [Self.ok("x").pieces[0]], close: true) }) { port, upstream, log in
+            let client = try await Client(port: port)
+            client.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.wait { $0.hasSuffix("x") }
+            for _ in 0..<200 where upstream.closed.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            try await Task.sleep(for: .milliseconds(50))
+            client.send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.wait { $0.components(separatedBy: "\r\n\r\nx").count == 3 }
+            #expect(Set(upstream.requests.withLock { $0 }.map(\.connection)).count == 2)
+            #expect(!log.all.contains { $0.hasPrefix("failed") })
+            #expect(!client.isClosed)
+        }
+    }
+
+    @Test("A request the relay does not take (chunked) goes to the codec, with the rest of the connection")
+    func handsOff() async throws {
+        try await withRelay(answer: { _ in Self.ok("relayed") }) { port, upstream, _ in
+            let client = try await Client(port: port)
+            client.send("GET /r HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try await client.wait { $0.hasSuffix("relayed") }
+            client.send("POST /r HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /r HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("codec /r 0") }
+            #expect(text.contains("codec /r 3"))
+            #expect(upstream.requests.withLock { $0.count } == 1)
+        }
+    }
+
+    @Test("A body over the limit: 413 before anything goes upstream, and the connection closes")
+    func tooLarge() async throws {
+        try await withRelay(maxBody: 10, answer: { _ in Self.ok("no") }) { port, upstream, log in
+            let client = try await Client(port: port)
+            client.send("POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("Payload Too Large") }
+            #expect(text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+            for _ in 0..<200 where !client.isClosed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.isClosed)
+            #expect(upstream.requests.withLock { $0.isEmpty })
+            #expect(log.all.isEmpty)
+        }
+    }
+
+    @Test("No upstream: the policy's answer, and the connection closes")
+    func upstreamDown() async throws {
+        let closedPort = try await {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            let port = channel.localAddress!.port!
+            try await channel.close()
+            return port
+        }()
+        try await withRelay(upstreamPort: closedPort, answer: { _ in Self.ok("never") }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /down HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("down") && $0.contains("502") }
+            #expect(text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+            #expect(text.contains("Connection: close\r\n"))
+            #expect(log.all.contains("failed /down client.unreachable"))
+        }
+    }
+
+    @Test("A client that leaves mid-answer: the policy is told, and its upstream connection is closed, not kept")
+    func clientGoesAway() async throws {
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: [], hold: true) }) { port, upstream, log in
+            let client = try await Client(port: port)
+            client.send("GET /poll HTTP/1.1\r\nHost: a\r\n\r\n")
+            for _ in 0..<200 where upstream.requests.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
+            try await client.channel.close()
+            for _ in 0..<200 where upstream.closed.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(upstream.closed.withLock { $0 } == 1)
+            #expect(log.all == ["route GET /poll", "request /poll ", "gone /poll"])
+        }
+    }
+}
