@@ -8,6 +8,9 @@
 # second (p50 and p99 against direct), medians of the rounds. siotap runs with one event loop, as
 # nginx runs one worker, and with NIO's default (one loop per core) as "siotap-N".
 #
+# With TRANSPORT=polling, the clients long-poll instead (a round trip is a POST and a GET), and
+# nginx keeps its upstream connections (Benchmarks/nginx-keepalive.conf), as siotap does.
+#
 # With FAULTS=1, also "siotap-fault": one loop and a --fault rule that matches nothing, which puts
 # the relay in its message-by-message mode: what --fault costs before any fault is injected.
 #
@@ -27,8 +30,11 @@ wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.
 
 mkdir -p "$work/nginx"
 nginx_port=$(free_port)
+nginx_conf=Tests/interop/stacks/nginx.conf
+[ "${TRANSPORT:-websocket}" = polling ] && nginx_conf=Benchmarks/nginx-keepalive.conf
+export TRANSPORT=${TRANSPORT:-websocket}
 sed -e "s|{dir}|$work/nginx|g" -e "s|{port}|$nginx_port|g" -e "s|{upstream_port}|${server##*:}|g" \
-    Tests/interop/stacks/nginx.conf > "$work/nginx/nginx.conf"
+    "$nginx_conf" > "$work/nginx/nginx.conf"
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
 wait_port "$nginx_port"
@@ -56,7 +62,7 @@ if command -v mitmdump >/dev/null; then
     wait_port "$mitm_port"
 fi
 
-echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $CLIENTS clients, ${SECONDS_PER_RUN} s a run, median of $ROUNDS rounds, relays alternating"
+echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $TRANSPORT, $CLIENTS clients, ${SECONDS_PER_RUN} s a run, median of $ROUNDS rounds, relays alternating"
 results="$work/results.jsonl"
 for round in $(seq "$ROUNDS"); do
     for relay in "${relays[@]}"; do

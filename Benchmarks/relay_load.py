@@ -1,6 +1,8 @@
-"""Load for Benchmarks/relay-cpu.sh: N aiohttp WebSocket clients (independent of siotap's own
-client) speaking raw Engine.IO 4 / Socket.IO 5 to the conformance contract: each sends
-`42["message",PAYLOAD]` and waits for `42["message-back",...]`.
+"""Load for Benchmarks/relay-cpu.sh: N aiohttp clients (independent of siotap's own client)
+speaking raw Engine.IO 4 / Socket.IO 5 to the conformance contract: each sends
+`42["message",PAYLOAD]` and waits for `42["message-back",...]`. Over WebSocket, or with
+TRANSPORT=polling over HTTP long-polling: a round trip is then a POST and a GET (four HTTP
+messages through a relay), on kept-alive connections.
 
     relay_load.py URL CLIENTS SECONDS [RATE] [PID]
 
@@ -55,6 +57,40 @@ async def client(session, index, stop, latencies):
             latencies.append((time.perf_counter() - sent) * 1000)
 
 
+async def polling_client(session, index, stop, latencies):
+    base = f"{URL}/socket.io/?EIO=4&transport=polling"
+    async with session.get(base) as response:
+        sid = json.loads((await response.text())[1:])["sid"]
+    url = f"{base}&sid={sid}"
+
+    async def poll_until(prefix):
+        while True:
+            async with session.get(url) as response:
+                packets = (await response.text()).split("\x1e")
+            if "2" in packets:  # the server's ping
+                async with session.post(url, data="3") as response:
+                    await response.read()
+            if any(p.startswith(prefix) for p in packets):
+                return
+
+    async with session.post(url, data="40") as response:
+        await response.read()
+    await poll_until("40")
+    interval = CLIENTS / RATE if RATE else 0
+    next_send = time.monotonic() + interval * index / CLIENTS
+    while time.monotonic() < stop:
+        if interval:
+            delay = next_send - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            next_send += interval
+        sent = time.perf_counter()
+        async with session.post(url, data=f'42["message","{PAYLOAD}"]') as response:
+            await response.read()
+        await poll_until('42["message-back"')
+        latencies.append((time.perf_counter() - sent) * 1000)
+
+
 async def main():
     latencies = []
     tls = ssl.create_default_context(cafile=os.environ["CAFILE"]) if "CAFILE" in os.environ else None
@@ -62,7 +98,8 @@ async def main():
         cpu_before = cpu_seconds(PID) if PID else None
         started = time.monotonic()
         stop = started + SECONDS
-        await asyncio.gather(*(client(session, index, stop, latencies) for index in range(CLIENTS)))
+        run = polling_client if os.environ.get("TRANSPORT") == "polling" else client
+        await asyncio.gather(*(run(session, index, stop, latencies) for index in range(CLIENTS)))
         elapsed = time.monotonic() - started
         cpu = cpu_seconds(PID) - cpu_before if PID else None
     latencies.sort()

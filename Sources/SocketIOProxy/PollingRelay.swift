@@ -26,15 +26,12 @@ struct PollingRelay: HTTPRelayPolicy {
         var remote: String
     }
 
-    /// Polling requests wait while the capture is behind; the others (which are not recorded) go on.
-    func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>? {
-        guard let readGate = proxy.readGate, request.method == .GET || request.method == .POST,
-            EngineRequest.traffic(request.uri, under: proxy.configuration.path)?.transport == .polling
-        else { return nil }
-        let caughtUp = loop.makePromise(of: Void.self)
-        guard readGate({ caughtUp.succeed() }) else { return caughtUp.futureResult }
-        caughtUp.succeed()  // a promise may not be dropped unfulfilled
-        return nil
+    var admission: ReadGate? { proxy.readGate }
+
+    /// Polling requests wait while the capture is behind; the others (not recorded) go on.
+    func waitsForCapture(_ request: RelayedRequest) -> Bool {
+        (request.method == .GET || request.method == .POST)
+            && EngineRequest.traffic(request.uri, under: proxy.configuration.path)?.transport == .polling
     }
 
     func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>? {

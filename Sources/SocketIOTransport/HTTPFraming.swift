@@ -4,11 +4,6 @@
 /// does not take (folded lines, conflicting lengths, a transfer coding other than chunked) is
 /// `nil`, and the relay leaves that message to a full HTTP implementation.
 public enum HTTPFraming {
-    /// The fields that concern one connection only (RFC 9110 §7.6.1), not relayed.
-    public static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-    ]
-
     /// Longest head the relay reads; a longer one is left to the HTTP codec (which refuses it).
     public static let maxHeadSize = 16 << 10
 
@@ -98,6 +93,13 @@ public enum HTTPFraming {
         return true
     }
 
+    /// Whether the field's name is one of `names` (given in lower case).
+    public static func name(_ bytes: UnsafeRawBufferPointer, _ field: Field, isAnyOf names: [[UInt8]]) -> Bool {
+        names.contains { name in
+            name.count == field.name.count && zip(field.name, name).allSatisfy { lower(bytes[$0]) == $1 }
+        }
+    }
+
     /// The field's value's comma-separated tokens, in lower case (`Connection: keep-alive, Upgrade`).
     public static func tokens(_ bytes: UnsafeRawBufferPointer, _ field: Field) -> [String] {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
@@ -105,6 +107,22 @@ public enum HTTPFraming {
     }
 
     static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+
+    /// Whether the field concerns one connection only (RFC 9110 §7.6.1: Connection, Keep-Alive,
+    /// Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding,
+    /// Upgrade), compared byte by byte: no string is made.
+    public static func isHopByHop(_ bytes: UnsafeRawBufferPointer, _ field: Field) -> Bool {
+        switch field.name.count {
+        case 2: name(bytes, field, is: "te")
+        case 7: name(bytes, field, is: "trailer") || name(bytes, field, is: "upgrade")
+        case 10: name(bytes, field, is: "connection") || name(bytes, field, is: "keep-alive")
+        case 16: name(bytes, field, is: "proxy-connection")
+        case 17: name(bytes, field, is: "transfer-encoding")
+        case 18: name(bytes, field, is: "proxy-authenticate")
+        case 19: name(bytes, field, is: "proxy-authorization")
+        default: false
+        }
+    }
 
     /// The value of a Content-Length field: digits only, at most 15 of them.
     public static func contentLength(_ bytes: UnsafeRawBufferPointer, _ field: Field) -> Int? {

@@ -36,6 +36,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private var paused = false
     private var readHeld = false
     private var waitingForAdmission = false
+    /// Handed to the policy's ``HTTPRelayPolicy/admission`` gate.
+    private var resumeAdmission: (@Sendable () -> Void)?
     private var done = false
 
     /// One request and its answer.
@@ -98,10 +100,24 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if policy.admission != nil {
+            // Made once, not per request; the cycle through `self` is cut in handlerRemoved.
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            resumeAdmission = { handler.eventLoop.execute { handler.value.admitted() } }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        resumeAdmission = nil
+    }
+
+    /// The capture caught up: the request waiting is read again.
+    private func admitted() {
+        guard waitingForAdmission, let context else { return }
+        waitingForAdmission = false
+        resume()
+        process(context)
     }
 
     // MARK: The client's side
@@ -205,15 +221,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private func begin(_ context: ChannelHandlerContext, head headBuffer: ByteBuffer) -> Bool? {
         let bytes = Array(headBuffer.readableBytesView)
         guard let request = Self.request(bytes, remote: context.channel) else { return false }
-        if let wait = policy.admission(for: request, on: context.eventLoop) {
+        if let gate = policy.admission, let resumeAdmission, !gate(resumeAdmission), policy.waitsForCapture(request) {
             // The head stays in `inbound`, read again once admitted.
             waitingForAdmission = true
             pause()
-            wait.assumeIsolated().whenComplete { _ in
-                self.waitingForAdmission = false
-                self.resume()
-                if let context = self.context { self.process(context) }
-            }
             return nil
         }
         var length = 0
@@ -271,7 +282,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             let method = HTTPMethod(rawValue: String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.first]), as: UTF8.self))
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.second]), as: UTF8.self)
             return RelayedRequest(
-                method: method, uri: uri, remote: channel.remoteDescription, remoteAddress: channel.remoteAddress, bytes: bytes, head: head
+                method: method, uri: uri, remoteAddress: channel.remoteAddress, bytes: bytes, head: head
             )
         }
     }
@@ -534,11 +545,11 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private static func writeUpstreamHead(
         _ bytes: [UInt8], _ head: HTTPFraming.Head, dropping: Set<String>, connectionTokens: [String], into out: inout ByteBuffer
     ) {
+        let dropped = (dropping.map { $0.lowercased() } + connectionTokens).map { Array($0.utf8) }
         bytes.withUnsafeBytes { raw in
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<head.fieldsStart]))
             for field in head.fields {
-                let name = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.name]), as: UTF8.self).lowercased()
-                if HTTPFraming.hopByHop.contains(name) || dropping.contains(name) || connectionTokens.contains(name) { continue }
+                if HTTPFraming.isHopByHop(raw, field) || HTTPFraming.name(raw, field, isAnyOf: dropped) { continue }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.line]))
                 out.writeStaticString("\r\n")
             }
@@ -608,12 +619,14 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private static func writeClientHead(_ bytes: [UInt8], _ head: HTTPFraming.Head, closing: Bool, into out: inout ByteBuffer) {
         bytes.withUnsafeBytes { raw in
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<head.fieldsStart]))
-            var named: [String] = []
-            for field in head.fields where HTTPFraming.name(raw, field, is: "connection") { named += HTTPFraming.tokens(raw, field) }
+            var named: [[UInt8]] = []
+            for field in head.fields where HTTPFraming.name(raw, field, is: "connection") { named += HTTPFraming.tokens(raw, field).map { Array($0.utf8) } }
             for field in head.fields {
-                let name = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.name]), as: UTF8.self).lowercased()
-                let framing = name == "content-length" || name == "transfer-encoding"
-                if !framing, HTTPFraming.hopByHop.contains(name) || named.contains(name) { continue }
+                let framing = HTTPFraming.name(raw, field, is: "content-length") || HTTPFraming.name(raw, field, is: "transfer-encoding")
+                if !framing {
+                    if HTTPFraming.isHopByHop(raw, field) { continue }
+                    if !named.isEmpty, HTTPFraming.name(raw, field, isAnyOf: named) { continue }
+                }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.line]))
                 out.writeStaticString("\r\n")
             }

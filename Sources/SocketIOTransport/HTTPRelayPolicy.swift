@@ -8,9 +8,11 @@ public protocol HTTPRelayPolicy: Sendable {
     /// What the policy keeps of one request between its calls.
     associatedtype Exchange
 
-    /// `nil` to relay this request now, or a future to wait for first (the capture is behind);
-    /// asked before ``route(_:)``, and again once the future succeeded.
-    func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>?
+    /// Asked before each request is relayed: `false` (the capture is behind) holds the requests
+    /// that ``waitsForCapture(_:)`` until `resume` is called; the others go on.
+    var admission: ReadGate? { get }
+    /// Whether this request waits while ``admission`` says to (it will be recorded).
+    func waitsForCapture(_ request: RelayedRequest) -> Bool
     /// Whether this request is relayed as bytes, and where; `nil` hands the connection, from this
     /// request on, to the HTTP codec and ``HTTPServerDelegate/handle(_:)``.
     func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>?
@@ -48,11 +50,14 @@ public struct HTTPRelayRoute<Exchange> {
 public struct RelayedRequest {
     public let method: HTTPMethod
     public let uri: String
-    /// `host:port` of the client.
-    public let remote: String
     public let remoteAddress: SocketAddress?
     let bytes: [UInt8]
     let head: HTTPFraming.Head
+
+    /// `host:port` of the client (made on demand).
+    public var remote: String {
+        remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+    }
 
     /// The whole head as NIO's type (made on demand: most requests need only the method and URI).
     public var fullHead: HTTPRequestHead {

@@ -22,7 +22,8 @@ struct HTTPRelayFrontTests {
         let pool: ByteRelayPool
         let log: Log
 
-        func admission(for request: RelayedRequest, on loop: any EventLoop) -> EventLoopFuture<Void>? { nil }
+        var admission: ReadGate? { nil }
+        func waitsForCapture(_ request: RelayedRequest) -> Bool { true }
 
         func route(_ request: RelayedRequest) -> HTTPRelayRoute<String>? {
             guard !request.uri.hasPrefix("/codec") else { return nil }
