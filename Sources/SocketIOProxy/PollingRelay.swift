@@ -7,7 +7,8 @@ import TrafficObservation
 
 /// Reverse mode's HTTP, relayed as bytes (``HTTPRelayFront``): every request but upgrades and
 /// CONNECTs goes on as it came, on a kept upstream connection, and a polling request's bodies
-/// are observed once they went on. What the relay does not take (a chunked request, HTTP/1.0)
+/// are observed once they went on. With `--fault`, a known session's polls are gathered whole
+/// instead and answered through ``PollingResponder``, each packet decided before it goes on. What the relay does not take (a chunked request, HTTP/1.0)
 /// goes the codec's way, ``SocketIOProxy/handle(_:via:to:)``, which observes the same.
 struct PollingRelay: HTTPRelayPolicy {
     let proxy: SocketIOProxy
@@ -34,7 +35,7 @@ struct PollingRelay: HTTPRelayPolicy {
             && EngineRequest.traffic(request.uri, under: proxy.configuration.path)?.transport == .polling
     }
 
-    func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>? {
+    func route(_ request: RelayedRequest) -> HTTPRelayDecision<Exchange>? {
         let engine = EngineRequest.traffic(request.uri, under: proxy.configuration.path)
         // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
         // bodies readable (the same choice as dropping the permessage-deflate offer).
@@ -42,13 +43,18 @@ struct PollingRelay: HTTPRelayPolicy {
         // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL
         // is relayed without becoming a conn.
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
-            return HTTPRelayRoute(upstream: upstream.relayPool, exchange: nil, dropping: dropping, observesBodies: false)
+            return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: nil, dropping: dropping, observesBodies: false))
+        }
+        if proxy.tracker.faults != nil, engine.sid != nil {
+            // `--fault`: each packet decided before it goes on, the answer made whole.
+            let responder = PollingResponder(proxy: proxy, route: route, upstream: upstream)
+            return .answer { request, clientClosed in responder.respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
         }
         let exchange = Polled(
             engine: engine, connection: proxy.beginExchange(engine, to: upstream), method: request.method,
             handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote
         )
-        return HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true)
+        return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true))
     }
 
     func requestForwarded(_ exchange: Exchange, body: ByteBuffer) {

@@ -72,17 +72,11 @@ struct ProxyRoute: WebSocketRelayDelegate {
         }
     }
 
-    /// Reverse mode's requests are relayed as bytes on the event loop; with `--fault`, its polls
-    /// are answered on the loop through the fault path. Forward mode's (whose upstream is known
-    /// only from each request) go on the async side.
+    /// Reverse mode's requests are relayed as bytes on the event loop (``PollingRelay``); forward
+    /// mode's (whose upstream is known only from each request) go on the async side.
     var httpRelay: (any HTTPRelayPolicy)? {
-        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil, proxy.tracker.faults == nil else { return nil }
+        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil else { return nil }
         return PollingRelay(proxy: proxy, route: self, upstream: upstream)
-    }
-
-    var eventLoopResponder: (any EventLoopResponder)? {
-        guard case .upstream(let upstream, target: nil) = destination, proxy.configuration.forward == nil, proxy.tracker.faults != nil else { return nil }
-        return PollingResponder(proxy: proxy, route: self, upstream: upstream)
     }
 
     func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay? {

@@ -147,29 +147,10 @@ extension SocketIOProxy {
     }
 }
 
-/// With `--fault`, a known session's polls answered on the client connection's event loop, each
-/// packet decided before it goes on (see ``respondWithFaults(to:as:clientClosed:)``).
-struct PollingResponder: EventLoopResponder {
+/// With `--fault`, a known session's polls, answered on the client connection's event loop with
+/// each packet decided before it goes on (see ``respondWithFaults(to:as:clientClosed:)``).
+struct PollingResponder {
     let proxy: SocketIOProxy
     let route: ProxyRoute
     let upstream: ProxyUpstream
-
-    func plan(for head: HTTPRequestHead) -> EngineRequest? {
-        guard head.method == .GET || head.method == .POST, let engine = EngineRequest.traffic(head.uri, under: proxy.configuration.path),
-            engine.transport == .polling, engine.sid != nil
-        else { return nil }
-        return engine
-    }
-
-    func respond(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
-        captureCaughtUp(on: clientClosed.eventLoop).flatMap { respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
-    }
-
-    /// Succeeds at once, or once the capture has caught up (see ``SocketIOProxy/readGate``).
-    private func captureCaughtUp(on loop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let readGate = proxy.readGate else { return loop.makeSucceededVoidFuture() }
-        let caughtUp = loop.makePromise(of: Void.self)
-        if readGate({ caughtUp.succeed() }) { caughtUp.succeed() }
-        return caughtUp.futureResult
-    }
 }

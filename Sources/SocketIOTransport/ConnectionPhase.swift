@@ -17,9 +17,6 @@ enum ConnectionPhase {
         case frame(WebSocketFrame)
     }
 
-    /// The name of the handler that answers requests on the loop, when there is one (see ``EventLoopResponder``).
-    static let eventLoopAnsweringName = "siotap.answering"
-
     /// The HTTP handlers, with requests and responses as ``Inbound``/``Outbound`` at the back.
     static func configureHTTP(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
         try pipeline.addHandlers(httpCodec())
@@ -105,8 +102,6 @@ enum ConnectionPhase {
         let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
         pipeline.removeHandler(try pipeline.handler(type: HTTPServerPipelineHandler.self), promise: nil)
         pipeline.removeHandler(try pipeline.handler(type: HTTPServerProtocolErrorHandler.self), promise: nil)
-        // Requests answered on the loop are HTTP's too (a tunnel's HTTP comes back without them).
-        if let answering = try? pipeline.context(name: eventLoopAnsweringName) { pipeline.removeHandler(context: answering, promise: nil) }
         try answer(encoder)
         pipeline.removeHandler(encoder, promise: nil)
         try install(.after(decoder))

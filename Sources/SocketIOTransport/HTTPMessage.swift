@@ -34,7 +34,7 @@ public struct HTTPResponse: Sendable {
     /// Close the connection after this response.
     public var closeConnection: Bool
     /// Answer nothing: reset the connection (a TCP RST), as a network failure would. Honoured on
-    /// the event loop's answering path (``EventLoopResponder``).
+    /// the byte relay's answering path (``HTTPRelayDecision/answer(_:)``).
     public var resetConnection = false
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: [UInt8] = [], closeConnection: Bool = false) {

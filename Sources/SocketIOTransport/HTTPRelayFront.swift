@@ -32,6 +32,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// How far the search for the end of the head in `inbound` got.
     private var searched = 0
     private var current: Exchange?
+    /// A request the policy answers itself, while its body comes and its answer is awaited.
+    private var answering: Answering?
     /// Reading stopped (a whole request waits for its answer, or the capture is behind).
     private var paused = false
     private var readHeld = false
@@ -72,6 +74,27 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             self.sent = sent
             bodyStart = sent.readableBytes
             bodyRemaining = bodyLength
+        }
+    }
+
+    /// A request gathered for the policy's answer.
+    private final class Answering {
+        let request: RelayedRequest
+        let respond: @Sendable (HTTPRequest, EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse>
+        let keepClient: Bool
+        var body: ByteBuffer
+        var remaining: Int
+        var clientClosed: EventLoopPromise<Void>?
+
+        init(
+            request: RelayedRequest, respond: @escaping @Sendable (HTTPRequest, EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse>,
+            keepClient: Bool, body: ByteBuffer, remaining: Int
+        ) {
+            self.request = request
+            self.respond = respond
+            self.keepClient = keepClient
+            self.body = body
+            self.remaining = remaining
         }
     }
 
@@ -160,6 +183,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
 
     func channelInactive(context: ChannelHandlerContext) {
         done = true
+        answering?.clientClosed?.succeed()
         if let exchange = current {
             current = nil
             exchange.link?.handler.value.close()
@@ -188,6 +212,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// Relays what the client sent: the current request's body, or the next request's head.
     private func process(_ context: ChannelHandlerContext) {
         while !done {
+            if let answering {
+                if answering.clientClosed == nil { gather(answering, context: context) }
+                return
+            }
             guard var bytes = inbound, bytes.readableBytes > 0 else { return }
             if let exchange = current {
                 guard !exchange.requestDone else { return }
@@ -261,7 +289,15 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             answer(.payloadTooLarge, context: context)
             return true
         }
-        guard let route = policy.route(request) else { return false }
+        let route: HTTPRelayRoute<Policy.Exchange>
+        switch policy.route(request) {
+        case nil: return false
+        case .answer(let respond)?:
+            answering = Answering(request: request, respond: respond, keepClient: keepClient, body: context.channel.allocator.buffer(capacity: length), remaining: length)
+            return true
+        case .relay(let relay)?:
+            route = relay
+        }
         var sent = context.channel.allocator.buffer(capacity: bytes.count + min(length, 1 << 16))
         Self.writeUpstreamHead(bytes, request.head, dropping: route.dropping, connectionTokens: connectionTokens, into: &sent)
         let exchange = Exchange(
@@ -330,6 +366,33 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         let body = exchange.observesBodies ? exchange.sent.getSlice(at: exchange.sent.readerIndex + exchange.bodyStart, length: exchange.sent.readableBytes - exchange.bodyStart)! : ByteBuffer()
         policy.requestForwarded(exchange.policyExchange, body: body)
         exchange.link?.handler.value.flush()
+    }
+
+    /// Takes the body of a request the policy answers; once whole, asks for the answer.
+    private func gather(_ answering: Answering, context: ChannelHandlerContext) {
+        if answering.remaining > 0, var bytes = inbound, bytes.readableBytes > 0 {
+            var slice = bytes.readSlice(length: min(answering.remaining, bytes.readableBytes))!
+            inbound = bytes
+            idle.bodyProgressed()
+            answering.remaining -= slice.readableBytes
+            answering.body.writeBuffer(&slice)
+        }
+        guard answering.remaining == 0 else { return }
+        idle.requestReceived()
+        let closed = context.eventLoop.makePromise(of: Void.self)
+        answering.clientClosed = closed
+        var request = HTTPRequest(
+            head: answering.request.fullHead, body: Array(answering.body.readableBytesView), remote: answering.request.remote, eventLoop: context.eventLoop
+        )
+        request.remoteAddress = answering.request.remoteAddress
+        answering.respond(request, closed.futureResult).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+            // Failed rather than left pending: nothing waits on a request that is over.
+            closed.fail(ChannelError.alreadyClosed)
+            guard self.answering === answering, let context = self.context else { return }
+            self.answering = nil
+            let response = (try? result.get()) ?? HTTPResponse(status: .internalServerError, closeConnection: true)
+            self.answer(response, keepAlive: answering.keepClient && !response.closeConnection, context: context)
+        }
     }
 
     /// Hands the connection to the HTTP codec behind, with the bytes not relayed.
@@ -525,9 +588,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         }
     }
 
-    /// An answer the relay makes itself; the connection closes after it.
-    private func answer(_ response: HTTPResponse, context: ChannelHandlerContext) {
-        done = true
+    /// An answer the relay makes itself (or the policy); the connection closes after it unless kept.
+    private func answer(_ response: HTTPResponse, keepAlive: Bool = false, context: ChannelHandlerContext) {
+        let keepAlive = keepAlive && !response.resetConnection
+        if !keepAlive { done = true }
         guard context.channel.isActive else { return }
         if response.resetConnection, let socket = context.channel as? any SocketOptionProvider {
             let channel = context.channel
@@ -535,12 +599,19 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             return
         }
         var out = context.channel.allocator.buffer(capacity: 256 + response.body.count)
-        let head = response.head(version: .http1_1, keepAlive: false)
+        let head = response.head(version: .http1_1, keepAlive: keepAlive)
         out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
         for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
         out.writeString("\r\n")
         out.writeBytes(response.body)
-        context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        guard keepAlive else {
+            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        idle.requestEnded()
+        resume()
+        process(context)
     }
 
     // MARK: Heads

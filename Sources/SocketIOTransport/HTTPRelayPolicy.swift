@@ -13,9 +13,10 @@ public protocol HTTPRelayPolicy: Sendable {
     var admission: ReadGate? { get }
     /// Whether this request waits while ``admission`` says to (it will be recorded).
     func waitsForCapture(_ request: RelayedRequest) -> Bool
-    /// Whether this request is relayed as bytes, and where; `nil` hands the connection, from this
-    /// request on, to the HTTP codec and ``HTTPServerDelegate/handle(_:)``.
-    func route(_ request: RelayedRequest) -> HTTPRelayRoute<Exchange>?
+    /// Whether this request is relayed as bytes, and where, or gathered whole and answered by the
+    /// policy; `nil` hands the connection, from this request on, to the HTTP codec and
+    /// ``HTTPServerDelegate/handle(_:)``.
+    func route(_ request: RelayedRequest) -> HTTPRelayDecision<Exchange>?
     /// The whole request went upstream; `body` is its body when the route observes bodies.
     func requestForwarded(_ exchange: Exchange, body: ByteBuffer)
     /// The whole answer went to the client; `body` (dechunked) when the route observes bodies,
@@ -26,6 +27,16 @@ public protocol HTTPRelayPolicy: Sendable {
     func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse>
     /// The client went away before its answer; the upstream connection was closed with it.
     func clientWentAway(_ exchange: Exchange)
+}
+
+/// What becomes of a request.
+public enum HTTPRelayDecision<Exchange> {
+    /// Relayed as bytes, as they come.
+    case relay(HTTPRelayRoute<Exchange>)
+    /// Gathered whole (up to the body limit) and answered by the policy, on the loop: for requests
+    /// it decides on before anything goes on (fault injection). `clientClosed` succeeds if the
+    /// client goes away before the answer.
+    case answer(@Sendable (_ request: HTTPRequest, _ clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse>)
 }
 
 /// Where a relayed request goes.

@@ -14,8 +14,6 @@ public protocol HTTPServerDelegate: Sendable {
     func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async
     /// Answers one request. May wait (a long-poll GET).
     func handle(_ request: HTTPRequest) async -> HTTPResponse
-    /// Answers some requests on the event loop instead of ``handle(_:)``; `nil` (the default): none.
-    var eventLoopResponder: (any EventLoopResponder)? { get }
     /// Relays some requests as bytes in front of the HTTP codec (see ``HTTPRelayFront``);
     /// `nil` (the default): none.
     var httpRelay: (any HTTPRelayPolicy)? { get }
@@ -26,8 +24,6 @@ public protocol HTTPServerDelegate: Sendable {
 }
 
 extension HTTPServerDelegate {
-    public var eventLoopResponder: (any EventLoopResponder)? { nil }
-
     public func tunnel(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> TunnelPlan {
         .refuse(HTTPResponse(status: .methodNotAllowed, headers: ["Content-Type": "text/plain"], body: Array("CONNECT is not served here\n".utf8), closeConnection: true))
     }
@@ -233,7 +229,7 @@ public final class HTTPServer: Sendable {
                         defer { idle.stop() }
                         guard
                             let connection = try? await Self.accept(
-                                channel, responder: delegate.eventLoopResponder, relay: delegate.httpRelay, idle: idle, maxBody: maxBody
+                                channel, relay: delegate.httpRelay, idle: idle, maxBody: maxBody
                             )
                         else { return }
                         await Self.serve(connection, delegate: delegate, maxBody: maxBody, idle: idle, executor: executor)
@@ -247,22 +243,14 @@ public final class HTTPServer: Sendable {
     /// the child initializer, a connection accepted while the server stops would be dropped
     /// unserved, and NIO traps on an async channel dropped before it was used.
     private static func accept(
-        _ channel: any Channel, responder: (any EventLoopResponder)?, relay: (any HTTPRelayPolicy)?, idle: ConnectionDeadlines, maxBody: Int
+        _ channel: any Channel, relay: (any HTTPRelayPolicy)?, idle: ConnectionDeadlines, maxBody: Int
     ) async throws -> Connection {
         try await channel.eventLoop.submit {
-            if let responder { try answer(on: channel, with: responder, idle: idle, maxBody: maxBody) }
             if let relay { try relayBytes(on: channel, with: relay, idle: idle, maxBody: maxBody) }
             let connection = try Connection(wrappingChannelSynchronously: channel)
             channel.setOption(.autoRead, value: true).whenFailure { _ in channel.close(promise: nil) }
             return connection
         }.get()
-    }
-
-    /// Puts the responder's handler in front of the async side.
-    private static func answer(on channel: any Channel, with responder: some EventLoopResponder, idle: ConnectionDeadlines, maxBody: Int) throws {
-        let parts = try channel.pipeline.syncOperations.handler(type: ConnectionPhase.HTTPParts.self)
-        let answering = EventLoopAnswering(responder: responder, idle: idle, maxBody: maxBody, remote: channel.remoteDescription)
-        try channel.pipeline.syncOperations.addHandler(answering, name: ConnectionPhase.eventLoopAnsweringName, position: .before(parts))
     }
 
     /// Puts the byte relay in front of the HTTP codec (behind TLS).

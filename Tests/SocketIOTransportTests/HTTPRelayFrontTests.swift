@@ -25,10 +25,20 @@ struct HTTPRelayFrontTests {
         var admission: ReadGate? { nil }
         func waitsForCapture(_ request: RelayedRequest) -> Bool { true }
 
-        func route(_ request: RelayedRequest) -> HTTPRelayRoute<String>? {
+        func route(_ request: RelayedRequest) -> HTTPRelayDecision<String>? {
             guard !request.uri.hasPrefix("/codec") else { return nil }
             log.add("route \(request.method.rawValue) \(request.uri)")
-            return HTTPRelayRoute(upstream: pool, exchange: request.uri, dropping: ["accept-encoding"], observesBodies: true)
+            if request.uri.hasPrefix("/answer") {
+                return .answer { [log] request, clientClosed in
+                    clientClosed.whenSuccess { log.add("closed \(request.uri)") }
+                    let answer = HTTPResponse(status: .ok, headers: ["X-By": "policy"], body: Array("answered \(String(decoding: request.body, as: UTF8.self))".utf8))
+                    // `/answer-late` answers only after a while (a long-poll the policy holds).
+                    let loop = clientClosed.eventLoop
+                    return request.uri.hasPrefix("/answer-late")
+                        ? loop.scheduleTask(in: .milliseconds(300)) { answer }.futureResult : loop.makeSucceededFuture(answer)
+                }
+            }
+            return .relay(HTTPRelayRoute(upstream: pool, exchange: request.uri, dropping: ["accept-encoding"], observesBodies: true))
         }
 
         func requestForwarded(_ exchange: String, body: ByteBuffer) {
@@ -293,6 +303,45 @@ struct HTTPRelayFrontTests {
             let text = try await client.wait { $0.hasSuffix("codec /r 0") }
             #expect(text.contains("codec /r 3"))
             #expect(upstream.requests.withLock { $0.count } == 1)
+        }
+    }
+
+    @Test("A request the policy answers: gathered whole, answered, and the connection kept for the next, relayed or not")
+    func answeredByPolicy() async throws {
+        try await withRelay(answer: { _ in Self.ok("relayed") }) { port, upstream, log in
+            try await answered(port: port, upstream: upstream, log: log)
+        }
+    }
+
+    private func answered(port: Int, upstream: Upstream, log: Log) async throws {
+        let client = try await Client(port: port)
+        client.send("POST /answer HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhe")
+        try await Task.sleep(for: .milliseconds(50))
+        let early = client.text
+        #expect(early.isEmpty)  // not answered before the whole body came
+        client.send("llo")
+        _ = try await client.wait { $0.hasSuffix("answered hello") }
+        client.send("GET /r HTTP/1.1\r\nHost: a\r\n\r\nPOST /answer HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok")
+        let text = try await client.wait { $0.hasSuffix("answered ok") }
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\nX-By: policy\r\nContent-Length: 14\r\n\r\nanswered hello"))
+        #expect(text.contains("relayed"))
+        let relayed = upstream.requests.withLock { $0.count }
+        #expect(relayed == 1)
+        let closed = client.isClosed
+        #expect(!closed)
+        let events = log.all
+        #expect(!events.contains { $0.hasPrefix("closed") })
+    }
+
+    @Test("A client that leaves while the policy holds its answer: the policy is told")
+    func answeringClientGoesAway() async throws {
+        try await withRelay(answer: { _ in Self.ok("relayed") }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /answer-late HTTP/1.1\r\nHost: a\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(50))
+            try await client.channel.close()
+            for _ in 0..<200 where !log.all.contains("closed /answer-late") { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(log.all == ["route GET /answer-late", "closed /answer-late"])
         }
     }
 
