@@ -89,7 +89,7 @@ public struct ConnectionFaults: Sendable {
         /// Sent back to the packet's sender (a refused CONNECT's CONNECT_ERROR).
         public var reply: SocketPacket?
         /// The conn is cut once the packet has been delivered.
-        public var disconnect: FaultRule.Cut?
+        public var disconnect: ConnectionCut?
         /// One per rule that applied, each naming the packet.
         public var records: [FaultRecord] = []
 
@@ -188,7 +188,7 @@ public struct ConnectionFaults: Sendable {
     }
 
     /// The first timed disconnect for this conn: seconds from its start, and how.
-    public var timedDisconnect: (rule: FaultRule, after: Double, how: FaultRule.Cut)? {
+    public var timedDisconnect: (rule: FaultRule, after: Double, how: ConnectionCut)? {
         for rule in plan.rules {
             guard case .disconnect(let after?, let how) = rule.action else { continue }
             if rule.filter.terms.allSatisfy({ $0.key != "conn" || $0.value == conn }) { return (rule, after, how) }

@@ -14,15 +14,10 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         case delay(seconds: Double, jitter: Double)
         case drop
         /// `after`: seconds from the conn's start; nil: when a matching packet has passed.
-        case disconnect(after: Double?, how: Cut)
+        case disconnect(after: Double?, how: ConnectionCut)
         case refuseConnect(count: Int, message: String)
         case rewrite([Edit])
         case throttle(bytesPerSecond: Double)
-    }
-
-    /// How a conn is cut: a close frame (and, on polling, a close packet), or a TCP reset.
-    public enum Cut: String, Sendable, Hashable, CaseIterable {
-        case close, reset
     }
 
     public enum Edit: Sendable, Hashable {
@@ -67,7 +62,7 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         guard let first = terms.first, !first.key.isEmpty else { throw Invalid("empty fault rule") }
         var filterText: [String] = []
         var jitter: Double?
-        var how: Cut?
+        var how: ConnectionCut?
         var message: String?
         var edits: [Edit] = []
         var action: Action?
@@ -85,7 +80,7 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
             case "after": after = try Self.duration(value, for: key)
             case "jitter": jitter = try Self.duration(value, for: key)
             case "how":
-                guard let value, let cut = Cut(rawValue: value) else { throw Invalid("how is close or reset, not \(value ?? "nothing")") }
+                guard let value, let cut = ConnectionCut(rawValue: value) else { throw Invalid("how is close or reset, not \(value ?? "nothing")") }
                 how = cut
             case "message":
                 guard let value else { throw Invalid("message needs a text (message=jwt expired)") }

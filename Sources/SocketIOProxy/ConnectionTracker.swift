@@ -28,7 +28,7 @@ final class ConnectionTracker: Sendable {
             var faults: ConnectionFaults?
             var polling = PollingFaults<EventLoopPromise<HTTPResponse>>()
             /// Cuts the WebSocket carrying the conn (a timed disconnect after the upgrade).
-            var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)?
+            var cutWebSocket: (@Sendable (ConnectionCut) -> Void)?
             /// The server the conn's polls go to, and its Engine.IO path: in forward mode every
             /// conn has its own, and a cut tells that one the session is over.
             var upstream: (server: ProxyUpstream, path: String)?
@@ -51,7 +51,7 @@ final class ConnectionTracker: Sendable {
             }
         }
 
-        var cutWebSocket: (@Sendable (FaultRule.Cut) -> Void)? {
+        var cutWebSocket: (@Sendable (ConnectionCut) -> Void)? {
             get { state.withLock { $0.cutWebSocket } }
             set { state.withLock { $0.cutWebSocket = newValue } }
         }

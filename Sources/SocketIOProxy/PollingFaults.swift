@@ -10,13 +10,13 @@ struct PollingFaults<Waiter> {
     var outbox: [EnginePacket] = []
     var waiting: Waiter?
     var upstreamPolling = false
-    var cut: FaultRule.Cut?
+    var cut: ConnectionCut?
     /// The client page's origin (`Origin`), for the CORS headers of the answers the proxy makes.
     var origin: String?
 
     enum Start {
         /// The conn was cut: the session is gone.
-        case gone(FaultRule.Cut)
+        case gone(ConnectionCut)
         /// Answer at once with these.
         case answer([EnginePacket])
         /// Wait for the upstream's answer (sending the long-poll upstream when `send`).
@@ -61,7 +61,7 @@ struct PollingFaults<Waiter> {
     }
 
     /// The conn is cut; returns the long-poll to end.
-    mutating func cut(_ how: FaultRule.Cut) -> Waiter? {
+    mutating func cut(_ how: ConnectionCut) -> Waiter? {
         cut = how
         outbox = []
         defer { waiting = nil }

@@ -12,26 +12,13 @@ import TrafficObservation
 /// transport, and the faults recorded. Without rules none of this runs: the relays pass bytes as
 /// they come.
 extension SocketIOProxy {
-    /// What becomes of one Engine.IO packet (and of those held before it).
-    struct PacketFate {
-        enum Delivery {
-            /// A binary packet waiting for its attachments: decided with its last one.
-            case hold
-            case pass
-            case drop
-            case replace([EnginePacket])
-        }
-
-        var delivery = Delivery.pass
-        var delay = 0.0
-        var reply: [EnginePacket] = []
-        var cut: FaultRule.Cut?
-    }
+    /// What the fault stage decides for Engine.IO packets.
+    typealias Decision = InterceptionDecision<EnginePacket>
 
     /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
-    func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> PacketFate {
+    func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> Decision {
         let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection, seqs: true)
-        var fate = PacketFate()
+        var fate = Decision()
         var completed = false
         let now = CaptureClock.secondsSince1970()
         for (body, seq) in zip(observed.decoded, seqs) {
@@ -67,23 +54,13 @@ extension SocketIOProxy {
         guard tracker.faults != nil else { return nil }
         return WebSocketRelay.Interception(
             decide: { [weak self] side, message, size in
-                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return WebSocketRelay.Fate() }
-                let fate = self.decide(.webSocket(message), dir: Direction(from: side), wireSize: size, on: connection)
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return InterceptionDecision<WebSocketMessage>() }
                 let version = connection.engineVersion
-                let delivery: WebSocketRelay.Fate.Delivery
-                switch fate.delivery {
-                case .hold: delivery = .hold
-                case .pass: delivery = .pass
-                case .drop: delivery = .drop
-                case .replace(let packets): delivery = .replace(packets.map { EngineIOCodec.encode($0, version: version) })
-                }
-                return WebSocketRelay.Fate(
-                    delivery, delay: fate.delay, reply: fate.reply.map { EngineIOCodec.encode($0, version: version) },
-                    cut: fate.cut.map { $0 == .reset ? .reset : .close }
-                )
+                return self.decide(.webSocket(message), dir: Direction(from: side), wireSize: size, on: connection)
+                    .map { EngineIOCodec.encode($0, version: version) }
             },
             started: { control in
-                relayed.connection.withLock({ $0 })?.cutWebSocket = { how in control.cut(how == .reset ? .reset : .close) }
+                relayed.connection.withLock({ $0 })?.cutWebSocket = { how in control.cut(how) }
             }
         )
     }
@@ -106,7 +83,7 @@ extension SocketIOProxy {
     }
 
     /// Ends the conn on whichever transport carries it now.
-    func cut(_ connection: ConnectionTracker.Connection, how: FaultRule.Cut) {
+    func cut(_ connection: ConnectionTracker.Connection, how: ConnectionCut) {
         if connection.onWebSocket, let cutWebSocket = connection.cutWebSocket {
             cutWebSocket(how)
         } else {
@@ -121,7 +98,7 @@ extension SocketIOProxy {
     /// and the upstream is told the session is over (a close packet of its own). Not an Engine.IO
     /// close packet to the client: that says the server ended the session on purpose, and
     /// python-socketio then does not reconnect (socket.io-client does either way).
-    func cutPolling(_ connection: ConnectionTracker.Connection, how: FaultRule.Cut) {
+    func cutPolling(_ connection: ConnectionTracker.Connection, how: ConnectionCut) {
         guard let waiter = connection.withFaults({ _, polling in polling.cut(how) }) else { return }
         waiter?.succeed(how == .reset ? .reset : sessionGone(on: connection))
         // The conn's own upstream and path: in forward mode the reverse-mode upstream is nobody's.
@@ -161,23 +138,16 @@ extension SocketIOProxy {
         answer(.badRequest, contentType: "application/json", body: Array(#"{"code":1,"message":"Session ID unknown"}"#.utf8), on: connection)
     }
 
-    /// A polling body's packets, each decided; nil when nothing changes (the body goes as it came).
-    struct PayloadFate {
-        var packets: [EnginePacket]?
-        var delay = 0.0
-        var reply: [EnginePacket] = []
-        var cut: FaultRule.Cut?
-    }
-
-    /// Observes a polling body packet by packet (its records written) and decides each.
-    func decide(body: [UInt8], dir: Direction, on connection: ConnectionTracker.Connection) -> PayloadFate {
+    /// Observes a polling body packet by packet (its records written) and decides each; the
+    /// body's decision is `.pass` when nothing changes (it goes as it came), else `.replace`.
+    func decide(body: [UInt8], dir: Direction, on connection: ConnectionTracker.Connection) -> Decision {
         let version = connection.engineVersion
         guard let packets = try? EngineIOCodec.decodePayload(body, version: version) else {
             // Not a payload: the error record says so, and it goes on as it came.
             observe(.pollingBody(body), dir: dir, on: connection)
-            return PayloadFate()
+            return Decision()
         }
-        var result = PayloadFate()
+        var result = Decision()
         var out: [EnginePacket] = []
         var held: [EnginePacket] = []
         var changed = false
@@ -202,7 +172,7 @@ extension SocketIOProxy {
         }
         // A binary packet whose attachments come in a later body goes on now, undecided.
         out += held
-        if changed { result.packets = out }
+        if changed { result.delivery = .replace(out) }
         return result
     }
 }
@@ -258,7 +228,7 @@ extension PollingResponder {
         let fate = proxy.decide(body: request.body, dir: .clientToServer, on: connection)
         deliver(fate.reply, on: connection)
         var body = request.body
-        if let packets = fate.packets {
+        if case .replace(let packets) = fate.delivery {
             guard !packets.isEmpty else {
                 // Nothing left to send: the proxy answers as the server would have.
                 return after(fate.delay, on: loop) {
@@ -317,7 +287,7 @@ extension PollingResponder {
             }
         }
         pending.response
-            .flatMap { [proxy] response -> EventLoopFuture<(HTTPResponse, [EnginePacket]?, FaultRule.Cut?)> in
+            .flatMap { [proxy] response -> EventLoopFuture<(HTTPResponse, [EnginePacket]?, ConnectionCut?)> in
                 guard response.status == .ok else {
                     let answer = proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
                     return loop.makeSucceededFuture((answer, nil, nil))
@@ -325,8 +295,9 @@ extension PollingResponder {
                 let fate = proxy.decide(body: response.body, dir: .serverToClient, on: connection)
                 var answer = response
                 answer.headers = ProxyHeaders.endToEnd(response.headers)
-                var packets = fate.packets
-                if let changed = fate.packets {
+                var packets: [EnginePacket]?
+                if case .replace(let changed) = fate.delivery {
+                    packets = changed
                     let binary = response.headers.first(name: "Content-Type")?.contains("octet-stream") ?? false
                     // A long-poll answered with nothing would be a malformed payload: a noop goes instead.
                     let (body, framing) = EngineIOCodec.encodePayload(

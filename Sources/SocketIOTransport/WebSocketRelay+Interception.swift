@@ -11,7 +11,7 @@ import SocketIOProtocol
 final class WebSocketRelayInterceptor {
     enum Item {
         case bytes([UInt8])
-        case cut(WebSocketRelay.Cut)
+        case cut(ConnectionCut)
     }
 
     var splitter: WebSocketFrameSplitter
@@ -185,7 +185,7 @@ extension WebSocketRelayHandler {
 
     /// Ends both sides at once: a close frame (1001, going away) to each peer then the TCP close,
     /// or a TCP reset. What was waiting for its time is dropped.
-    func cut(_ how: WebSocketRelay.Cut) {
+    func cut(_ how: ConnectionCut) {
         if pair.closedBy == nil { pair.closedBy = .proxy }
         for end in [self, partner].compactMap({ $0 }) {
             end.interceptor?.cancelRelease()

@@ -55,46 +55,13 @@ public enum WebSocketRelay {
     public struct Interception: Sendable {
         /// What becomes of a whole data message read from `from`; called on the event loop, in
         /// order, once the relay has both sides.
-        public var decide: @Sendable (_ from: Peer, _ message: WebSocketMessage, _ wireSize: Int) -> Fate
+        public var decide: @Sendable (_ from: Peer, _ message: WebSocketMessage, _ wireSize: Int) -> InterceptionDecision<WebSocketMessage>
         /// Called once the relay runs, with what can cut it from elsewhere (a timed disconnect).
         public var started: @Sendable (Control) -> Void
 
-        public init(decide: @escaping @Sendable (Peer, WebSocketMessage, Int) -> Fate, started: @escaping @Sendable (Control) -> Void) {
+        public init(decide: @escaping @Sendable (Peer, WebSocketMessage, Int) -> InterceptionDecision<WebSocketMessage>, started: @escaping @Sendable (Control) -> Void) {
             self.decide = decide
             self.started = started
-        }
-    }
-
-    /// How a relay is cut: close frames to both peers, or TCP resets.
-    public enum Cut: Sendable, Hashable {
-        case close, reset
-    }
-
-    /// What becomes of a message (and of those held before it).
-    public struct Fate: Sendable {
-        public enum Delivery: Sendable {
-            /// Kept, undecided, with the next message (a binary packet's attachments are coming).
-            case hold
-            /// Its bytes, and those held, go on as they came.
-            case pass
-            case drop
-            /// These go instead, each as one frame.
-            case replace([WebSocketMessage])
-        }
-
-        public var delivery: Delivery
-        /// Seconds before it goes on; what follows in its direction waits behind it.
-        public var delay: Double
-        /// Sent back to the sender at once (a refused CONNECT's answer).
-        public var reply: [WebSocketMessage]
-        /// Cut the relay once it has gone on.
-        public var cut: Cut?
-
-        public init(_ delivery: Delivery = .pass, delay: Double = 0, reply: [WebSocketMessage] = [], cut: Cut? = nil) {
-            self.delivery = delivery
-            self.delay = delay
-            self.reply = reply
-            self.cut = cut
         }
     }
 
@@ -102,7 +69,7 @@ public enum WebSocketRelay {
     public struct Control: Sendable {
         let handler: NIOLoopBound<WebSocketRelayHandler>
 
-        public func cut(_ how: Cut) {
+        public func cut(_ how: ConnectionCut) {
             handler.eventLoop.execute { handler.value.cut(how) }
         }
     }

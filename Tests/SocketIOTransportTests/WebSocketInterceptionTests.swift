@@ -12,7 +12,7 @@ import Testing
 /// otherwise is dropped, replaced, held, delayed in order, answered, or cut.
 @Suite("WebSocket relay, message by message")
 struct WebSocketInterceptionTests {
-    typealias Decide = @Sendable (Peer, WebSocketMessage) -> WebSocketRelay.Fate
+    typealias Decide = @Sendable (Peer, WebSocketMessage) -> InterceptionDecision<WebSocketMessage>
 
     struct Relay {
         let loop: EmbeddedEventLoop
@@ -64,7 +64,7 @@ struct WebSocketInterceptionTests {
 
     @Test("What is passed goes byte for byte: fragments, a ping between them, the mask")
     func passes() throws {
-        let relay = try makeRelay { _, _ in WebSocketRelay.Fate() }
+        let relay = try makeRelay { _, _ in InterceptionDecision<WebSocketMessage>() }
         let bytes = frameBytes(1, Array("42[\"a".utf8), fin: false, mask: [1, 2, 3, 4]) + frameBytes(9, [7], mask: [5, 6, 7, 8])
             + frameBytes(0, Array("\"]".utf8), mask: [9, 9, 9, 9])
         try relay.client.writeInbound(ByteBuffer(bytes: bytes[..<5]))
@@ -76,10 +76,10 @@ struct WebSocketInterceptionTests {
     func decides() throws {
         let relay = try makeRelay { side, message in
             switch Self.text(message) {
-            case "drop": WebSocketRelay.Fate(.drop)
-            case "swap": WebSocketRelay.Fate(.replace([.text("swapped"), .binary([1, 2])]))
-            case "refuse": WebSocketRelay.Fate(.drop, reply: [.text("44{\"message\":\"no\"}")])
-            default: WebSocketRelay.Fate()
+            case "drop": InterceptionDecision<WebSocketMessage>(.drop)
+            case "swap": InterceptionDecision<WebSocketMessage>(.replace([.text("swapped"), .binary([1, 2])]))
+            case "refuse": InterceptionDecision<WebSocketMessage>(.drop, reply: [.text("44{\"message\":\"no\"}")])
+            default: InterceptionDecision<WebSocketMessage>()
             }
         }
         for text in ["drop", "keep", "swap", "refuse"] {
@@ -97,7 +97,7 @@ struct WebSocketInterceptionTests {
     @Test("A binary packet's messages are held until the last one decides for all")
     func holds() throws {
         let relay = try makeRelay { _, message in
-            Self.text(message).hasPrefix("45") ? WebSocketRelay.Fate(.hold) : WebSocketRelay.Fate(.pass)
+            Self.text(message).hasPrefix("45") ? InterceptionDecision<WebSocketMessage>(.hold) : InterceptionDecision<WebSocketMessage>(.pass)
         }
         let header = frameBytes(1, Array("451-[\"up\",{\"_placeholder\":true,\"num\":0}]".utf8))
         let attachment = frameBytes(2, [0xFF])
@@ -110,7 +110,7 @@ struct WebSocketInterceptionTests {
     @Test("A delay holds its message and what follows it in that direction, not the other")
     func delays() throws {
         let relay = try makeRelay { side, message in
-            Self.text(message) == "slow" ? WebSocketRelay.Fate(delay: 1) : WebSocketRelay.Fate()
+            Self.text(message) == "slow" ? InterceptionDecision<WebSocketMessage>(delay: 1) : InterceptionDecision<WebSocketMessage>()
         }
         try relay.upstream.writeInbound(ByteBuffer(bytes: frameBytes(1, Array("slow".utf8))))
         try relay.upstream.writeInbound(ByteBuffer(bytes: frameBytes(1, Array("next".utf8))))
@@ -127,7 +127,7 @@ struct WebSocketInterceptionTests {
     @Test("A cut sends each side a close frame, closes both, and the relay ends by the proxy")
     func cuts() throws {
         let relay = try makeRelay { _, message in
-            Self.text(message) == "bye" ? WebSocketRelay.Fate(cut: .close) : WebSocketRelay.Fate()
+            Self.text(message) == "bye" ? InterceptionDecision<WebSocketMessage>(cut: .close) : InterceptionDecision<WebSocketMessage>()
         }
         try relay.client.writeInbound(ByteBuffer(bytes: frameBytes(1, Array("bye".utf8), mask: [1, 2, 3, 4])))
         relay.loop.run()
@@ -143,7 +143,7 @@ struct WebSocketInterceptionTests {
 
     @Test("A cut from elsewhere (a timed disconnect) through the control the relay hands out")
     func cutFromElsewhere() throws {
-        let relay = try makeRelay { _, _ in WebSocketRelay.Fate() }
+        let relay = try makeRelay { _, _ in InterceptionDecision<WebSocketMessage>() }
         let control = try #require(relay.control.withLockedValue { $0 })
         control.cut(.close)
         relay.loop.run()
@@ -153,7 +153,7 @@ struct WebSocketInterceptionTests {
 
     @Test("Bytes that break the framing: what was held and the rest go on as they came")
     func malformed() throws {
-        let relay = try makeRelay { _, _ in WebSocketRelay.Fate(.hold) }
+        let relay = try makeRelay { _, _ in InterceptionDecision<WebSocketMessage>(.hold) }
         let held = frameBytes(1, Array("451-".utf8))
         let broken: [UInt8] = [0x83, 0x00, 0x41, 0x42]  // opcode 3 is reserved
         try relay.upstream.writeInbound(ByteBuffer(bytes: held))
