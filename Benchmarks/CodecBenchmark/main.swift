@@ -103,18 +103,24 @@ let echoOut = WebSocketMessage.text("42[\"message\",\"" + String(repeating: "x",
 let echoBack = WebSocketMessage.text("42[\"message-back\",\"" + String(repeating: "x", count: 100) + "\"]")
 if let writer = try? CaptureWriter(path: "/dev/null", append: true) {
     var observation = ConnectionObservation(engineVersion: .v4)
-    var batch: [CaptureRecord] = []
+    var lines: [UInt8] = []
+    var written = 0
     var time = 1_790_000_000.0
     let echo = [(echoOut, Direction.clientToServer), (echoBack, .serverToClient)]
     try measure("observe and record a websocket echo round trip", bytes: 0) {
         time += 0.000_05
         for (frame, dir) in echo {
             let (output, _) = observation.observe(.webSocket(frame), dir: dir, now: time)
-            for body in output.records { batch.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: time), conn: "c1", body)) }
+            for body in output.records {
+                lines += CaptureRecord(seq: written, ts: RFC3339.format(secondsSince1970: time), conn: "c1", body).jsonBytes
+                lines.append(UInt8(ascii: "\n"))
+                written += 1
+            }
         }
-        if batch.count >= 512 {
-            try writer.write(batch: &batch)
-            batch.removeAll(keepingCapacity: true)
+        if written >= 512 {
+            try writer.write(lines: lines)
+            lines.removeAll(keepingCapacity: true)
+            written = 0
         }
     }
 }

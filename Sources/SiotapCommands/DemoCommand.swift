@@ -41,25 +41,18 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let writer: CaptureWriter
-        do { writer = try CaptureWriter(path: record) } catch { throw CommandFailure("\(error)") }
+        let recording = try Recording(command: "demo", record: record, io: io, json: json, inspector: inspector, shows: { _ in true })
         let server = SocketIOServer()
         ChatApp.install(on: server, secret: Self.secret)
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)
-        let printer = RecordPrinter(io: io, json: json)
-        let feed = inspector.address.map { _ in InspectorFeed(source: record, capacity: inspector.buffer) }
-        let queue = CaptureQueue(writer: writer, delivered: { record in
-            feed?.add(record)
-            printer.print(record)
-        })
         var inspectorServer: InspectorServer?
-        if let address = inspector.address, let feed {
+        if let address = inspector.address, let feed = recording.feed {
             inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
             io.writeError("siotap demo: the inspector is at \(inspectorServer?.url ?? "")\n")
         }
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
-            recordingInto: queue
+            recordingInto: recording.queue
         )
         let proxyPort = try await proxy.start()
         io.writeError("siotap demo: chat server on http://127.0.0.1:\(serverPort), proxy on http://127.0.0.1:\(proxyPort), recording to \(record)\n")
@@ -72,12 +65,8 @@ struct DemoCommand: AsyncParsableCommand {
         try? await Task.sleep(for: .milliseconds(200))
         await proxy.shutdown()
         await server.shutdown()
-        queue.close()
-        writer.close()
-        let (records, _) = (try? CaptureReader.readAll(path: record)) ?? ([], [])
-        let packets = records.filter { $0.kind == .packet }.count
-        let tokens = records.filter { $0.kind == .jwt }.count
-        io.writeError("siotap demo: wrote \(records.count) records to \(record) (\(packets) packets, \(tokens) tokens)\n")
+        recording.finish()
+        io.writeError("siotap demo: wrote \(recording.queue.added) records to \(record) (\(recording.packets) packets, \(recording.tokens) tokens)\n")
         if let inspectorServer {
             // Caught before it is announced: a Ctrl-C right after the line is not fatal.
             let signals = SignalWaiter()

@@ -158,12 +158,18 @@ struct ImportOptions: ParsableArguments {
     /// `fileSize`: the size of the file imported (nil: a live capture), for the default budget.
     func run(command: String, io: CommandIO, fileSize: Int? = nil) async throws -> ImportRun {
         let budget = maxInflate.map { InflationBudget(total: $0.bytes) } ?? fileSize.map { InflationBudget(total: InflationBudget.forFile(ofSize: $0)) } ?? .unlimited
-        let run = try ImportRun(
-            command: command, io: io, record: record, json: json, quiet: quiet,
-            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), path: path, parser: parser.parser, ports: port, budget: budget,
-            feed: inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
+        let quiet = self.quiet
+        // A file's records wait in small batches: a file of large messages is never held in
+        // memory much beyond the one being decoded. A live capture's go at once.
+        let recording = try Recording(
+            command: command, record: record, io: io, json: json, inspector: inspector, shows: { _ in !quiet }, highWater: 512, highWaterBytes: 4 << 20
         )
-        if let address = inspector.address, let feed = run.feed {
+        let run = ImportRun(
+            command: command, io: io, record: record, recording: recording,
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway),
+            importer: TrafficImporter(path: path, parser: parser.parser, ports: Set(port.map(UInt16.init)), budget: budget)
+        )
+        if let address = inspector.address, let feed = recording.feed {
             run.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
             io.writeError("siotap \(command): the inspector is at \(run.inspectorServer?.url ?? "")\n")
         }
@@ -171,52 +177,31 @@ struct ImportOptions: ParsableArguments {
     }
 }
 
-/// What `siotap import` and `siotap sniff` share: frames to records, written, shown, summed up.
+/// What `siotap import` and `siotap sniff` share: frames to records (``TrafficImporter``), tokens
+/// judged when they were seen, all in time order into the command's ``Recording``, summed up.
 final class ImportRun {
     private let command: String
     private let io: CommandIO
-    private let writer: CaptureWriter?
-    private let printer: RecordPrinter
-    private let quiet: Bool
     private let record: String?
+    private let recording: Recording
     private let inspector: JWTInspector
     private var importer: TrafficImporter
-    /// Numbers the records when no writer does.
-    private var sequence = 0
-    private var packets = 0
-    private var tokens = 0
     private var lastTime = 0.0
     /// A HAR file's entries, for the summary.
     private var entries: Int?
-    /// Records not written yet, and whether they may wait for more (a file) or not (a live capture).
-    private var pending: [CaptureRecord] = []
-    /// About how many bytes `pending` holds: a batch is written at 512 records or 4 MiB, so that a
-    /// file of large messages is never held in memory much beyond the one being decoded.
-    private var pendingBytes = 0
-    private let batched: Bool
-    /// The records for the inspector, when `--ui` serves one.
-    let feed: InspectorFeed?
     var inspectorServer: InspectorServer?
 
-    init(
-        command: String, io: CommandIO, record: String?, json: Bool, quiet: Bool, inspector: JWTInspector, path: String?,
-        parser: SocketIOParser?, ports: [Int], budget: InflationBudget,
-        feed: InspectorFeed?
-    ) throws {
-        self.feed = feed
+    init(command: String, io: CommandIO, record: String?, recording: Recording, inspector: JWTInspector, importer: TrafficImporter) {
         self.command = command
-        batched = command == "import"
         self.io = io
-        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
-        printer = RecordPrinter(io: io, json: json)
-        self.quiet = quiet
         self.record = record
+        self.recording = recording
         self.inspector = inspector
-        importer = TrafficImporter(path: path, parser: parser, ports: Set(ports.map(UInt16.init)), budget: budget)
+        self.importer = importer
     }
 
     deinit {
-        writer?.close()
+        recording.finish()
     }
 
     /// A frame's TCP segment (`nil`: the frame was something else).
@@ -243,16 +228,18 @@ final class ImportRun {
     /// The source failed (a file cut short): said in the capture too.
     func record(_ failure: PcapSource.Failure, in file: String) async throws {
         let error = ErrorRecord(dir: nil, code: failure.code == .truncated ? .truncatedCapture : .captureFailed, message: "\(file): \(failure.message)")
-        try await emit(SessionAssembler.Output(), extra: [CaptureRecord(ts: RFC3339.format(secondsSince1970: lastTime), .error(error))])
+        var output = SessionAssembler.Output()
+        output.records.append(SessionAssembler.Stamped(body: .error(error), conn: nil, time: lastTime))
+        try await emit(output)
     }
 
     /// Closes what is still open, writes the summary line.
     func finish() async throws {
         try await emit(importer.finish(time: lastTime))
-        try flush()
-        writer?.close()
+        recording.finish()
+        if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") }
         let conns = importer.conns
-        io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(packets) packets, \(tokens) tokens, "
+        io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(recording.packets) packets, \(recording.tokens) tokens, "
             + (entries.map { "from \($0) HAR entries" } ?? "\(importer.gaps) gap\(importer.gaps == 1 ? "" : "s") (\(importer.tcpConnections) TCP connections, \(importer.segments) segments)")
             + (record.map { "; written to \($0)" } ?? "") + "\n")
         if let inspectorServer {
@@ -265,51 +252,18 @@ final class ImportRun {
         }
     }
 
-    private func emit(_ output: SessionAssembler.Output, extra: [CaptureRecord] = []) async throws {
-        pending += extra
-        var records = output.records.map(\.record)
+    private func emit(_ output: SessionAssembler.Output) async throws {
+        var records = output.records
         for token in output.tokens {
             // Judged when it was seen: a token that was good during the incident is good here.
             let report = await inspector.inspect(token.token, now: token.time)
-            records.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: token.time), conn: token.conn, .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp))))
+            records.append(.init(body: .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp)), conn: token.conn, time: token.time))
         }
         // Each token's record goes where its time puts it (a conn's records may have waited for its
         // first packet, tokens with them); the sort is stable, so records of one time keep their order.
-        records.sort { $0.ts < $1.ts }
-        for record in extra { pendingBytes += record.approximateSize }
-        for record in records { pendingBytes += record.approximateSize }
-        pending += records
-        // A file's records go out in batches (a write per record cost more than decoding them); a
-        // live capture's at once.
-        if !batched || pending.count >= 512 || pendingBytes >= 4 << 20 { try flush() }
-    }
-
-    private func flush() throws {
-        guard !pending.isEmpty else { return }
-        pendingBytes = 0
-        var written: [CaptureRecord] = []
-        swap(&written, &pending)
-        defer {
-            // The next batch reuses this one's storage.
-            written.removeAll(keepingCapacity: true)
-            swap(&written, &pending)
-        }
-        if let writer {
-            do { try writer.write(batch: &written) } catch { throw CommandFailure("the capture cannot be written: \(error)") }
-        } else {
-            for index in written.indices {
-                sequence += 1
-                written[index].seq = sequence
-            }
-        }
-        for record in written {
-            switch record.body {
-            case .packet: packets += 1
-            case .jwt: tokens += 1
-            default: break
-            }
-            feed?.add(record)
-            if !quiet { printer.print(record) }
-        }
+        records.sort { $0.time < $1.time }
+        for record in records { recording.queue.add(record.body, conn: record.conn, time: record.time) }
+        await recording.caughtUp()
+        if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") }
     }
 }

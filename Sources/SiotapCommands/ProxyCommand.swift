@@ -173,19 +173,10 @@ struct ProxyCommand: AsyncParsableCommand {
             ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: { intercepts.intercepts($0, $1) },
                 explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
-        let writer: CaptureWriter?
-        do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
-        let printer = RecordPrinter(io: io, json: json)
         let quiet = self.quiet
-        let feed = inspector.address.map { _ in InspectorFeed(source: record ?? "siotap proxy", capacity: inspector.buffer) }
-        let queue = CaptureQueue(
-            writer: writer, highWater: captureBuffer,
-            failed: { error in io.writeError("siotap proxy: the capture cannot be written (\(error)); traffic still flows\n") },
-            delivered: { record in
-                feed?.add(record)
-                guard !quiet, recordFilter.matches(record) else { return }
-                printer.print(record)
-            }
+        let recording = try Recording(
+            command: "proxy", record: record, io: io, json: json, inspector: inspector, shows: { !quiet && recordFilter.matches($0) },
+            highWater: captureBuffer
         )
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
@@ -194,30 +185,29 @@ struct ProxyCommand: AsyncParsableCommand {
                 idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote,
                 faults: faultPlan, parser: parser.parser
             ),
-            recordingInto: queue
+            recordingInto: recording.queue
         )
         let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
         var inspectorServer: InspectorServer?
-        if let address = inspector.address, let feed {
+        if let address = inspector.address, let feed = recording.feed {
             inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
             inspectorServer.map { proxy.addOwnPort($0.port) }
         }
-        let recording = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
+        let said = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
             + (faultPlan.map { ", \($0.rules.count) fault rule\($0.rules.count == 1 ? "" : "s") (--seed \($0.seed))" } ?? "")
         if let forward {
             io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
-                + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + recording + "\n")
+                + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + said + "\n")
         } else {
             io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
-                + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + recording + "\n")
+                + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + said + "\n")
         }
         await signals.wait()
         await inspectorServer?.stop()
         await proxy.shutdown()
-        queue.close()
-        writer?.close()
+        recording.finish()
         io.writeError("siotap proxy: stopped\n")
     }
 }

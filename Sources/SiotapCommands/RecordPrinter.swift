@@ -17,6 +17,11 @@ struct RecordPrinter: Sendable {
     func print(_ record: CaptureRecord) {
         io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
     }
+
+    /// A record as written: with `--json`, the very line the file got.
+    func print(_ line: CaptureLine) {
+        io.write((asJSON ? line.text : view.line(line.record)) + "\n")
+    }
 }
 
 extension SocketIOProxy {

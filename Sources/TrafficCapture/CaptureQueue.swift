@@ -16,7 +16,7 @@ import Glibc
 /// disk or a terminal slower than the traffic), ``admit(orResume:)`` says no, and the proxy stops
 /// reading from its sockets until the writer has caught up to half of that. Nothing is dropped, and no event loop waits on the writer.
 public final class CaptureQueue: Sendable {
-    public typealias Delivery = @Sendable (CaptureRecord) -> Void
+    public typealias Delivery = @Sendable (CaptureLine) -> Void
 
     public static let defaultHighWater = 50_000
     /// Bytes waiting (about: ``CaptureRecord/Body/approximateSize``) above which readers pause
@@ -76,14 +76,15 @@ public final class CaptureQueue: Sendable {
     }
 
     /// Adds a record; returns the `seq` it will be written with (0 once the queue is closed).
+    /// `time` (seconds since 1970): when it happened, if not now (an imported capture's times).
     @discardableResult
-    public func add(_ body: CaptureRecord.Body, conn: String?) -> Int {
+    public func add(_ body: CaptureRecord.Body, conn: String?, time: Double? = nil) -> Int {
         let (schedule, seq) = state.withLock { state -> (Bool, Int) in
             guard !state.closed else { return (false, 0) }
             state.added += 1
             // Stamped under the lock, so times never go back in file order.
             let size = body.approximateSize
-            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: CaptureClock.secondsSince1970(), size: size))
+            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: time ?? CaptureClock.secondsSince1970(), size: size))
             state.pendingBytes += size
             if isBehind(state) { behind.store(true, ordering: .relaxed) }
             defer { state.scheduled = true }
@@ -93,6 +94,23 @@ public final class CaptureQueue: Sendable {
         return seq
     }
 
+    /// Whole lines go out in one `write(2)` up to this many bytes; a batch past it in several.
+    static let largestWrite = 1 << 20
+
+    /// Writes a chunk of whole lines, then hands each record with its line on.
+    private func deliver(_ chunk: [UInt8], _ lines: [(record: CaptureRecord, range: Range<Int>)]) {
+        do {
+            try writer?.write(lines: chunk)
+        } catch {
+            let first = state.withLock { state in
+                defer { state.reportedFailure = true }
+                return !state.reportedFailure
+            }
+            if first { failed(error) }
+        }
+        for (record, range) in lines { delivered(CaptureLine(record: record, bytes: chunk[range])) }
+    }
+
     /// How long records gather between two batches while traffic flows: one `write(2)` and no
     /// wake-up of the writer for all of them, rather than a wake-up per event loop tick (measured:
     /// the wake-ups cost more CPU than the writing). Times are stamped when a record is added.
@@ -100,6 +118,9 @@ public final class CaptureQueue: Sendable {
     /// of six rounds; a line reaches the file and the live view at most 5 ms later, which no one
     /// watching can tell.
     static let gatheringMicroseconds: UInt32 = 5000
+
+    /// Records added so far.
+    public var added: Int { state.withLock { $0.added } }
 
     /// Records waiting to be written and delivered.
     public var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
@@ -156,17 +177,25 @@ public final class CaptureQueue: Sendable {
             return taken
         }
         guard !entries.isEmpty else { return false }
-        let records = entries.map { CaptureRecord(seq: $0.seq, ts: RFC3339.format(secondsSince1970: $0.time), conn: $0.conn, $0.body) }
-        do {
-            try writer?.write(numbered: records)
-        } catch {
-            let first = state.withLock { state in
-                defer { state.reportedFailure = true }
-                return !state.reportedFailure
+        // Each record's line is made once: the same bytes go to the file and to `delivered` (the
+        // live view, the inspector). Whole lines go out a chunk at a time, so that a batch of
+        // large records is never all held twice.
+        var chunk: [UInt8] = []
+        var lines: [(record: CaptureRecord, range: Range<Int>)] = []
+        for entry in entries {
+            let record = CaptureRecord(seq: entry.seq, ts: RFC3339.format(secondsSince1970: entry.time), conn: entry.conn, entry.body)
+            if entry.size > Self.largestWrite { chunk.reserveCapacity(chunk.count + entry.size + entry.size / 4) }
+            let start = chunk.count
+            record.writeJSON(to: &chunk)
+            lines.append((record, start..<chunk.count))
+            chunk.append(UInt8(ascii: "\n"))
+            if chunk.count >= Self.largestWrite {
+                deliver(chunk, lines)
+                chunk = []
+                lines.removeAll(keepingCapacity: true)
             }
-            if first { failed(error) }
         }
-        for record in records { delivered(record) }
+        if !chunk.isEmpty { deliver(chunk, lines) }
         let resumed = state.withLock { state -> [@Sendable () -> Void] in
             state.writing = 0
             state.writingBytes = 0
@@ -178,4 +207,18 @@ public final class CaptureQueue: Sendable {
         for resume in resumed { resume() }
         return true
     }
+}
+
+/// A record as written: its JSON line, made once, for whoever shows it.
+public struct CaptureLine: Sendable {
+    public let record: CaptureRecord
+    /// The line's bytes, without its newline.
+    public let bytes: ArraySlice<UInt8>
+
+    public init(record: CaptureRecord, bytes: ArraySlice<UInt8>) {
+        self.record = record
+        self.bytes = bytes
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 }

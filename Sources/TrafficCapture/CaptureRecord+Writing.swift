@@ -4,7 +4,7 @@
 /// a test holds it to.
 extension CaptureRecord {
     /// The record's JSON text, UTF-8, without the newline.
-    var jsonBytes: [UInt8] {
+    public var jsonBytes: [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256)
         writeJSON(to: &bytes)

@@ -10,15 +10,13 @@ import Synchronization
 /// a large line while it is being written: ``CaptureReader`` reports a last line without its
 /// newline as cut short, and a tailing reader should wait for the newline.)
 ///
-/// Numbers records in file order (`seq`) and stamps those without a time. Safe to share between
-/// tasks: writes are serialised by a lock.
+/// Numbers records that have no `seq` in file order and stamps those without a time (records from
+/// a ``CaptureQueue`` come numbered and stamped). Safe to share between tasks: writes are
+/// serialised by a lock.
 public final class CaptureWriter: Sendable {
     private struct State {
         var descriptor: Int32
         var nextSeq = 1
-        /// A batch's bytes, kept between batches: a fresh buffer each time was mapped and faulted
-        /// in anew.
-        var buffer: [UInt8] = []
     }
 
     private let state: Mutex<State>
@@ -39,75 +37,27 @@ public final class CaptureWriter: Sendable {
         state = Mutex(State(descriptor: descriptor))
     }
 
-    /// Writes a record, giving it the next `seq` and, if it has none, the current time.
+    /// Writes a record, with the next `seq` if it has none (0), and the current time if it has
+    /// none (a record read from a capture keeps both: `siotap redact`).
     /// - Returns: the record as written.
     @discardableResult
     public func write(_ record: CaptureRecord) throws(CaptureWriteError) -> CaptureRecord {
         try state.withLock { state throws(CaptureWriteError) in
             var record = record
-            record.seq = state.nextSeq
+            if record.seq == 0 { record.seq = state.nextSeq }
             if record.ts.isEmpty { record.ts = CaptureClock.now() }
             var line = record.jsonBytes
             line.append(UInt8(ascii: "\n"))
             try Self.writeAll(line, to: state.descriptor, path: path)
-            state.nextSeq += 1
+            state.nextSeq = record.seq + 1
             return record
         }
     }
 
-    /// Writes records in one `write(2)`: whole lines, numbered in order, stamped if they have no
-    /// time; `records` become the records as written.
-    public func write(batch records: inout [CaptureRecord]) throws(CaptureWriteError) {
-        try state.withLock { state throws(CaptureWriteError) in
-            let now = records.contains { $0.ts.isEmpty } ? CaptureClock.now() : ""
-            for index in records.indices {
-                records[index].seq = state.nextSeq + index
-                if records[index].ts.isEmpty { records[index].ts = now }
-            }
-            try writeLines(records, state: &state)
-            state.nextSeq += records.count
-        }
-    }
-
-    /// Writes records numbered and stamped already (by a ``CaptureQueue``, as they were added), in
-    /// one `write(2)`; the writer's own numbering is not used.
-    public func write(numbered records: [CaptureRecord]) throws(CaptureWriteError) {
-        try state.withLock { state throws(CaptureWriteError) in try writeLines(records, state: &state) }
-    }
-
-    /// The records' lines in the buffer kept between batches, then one `write(2)`; under the lock.
-    /// Whole lines go out in one `write(2)` up to this many bytes; a batch past it in several,
-    /// each of whole lines, so that large records are not all held in one buffer.
-    static let largestWrite = 1 << 20
-
-    private func writeLines(_ records: [CaptureRecord], state: inout State) throws(CaptureWriteError) {
-        var bytes: [UInt8] = []
-        swap(&bytes, &state.buffer)
-        bytes.removeAll(keepingCapacity: true)
-        defer {
-            // A buffer that grew for one large record is not kept for every batch after it.
-            if bytes.capacity > 4 * Self.largestWrite { bytes = [] }
-            swap(&bytes, &state.buffer)
-        }
-        for record in records {
-            let size = record.approximateSize
-            if size > Self.largestWrite {
-                // Room for the whole line at once: growing by doubling would hold the old and the
-                // new buffer together, three times the line.
-                if !bytes.isEmpty {
-                    try Self.writeAll(bytes, to: state.descriptor, path: path)
-                    bytes.removeAll(keepingCapacity: true)
-                }
-                bytes.reserveCapacity(size + size / 4)
-            }
-            record.writeJSON(to: &bytes)
-            bytes.append(UInt8(ascii: "\n"))
-            if bytes.count >= Self.largestWrite {
-                try Self.writeAll(bytes, to: state.descriptor, path: path)
-                bytes.removeAll(keepingCapacity: bytes.capacity <= 4 * Self.largestWrite)
-            }
-        }
-        if !bytes.isEmpty { try Self.writeAll(bytes, to: state.descriptor, path: path) }
+    /// Writes whole lines (made by a ``CaptureQueue``, which numbers and stamps the records) in
+    /// one `write(2)`.
+    public func write(lines: [UInt8]) throws(CaptureWriteError) {
+        try state.withLock { state throws(CaptureWriteError) in try Self.writeAll(lines, to: state.descriptor, path: path) }
     }
 
     /// Writes a body with the current time and the given connection.

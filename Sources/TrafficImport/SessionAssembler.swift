@@ -13,6 +13,12 @@ public struct SessionAssembler: Sendable {
         public var conn: String?
         public var time: Double
 
+        public init(body: CaptureRecord.Body, conn: String?, time: Double) {
+            self.body = body
+            self.conn = conn
+            self.time = time
+        }
+
         public var record: CaptureRecord {
             CaptureRecord(ts: RFC3339.format(secondsSince1970: time), conn: conn, body)
         }

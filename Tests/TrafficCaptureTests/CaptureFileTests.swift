@@ -122,7 +122,7 @@ struct CaptureFileTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try CaptureWriter(path: path)
         let seen = Mutex<[Int]>([])
-        let queue = CaptureQueue(writer: writer, delivered: { record in seen.withLock { $0.append(record.seq) } })
+        let queue = CaptureQueue(writer: writer, delivered: { line in seen.withLock { $0.append(line.record.seq) } })
         let threads = 8, each = 2_000
         let told = ToldSeqs()
         await withTaskGroup(of: Void.self) { group in
@@ -162,14 +162,34 @@ struct CaptureFileTests {
         #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "a time goes back in file order")
     }
 
+    @Test("Each line is made once: what the live view and the inspector get is the file's line, byte for byte; a given time is kept")
+    func deliveredLinesAreTheFile() throws {
+        let path = temporaryPath("lines.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try CaptureWriter(path: path)
+        let delivered = Mutex<[UInt8]>([])
+        let queue = CaptureQueue(writer: writer, delivered: { line in delivered.withLock { $0 += line.bytes + [0x0A] } })
+        let big = String(repeating: "b", count: 1 << 20)  // past a chunk: the batch goes out in several writes
+        for (index, body) in (Self.samples + [.packet(PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", raw: "42[\"big\",\"\(big)\"]"))]).enumerated() {
+            queue.add(body, conn: "c\(index)", time: index == 0 ? 1_234_567_890.5 : nil)
+        }
+        queue.close()
+        writer.close()
+        let file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(delivered.withLock { $0 } == file)
+        let (records, _) = try CaptureReader.readAll(path: path)
+        #expect(records.first?.ts == "2009-02-13T23:31:30.500000Z")
+        #expect(records.map(\.seq) == Array(1...records.count))
+    }
+
     @Test("Behind a slow consumer, adding never waits, readers are told to pause and resumed at half the high water, nothing is dropped", .timeLimit(.minutes(1)))
     func backpressure() async throws {
         // The live view stuck (a terminal nobody reads): delivery waits until the test opens it.
         let stuck = DispatchSemaphore(value: 0)
         let seen = Mutex<[Int]>([])
-        let queue = CaptureQueue(writer: nil, highWater: 100, delivered: { record in
-            if record.seq == 1 { stuck.wait() }
-            seen.withLock { $0.append(record.seq) }
+        let queue = CaptureQueue(writer: nil, highWater: 100, delivered: { line in
+            if line.record.seq == 1 { stuck.wait() }
+            seen.withLock { $0.append(line.record.seq) }
         })
         // Adding 1,000 while the consumer is stuck returns at once (it used to wait on the writer).
         for index in 0..<1_000 { queue.add(.close(CloseRecord(by: .proxy, reason: "\(index)")), conn: "c1") }
@@ -193,8 +213,8 @@ struct CaptureFileTests {
     @Test("Behind a slow consumer, a few large records pause readers as many small ones do: the high water is in bytes too", .timeLimit(.minutes(1)))
     func backpressureInBytes() async throws {
         let stuck = DispatchSemaphore(value: 0)
-        let queue = CaptureQueue(writer: nil, highWater: 1_000_000, highWaterBytes: 10 << 20, delivered: { record in
-            if record.seq == 1 { stuck.wait() }
+        let queue = CaptureQueue(writer: nil, highWater: 1_000_000, highWaterBytes: 10 << 20, delivered: { line in
+            if line.record.seq == 1 { stuck.wait() }
         })
         let big = String(repeating: "a", count: 1 << 20)
         let packet = PacketRecord(dir: .serverToClient, transport: .websocket, type: .event, nsp: "/", raw: "42[\"big\",\"\(big)\"]")
@@ -222,7 +242,7 @@ struct CaptureFileTests {
         writer.close()
         let failures = Mutex(0)
         let seen = Mutex<[Int]>([])
-        let queue = CaptureQueue(writer: writer, failed: { _ in failures.withLock { $0 += 1 } }, delivered: { record in seen.withLock { $0.append(record.seq) } })
+        let queue = CaptureQueue(writer: writer, failed: { _ in failures.withLock { $0 += 1 } }, delivered: { line in seen.withLock { $0.append(line.record.seq) } })
         for _ in 0..<3 {
             queue.add(.close(CloseRecord(by: .client, reason: "x")), conn: "c1")
             queue.flush()
