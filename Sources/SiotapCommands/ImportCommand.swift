@@ -130,9 +130,6 @@ struct ImportOptions: ParsableArguments {
     @Option(help: "The sessions' Socket.IO parser: auto (each session's first packet tells), json or msgpack.")
     var parser: ParserChoice = .auto
 
-    @Option(help: "Write every record to this JSONL file.")
-    var record: String?
-
     @Option(
         name: .customLong("max-inflate"),
         help: "How much compressed HTTP bodies and WebSocket messages may inflate to in all (500MB, 2GiB); past it they are recorded as import.inflate_limit errors. Default for a file: 64 MiB plus 100 times its size; for sniff: no limit but each message's 64 MiB."
@@ -142,14 +139,8 @@ struct ImportOptions: ParsableArguments {
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
 
-    @Flag(help: "Print nothing per packet (still records).")
-    var quiet = false
-
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
-
-    @OptionGroup(title: "Inspector")
-    var inspector: InspectorOptions
+    @OptionGroup(title: "Recording")
+    var recording: RecordingOptions
 
     func validate() throws {
         guard port.allSatisfy({ (1...65535).contains($0) }) else { throw ValidationError("--port takes 1 to 65535") }
@@ -158,19 +149,16 @@ struct ImportOptions: ParsableArguments {
     /// `fileSize`: the size of the file imported (nil: a live capture), for the default budget.
     func run(command: String, io: CommandIO, fileSize: Int? = nil) async throws -> ImportRun {
         let budget = maxInflate.map { InflationBudget(total: $0.bytes) } ?? fileSize.map { InflationBudget(total: InflationBudget.forFile(ofSize: $0)) } ?? .unlimited
-        let quiet = self.quiet
-        // A file's records wait in small batches: a file of large messages is never held in
-        // memory much beyond the one being decoded. A live capture's go at once.
-        let recording = try Recording(
-            command: command, record: record, io: io, json: json, inspector: inspector, shows: { _ in !quiet }, highWater: 512, highWaterBytes: 4 << 20
-        )
+        // A file's records are written by the import itself, in batches (see ImportRun.emit); a
+        // live capture's by the queue's thread, as the proxy's.
+        let recording = try self.recording.recording(command: command, io: io, draining: fileSize == nil ? .background : .onFlush)
         let run = ImportRun(
-            command: command, io: io, record: record, recording: recording,
+            command: command, io: io, record: self.recording.record, recording: recording,
             inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway),
             importer: TrafficImporter(path: path, parser: parser.parser, ports: Set(port.map(UInt16.init)), budget: budget)
         )
-        if let address = inspector.address, let feed = recording.feed {
-            run.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+        if let address = self.recording.inspector.address, let feed = recording.feed {
+            run.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed)
             io.writeError("siotap \(command): the inspector is at \(run.inspectorServer?.url ?? "")\n")
         }
         return run
@@ -262,8 +250,13 @@ final class ImportRun {
         // Each token's record goes where its time puts it (a conn's records may have waited for its
         // first packet, tokens with them); the sort is stable, so records of one time keep their order.
         records.sort { $0.time < $1.time }
+        guard !records.isEmpty else { return }
         for record in records { recording.queue.add(record.body, conn: record.conn, time: record.time) }
-        await recording.caughtUp()
+        // A batch goes out at 512 records or 4 MiB (a write per record cost more than decoding
+        // them), so that a file of large messages is never held in memory much beyond the one
+        // being decoded. A live capture's go at once (the queue's thread).
+        let (waiting, bytes) = recording.queue.waiting
+        if waiting >= 512 || bytes >= 4 << 20 { recording.queue.flush() }
         if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") }
     }
 }

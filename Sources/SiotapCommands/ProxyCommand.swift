@@ -85,13 +85,11 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Address and port to listen on (default: 127.0.0.1:8080).", transform: ListenAddress.init)
     var listen = ListenAddress(host: "127.0.0.1", port: 8080)
 
-    @Option(help: "Write every record to this JSONL file.")
-    var record: String?
+    @OptionGroup(title: "Recording")
+    var recording: RecordingOptions
 
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
-
-    @OptionGroup var inspector: InspectorOptions
 
     @Option(help: "Show only matching packets (see above).", transform: { text in
         do throws(CaptureFilter.Invalid) { return try CaptureFilter(text) } catch { throw ValidationError(error.description) }
@@ -119,65 +117,44 @@ struct ProxyCommand: AsyncParsableCommand {
     )
     var captureBuffer = CaptureQueue.defaultHighWater
 
-    @Option(help: "Serve HTTPS and WSS: 'auto' (a certificate for the --tls-name names, signed by the local CA of 'siotap ca', made if there is none) or CERT.pem:KEY.pem.")
-    var tls: String?
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
 
-    @Option(name: .customLong("upstream-ca"), help: "PEM file of the CA(s) to trust for an https upstream, instead of the system's trust store.")
-    var upstreamCA: String?
+    @OptionGroup(title: "Faults")
+    var faults: FaultOptions
 
-    @Flag(help: "Do not verify an https upstream's certificate (said on every start line).")
-    var insecure = false
-
-    @Option(name: .customLong("tls-name"), help: "A name the --tls auto certificate is for; repeatable (default: localhost and 127.0.0.1).")
-    var tlsNames: [String] = []
-
-    @Option(name: .customLong("ca-dir"), help: "The local CA's directory (default: $SIOTAP_HOME/ca, else ~/.siotap/ca).")
-    var caDir: String?
-
-    @Option(help: "Break the session on purpose with this rule (repeatable; see above).")
-    var fault: [String] = []
-
-    @Option(help: "A JSON file with an array of --fault rules.")
-    var faults: String?
-
-    @Option(help: "Seed for the p= draws of --fault, to repeat a run's choices (default: a random one, printed).")
-    var seed: UInt64?
-
-    @Flag(help: "Print nothing per packet (still records).")
-    var quiet = false
-
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
+    func validate() throws {
+        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
+        guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
+        if mode == .forward {
+            if upstream != nil { throw ValidationError("--upstream is for --mode reverse: in forward mode clients say where they go") }
+            if tls.tls != nil { throw ValidationError("--tls is for --mode reverse: a forward proxy is spoken to in plain HTTP (CONNECT carries the TLS)") }
+        } else {
+            if !ignoreHosts.isEmpty || !allowHosts.isEmpty || allowRemote {
+                throw ValidationError("--ignore-hosts, --allow-hosts and --allow-remote are for --mode forward")
+            }
+            if !(upstream?.tls ?? false), tls.upstreamCA != nil || tls.insecure {
+                throw ValidationError("--upstream-ca and --insecure are for an https:// upstream")
+            }
+        }
+    }
 
     func run() async throws {
         let io = CommandIO.current
-        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
-        guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
         let forwardMode = mode == .forward
-        if forwardMode {
-            if upstream != nil { throw ValidationError("--upstream is for --mode reverse: in forward mode clients say where they go") }
-            if tls != nil { throw ValidationError("--tls is for --mode reverse: a forward proxy is spoken to in plain HTTP (CONNECT carries the TLS)") }
-        } else if !ignoreHosts.isEmpty || !allowHosts.isEmpty || allowRemote {
-            throw ValidationError("--ignore-hosts, --allow-hosts and --allow-remote are for --mode forward")
-        }
         let intercepts = try HostPatterns(ignore: ignoreHosts, allow: allowHosts) { pattern in
             io.writeError("siotap proxy: the host pattern '\(pattern)' took over 10 ms on a host name and counts as not matching there; simplify it (nested repeats such as (a+)+ backtrack)\n")
         }
-        let faultPlan = try FaultOptions.plan(rules: fault, file: faults, seed: seed)
+        let faultPlan = try faults.plan()
         let listenAddress = listen
         let upstreamAddress = upstream ?? UpstreamURL(host: "127.0.0.1", port: 3000)
         let key = try tokens.key()
-        let tlsSettings = try tls.map { try TLSOptions.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
-        let upstreamTLS = forwardMode ? nil : try TLSOptions.upstream(upstreamAddress, caFile: upstreamCA, insecure: insecure, io: io)
+        let tlsSettings = try tls.serving(io: io)
+        let upstreamTLS = forwardMode ? nil : try tls.upstream(upstreamAddress, io: io)
         let forward = try forwardMode
-            ? TLSOptions.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: { intercepts.intercepts($0, $1) },
-                explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
+            ? tls.forward(intercepts: { intercepts.intercepts($0, $1) }, explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
-        let quiet = self.quiet
-        let recording = try Recording(
-            command: "proxy", record: record, io: io, json: json, inspector: inspector, shows: { !quiet && recordFilter.matches($0) },
-            highWater: captureBuffer
-        )
+        let recording = try self.recording.recording(command: "proxy", io: io, shows: { recordFilter.matches($0) }, highWater: captureBuffer)
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
@@ -191,18 +168,18 @@ struct ProxyCommand: AsyncParsableCommand {
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
         var inspectorServer: InspectorServer?
-        if let address = inspector.address, let feed = recording.feed {
-            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
+        if let address = self.recording.inspector.address, let feed = recording.feed {
+            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed)
             inspectorServer.map { proxy.addOwnPort($0.port) }
         }
-        let said = (record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
+        let said = (self.recording.record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
             + (faultPlan.map { ", \($0.rules.count) fault rule\($0.rules.count == 1 ? "" : "s") (--seed \($0.seed))" } ?? "")
         if let forward {
             io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
-                + (insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + said + "\n")
+                + (tls.insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + said + "\n")
         } else {
             io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
-                + (insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + said + "\n")
+                + (tls.insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + said + "\n")
         }
         await signals.wait()
         await inspectorServer?.stop()

@@ -22,9 +22,10 @@ final class Recording: Sendable {
     ///   - shows: whether a record goes to the live view (`--quiet`, `--filter`).
     ///   - highWater: records waiting above which readers pause (see ``CaptureQueue``); an import
     ///     keeps it small, so that a file's records are never all in memory.
+    ///   - draining: who writes: the queue's thread (live traffic) or the producer (an import).
     init(
         command: String, record: String?, io: CommandIO, json: Bool, inspector: InspectorOptions, shows: @escaping @Sendable (CaptureRecord) -> Bool,
-        highWater: Int = CaptureQueue.defaultHighWater, highWaterBytes: Int = CaptureQueue.defaultHighWaterBytes
+        highWater: Int = CaptureQueue.defaultHighWater, highWaterBytes: Int = CaptureQueue.defaultHighWaterBytes, draining: CaptureQueue.Draining = .background
     ) throws {
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         let feed = inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
@@ -32,7 +33,7 @@ final class Recording: Sendable {
         let printer = RecordPrinter(io: io, json: json)
         let tally = self.tally
         queue = CaptureQueue(
-            writer: writer, highWater: highWater, highWaterBytes: highWaterBytes,
+            writer: writer, highWater: highWater, highWaterBytes: highWaterBytes, draining: draining,
             failed: { error in
                 tally.failure.withLock { $0 = error }
                 io.writeError("siotap \(command): the capture cannot be written (\(error))\(command == "proxy" ? "; traffic still flows" : "")\n")
@@ -54,14 +55,6 @@ final class Recording: Sendable {
 
     var packets: Int { tally.counts.withLock { $0.packets } }
     var tokens: Int { tally.counts.withLock { $0.tokens } }
-
-    /// Returns once the queue is under its high water (at once, mostly): a producer that is not
-    /// a socket (an import) keeps pace with the writer this way.
-    func caughtUp() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            if queue.admit(orResume: { continuation.resume() }) { continuation.resume() }
-        }
-    }
 
     /// Everything added is written and shown; the file is closed.
     func finish() {

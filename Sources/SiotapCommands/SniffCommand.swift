@@ -49,7 +49,7 @@ struct SniffCommand: AsyncParsableCommand {
             stopped.store(true, ordering: .releasing)
         }
         io.writeError("siotap sniff: capturing on \(interface)" + (combined.isEmpty ? "" : " (\(combined))")
-            + (options.record.map { ", recording to \($0)" } ?? "") + "; Ctrl-C to stop\n")
+            + (options.recording.record.map { ", recording to \($0)" } ?? "") + "; Ctrl-C to stop\n")
         // next() does not block: between frames the loop sees a signal at once, and when nothing
         // is waiting it sleeps a little.
         while !stopped.load(ordering: .acquiring), !source.finished {

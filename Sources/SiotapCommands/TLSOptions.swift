@@ -4,9 +4,54 @@ import SocketIOProxy
 import SocketIOTransport
 import TLSCertificates
 
-/// What `--tls` says to serve, and how to speak TLS to an `https://` upstream.
-enum TLSOptions {
+/// `--tls`, `--tls-name`, `--ca-dir`, `--upstream-ca` and `--insecure`: what the proxy serves, and
+/// how it speaks TLS to an `https://` upstream (or, in forward mode, to every host).
+struct TLSOptions: ParsableArguments {
+    @Option(help: "Serve HTTPS and WSS: 'auto' (a certificate for the --tls-name names, signed by the local CA of 'siotap ca', made if there is none) or CERT.pem:KEY.pem.")
+    var tls: String?
+
+    @Option(name: .customLong("upstream-ca"), help: "PEM file of the CA(s) to trust for an https upstream, instead of the system's trust store.")
+    var upstreamCA: String?
+
+    @Flag(help: "Do not verify an https upstream's certificate (said on every start line).")
+    var insecure = false
+
+    @Option(name: .customLong("tls-name"), help: "A name the --tls auto certificate is for; repeatable (default: localhost and 127.0.0.1).")
+    var tlsNames: [String] = []
+
+    @Option(name: .customLong("ca-dir"), help: "The local CA's directory (default: $SIOTAP_HOME/ca, else ~/.siotap/ca).")
+    var caDir: String?
+
     static let defaultNames = ["localhost", "127.0.0.1"]
+
+    func validate() throws {
+        if let tls, tls != "auto", Self.certificateFiles(tls) == nil {
+            throw ValidationError("--tls takes 'auto' or CERT.pem:KEY.pem, not '\(tls)'")
+        }
+    }
+
+    /// What to serve, if `--tls` asks for it.
+    func serving(io: CommandIO) throws -> TLSServerSettings? {
+        try tls.map { try Self.settings($0, names: tlsNames, caDirectory: caDir, io: io) }
+    }
+
+    /// TLS to the reverse-mode upstream, when it is `https://`.
+    func upstream(_ url: UpstreamURL, io: CommandIO) throws -> TLSClientSettings? {
+        try Self.upstream(url, caFile: upstreamCA, insecure: insecure, io: io)
+    }
+
+    /// Forward mode's TLS (see ``forward(caDirectory:upstreamCA:insecure:intercepts:explicitlyAllowed:io:)``).
+    func forward(
+        intercepts: @escaping @Sendable (String, Int) -> Bool, explicitlyAllowed: @escaping @Sendable (String, Int) -> Bool, io: CommandIO
+    ) throws -> (settings: ForwardSettings, caFile: String) {
+        try Self.forward(caDirectory: caDir, upstreamCA: upstreamCA, insecure: insecure, intercepts: intercepts, explicitlyAllowed: explicitlyAllowed, io: io)
+    }
+
+    private static func certificateFiles(_ value: String) -> (chain: String, key: String)? {
+        let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        return (parts[0], parts[1])
+    }
 
     /// `auto`: a certificate for `names` minted by the local CA (made first when there is none,
     /// and said so); `CERT.pem:KEY.pem`: those files.
@@ -21,12 +66,9 @@ enum TLSOptions {
                 throw CommandFailure(error.description)
             }
         }
-        let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw ValidationError("--tls takes 'auto' or CERT.pem:KEY.pem, not '\(value)'")
-        }
-        guard let chain = try? String(contentsOfFile: parts[0], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[0])") }
-        guard let key = try? String(contentsOfFile: parts[1], encoding: .utf8) else { throw CommandFailure("cannot read \(parts[1])") }
+        guard let files = certificateFiles(value) else { throw ValidationError("--tls takes 'auto' or CERT.pem:KEY.pem, not '\(value)'") }
+        guard let chain = try? String(contentsOfFile: files.chain, encoding: .utf8) else { throw CommandFailure("cannot read \(files.chain)") }
+        guard let key = try? String(contentsOfFile: files.key, encoding: .utf8) else { throw CommandFailure("cannot read \(files.key)") }
         return TLSServerSettings(certificateChainPEM: [chain], privateKeyPEM: key, keyLogPath: keyLog(io))
     }
 

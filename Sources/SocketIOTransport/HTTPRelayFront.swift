@@ -186,8 +186,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         answering?.clientClosed?.succeed()
         if let exchange = current {
             current = nil
-            exchange.link?.handler.value.close()
             policy.clientWentAway(exchange.policyExchange)
+            exchange.link?.handler.value.close()
         }
         context.fireChannelInactive()
     }

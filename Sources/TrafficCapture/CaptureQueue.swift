@@ -16,6 +16,16 @@ import Glibc
 /// disk or a terminal slower than the traffic), ``admit(orResume:)`` says no, and the proxy stops
 /// reading from its sockets until the writer has caught up to half of that. Nothing is dropped, and no event loop waits on the writer.
 public final class CaptureQueue: Sendable {
+    /// Who writes what is added.
+    public enum Draining: Sendable {
+        /// The queue's own thread, records gathering between batches: live traffic, whose
+        /// producers (event loops) must never wait.
+        case background
+        /// The producer, when it calls ``flush()`` or ``close()``: a file's import, which has
+        /// nothing better to do than write, in batches, on its own thread.
+        case onFlush
+    }
+
     public typealias Delivery = @Sendable (CaptureLine) -> Void
 
     public static let defaultHighWater = 50_000
@@ -57,6 +67,7 @@ public final class CaptureQueue: Sendable {
     private let thread = DispatchQueue(label: "siotap.capture")
     private let highWater: Int
     private let highWaterBytes: Int
+    private let draining: Draining
 
     /// - Parameters:
     ///   - writer: the file, or `nil` to only number and deliver.
@@ -64,11 +75,13 @@ public final class CaptureQueue: Sendable {
     ///   - delivered: each record as written, in order, on the writer thread (the live view).
     ///   - highWater: records waiting above which ``admit(orResume:)`` pauses readers.
     ///   - highWaterBytes: bytes waiting above which it pauses them too.
+    ///   - draining: who writes (see ``Draining``).
     public init(
-        writer: CaptureWriter?, highWater: Int = defaultHighWater, highWaterBytes: Int = defaultHighWaterBytes,
+        writer: CaptureWriter?, highWater: Int = defaultHighWater, highWaterBytes: Int = defaultHighWaterBytes, draining: Draining = .background,
         failed: @escaping @Sendable (CaptureWriteError) -> Void = { _ in }, delivered: @escaping Delivery = { _ in }
     ) {
         self.writer = writer
+        self.draining = draining
         self.highWater = max(1, highWater)
         self.highWaterBytes = max(1, highWaterBytes)
         self.failed = failed
@@ -87,6 +100,7 @@ public final class CaptureQueue: Sendable {
             state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: time ?? CaptureClock.secondsSince1970(), size: size))
             state.pendingBytes += size
             if isBehind(state) { behind.store(true, ordering: .relaxed) }
+            guard draining == .background else { return (false, state.added) }
             defer { state.scheduled = true }
             return (!state.scheduled, state.added)
         }
@@ -121,6 +135,9 @@ public final class CaptureQueue: Sendable {
 
     /// Records added so far.
     public var added: Int { state.withLock { $0.added } }
+
+    /// Records, and their bytes (about), not yet written.
+    public var waiting: (records: Int, bytes: Int) { state.withLock { ($0.pending.count + $0.writing, $0.pendingBytes + $0.writingBytes) } }
 
     /// Records waiting to be written and delivered.
     public var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
