@@ -119,10 +119,10 @@ final class ConnectionTracker: Sendable {
         guard !tables.stopped else {
             // Already closed, so nothing is written for it: a conn the capture starts must end
             // in it, and the proxy's last records are its `close`s.
-            return Connection(id: "c0", engineVersion: engineVersion, closed: true)
+            return Connection(id: ConnectionID.unrecorded.description, engineVersion: engineVersion, closed: true)
         }
         tables.next += 1
-        let connection = Connection(id: "c\(tables.next)", engineVersion: engineVersion, faults: faults, parser: parser)
+        let connection = Connection(id: ConnectionID(number: tables.next).description, engineVersion: engineVersion, faults: faults, parser: parser)
         tables.open[connection.id] = connection
         return connection
     }
@@ -175,7 +175,7 @@ final class ConnectionTracker: Sendable {
     }
 
     /// Whether this token is new to the conn.
-    func firstSighting(of token: String, source: String, nsp: String?, on connection: Connection) -> Bool {
+    func firstSighting(of token: String, source: TokenSource, nsp: String?, on connection: Connection) -> Bool {
         connection.state.withLock { $0.recorder.firstSighting(of: token, source: source, nsp: nsp) }
     }
 

@@ -40,7 +40,7 @@ extension SocketIOProxy {
     }
 
     /// A token new to the conn (the recorder tells), inspected.
-    func inspect(_ token: String, source: String, nsp: String?, on connection: ConnectionTracker.Connection) {
+    func inspect(_ token: String, source: TokenSource, nsp: String?, on connection: ConnectionTracker.Connection) {
         // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
         // relay moving and write the record when it is done.
         let inspector = self.inspector

@@ -55,7 +55,7 @@ extension CaptureRecord {
             fields.string("recovers", record.recovers)
             if let recovered = record.recovered { fields.literal("recovered", recovered ? "true" : "false") }
         case .jwt(let record):
-            fields.string("source", record.source)
+            fields.string("source", record.source.description)
             fields.string("nsp", record.nsp)
             fields.value("header", record.header)
             fields.value("claims", record.claims)

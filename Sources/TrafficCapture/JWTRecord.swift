@@ -2,8 +2,7 @@ public import SocketIOProtocol
 
 /// A token seen in a handshake, and what siotap made of it.
 public struct JWTRecord: Sendable, Hashable, Decodable {
-    /// `auth.<field>`, `query.<name>`, `header.authorization` or `cookie.<name>`.
-    public var source: String
+    public var source: TokenSource
     /// For `auth.*`: the namespace of the CONNECT.
     public var nsp: String?
     public var header: JSONValue
@@ -17,7 +16,7 @@ public struct JWTRecord: Sendable, Hashable, Decodable {
     public var warnings: [String]?
 
     public init(
-        source: String, nsp: String? = nil, header: JSONValue, claims: JSONValue, verified: Bool?, reason: String? = nil,
+        source: TokenSource, nsp: String? = nil, header: JSONValue, claims: JSONValue, verified: Bool?, reason: String? = nil,
         exp: String? = nil, iat: String? = nil, nbf: String? = nil, expiresInSeconds: Double? = nil, warnings: [String]? = nil
     ) {
         self.source = source

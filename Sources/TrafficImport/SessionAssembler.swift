@@ -27,7 +27,7 @@ public struct SessionAssembler: Sendable {
     /// A token to inspect, where it was seen.
     public struct Token: Sendable {
         public var token: String
-        public var source: String
+        public var source: TokenSource
         public var nsp: String?
         public var conn: String
         public var time: Double
@@ -286,7 +286,7 @@ public struct SessionAssembler: Sendable {
 
     private mutating func newConn(version: EngineIOVersion) -> String {
         counter += 1
-        let id = "c\(counter)"
+        let id = ConnectionID(number: counter).description
         conns[id] = Conn(number: counter, recorder: ConnectionRecorder(engineVersion: version, parser: parser))
         return id
     }

@@ -76,7 +76,7 @@ public struct ConnectionObservation: Sendable {
     }
 
     /// Whether this token, from this source and namespace, is new to the conn (it is reported once).
-    public mutating func firstSighting(of token: String, source: String, nsp: String?) -> Bool {
+    public mutating func firstSighting(of token: String, source: TokenSource, nsp: String?) -> Bool {
         reportedTokens.insert("\(source)|\(nsp ?? "")|\(token)").inserted
     }
 }

@@ -118,7 +118,7 @@ public struct ConnectionRecorder: Sendable {
     }
 
     /// Whether a token seen outside a frame (a handshake's query or headers) is new to the conn.
-    public mutating func firstSighting(of token: String, source: String, nsp: String?) -> Bool {
+    public mutating func firstSighting(of token: String, source: TokenSource, nsp: String?) -> Bool {
         observation.firstSighting(of: token, source: source, nsp: nsp)
     }
 

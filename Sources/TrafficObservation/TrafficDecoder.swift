@@ -27,7 +27,7 @@ public struct TrafficDecoder: Sendable {
 
     /// A token found while decoding, to be inspected by ``JWTInspection``.
     public struct TokenSighting: Sendable, Hashable {
-        public var source: String
+        public var source: TokenSource
         public var nsp: String?
         public var token: String
     }
@@ -196,7 +196,7 @@ public struct TrafficDecoder: Sendable {
             case .string(let string):
                 let text = string.value
                 if let token = JWTCandidate.token(in: text) {
-                    tokens.append(TokenSighting(source: path, nsp: packet.namespace, token: token))
+                    tokens.append(TokenSighting(source: .auth(path: path), nsp: packet.namespace, token: token))
                 }
             case .object(let object):
                 for member in object.members { walk(member.value, path: path + "." + member.key.value) }
@@ -205,11 +205,11 @@ public struct TrafficDecoder: Sendable {
             default: break
             }
         }
-        if let data = packet.data { walk(data, path: "auth") }
+        if let data = packet.data { walk(data, path: "") }
         if let query = packet.query {
             for (name, value) in QueryString.pairs(query) {
                 if let token = JWTCandidate.token(in: value) {
-                    tokens.append(TokenSighting(source: "query.\(name)", nsp: packet.namespace, token: token))
+                    tokens.append(TokenSighting(source: .query(name: name), nsp: packet.namespace, token: token))
                 }
             }
         }

@@ -443,3 +443,16 @@ struct CaptureSchemaTests {
 private final class ToldSeqs: Sendable {
     let seqs = Mutex<[Int: String]>([:])
 }
+
+@Suite("Token sources")
+struct TokenSourceTests {
+    @Test("Every source reads back as the same case from the text a record gives it", arguments: [
+        ("auth.token", TokenSource.auth(path: ".token")), ("auth", .auth(path: "")), ("auth[0].jwt", .auth(path: "[0].jwt")),
+        ("query.token", .query(name: "token")), ("header.authorization", .authorizationHeader), ("cookie.session", .cookie(name: "session")),
+        ("authority.x", .other("authority.x")), ("somewhere", .other("somewhere")),
+    ])
+    func roundTrip(text: String, source: TokenSource) {
+        #expect(TokenSource(text) == source)
+        #expect(source.description == text)
+    }
+}
