@@ -47,18 +47,56 @@ let package = Package(
             name: "TLSCertificates",
             dependencies: [.product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]
         ),
-        // NIO glue only: HTTP/1 with the typed WebSocket upgrade, frames to messages.
+        // NIO glue, by role. What every part shares: HTTP messages, framing, socket error text.
+        .target(
+            name: "TransportCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // TLS, served and dialled, and CONNECT tunnels relayed as bytes.
+        .target(
+            name: "TransportTLS",
+            dependencies: [
+                "TransportCore", "SocketIOProtocol",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
+        // WebSocket: whole messages for a server, the proxy's byte relay, the opening handshake.
+        .target(
+            name: "WebSocketTransport",
+            dependencies: [
+                "TransportCore", "SocketIOProtocol",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                // SHA-1 for Sec-WebSocket-Accept: the server reads WebSocket handshakes itself.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // HTTP clients: requests, WebSocket dials, the kept-alive pool.
+        .target(
+            name: "HTTPClientTransport",
+            dependencies: [
+                "TransportCore", "TransportTLS", "WebSocketTransport", "SocketIOProtocol",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // The HTTP/1.1 server (any request may upgrade), HTTP relayed as bytes, tunnels intercepted;
+        // and the one import for the parts above.
         .target(
             name: "SocketIOTransport",
             dependencies: [
-                "SocketIOProtocol",
+                "TransportCore", "TransportTLS", "WebSocketTransport", "HTTPClientTransport", "SocketIOProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                // SHA-1 for Sec-WebSocket-Accept: the server reads WebSocket handshakes itself.
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
@@ -138,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "SocketIOTransportTests",
             dependencies: [
-                "SocketIOTransport", "SocketIOProtocol", "TLSCertificates",
+                "SocketIOTransport", "TransportCore", "TransportTLS", "WebSocketTransport", "HTTPClientTransport", "SocketIOProtocol", "TLSCertificates",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -5,6 +5,10 @@ import Darwin
 #endif
 import NIOCore
 import Synchronization
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// Stops a listener from accepting for a moment when the process is out of file descriptors
 /// (EMFILE, ENFILE), and says so once on stderr. Left to itself, NIO retries the failing

@@ -2,6 +2,10 @@ public import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// Kept-alive raw connections to one server, for ``HTTPRelayFront``: no HTTP codec in their
 /// pipelines, only TLS when the server speaks it and a handler that hands the bytes to whichever

@@ -1,5 +1,9 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// Closes a server's connection that does not keep up its side of HTTP: a new connection that
 /// has not sent a whole request head within `head` (nothing at all, or a byte a second), a body

@@ -1,6 +1,10 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// A server connection's pipeline in its two phases: HTTP/1.1, kept alive, then (after any of its
 /// requests, not only the first) a WebSocket or a relay. The connection is wrapped in one

@@ -6,6 +6,10 @@ import Darwin
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// Relays a server connection's requests as bytes, as the WebSocket relay does frames: each
 /// request's head is read (``HTTPFraming``), its hop-by-hop fields dropped, and it goes with its

@@ -1,5 +1,9 @@
 public import NIOCore
 public import NIOHTTP1
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// What an ``HTTPServer`` relaying requests as bytes (``HTTPRelayFront``) asks of the
 /// application: which requests to relay and where, and what to observe of them. Called on the

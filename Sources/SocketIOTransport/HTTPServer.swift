@@ -4,6 +4,10 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 import NIOConcurrencyHelpers
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// What an ``HTTPServer`` asks of the application behind it.
 public protocol HTTPServerDelegate: Sendable {

@@ -1,6 +1,10 @@
 import NIOCore
 import NIOSSL
 import NIOTLS
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import HTTPClientTransport
 
 /// The first handler of an intercepted tunnel: looks at the client's first byte and sets the
 /// tunnel up for what it speaks. TLS (a handshake record, 22) gets a certificate for the name in

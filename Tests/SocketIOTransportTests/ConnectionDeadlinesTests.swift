@@ -2,7 +2,11 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// When a server's connection is closed for not keeping up its side of HTTP, on a moved clock.
 @Suite("Connection deadlines")

@@ -4,7 +4,11 @@ import NIOHTTP1
 import NIOWebSocket
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// A server connection kept alive across requests, then switched to a WebSocket by a later one:
 /// what NIO's typed upgrader does not do (swift-nio#680).

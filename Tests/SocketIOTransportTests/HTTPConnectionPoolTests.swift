@@ -3,7 +3,11 @@ import NIOHTTP1
 import NIOPosix
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// The pool against ``HTTPServer`` on loopback: connections reused one request at a time, and a
 /// connection the server closed replaced without the caller seeing it.

@@ -1,6 +1,10 @@
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// The byte relay's framing: heads found wherever reads split them, fields read as they are, and
 /// chunked bodies followed to their end.

@@ -5,7 +5,11 @@ import NIOPosix
 import Synchronization
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// The byte relay on loopback: a raw client, ``HTTPServer`` with a relay policy, and a scripted
 /// upstream that sees and answers bytes, so that every byte each side gets can be checked.

@@ -2,7 +2,11 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// How ``HTTPServer`` keeps a connection: closed after a quiet keep-alive timeout, never in the
 /// middle of a long request, and served on its own event loop when asked.

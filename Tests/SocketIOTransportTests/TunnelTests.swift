@@ -7,7 +7,11 @@ import NIOSSL
 import TLSCertificates
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// Forward mode's tunnels at the pipeline level: the 200 to a CONNECT, what the client sends
 /// right behind it, and the TLS details siotap reads off its own handshake.

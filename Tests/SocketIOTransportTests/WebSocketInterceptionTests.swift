@@ -5,7 +5,11 @@ import NIOWebSocket
 import SocketIOProtocol
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// The relay going message by message (the proxy with `--fault`), on embedded channels sharing
 /// one loop whose clock the tests move: what is passed goes byte for byte, what is decided

@@ -5,7 +5,11 @@ import NIOWebSocket
 import SocketIOProtocol
 import Testing
 
+@testable import HTTPClientTransport
 @testable import SocketIOTransport
+@testable import TransportCore
+@testable import TransportTLS
+@testable import WebSocketTransport
 
 /// The relay's two handlers on two embedded channels sharing one loop, as the proxy runs them on
 /// one event loop: bytes forwarded as they came, reads held while the other side cannot take more,

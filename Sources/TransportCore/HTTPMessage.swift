@@ -12,6 +12,13 @@ public struct HTTPRequest: Sendable {
     /// The loop of the connection it came on: a relay keeps its upstream exchange there.
     public var eventLoop: (any EventLoop)? = nil
 
+    package init(head: HTTPRequestHead, body: [UInt8], remote: String, eventLoop: (any EventLoop)? = nil) {
+        self.head = head
+        self.body = body
+        self.remote = remote
+        self.eventLoop = eventLoop
+    }
+
     public var method: HTTPMethod { head.method }
     public var uri: String { head.uri }
     public var headers: HTTPHeaders { head.headers }
@@ -56,12 +63,12 @@ public struct HTTPResponse: Sendable {
     }
 
     /// The answer to a body over the server's limit; the connection closes after it.
-    static let payloadTooLarge = HTTPResponse(
+    package static let payloadTooLarge = HTTPResponse(
         status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true
     )
 
     /// The head it goes out with: its length, and `Connection: close` unless the connection is kept.
-    func head(version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
+    package func head(version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var headers = headers
         headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }

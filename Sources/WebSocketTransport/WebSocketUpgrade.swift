@@ -1,6 +1,7 @@
 import Crypto
 public import NIOHTTP1
 import SocketIOProtocol
+import TransportCore
 
 /// A WebSocket opening handshake as a server judges it (RFC 6455 §4.2). ``HTTPServer`` upgrades
 /// any request of a kept-alive connection, not only the first as NIO's typed upgrader does
@@ -32,7 +33,7 @@ public enum WebSocketUpgrade {
     }
 
     /// The 101's headers: the upgrade ones, then `extra` (a subprotocol).
-    static func responseHeaders(accept: String, extra: HTTPHeaders) -> HTTPHeaders {
+    package static func responseHeaders(accept: String, extra: HTTPHeaders) -> HTTPHeaders {
         var headers: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accept]
         for (name, value) in extra where !["upgrade", "connection", "sec-websocket-accept"].contains(name.lowercased()) {
             headers.add(name: name, value: value)

@@ -56,7 +56,7 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     /// A socket-level failure, without NIO's internals.
-    static func unreachable(_ error: any Error, request: String) -> HTTPClientError {
+    package static func unreachable(_ error: any Error, request: String) -> HTTPClientError {
         HTTPClientError(.unreachable, request: request, detail: SocketErrorText.describe(error))
     }
 

@@ -2,6 +2,10 @@ import NIOCore
 public import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import SocketIOProtocol
 
 /// How siotap's HTTP clients name a request and its `Host`. Requests themselves go through
 /// ``HTTPConnectionPool``; WebSockets through ``WebSocketClient``. Redirects are answers like any

@@ -8,6 +8,7 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 import SocketIOProtocol
+import TransportCore
 
 /// What a TLS listener presents, and whom it tells of handshakes that fail.
 public struct TLSServerSettings: Sendable {
@@ -32,7 +33,7 @@ public struct TLSServerSettings: Sendable {
     }
 
     /// HTTP/1.1 only (announced by ALPN), TLS 1.2 and 1.3.
-    func makeContext() throws -> NIOSSLContext {
+    package func makeContext() throws -> NIOSSLContext {
         let chain = try certificateChainPEM.flatMap { try NIOSSLCertificate.fromPEMBytes(Array($0.utf8)) }
         let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
@@ -77,18 +78,18 @@ final class KeyLog: Sendable {
 /// Reports a handshake that fails, once, and nothing after the handshake is done. A connection
 /// closed before any handshake (a port probe) is not reported; a client that refuses the
 /// certificate says so with an alert, which fails the handshake here.
-final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+package final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = NIOAny
     private let failed: @Sendable (String, String) -> Void
     private let completed: ((ChannelHandlerContext) -> Void)?
     private var done = false
 
-    init(failed: @escaping @Sendable (String, String) -> Void, completed: ((ChannelHandlerContext) -> Void)? = nil) {
+    package init(failed: @escaping @Sendable (String, String) -> Void, completed: ((ChannelHandlerContext) -> Void)? = nil) {
         self.failed = failed
         self.completed = completed
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case .handshakeCompleted = event as? TLSUserEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -100,7 +101,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !done {
             done = true
             let remote = context.channel.remoteDescription
@@ -150,7 +151,7 @@ public struct TLSHandshakeDetails: Sendable, Hashable {
         self.serverName = serverName
     }
 
-    static func versionName(_ version: TLSVersion?) -> String? {
+    package static func versionName(_ version: TLSVersion?) -> String? {
         switch version {
         case .tlsv1: "TLSv1"
         case .tlsv11: "TLSv1.1"
@@ -178,7 +179,7 @@ public final class TLSInterception: Sendable {
     public var cached: Int { contexts.withLockedValue { $0.count } }
 
     /// The context for `name`, minted the first time (a few milliseconds, on the caller's thread).
-    func context(for name: String) throws -> NIOSSLContext {
+    package func context(for name: String) throws -> NIOSSLContext {
         if let known = contexts.withLockedValue({ $0.value(for: name) }) { return known }
         let made = try mint(name).makeContext()
         return contexts.withLockedValue { contexts in
@@ -192,12 +193,14 @@ public final class TLSInterception: Sendable {
 /// Reads the cipher suite out of the ServerHello siotap writes (NIOSSL does not say which it
 /// chose). It sits between the socket and the TLS handler, and looks at the first write only.
 /// (It stays: removing itself from inside that write broke the handshake's next writes.)
-final class ServerHelloSniffer: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ByteBuffer
-    private(set) var cipherSuite: UInt16?
+package final class ServerHelloSniffer: ChannelOutboundHandler, RemovableChannelHandler {
+    package init() {}
+
+    package typealias OutboundIn = ByteBuffer
+    package private(set) var cipherSuite: UInt16?
     private var looked = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if !looked {
             looked = true
             let buffer = unwrapOutboundIn(data)
@@ -217,7 +220,7 @@ final class ServerHelloSniffer: ChannelOutboundHandler, RemovableChannelHandler 
         return UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1])
     }
 
-    static func name(ofCipherSuite suite: UInt16) -> String {
+    package static func name(ofCipherSuite suite: UInt16) -> String {
         switch suite {
         case 0x1301: "TLS_AES_128_GCM_SHA256"
         case 0x1302: "TLS_AES_256_GCM_SHA384"

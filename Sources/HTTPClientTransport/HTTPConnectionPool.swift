@@ -3,6 +3,10 @@ public import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
+import TransportCore
+import TransportTLS
+import WebSocketTransport
+import SocketIOProtocol
 
 /// HTTP/1.1 keep-alive connections to one server, reused one request at a time: the proxy's
 /// polling hop (a long-poll and the POSTs beside it each hold one while in flight) and the polling

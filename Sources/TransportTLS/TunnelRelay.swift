@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import TransportCore
 
 /// One end of a tunnel: relays bytes between two channels on one event loop, unchanged, both
 /// ways (what a forward proxy does for a `CONNECT` it does not intercept). Reads are held while

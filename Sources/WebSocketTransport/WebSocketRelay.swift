@@ -1,6 +1,7 @@
 public import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
+import TransportCore
 
 /// `true` to read on; `false`, and `resume` will be called (on any thread) once reading may go on.
 public typealias ReadGate = @Sendable (_ resume: @escaping @Sendable () -> Void) -> Bool
@@ -147,7 +148,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     /// codec it added: the raw bytes (and those NIO buffered during the upgrade) come here, and
     /// what this handler writes goes to the socket as it is. The codec is left in place, unused:
     /// removing NIO's frame decoder would make it decode whatever it already holds.
-    static func install(_ handler: WebSocketRelayHandler, in channel: any Channel) throws {
+    package static func install(_ handler: WebSocketRelayHandler, in channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
         let codec = try pipeline.handler(type: WebSocketFrameEncoder.self)
         try pipeline.addHandler(handler, position: .before(codec))

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOCore
 import SocketIOProtocol
+import TransportCore
 
 /// One side's state when the relay goes message by message: the frames being joined, the
 /// messages held for a decision, and what waits to go to the other side (delays keep the order).

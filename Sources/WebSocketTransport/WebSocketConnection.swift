@@ -2,6 +2,7 @@ import NIOCore
 import NIOWebSocket
 public import SocketIOProtocol
 import Synchronization
+import TransportCore
 
 /// One WebSocket, as whole messages: fragments joined, pings answered, close handshake done.
 ///
@@ -21,7 +22,7 @@ public final class WebSocketConnection: Sendable {
         let value = Atomic<Int>(0)
     }
 
-    struct Streams {
+    package struct Streams {
         let inbound: AsyncStream<WebSocketMessage>.Continuation
         let outbound: AsyncStream<WebSocketFrame>
         /// Client side: every frame, control frames included, goes out masked (RFC 6455 §5.1).
@@ -43,7 +44,7 @@ public final class WebSocketConnection: Sendable {
         self.queued = queued
     }
 
-    static func make(remote: String, maskOutbound: Bool) -> (WebSocketConnection, Streams) {
+    package static func make(remote: String, maskOutbound: Bool) -> (WebSocketConnection, Streams) {
         let (inboundStream, inboundContinuation) = AsyncStream<WebSocketMessage>.makeStream()
         let (outboundStream, outboundContinuation) = AsyncStream<WebSocketFrame>.makeStream()
         let queued = QueuedCount()
@@ -75,7 +76,7 @@ public final class WebSocketConnection: Sendable {
 
     /// Runs the connection until either side closes: reads `frames` here, writes through `write`
     /// from a task of its own, and calls `stop` (which must end `frames`) once this side has closed.
-    static func run<Frames: AsyncSequence>(
+    package static func run<Frames: AsyncSequence>(
         frames: Frames,
         write: @escaping @Sendable (WebSocketFrame) async throws -> Void,
         stop: @escaping @Sendable () -> Void,

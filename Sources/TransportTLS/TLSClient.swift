@@ -9,6 +9,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import SocketIOProtocol
+import TransportCore
 
 /// TLS to an upstream: what to trust, and the name to ask for and check.
 public struct TLSClientSettings: Sendable {
@@ -66,7 +67,7 @@ public struct TLSClientSettings: Sendable {
     private let peer = NIOLockedValueBox<[UInt8]?>(nil)
 
     /// Puts TLS first in a new connection's pipeline, and notes the certificate it is shown.
-    func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+    package func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
         let handler = try NIOSSLClientHandler(context: context, serverHostname: sniName)
         try pipeline.addHandler(handler)
         try pipeline.addHandler(TLSHandshakeWatcher(failed: { _, _ in }) { [peer] _ in
