@@ -110,7 +110,7 @@ public final class Socket: Sendable {
     /// Leaves the namespace (`41`); with `closeConnection` the whole Engine.IO session ends.
     public func disconnect(closeConnection: Bool = false) async {
         await connection.disconnect(self, reason: "server namespace disconnect", notifyClient: true)
-        if closeConnection { await connection.close(reason: "forced server close") }
+        if closeConnection { await connection.close(.forcedServerClose) }
     }
 
     func send(_ packet: SocketPacket) async {

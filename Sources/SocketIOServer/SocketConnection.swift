@@ -9,6 +9,31 @@ import Synchronization
 /// next packet is handled, so a client waiting for a reply sees a deterministic order. Acks
 /// skip that queue: a handler awaiting `emitWithAck` gets its answer while it runs.
 actor SocketConnection {
+    /// Why the Socket.IO layer ends a session, worded as socket.io's server words it.
+    enum CloseReason: Sendable, Hashable, CustomStringConvertible {
+        /// A v5 client that sent no CONNECT within connectTimeout.
+        case connectTimeout
+        case parseError
+        case secondConnect(namespace: String)
+        case eventForUnconnectedNamespace
+        case ackForUnconnectedNamespace
+        case connectErrorFromClient
+        /// `socket.disconnect(true)`.
+        case forcedServerClose
+
+        var description: String {
+            switch self {
+            case .connectTimeout: "connect timeout"
+            case .parseError: "parse error"
+            case .secondConnect(let namespace): "second CONNECT for \(namespace)"
+            case .eventForUnconnectedNamespace: "event for an unconnected namespace"
+            case .ackForUnconnectedNamespace: "ack for an unconnected namespace"
+            case .connectErrorFromClient: "CONNECT_ERROR from a client"
+            case .forcedServerClose: "forced server close"
+            }
+        }
+    }
+
     private let session: EngineSession
     /// Strong: a connection still reading when its server is shut down and released (a `serve`
     /// stopped under load) must not find it gone; the connection ends with its session, and
@@ -17,9 +42,9 @@ actor SocketConnection {
     private let protocolVersion: SocketIOVersion
     private var codec: SocketIOPacketCodec
     private var sockets: [String: Socket] = [:]
-    private var nextAckID: UInt64 = 0
-    private var pendingAcks: [UInt64: CheckedContinuation<[JSONValue], any Error>] = [:]
-    private var connectTimer: Task<Void, Never>?
+    private var acks = AckSlots<CheckedContinuation<[JSONValue]?, Never>>()
+    /// Whether a v5 client's first CONNECT is still awaited (connectTimeout runs).
+    private var awaitingConnect = false
     private static let order = Mutex<UInt64>(0)
 
     init(session: EngineSession, server: SocketIOServer) {
@@ -29,44 +54,41 @@ actor SocketConnection {
         codec = SocketIOPacketCodec(parser: server.configuration.parser, version: protocolVersion)
     }
 
-    /// Protocol v4 connects `/` implicitly; v5 waits for the client's CONNECT, up to connectTimeout.
+    /// Protocol v4 connects `/` implicitly; v5 waits for the client's CONNECT, up to connectTimeout
+    /// (timed in ``run()``).
     func open() async {
         if protocolVersion == .v4 {
             await connect(namespace: "/", auth: nil, query: nil)
         } else {
-            let timeout = server.configuration.engine.connectTimeout
-            connectTimer = Task { [weak self] in
-                try? await Task.sleep(for: .milliseconds(timeout))
-                guard !Task.isCancelled else { return }
-                await self?.close(reason: "connect timeout")
-            }
+            awaitingConnect = true
         }
     }
 
+    /// Reads the session's messages until it ends. Packets are handled in order by one child
+    /// task, which handles every packet read before the end (acks go straight to their waiter);
+    /// v5's connect timeout is another child, cancelled when the reading ends.
     func run() async {
         let (queue, enqueue) = AsyncStream<SocketPacket>.makeStream()
-        let handling = Task {
-            for await packet in queue { await handle(packet) }
-        }
-        for await message in session.inbound {
-            let packet: SocketPacket?
-            do {
-                packet = try codec.decode(message.payload)
-            } catch {
-                server.logger.debug("closing on a bad packet", metadata: ["sid": "\(session.sid)", "error": "\(error)"])
-                await close(reason: "parse error")
-                break
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await packet in queue { await self.handle(packet) }
             }
-            guard let packet else { continue }
-            if packet.type.isAck {
-                resolveAck(packet)
-            } else {
-                enqueue.yield(packet)
+            await withDiscardingTaskGroup { timers in
+                if awaitingConnect {
+                    let timeout = server.configuration.engine.connectTimeout
+                    timers.addTask {
+                        try? await Task.sleep(for: .milliseconds(timeout))
+                        guard !Task.isCancelled else { return }
+                        await self.connectTimedOut()
+                    }
+                }
+                await read(into: enqueue)
+                timers.cancelAll()
             }
+            enqueue.finish()
+            // No answer can come now: a handler waiting for one is told at once.
+            for waiter in acks.endAll() { waiter.resume(returning: nil) }
         }
-        enqueue.finish()
-        await handling.value
-        connectTimer?.cancel()
         let reason = await session.closeReason?.description ?? "transport close"
         if RecoveryStore.recoverableReasons.contains(reason) {
             // Kept for a client that comes back in time (connection-state recovery).
@@ -76,15 +98,38 @@ actor SocketConnection {
         }
         for socket in sockets.values { await socket.markDisconnected(reason: reason) }
         sockets = [:]
-        for (_, pending) in pendingAcks { pending.resume(throwing: AckTimeout()) }
-        pendingAcks = [:]
+    }
+
+    /// The session's messages, decoded: acks answered at once, the rest queued for the handler.
+    private func read(into enqueue: AsyncStream<SocketPacket>.Continuation) async {
+        for await message in session.inbound {
+            let packet: SocketPacket?
+            do {
+                packet = try codec.decode(message.payload)
+            } catch {
+                server.logger.debug("closing on a bad packet", metadata: ["sid": "\(session.sid)", "error": "\(error)"])
+                await close(.parseError)
+                return
+            }
+            guard let packet else { continue }
+            if packet.type.isAck {
+                await resolveAck(packet)
+            } else {
+                enqueue.yield(packet)
+            }
+        }
+    }
+
+    private func connectTimedOut() async {
+        guard awaitingConnect else { return }
+        await close(.connectTimeout)
     }
 
     private func handle(_ packet: SocketPacket) async {
         switch packet.type {
         case .connect:
             if sockets[packet.namespace] != nil {
-                await close(reason: "second CONNECT for \(packet.namespace)")
+                await close(.secondConnect(namespace: packet.namespace))
                 return
             }
             await connect(namespace: packet.namespace, auth: packet.data, query: packet.query)
@@ -93,7 +138,7 @@ actor SocketConnection {
                 await disconnect(socket, reason: "client namespace disconnect", notifyClient: false)
             }
         case .event, .binaryEvent:
-            guard let socket = sockets[packet.namespace] else { return await close(reason: "event for an unconnected namespace") }
+            guard let socket = sockets[packet.namespace] else { return await close(.eventForUnconnectedNamespace) }
             guard let name = packet.eventName else { return }
             var ack: Acknowledgement?
             if let id = packet.ackID {
@@ -107,20 +152,18 @@ actor SocketConnection {
             }
             await socket.handle(event: name, arguments: packet.arguments, ack: ack)
         case .ack, .binaryAck:
-            resolveAck(packet)
+            await resolveAck(packet)
         case .connectError:
-            await close(reason: "CONNECT_ERROR from a client")
+            await close(.connectErrorFromClient)
         }
     }
 
-    private func resolveAck(_ packet: SocketPacket) {
+    private func resolveAck(_ packet: SocketPacket) async {
         guard sockets[packet.namespace] != nil else {
-            Task { await close(reason: "ack for an unconnected namespace") }
+            await close(.ackForUnconnectedNamespace)
             return
         }
-        if let id = packet.ackID, let pending = pendingAcks.removeValue(forKey: id) {
-            pending.resume(returning: packet.arguments)
-        }
+        if let id = packet.ackID { acks.answer(id, with: packet.arguments)?.resume(returning: packet.arguments) }
     }
 
     private func connect(namespace name: String, auth: JSONValue?, query: String?) async {
@@ -128,7 +171,7 @@ actor SocketConnection {
             await send(connectError(name, message: "Invalid namespace", data: nil))
             return
         }
-        connectTimer?.cancel()
+        awaitingConnect = false
         let engineQuery = session.query.map { (name: $0.0, value: $0.1) }
         var handshakeAuth = auth ?? .object([:])
         if protocolVersion == .v4 {
@@ -198,26 +241,102 @@ actor SocketConnection {
         await session.send(codec.encode(packet))
     }
 
+    /// Sends the event and waits for its ack, at most `timeout` milliseconds. The slot is taken
+    /// before the event goes, so an answer that comes at once finds it; the wait and the timer are
+    /// two child tasks, and whichever ends first ends the other.
     func emitWithAck(_ event: String, _ arguments: [JSONValue], namespace: String, timeout: Int) async throws -> [JSONValue] {
-        let id = nextAckID
-        nextAckID += 1
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(timeout))
-            guard !Task.isCancelled else { return }
-            await self?.expireAck(id)
+        let id = acks.reserve()
+        await send(SocketPacket.event(event, arguments, namespace: namespace, ackID: id))
+        let answer = await withTaskGroup(of: [JSONValue]?.self) { group in
+            group.addTask { await self.ack(id) }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(timeout))
+                if !Task.isCancelled { await self.expireAck(id) }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            pendingAcks[id] = continuation
-            Task { await self.send(SocketPacket.event(event, arguments, namespace: namespace, ackID: id)) }
+        guard let answer else { throw AckTimeout() }
+        return answer
+    }
+
+    /// The ack's arguments once it comes; nil when it expires or the session ends first.
+    private func ack(_ id: UInt64) async -> [JSONValue]? {
+        await withCheckedContinuation { continuation in
+            if let ready = acks.wait(id, continuation) { continuation.resume(returning: ready) }
         }
     }
 
     private func expireAck(_ id: UInt64) {
-        pendingAcks.removeValue(forKey: id)?.resume(throwing: AckTimeout())
+        if case .some(let waiter?) = acks.expire(id) { waiter.resume(returning: nil) }
     }
 
-    func close(reason: String) async {
-        await session.close(.application(reason))
+    func close(_ reason: CloseReason) async {
+        await session.close(.application(reason.description))
+    }
+}
+
+/// The acks a connection waits for, as a value: an id is reserved before its event goes, answered
+/// (by the client), waited on (by `emitWithAck`), or expired (by its timer), in any order; each
+/// ends once. `Waiter`: what is resumed (a continuation; anything in tests).
+struct AckSlots<Waiter> {
+    private enum Slot {
+        case reserved
+        case waiting(Waiter)
+        case answered([JSONValue])
+    }
+
+    private var slots: [UInt64: Slot] = [:]
+    private var next: UInt64 = 0
+
+    mutating func reserve() -> UInt64 {
+        defer { next += 1 }
+        slots[next] = .reserved
+        return next
+    }
+
+    /// The client's answer: the waiter to resume, if one waits (else kept for it).
+    mutating func answer(_ id: UInt64, with arguments: [JSONValue]) -> Waiter? {
+        switch slots[id] {
+        case .reserved?:
+            slots[id] = .answered(arguments)
+            return nil
+        case .waiting(let waiter)?:
+            slots[id] = nil
+            return waiter
+        case .answered?, nil:
+            // A second answer, or one for an ack no one waits for: ignored, as socket.io does.
+            return nil
+        }
+    }
+
+    /// The waiter's turn: the answer when it came already (the slot is done), else it waits.
+    mutating func wait(_ id: UInt64, _ waiter: Waiter) -> [JSONValue]?? {
+        switch slots[id] {
+        case .answered(let arguments)?:
+            slots[id] = nil
+            return .some(arguments)
+        case .reserved?:
+            slots[id] = .waiting(waiter)
+            return nil
+        case .waiting?, nil:
+            // Expired or ended before the waiter came: it gets nothing.
+            return .some(nil)
+        }
+    }
+
+    /// The timer ran out: the waiter to resume with nothing, if one waits.
+    mutating func expire(_ id: UInt64) -> Waiter?? {
+        guard let slot = slots.removeValue(forKey: id) else { return nil }
+        if case .waiting(let waiter) = slot { return .some(waiter) }
+        return .some(nil)
+    }
+
+    /// The session ended: every waiter, to resume with nothing.
+    mutating func endAll() -> [Waiter] {
+        defer { slots = [:] }
+        return slots.values.compactMap { if case .waiting(let waiter) = $0 { waiter } else { nil } }
     }
 }

@@ -46,7 +46,7 @@ public final class SocketIOServer: Sendable {
     public let configuration: Configuration
     let logger: Logger
     private let namespaces = Mutex<[String: Namespace]>([:])
-    private let running = Mutex<(http: HTTPServer?, task: Task<Void, Never>?)>((nil, nil))
+    private let running = Mutex<(http: HTTPServer?, task: Task<Void, Never>?, sessions: AsyncStream<@Sendable () async -> Void>.Continuation?)>((nil, nil, nil))
     private let engine: Mutex<EngineServer?> = Mutex(nil)
     /// Extra Engine.IO endpoints without Socket.IO on top (the conformance app's echo).
     private let echoPaths = Mutex<[String]>([])
@@ -89,25 +89,41 @@ public final class SocketIOServer: Sendable {
     /// Binds and serves in the background; returns the port (useful with port 0).
     @discardableResult
     public func start(host: String = "127.0.0.1", port: Int = 3000) async throws -> Int {
+        // Each session's Socket.IO side runs as a child of the server's task, not on its own.
+        let (sessions, runSession) = AsyncStream<@Sendable () async -> Void>.makeStream()
         let engine = EngineServer(configuration: configuration.engine) { [weak self] session in
-            await self?.accept(session)
+            guard let self else { return }
+            let connection = SocketConnection(session: session, server: self)
+            await connection.open()
+            runSession.yield { await connection.run() }
         }
         self.engine.withLock { $0 = engine }
         var echoConfiguration = configuration.engine
         let echoes = echoPaths.withLock { $0 }.map { path in
             echoConfiguration.path = path
             return EngineServer(configuration: echoConfiguration) { session in
-                Task { for await packet in session.inbound { await session.send([packet]) } }
+                runSession.yield { for await packet in session.inbound { await session.send([packet]) } }
             }
         }
         echoEngines.withLock { $0 = echoes }
         let router = EngineRouter(engines: [engine] + echoes)
-        let http = try await HTTPServer.bind(
-            HTTPServer.Configuration(host: host, port: port, maxBodySize: configuration.engine.maxPayload),
-            delegate: router
-        )
-        let task = Task { await http.run(delegate: router) }
-        running.withLock { $0 = (http, task) }
+        let http: HTTPServer
+        do {
+            http = try await HTTPServer.bind(
+                HTTPServer.Configuration(host: host, port: port, maxBodySize: configuration.engine.maxPayload),
+                delegate: router
+            )
+        } catch {
+            runSession.finish()
+            throw error
+        }
+        let task = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await http.run(delegate: router) }
+                for await run in sessions { group.addTask { await run() } }
+            }
+        }
+        running.withLock { $0 = (http, task, runSession) }
         return http.port
     }
 
@@ -119,14 +135,15 @@ public final class SocketIOServer: Sendable {
 
     /// Stops listening and closes every session.
     public func shutdown() async {
-        let (http, task) = running.withLock { state in
+        let (http, task, sessions) = running.withLock { state in
             let current = state
-            state = (nil, nil)
+            state = (nil, nil, nil)
             return current
         }
         await http?.close()
         await engine.withLock { $0 }?.closeAll(reason: .serverShuttingDown)
         for echo in echoEngines.withLock({ $0 }) { await echo.closeAll(reason: .serverShuttingDown) }
+        sessions?.finish()
         task?.cancel()
     }
 
@@ -139,11 +156,6 @@ public final class SocketIOServer: Sendable {
     /// Sessions open now (for tests and leak checks).
     public var sessionCount: Int { engine.withLock { $0 }?.sessionCount ?? 0 }
 
-    private func accept(_ session: EngineSession) async {
-        let connection = SocketConnection(session: session, server: self)
-        await connection.open()
-        Task { await connection.run() }
-    }
 }
 
 public typealias Middleware = @Sendable (Socket) async throws -> Void
