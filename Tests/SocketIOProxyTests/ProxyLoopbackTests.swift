@@ -1,8 +1,10 @@
 import DemoApps
 import FaultInjection
+import NIOHTTP1
 import SocketIOClient
 import SocketIOProtocol
 import SocketIOServer
+import SocketIOTransport
 import Synchronization
 import Testing
 import TrafficCapture
@@ -26,18 +28,26 @@ struct ProxyLoopbackTests {
         var bodies: [CaptureRecord.Body] { list.withLock { $0.map(\.body) } }
     }
 
-    func withProxy(faults: [String] = [], _ body: (Int, Records) async throws -> Void) async throws {
+    func withProxy(faults: [String] = [], forward: Bool = false, _ body: (Int, Records) async throws -> Void) async throws {
+        try await withProxy(faults: faults, forward: forward) { port, _, records in try await body(port, records) }
+    }
+
+    /// `body` gets the proxy's port, the server's and the records.
+    func withProxy(faults: [String] = [], forward: Bool, _ body: (Int, Int, Records) async throws -> Void) async throws {
         let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 300)))
         ConformanceApp.install(on: io)
         let serverPort = try await io.start(port: 0)
         let records = Records()
         let plan = faults.isEmpty ? nil : FaultPlan(rules: try faults.map { try FaultRule($0) }, seed: 1)
-        let proxy = SocketIOProxy(configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, faults: plan)) { body, conn in
-            records.add(body, conn: conn)
-        }
+        // Forward mode here carries plain HTTP only: no certificate is ever asked for.
+        let settings = forward ? ForwardSettings(certificates: TLSInterception { name in throw TLSRefused(name: name) }) : nil
+        // In forward mode reverse mode's upstream is nobody's: a port nothing listens on, so that
+        // traffic sent there by mistake shows.
+        let configuration = ProxyConfiguration(listenPort: 0, upstreamPort: forward ? 9 : serverPort, forward: settings, faults: plan)
+        let proxy = SocketIOProxy(configuration: configuration) { body, conn in records.add(body, conn: conn) }
         let port = try await proxy.start()
         do {
-            try await body(port, records)
+            try await body(port, serverPort, records)
         } catch {
             await proxy.shutdown()
             await io.shutdown()
@@ -86,6 +96,67 @@ struct ProxyLoopbackTests {
                 return index > closing && [.upstreamStatus, .clientAborted].contains(error.code) ? nil : error
             }
             #expect(errors.isEmpty, "\(errors)")
+        }
+    }
+
+    struct TLSRefused: Error {
+        let name: String
+    }
+
+    /// A polling session through forward mode, as a client configured with an HTTP proxy sends it:
+    /// absolute URIs naming the server, which the proxy relays to that host.
+    @Test("Forward mode: a polling session to the host an absolute URI names, recorded with that target, and cut by a fault on its own upstream")
+    func forwardMode() async throws {
+        try await withProxy(faults: ["disconnect,event=cut-me"], forward: true) { port, serverPort, records in
+            let pool = HTTPConnectionPool(host: "127.0.0.1", port: port)
+            defer { pool.close() }
+            let base = "http://127.0.0.1:\(serverPort)/socket.io/?EIO=4&transport=polling"
+            func exchange(_ method: HTTPMethod, _ uri: String, _ body: String = "") async throws -> HTTPResponse {
+                var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+                head.headers.add(name: "Host", value: "127.0.0.1:\(serverPort)")
+                return try await pool.send(head: head, body: Array(body.utf8))
+            }
+            let open = try await exchange(.GET, base)
+            let text = String(decoding: open.body, as: UTF8.self)
+            #expect(open.status == .ok && text.hasPrefix("0{"), "\(text)")
+            guard let sid = try? JSONValue.parse(String(text.dropFirst()))["sid"]?.stringValue else {
+                Issue.record("no sid in \(text)")
+                return
+            }
+            let session = base + "&sid=\(sid)"
+            #expect(try await exchange(.POST, session, "40").status == .ok)
+            let connected = String(decoding: try await exchange(.GET, session).body, as: UTF8.self)
+            #expect(connected.hasPrefix("40"), "\(connected)")
+            // The fault cuts the conn once this event has gone upstream: the upstream is told the
+            // session is over (a close packet on the conn's own upstream, not reverse mode's), so
+            // its next poll finds it gone.
+            #expect(try await exchange(.POST, session, #"42["cut-me"]"#).status == .ok)
+            for _ in 0..<200 where !records.bodies.contains(where: { if case .close = $0 { true } else { false } }) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let bodies = records.bodies
+            guard case .session(let record)? = bodies.first else {
+                Issue.record("no session first: \(bodies)")
+                return
+            }
+            #expect(record.sid == sid)
+            #expect(record.target == "127.0.0.1:\(serverPort)")
+            #expect(packets(bodies).contains { $0.dir == .clientToServer && $0.event == "cut-me" })
+            #expect(bodies.contains { if case .fault(let fault) = $0 { fault.action == .disconnect } else { false } })
+            // Asked at once (a POST is answered at once; the session would also die on its own
+            // of its missed pongs, 600 ms on): the server must have been told.
+            var gone = false
+            let direct = HTTPConnectionPool(host: "127.0.0.1", port: serverPort)
+            defer { direct.close() }
+            for _ in 0..<5 where !gone {
+                let noop = Array(EngineIOCodec.encodePayload([EnginePacket(.noop)], version: .v4).body)
+                let answer = try await direct.send(
+                    head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/socket.io/?EIO=4&transport=polling&sid=\(sid)"), body: noop
+                )
+                gone = answer.status == .badRequest
+                if !gone { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(gone, "the server still knows the session the fault cut")
         }
     }
 
