@@ -32,29 +32,38 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+async def paced(index, stop, latencies, round_trip):
+    """Round trips until `stop`: as fast as they come, or this client's share of RATE."""
+    interval = CLIENTS / RATE if RATE else 0
+    next_send = time.monotonic() + interval * index / CLIENTS
+    while time.monotonic() < stop:
+        if interval:
+            delay = next_send - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            next_send += interval
+        sent = time.perf_counter()
+        await round_trip()
+        latencies.append((time.perf_counter() - sent) * 1000)
+
+
 async def client(session, index, stop, latencies):
     async with session.ws_connect(f"{URL}/socket.io/?EIO=4&transport=websocket") as ws:
         assert (await ws.receive_str()).startswith("0{")
         await ws.send_str("40")
         while not (await ws.receive_str()).startswith("40"):
             pass
-        interval = CLIENTS / RATE if RATE else 0
-        next_send = time.monotonic() + interval * index / CLIENTS
-        while time.monotonic() < stop:
-            if interval:
-                delay = next_send - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                next_send += interval
-            sent = time.perf_counter()
+
+        async def round_trip():
             await ws.send_str(f'42["message","{PAYLOAD}"]')
             while True:
                 message = await ws.receive_str()
                 if message == "2":  # the server's ping
                     await ws.send_str("3")
                 elif message.startswith('42["message-back"'):
-                    break
-            latencies.append((time.perf_counter() - sent) * 1000)
+                    return
+
+        await paced(index, stop, latencies, round_trip)
 
 
 async def polling_client(session, index, stop, latencies):
@@ -76,19 +85,13 @@ async def polling_client(session, index, stop, latencies):
     async with session.post(url, data="40") as response:
         await response.read()
     await poll_until("40")
-    interval = CLIENTS / RATE if RATE else 0
-    next_send = time.monotonic() + interval * index / CLIENTS
-    while time.monotonic() < stop:
-        if interval:
-            delay = next_send - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            next_send += interval
-        sent = time.perf_counter()
+
+    async def round_trip():
         async with session.post(url, data=f'42["message","{PAYLOAD}"]') as response:
             await response.read()
         await poll_until('42["message-back"')
-        latencies.append((time.perf_counter() - sent) * 1000)
+
+    await paced(index, stop, latencies, round_trip)
 
 
 async def main():

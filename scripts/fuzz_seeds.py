@@ -141,6 +141,15 @@ har = {"log": {"version": "1.2", "entries": [
 seeds["har"] = [bytes([cut]) + json.dumps(har).encode() for cut in (0, 37, 200)]
 seeds["har"].append(bytes([9]) + b'{"pages":[{"entries":[1]}],"log":{"creator":{"name":"]}\\"["},"entries":[{"request":{}}]}}')
 
+# The byte relay's framing: a cut, then a head (and a chunked body, read from the start too).
+heads = [
+    b"POST /socket.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: a:1\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+]
+chunks = [b"4\r\nWiki\r\n7;ext=1\r\npedia i\r\nB\r\nn \r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nNEXT", b"0\r\n\r\n"]
+seeds["http-framing"] = [bytes([cut]) + item for cut in (0, 7, 40) for item in heads + chunks]
+
 for name, items in seeds.items():
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

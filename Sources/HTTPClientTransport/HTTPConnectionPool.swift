@@ -16,12 +16,7 @@ import SocketIOProtocol
 public final class HTTPConnectionPool: Sendable {
     public let host: String
     public let port: Int
-    private let maxIdle: Int
-    /// Oldest first; each with when it was put back.
-    private let idle = Mutex<(connections: [(connection: PooledConnection, since: NIODeadline)], sweeping: RepeatedTask?)>(([], nil))
-
-    /// Idle connections are closed after this.
-    private let idleTimeout: TimeAmount
+    private let idle: IdleConnections<PooledConnection>
 
     /// TLS to the server (`https://`), when set.
     public let tls: TLSClientSettings?
@@ -31,8 +26,7 @@ public final class HTTPConnectionPool: Sendable {
     public init(host: String, port: Int, maxIdle: Int = 16, idleTimeout: TimeAmount = .seconds(4), tls: TLSClientSettings? = nil) {
         self.host = host
         self.port = port
-        self.maxIdle = maxIdle
-        self.idleTimeout = idleTimeout
+        idle = IdleConnections(capacity: maxIdle, timeout: idleTimeout)
         self.tls = tls
     }
 
@@ -77,7 +71,7 @@ public final class HTTPConnectionPool: Sendable {
     }
 
     private func attempt(_ exchange: PooledConnection.Exchange, on eventLoop: (any EventLoop)?, pending: PendingExchange) {
-        if let reused = takeIdle(on: eventLoop) {
+        if let reused = idle.take(on: eventLoop) {
             // Closed before it answered: most likely while idle. Try the next.
             carry(exchange, on: reused, pending: pending) { self.attempt(exchange, on: eventLoop, pending: pending) }
             return
@@ -101,7 +95,7 @@ public final class HTTPConnectionPool: Sendable {
             pending.done()
             switch outcome {
             case .answered(let response, let keepAlive):
-                if keepAlive { self.putBack(connection) }
+                if keepAlive { self.idle.putBack(connection) }
                 pending.promise.succeed(response)
             case .failed(let error, let answered):
                 if let retry, !answered, !pending.isCancelled { retry() } else { pending.promise.fail(error) }
@@ -111,51 +105,7 @@ public final class HTTPConnectionPool: Sendable {
 
     /// Closes the idle connections; those in use close when their request is done.
     public func close() {
-        let (connections, sweeping) = idle.withLock { idle in
-            defer { idle = ([], nil) }
-            return idle
-        }
-        sweeping?.cancel()
-        for (connection, _) in connections { connection.retire() }
-    }
-
-    private func takeIdle(on eventLoop: (any EventLoop)?) -> PooledConnection? {
-        idle.withLock { idle in
-            while let index = idle.connections.lastIndex(where: { eventLoop == nil || $0.connection.eventLoop === eventLoop }) {
-                let connection = idle.connections.remove(at: index).connection
-                if connection.isOpen { return connection }
-                connection.retire()
-            }
-            return nil
-        }
-    }
-
-    private func putBack(_ connection: PooledConnection) {
-        let kept = idle.withLock { idle in
-            guard idle.connections.count < maxIdle else { return false }
-            idle.connections.append((connection, .now()))
-            // One sweep for the pool, not a timer per put-back: a busy proxy puts back thousands
-            // of connections a second, and each timer would sit in its loop's queue for seconds.
-            if idle.sweeping == nil {
-                let every = TimeAmount.nanoseconds(idleTimeout.nanoseconds / 4)
-                idle.sweeping = connection.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
-                    self?.retireExpired()
-                }
-            }
-            return true
-        }
-        if !kept { connection.retire() }
-    }
-
-    /// Closes the connections idle for longer than `idleTimeout`.
-    private func retireExpired() {
-        let deadline = NIODeadline.now() - idleTimeout
-        let expired = idle.withLock { idle in
-            let count = idle.connections.prefix { $0.since < deadline }.count
-            defer { idle.connections.removeFirst(count) }
-            return idle.connections.prefix(count).map(\.connection)
-        }
-        for connection in expired { connection.retire() }
+        idle.close()
     }
 
     private func connect(request: String, on eventLoop: (any EventLoop)?) -> EventLoopFuture<PooledConnection> {
@@ -227,7 +177,7 @@ public final class PendingExchange: Sendable {
 /// One kept-alive connection, carrying one exchange at a time. The exchange is carried out by a
 /// handler on the connection's event loop, and its answer handed back through a promise: a caller
 /// on that loop (the proxy) then never leaves it, and no task is kept per connection.
-final class PooledConnection: Sendable {
+final class PooledConnection: IdleConnection {
     struct Exchange: Sendable {
         var head: HTTPRequestHead
         var body: [UInt8]
@@ -244,16 +194,16 @@ final class PooledConnection: Sendable {
     private let channel: any Channel
     private let exchanges: NIOLoopBound<ExchangeHandler>
 
-    var eventLoop: any EventLoop { channel.eventLoop }
+    package var eventLoop: any EventLoop { channel.eventLoop }
 
     init(channel: any Channel, exchanges: NIOLoopBound<ExchangeHandler>) {
         self.channel = channel
         self.exchanges = exchanges
     }
 
-    var isOpen: Bool { channel.isActive }
+    package var isOpen: Bool { channel.isActive }
 
-    func retire() {
+    package func retire() {
         channel.close(promise: nil)
     }
 

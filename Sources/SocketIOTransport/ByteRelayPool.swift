@@ -1,7 +1,6 @@
 public import NIOCore
 import NIOPosix
 import NIOSSL
-import Synchronization
 import TransportCore
 import TransportTLS
 import WebSocketTransport
@@ -15,10 +14,7 @@ public final class ByteRelayPool: Sendable {
     public let host: String
     public let port: Int
     public let tls: TLSClientSettings?
-    private let maxIdle: Int
-    private let idleTimeout: TimeAmount
-    /// Oldest first; each with when it was put back.
-    private let idle = Mutex<(links: [(link: ByteRelayLink, since: NIODeadline)], sweeping: RepeatedTask?)>(([], nil))
+    private let idle: IdleConnections<ByteRelayLink>
 
     /// - Parameter idleTimeout: below the 5 s after which Node and uvicorn close idle connections,
     ///   so a request rarely meets a connection the server is closing (one that does is retried).
@@ -26,8 +22,7 @@ public final class ByteRelayPool: Sendable {
         self.host = host
         self.port = port
         self.tls = tls
-        self.maxIdle = maxIdle
-        self.idleTimeout = idleTimeout
+        idle = IdleConnections(capacity: maxIdle, timeout: idleTimeout)
     }
 
     deinit {
@@ -36,14 +31,7 @@ public final class ByteRelayPool: Sendable {
 
     /// An idle connection on `loop`, if one is open.
     func takeIdle(on loop: any EventLoop) -> ByteRelayLink? {
-        idle.withLock { idle in
-            while let index = idle.links.lastIndex(where: { $0.link.channel.eventLoop === loop }) {
-                let link = idle.links.remove(at: index).link
-                if link.channel.isActive { return link }
-                link.channel.close(promise: nil)
-            }
-            return nil
-        }
+        idle.take(on: loop)
     }
 
     /// A new connection on `loop`.
@@ -66,39 +54,12 @@ public final class ByteRelayPool: Sendable {
 
     /// Back after a whole answer; closed instead when the pool is full.
     func putBack(_ link: ByteRelayLink) {
-        let kept = idle.withLock { idle in
-            guard idle.links.count < maxIdle, link.channel.isActive else { return false }
-            idle.links.append((link, .now()))
-            // One sweep for the pool, not a timer per put-back (see HTTPConnectionPool).
-            if idle.sweeping == nil {
-                let every = TimeAmount.nanoseconds(idleTimeout.nanoseconds / 4)
-                idle.sweeping = link.channel.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
-                    self?.retireExpired()
-                }
-            }
-            return true
-        }
-        if !kept { link.channel.close(promise: nil) }
-    }
-
-    private func retireExpired() {
-        let deadline = NIODeadline.now() - idleTimeout
-        let expired = idle.withLock { idle in
-            let count = idle.links.prefix { $0.since < deadline }.count
-            defer { idle.links.removeFirst(count) }
-            return idle.links.prefix(count).map(\.link)
-        }
-        for link in expired { link.channel.close(promise: nil) }
+        idle.putBack(link)
     }
 
     /// Closes the idle connections; those in use close when their exchange is done.
     public func close() {
-        let (links, sweeping) = idle.withLock { idle in
-            defer { idle = ([], nil) }
-            return idle
-        }
-        sweeping?.cancel()
-        for (link, _) in links { link.channel.close(promise: nil) }
+        idle.close()
     }
 
     static func isTLS(_ error: any Error) -> Bool {
@@ -112,13 +73,20 @@ public final class ByteRelayPool: Sendable {
 }
 
 /// One raw upstream connection and its handler.
-final class ByteRelayLink: Sendable {
+final class ByteRelayLink: IdleConnection {
     let channel: any Channel
     let handler: NIOLoopBound<ByteRelayUpstreamHandler>
 
     init(channel: any Channel, handler: NIOLoopBound<ByteRelayUpstreamHandler>) {
         self.channel = channel
         self.handler = handler
+    }
+
+    var eventLoop: any EventLoop { channel.eventLoop }
+    var isOpen: Bool { channel.isActive }
+
+    func retire() {
+        channel.close(promise: nil)
     }
 }
 

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOHTTP1
+import SocketIOProtocol
 import NIOPosix
 import TransportCore
 import TransportTLS

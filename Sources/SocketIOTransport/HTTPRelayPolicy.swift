@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
+import SocketIOProtocol
 import TransportCore
 import TransportTLS
 import WebSocketTransport

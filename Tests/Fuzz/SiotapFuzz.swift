@@ -23,6 +23,7 @@ enum FuzzTarget: String, CaseIterable {
     case httpStream = "http-stream"
     case msgpack
     case har
+    case httpFraming = "http-framing"
 }
 
 let target: FuzzTarget = {
@@ -65,6 +66,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .httpStream: fuzzHTTPStream(input)
     case .msgpack: fuzzMsgPack(input)
     case .har: fuzzHAR(input)
+    case .httpFraming: fuzzHTTPFraming(input)
     }
     return 0
 }
@@ -328,4 +330,51 @@ func fuzzHAR(_ input: [UInt8]) {
             precondition(back == event && backFlow == flow, "an event changed through its disk form")
         }
     }
+}
+
+/// The byte relay's framing on hostile bytes, cut in two reads where the first byte says: the end
+/// of a head is found at the same place whole or resumed read by read; a parsed head's ranges lie
+/// inside it, each field's name and value inside its line; a chunked body read whole or in two
+/// pieces gives the same data, the same end, or fails both ways.
+func fuzzHTTPFraming(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let bytes = Array(input.dropFirst())
+    let cut = bytes.isEmpty ? 0 : Int(first) % (bytes.count + 1)
+    let whole = bytes.withUnsafeBytes { HTTPFraming.headEnd(in: $0, from: 0) }
+    var resumed = Array(bytes[..<cut]).withUnsafeBytes { HTTPFraming.headEnd(in: $0, from: 0) }
+    if resumed == nil { resumed = bytes.withUnsafeBytes { HTTPFraming.headEnd(in: $0, from: cut - 3) } }
+    precondition(whole == resumed, "the head's end moved with the read cut at \(cut): \(String(describing: whole)) against \(String(describing: resumed))")
+    if let end = whole {
+        bytes.withUnsafeBytes { raw in
+            guard let head = HTTPFraming.Head.parse(raw, end: end) else { return }
+            for range in [head.first, head.second, head.third] { precondition(range.lowerBound >= 0 && range.upperBound <= end) }
+            for field in head.fields {
+                precondition(field.line.lowerBound >= head.fieldsStart && field.line.upperBound <= end)
+                precondition(field.name.lowerBound == field.line.lowerBound && field.name.upperBound < field.line.upperBound)
+                precondition(field.value.lowerBound > field.name.upperBound && field.value.upperBound <= field.line.upperBound)
+                _ = HTTPFraming.contentLength(raw, field)
+                _ = HTTPFraming.tokens(raw, field)
+                _ = HTTPFraming.isHopByHop(raw, field)
+            }
+        }
+    }
+    func chunked(_ pieces: [[UInt8]]) -> (data: [UInt8], consumed: Int, done: Bool)? {
+        var reader = HTTPFraming.ChunkedReader()
+        var data: [UInt8] = []
+        var consumed = 0
+        for piece in pieces where !reader.isDone {
+            do {
+                consumed += try piece.withUnsafeBytes { raw in try reader.read(raw) { data += raw[$0] } }
+            } catch {
+                return nil
+            }
+        }
+        return (data, consumed, reader.isDone)
+    }
+    let read = chunked([bytes]), split = chunked([Array(bytes[..<cut]), Array(bytes[cut...])])
+    // A failure in a part never reached whole is no failure: compare only what both read.
+    if let read, let split, read.done || split.done {
+        precondition(read.data == split.data && read.consumed == split.consumed, "the chunked body read differently cut at \(cut)")
+    }
+    if let read, read.done { precondition(read.consumed <= bytes.count) }
 }

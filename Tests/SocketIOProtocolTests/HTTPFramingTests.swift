@@ -1,10 +1,6 @@
 import Testing
 
-@testable import HTTPClientTransport
-@testable import SocketIOTransport
-@testable import TransportCore
-@testable import TransportTLS
-@testable import WebSocketTransport
+@testable import SocketIOProtocol
 
 /// The byte relay's framing: heads found wherever reads split them, fields read as they are, and
 /// chunked bodies followed to their end.
