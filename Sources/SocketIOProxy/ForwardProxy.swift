@@ -74,7 +74,14 @@ struct ForwardFront: WebSocketRelayDelegate {
         return await route.dialRelay(inner, from: remote, eventLoop: eventLoop)
     }
 
-    private func route(to target: AbsoluteURI, address: String?) throws -> ProxyRoute {
+    /// A local client's requests with absolute URIs are relayed as bytes, to the host each names
+    /// (the same policy as reverse mode's, per request). What needs an answer first (a remote
+    /// client's access, looked up by name) and `--fault` go the codec's way.
+    var httpRelay: (any HTTPRelayPolicy)? {
+        proxy.tracker.faults == nil ? ForwardRelay(front: self) : nil
+    }
+
+    fileprivate func route(to target: AbsoluteURI, address: String?) throws -> ProxyRoute {
         let upstream = try proxy.upstream(host: target.host, port: target.port, tls: target.tls, address: address)
         return ProxyRoute(proxy: proxy, destination: .upstream(upstream, target: target.authority))
     }
@@ -141,5 +148,48 @@ struct ForwardFront: WebSocketRelayDelegate {
             status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
             closeConnection: true
         ))
+    }
+}
+
+/// Forward mode's byte relay: each request's absolute URI names its upstream; the rest is
+/// ``PollingRelay``'s, with the request's target in origin form.
+private struct ForwardRelay: HTTPRelayPolicy {
+    let front: ForwardFront
+
+    var admission: ReadGate? { front.proxy.readGate }
+
+    func waitsForCapture(_ request: RelayedRequest) -> Bool {
+        guard let target = AbsoluteURI(request.uri), let polling = polling(target, request) else { return false }
+        return polling.waitsForCapture(request.retargeted(target.originForm))
+    }
+
+    func route(_ request: RelayedRequest) -> HTTPRelayDecision<PollingRelay.Exchange>? {
+        // The codec's way answers what is not an absolute URI (a 400 saying why), and a client on
+        // another machine, whose access is checked against the target's addresses first.
+        guard let target = AbsoluteURI(request.uri), !front.proxy.configuration.allowRemote || ForwardAccess.isLocal(request.remoteAddress) else {
+            return nil
+        }
+        return polling(target, request)?.route(request.retargeted(target.originForm))
+    }
+
+    private func polling(_ target: AbsoluteURI, _ request: RelayedRequest) -> PollingRelay? {
+        guard let route = try? front.route(to: target, address: nil), case .upstream(let upstream, _) = route.destination else { return nil }
+        return PollingRelay(proxy: front.proxy, route: route, upstream: upstream, target: target.originForm)
+    }
+
+    func requestForwarded(_ exchange: PollingRelay.Exchange, body: ByteBuffer) {
+        PollingRelay.requestForwarded(exchange, body: body, proxy: front.proxy)
+    }
+
+    func responseForwarded(_ exchange: PollingRelay.Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
+        PollingRelay.responseForwarded(exchange, status: status, body: body, truncated: truncated, proxy: front.proxy)
+    }
+
+    func upstreamFailed(_ exchange: PollingRelay.Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        PollingRelay.upstreamFailed(exchange, error, on: loop, proxy: front.proxy)
+    }
+
+    func clientWentAway(_ exchange: PollingRelay.Exchange) {
+        PollingRelay.clientWentAway(exchange, proxy: front.proxy)
     }
 }

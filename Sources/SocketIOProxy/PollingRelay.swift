@@ -5,18 +5,27 @@ import SocketIOTransport
 import TrafficCapture
 import TrafficObservation
 
-/// Reverse mode's HTTP, relayed as bytes (``HTTPRelayFront``): every request but upgrades and
-/// CONNECTs goes on as it came, on a kept upstream connection, and a polling request's bodies
-/// are observed once they went on. With `--fault`, a known session's polls are gathered whole
-/// instead and answered through ``PollingResponder``, each packet decided before it goes on. What the relay does not take (a chunked request, HTTP/1.0)
-/// goes the codec's way, ``SocketIOProxy/handle(_:via:to:)``, which observes the same.
+/// The proxy's HTTP, relayed as bytes (``HTTPRelayFront``): every request but upgrades and
+/// CONNECTs goes on as it came, on a kept upstream connection, and a polling request's bodies are
+/// observed once they went on. With `--fault`, a known session's polls are gathered whole instead
+/// and answered through ``PollingResponder``, each packet decided before it goes on. What the
+/// relay does not take (a chunked request, HTTP/1.0) goes the codec's way,
+/// ``SocketIOProxy/handle(_:via:to:)``, which observes the same.
+///
+/// Reverse mode has one for its upstream; forward mode (``ForwardFront``) makes one per request,
+/// for the host its absolute URI names.
 struct PollingRelay: HTTPRelayPolicy {
     let proxy: SocketIOProxy
     let route: ProxyRoute
     let upstream: ProxyUpstream
+    /// Forward mode: the request's target in origin form, sent upstream instead of its absolute URI.
+    var target: String?
 
-    /// A polling request's (nil for the others, relayed unobserved).
-    typealias Exchange = Polled?
+    /// A relayed request: where it went, and for a polling request what it observes.
+    struct Exchange {
+        var upstream: ProxyUpstream
+        var polled: Polled?
+    }
 
     struct Polled {
         var engine: EngineRequest
@@ -25,6 +34,7 @@ struct PollingRelay: HTTPRelayPolicy {
         /// A handshake's head, for its session record.
         var handshake: HTTPRequestHead?
         var remote: String
+        var route: ProxyRoute
     }
 
     var admission: ReadGate? { proxy.readGate }
@@ -43,50 +53,71 @@ struct PollingRelay: HTTPRelayPolicy {
         // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL
         // is relayed without becoming a conn.
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
-            return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: nil, dropping: dropping, observesBodies: false))
+            let exchange = Exchange(upstream: upstream, polled: nil)
+            return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: false, target: target))
         }
         if proxy.tracker.faults != nil, engine.sid != nil {
             // `--fault`: each packet decided before it goes on, the answer made whole.
             let responder = PollingResponder(proxy: proxy, route: route, upstream: upstream)
             return .answer { request, clientClosed in responder.respondWithFaults(to: request, as: engine, clientClosed: clientClosed) }
         }
-        let exchange = Polled(
+        let polled = Polled(
             engine: engine, connection: proxy.beginExchange(engine, to: upstream), method: request.method,
-            handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote
+            handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote, route: route
         )
-        return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true))
+        let exchange = Exchange(upstream: upstream, polled: polled)
+        return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true, target: target))
     }
 
     func requestForwarded(_ exchange: Exchange, body: ByteBuffer) {
-        guard let exchange, exchange.method == .POST else { return }
-        proxy.observe(.pollingBody(Array(body.readableBytesView)), dir: .clientToServer, on: exchange.connection)
+        Self.requestForwarded(exchange, body: body, proxy: proxy)
     }
 
     func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
-        guard let exchange else { return }
-        if truncated {
-            let message = "a polling answer larger than \(proxy.configuration.maxMessageSize) bytes: relayed, not observed"
-            proxy.emit(.error(ErrorRecord(dir: .serverToClient, code: .messageTooLarge, message: message)), on: exchange.connection)
-        } else {
-            proxy.observeAnswer(
-                status: status, body: Array(body.readableBytesView), to: exchange.handshake, remote: exchange.remote, engine: exchange.engine,
-                method: exchange.method, on: exchange.connection, via: route, upstream: upstream
-            )
-        }
-        proxy.activityEnded(on: exchange.connection)
+        Self.responseForwarded(exchange, status: status, body: body, truncated: truncated, proxy: proxy)
     }
 
     func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        loop.makeFutureWithTask { [proxy, upstream] in
-            let answer = await proxy.upstreamFailed(error, on: exchange?.connection, to: upstream)
-            if let exchange { proxy.activityEnded(on: exchange.connection) }
+        Self.upstreamFailed(exchange, error, on: loop, proxy: proxy)
+    }
+
+    func clientWentAway(_ exchange: Exchange) {
+        Self.clientWentAway(exchange, proxy: proxy)
+    }
+
+    // What happens to an exchange depends on it alone (and the proxy): forward mode's relay,
+    // which routes each request elsewhere, observes its exchanges the same way.
+
+    static func requestForwarded(_ exchange: Exchange, body: ByteBuffer, proxy: SocketIOProxy) {
+        guard let polled = exchange.polled, polled.method == .POST else { return }
+        proxy.observe(.pollingBody(Array(body.readableBytesView)), dir: .clientToServer, on: polled.connection)
+    }
+
+    static func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool, proxy: SocketIOProxy) {
+        guard let polled = exchange.polled else { return }
+        if truncated {
+            let message = "a polling answer larger than \(proxy.configuration.maxMessageSize) bytes: relayed, not observed"
+            proxy.emit(.error(ErrorRecord(dir: .serverToClient, code: .messageTooLarge, message: message)), on: polled.connection)
+        } else {
+            proxy.observeAnswer(
+                status: status, body: Array(body.readableBytesView), to: polled.handshake, remote: polled.remote, engine: polled.engine,
+                method: polled.method, on: polled.connection, via: polled.route, upstream: exchange.upstream
+            )
+        }
+        proxy.activityEnded(on: polled.connection)
+    }
+
+    static func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop, proxy: SocketIOProxy) -> EventLoopFuture<HTTPResponse> {
+        loop.makeFutureWithTask {
+            let answer = await proxy.upstreamFailed(error, on: exchange.polled?.connection, to: exchange.upstream)
+            if let polled = exchange.polled { proxy.activityEnded(on: polled.connection) }
             return answer
         }
     }
 
-    func clientWentAway(_ exchange: Exchange) {
-        guard let exchange else { return }
-        _ = proxy.clientWentAway(on: exchange.connection)
-        proxy.activityEnded(on: exchange.connection)
+    static func clientWentAway(_ exchange: Exchange, proxy: SocketIOProxy) {
+        guard let polled = exchange.polled else { return }
+        _ = proxy.clientWentAway(on: polled.connection)
+        proxy.activityEnded(on: polled.connection)
     }
 }

@@ -304,10 +304,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             route = relay
         }
         var sent = context.channel.allocator.buffer(capacity: bytes.count + min(length, 1 << 16))
-        Self.writeUpstreamHead(bytes, request.head, dropping: route.dropping, connectionTokens: connectionTokens, into: &sent)
+        Self.writeUpstreamHead(bytes, request.head, target: route.target, dropping: route.dropping, connectionTokens: connectionTokens, into: &sent)
         let exchange = Exchange(
             policyExchange: route.exchange, pool: route.upstream, method: request.method,
-            requestLine: route.upstream.requestLine(method: request.method.rawValue, target: request.uri), observesBodies: route.observesBodies,
+            requestLine: route.upstream.requestLine(method: request.method.rawValue, target: route.target ?? request.uri), observesBodies: route.observesBodies,
             keepClient: keepClient, sent: sent, bodyLength: length
         )
         current = exchange
@@ -621,14 +621,21 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
 
     // MARK: Heads
 
-    /// The request line as it came, then the end-to-end fields as they came (the client's `Host`
-    /// included), less `dropping` and those the `Connection` field names.
+    /// The request line as it came (or with `target`), then the end-to-end fields as they came
+    /// (the client's `Host` included), less `dropping` and those the `Connection` field names.
     private static func writeUpstreamHead(
-        _ bytes: [UInt8], _ head: HTTPFraming.Head, dropping: Set<String>, connectionTokens: [String], into out: inout ByteBuffer
+        _ bytes: [UInt8], _ head: HTTPFraming.Head, target: String?, dropping: Set<String>, connectionTokens: [String], into out: inout ByteBuffer
     ) {
         let dropped = (dropping.map { $0.lowercased() } + connectionTokens).map { Array($0.utf8) }
         bytes.withUnsafeBytes { raw in
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<head.fieldsStart]))
+            if let target {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.first]))
+                out.writeString(" " + target + " ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.third]))
+                out.writeStaticString("\r\n")
+            } else {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<head.fieldsStart]))
+            }
             for field in head.fields {
                 if HTTPFraming.isHopByHop(raw, field) || HTTPFraming.name(raw, field, isAnyOf: dropped) { continue }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.line]))

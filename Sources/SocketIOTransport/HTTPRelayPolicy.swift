@@ -53,19 +53,24 @@ public struct HTTPRelayRoute<Exchange> {
     /// Whether bodies are gathered for ``HTTPRelayPolicy/requestForwarded(_:body:)`` and
     /// ``HTTPRelayPolicy/responseForwarded(_:status:body:truncated:)``.
     public var observesBodies: Bool
+    /// The request target sent upstream instead of the client's (a forward proxy's absolute URI
+    /// in origin form); `nil`: as it came.
+    public var target: String?
 
-    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: Set<String> = [], observesBodies: Bool) {
+    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: Set<String> = [], observesBodies: Bool, target: String? = nil) {
         self.upstream = upstream
         self.exchange = exchange
         self.dropping = dropping
         self.observesBodies = observesBodies
+        self.target = target
     }
 }
 
 /// A request's head as the relay read it.
 public struct RelayedRequest {
     public let method: HTTPMethod
-    public let uri: String
+    /// As the client sent it, or as ``retargeted(_:)`` made it.
+    public private(set) var uri: String
     public let remoteAddress: SocketAddress?
     let bytes: [UInt8]
     let head: HTTPFraming.Head
@@ -73,6 +78,14 @@ public struct RelayedRequest {
     /// `host:port` of the client (made on demand).
     public var remote: String {
         remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+    }
+
+    /// The same request with another target (an absolute URI in origin form), for a policy that
+    /// routes it on to another (a forward proxy's ``HTTPRelayRoute/target``).
+    public func retargeted(_ uri: String) -> RelayedRequest {
+        var copy = self
+        copy.uri = uri
+        return copy
     }
 
     /// The whole head as NIO's type (made on demand: most requests need only the method and URI).

@@ -105,9 +105,12 @@ struct ProxyLoopbackTests {
 
     /// A polling session through forward mode, as a client configured with an HTTP proxy sends it:
     /// absolute URIs naming the server, which the proxy relays to that host.
-    @Test("Forward mode: a polling session to the host an absolute URI names, recorded with that target, and cut by a fault on its own upstream")
-    func forwardMode() async throws {
-        try await withProxy(faults: ["disconnect,event=cut-me"], forward: true) { port, serverPort, records in
+    /// Without faults the requests go as bytes (the origin form sent upstream); with one, the
+    /// polls through the fault stage.
+    @Test("Forward mode: a polling session to the host an absolute URI names, recorded with that target; a fault's cut reaches its own upstream",
+          arguments: [false, true])
+    func forwardMode(faulty: Bool) async throws {
+        try await withProxy(faults: faulty ? ["disconnect,event=cut-me"] : [], forward: true) { port, serverPort, records in
             let pool = HTTPConnectionPool(host: "127.0.0.1", port: port)
             defer { pool.close() }
             let base = "http://127.0.0.1:\(serverPort)/socket.io/?EIO=4&transport=polling"
@@ -131,6 +134,10 @@ struct ProxyLoopbackTests {
             // session is over (a close packet on the conn's own upstream, not reverse mode's), so
             // its next poll finds it gone.
             #expect(try await exchange(.POST, session, #"42["cut-me"]"#).status == .ok)
+            if !faulty {
+                // Ended by the client: a close packet.
+                #expect(try await exchange(.POST, session, "1").status == .ok)
+            }
             for _ in 0..<200 where !records.bodies.contains(where: { if case .close = $0 { true } else { false } }) {
                 try await Task.sleep(for: .milliseconds(10))
             }
@@ -142,6 +149,8 @@ struct ProxyLoopbackTests {
             #expect(record.sid == sid)
             #expect(record.target == "127.0.0.1:\(serverPort)")
             #expect(packets(bodies).contains { $0.dir == .clientToServer && $0.event == "cut-me" })
+            #expect(bodies.contains { if case .close = $0 { true } else { false } })
+            guard faulty else { return }
             #expect(bodies.contains { if case .fault(let fault) = $0 { fault.action == .disconnect } else { false } })
             // Asked at once (a POST is answered at once; the session would also die on its own
             // of its missed pongs, 600 ms on): the server must have been told.
