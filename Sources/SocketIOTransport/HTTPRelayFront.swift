@@ -518,6 +518,9 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             do {
                 consumed = try buffer.withUnsafeReadableBytes { raw in try chunks.read(raw) { data.append($0) } }
             } catch {
+                // What the server sent still goes, as it came: the client judges it, as it would
+                // without the proxy; the connection ends after it.
+                context.write(wrapOutboundOut(buffer.readSlice(length: buffer.readableBytes)!), promise: nil)
                 fail(exchange, HTTPClientError(.closed, request: exchange.requestLine, detail: "a chunked answer the relay cannot follow: \(error)"))
                 return
             }
@@ -584,7 +587,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         let answer = policy.upstreamFailed(exchange.policyExchange, error, on: context?.eventLoop ?? exchange.pool.anyLoop)
         guard let context else { return }
         if exchange.answer.forwarded {
-            context.close(promise: nil)
+            // What was relayed reaches the client before the close.
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
             return
         }
         answer.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in

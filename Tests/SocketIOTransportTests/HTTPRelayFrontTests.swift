@@ -350,6 +350,33 @@ struct HTTPRelayFrontTests {
         }
     }
 
+    @Test("An upstream answer head that never ends: the client gets the policy's answer once 16 KiB came, and the connection closes")
+    func endlessAnswerHead() async throws {
+        let endless = "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Pad: " + String(repeating: "a", count: 1000) + "\r\n", count: 20)
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: [endless]) }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /h HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("down") }
+            #expect(text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+            for _ in 0..<200 where !client.isClosed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.isClosed)
+            #expect(log.all.contains("failed /h client.closed"))
+        }
+    }
+
+    @Test("A chunked answer that breaks its framing midway: every byte the server sent reaches the client, then the connection closes, the policy told")
+    func brokenChunks() async throws {
+        let pieces = ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n", "zz\r\nmore"]
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: pieces) }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+            for _ in 0..<200 where !client.isClosed { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.isClosed)
+            #expect(client.text == pieces.joined())
+            #expect(log.all.contains("failed /c client.closed"))
+        }
+    }
+
     @Test("A body over the limit: 413 before anything goes upstream, and the connection closes")
     func tooLarge() async throws {
         try await withRelay(maxBody: 10, answer: { _ in Self.ok("no") }) { port, upstream, log in
