@@ -377,6 +377,26 @@ struct HTTPRelayFrontTests {
         }
     }
 
+    @Test("Answers without a body where their length says one: to a HEAD, a 204 and a 304 the next answer follows at once; a 1xx before the real head is not relayed")
+    func bodilessAnswers() async throws {
+        try await withRelay(answer: { request in
+            switch String(request.split(separator: " ")[1]) {
+            case "/head": Upstream.Answer(pieces: ["HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"])
+            case "/none": Upstream.Answer(pieces: ["HTTP/1.1 204 No Content\r\n\r\n"])
+            case "/same": Upstream.Answer(pieces: ["HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n"])
+            default: Upstream.Answer(pieces: ["HTTP/1.1 102 Processing\r\n\r\n", Self.ok("late").pieces[0]])
+            }
+        }) { port, _, log in
+            let client = try await Client(port: port)
+            client.send("HEAD /head HTTP/1.1\r\nHost: a\r\n\r\nGET /none HTTP/1.1\r\nHost: a\r\n\r\nGET /same HTTP/1.1\r\nHost: a\r\n\r\nGET /info HTTP/1.1\r\nHost: a\r\n\r\n")
+            let text = try await client.wait { $0.hasSuffix("late") }
+            #expect(text == "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nX-Custom-CASE: kept\r\nContent-Length: 4\r\n\r\nlate")
+            #expect(log.all.filter { $0.hasPrefix("response") } == ["response /head 200 ", "response /none 204 ", "response /same 304 ", "response /info 200 late"])
+            #expect(!client.isClosed)
+        }
+    }
+
     @Test("A body over the limit: 413 before anything goes upstream, and the connection closes")
     func tooLarge() async throws {
         try await withRelay(maxBody: 10, answer: { _ in Self.ok("no") }) { port, upstream, log in
