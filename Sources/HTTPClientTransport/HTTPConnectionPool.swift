@@ -1,7 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
 import NIOPosix
-import NIOSSL
 import Synchronization
 import TransportCore
 import TransportTLS
@@ -315,7 +314,7 @@ final class PooledConnection: IdleConnection {
 
         /// A failed exchange's error: `.tls` when the TLS handshake failed, `.closed` otherwise.
         private static func failure(_ error: any Error, _ exchange: Exchange) -> HTTPClientError {
-            let tls = error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
+            let tls = TLSClientSettings.isHandshakeFailure(error)
             return HTTPClientError(tls ? .tls : .closed, request: exchange.request, detail: SocketErrorText.describe(error))
         }
     }

@@ -38,10 +38,6 @@ public final class InspectorFeed: Sendable {
         self.capacityBytes = max(1, capacityBytes)
     }
 
-    public func add(_ record: CaptureRecord) {
-        add(record, line: record.jsonLine)
-    }
-
     /// A record read from a file, with the line it was read from.
     public func add(_ record: CaptureRecord, line: String) {
         // Watchers are told under the lock, so that a page being opened gets each line once and in order.

@@ -39,6 +39,8 @@ struct PollingRelay: HTTPRelayPolicy {
 
     var admission: ReadGate? { proxy.readGate }
 
+    static let engineIODropped = ["accept-encoding"]
+
     /// Polling requests wait while the capture is behind; the others (not recorded) go on.
     func waitsForCapture(_ request: RelayedRequest) -> Bool {
         (request.method == .GET || request.method == .POST)
@@ -49,7 +51,7 @@ struct PollingRelay: HTTPRelayPolicy {
         let engine = EngineRequest.traffic(request.uri, under: proxy.configuration.path)
         // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
         // bodies readable (the same choice as dropping the permessage-deflate offer).
-        let dropping: Set<String> = engine == nil ? [] : ["accept-encoding"]
+        let dropping = engine == nil ? [] : Self.engineIODropped
         // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL
         // is relayed without becoming a conn.
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {

@@ -1,9 +1,7 @@
 public import NIOCore
 import NIOPosix
-import NIOSSL
 import TransportCore
 import TransportTLS
-import WebSocketTransport
 import HTTPClientTransport
 
 /// Kept-alive raw connections to one server, for ``HTTPRelayFront``: no HTTP codec in their
@@ -60,10 +58,6 @@ public final class ByteRelayPool: Sendable {
     /// Closes the idle connections; those in use close when their exchange is done.
     public func close() {
         idle.close()
-    }
-
-    static func isTLS(_ error: any Error) -> Bool {
-        error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
     }
 
     /// `METHOD http://host:port/target`, for errors.

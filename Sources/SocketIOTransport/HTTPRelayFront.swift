@@ -21,7 +21,8 @@ import HTTPClientTransport
 /// It sits first in the connection's pipeline (behind TLS). A request the policy does not take,
 /// or whose framing is not plain (chunked, `Expect`, HTTP/1.0, an upgrade), hands the connection
 /// over, from that request on, to the HTTP codec behind it, which then serves it as before.
-/// One exchange at a time: reading stops once a request is whole, until its answer went.
+/// One exchange at a time: a request's answer goes before the next request is read on (reading
+/// itself goes on, up to 64 KiB ahead).
 final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, RemovableChannelHandler, ByteRelayUpstreamOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -39,7 +40,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private var current: Exchange?
     /// A request the policy answers itself, while its body comes and its answer is awaited.
     private var answering: Answering?
-    /// Reading stopped (a whole request waits for its answer, or the capture is behind).
+    /// Reading stopped (the client sent far ahead, or the capture is behind).
     private var paused = false
     private var readHeld = false
     private var waitingForAdmission = false
@@ -457,7 +458,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             dial(for: exchange, on: context.eventLoop)
             return
         }
-        let tls = error.map(ByteRelayPool.isTLS) ?? false
+        let tls = error.map(TLSClientSettings.isHandshakeFailure) ?? false
         let detail = error.map(SocketErrorText.describe) ?? "the server closed the connection before a whole answer"
         fail(exchange, HTTPClientError(tls ? .tls : .closed, request: exchange.requestLine, detail: detail))
     }
@@ -494,7 +495,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         if case .length(let length) = parsed.framing { exchange.answer.remaining = length }
         let keepClient = exchange.keepClient && parsed.framing != .untilClose && exchange.requestDone
         var out = context.channel.allocator.buffer(capacity: head.count + 20)
-        Self.writeClientHead(head, parsed.head, closing: !keepClient, into: &out)
+        Self.writeClientHead(head, parsed.head, named: parsed.connectionTokens, closing: !keepClient, into: &out)
         context.write(wrapOutboundOut(out), promise: nil)
         exchange.answer.forwarded = true
         if exchange.observesBodies { exchange.answer.body = context.channel.allocator.buffer(capacity: 0) }
@@ -584,7 +585,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         current = nil
         done = true
         exchange.link?.handler.value.close()
-        let answer = policy.upstreamFailed(exchange.policyExchange, error, on: context?.eventLoop ?? exchange.pool.anyLoop)
+        let answer = policy.upstreamFailed(exchange.policyExchange, error, on: context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.next())
         guard let context else { return }
         if exchange.answer.forwarded {
             // What was relayed reaches the client before the close.
@@ -610,11 +611,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             return
         }
         var out = context.channel.allocator.buffer(capacity: 256 + response.body.count)
-        let head = response.head(version: .http1_1, keepAlive: keepAlive)
-        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
-        for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
-        out.writeString("\r\n")
-        out.writeBytes(response.body)
+        response.write(to: &out, keepAlive: keepAlive)
         guard keepAlive else {
             context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
@@ -630,9 +627,9 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// The request line as it came (or with `target`), then the end-to-end fields as they came
     /// (the client's `Host` included), less `dropping` and those the `Connection` field names.
     private static func writeUpstreamHead(
-        _ bytes: [UInt8], _ head: HTTPFraming.Head, target: String?, dropping: Set<String>, connectionTokens: [String], into out: inout ByteBuffer
+        _ bytes: [UInt8], _ head: HTTPFraming.Head, target: String?, dropping: [String], connectionTokens: [String], into out: inout ByteBuffer
     ) {
-        let dropped = (dropping.map { $0.lowercased() } + connectionTokens).map { Array($0.utf8) }
+        let dropped = (dropping + connectionTokens).map { Array($0.utf8) }
         bytes.withUnsafeBytes { raw in
             if let target {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.first]))
@@ -658,6 +655,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var keepAlive: Bool
         /// A 1xx other than 101: another head follows.
         var informational: Bool
+        /// What its `Connection` fields name (dropped with them on the way to the client).
         var connectionTokens: [String]
     }
 
@@ -710,11 +708,11 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// The status line as it came, then its fields less the hop-by-hop ones but those that frame
     /// the body (which is relayed as it came), and `Connection: close` when the client's
     /// connection ends with this answer.
-    private static func writeClientHead(_ bytes: [UInt8], _ head: HTTPFraming.Head, closing: Bool, into out: inout ByteBuffer) {
+    /// `named`: the tokens of its `Connection` fields.
+    private static func writeClientHead(_ bytes: [UInt8], _ head: HTTPFraming.Head, named tokens: [String], closing: Bool, into out: inout ByteBuffer) {
+        let named = tokens.map { Array($0.utf8) }
         bytes.withUnsafeBytes { raw in
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<head.fieldsStart]))
-            var named: [[UInt8]] = []
-            for field in head.fields where HTTPFraming.name(raw, field, is: "connection") { named += HTTPFraming.tokens(raw, field).map { Array($0.utf8) } }
             for field in head.fields {
                 let framing = HTTPFraming.name(raw, field, is: "content-length") || HTTPFraming.name(raw, field, is: "transfer-encoding")
                 if !framing {
@@ -733,6 +731,3 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
 @available(*, unavailable)
 extension HTTPRelayFront: Sendable {}
 
-extension ByteRelayPool {
-    var anyLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.next() }
-}

@@ -49,7 +49,7 @@ public struct HTTPRelayRoute<Exchange> {
     public var upstream: ByteRelayPool
     public var exchange: Exchange
     /// Request fields dropped on the way, besides the hop-by-hop ones (names in lower case).
-    public var dropping: Set<String>
+    public var dropping: [String]
     /// Whether bodies are gathered for ``HTTPRelayPolicy/requestForwarded(_:body:)`` and
     /// ``HTTPRelayPolicy/responseForwarded(_:status:body:truncated:)``.
     public var observesBodies: Bool
@@ -57,7 +57,7 @@ public struct HTTPRelayRoute<Exchange> {
     /// in origin form); `nil`: as it came.
     public var target: String?
 
-    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: Set<String> = [], observesBodies: Bool, target: String? = nil) {
+    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: [String] = [], observesBodies: Bool, target: String? = nil) {
         self.upstream = upstream
         self.exchange = exchange
         self.dropping = dropping

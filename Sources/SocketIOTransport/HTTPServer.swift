@@ -265,8 +265,8 @@ public final class HTTPServer: Sendable {
 
     /// Answers a client the server does not serve with a 403, before it has read a byte, and closes.
     private static func turnAway(_ channel: any Channel, saying refusal: String) async {
-        let body = Array(refusal.utf8)
-        let response = ByteBuffer(string: "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n" + refusal)
+        var response = ByteBuffer()
+        HTTPResponse(status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(refusal.utf8)).write(to: &response, keepAlive: false)
         try? await channel.eventLoop.submit {
             // Past the HTTP encoder (which takes response parts, not bytes): right to the socket, or to TLS.
             let encoder = try channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)

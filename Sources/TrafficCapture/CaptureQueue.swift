@@ -139,9 +139,6 @@ public final class CaptureQueue: Sendable {
     /// Records, and their bytes (about), not yet written.
     public var waiting: (records: Int, bytes: Int) { state.withLock { ($0.pending.count + $0.writing, $0.pendingBytes + $0.writingBytes) } }
 
-    /// Records waiting to be written and delivered.
-    public var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
-
     /// Whether a reader may go on reading: true, or false and `resume` is called (on the writer's
     /// thread) once the backlog is down to half the high water.
     public func admit(orResume resume: @escaping @Sendable () -> Void) -> Bool {

@@ -67,6 +67,16 @@ public struct HTTPResponse: Sendable {
         status: .payloadTooLarge, headers: ["Content-Type": "text/plain"], body: Array("Payload Too Large".utf8), closeConnection: true
     )
 
+    /// Its bytes as HTTP/1.1 puts them on the wire, for a writer past NIO's codec (the byte
+    /// relay, a refusal before any request was read).
+    package func write(to out: inout ByteBuffer, keepAlive: Bool) {
+        let head = head(version: .http1_1, keepAlive: keepAlive)
+        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+        for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
+        out.writeStaticString("\r\n")
+        out.writeBytes(body)
+    }
+
     /// The head it goes out with: its length, and `Connection: close` unless the connection is kept.
     package func head(version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var headers = headers

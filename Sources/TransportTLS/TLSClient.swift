@@ -66,6 +66,11 @@ public struct TLSClientSettings: Sendable {
     public var lastPeerCertificate: [UInt8]? { peer.withLockedValue { $0 } }
     private let peer = NIOLockedValueBox<[UInt8]?>(nil)
 
+    /// Whether a connection failed in TLS (the handshake, a certificate), not in TCP.
+    package static func isHandshakeFailure(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
+    }
+
     /// Puts TLS first in a new connection's pipeline, and notes the certificate it is shown.
     package func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
         let handler = try NIOSSLClientHandler(context: context, serverHostname: sniName)

@@ -86,6 +86,8 @@ struct HTTPRelayFrontTests {
 
         let requests = Mutex<[(connection: Int, text: String)]>([])
         let closed = Mutex<Int>(0)
+        /// Answers whose every piece the socket took.
+        let written = Mutex<Int>(0)
         let answer: @Sendable (String) -> Answer
 
         init(answer: @escaping @Sendable (String) -> Answer) {
@@ -134,7 +136,11 @@ struct HTTPRelayFrontTests {
                     upstream.requests.withLock { $0.append((number, text)) }
                     let answer = upstream.answer(text)
                     if answer.hold { continue }
-                    for piece in answer.pieces { context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: piece)), promise: nil) }
+                    let upstream = self.upstream
+                    for (index, piece) in answer.pieces.enumerated() {
+                        let last = index == answer.pieces.count - 1
+                        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: piece))).whenSuccess { if last { upstream.written.withLock { $0 += 1 } } }
+                    }
                     if answer.close { context.close(promise: nil) }
                 }
             }
@@ -154,9 +160,11 @@ struct HTTPRelayFrontTests {
         let received = Received()
         let channel: any Channel
 
-        init(port: Int) async throws {
+        /// `reading: false`: a client that reads nothing until ``startReading()``.
+        init(port: Int, reading: Bool = true) async throws {
             let received = self.received
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: reading)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
                 }
@@ -171,6 +179,10 @@ struct HTTPRelayFrontTests {
                 let bytes = Array(unwrapInboundIn(data).readableBytesView)
                 received.bytes.withLock { $0 += bytes }
             }
+        }
+
+        func startReading() {
+            channel.setOption(.autoRead, value: true).whenSuccess { [channel] in channel.read() }
         }
 
         func send(_ text: String) {
@@ -394,6 +406,35 @@ struct HTTPRelayFrontTests {
                 + "HTTP/1.1 200 OK\r\nX-Custom-CASE: kept\r\nContent-Length: 4\r\n\r\nlate")
             #expect(log.all.filter { $0.hasPrefix("response") } == ["response /head 200 ", "response /none 204 ", "response /same 304 ", "response /info 200 late"])
             #expect(!client.isClosed)
+        }
+    }
+
+    /// 16 MiB is more than loopback's socket buffers hold here (4 MiB to send, and a receive
+    /// window that does not grow while nothing is read, each way): if the relay read
+    /// on regardless of the client, it would hold the answer in memory and the server's write
+    /// would finish; it must not, until the client reads.
+    ///
+    /// Opt-in (`SIOTAP_HEAVY_TESTS=1 swift test --filter slowClientHoldsUpstream`): run beside the
+    /// whole suite, the 16 MiB held in the kernel's buffers makes the keep-alive timing test of
+    /// `HTTPServerConnectionTests` fail every time (alone, both pass); why is not found yet.
+    @Test(
+        "A client that does not read holds back the upstream: the relay reads no further than the client takes",
+        .enabled(if: ProcessInfo.processInfo.environment["SIOTAP_HEAVY_TESTS"] != nil), .timeLimit(.minutes(1))
+    )
+    func slowClientHoldsUpstream() async throws {
+        let size = 16 << 20
+        let big = "HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\r\n" + String(repeating: "b", count: size)
+        try await withRelay(answer: { _ in Upstream.Answer(pieces: [big]) }) { port, upstream, _ in
+            let client = try await Client(port: port, reading: false)
+            client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(1500))
+            let heldBack = upstream.written.withLock { $0 } == 0
+            #expect(heldBack, "the server wrote 16 MiB to a client that read nothing")
+            // Once the client reads, the answer flows again (its first MiB is enough to show it).
+            client.startReading()
+            for _ in 0..<500 where client.received.bytes.withLock({ $0.count }) < 1 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.received.bytes.withLock { $0.count } >= 1 << 20)
+            try await client.channel.close()
         }
     }
 
