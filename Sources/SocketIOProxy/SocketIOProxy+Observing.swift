@@ -5,6 +5,14 @@ import SocketIOTransport
 import TrafficCapture
 import TrafficObservation
 
+/// A token waiting for its inspection.
+struct TokenInspection: Sendable {
+    let token: String
+    let source: TokenSource
+    let nsp: String?
+    let connection: ConnectionTracker.Connection
+}
+
 /// From frames to records: decoding, the conn's records and close, token inspection.
 extension SocketIOProxy {
     /// Decodes a frame of the conn and writes its records; the `seq` of each record it decoded.
@@ -41,14 +49,19 @@ extension SocketIOProxy {
 
     /// A token new to the conn (the recorder tells), inspected.
     func inspect(_ token: String, source: TokenSource, nsp: String?, on connection: ConnectionTracker.Connection) {
-        // Inspection is quick but asynchronous (jwt-kit's key collection is an actor); keep the
-        // relay moving and write the record when it is done.
-        let inspector = self.inspector
+        // Inspection is quick but asynchronous (jwt-kit's key collection is an actor): the relay
+        // goes on, and one task inspects the tokens in the order they were seen, so that a
+        // handshake's token is never recorded after the CONNECT's that followed it.
         tracker.begin(connection)
-        Task {
-            let report = await inspector.inspect(token)
-            self.emit(.jwt(JWTRecord(report: report, source: source, nsp: nsp)), on: connection)
-            self.activityEnded(on: connection)
+        inspections.yield(TokenInspection(token: token, source: source, nsp: nsp, connection: connection))
+    }
+
+    /// Inspects the tokens as they come, until the proxy stops (those queued by then included).
+    static func runInspections(_ queued: AsyncStream<TokenInspection>, inspector: JWTInspector, tracker: ConnectionTracker) async {
+        for await job in queued {
+            let report = await inspector.inspect(job.token)
+            tracker.emit(.jwt(JWTRecord(report: report, source: job.source, nsp: job.nsp)), on: job.connection)
+            tracker.end(job.connection)
         }
     }
 

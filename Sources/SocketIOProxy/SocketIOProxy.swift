@@ -26,6 +26,9 @@ public final class SocketIOProxy: Sendable {
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
+    /// Tokens to inspect, in the order they were seen, and the one task that inspects them.
+    let inspections: AsyncStream<TokenInspection>.Continuation
+    private let inspecting: Task<Void, Never>
     private let ownPortSet = Mutex<Set<Int>>([])
     /// This machine's addresses, for forward mode's remote clients (read once, at start).
     let machineAddresses: Set<String>
@@ -40,6 +43,14 @@ public final class SocketIOProxy: Sendable {
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
         machineAddresses = configuration.forward != nil && configuration.allowRemote ? ForwardAccess.machineAddresses() : []
+        let (queued, inspections) = AsyncStream.makeStream(of: TokenInspection.self)
+        self.inspections = inspections
+        // Holds the tracker and inspector, not the proxy, which stays free to go.
+        inspecting = Task { [tracker, inspector] in await Self.runInspections(queued, inspector: inspector, tracker: tracker) }
+    }
+
+    deinit {
+        inspections.finish()
     }
 
     /// siotap's own listening ports (the proxy's, the inspector's): not to be reached through the
@@ -112,6 +123,9 @@ public final class SocketIOProxy: Sendable {
             upstream.pool.close()
             upstream.relayPool.close()
         }
+        // Tokens seen before the stop are recorded before the closes it writes.
+        inspections.finish()
+        await inspecting.value
         for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import DemoApps
 import FaultInjection
 import NIOHTTP1
@@ -166,6 +167,45 @@ struct ProxyLoopbackTests {
                 if !gone { try await Task.sleep(for: .milliseconds(20)) }
             }
             #expect(gone, "the server still knows the session the fault cut")
+        }
+    }
+
+    /// An unsigned token whose claims number it.
+    func numberedToken(_ number: Int) -> String {
+        func segment(_ json: String) -> String {
+            Data(json.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+        }
+        return segment(#"{"alg":"HS256","typ":"JWT"}"#) + "." + segment(#"{"n":\#(number)}"#) + ".c2ln"
+    }
+
+    /// Each token is inspected apart from the relay, and several can be seen at once (a handshake
+    /// carries some, one POST can carry a CONNECT per namespace): their records must still come
+    /// in the order the tokens were seen (they once came as their inspections happened to end).
+    @Test("Tokens are recorded in the order they were seen: the handshake's, then each CONNECT's of one POST")
+    func tokensInOrder() async throws {
+        try await withProxy { port, records in
+            let pool = HTTPConnectionPool(host: "127.0.0.1", port: port)
+            defer { pool.close() }
+            var handshake = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/socket.io/?EIO=4&transport=polling&token=\(numberedToken(0))")
+            handshake.headers.add(name: "Authorization", value: "Bearer \(numberedToken(1))")
+            let open = String(decoding: try await pool.send(head: handshake, body: []).body, as: UTF8.self)
+            guard let sid = try? JSONValue.parse(String(open.dropFirst()))["sid"]?.stringValue else {
+                Issue.record("no sid in \(open)")
+                return
+            }
+            // Engine.IO v4's payload: packets apart by the record separator.
+            let body = (2..<24).map { #"40/n\#($0),{"token":"\#(numberedToken($0))"}"# }.joined(separator: "\u{1e}")
+            let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/socket.io/?EIO=4&transport=polling&sid=\(sid)")
+            #expect(try await pool.send(head: post, body: Array(body.utf8)).status == .ok)
+            func seen() -> [Int] {
+                records.bodies.compactMap { body -> Int? in
+                    guard case .jwt(let jwt) = body else { return nil }
+                    return jwt.claims["n"]?.numberValue?.intValue
+                }
+            }
+            for _ in 0..<200 where seen().count < 24 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(seen() == Array(0..<24))
         }
     }
 
