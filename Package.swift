@@ -130,10 +130,13 @@ let package = Package(
             name: "TrafficImport",
             dependencies: ["SocketIOProtocol", "TrafficCapture", "TrafficObservation", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
         ),
-        // libpcap (Debian libpcap-dev): pcap and pcapng files, live interfaces, BPF filters.
-        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
+        // libpcap: pcap and pcapng files, live interfaces, BPF filters. Its header is needed to
+        // build (Debian libpcap-dev); the library itself is loaded at run time, by `import` and
+        // `sniff` only, so that siotap runs where libpcap is not installed.
+        .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
-        // The web inspector: its page (plain HTML, CSS and JavaScript, as resources) and what serves it.
+        // The web inspector: its page (plain HTML, CSS and JavaScript) and what serves it. The page
+        // is compiled into the binary, so that siotap is one file wherever it is copied.
         .target(
             name: "SiotapInspector",
             dependencies: [
@@ -141,7 +144,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
-            resources: [.copy("Assets")]
+            resources: [.embedInCode("Assets/index.html"), .embedInCode("Assets/inspector.js"), .embedInCode("Assets/inspector.css")]
         ),
         // For users' tests: replay a fixture against the built-in server in a few lines.
         .target(name: "SiotapTesting", dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOServer", "DemoApps"]),

@@ -18,6 +18,8 @@ public final class PcapSource {
             case cannotOpen = "pcap.cannot_open"
             /// The file ends inside a frame.
             case truncated = "pcap.truncated"
+            /// libpcap is not installed (it is loaded when first needed, not linked).
+            case libraryMissing = "pcap.library_missing"
         }
 
         public var code: Code
@@ -25,43 +27,68 @@ public final class PcapSource {
         public var description: String { message }
     }
 
+    private let pcap: Library
     private let handle: OpaquePointer
     public let linkType: LinkType
     private let file: UnsafeMutablePointer<FILE>?
 
-    private init(handle: OpaquePointer, linkType: LinkType) {
+    private init(_ pcap: Library, handle: OpaquePointer, linkType: LinkType) {
+        self.pcap = pcap
         self.handle = handle
         self.linkType = linkType
-        file = pcap_file(handle)
+        file = pcap.file(handle)
+    }
+
+    /// libpcap's functions, loaded once: from `SIOTAP_LIBPCAP` when set (a library in a place of
+    /// its own), else by the names distributions install it under.
+    typealias Library = siotap_pcap_api
+
+    static func library() throws(Failure) -> Library {
+        var error = [CChar](repeating: 0, count: 512)
+        let path = getenv("SIOTAP_LIBPCAP").map { String(cString: $0) }
+        guard let api = siotap_pcap_load(path, &error, error.count) else {
+            throw Failure(
+                code: .libraryMissing,
+                message: "libpcap is needed to read capture files and interfaces, and it cannot be loaded (\(text(error))): "
+                    + "install it (Debian, Ubuntu: sudo apt install libpcap0.8; Fedora: sudo dnf install libpcap; Alpine: apk add libpcap)"
+                    + (path == nil ? "" : ", or set SIOTAP_LIBPCAP to where it is")
+            )
+        }
+        return api.pointee
     }
 
     /// Checks the link type and sets the filter; closes the handle if either fails.
-    private static func prepare(_ handle: OpaquePointer, filter: String?) throws(Failure) -> PcapSource {
-        let link = pcap_datalink(handle)
+    private static func prepare(_ pcap: Library, _ handle: OpaquePointer, filter: String?) throws(Failure) -> PcapSource {
+        let link = pcap.datalink(handle)
         guard let linkType = LinkType(pcap: link) else {
-            let name = pcap_datalink_val_to_name(link).map { String(cString: $0) } ?? "\(link)"
-            pcap_close(handle)
+            let name = pcap.datalink_val_to_name(link).map { String(cString: $0) } ?? "\(link)"
+            pcap.close(handle)
             throw Failure(code: .unsupportedLink, message: "link type \(name) is not read (Ethernet, Linux cooked, loopback and raw IP are)")
         }
         if let filter {
             var program = bpf_program()
-            guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-                let reason = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
+            guard pcap.compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+                let reason = Self.lastError(pcap, handle)
+                pcap.close(handle)
                 throw Failure(code: .badFilter, message: "the filter '\(filter)': \(reason)")
             }
-            defer { pcap_freecode(&program) }
-            guard pcap_setfilter(handle, &program) == 0 else {
-                let reason = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
+            defer { pcap.freecode(&program) }
+            guard pcap.setfilter(handle, &program) == 0 else {
+                let reason = Self.lastError(pcap, handle)
+                pcap.close(handle)
                 throw Failure(code: .badFilter, message: "the filter '\(filter)': \(reason)")
             }
         }
-        return PcapSource(handle: handle, linkType: linkType)
+        return PcapSource(pcap, handle: handle, linkType: linkType)
     }
 
     deinit {
-        pcap_close(handle)
+        pcap.close(handle)
+    }
+
+    /// What libpcap last said of `handle`.
+    private static func lastError(_ pcap: Library, _ handle: OpaquePointer) -> String {
+        pcap.geterr(handle).map { String(cString: $0) } ?? "libpcap gave no reason"
     }
 
     /// libpcap's error buffer as text.
@@ -71,38 +98,40 @@ public final class PcapSource {
 
     /// A pcap or pcapng file.
     public static func open(file path: String, filter: String? = nil) throws(Failure) -> PcapSource {
+        let pcap = try library()
         var error = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_MICRO), &error) else {
+        guard let handle = pcap.open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_MICRO), &error) else {
             let reason = Self.text(error)
             let code: Failure.Code = reason.contains("No such file") || reason.contains("ermission denied") ? .cannotOpen : .notACapture
             throw Failure(code: code, message: "\(path): \(reason)")
         }
-        return try prepare(handle, filter: filter)
+        return try prepare(pcap, handle, filter: filter)
     }
 
     /// A live interface (`lo`, `eth0`, `any`); frames come as they are seen.
     public static func open(interface: String, filter: String? = nil, snapshotLength: Int32 = 262_144) throws(Failure) -> PcapSource {
+        let pcap = try library()
         var error = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-        guard let handle = pcap_create(interface, &error) else {
+        guard let handle = pcap.create(interface, &error) else {
             throw Failure(code: .cannotOpen, message: "\(interface): \(Self.text(error))")
         }
-        pcap_set_snaplen(handle, snapshotLength)
-        pcap_set_timeout(handle, 100)
-        pcap_set_immediate_mode(handle, 1)
+        pcap.set_snaplen(handle, snapshotLength)
+        pcap.set_timeout(handle, 100)
+        pcap.set_immediate_mode(handle, 1)
         // The kernel's default 2 MB fills while a burst is decoded, and what overflows is lost.
-        pcap_set_buffer_size(handle, 64 << 20)
-        let status = pcap_activate(handle)
+        pcap.set_buffer_size(handle, 64 << 20)
+        let status = pcap.activate(handle)
         if status < 0 {
-            let reason = String(cString: pcap_geterr(handle))
-            pcap_close(handle)
+            let reason = Self.lastError(pcap, handle)
+            pcap.close(handle)
             if status == PCAP_ERROR_PERM_DENIED {
                 throw Failure(code: .permission, message: "\(interface): \(reason) (capturing needs root or CAP_NET_RAW)")
             }
             throw Failure(code: .cannotOpen, message: "\(interface): \(reason)")
         }
         // Non-blocking: next() answers at once, so a caller can stop between frames.
-        _ = pcap_setnonblock(handle, 1, &error)
-        return try prepare(handle, filter: filter)
+        _ = pcap.setnonblock(handle, 1, &error)
+        return try prepare(pcap, handle, filter: filter)
     }
 
     /// The next frame, handed to `read` as libpcap holds it (valid only during the call: copying
@@ -111,7 +140,7 @@ public final class PcapSource {
     public func next<Result>(_ read: (UnsafeRawBufferPointer, _ time: Double) -> Result) throws(Failure) -> Result? {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
-        switch pcap_next_ex(handle, &header, &data) {
+        switch pcap.next_ex(handle, &header, &data) {
         case 1:
             guard let header, let data else { return nil }
             let length = Int(header.pointee.caplen)
@@ -124,7 +153,7 @@ public final class PcapSource {
             return nil
         default:
             finished = true
-            let reason = String(cString: pcap_geterr(handle))
+            let reason = Self.lastError(pcap, handle)
             throw Failure(code: reason.contains("truncated") ? .truncated : .notACapture, message: reason)
         }
     }
@@ -141,7 +170,7 @@ public final class PcapSource {
     /// Frames a live capture lost because its buffer was full (libpcap's count), if it says.
     public var dropped: Int? {
         var stats = pcap_stat()
-        guard pcap_stats(handle, &stats) == 0 else { return nil }
+        guard pcap.stats(handle, &stats) == 0 else { return nil }
         return Int(stats.ps_drop)
     }
 }

@@ -59,7 +59,7 @@ struct ImportCommand: AsyncParsableCommand {
         }
         let source: PcapSource
         do { source = try PcapSource.open(file: file, filter: filter) } catch {
-            throw CommandFailure(error.code == .cannotOpen ? .runtime : .badInput, error.message)
+            throw CommandFailure([.cannotOpen, .libraryMissing].contains(error.code) ? .runtime : .badInput, error.message)
         }
         let run = try await session()
         var progress = Progress(io: io, total: size)

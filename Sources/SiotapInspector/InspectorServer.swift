@@ -1,4 +1,3 @@
-import Foundation
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOWebSocket
@@ -44,8 +43,7 @@ public final class InspectorServer: Sendable {
     /// Binds and serves `feed` in the background; `report` is a replay's JSON report of the same
     /// capture (`siotap replay --report`), shown beside its records.
     public static func start(_ configuration: Configuration, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
-        let assets = try InspectorAssets.load()
-        let delegate = InspectorDelegate(feed: feed, assets: assets, report: report)
+        let delegate = InspectorDelegate(feed: feed, assets: InspectorAssets.files, report: report)
         let loopbackOnly = HTTPServer.Admission.loopbackOnly(
             refusal: "siotap's inspector serves this machine only; start it with --ui-allow-remote to serve others\n"
         )
@@ -70,28 +68,18 @@ public final class InspectorServer: Sendable {
     }
 }
 
-/// The page's files, read once from the package's resources.
+/// The page's files, compiled into the binary (SwiftPM's `embedInCode`).
 enum InspectorAssets {
     struct File: Sendable {
         var contentType: String
         var body: [UInt8]
     }
 
-    static let files = ["index.html": "text/html; charset=utf-8", "inspector.js": "text/javascript; charset=utf-8", "inspector.css": "text/css; charset=utf-8"]
-
-    static func load() throws -> [String: File] {
-        var loaded: [String: File] = [:]
-        for (name, type) in files {
-            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-            guard let url = Bundle.module.url(forResource: parts[0], withExtension: parts[1], subdirectory: "Assets"),
-                let data = try? Data(contentsOf: url)
-            else {
-                throw InspectorServer.Failure(description: "the inspector's page (\(name)) is not among siotap's resources (\(Bundle.module.bundlePath))")
-            }
-            loaded[name] = File(contentType: type, body: Array(data))
-        }
-        return loaded
-    }
+    static let files: [String: File] = [
+        "index.html": File(contentType: "text/html; charset=utf-8", body: PackageResources.index_html),
+        "inspector.js": File(contentType: "text/javascript; charset=utf-8", body: PackageResources.inspector_js),
+        "inspector.css": File(contentType: "text/css; charset=utf-8", body: PackageResources.inspector_css),
+    ]
 }
 
 struct InspectorDelegate: HTTPServerDelegate {

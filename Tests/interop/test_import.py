@@ -463,6 +463,28 @@ def test_sniff_without_the_right_to_capture():
     assert len(lines) == 1 and "lo:" in lines[0] and "CAP_NET_RAW" in lines[0], denied.stderr
 
 
+def test_without_libpcap(whole, tmp_path):
+    """libpcap is loaded by import and sniff when they need it, not linked: the binary starts
+    without it, every other command runs, and those two say what to install (exit 1). Its
+    absence is made with SIOTAP_LIBPCAP naming a file that is not there."""
+    pcap, _ = whole
+    needed = subprocess.run(["readelf", "-d", SIOTAP], capture_output=True, text=True, check=True).stdout
+    assert "NEEDED" in needed and "libpcap" not in needed
+    gone = {**os.environ, "SIOTAP_LIBPCAP": str(tmp_path / "libpcap.so.0.8")}
+    for command in (["import", str(pcap)], ["sniff", "-i", "lo"]):
+        result = subprocess.run([SIOTAP, *command], capture_output=True, text=True, timeout=30, env=gone)
+        assert result.returncode == 1, result.stderr
+        assert "libpcap" in result.stderr and "apt install libpcap0.8" in result.stderr and "dnf install libpcap" in result.stderr
+    decoded = subprocess.run([SIOTAP, "decode", "--json"], input='42["hi"]\n', capture_output=True, text=True, timeout=30, env=gone)
+    assert decoded.returncode == 0 and json.loads(decoded.stdout)["event"] == "hi", decoded.stderr
+    # The same file named where it is: read.
+    found = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    library = next(line.split(" => ")[1] for line in found.splitlines() if "libpcap.so." in line)
+    result = subprocess.run([SIOTAP, "import", str(pcap), "--json"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "SIOTAP_LIBPCAP": library})
+    assert result.returncode == 0 and '"kind":"packet"' in result.stdout.replace(" ", ""), result.stderr
+
+
 def test_a_har_from_chromium(tmp_path):
     """A HAR of a real headless Chromium session (the official client, polling then the upgrade),
     made through the DevTools protocol in the DevTools export shape: the import joins its polling
