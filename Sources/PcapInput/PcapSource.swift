@@ -115,11 +115,11 @@ public final class PcapSource {
         guard let handle = pcap.create(interface, &error) else {
             throw Failure(code: .cannotOpen, message: "\(interface): \(Self.text(error))")
         }
-        pcap.set_snaplen(handle, snapshotLength)
-        pcap.set_timeout(handle, 100)
-        pcap.set_immediate_mode(handle, 1)
+        _ = pcap.set_snaplen(handle, snapshotLength)
+        _ = pcap.set_timeout(handle, 100)
+        _ = pcap.set_immediate_mode(handle, 1)
         // The kernel's default 2 MB fills while a burst is decoded, and what overflows is lost.
-        pcap.set_buffer_size(handle, 64 << 20)
+        _ = pcap.set_buffer_size(handle, 64 << 20)
         let status = pcap.activate(handle)
         if status < 0 {
             let reason = Self.lastError(pcap, handle)

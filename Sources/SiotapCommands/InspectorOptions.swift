@@ -5,8 +5,25 @@ import SocketIOTransport
 /// `--ui ADDR`, `--ui-allow-remote` and `--ui-buffer`: where the web inspector is served, for
 /// whom, and how many records it holds for pages opened later.
 struct InspectorOptions: ParsableArguments {
-    @Option(name: .customLong("ui"), help: "Serve the web inspector at this address (e.g. 127.0.0.1:8081).", transform: ListenAddress.init)
+    @Option(
+        name: .customLong("ui"), help: "Serve the web inspector, at 127.0.0.1:8081 unless an address follows.", transform: ListenAddress.init
+    )
     var address: ListenAddress?
+
+    static let defaultAddress = ListenAddress(host: "127.0.0.1", port: 8081)
+
+    /// `--ui` alone (last, or before another option or an argument that is no address) means the
+    /// default address: ArgumentParser has no options with an optional value, so it is written in.
+    static func addressingBareUI(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            result.append(argument)
+            guard argument == "--ui" else { continue }
+            let next = arguments.indices.contains(index + 1) ? arguments[index + 1] : nil
+            if next.map({ (try? ListenAddress($0)) == nil }) ?? true { result.append(defaultAddress.description) }
+        }
+        return result
+    }
 
     @Flag(
         name: .customLong("ui-allow-remote"),

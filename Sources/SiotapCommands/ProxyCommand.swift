@@ -55,7 +55,7 @@ struct ProxyCommand: AsyncParsableCommand {
             listen or cannot write the capture; 2 wrong arguments.
 
             Examples:
-              siotap proxy --upstream http://localhost:3000 --record session.jsonl
+              siotap proxy --upstream http://localhost:3001 --record session.jsonl
               siotap proxy --listen 127.0.0.1:9000 --jwt-secret "$JWT_SECRET"
               siotap proxy --filter 'nsp=/admin,dir=s2c' --json | jq .
               siotap proxy --tls auto --tls-name dev.local --listen 127.0.0.1:8443

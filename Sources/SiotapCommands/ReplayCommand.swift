@@ -30,7 +30,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
             Examples:
               siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef
-              siotap replay fixtures/chat.jsonl --target http://localhost:3000 --ignore 'args[0].timestamp'
+              siotap replay fixtures/chat.jsonl --target http://localhost:3001 --ignore 'args[0].timestamp'
               siotap replay session.jsonl --app conformance --json
               siotap replay session.jsonl --report diff.json; siotap view session.jsonl --report diff.json
             """

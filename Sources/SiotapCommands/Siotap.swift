@@ -50,7 +50,7 @@ public enum SiotapCLI {
         let io = CommandIO.current
         var commandName = "siotap"
         do {
-            var command = try Siotap.parseAsRoot(arguments)
+            var command = try Siotap.parseAsRoot(InspectorOptions.addressingBareUI(arguments))
             if let path = Self.path(to: type(of: command), from: Siotap.self) { commandName = path.joined(separator: " ") }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -237,7 +237,7 @@ struct ProxyViewTests {
 
     @Test("proxy --help has examples; a bad upstream, address or filter is a usage error, said when parsing")
     func help() async {
-        #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3000"))
+        #expect(await siotap(["proxy", "--help"]).out.contains("siotap proxy --upstream http://localhost:3001"))
         let ftp = await siotap(["proxy", "--upstream", "ftp://example.com"])
         #expect(ftp.code == 2)
         #expect(ftp.err.contains("'ftp://example.com'") && ftp.err.contains("wants http://HOST:PORT or https://HOST:PORT"))
@@ -506,5 +506,18 @@ struct BenchCommandTests {
         #expect(report["expected"] == report["completed"])
         #expect(await siotap(["bench", "--rate", "0"]).code == 2)
         #expect(await siotap(["bench", "--duration", "-1"]).code == 2)
+    }
+}
+
+@Suite("--ui with or without an address")
+struct InspectorAddressTests {
+    @Test("A bare --ui means 127.0.0.1:8081, wherever it stands; an address after it is kept")
+    func bareUI() {
+        let fill = InspectorOptions.addressingBareUI
+        #expect(fill(["proxy", "--ui"]) == ["proxy", "--ui", "127.0.0.1:8081"])
+        #expect(fill(["proxy", "--ui", "--json"]) == ["proxy", "--ui", "127.0.0.1:8081", "--json"])
+        #expect(fill(["view", "--ui", "session.jsonl"]) == ["view", "--ui", "127.0.0.1:8081", "session.jsonl"])
+        #expect(fill(["proxy", "--ui", "127.0.0.1:9000"]) == ["proxy", "--ui", "127.0.0.1:9000"])
+        #expect(fill(["proxy", "--upstream", "http://localhost:3001"]) == ["proxy", "--upstream", "http://localhost:3001"])
     }
 }
