@@ -13,6 +13,8 @@ missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+# npm installs the npm package in the README's test (any npm will do: Debian's or NodeSource's).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} (Debian)"
     export DEBIAN_FRONTEND=noninteractive

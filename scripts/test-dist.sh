@@ -7,18 +7,22 @@
 #   - `siotap proxy --ui` serves the inspector's page from the binary itself (fetched);
 #   - the wheel installs into a fresh venv: `siotap --version`, `python -m siotap`, `siotap demo`;
 #   - the npm package installs from its .tgz with Debian's node and npm: `npx siotap demo`.
-# Opt-in (root, about 10 minutes once the root and the release build exist):
+# Opt-in (root; a few minutes once the root and the release build exist):
 #   scripts/test-dist.sh                 package (release build) and test
 #   scripts/test-dist.sh --dist DIR      test packages made already
+#   scripts/test-dist.sh --from-source   also: a user who is not root clones the repository and
+#                                        runs scripts/install.sh (a release build, ~15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 dist=""
+from_source=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --dist) dist="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --from-source) from_source=yes; shift ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "test-dist.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -61,9 +65,10 @@ cp "$dist/siotap-$version-linux-x86_64.tar.gz" "$dist/siotap-$version.tgz" "$dis
 
 # A pcap of a real session, made here: the demo's story on loopback under tcpdump.
 tar -xzf "$dist/siotap-$version-linux-x86_64.tar.gz" -C "$root/trial"
-tcpdump -i lo -U -s 0 -w "$root/trial/demo.pcap" tcp 2>/dev/null &
+tcpdump -i lo -U --immediate-mode -s 0 -w "$root/trial/demo.pcap" tcp 2> "$root/trial/tcpdump.err" &
 dump=$!
-sleep 1
+# Capturing only once tcpdump says it listens (a busy machine takes a while).
+for _ in $(seq 100); do grep -q "listening on" "$root/trial/tcpdump.err" && break; sleep 0.1; done
 "$root/trial/siotap-$version-linux-x86_64/siotap" demo --record "$root/trial/host-demo.jsonl" --json >/dev/null
 sleep 0.5
 kill -INT "$dump"; wait "$dump" || true
@@ -132,3 +137,20 @@ step "all passed"
 TRIAL
 chmod +x "$root/trial/run.sh"
 chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root /trial/run.sh
+
+[ "$from_source" = yes ] || exit 0
+# From source, as a user who is not root, on this machine (it has Swift): a clone, then
+# scripts/install.sh into that user's ~/.local.
+user=siotap-trial
+id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+rm -rf "$home/siotap" "$home/.local/bin/siotap"
+# This machine serves GitHub's packages from root-owned mirrors (/etc/gitconfig says where),
+# which git refuses to read for another user unless told to trust them.
+printf '[safe]\n\tdirectory = *\n' > "$home/.gitconfig"
+chown "$user:" "$home/.gitconfig"
+su - "$user" -c "git clone -q '$repo' siotap"
+su - "$user" -c "export PATH='$(dirname "$(command -v swift)")':\$PATH; cd siotap && scripts/install.sh" 2>&1 | tail -3
+installed=$(su - "$user" -c ".local/bin/siotap --version")
+[ "$installed" = "$version" ] || { echo "test-dist: FAILED: install.sh as $user: $installed" >&2; exit 1; }
+echo "test-dist: scripts/install.sh as $user (not root): ~/.local/bin/siotap $installed"

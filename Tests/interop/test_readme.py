@@ -1,0 +1,196 @@
+"""The README's command blocks, run as a reader would run them (#26): a README that drifts from
+siotap fails here. Each ```sh block says how it is run in the HTML comment before it:
+
+  run                     the block, in a shell, must exit 0
+  background="TEXT"       one long-running command: started, ready once it prints TEXT, then
+                          stopped with Ctrl-C (SIGINT), which must exit 0
+  server                  with "your app's server" on :3001: the built-in chat app, the seed
+                          guide's server (its JWT middleware, chat, rooms)
+  client                  once ready, the seed guide's client talks through :8080 (a token in
+                          `auth`, a chat message, its reply); the command's output must show it
+  dist                    in a folder holding the packages (scripts/package.sh, here made from
+                          the binary under test), with a fresh venv and npm offline
+  files                   with session.pcap (tcpdump of a session on :3001) and session.har
+  by=SCRIPT               run by SCRIPT instead (too slow, or the test command itself): the
+                          script must contain the block's command
+
+The blocks run in README order in one folder, as a reader following it would (the recording
+made by one block is replayed by a later one), with HOME in that folder."""
+import os
+import pathlib
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import socketio
+
+from conftest import ROOT, SECRET, SIOTAP, wait_until
+from test_chat_interop import token
+from test_import import Tcpdump
+from test_inspector import HAR
+
+README = ROOT / "README.md"
+PORTS = (3001, 8080, 8081, 8443)
+
+
+def blocks():
+    """(line, marker, command text) for each ```sh block of the README."""
+    lines = README.read_text().splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if line.strip() != "```sh":
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].strip() == "```")
+        before = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
+        marker = re.fullmatch(r"<!-- readme-test: (.*) -->", before.strip())
+        found.append((index + 1, marker.group(1) if marker else None, "\n".join(lines[index + 1:end])))
+    return found
+
+
+def options(marker):
+    parsed = {}
+    for word in shlex.split(marker):
+        key, _, value = word.partition("=")
+        parsed[key] = value or True
+    unknown = set(parsed) - {"run", "background", "server", "client", "dist", "files", "by"}
+    assert not unknown, f"unknown readme-test keys {unknown}"
+    return parsed
+
+
+def test_every_block_says_how_it_is_run():
+    found = blocks()
+    assert len(found) >= 8
+    missing = [line for line, marker, _ in found if marker is None]
+    assert not missing, f"README.md: ```sh blocks without a readme-test marker at lines {missing}"
+    for _, marker, _ in found:
+        options(marker)
+    assert len(README.read_text().splitlines()) <= 200
+
+
+def test_the_readme_commands(tmp_path):
+    for port in PORTS:
+        assert not port_open(port), f"port {port} is taken: the README's commands use it"
+    work = Workspace(tmp_path)
+    try:
+        for line, marker, text in blocks():
+            work.run(line, options(marker), text)
+    finally:
+        work.stop()
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Workspace:
+    def __init__(self, tmp_path):
+        self.dir = tmp_path / "reader"
+        self.dir.mkdir()
+        home = tmp_path / "home"
+        home.mkdir()
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "siotap").symlink_to(SIOTAP)
+        venv = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        self.env = {
+            **os.environ,
+            "HOME": str(home),
+            # What the reader installs comes first; the binary under test otherwise.
+            "PATH": os.pathsep.join([str(home / ".local" / "bin"), str(venv / "bin"), str(bin_dir), os.environ["PATH"]]),
+            "VIRTUAL_ENV": str(venv),
+            "npm_config_offline": "true", "npm_config_audit": "false", "npm_config_fund": "false",
+            "npm_config_update_notifier": "false", "npm_config_cache": str(tmp_path / "npm-cache"),
+            "JWT_SECRET": SECRET,
+            "NO_COLOR": "1",
+        }
+        self.server = None
+
+    def run(self, line, marker, text):
+        where = f"README.md:{line}: {text!r}"
+        if "by" in marker:
+            script = (ROOT / marker["by"]).read_text()
+            for command in filter(None, (c.strip() for c in text.splitlines())):
+                assert command in script, f"{where} is said to be run by {marker['by']}, which does not run it"
+            return
+        if "dist" in marker:
+            subprocess.run([str(ROOT / "scripts" / "package.sh"), "--binary", SIOTAP, "--out", str(self.dir)],
+                           check=True, capture_output=True, env=self.env)
+        if "server" in marker or "files" in marker:
+            self.start_server()
+        if "files" in marker:
+            self.make_files()
+        if "background" in marker:
+            self.background(where, marker, text)
+        else:
+            result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=self.dir, env=self.env,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, f"{where} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        if "server" not in marker and "files" not in marker:
+            self.stop_server()
+
+    def background(self, where, marker, text):
+        assert "\n" not in text.strip(), f"{where}: a background block holds one command"
+        out, err = self.dir / "block.out", self.dir / "block.err"
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            process = subprocess.Popen(["bash", "-c", f"exec {text}"], cwd=self.dir, env=self.env, stdout=stdout, stderr=stderr,
+                                       start_new_session=True)
+        try:
+            printed = lambda: out.read_text() + err.read_text()
+            ready = wait_until(lambda: marker["background"] in printed() or process.poll() is not None, timeout=30)
+            assert ready and process.poll() is None, f"{where} did not get ready:\n{printed()}"
+            if "client" in marker:
+                reply = chat_through(8080)
+                assert reply == "You sent: hello from the README", reply
+                assert wait_until(lambda: "chat response" in printed(), timeout=10), f"{where} did not show the exchange:\n{printed()}"
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=15)
+        assert code == 0, f"{where}: Ctrl-C made it exit {code}:\n{printed()}"
+
+    def start_server(self):
+        if self.server:
+            return
+        self.server = subprocess.Popen([SIOTAP, "serve", "--listen", "127.0.0.1:3001"], env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert "listening on" in self.server.stdout.readline()
+
+    def stop_server(self):
+        if self.server:
+            self.server.send_signal(signal.SIGTERM)
+            self.server.wait(timeout=10)
+            self.server = None
+
+    def make_files(self):
+        pcap = self.dir / "session.pcap"
+        dump = Tcpdump(3001, pcap)
+        try:
+            chat_through(3001)
+        finally:
+            dump.stop()
+        (self.dir / "session.har").write_text(HAR)
+
+    def stop(self):
+        self.stop_server()
+
+
+def chat_through(port):
+    """The seed guide's client: a token in `auth`, a chat message, the server's reply."""
+    client = socketio.Client(reconnection=False)
+    replies = []
+    client.on("chat response", replies.append)
+    client.connect(f"http://127.0.0.1:{port}", auth={"token": token(1, name="ada")}, wait_timeout=5)
+    try:
+        client.emit("message", {"message": "hello from the README", "sender": "ada"})
+        wait_until(lambda: replies, timeout=5)
+    finally:
+        client.disconnect()
+    time.sleep(0.3)  # the close reaches the capture
+    return replies[0] if replies else None
