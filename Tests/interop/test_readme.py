@@ -11,6 +11,7 @@ siotap fails here. Each ```sh block says how it is run in the HTML comment befor
   dist                    in a folder holding the packages (scripts/package.sh, here made from
                           the binary under test), with a fresh venv and npm offline
   files                   with session.pcap (tcpdump of a session on :3001) and session.har
+  repo                    in the repository's root (a contributor's command)
   by=SCRIPT               run by SCRIPT instead (too slow, or the test command itself): the
                           script must contain the block's command
 
@@ -56,7 +57,7 @@ def options(marker):
     for word in shlex.split(marker):
         key, _, value = word.partition("=")
         parsed[key] = value or True
-    unknown = set(parsed) - {"run", "background", "server", "client", "dist", "files", "by"}
+    unknown = set(parsed) - {"run", "background", "server", "client", "dist", "files", "repo", "by"}
     assert not unknown, f"unknown readme-test keys {unknown}"
     return parsed
 
@@ -116,7 +117,7 @@ class Workspace:
         where = f"README.md:{line}: {text!r}"
         if "by" in marker:
             script = (ROOT / marker["by"]).read_text()
-            for command in filter(None, (c.strip() for c in text.splitlines())):
+            for command in filter(None, (c.split(" #")[0].strip() for c in text.splitlines())):
                 assert command in script, f"{where} is said to be run by {marker['by']}, which does not run it"
             return
         if "dist" in marker:
@@ -129,7 +130,7 @@ class Workspace:
         if "background" in marker:
             self.background(where, marker, text)
         else:
-            result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=self.dir, env=self.env,
+            result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=ROOT if "repo" in marker else self.dir, env=self.env,
                                     capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, f"{where} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
         if "server" not in marker and "files" not in marker:
