@@ -2,7 +2,8 @@ import SocketIOProtocol
 
 /// A browser's HAR export (Chrome's and Firefox's developer tools: "Save all as HAR") to the
 /// events of ``SessionAssembler``: each entry's request and response, and a WebSocket entry's
-/// messages from `_webSocketMessages` (`type` send/receive, `time` in seconds since 1970,
+/// messages from `_webSocketMessages` (`type` send/receive, `time` since 1970: in seconds from
+/// Chromium's DevTools, in milliseconds from Playwright,
 /// `opcode` 1 or 2, `data`: binary as base64). Entries are put in time order, whatever order the
 /// file has them in. Pure: `HARSource` reads a file through it, an entry at a time.
 public enum HARImport {
@@ -29,6 +30,13 @@ public enum HARImport {
         return timed.map { ($0.event, $0.flow) }
     }
 
+    /// A WebSocket message's `time` in seconds since 1970. DevTools writes seconds, Playwright
+    /// milliseconds, and neither says which: told by magnitude (10^11 s is the year 5138, 10^11 ms
+    /// is 1973).
+    static func seconds(since1970 time: Double) -> Double {
+        time > 1e11 ? time / 1000 : time
+    }
+
     /// The events of one entry (the `index`-th, from 0), each with the time it goes by; an entry
     /// that is no request is none.
     public static func events(ofEntry bytes: [UInt8], index: Int) throws(Failed) -> [(Double, HTTPConversation.Event, SessionAssembler.Flow)] {
@@ -49,12 +57,14 @@ public enum HARImport {
         let responseHead = HTTPConversation.Head(method: "", target: "", status: status, headers: headers(response["headers"]))
         let messages = entry["_webSocketMessages"]?.arrayValue ?? []
         if status == 101 || !messages.isEmpty {
-            // The handshake is answered at once; the messages come at their own times.
-            let opened = started + min(duration, 1)
+            // The handshake is answered at once, and no later than the first message: Playwright's
+            // entry times the whole socket, with the messages on a clock of their own.
+            let firstMessage = messages.compactMap { $0["time"]?.numberValue?.doubleValue.map(Self.seconds(since1970:)) }.min()
+            let opened = min(started + min(duration, 1), firstMessage ?? .infinity)
             add(opened, .response(HTTPConversation.Head(method: "", target: "", status: 101, headers: responseHead.headers), body: [], request: requestHead, time: opened))
             for message in messages {
                 guard let data = message["data"]?.stringValue else { continue }
-                let time = message["time"]?.numberValue?.doubleValue ?? opened
+                let time = message["time"]?.numberValue?.doubleValue.map(Self.seconds(since1970:)) ?? opened
                 let fromClient = message["type"]?.stringValue == "send"
                 switch message["opcode"]?.numberValue?.intValue ?? 1 {
                 case 1: add(time, .webSocket(.message(.text(data)), fromClient: fromClient, time: time))

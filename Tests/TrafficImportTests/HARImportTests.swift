@@ -1,3 +1,4 @@
+import Foundation
 import SocketIOProtocol
 import Testing
 import TrafficCapture
@@ -46,6 +47,39 @@ struct HARImportTests {
         let times = records.map(\.time)
         #expect(times == times.sorted())
         #expect(records.contains { if case .engine(let engine) = $0.body { engine.type == .upgrade } else { false } })
+    }
+
+    /// Playwright's HAR writes `_webSocketMessages[].time` in milliseconds, DevTools' in seconds.
+    @Test("WebSocket message times in milliseconds (Playwright's) read as the same times in seconds (DevTools')")
+    func millisecondTimes() throws {
+        func imported(_ text: String) throws -> [(String, Double)] {
+            var assembler = SessionAssembler()
+            var records: [SessionAssembler.Stamped] = []
+            for (event, flow) in try HARImport.events(Array(text.utf8)) { records += assembler.take(event, on: flow).records }
+            return records.compactMap { record in
+                switch record.body {
+                case .packet(let packet): (packet.raw, record.time)
+                case .engine(let engine): ("engine \(engine.type.rawValue)", record.time)
+                default: nil
+                }
+            }
+        }
+        var milliseconds = Self.har
+        for seconds in ["1796032802.5", "1796032802.6", "1796032802.7", "1796032803.0", "1796032803.1"] {
+            let value = Double(seconds)! * 1000
+            milliseconds = milliseconds.replacingOccurrences(of: "\"time\": \(seconds)", with: "\"time\": \(value)")
+        }
+        #expect(milliseconds != Self.har)
+        let fromSeconds = try imported(Self.har)
+        let fromMilliseconds = try imported(milliseconds)
+        #expect(fromMilliseconds.map(\.0) == fromSeconds.map(\.0))
+        #expect(zip(fromMilliseconds, fromSeconds).allSatisfy { abs($0.1 - $1.1) < 0.000_5 }, "\(fromMilliseconds) \(fromSeconds)")
+        #expect(fromSeconds.last.map { $0.1 > 1_796_032_802 && $0.1 < 1_796_032_804 } == true)
+        // Playwright's WebSocket entry lasts as long as the socket: its messages start before the
+        // entry's `time` is up, and still belong to the conn.
+        let wholeSocket = milliseconds.replacingOccurrences(of: #""time": 0, "_resourceType""#, with: #""time": 900, "_resourceType""#)
+        #expect(wholeSocket != milliseconds)
+        #expect(try imported(wholeSocket).map(\.0) == fromSeconds.map(\.0))
     }
 
     @Test("What is not a HAR says so")

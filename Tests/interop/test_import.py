@@ -524,3 +524,48 @@ def test_a_har_from_chromium(tmp_path):
     renamed = tmp_path / "session.json"
     renamed.write_text(path.read_text())
     assert siotap_import(renamed)[1] == imported
+
+
+def test_a_har_recorded_by_playwright(tmp_path):
+    """The usual HAR in CI: Playwright's `record_har_path`, which writes WebSocket message times in
+    milliseconds where DevTools writes seconds. The same page as above, driven by Playwright in
+    Debian's Chromium: every record is dated today, the ack has its latency."""
+    import pathlib
+
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, PageServer
+
+    server = python_server("conformance", stack="aiohttp")
+    pages = PageServer(pathlib.Path(__file__).parent / "browser" / "forward.html")
+    path = tmp_path / "playwright.har"
+    started = time.time()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            context = browser.new_context(record_har_path=str(path))
+            page = context.new_page()
+            page.goto(f"{pages.url}/forward.html?transports=polling,websocket&server={server.url}")
+            assert wait_until(pages.done.is_set, timeout=30)
+            context.close()  # writes the HAR
+            browser.close()
+    finally:
+        pages.stop()
+        server.stop()
+    assert pages.results["errors"] == [], pages.results
+    har = json.loads(path.read_text())
+    messages = [m for e in har["log"]["entries"] for m in e.get("_webSocketMessages", [])]
+    assert messages and messages[0]["time"] > 1e11, "Playwright's HAR no longer writes milliseconds: this test proves nothing"
+    result, imported = siotap_import(path)
+    assert result.returncode == 0, result.stderr
+    ended = time.time()
+    websocket = [r for r in imported if r.get("transport") == "websocket"]
+    assert websocket
+    for record in imported:
+        stamp = time.mktime(time.strptime(record["ts"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        assert started - 5 <= stamp <= ended + 5, record
+    events = [(r["dir"], r["transport"], r.get("event"), r.get("args")) for r in imported if r["kind"] == "packet"]
+    assert ("c2s", "websocket", "message", ["from chromium", 2.5]) in events
+    # The probe and the upgrade are read too: the socket's messages all belong to the conn.
+    assert [r["type"] for r in imported if r["kind"] == "engine" and r["transport"] == "websocket"][:3] == ["ping", "pong", "upgrade"]
+    acks = [r for r in imported if r["kind"] == "packet" and r["type"] == "ACK"]
+    assert acks and acks[0]["args"] == ["acked", 7] and 0 <= acks[0]["latency_ms"] < 5000, acks
