@@ -123,7 +123,7 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
-        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "TrafficObservation", "SocketIOClient", "JWTInspection", "SocketIOServer"]),
+        .target(name: "TrafficReplay", dependencies: ["TrafficCapture", "TrafficObservation", "SocketIOClient", "JWTInspection", "SocketIOServer", "TransportTLS"]),
         // Captures people already have: TCP reassembly, HTTP and WebSocket streams (zlib through
         // compress-nio for what was compressed), sessions. No I/O.
         .target(

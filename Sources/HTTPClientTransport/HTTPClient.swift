@@ -32,12 +32,13 @@ public enum WebSocketClient {
         port: Int,
         uri: String,
         headers: HTTPHeaders,
-        maxMessageSize: Int
+        maxMessageSize: Int,
+        tls: TLSClientSettings? = nil
     ) async throws(HTTPClientError) -> (WebSocketConnection, HTTPHeaders, run: @Sendable () async -> Void) {
-        let request = HTTPClient.requestLine("GET", "ws", host: host, port: port, target: uri)
+        let request = HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri)
         let upgrade: Upgrade = try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: MultiThreadedEventLoopGroup.singleton,
-            maxMessageSize: maxMessageSize, request: request,
+            maxMessageSize: maxMessageSize, tls: tls, request: request,
             refused: { channel in .refused(try NIOAsyncChannel(wrappingChannelSynchronously: channel)) }
         ) { channel, response in
             .webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), response.headers)

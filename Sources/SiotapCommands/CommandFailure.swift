@@ -6,6 +6,8 @@ struct CommandFailure: Error, CustomStringConvertible {
         case runtime
         /// An input file or frame is unreadable or malformed (exit 2).
         case badInput
+        /// The server to work against could not be reached at all (exit 3).
+        case unreachable
     }
 
     var kind: Kind
@@ -19,5 +21,11 @@ struct CommandFailure: Error, CustomStringConvertible {
     /// A run-time failure.
     init(_ description: String) { self.init(.runtime, description) }
 
-    var exitCode: Int32 { kind == .runtime ? SiotapCLI.Exit.checkFailed : SiotapCLI.Exit.usage }
+    var exitCode: Int32 {
+        switch kind {
+        case .runtime: SiotapCLI.Exit.checkFailed
+        case .badInput: SiotapCLI.Exit.usage
+        case .unreachable: SiotapCLI.Exit.unreachable
+        }
+    }
 }

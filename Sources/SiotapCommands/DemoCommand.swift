@@ -50,10 +50,9 @@ struct DemoCommand: AsyncParsableCommand {
             inspectorServer = try await InspectorOptions.start(at: address, allowRemote: inspector.allowRemote, feed: feed)
             io.writeError("siotap demo: the inspector is at \(inspectorServer?.url ?? "")\n")
         }
-        let proxy = SocketIOProxy(
-            configuration: ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret)),
-            recordingInto: recording.queue
-        )
+        var configuration = ProxyConfiguration(listenPort: 0, upstreamPort: serverPort, jwtKey: .secret(Self.secret))
+        configuration.builtInApp = DemoApp.chat.rawValue
+        let proxy = SocketIOProxy(configuration: configuration, recordingInto: recording.queue)
         let proxyPort = try await proxy.start()
         io.writeError("siotap demo: chat server on http://127.0.0.1:\(serverPort), proxy on http://127.0.0.1:\(proxyPort), recording to \(record)\n")
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DemoApps
 import SocketIOServer
+import SocketIOTransport
 import TrafficCapture
 import TrafficReplay
 
@@ -18,15 +19,18 @@ struct ReplayCommand: AsyncParsableCommand {
             compared with the recorded ones after normalising what changes on every run (CONNECT sids \
             and pids, re-minted tokens' dates) and any --ignore path.
 
-            With no --target, the built-in server runs the --app in-process on a free port.
+            --target names the server to replay against (https:// with --upstream-ca or --insecure \
+            as the proxy has them). Without it, the built-in server runs in-process with --app, or \
+            with the app a capture of siotap demo names; any other capture asks for --target.
 
             A capture made with siotap proxy --fault has "fault" records; replay ignores them unless \
             --with-faults, which sends the server what it got through the faulty proxy: no packet the \
             proxy dropped or refused, rewritten ones as rewritten.
 
-            Exit codes: 0 no difference; 1 differences, or conns that could not be replayed (the target \
-            unreachable or refusing: the report says what it answered); 2 wrong arguments or an \
-            unreadable capture.
+            Exit codes: 0 no difference; 1 differences, or conns that could not be replayed (the \
+            target refusing them: the report says what it answered); 2 wrong arguments, an unreadable \
+            capture, or no --target for a capture of another server; 3 the target could not be \
+            reached (nothing listening, TLS refused): nothing was replayed.
 
             Examples:
               siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef
@@ -42,8 +46,14 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "The server to replay against (http://HOST:PORT, or with the Engine.IO path: http://HOST:PORT/app/socket.io/); none: the built-in one. Without a path each conn replays on the path it was recorded on.", transform: UpstreamURL.init)
     var target: UpstreamURL?
 
-    @Option(help: "The built-in server's app, when there is no --target.")
-    var app: DemoApp = .chat
+    @Option(help: "Replay against the built-in server running this app (a capture of siotap demo names its own).")
+    var app: DemoApp?
+
+    @Option(name: .customLong("upstream-ca"), help: "PEM file of the CA(s) to trust for an https --target, instead of the system's trust store.")
+    var upstreamCA: String?
+
+    @Flag(help: "Do not verify an https --target's certificate.")
+    var insecure = false
 
     @Option(name: .customLong("jwt-secret"), help: "Re-mint the capture's tokens with this secret (times shifted to now); also the built-in chat app's secret.")
     var jwtSecret: String?
@@ -66,23 +76,41 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Also write the report as JSON (what --json prints) to this file; siotap view --report shows it beside the capture.")
     var report: String?
 
+    func validate() throws {
+        if target != nil, app != nil { throw ValidationError("--app runs the built-in server: not with --target") }
+    }
+
     func run() async throws {
         let io = CommandIO.current
         let (records, problems) = try readCapture()
         for problem in problems { io.writeError("siotap replay: \(capture): \(problem)\n") }
+        let tls = try target.flatMap { try TLSOptions.upstream($0, caFile: upstreamCA, insecure: insecure, io: io) }
+        if target == nil, upstreamCA != nil || insecure { throw ValidationError("--upstream-ca and --insecure are for an https:// --target") }
+        let app = try builtInApp(for: records, io: io)
         let secret = jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret
         // The built-in server speaks the capture's parser (a msgpack session's record says msgpack),
         // and recovers connection state when the capture's sessions did.
         let configuration = SocketIOServer.Configuration(
             parser: Replayer.parser(of: records), recoveryMilliseconds: Replayer.usesRecovery(records) ? 120_000 : nil
         )
-        let server = try await TargetServer(target: target, configuration: configuration) { builtIn in
+        let server = try await TargetServer(target: target, tls: tls, configuration: configuration) { builtIn in
             switch app {
-            case .chat: ChatApp.install(on: builtIn, secret: secret)
+            case .chat, nil: ChatApp.install(on: builtIn, secret: secret)
             case .conformance: ConformanceApp.install(on: builtIn)
             }
         }
-        let report = await Replayer.run(records, options: .init(host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret, withFaults: withFaults))
+        if let target {
+            do { try await server.reachable() } catch {
+                throw CommandFailure(.unreachable, "could not reach \(target): \(error.detail); nothing was replayed")
+            }
+        }
+        let report = await Replayer.run(
+            records,
+            options: .init(
+                host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret,
+                withFaults: withFaults, tls: tls
+            )
+        )
         await server.stop()
         io.write(json ? report.json.jsonText + "\n" : Self.readable(report, style: Styling(enabled: io.colors)))
         if let reportFile = self.report {
@@ -96,6 +124,29 @@ struct ReplayCommand: AsyncParsableCommand {
             }
         }
         if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }
+    }
+
+    /// The built-in server's app when there is no --target: --app, else the one the capture's
+    /// sessions name (siotap demo's); a capture of another server is not replayed against an app
+    /// that never answered it.
+    private func builtInApp(for records: [CaptureRecord], io: CommandIO) throws -> DemoApp? {
+        guard target == nil else { return nil }
+        if let app {
+            io.writeError("siotap replay: against the built-in server's \(app.rawValue) app (--app)\n")
+            return app
+        }
+        let sessions = records.compactMap { record -> SessionRecord? in if case .session(let session) = record.body { session } else { nil } }
+        let named = Set(sessions.map(\.app))
+        if named.count == 1, let name = named.first ?? nil, let app = DemoApp(rawValue: name) {
+            io.writeError("siotap replay: against the built-in server's \(app.rawValue) app, which the capture was made against\n")
+            return app
+        }
+        let servers = Set(sessions.compactMap(\.upstream)).sorted()
+        throw CommandFailure(
+            .badInput,
+            "\(capture) was recorded against \(servers.isEmpty ? "a server it does not name" : servers.joined(separator: ", ")): "
+                + "replay it against that server with --target URL, or against siotap's built-in server with --app chat|conformance"
+        )
     }
 
     private func readCapture() throws -> ([CaptureRecord], [CaptureReadError]) {

@@ -33,6 +33,8 @@ public enum SiotapCLI {
         public static let checkFailed: Int32 = 1
         /// A usage error, or malformed input.
         public static let usage: Int32 = 2
+        /// The server to work against could not be reached (`siotap replay --target`).
+        public static let unreachable: Int32 = 3
     }
 
     /// The names from the root to `command` (`siotap ca show`), for one-line failures.

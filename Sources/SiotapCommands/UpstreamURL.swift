@@ -8,7 +8,7 @@ struct UpstreamURL: CustomStringConvertible, Sendable {
     var host: String
     var port: Int
     var path: String?
-    /// `https://` or `wss://`: TLS (the proxy only, so far).
+    /// `https://` or `wss://`: TLS (the proxy and replay, so far).
     var tls = false
 
     init(host: String, port: Int) {
@@ -32,6 +32,6 @@ struct UpstreamURL: CustomStringConvertible, Sendable {
 
     /// For the commands that do not speak TLS to their target yet.
     func requirePlain(_ option: String) throws {
-        if tls { throw CommandFailure(.badInput, "\(option): https is supported by siotap proxy only, so far") }
+        if tls { throw CommandFailure(.badInput, "\(option): https is supported by siotap proxy and siotap replay only, so far") }
     }
 }

@@ -14,6 +14,8 @@ public final class EngineIOClient: Sendable {
     public let path: String
     public let engineVersion: EngineIOVersion
     public let query: String
+    /// TLS to the server (`https://`, `wss://`); nil: plain.
+    public let tls: TLSClientSettings?
     /// The server's packets other than the handshake, heartbeats and the upgrade's.
     public let packets: AsyncStream<EnginePacket>
     private let packetContinuation: AsyncStream<EnginePacket>.Continuation
@@ -39,7 +41,10 @@ public final class EngineIOClient: Sendable {
     /// The readers and heartbeats; cancelled when the session ends.
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
-    public init(host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "") {
+    public init(
+        host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "", tls: TLSClientSettings? = nil
+    ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.path = path
@@ -123,7 +128,7 @@ public final class EngineIOClient: Sendable {
     }
 
     private func openPolling(headers: [(String, String)]) async throws -> EngineHandshake {
-        let polling = PollingTransport(host: host, port: port, uri: uri(.polling), engineVersion: engineVersion)
+        let polling = PollingTransport(host: host, port: port, uri: uri(.polling), engineVersion: engineVersion, tls: tls)
         let (handshake, rest) = try await polling.handshake(headers: headers)
         polling.sid = handshake.sid
         state.withLock { $0.transport = .polling(polling) }
@@ -180,7 +185,7 @@ public final class EngineIOClient: Sendable {
 
     private func connectWebSocket(uri: String, headers: [(String, String)]) async throws -> WebSocketConnection {
         let (socket, _, run) = try await WebSocketClient.connect(
-            host: host, port: port, uri: uri, headers: HTTPHeaders(headers.map { ($0.0, $0.1) }), maxMessageSize: 64 << 20
+            host: host, port: port, uri: uri, headers: HTTPHeaders(headers.map { ($0.0, $0.1) }), maxMessageSize: 64 << 20, tls: tls
         )
         start { await run() }
         return socket
@@ -280,8 +285,8 @@ final class PollingTransport: Sendable {
     /// The last POST: the next waits for it, so packets keep their order.
     private let lastPost = Mutex<Task<Void, Never>?>(nil)
 
-    init(host: String, port: Int, uri: String, engineVersion: EngineIOVersion) {
-        http = HTTPConnectionPool(host: host, port: port, maxIdle: 2)
+    init(host: String, port: Int, uri: String, engineVersion: EngineIOVersion, tls: TLSClientSettings?) {
+        http = HTTPConnectionPool(host: host, port: port, maxIdle: 2, tls: tls)
         baseURI = uri
         self.engineVersion = engineVersion
     }

@@ -94,9 +94,10 @@ public final class SocketIOClient: Sendable {
     public let parser: SocketIOParser
 
     public init(
-        host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "", parser: SocketIOParser = .json
+        host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "", parser: SocketIOParser = .json,
+        tls: TLSClientSettings? = nil
     ) {
-        engine = EngineIOClient(host: host, port: port, path: path, engineVersion: engineVersion, query: query)
+        engine = EngineIOClient(host: host, port: port, path: path, engineVersion: engineVersion, query: query, tls: tls)
         (events, eventContinuation) = AsyncStream<Event>.makeStream()
         (packets, packetContinuation) = AsyncStream<SocketPacket>.makeStream()
         self.parser = parser

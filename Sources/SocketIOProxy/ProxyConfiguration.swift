@@ -34,6 +34,9 @@ public struct ProxyConfiguration: Sendable {
     public var faults: FaultPlan?
     /// The sessions' Socket.IO parser (`--parser`); nil: each session's first packet tells it.
     public var parser: SocketIOParser?
+    /// The built-in app behind the proxy when siotap runs it too (`siotap demo`): named in each
+    /// `session` record, for replay.
+    public var builtInApp: String?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8080, upstreamHost: String = "127.0.0.1", upstreamPort: Int = 3000,

@@ -84,7 +84,7 @@ extension SocketIOProxy {
             url: head.uri, path: engine.path, eio: engine.version, transport: engine.transport, sid: sid,
             headers: .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string($0.value)) })),
             remote: remote, upstream: upstream.description, target: route.target, scheme: route.scheme, tls: tls,
-            parser: configuration.parser == .msgpack ? .msgpack : nil
+            parser: configuration.parser == .msgpack ? .msgpack : nil, app: configuration.builtInApp
         )
     }
 }

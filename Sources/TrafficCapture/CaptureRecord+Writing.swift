@@ -34,6 +34,7 @@ extension CaptureRecord {
             fields.string("scheme", record.scheme)
             fields.value("tls", record.tls?.jsonValue)
             fields.string("parser", record.parser?.rawValue)
+            fields.string("app", record.app)
         case .engine(let record):
             fields.string("dir", record.dir.rawValue)
             fields.string("transport", record.transport.rawValue)

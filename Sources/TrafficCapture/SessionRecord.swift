@@ -27,13 +27,17 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
     /// `msgpack` when the session's packets are msgpack maps (told by its first packet, or by
     /// `--parser`); absent for the default JSON text.
     public var parser: SocketIOParser?
+    /// The built-in server's app that answered the session (`chat`, `conformance`), when siotap
+    /// itself ran it (`siotap demo`): replay then knows what to replay against.
+    public var app: String?
 
     public init(
         url: String, path: String? = nil, eio: EngineIOVersion, transport: EngineTransport, sid: String? = nil, headers: JSONValue? = nil,
         remote: String? = nil, upstream: String? = nil, target: String? = nil, scheme: String? = nil, tls: SessionTLS? = nil,
-        parser: SocketIOParser? = nil
+        parser: SocketIOParser? = nil, app: String? = nil
     ) {
         self.parser = parser
+        self.app = app
         self.url = url
         self.path = path
         self.eio = eio

@@ -1,6 +1,7 @@
 import JWTInspection
 import SocketIOClient
 public import TrafficCapture
+public import TransportTLS
 import TrafficObservation
 import Synchronization
 
@@ -25,11 +26,14 @@ public enum Replayer {
         /// faulty proxy (a dropped or refused packet is not sent, a rewritten one goes rewritten).
         /// Off, fault records are ignored and every recorded client packet is sent.
         public var withFaults: Bool
+        /// TLS to the server (an `https://` target); nil: plain.
+        public var tls: TLSClientSettings?
 
         public init(
             host: String = "127.0.0.1", port: Int, path: String? = nil, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000,
-            jwtSecret: String? = nil, withFaults: Bool = false
+            jwtSecret: String? = nil, withFaults: Bool = false, tls: TLSClientSettings? = nil
         ) {
+            self.tls = tls
             self.withFaults = withFaults
             self.host = host
             self.port = port
@@ -257,7 +261,7 @@ public enum Replayer {
         normalizer.recoveryOffsets = script.recovery
         let client = SocketIOClient(
             host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query,
-            parser: script.parser
+            parser: script.parser, tls: options.tls
         )
         let sends = script.steps.filter { $0.packet.dir == .clientToServer }
         do { try await client.open(transport: script.transport) } catch {

@@ -245,8 +245,10 @@ struct ProxyViewTests {
         #expect(plainWithCA.code == 2 && plainWithCA.err.contains("--insecure are for an https:// upstream"))
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("fixtures/chat-polling.jsonl").path
+        // Replay speaks https; nothing listens there: unreachable, its own exit code.
         let replayHTTPS = await siotap(["replay", fixture, "--target", "https://127.0.0.1:1"])
-        #expect(replayHTTPS.code == 2 && replayHTTPS.err.contains("https is supported by siotap proxy only"), "\(replayHTTPS.err)")
+        #expect(replayHTTPS.code == 3 && replayHTTPS.err.contains("could not reach https://127.0.0.1:1"), "\(replayHTTPS.err)")
+        #expect(await siotap(["bench", "--target", "https://127.0.0.1:1"]).err.contains("https is supported by siotap proxy and siotap replay only"))
         let listen = await siotap(["serve", "--listen", "nowhere"])
         #expect(listen.code == 2 && listen.err.contains("wants HOST:PORT"))
         #expect(await siotap(["proxy", "--filter", "colour=red"]).err.contains("unknown key colour"))
@@ -359,7 +361,7 @@ struct RedactCommandTests {
 struct ReplayCommandTests {
     static let secret = "siotap-demo-secret-0123456789abcdef"
 
-    @Test("A demo capture replays against the built-in server with no difference; a changed reply is named")
+    @Test("A demo capture replays against the built-in server with no difference; a changed reply is named; another server's capture asks for --target; an unreachable target is exit 3")
     func replayDemo() async throws {
         let path = "/tmp/siotap-replay-\(UInt64.random(in: 0...UInt64.max)).jsonl"
         let changed = path.replacingOccurrences(of: ".jsonl", with: "-changed.jsonl")
@@ -396,6 +398,18 @@ struct ReplayCommandTests {
         // The user's ignore rule hides exactly that.
         #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--ignore", "args[0]"]).code == 0)
         #expect(await siotap(["replay", "/nonexistent.jsonl"]).code == 2)
+        // A capture of another server is not replayed against the built-in one unasked: its
+        // sessions name no app (the demo's name chat).
+        let elsewhere = changed.replacingOccurrences(of: ".jsonl", with: "-elsewhere.jsonl")
+        defer { unlink(elsewhere) }
+        try String(contentsOfFile: changed, encoding: .utf8).replacingOccurrences(of: #","app":"chat""#, with: "")
+            .write(toFile: elsewhere, atomically: true, encoding: .utf8)
+        let unasked = await siotap(["replay", elsewhere, "--jwt-secret", Self.secret])
+        #expect(unasked.code == 2 && unasked.err.contains("--target URL") && unasked.err.contains("--app chat|conformance"), "\(unasked.err)")
+        #expect(await siotap(["replay", elsewhere, "--jwt-secret", Self.secret, "--app", "chat", "--ignore", "args[0]"]).code == 0)
+        #expect(await siotap(["replay", elsewhere, "--app", "chat", "--target", "http://127.0.0.1:1"]).code == 2)
+        let down = await siotap(["replay", elsewhere, "--target", "http://127.0.0.1:1"])
+        #expect(down.code == 3 && down.err.contains("could not reach http://127.0.0.1:1") && !down.out.contains("differences"), "\(down)")
     }
 
     @Test("A redacted capture replays once its tokens are re-minted; the forged one stays refused")

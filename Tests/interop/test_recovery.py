@@ -99,7 +99,7 @@ def test_the_js_client_recovers_its_session(recovering_chat, js_browser, tmp_pat
             # the recovery happens again, offsets and pids compared as stand-ins.
             capture = tmp_path / "recovery.jsonl"
             shutil.copy(proxy.capture, capture)
-            replayed = subprocess.run([SIOTAP, "replay", str(capture), "--jwt-secret", SECRET, "--json"],
+            replayed = subprocess.run([SIOTAP, "replay", str(capture), "--app", "chat", "--jwt-secret", SECRET, "--json"],
                                       capture_output=True, text=True, timeout=60)
             report = json.loads(replayed.stdout.splitlines()[0])
             assert replayed.returncode == 0, json.dumps(report, indent=1)

@@ -34,7 +34,7 @@ def chat_story_through(proxy):
 
 
 def replay(capture, *args):
-    return subprocess.run([SIOTAP, "replay", str(capture), "--jwt-secret", SECRET, "--json", *args],
+    return subprocess.run([SIOTAP, "replay", str(capture), "--jwt-secret", SECRET, "--json", *args, *([] if "--target" in args else ["--app", "chat"])],
                           capture_output=True, text=True, timeout=60)
 
 

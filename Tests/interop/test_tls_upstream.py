@@ -78,6 +78,14 @@ def test_through_to_a_tls_upstream(tls_upstream, pki, transport, listener, tmp_p
         assert (certificate["subject"], certificate["issuer"]) == ("CN=good", "CN=test-ca")
     finally:
         proxy.stop()
+    if listener == "plain":
+        # The capture replays against the TLS server itself, over the transports it was made on.
+        import json
+        replayed = subprocess.run([SIOTAP, "replay", str(proxy.capture), "--target", tls_upstream.url, "--upstream-ca", str(pki[1][2]), "--json"],
+                                  capture_output=True, text=True, timeout=60)
+        report = json.loads(replayed.stdout)
+        assert replayed.returncode == 0 and report["equal"] is True, json.dumps(report, indent=1) + replayed.stderr
+        assert sum(c["matched"] for c in report["connections"]) >= 3
 
 
 @pytest.mark.parametrize("problem", ["expired", "wrong-name", "unknown-issuer"])
@@ -138,3 +146,20 @@ def test_ssl_key_log_has_the_upstream_sessions(tls_upstream, pki, tmp_path, monk
     lines = log.read_text().splitlines()
     assert any(line.startswith("CLIENT_TRAFFIC_SECRET_0 ") for line in lines), lines
     assert all(len(line.split(" ")) == 3 for line in lines)
+
+
+def test_replay_against_a_tls_target(tls_upstream, pki, tmp_path):
+    """`siotap replay --target https://…` (#27): python-socketio under uvicorn serving TLS, trusted
+    through --upstream-ca, replays the conformance capture the same as over plain HTTP. A target
+    whose certificate is not trusted cannot be reached: exit 3, nothing replayed."""
+    import json
+
+    from conftest import ROOT
+    fixture = str(ROOT / "fixtures" / "conformance-binary.jsonl")
+    trusted = subprocess.run([SIOTAP, "replay", fixture, "--target", tls_upstream.url, "--upstream-ca", str(pki[1][2]), "--json"],
+                             capture_output=True, text=True, timeout=60)
+    report = json.loads(trusted.stdout)
+    assert trusted.returncode == 0 and report["equal"] is True, json.dumps(report, indent=1) + trusted.stderr
+    assert sum(c["matched"] for c in report["connections"]) >= 4
+    untrusted = subprocess.run([SIOTAP, "replay", fixture, "--target", tls_upstream.url, "--json"], capture_output=True, text=True, timeout=60)
+    assert untrusted.returncode == 3 and "could not reach" in untrusted.stderr and untrusted.stdout == "", untrusted.stderr
