@@ -137,21 +137,24 @@ public enum Replayer {
             uniquingKeysWith: min
         ))
         var diffs: [ConnectionDiff] = []
-        var problems: [String] = []
-        await withTaskGroup(of: (ConnectionDiff?, String?).self) { group in
+        var problems: [(conn: String, text: String)] = []
+        await withTaskGroup(of: (String, ConnectionDiff?, String?).self) { group in
             for script in scripts {
                 group.addTask {
-                    await play(script, options: options, progress: progress, order: order, normalizer: normalizer, recoveries: recoveries)
+                    let (diff, problem) = await play(script, options: options, progress: progress, order: order, normalizer: normalizer, recoveries: recoveries)
+                    return (script.conn, diff, problem)
                 }
             }
-            for await (diff, problem) in group {
+            for await (conn, diff, problem) in group {
                 if let diff { diffs.append(diff) }
-                if let problem { problems.append(problem) }
+                if let problem { problems.append((conn, problem)) }
             }
         }
-        let conns = scripts.map(\.conn)
-        diffs.sort { (conns.firstIndex(of: $0.conn) ?? 0) < (conns.firstIndex(of: $1.conn) ?? 0) }
-        return Report(connections: diffs, problems: problems)
+        // In the capture's order, whichever conn finished first.
+        let position = Dictionary(scripts.enumerated().map { ($1.conn, $0) }, uniquingKeysWith: min)
+        diffs.sort { position[$0.conn, default: 0] < position[$1.conn, default: 0] }
+        problems.sort { position[$0.conn, default: 0] < position[$1.conn, default: 0] }
+        return Report(connections: diffs, problems: problems.map(\.text))
     }
 
     static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {

@@ -93,6 +93,11 @@ def test_replay_against_a_refusing_server(refusing):
     report = json.loads(result.stdout)
     assert report["equal"] is False
     assert any("the server answered 400 Bad Request" in problem for problem in report["problems"])
+    # Several conns refused: said in the capture's order, whichever failed first.
+    several = siotap("replay", str(ROOT / "fixtures" / "chat-refused-tokens.jsonl"), "--target", refusing.url, "--json")
+    problems = json.loads(several.stdout)["problems"]
+    assert several.returncode == 1 and len(problems) == 3, problems
+    assert [problem.split(":")[0] for problem in problems] == ["c1", "c2", "c3"], problems
 
 
 def test_usage_errors_still_show_the_usage():
