@@ -58,6 +58,12 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwt-secret"), help: "Re-mint the capture's tokens with this secret (times shifted to now); also the built-in chat app's secret.")
     var jwtSecret: String?
 
+    @Option(
+        name: .customLong("jwt-key"),
+        help: "Re-mint the capture's tokens with this PEM private key (RSA: RS*/PS*, EC: ES256/384/512, Ed25519: EdDSA), claims and kid kept, times shifted to now."
+    )
+    var jwtKey: String?
+
     @Option(help: "A JSON path to leave out of the comparison (args[0].timestamp, data.id, *.id); repeatable.")
     var ignore: [String] = []
 
@@ -78,6 +84,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
     func validate() throws {
         if target != nil, app != nil { throw ValidationError("--app runs the built-in server: not with --target") }
+        if jwtSecret != nil, jwtKey != nil { throw ValidationError("Give --jwt-secret or --jwt-key, not both.") }
     }
 
     func run() async throws {
@@ -87,7 +94,10 @@ struct ReplayCommand: AsyncParsableCommand {
         let tls = try target.flatMap { try TLSOptions.upstream($0, caFile: upstreamCA, insecure: insecure, io: io) }
         if target == nil, upstreamCA != nil || insecure { throw ValidationError("--upstream-ca and --insecure are for an https:// --target") }
         let app = try builtInApp(for: records, io: io)
-        let secret = jwtSecret ?? io.environment["JWT_SECRET"] ?? ChatApp.defaultSecret
+        let tokenKey = try self.tokenKey()
+        // A capture of siotap demo holds tokens of the demo's secret: its chat app checks them with it.
+        let demoCapture = self.app == nil && app == .chat
+        let secret = jwtSecret ?? io.environment["JWT_SECRET"] ?? (demoCapture ? DemoCommand.secret : ChatApp.defaultSecret)
         // The built-in server speaks the capture's parser (a msgpack session's record says msgpack),
         // and recovers connection state when the capture's sessions did.
         let configuration = SocketIOServer.Configuration(
@@ -108,7 +118,7 @@ struct ReplayCommand: AsyncParsableCommand {
             records,
             options: .init(
                 host: server.host, port: server.port, path: server.path, ignoredPaths: ignore, timeoutMilliseconds: timeoutMs, jwtSecret: jwtSecret,
-                withFaults: withFaults, tls: tls
+                tokenKey: tokenKey, withFaults: withFaults, tls: tls
             )
         )
         await server.stop()
@@ -124,6 +134,15 @@ struct ReplayCommand: AsyncParsableCommand {
             }
         }
         if !report.isEqual { throw ExitCode(SiotapCLI.Exit.checkFailed) }
+    }
+
+    /// `--jwt-key`'s private key, read and checked before anything runs.
+    private func tokenKey() throws -> TokenRefresher.Key? {
+        guard let jwtKey else { return nil }
+        guard let data = FileManager.default.contents(atPath: jwtKey) else { throw CommandFailure(.badInput, "--jwt-key: cannot read \(jwtKey)") }
+        let key = TokenRefresher.Key.pem(String(decoding: data, as: UTF8.self))
+        do { try TokenRefresher.check(key) } catch { throw CommandFailure(.badInput, "--jwt-key \(jwtKey): \(error)") }
+        return key
     }
 
     /// The built-in server's app when there is no --target: --app, else the one the capture's

@@ -6,6 +6,7 @@ extension Replayer.Report {
     public var json: JSONValue {
         .object([
             "equal": .bool(isEqual),
+            "explanations": .array(explanations.map { .string($0) }),
             "problems": .array(problems.map { .string($0) }),
             "connections": .array(connections.map { diff in
                 .object([

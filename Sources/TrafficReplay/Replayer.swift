@@ -20,6 +20,8 @@ public enum Replayer {
         public var timeoutMilliseconds: Int
         /// Re-mint the capture's tokens with this secret (see ``TokenRefresher``).
         public var jwtSecret: String?
+        /// Re-mint them with this key instead (a PEM private key, or a secret).
+        public var tokenKey: TokenRefresher.Key?
         /// The Engine.IO path to replay on; `nil`: each conn's recorded path.
         public var path: String?
         /// Play the capture's `fault` records again: the server gets what it got through the
@@ -31,8 +33,9 @@ public enum Replayer {
 
         public init(
             host: String = "127.0.0.1", port: Int, path: String? = nil, ignoredPaths: [String] = [], timeoutMilliseconds: Int = 3_000,
-            jwtSecret: String? = nil, withFaults: Bool = false, tls: TLSClientSettings? = nil
+            jwtSecret: String? = nil, tokenKey: TokenRefresher.Key? = nil, withFaults: Bool = false, tls: TLSClientSettings? = nil
         ) {
+            self.tokenKey = tokenKey
             self.tls = tls
             self.withFaults = withFaults
             self.host = host
@@ -47,6 +50,8 @@ public enum Replayer {
     public struct Report: Sendable, CustomStringConvertible {
         public var connections: [ConnectionDiff]
         public var problems: [String]
+        /// Why conns differ, where the capture tells (a refused CONNECT's expired token): said first.
+        public var explanations: [String] = []
         public var isEqual: Bool { problems.isEmpty && connections.allSatisfy(\.isEqual) }
 
         public init(connections: [ConnectionDiff], problems: [String]) {
@@ -60,6 +65,7 @@ public enum Replayer {
         /// The report's lines; `highlight` styles a part (`bad`, `good`, `warn`, `bold`).
         public func lines(highlight: (String, String) -> String) -> [String] {
             var lines: [String] = []
+            for explanation in explanations { lines.append(highlight("bad", explanation)) }
             for problem in problems { lines.append(highlight("bad", "problem: \(problem)")) }
             for diff in connections {
                 let verdict = diff.isEqual ? highlight("good", "✓ same") : highlight("bad", "✗ differs")
@@ -88,6 +94,8 @@ public enum Replayer {
         var recordedAt: Double?
         /// The capture's verdicts on this conn's tokens, by the token's claims text.
         var verdicts: [String: Bool] = [:]
+        /// When this conn's tokens expire (`exp`, seconds since 1970), to explain a refusal.
+        var tokenExpiries: [Double] = []
         /// The transport history: websocket only, polling only, or polling then upgrade.
         var transport: SocketIOClient.TransportPlan = .websocket
         /// The session's parser, as its `session` record says (JSON when it says nothing).
@@ -114,8 +122,8 @@ public enum Replayer {
 
     public static func run(_ records: [CaptureRecord], options: Options) async -> Report {
         var scripts = makeScripts(records, withFaults: options.withFaults)
-        if let secret = options.jwtSecret {
-            let refresher = TokenRefresher(secret: secret)
+        if let key = options.tokenKey ?? options.jwtSecret.map(TokenRefresher.Key.secret) {
+            let refresher = TokenRefresher(key: key)
             for index in scripts.indices { scripts[index] = await refreshTokens(scripts[index], refresher: refresher) }
         }
         let progress = Progress(
@@ -154,7 +162,34 @@ public enum Replayer {
         let position = Dictionary(scripts.enumerated().map { ($1.conn, $0) }, uniquingKeysWith: min)
         diffs.sort { position[$0.conn, default: 0] < position[$1.conn, default: 0] }
         problems.sort { position[$0.conn, default: 0] < position[$1.conn, default: 0] }
-        return Report(connections: diffs, problems: problems.map(\.text))
+        var report = Report(connections: diffs, problems: problems.map(\.text))
+        let reminted = options.tokenKey != nil || options.jwtSecret != nil
+        let byConn = Dictionary(scripts.map { ($0.conn, $0) }, uniquingKeysWith: { first, _ in first })
+        report.explanations = diffs.compactMap { diff in
+            byConn[diff.conn].flatMap { explainRefusal(diff, script: $0, reminted: reminted, now: CaptureClock.secondsSince1970()) }
+        }
+        return report
+    }
+
+    /// A CONNECT the capture shows accepted, refused now: said first, with the likely cause the
+    /// capture knows (its token has expired since), as a person debugging it needs it.
+    static func explainRefusal(_ diff: ConnectionDiff, script: Script, reminted: Bool, now: Double) -> String? {
+        guard let accepted = diff.missing.first(where: { $0.key.hasPrefix("CONNECT ") }) else { return nil }
+        let nsp = String(accepted.key.dropFirst("CONNECT ".count).split(separator: " ").first ?? "/")
+        guard let refusal = diff.unexpected.first(where: { $0.key.hasPrefix("CONNECT_ERROR \(nsp)") }) else { return nil }
+        let data = refusal.payload["data"]
+        let said = data?["message"]?.stringValue ?? data?.stringValue ?? data?.jsonText ?? "no message"
+        let head = "\(diff.conn): the server refused the CONNECT to \(nsp) (\"\(said)\") that it accepted in the capture"
+        if reminted {
+            return head + "; its token was re-minted: is the key the one the server verifies with?"
+        }
+        if let expiry = script.tokenExpiries.min(), expiry < now {
+            let minutes = Int(((now - expiry) / 60).rounded())
+            let ago = minutes < 1 ? "less than a minute" : minutes < 120 ? "\(minutes) minute\(minutes == 1 ? "" : "s")" : "\(minutes / 60) hours"
+            return head + ": the recorded token expired at \(RFC3339.format(secondsSince1970: expiry, fractionDigits: 0)) (\(ago) before this run); "
+                + "re-mint it with --jwt-secret or --jwt-key"
+        }
+        return head + ": the server's auth rules, or what the token must hold, have changed"
     }
 
     static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {
@@ -179,6 +214,7 @@ public enum Replayer {
             case .engine(let engine):
                 if engine.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             case .jwt(let jwt):
+                if let exp = jwt.claims["exp"]?.numberValue?.doubleValue { scripts[conn]!.tokenExpiries.append(exp) }
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
             case .packet(var packet):
                 if packet.type == .connect {
