@@ -16,6 +16,8 @@ public struct CommandIO: Sendable {
     public var readLines: @Sendable () -> [String]?
     /// Whether standard output is a terminal that takes colors (`NO_COLOR` unset).
     public var colors: Bool
+    /// Whether standard output is a terminal (readable lines by default), colors or not.
+    public var terminal: Bool
     public var environment: [String: String]
 
     @TaskLocal public static var current = CommandIO.standard
@@ -34,6 +36,7 @@ public struct CommandIO: Sendable {
             },
             colors: isatty(STDOUT_FILENO) != 0 && environment["NO_COLOR"].map(\.isEmpty) ?? true
                 && environment["TERM"] != "dumb",
+            terminal: isatty(STDOUT_FILENO) != 0,
             environment: environment
         )
     }
@@ -48,13 +51,15 @@ public struct CommandIO: Sendable {
         public var outputBytes: [UInt8] { bytes.withLock { $0 } }
         public var errorOutput: String { storage.withLock { $0.err } }
 
-        public func io(stdin: [String]? = nil, colors: Bool = false, environment: [String: String] = [:]) -> CommandIO {
+        /// `terminal`: as if standard output were one (by default when `colors`).
+        public func io(stdin: [String]? = nil, colors: Bool = false, terminal: Bool? = nil, environment: [String: String] = [:]) -> CommandIO {
             CommandIO(
                 write: { text in self.storage.withLock { $0.out += text } },
                 writeBytes: { bytes in self.bytes.withLock { $0 += bytes } },
                 writeError: { text in self.storage.withLock { $0.err += text } },
                 readLines: { stdin },
                 colors: colors,
+                terminal: terminal ?? colors,
                 environment: environment
             )
         }

@@ -26,8 +26,8 @@ struct DecodeCommand: AsyncParsableCommand {
             line as \\xHH (the v4 polling separator is \\x1e); give binary frames as base64:… or hex:…. \
             Frames are decoded in order, so a BINARY_EVENT and its attachments may be separate frames.
 
-            Prints a readable line per record on a terminal, JSONL (capture format v1) with --json or \
-            when piped. Tokens found in CONNECT payloads are inspected too.
+            Prints a readable line per record on a terminal, JSONL (capture format v1) when piped or \
+            redirected; --format text|json chooses. Tokens found in CONNECT payloads are inspected too.
 
             A binary packet still waiting for attachments after the last frame is reported as an \
             error record ("incomplete: BINARY_EVENT waits for 1 attachment").
@@ -63,8 +63,8 @@ struct DecodeCommand: AsyncParsableCommand {
     @Option(help: "Direction of the frames: c2s (client to server) or s2c.")
     var dir: Direction = .clientToServer
 
-    @Flag(help: "Print JSONL records even on a terminal.")
-    var json = false
+    @OptionGroup(title: "Output")
+    var output: OutputFormatOptions
 
     @OptionGroup(title: "Tokens")
     var tokens: JWTKeyOptions
@@ -83,7 +83,7 @@ struct DecodeCommand: AsyncParsableCommand {
             inputs = lines.filter { !$0.isEmpty }
         }
         let inspector = JWTInspector(key: key, leewaySeconds: tokens.leeway)
-        let printer = RecordPrinter(io: io, json: json)
+        let printer = RecordPrinter(io: io, format: output.resolved(io))
         var decoder = TrafficDecoder(engineVersion: eio, parser: parser.parser)
         var seq = 0
         var failed = false

@@ -31,8 +31,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Where to write the capture.")
     var record = "demo.jsonl"
 
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
+    @OptionGroup(title: "Output")
+    var output: OutputFormatOptions
 
     @OptionGroup(title: "Inspector")
     var inspector: InspectorOptions
@@ -41,7 +41,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let io = CommandIO.current
-        let recording = try Recording(command: "demo", record: record, io: io, json: json, inspector: inspector, shows: { _ in true })
+        let recording = try Recording(command: "demo", record: record, io: io, format: output.resolved(io), inspector: inspector, shows: { _, _ in true })
         let server = SocketIOServer()
         ChatApp.install(on: server, secret: Self.secret)
         let serverPort = try await server.start(host: "127.0.0.1", port: 0)

@@ -14,7 +14,8 @@ struct ProxyCommand: AsyncParsableCommand {
         discussion: """
             Point your app at the proxy instead of the server. Polling and WebSocket traffic, and the \
             upgrade between them, pass through unchanged; each Engine.IO session is one conn. The live \
-            view shows a line per packet; --json prints capture records instead; --record writes them \
+            view shows a line per packet on a terminal, capture records as JSON lines when the output \
+            is piped or redirected (--format text|json chooses); --record writes them \
             to a JSONL file (capture format v1) as they happen.
 
             permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable. \
@@ -154,7 +155,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let forward = try forwardMode
             ? tls.forward(intercepts: { intercepts.intercepts($0, $1) }, explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
-        let recording = try self.recording.recording(command: "proxy", io: io, shows: { recordFilter.matches($0) }, highWater: captureBuffer)
+        let recording = try self.recording.recording(command: "proxy", io: io, shows: { recordFilter.matches($0, answering: $1) }, highWater: captureBuffer)
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,

@@ -1,26 +1,27 @@
 import SocketIOProxy
 import TrafficCapture
 
-/// Records as a command shows them: one readable, colored line each on a terminal; capture-format
-/// JSONL with `--json` or when the output is not a terminal.
+/// Records as a command shows them: one readable line each (colored on a terminal), or
+/// capture-format JSONL (see ``OutputFormatOptions``).
 struct RecordPrinter: Sendable {
     let io: CommandIO
     let asJSON: Bool
     let view: RecordView
 
-    init(io: CommandIO, json: Bool) {
+    init(io: CommandIO, format: OutputFormat) {
         self.io = io
-        asJSON = json || !io.colors
-        view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
+        asJSON = format == .json
+        view = RecordView(style: Styling(enabled: io.colors && !asJSON), width: TerminalSize.columns(io.environment))
     }
 
-    func print(_ record: CaptureRecord) {
-        io.write((asJSON ? record.jsonLine : view.line(record)) + "\n")
+    func print(_ record: CaptureRecord, answering: String? = nil) {
+        io.write((asJSON ? record.jsonLine : view.line(record, answering: answering)) + "\n")
     }
 
-    /// A record as written: with `--json`, the very line the file got.
-    func print(_ line: CaptureLine) {
-        io.write((asJSON ? line.text : view.line(line.record)) + "\n")
+    /// A record as written: with `--json`, the very line the file got; `answering`: the event an
+    /// ack answers.
+    func print(_ line: CaptureLine, answering: String? = nil) {
+        io.write((asJSON ? line.text : view.line(line.record, answering: answering)) + "\n")
     }
 }
 

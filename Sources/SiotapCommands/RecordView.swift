@@ -6,7 +6,13 @@ struct RecordView: Sendable {
     /// The terminal's width; arguments are shortened to fit.
     let width: Int
 
-    func line(_ record: CaptureRecord) -> String {
+    /// The record's line, never wider than the terminal (cut with `…`, never wrapped);
+    /// `answering`: for an ack, the event it answers.
+    func line(_ record: CaptureRecord, answering: String? = nil) -> String {
+        fit(text(record, answering: answering))
+    }
+
+    private func text(_ record: CaptureRecord, answering: String?) -> String {
         let time = style.dim(String(record.ts.dropFirst(11).prefix(12)))
         let conn = record.conn.map { style.dim("[\($0)] ") } ?? ""
         let prefix = "\(time) \(conn)"
@@ -28,6 +34,7 @@ struct RecordView: Sendable {
                 text += style.cyan(packet.type.name)
             }
             if let id = packet.id { text += style.dim(" #\(id)") }
+            if packet.type.isAck, let answering { text += " " + style.bold(answering) }
             if let latency = packet.latencyMilliseconds { text += style.dim(" (\(formatMilliseconds(latency)))") }
             var payload = ""
             if let args = packet.args { payload = JSONValue.array(args).jsonText }
@@ -37,7 +44,7 @@ struct RecordView: Sendable {
             return text
         case .jwt(let jwt):
             var text = prefix + style.yellow("JWT") + " \(jwt.source)"
-            if let subject = jwt.claims["sub"]?.scalarText ?? jwt.claims["id"]?.scalarText { text += " sub=\(subject)" }
+            if let user = Self.user(jwt.claims) { text += " " + user }
             if let exp = jwt.exp {
                 text += " exp \(exp)"
                 if let left = jwt.expiresInSeconds { text += " (\(formatRemaining(left)))" }
@@ -62,6 +69,38 @@ struct RecordView: Sendable {
             if let raw = fault.raw { text += " " + shorten(raw, room: max(16, width - visibleLength(text) - 1)) }
             return text + style.dim(" (\(fault.rule))")
         }
+    }
+
+    /// Who a token is for, naming the claims it read: `ada (sub 42)`, `ada (id 42)`, `sub=42`.
+    static func user(_ claims: JSONValue) -> String? {
+        let identity = ["sub", "id", "userId", "user_id"].lazy.compactMap { name in claims[name].map { (name, $0.scalarText) } }.first
+        let name = ["name", "username", "preferred_username", "email"].lazy.compactMap { claims[$0]?.stringValue }.first
+        switch (name, identity) {
+        case let (name?, (claim, value)?): return "\(name) (\(claim) \(value))"
+        case let (name?, nil): return name
+        case let (nil, (claim, value)?): return "\(claim)=\(value)"
+        default: return nil
+        }
+    }
+
+    /// Cut to the terminal's width by what shows (ANSI escapes kept, colours reset after the cut).
+    private func fit(_ text: String) -> String {
+        guard width > 1, visibleLength(text) > width else { return text }
+        var result = ""
+        var shown = 0
+        var inEscape = false
+        for character in text {
+            if character == "\u{1B}" {
+                inEscape = true
+            } else if inEscape {
+                if character == "m" { inEscape = false }
+            } else {
+                guard shown < width - 1 else { break }
+                shown += 1
+            }
+            result.append(character)
+        }
+        return result + "…" + (style.enabled ? "\u{1B}[0m" : "")
     }
 
     private func arrow(_ dir: Direction) -> String {

@@ -19,19 +19,21 @@ final class Recording: Sendable {
     }
 
     /// - Parameters:
-    ///   - shows: whether a record goes to the live view (`--quiet`, `--filter`).
+    ///   - shows: whether a record goes to the live view (`--quiet`, `--filter`), given the event an
+    ///     ack answers.
     ///   - highWater: records waiting above which readers pause (see ``CaptureQueue``); an import
     ///     keeps it small, so that a file's records are never all in memory.
     ///   - draining: who writes: the queue's thread (live traffic) or the producer (an import).
     init(
-        command: String, record: String?, io: CommandIO, json: Bool, inspector: InspectorOptions, shows: @escaping @Sendable (CaptureRecord) -> Bool,
+        command: String, record: String?, io: CommandIO, format: OutputFormat, inspector: InspectorOptions, shows: @escaping @Sendable (CaptureRecord, _ answering: String?) -> Bool,
         highWater: Int = CaptureQueue.defaultHighWater, highWaterBytes: Int = CaptureQueue.defaultHighWaterBytes, draining: CaptureQueue.Draining = .background
     ) throws {
         do { writer = try record.map { try CaptureWriter(path: $0) } } catch { throw CommandFailure("\(error)") }
         let feed = inspector.address.map { _ in InspectorFeed(source: record ?? "siotap \(command)", capacity: inspector.buffer) }
         self.feed = feed
-        let printer = RecordPrinter(io: io, json: json)
+        let printer = RecordPrinter(io: io, format: format)
         let tally = self.tally
+        let ackEvents = AckEvents()
         queue = CaptureQueue(
             writer: writer, highWater: highWater, highWaterBytes: highWaterBytes, draining: draining,
             failed: { error in
@@ -45,7 +47,8 @@ final class Recording: Sendable {
                 default: break
                 }
                 feed?.add(line.record, line: line.text)
-                if shows(line.record) { printer.print(line) }
+                let answering = ackEvents.take(line.record)
+                if shows(line.record, answering) { printer.print(line, answering: answering) }
             }
         )
     }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import TrafficCapture
 
-/// `--record`, `--quiet`, `--json` and the inspector's options: where a command's records go
+/// `--record`, `--quiet`, `--format` and the inspector's options: where a command's records go
 /// (`proxy`, `import`, `sniff`).
 struct RecordingOptions: ParsableArguments {
     @Option(help: "Write every record to this JSONL file.")
@@ -10,20 +10,20 @@ struct RecordingOptions: ParsableArguments {
     @Flag(help: "Print nothing per packet (still records).")
     var quiet = false
 
-    @Flag(help: "Print capture records (JSONL) instead of the readable view.")
-    var json = false
+    @OptionGroup(title: "Output")
+    var output: OutputFormatOptions
 
     @OptionGroup(title: "Inspector")
     var inspector: InspectorOptions
 
     /// The pipeline these options ask for; `shows`: which records the live view prints, unless `--quiet`.
     func recording(
-        command: String, io: CommandIO, shows: @escaping @Sendable (CaptureRecord) -> Bool = { _ in true },
+        command: String, io: CommandIO, shows: @escaping @Sendable (CaptureRecord, _ answering: String?) -> Bool = { _, _ in true },
         highWater: Int = CaptureQueue.defaultHighWater, highWaterBytes: Int = CaptureQueue.defaultHighWaterBytes, draining: CaptureQueue.Draining = .background
     ) throws -> Recording {
         let quiet = self.quiet
         return try Recording(
-            command: command, record: record, io: io, json: json, inspector: inspector, shows: { !quiet && shows($0) },
+            command: command, record: record, io: io, format: output.resolved(io), inspector: inspector, shows: { !quiet && shows($0, $1) },
             highWater: highWater, highWaterBytes: highWaterBytes, draining: draining
         )
     }

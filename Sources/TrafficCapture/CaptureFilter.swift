@@ -33,18 +33,20 @@ public struct CaptureFilter: Sendable, Equatable {
         }
     }
 
-    public func matches(_ record: CaptureRecord) -> Bool {
+    /// - Parameter answering: for an ack, the event it answers (``AckEvents``): `event=X` keeps
+    ///   X's acks too.
+    public func matches(_ record: CaptureRecord, answering: String? = nil) -> Bool {
         guard !terms.isEmpty else { return true }
-        return terms.allSatisfy { $0.matches(record) }
+        return terms.allSatisfy { $0.matches(record, answering: answering) }
     }
 }
 
 extension CaptureFilter.Term {
     /// Whether a packet record has this term's value (other records never do).
-    public func matches(_ record: CaptureRecord) -> Bool {
+    public func matches(_ record: CaptureRecord, answering: String? = nil) -> Bool {
         guard case .packet(let packet) = record.body else { return false }
         switch key {
-        case "event": return packet.event == value
+        case "event": return (packet.event ?? answering) == value
         case "nsp": return packet.nsp == value
         case "conn": return record.conn == value
         case "type": return packet.type.name == value.uppercased()

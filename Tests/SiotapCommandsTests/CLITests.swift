@@ -8,9 +8,9 @@ import TrafficCapture
 import TrafficReplay
 
 /// Runs `siotap` in-process with captured output.
-func siotap(_ arguments: [String], stdin: [String]? = nil, colors: Bool = false) async -> (code: Int32, out: String, err: String) {
+func siotap(_ arguments: [String], stdin: [String]? = nil, colors: Bool = false, terminal: Bool? = nil) async -> (code: Int32, out: String, err: String) {
     let capture = CommandIO.Capture()
-    let code = await CommandIO.$current.withValue(capture.io(stdin: stdin, colors: colors)) {
+    let code = await CommandIO.$current.withValue(capture.io(stdin: stdin, colors: colors, terminal: terminal)) {
         await SiotapCLI.run(arguments)
     }
     return (code, capture.output, capture.errorOutput)
@@ -122,6 +122,23 @@ struct DecodeCommandTests {
         let forcedJSON = await siotap(["decode", "--json", #"42["m"]"#], colors: true)
         #expect(forcedJSON.out.hasPrefix("{\"seq\":1"))
         #expect(!forcedJSON.out.contains("\u{1B}["))
+        // The same records but for their times.
+        let untimed = { (text: String) in text.replacing(/"ts":"[^"]*"/, with: "") }
+        #expect(untimed(await siotap(["decode", "--format", "json", #"42["m"]"#], colors: true).out) == untimed(forcedJSON.out))
+    }
+
+    @Test("--format chooses; without it a terminal gets text (without colors under NO_COLOR) and a pipe gets JSON lines")
+    func format() async {
+        let frame = #"42["m",1]"#
+        let piped = await siotap(["decode", frame])
+        #expect(piped.out.hasPrefix("{\"seq\":1"))
+        let text = await siotap(["decode", "--format", "text", frame])
+        #expect(text.code == 0 && text.out.contains("→ websocket m [1]") && !text.out.contains("{\"seq\"") && !text.out.contains("\u{1B}["), "\(text.out)")
+        let noColor = await siotap(["decode", frame], colors: false, terminal: true)
+        #expect(noColor.out.dropFirst(12) == text.out.dropFirst(12), "the same line but for its time")
+        #expect(await siotap(["decode", "--json", "--format", "text", frame]).code == 2)
+        let help = await siotap(["proxy", "--help"])
+        #expect(help.out.contains("--format") && help.out.contains("json when piped or redirected"))
     }
 
     @Test("--help shows examples")
@@ -195,13 +212,51 @@ struct ProxyViewTests {
         #expect(colored.contains("\u{1B}[34m←"))
     }
 
-    @Test("A JWT line shows the subject, the expiry and the verdict")
+    @Test("A JWT line names the claims it shows: the user's name with the claim that identifies them, the expiry and the verdict")
     func jwtLine() {
-        let record = CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.123456Z", conn: "c1", .jwt(JWTRecord(
-            source: "auth.token", header: .object(["alg": "HS256"]), claims: .object(["id": 42]), verified: false,
-            reason: "expired at 2026-11-27T08:00:00Z", exp: "2026-11-27T08:00:00Z", expiresInSeconds: -2702)))
-        let line = RecordView(style: Styling(enabled: false), width: 200).line(record)
-        #expect(line.contains("JWT auth.token sub=42 exp 2026-11-27T08:00:00Z (expired 45m02s ago) ✗ expired at"))
+        func line(_ claims: JSONValue) -> String {
+            let record = CaptureRecord(seq: 1, ts: "2026-11-27T08:45:02.123456Z", conn: "c1", .jwt(JWTRecord(
+                source: "auth.token", header: .object(["alg": "HS256"]), claims: claims, verified: false,
+                reason: "expired at 2026-11-27T08:00:00Z", exp: "2026-11-27T08:00:00Z", expiresInSeconds: -2702)))
+            return RecordView(style: Styling(enabled: false), width: 200).line(record)
+        }
+        #expect(line(.object(["id": 42])).contains("JWT auth.token id=42 exp 2026-11-27T08:00:00Z (expired 45m02s ago) ✗ expired at"))
+        #expect(line(.object(["id": 42, "name": "ada"])).contains("JWT auth.token ada (id 42) exp"))
+        #expect(line(.object(["sub": "42", "name": "ada", "id": 7])).contains("JWT auth.token ada (sub 42) exp"))
+        #expect(line(.object(["scope": "chat"])).contains("JWT auth.token exp"))
+    }
+
+    @Test("An ack names the event it answers; event=X keeps X's acks; a line never wraps, whatever the width")
+    func ackNamesItsEvent() throws {
+        let asked = CaptureRecord(seq: 2, ts: "2026-11-27T08:45:02.120000Z", conn: "c2",
+                                  .packet(PacketRecord(dir: .clientToServer, transport: .websocket, type: .event, nsp: "/admin", id: 7,
+                                                       event: "ping_me", args: [], raw: "x")))
+        let acks = AckEvents()
+        #expect(acks.take(asked) == nil)
+        let answering = acks.take(Self.event)
+        #expect(answering == "ping_me")
+        #expect(acks.take(Self.event) == nil, "an ack answers once")
+        let line = RecordView(style: Styling(enabled: false), width: 80).line(Self.event, answering: answering)
+        #expect(line.hasPrefix("08:45:02.123 [c2] ← websocket /admin ACK #7 ping_me (1.5 ms) [\"long"), "\(line)")
+        let filter = try CaptureFilter("event=ping_me")
+        #expect(filter.matches(asked) && filter.matches(Self.event, answering: answering) && !filter.matches(Self.event))
+        for width in [20, 40, 80, 120] {
+            for styled in [false, true] {
+                let cut = RecordView(style: Styling(enabled: styled), width: width).line(Self.event, answering: answering)
+                let visible = cut.replacing(/\x1B\[[0-9;]*m/, with: "")
+                #expect(visible.count == width && visible.hasSuffix("…"), "\(width): \(visible)")
+            }
+        }
+        // An event never answered is forgotten past the capacity: memory stays bounded.
+        let small = AckEvents(capacity: 3)
+        for id in 0..<10_000 {
+            small.take(CaptureRecord(seq: id, ts: "", conn: "c1", .packet(PacketRecord(
+                dir: .clientToServer, transport: .websocket, type: .event, nsp: "/", id: UInt64(id), event: "e\(id)", args: [], raw: "x"))))
+        }
+        let late = { (id: Int) in CaptureRecord(seq: 0, ts: "", conn: "c1", .packet(PacketRecord(
+            dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/", id: UInt64(id), args: [], raw: "x"))) }
+        #expect(small.take(late(9_999)) == "e9999" && small.take(late(0)) == nil)
+        #expect(small.waiting <= 3 && small.remembered <= 7)
     }
 
     @Test("A fault line: the action, its packet, the delay or what went instead, and the rule")
