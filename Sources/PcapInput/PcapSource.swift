@@ -103,7 +103,8 @@ public final class PcapSource {
         guard let handle = pcap.open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_MICRO), &error) else {
             let reason = Self.text(error)
             let code: Failure.Code = reason.contains("No such file") || reason.contains("ermission denied") ? .cannotOpen : .notACapture
-            throw Failure(code: code, message: "\(path): \(reason)")
+            // libpcap says "unknown file format": say what siotap reads instead.
+            throw Failure(code: code, message: code == .notACapture ? "\(path): not a pcap, pcapng or HAR file (libpcap: \(reason))" : "\(path): \(reason)")
         }
         return try prepare(pcap, handle, filter: filter)
     }

@@ -100,6 +100,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "The sessions' Socket.IO parser: auto (each session's first packet tells, and its session record says msgpack), json or msgpack.")
     var parser: ParserChoice = .auto
 
+    @Flag(
+        name: .customLong("show-tunnels"),
+        help: "Forward mode: show tunnels that failed before any Socket.IO traffic (a browser's background services) in the live view; they are always in the capture, as info records."
+    )
+    var showTunnels = false
+
     @Option(help: "Decode Engine.IO traffic on this path only (default: any path whose query says EIO= and transport=).")
     var path: String?
 
@@ -155,7 +161,9 @@ struct ProxyCommand: AsyncParsableCommand {
         let forward = try forwardMode
             ? tls.forward(intercepts: { intercepts.intercepts($0, $1) }, explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
-        let recording = try self.recording.recording(command: "proxy", io: io, shows: { recordFilter.matches($0, answering: $1) }, highWater: captureBuffer)
+        let recording = try self.recording.recording(command: "proxy", io: io, shows: { [showTunnels] record, answering in
+                (showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering)
+            }, highWater: captureBuffer)
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(
                 listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
@@ -182,11 +190,25 @@ struct ProxyCommand: AsyncParsableCommand {
             io.writeError("siotap proxy: listening on \(proxy.configuration.listenScheme)://\(listenAddress.host):\(port), forwarding to \(upstreamAddress.description)"
                 + (tls.insecure && upstreamAddress.tls ? " (its certificate NOT verified: --insecure)" : "") + said + "\n")
         }
+        // An upstream that takes no connection is said at once, not at the first client's 502 (a
+        // connection opened and closed: the server sees no request). The proxy runs anyway: the
+        // server may be on its way up.
+        async let checked: Void = {
+            guard forward == nil else { return }
+            do {
+                try await TunnelHandler.probe(host: upstreamAddress.host, port: upstreamAddress.port)
+            } catch {
+                io.writeError("siotap proxy: warning: \(upstreamAddress) takes no connection (\(SocketErrorText.describe(error))); clients get a 502 until it does\n")
+            }
+        }()
         await signals.wait()
+        await checked
         await inspectorServer?.stop()
         await proxy.shutdown()
         recording.finish()
-        io.writeError("siotap proxy: stopped\n")
+        let tunnels = recording.infos
+        io.writeError("siotap proxy: stopped" + (tunnels == 0 || showTunnels ? "" :
+            " (\(tunnels) tunnel\(tunnels == 1 ? "" : "s") failed before any Socket.IO traffic: info records in the capture; --show-tunnels shows them)") + "\n")
     }
 }
 

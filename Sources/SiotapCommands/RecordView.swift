@@ -60,6 +60,9 @@ struct RecordView: Sendable {
         case .error(let error):
             let dir = error.dir.map { arrow($0) + " " } ?? ""
             return prefix + dir + style.red("error \(error.code)") + ": \(error.message)"
+        case .info(let info):
+            let dir = info.dir.map { arrow($0) + " " } ?? ""
+            return prefix + dir + style.dim("info \(info.code): \(info.message)")
         case .fault(let fault):
             let dir = fault.dir.map { arrow($0) + " " } ?? ""
             var text = prefix + dir + style.yellow("fault \(fault.action.rawValue)")

@@ -15,7 +15,7 @@ final class Recording: Sendable {
     /// The first write that failed, and the packets and tokens recorded (for the summaries).
     private final class Tally: Sendable {
         let failure = Mutex<CaptureWriteError?>(nil)
-        let counts = Mutex((packets: 0, tokens: 0))
+        let counts = Mutex((packets: 0, tokens: 0, infos: 0))
     }
 
     /// - Parameters:
@@ -44,6 +44,7 @@ final class Recording: Sendable {
                 switch line.record.body {
                 case .packet: tally.counts.withLock { $0.packets += 1 }
                 case .jwt: tally.counts.withLock { $0.tokens += 1 }
+                case .info: tally.counts.withLock { $0.infos += 1 }
                 default: break
                 }
                 feed?.add(line.record, line: line.text)
@@ -58,6 +59,8 @@ final class Recording: Sendable {
 
     var packets: Int { tally.counts.withLock { $0.packets } }
     var tokens: Int { tally.counts.withLock { $0.tokens } }
+    /// `info` records written (forward mode's failed tunnels).
+    var infos: Int { tally.counts.withLock { $0.infos } }
 
     /// Everything added is written and shown; the file is closed.
     func finish() {

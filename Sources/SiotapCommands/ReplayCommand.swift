@@ -11,7 +11,8 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Play a capture's client side against a server and show how the server's answers differ.",
         discussion: """
-            Every conn of the capture gets a client (same Engine.IO version and query; over WebSocket) \
+            Every conn of the capture gets a client (same Engine.IO version and query, over the \
+            transports it was recorded on: WebSocket, polling, or polling then the upgrade) \
             that sends the recorded client packets in order, ack ids as recorded, keeping the capture's \
             order across connections: a packet goes once the server packets recorded before it have \
             come, or nothing has come for --timeout-ms (a broadcast recorded just before the emit that \
@@ -27,10 +28,9 @@ struct ReplayCommand: AsyncParsableCommand {
             --with-faults, which sends the server what it got through the faulty proxy: no packet the \
             proxy dropped or refused, rewritten ones as rewritten.
 
-            Exit codes: 0 no difference; 1 differences, or conns that could not be replayed (the \
-            target refusing them: the report says what it answered); 2 wrong arguments, an unreadable \
-            capture, or no --target for a capture of another server; 3 the target could not be \
-            reached (nothing listening, TLS refused): nothing was replayed.
+            Exit codes: 0 no difference; 1 differences, or conns the target refused (the report \
+            says what it answered); 2 wrong arguments, an unreadable capture, or no --target for \
+            another server's capture; 3 the target could not be reached, so nothing was replayed.
 
             Examples:
               siotap replay demo.jsonl --jwt-secret siotap-demo-secret-0123456789abcdef

@@ -28,9 +28,17 @@ struct TargetServer {
         }
     }
 
-    /// Whether anything answers there at all (a connection, TLS, an HTTP answer of any status):
-    /// told apart from a server that answers differently.
+    /// Whether anything answers there at all: told apart from a server that answers differently.
     func reachable() async throws(HTTPClientError) {
+        try await UpstreamProbe.answers(host: host, port: port, tls: tls, path: path)
+    }
+
+    func stop() async { await builtIn?.shutdown() }
+}
+
+/// Whether a server answers at all: a connection, TLS if asked, and an HTTP answer of any status.
+enum UpstreamProbe {
+    static func answers(host: String, port: Int, tls: TLSClientSettings?, path: String?) async throws(HTTPClientError) {
         let pool = HTTPConnectionPool(host: host, port: port, maxIdle: 0, tls: tls)
         defer { pool.close() }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path ?? "/socket.io/")
@@ -38,9 +46,7 @@ struct TargetServer {
         do { _ = try await pool.send(head: head, body: []) } catch where error.code == .unreachable || error.code == .tls || error.code == .closed {
             throw error
         } catch {
-            // Answered, whatever it said: reachable.
+            // Answered, whatever it said.
         }
     }
-
-    func stop() async { await builtIn?.shutdown() }
 }

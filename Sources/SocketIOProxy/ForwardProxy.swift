@@ -133,17 +133,19 @@ struct ForwardFront: WebSocketRelayDelegate {
             certificates: settings.certificates, defaultName: host,
             delegate: ProxyRoute(proxy: proxy, destination: .tunnel(end)),
             established: { details in end.tls.withLock { $0 = details } },
+            // A tunnel that fails before any Engine.IO traffic (a browser's background services,
+            // pinned certificates) is kept as info, not an error of the traffic being debugged.
             handshakeFailed: { remote, reason in
-                _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                _ = sink(.info(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
             },
             unreadable: { remote, reason in
-                _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                _ = sink(.info(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
             }
         ))
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ reason: String, client: String) -> TunnelPlan {
-        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
+        _ = proxy.sink(.info(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
         return .refuse(HTTPResponse(
             status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
             closeConnection: true

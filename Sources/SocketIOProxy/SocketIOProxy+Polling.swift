@@ -108,12 +108,10 @@ extension SocketIOProxy {
     }
 
     /// The client went away mid-request; its upstream request was dropped with it, and an
-    /// Engine.IO server ends a session whose request is cut.
+    /// Engine.IO server ends a session whose request is cut. That is how clients leave (a page
+    /// closed, a disconnect that drops its long-poll): the conn's close, not an error.
     func clientWentAway(on connection: ConnectionTracker.Connection?) -> HTTPResponse {
-        if let connection {
-            emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), on: connection)
-            close(connection, by: .client, reason: "client went away mid-request")
-        }
+        if let connection { close(connection, by: .client, reason: "client went away mid-request") }
         return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
     }
 

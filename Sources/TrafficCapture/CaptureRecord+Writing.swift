@@ -71,7 +71,7 @@ extension CaptureRecord {
         case .close(let record):
             fields.string("by", record.by.rawValue)
             fields.string("reason", record.reason)
-        case .error(let record):
+        case .error(let record), .info(let record):
             fields.string("dir", record.dir?.rawValue)
             fields.string("code", record.code.rawValue)
             fields.string("message", record.message)

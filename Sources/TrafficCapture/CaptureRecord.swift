@@ -16,7 +16,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
     public var body: Body
 
     public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
-        case session, engine, packet, jwt, close, error, fault
+        case session, engine, packet, jwt, close, error, fault, info
     }
 
     public enum Body: Sendable, Hashable {
@@ -27,6 +27,9 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case close(CloseRecord)
         case error(ErrorRecord)
         case fault(FaultRecord)
+        /// Worth keeping, not worth an error: a forward-mode tunnel that failed before any
+        /// Engine.IO traffic (a browser's background services). Shaped as an error record.
+        case info(ErrorRecord)
     }
 
     public init(seq: Int = 0, ts: String = "", conn: String? = nil, _ body: Body) {
@@ -45,6 +48,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .close: .close
         case .error: .error
         case .fault: .fault
+        case .info: .info
         }
     }
 
@@ -63,6 +67,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .close: body = .close(try CloseRecord(from: decoder))
         case .error: body = .error(try ErrorRecord(from: decoder))
         case .fault: body = .fault(try FaultRecord(from: decoder))
+        case .info: body = .info(try ErrorRecord(from: decoder))
         }
     }
 }

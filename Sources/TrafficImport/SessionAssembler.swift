@@ -166,8 +166,8 @@ public struct SessionAssembler: Sendable {
             if joining[flow] != nil { finishJoining(flow, shown: nil, into: &output) }
             for id in inFlight.removeValue(forKey: flow) ?? [] {
                 if fromClient {
-                    // An Engine.IO server ends a session whose request is cut.
-                    emit(.error(ErrorRecord(dir: .clientToServer, code: .clientAborted, message: "the client closed its connection before the answer")), conn: id, time: time, into: &output)
+                    // An Engine.IO server ends a session whose request is cut; it is how clients
+                    // leave, so the conn's close, as the proxy records it, not an error.
                     close(id, by: .client, reason: "client went away mid-request", time: time, into: &output)
                 }
                 ended(id, time: time, into: &output)

@@ -19,6 +19,15 @@ public struct ConnectionDiff: Sendable {
     /// Packets that came and were not recorded.
     public var unexpected: [(key: String, payload: JSONValue)] = []
     public var changed: [Change] = []
+    /// The event each recorded ack answers, by the ack's seq, to name it in reports.
+    public var answered: [Int: String] = [:]
+
+    /// A packet as a report names it: `ACK / message-with-ack`, `EVENT /chat hello`.
+    public func label(_ seq: Int?, key: String) -> String {
+        let trimmed = String(key.reversed().drop { $0 == " " }.reversed())
+        guard let seq, let event = answered[seq] else { return trimmed }
+        return "\(trimmed) \(event)"
+    }
 
     public var isEqual: Bool { missing.isEmpty && unexpected.isEmpty && changed.isEmpty }
 

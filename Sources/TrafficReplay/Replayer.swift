@@ -70,10 +70,12 @@ public enum Replayer {
             for diff in connections {
                 let verdict = diff.isEqual ? highlight("good", "✓ same") : highlight("bad", "✗ differs")
                 lines.append("\(highlight("bold", diff.conn)) \(verdict): \(diff.matched) matched, \(diff.missing.count) missing, \(diff.unexpected.count) unexpected, \(diff.changed.count) changed")
-                for missing in diff.missing { lines.append("  " + highlight("bad", "missing") + " #\(missing.seq) \(missing.key) \(missing.payload.jsonText)") }
-                for unexpected in diff.unexpected { lines.append("  " + highlight("warn", "unexpected") + " \(unexpected.key) \(unexpected.payload.jsonText)") }
+                for missing in diff.missing {
+                    lines.append("  " + highlight("bad", "missing") + " #\(missing.seq) \(diff.label(missing.seq, key: missing.key)) \(missing.payload.jsonText)")
+                }
+                for unexpected in diff.unexpected { lines.append("  " + highlight("warn", "unexpected") + " \(diff.label(nil, key: unexpected.key)) \(unexpected.payload.jsonText)") }
                 for change in diff.changed {
-                    lines.append("  " + highlight("warn", "changed") + " #\(change.seq) \(change.key) at \(change.path)")
+                    lines.append("  " + highlight("warn", "changed") + " #\(change.seq) \(diff.label(change.seq, key: change.key)) at \(change.path)")
                     lines.append("    expected: " + (change.expected?.jsonText ?? "(nothing)"))
                     lines.append("    actual:   " + (change.actual?.jsonText ?? "(nothing)"))
                 }
@@ -355,7 +357,19 @@ public enum Replayer {
         let actual = received.withLock { received in
             endsUnderItsClient ? Array(received.packets.prefix(received.complete ?? received.packets.count)) : received.packets
         }
-        return (ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer), nil)
+        var diff = ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer)
+        // Which event each recorded ack answers: the event with its id that went the other way before it.
+        var asked: [String: String] = [:]
+        for (seq, packet) in script.steps {
+            guard let id = packet.id else { continue }
+            let key = "\(packet.nsp) \(id)"
+            if let event = packet.event, !packet.type.isAck {
+                asked["\(packet.dir.rawValue) \(key)"] = event
+            } else if packet.type.isAck, let event = asked["\(packet.dir == .clientToServer ? "s2c" : "c2s") \(key)"] {
+                diff.answered[seq] = event
+            }
+        }
+        return (diff, nil)
     }
 }
 

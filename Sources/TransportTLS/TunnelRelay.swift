@@ -35,7 +35,7 @@ public final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     /// Whether `host:port` takes a TCP connection (one opened and closed at once).
-    public static func probe(host: String, port: Int, eventLoop: any EventLoop) async throws {
+    public static func probe(host: String, port: Int, eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) async throws {
         let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(.seconds(10)).connect(host: host, port: port).get()
         try? await channel.close()
     }

@@ -272,6 +272,7 @@ struct ProxyViewTests {
         let bad = await siotap(["proxy", "--fault", "drop,colour=red"])
         #expect(bad.code == 2)
         #expect(bad.err.contains("--fault 'drop,colour=red': unknown term colour"))
+        #expect(bad.err.contains("Usage: siotap proxy") && !bad.err.contains("SUBCOMMANDS"), "the proxy's usage, not the top level's")
         let seedAlone = await siotap(["proxy", "--seed", "3"])
         #expect(seedAlone.err.contains("--seed goes with --fault"))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("siotap-faults-\(getpid()).json")
@@ -465,6 +466,22 @@ struct ReplayCommandTests {
         #expect(await siotap(["replay", elsewhere, "--app", "chat", "--target", "http://127.0.0.1:1"]).code == 2)
         let down = await siotap(["replay", elsewhere, "--target", "http://127.0.0.1:1"])
         #expect(down.code == 3 && down.err.contains("could not reach http://127.0.0.1:1") && !down.out.contains("differences"), "\(down)")
+    }
+
+    @Test("A changed ack is named by the event it answers, without stray spaces")
+    func ackLabels() async throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fixtures/conformance-binary.jsonl").path
+        let changed = "/tmp/siotap-acks-\(UInt64.random(in: 0...UInt64.max)).jsonl"
+        defer { unlink(changed) }
+        let text = try String(contentsOfFile: fixture, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: #""type":"ACK","nsp":"/custom","id":1,"args":["custom"]"#, with: #""type":"ACK","nsp":"/custom","id":1,"args":["other"]"#)
+        #expect(edited != text)
+        try edited.write(toFile: changed, atomically: true, encoding: .utf8)
+        let report = await siotap(["replay", changed, "--app", "conformance"])
+        #expect(report.code == 1)
+        #expect(report.out.contains("changed #") && report.out.contains(" ACK /custom message-with-ack at args[0]"), "\(report.out)")
+        #expect(!report.out.contains("  at "))
     }
 
     @Test("A redacted capture replays once its tokens are re-minted; the forged one stays refused")

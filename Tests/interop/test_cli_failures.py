@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -115,6 +116,41 @@ def test_a_port_in_use_is_a_runtime_failure():
     assert result.returncode == 1
     # (serve warns first that the chat app runs on the guide's default secret.)
     assert result.stderr.splitlines()[-1] == f"siotap serve: cannot listen on {busy.url.split('//')[1]}: address already in use"
+
+
+def test_the_proxy_says_at_once_when_its_upstream_takes_no_connection(tmp_path):
+    """(#27 item 10) Said on start, not at the first client's 502; the proxy still runs (the server
+    may be on its way up). An upstream that listens gets no such line, and no request from it."""
+    import signal
+    from conftest import Server
+    port = free_port()
+
+    def started(upstream):
+        process = subprocess.Popen([SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream, "--quiet"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        first = process.stderr.readline()
+        assert "listening on" in first, first
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=10)
+        assert process.returncode == 0
+        return rest
+
+    down = started(f"http://127.0.0.1:{port}")
+    assert f"siotap proxy: warning: http://127.0.0.1:{port} takes no connection (cannot connect (connection refused)); clients get a 502 until it does" in down, down
+    server = Server("--app", "conformance")
+    try:
+        assert "warning" not in started(server.url)
+    finally:
+        server.stop()
+
+
+def test_import_of_a_file_that_is_no_capture_says_what_it_reads(tmp_path):
+    junk = tmp_path / "notes.pcap"
+    junk.write_bytes(b"these are notes, not packets\n" * 10)
+    result = siotap("import", str(junk))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"siotap import: {junk}: not a pcap, pcapng or HAR file (libpcap: unknown file format)", result.stderr
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -8,6 +8,7 @@ import pathlib
 import socket
 import ssl
 import subprocess
+import signal
 
 import pytest
 import requests
@@ -288,6 +289,8 @@ def test_a_connect_to_a_closed_port_is_a_502(forward):
     assert wait_until(lambda: [r for r in proxy.records() if r.get("code") == "proxy.bad_tunnel"])
     records = [r for r in proxy.records() if r.get("code") == "proxy.bad_tunnel"]
     assert f"127.0.0.1:{closed}" in records[0]["message"]
+    # No Socket.IO traffic went through it: kept, as info, not an error.
+    assert records[0]["kind"] == "info"
 
 
 @pytest.mark.parametrize("garbage,code", [(b"\x00\x01\x02garbage\r\n\r\n", "proxy.bad_tunnel"),
@@ -305,6 +308,7 @@ def test_garbage_after_connect(forward, tls_server, garbage, code):
         except ConnectionResetError:
             pass
     assert wait_until(lambda: [r for r in proxy.records() if r.get("code") == code]), proxy.records()
+    assert {r["kind"] for r in proxy.records() if r.get("code") == code} == {"info"}
     # The proxy still serves.
     assert requests.get(f"{proxy.url}/", timeout=10).status_code == 400
 
@@ -467,3 +471,31 @@ def test_a_cut_in_forward_mode_tells_the_conns_own_server(forward, proxy_env, pl
         assert cut["action"] == "disconnect"
     finally:
         recorder.stop()
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_failed_tunnels_stay_out_of_the_live_view(siotap_ca, pki, tmp_path, shown):
+    """A browser's background services fail tunnels all day (#27 Must 6): kept in the capture as
+    info, left out of the live view and counted when the proxy stops, unless --show-tunnels."""
+    capture = tmp_path / "capture.jsonl"
+    process = subprocess.Popen([SIOTAP, "proxy", "--mode", "forward", "--listen", "127.0.0.1:0", "--ca-dir", str(siotap_ca),
+                                "--record", str(capture), "--format", "text", *(["--show-tunnels"] if shown else [])],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    while "forward proxy on" not in line:
+        assert line, "the proxy did not start"
+        line = process.stderr.readline()
+    port = int(line.split("forward proxy on http://127.0.0.1:")[1].split()[0])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"CONNECT 127.0.0.1:{closed} HTTP/1.1\r\n\r\n".encode())
+            assert raw.recv(1024).startswith(b"HTTP/1.1 502")
+    assert wait_until(lambda: capture.exists() and capture.read_text().count('"kind":"info"') == 2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert ("info proxy.bad_tunnel" in out) == shown, out
+    assert ("2 tunnels failed before any Socket.IO traffic" in err) == (not shown), err

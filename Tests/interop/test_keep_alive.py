@@ -37,17 +37,20 @@ class ConnectionCounter:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            self.accepted += 1
             upstream = socket.create_connection(("127.0.0.1", self.target))
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, counts in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(source, sink, counts), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source, sink):
+    def _pipe(self, source, sink, counts):
+        """`counts`: the connection is counted once its client sends a byte (the proxy checks its
+        upstream at start with a connection it closes at once, which carries none)."""
         try:
             while data := source.recv(65536):
+                if counts:
+                    self.accepted += 1
+                    counts = False
                 sink.sendall(data)
         except OSError:
             pass

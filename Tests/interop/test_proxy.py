@@ -219,7 +219,7 @@ def test_plain_http_and_upstream_errors_pass_through(conformance_proxy):
 
 def test_a_long_poll_whose_client_goes_away(chat_proxy):
     """A known session's polls are relayed on the event loop: a client that closes its connection
-    while its long-poll waits has its upstream request dropped, and the capture says so. (The chat
+    while its long-poll waits has its upstream request dropped, and the capture's close says so. (The chat
     servers ping every 2 s or less often, so no ping answers the poll first.)"""
     proxy = chat_proxy
     opened = requests.get(f"{proxy.url}/socket.io/?EIO=4&transport=polling")
@@ -229,11 +229,10 @@ def test_a_long_poll_whose_client_goes_away(chat_proxy):
         held.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         time.sleep(0.3)
     records = wait_for_records(proxy, lambda rs: any(r["kind"] == "close" for r in rs))
-    aborted = [r for r in records if r["kind"] == "error"]
-    assert [(r["code"], r["dir"]) for r in aborted] == [("proxy.client_aborted", "c2s")], records
+    # How clients leave (a page closed): the conn's close says it, and nothing calls it an error.
+    assert [r for r in records if r["kind"] == "error"] == [], records
     closes = [r for r in records if r["kind"] == "close"]
     assert len(closes) == 1 and closes[0]["by"] == "client" and closes[0]["reason"] == "client went away mid-request"
-    assert closes[0]["seq"] > aborted[0]["seq"]
 
 
 def test_engine_io_is_found_on_any_path_and_path_restricts(tmp_path):
@@ -487,10 +486,12 @@ def test_hop_by_hop_headers_are_dropped_end_to_end_ones_kept(tmp_path):
     seen = {}
 
     def upstream():
-        conn, _ = listener.accept()
         data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
+        while b"\r\n\r\n" not in data:  # the proxy first checks the port with a bare TCP connection
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
         seen["head"] = data.decode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         conn.close()

@@ -43,10 +43,13 @@ def read_exactly(sock, count):
     return data
 
 
-def read_head(sock):
+def read_head(sock, empty_ok=False):
+    """A request's head; "" for a connection closed before any byte, when `empty_ok`."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(1)
+        if not chunk and not data and empty_ok:
+            return ""
         assert chunk, data
         data += chunk
     return data.decode()
@@ -68,8 +71,10 @@ class BareUpstream:
         self.thread.start()
 
     def serve(self):
-        self.sock, _ = self.listener.accept()
-        head = read_head(self.sock)
+        head = ""
+        while not head:  # the proxy first checks the port with a bare TCP connection
+            self.sock, _ = self.listener.accept()
+            head = read_head(self.sock, empty_ok=True)
         headers = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:] if ":" in line}
         self.request_headers = headers
         accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()

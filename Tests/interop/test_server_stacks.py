@@ -114,7 +114,7 @@ def test_through_the_proxy(stack, transport, tmp_path):
     assert len(sessions) == 1, "one conn per Engine.IO session, across the upgrade"
     assert sessions[0]["path"] == stack.path
     # A polling client may end by dropping its pending long-poll: the capture says so, nothing else.
-    assert [r["code"] for r in records if r["kind"] == "error" and r["code"] != "proxy.client_aborted"] == []
+    assert [r["code"] for r in records if r["kind"] == "error"] == []
     packets = [r for r in records if r["kind"] == "packet"]
     # Every event the client saw is in the capture, decoded, in the same order.
     captured = [(p["nsp"], p["event"], p["args"]) for p in packets if p["dir"] == "s2c" and p.get("event")]

@@ -197,6 +197,7 @@ function describe(record) {
     case 'jwt': return `token ${record.verified === true ? 'verified' : record.verified === false ? 'not verified' : 'not checked'}`;
     case 'close': return `close by ${record.by}`;
     case 'error': return record.code;
+    case 'info': return `info ${record.code}`;
     case 'fault': return `fault ${record.action}`;
     default: return record.kind;
   }
@@ -208,7 +209,7 @@ function preview(record) {
     return record.raw || '';
   }
   if (record.kind === 'close') return record.reason || '';
-  if (record.kind === 'error') return record.message || '';
+  if (record.kind === 'error' || record.kind === 'info') return record.message || '';
   if (record.kind === 'fault') {
     const what = [record.delay_ms !== undefined ? `${record.delay_ms} ms` : '', record.detail || '', record.raw || ''].filter(Boolean).join(' · ');
     return `${what}${what ? ' · ' : ''}${record.rule}`;
