@@ -77,7 +77,7 @@ def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
         conn = page.locator("#conn-rows .conn").first
         expect(conn).to_contain_text("closed by client", timeout=10_000)
         expect(conn).to_contain_text("websocket")
-        expect(conn.locator("span").nth(3)).to_have_text("ada")  # the user, from the token's claims
+        expect(conn.locator("span").nth(3)).to_have_text("ada (id 42)")  # the user, from the token's claims
         conn.click()
         assert "#conn=c1" in page.url
 
@@ -340,7 +340,7 @@ def test_the_demo_in_the_inspector(tmp_path, browser):
     try:
         page = open_page(browser, url)
         users = page.locator("#conn-rows .conn span:nth-child(4)")
-        expect(users).to_have_text(["alice", "bob", re.compile(r"\(refused\)$")], timeout=20_000)
+        expect(users).to_have_text(["alice (id 1)", "bob (id 2)", re.compile(r"^mallory \(id 666\) \(refused\)$")], timeout=20_000)
         assert page.problems == []
     finally:
         stop(process)
@@ -491,3 +491,76 @@ def test_the_token_panel_shows_any_claim_value(tmp_path, browser):
         assert page.problems == [], page.problems
     finally:
         stop(process, after_the_work=False)
+
+
+def test_the_timeline_reads_at_a_glance(conformance, tmp_path, browser):
+    """(#27 item 4, in part) Two conns live through the proxy: the merged timeline says whose each
+    row is; packets show their decoded arguments (the wire text is in the detail); a conn's normal
+    close is drawn plainly, not red; the conn pane is as tall as its rows and the user may resize
+    it; the user column names the claim (`ada (id 42)`)."""
+    proxy = Proxy(conformance.url, tmp_path, "--jwt-secret", SECRET, "--ui", "127.0.0.1:0")
+    try:
+        page = open_page(browser, inspector_url(proxy))
+        expect(page.locator("#status")).to_have_text("live")
+        session(proxy.url)
+        session(proxy.url)
+        expect(page.locator("#conn-rows .conn")).to_have_count(2)
+        expect(page.locator("#conn-rows .conn").nth(1)).to_contain_text("closed by client", timeout=10_000)
+        expect(page.locator("#conn-rows .conn").first.locator("span").nth(3)).to_have_text("ada (id 42)")
+        expect(page.locator("#timeline")).to_have_class(re.compile(r"\bmulti\b"))
+        expect(page.locator("#timeline-head .conn-id")).to_be_visible()
+        assert {page.locator(".row:not(.head) .conn-id").nth(i).inner_text() for i in range(page.locator(".row:not(.head)").count())} >= {"c1", "c2"}
+        # Decoded arguments, as captured (the 20-digit integer exact), not `421[...`.
+        event = page.locator(".row", has_text="message-with-ack #").first
+        args = event.locator(".args").inner_text()
+        # (python-socketio escapes non-ASCII: the escape is kept, as sent.)
+        assert args.endswith(f' · [{{"n":{BIG},"text":"caf\\u00e9"}}]') and '"message-with-ack"' not in args, args
+        event.click()
+        expect(page.locator("#detail")).to_contain_text("as sent")
+        # A close packet is how a conn ends normally: not painted as an error.
+        close = page.locator(".row.close-row").first
+        expect(close).not_to_have_class(re.compile(r"\babnormal\b"))
+        error_color = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--error').trim()")
+        assert close.locator(".what").evaluate("e => getComputedStyle(e).color") != page.evaluate(
+            f"(() => {{ const e = document.createElement('span'); e.style.color = '{error_color}'; document.body.append(e); const c = getComputedStyle(e).color; e.remove(); return c; }})()")
+        # The pane fits its two rows (and a header), and can be resized.
+        pane = page.locator("#conns")
+        assert pane.evaluate("e => e.offsetHeight") <= 3 * 24 + 8
+        assert pane.evaluate("e => getComputedStyle(e).resize") == "vertical"
+        # Picking a conn: one conn's timeline needs no conn column.
+        page.locator("#conn-rows .conn").first.click()
+        expect(page.locator("#timeline")).not_to_have_class(re.compile(r"\bmulti\b"))
+        assert page.problems == []
+    finally:
+        proxy.stop()
+
+
+def test_forward_mode_hosts_and_abnormal_closes(tmp_path, browser):
+    """A capture of forward mode names each conn's host in its own column; a conn that ended
+    badly (its session expired unseen) is drawn red, one that closed normally is not."""
+    capture = tmp_path / "forward.jsonl"
+    lines = [
+        {"seq": 1, "ts": "2026-12-05T10:00:00.000000Z", "kind": "session", "conn": "c1", "url": "/socket.io/?EIO=4&transport=websocket",
+         "eio": 4, "transport": "websocket", "sid": "A", "target": "app.example:443", "scheme": "https"},
+        {"seq": 2, "ts": "2026-12-05T10:00:01.000000Z", "kind": "session", "conn": "c2", "url": "/socket.io/?EIO=4&transport=polling",
+         "eio": 4, "transport": "polling", "sid": "B", "target": "chat.example:8443", "scheme": "https"},
+        {"seq": 3, "ts": "2026-12-05T10:00:02.000000Z", "kind": "close", "conn": "c1", "by": "client", "reason": "close packet"},
+        {"seq": 4, "ts": "2026-12-05T10:00:09.000000Z", "kind": "close", "conn": "c2", "by": "proxy",
+         "reason": "no request for 3 s: the session has expired"},
+    ]
+    capture.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    process, url = serving([SIOTAP, "view", str(capture), "--ui", "127.0.0.1:0"])
+    try:
+        page = open_page(browser, url)
+        expect(page.locator("#conn-rows .conn")).to_have_count(2)
+        expect(page.locator(".conn.head .host")).to_be_visible()
+        expect(page.locator("#conn-rows .conn").nth(0).locator("span").nth(1)).to_have_text("app.example:443")
+        expect(page.locator("#conn-rows .conn").nth(1).locator("span").nth(1)).to_have_text("chat.example:8443")
+        expect(page.locator("#conn-rows .conn").nth(1).locator("span").nth(8)).to_have_class("error")
+        expect(page.locator("#conn-rows .conn").nth(0).locator("span").nth(8)).not_to_have_class("error")
+        expect(page.locator(".row.close-row.abnormal")).to_have_count(1)
+        expect(page.locator(".row.close-row.abnormal")).to_contain_text("no request for 3 s")
+        assert page.problems == []
+    finally:
+        process.terminate()
+        process.wait(timeout=5)

@@ -62,6 +62,13 @@ function parseRaw(text) {
   return value();
 }
 
+// A raw JSON node written back as its text, literals as they were.
+function literal(node) {
+  if (node.t === 'obj') return `{${node.entries.map(([key, value]) => `${key}:${literal(value)}`).join(',')}}`;
+  if (node.t === 'arr') return `[${node.items.map(literal).join(',')}]`;
+  return node.raw;
+}
+
 function member(node, key) {
   if (!node || node.t !== 'obj') return undefined;
   const quoted = JSON.stringify(key);
@@ -106,12 +113,22 @@ function treeBox(node, label, marked = new Set()) {
   return box;
 }
 
+// Who a token is for, naming the claim that identifies them: `ada (sub 42)`, `ada`, `id 42`.
 function userOf(claims) {
   if (!claims || typeof claims !== 'object') return '';
-  for (const key of ['sub', 'username', 'name', 'email', 'id', 'userId']) {
-    if (claims[key] !== undefined && claims[key] !== null) return String(claims[key]);
-  }
-  return '';
+  const pick = (keys) => keys.find((key) => claims[key] !== undefined && claims[key] !== null && typeof claims[key] !== 'object');
+  const name = pick(['name', 'username', 'preferred_username', 'email']);
+  const id = pick(['sub', 'id', 'userId', 'user_id']);
+  if (name && id) return `${claims[name]} (${id} ${claims[id]})`;
+  if (name) return String(claims[name]);
+  return id ? `${id} ${claims[id]}` : '';
+}
+
+// How a conn ends without anything having gone wrong: a close packet, a transport closed by
+// either side, a client leaving mid-request, siotap stopping. Anything else is drawn as trouble.
+const NORMAL_CLOSES = ['close packet', 'client closed the websocket', 'server closed the websocket', 'client went away mid-request', 'proxy stopped'];
+function abnormalClose(record) {
+  return record.kind === 'close' && !NORMAL_CLOSES.includes(record.reason);
 }
 
 function base64Size(text) {
@@ -147,7 +164,10 @@ function ingest(line) {
   conn.records.push(record);
   if (record.transport && conn.transports[conn.transports.length - 1] !== record.transport) conn.transports.push(record.transport);
   switch (record.kind) {
-    case 'session': conn.eio = record.eio; conn.url = record.url; conn.remote = record.remote; break;
+    case 'session':
+      conn.eio = record.eio; conn.url = record.url; conn.remote = record.remote;
+      if (record.target) { conn.target = record.target; state.forward = true; }
+      break;
     case 'packet':
       conn.packets += 1;
       conn.bytes += (record.raw || '').length + (record.attachments || []).reduce((sum, a) => sum + base64Size(a), 0);
@@ -203,10 +223,15 @@ function describe(record) {
   }
 }
 
+// A packet's decoded arguments (or CONNECT data) as captured, numbers and escapes as written;
+// its wire text is in the detail ("as sent").
 function preview(record) {
   if (record.kind === 'packet') {
-    if (record.latency_ms !== undefined) return `${record.latency_ms} ms · ${record.raw || ''}`;
-    return record.raw || '';
+    const raw = parseRaw(record._line);
+    const args = member(raw, 'args');
+    const data = member(raw, 'data');
+    const text = args ? literal(args) : data ? literal(data) : '';
+    return record.latency_ms !== undefined ? `${record.latency_ms} ms${text ? ' · ' + text : ''}` : text;
   }
   if (record.kind === 'close') return record.reason || '';
   if (record.kind === 'error' || record.kind === 'info') return record.message || '';
@@ -241,6 +266,13 @@ function windowOf(viewport, total) {
 
 function renderConns() {
   const conns = [...state.conns.values()];
+  const pane = $('#conns');
+  pane.classList.toggle('forward', Boolean(state.forward));
+  // Sized to its rows until the user resizes it.
+  if (!state.connsSizedByUser) {
+    state.connsHeight = (Math.min(Math.max(conns.length, 1), 12) + 1) * ROW + 6;
+    pane.style.height = `${state.connsHeight}px`;
+  }
   const viewport = $('#conn-viewport');
   $('#conn-spacer').style.height = `${conns.length * ROW}px`;
   const [first, last] = windowOf(viewport, conns.length);
@@ -252,10 +284,11 @@ function renderConns() {
     row.dataset.conn = conn.id;
     if (conn.id === state.picked) row.classList.add('picked');
     const closed = conn.closed ? `closed by ${conn.closed.by}${conn.closed.reason ? ': ' + conn.closed.reason : ''}` : 'open';
-    for (const text of [conn.id, conn.eio, conn.transports.join(' → '), conn.user, conn.packets, conn.bytes, conn.errors, closed]) {
-      row.append(element('span', '', String(text)));
-    }
-    if (conn.errors > 0) row.children[6].className = 'error';
+    const cells = [conn.id, conn.eio, conn.transports.join(' → '), conn.user, conn.packets, conn.bytes, conn.errors, closed];
+    if (state.forward) cells.splice(1, 0, conn.target || '');
+    for (const text of cells) row.append(element('span', '', String(text)));
+    if (conn.errors > 0) row.children[state.forward ? 7 : 6].className = 'error';
+    if (conn.closed && abnormalClose(conn.closed)) row.children[state.forward ? 8 : 7].className = 'error';
     if (state.report) {
       const diff = state.report.conns.get(conn.id);
       const differences = diff ? diff.changed.length + diff.missing.length + diff.unexpected.length : 0;
@@ -267,6 +300,8 @@ function renderConns() {
 }
 
 function renderRows() {
+  // Several conns in one timeline: each row says whose it is.
+  $('#timeline').classList.toggle('multi', !state.picked && state.conns.size > 1);
   const viewport = $('#viewport');
   const total = state.view.length;
   $('#count').textContent = `${total} record${total === 1 ? '' : 's'}`;
@@ -277,7 +312,7 @@ function renderRows() {
   const made = [];
   for (let index = first; index < last; index++) {
     const record = state.view[index];
-    const row = element('div', `row ${record.kind}-row`);
+    const row = element('div', `row ${record.kind}-row${abnormalClose(record) ? ' abnormal' : ''}`);
     row.dataset.index = index;
     if (record === state.selected) row.classList.add('picked');
     // An event and its ack are drawn together: selecting one marks the other, joined by a bar.
@@ -287,6 +322,7 @@ function renderRows() {
     const arrow = record.dir === 'c2s' ? '→' : record.dir === 's2c' ? '←' : '';
     row.append(
       element('span', 'time', (record.ts || '').slice(11, 23)),
+      element('span', 'conn-id', record.conn || ''),
       element('span', record.dir || '', arrow),
       element('span', '', record.nsp || ''),
       element('span', 'what', describe(record)),
@@ -586,6 +622,11 @@ function setUp() {
     if (row) pick(row.dataset.conn);
   });
   $('#conn-viewport').addEventListener('scroll', renderConns);
+  // Dragging the pane's corner makes its height the user's (CSS resize: vertical).
+  new ResizeObserver(() => {
+    const pane = $('#conns');
+    if (state.connsHeight !== undefined && Math.abs(pane.offsetHeight - state.connsHeight) > 2) state.connsSizedByUser = true;
+  }).observe($('#conns'));
   $('#rows').addEventListener('click', (event) => {
     const row = event.target.closest('.row');
     if (row) select(state.view[Number(row.dataset.index)]);
