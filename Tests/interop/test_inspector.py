@@ -541,7 +541,10 @@ def test_forward_mode_hosts_and_abnormal_closes(tmp_path, browser):
     capture = tmp_path / "forward.jsonl"
     lines = [
         {"seq": 1, "ts": "2026-12-05T10:00:00.000000Z", "kind": "session", "conn": "c1", "url": "/socket.io/?EIO=4&transport=websocket",
-         "eio": 4, "transport": "websocket", "sid": "A", "target": "app.example:443", "scheme": "https"},
+         "eio": 4, "transport": "websocket", "sid": "A", "headers": {"Host": "app.example", "User-Agent": "Chromium/156"},
+         "target": "app.example:443", "scheme": "https",
+         "tls": {"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "sni": "app.example",
+                 "upstream_cert": {"subject": "CN=app.example", "issuer": "CN=Example CA", "not_after": "2027-01-01T00:00:00Z"}}},
         {"seq": 2, "ts": "2026-12-05T10:00:01.000000Z", "kind": "session", "conn": "c2", "url": "/socket.io/?EIO=4&transport=polling",
          "eio": 4, "transport": "polling", "sid": "B", "target": "chat.example:8443", "scheme": "https"},
         {"seq": 3, "ts": "2026-12-05T10:00:02.000000Z", "kind": "close", "conn": "c1", "by": "client", "reason": "close packet"},
@@ -560,6 +563,14 @@ def test_forward_mode_hosts_and_abnormal_closes(tmp_path, browser):
         expect(page.locator("#conn-rows .conn").nth(0).locator("span").nth(8)).not_to_have_class("error")
         expect(page.locator(".row.close-row.abnormal")).to_have_count(1)
         expect(page.locator(".row.close-row.abnormal")).to_contain_text("no request for 3 s")
+        # A session's detail: its fields, headers and TLS as tables, the record itself folded away.
+        page.locator("#conn-rows .conn").first.click()
+        page.locator(".row.session-row").first.click()
+        detail = page.locator("#detail")
+        expect(detail.locator("table.fields tr", has_text="target")).to_contain_text("app.example:443")
+        expect(detail.locator("table.headers tr", has_text="User-Agent")).to_contain_text("Chromium/156")
+        expect(detail.locator("table.fields tr", has_text="upstream certificate")).to_contain_text("CN=app.example")
+        expect(detail.locator("details.whole")).not_to_have_attribute("open", "")
         assert page.problems == []
     finally:
         process.terminate()

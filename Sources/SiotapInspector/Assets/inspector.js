@@ -365,14 +365,66 @@ function renderDetail() {
       jump.onclick = () => select(fault);
       parts.push(jump);
     }
-  } else if (record.kind === 'fault' && record._packet) {
-    const jump = element('a', 'jump', `on #${record._packet.seq} ${describe(record._packet)}`);
-    jump.onclick = () => select(record._packet);
-    parts.push(jump, treeBox(raw, record.kind));
   } else {
-    parts.push(treeBox(raw, record.kind));
+    if (record.kind === 'fault' && record._packet) {
+      const jump = element('a', 'jump', `on #${record._packet.seq} ${describe(record._packet)}`);
+      jump.onclick = () => select(record._packet);
+      parts.push(jump);
+    }
+    parts.push(...panels(record, raw));
   }
   detail.replaceChildren(...parts);
+}
+
+// The fields each kind of record is read by, in the order a person reads them.
+const FIELDS = {
+  session: ['url', 'path', 'eio', 'transport', 'sid', 'remote', 'upstream', 'target', 'scheme', 'parser', 'app'],
+  jwt: ['source', 'nsp', 'verified', 'reason', 'exp', 'iat', 'nbf', 'expires_in_s', 'warnings'],
+  fault: ['rule', 'action', 'dir', 'packet', 'delay_ms', 'detail', 'raw'],
+  close: ['by', 'reason'],
+  error: ['code', 'dir', 'message', 'raw'],
+  info: ['code', 'dir', 'message'],
+  engine: ['type', 'dir', 'transport'],
+};
+
+function fieldTable(pairs, className = 'fields') {
+  const table = element('table', className);
+  for (const [key, value] of pairs) {
+    const row = element('tr');
+    row.append(element('th', '', key), element('td', '', typeof value === 'object' ? JSON.stringify(value) : String(value)));
+    table.append(row);
+  }
+  return table;
+}
+
+// A record's detail as panels: its fields as a table, a session's headers and TLS as tables of
+// their own, a token's header and claims as trees; the whole record stays a click away.
+function panels(record, raw) {
+  const out = [];
+  const keys = FIELDS[record.kind] || [];
+  const pairs = keys.filter((key) => record[key] !== undefined).map((key) => [key, record[key]]);
+  if (pairs.length) out.push(fieldTable(pairs));
+  if (record.kind === 'session' && record.headers) {
+    out.push(element('h3', '', 'request headers'), fieldTable(Object.entries(record.headers), 'fields headers'));
+  }
+  if (record.kind === 'session' && record.tls) {
+    const tls = record.tls;
+    const certificate = tls.upstream_cert || {};
+    out.push(element('h3', '', 'TLS'), fieldTable([['version', tls.version], ['cipher', tls.cipher], ['sni', tls.sni],
+      ['upstream certificate', certificate.subject], ['issued by', certificate.issuer], ['valid until', certificate.not_after]]
+      .filter(([, value]) => value !== undefined)));
+  }
+  if (record.kind === 'jwt') {
+    for (const name of ['header', 'claims']) {
+      const node = member(raw, name);
+      if (node) out.push(element('h3', '', name), treeBox(node, name));
+    }
+  }
+  if (record.kind === 'engine' && record.data !== undefined) out.push(element('h3', '', 'data'), treeBox(member(raw, 'data'), 'data'));
+  const whole = element('details', 'whole');
+  whole.append(element('summary', 'muted', 'the record as written'), treeBox(raw, record.kind));
+  out.push(whole);
+  return out;
 }
 
 // What the replay said of this record: the paths that changed, or that it never came.
