@@ -10,13 +10,18 @@ siotap fails here. Each ```sh block says how it is run in the HTML comment befor
                           `auth`, a chat message, its reply); the command's output must show it
   dist                    in a folder holding the packages (scripts/package.sh, here made from
                           the binary under test), with a fresh venv and npm offline
-  files                   with session.pcap (tcpdump of a session on :3001) and session.har
+  files                   with session.pcap (tcpdump of a session on :3001), session.har, and
+                          "your client": my_client.py (python-socketio) and my_client.js (the
+                          official socket.io-client), each connecting to the URL it is given with
+                          a token, sending a chat message and printing the reply
+  while-previous          while the background command of the block before still runs
   repo                    in the repository's root (a contributor's command)
   by=SCRIPT               run by SCRIPT instead (too slow, or the test command itself): the
                           script must contain the block's command
 
 The blocks run in README order in one folder, as a reader following it would (the recording
 made by one block is replayed by a later one), with HOME in that folder."""
+import json
 import os
 import pathlib
 import re
@@ -35,6 +40,37 @@ from test_import import Tcpdump
 from test_inspector import HAR
 
 README = ROOT / "README.md"
+BUNDLE = ROOT / ".peers" / "js" / "socket.io-4.8.1.min.js"
+
+# "Your client", as the README's recipes call it: the seed guide's, given the server's URL.
+MY_CLIENT_PY = f"""import os, sys, time
+sys.path[:0] = {[str(p) for p in sys.path if "site-packages" in p]!r}  # python-socketio from the test peers' venv
+import jwt, socketio
+token = jwt.encode({{"id": 7, "name": "ada", "exp": int(time.time()) + 600}}, os.environ["JWT_SECRET"], algorithm="HS256")
+replies = []
+client = socketio.Client(reconnection=False)
+client.on("chat response", replies.append)
+client.connect(sys.argv[1], auth={{"token": token}}, wait_timeout=5)
+client.emit("message", {{"message": "hello from the README", "sender": "ada"}})
+for _ in range(100):
+    if replies:
+        break
+    time.sleep(0.05)
+client.disconnect()
+print(replies[0] if replies else "no reply")
+"""
+
+MY_CLIENT_JS = f"""const crypto = require('crypto');
+const io = require({json.dumps(str(BUNDLE))});
+const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const body = part({{alg: 'HS256', typ: 'JWT'}}) + '.' + part({{id: 7, name: 'ada', exp: Math.floor(Date.now() / 1000) + 600}});
+const token = body + '.' + crypto.createHmac('sha256', process.env.JWT_SECRET).update(body).digest('base64url');
+const socket = io(process.argv[2], {{ transports: ['websocket'], auth: {{ token }} }});
+const timer = setTimeout(() => {{ console.log('no reply'); process.exit(1); }}, 10000);
+socket.on('chat response', (reply) => {{ console.log(reply); clearTimeout(timer); socket.close(); }});
+socket.on('connect', () => socket.emit('message', {{ message: 'hello from the README', sender: 'ada' }}));
+socket.on('connect_error', (error) => {{ console.log('connect_error', error.message); process.exit(1); }});
+"""
 PORTS = (3001, 8080, 8081, 8443)
 
 
@@ -57,7 +93,7 @@ def options(marker):
     for word in shlex.split(marker):
         key, _, value = word.partition("=")
         parsed[key] = value or True
-    unknown = set(parsed) - {"run", "background", "server", "client", "dist", "files", "repo", "by"}
+    unknown = set(parsed) - {"run", "background", "server", "client", "dist", "files", "repo", "by", "while-previous"}
     assert not unknown, f"unknown readme-test keys {unknown}"
     return parsed
 
@@ -76,11 +112,18 @@ def test_the_readme_commands(tmp_path):
     for port in PORTS:
         assert not port_open(port), f"port {port} is taken: the README's commands use it"
     work = Workspace(tmp_path)
+    found = blocks()
     try:
-        for line, marker, text in blocks():
-            work.run(line, options(marker), text)
+        for index, (line, marker, text) in enumerate(found):
+            following = options(found[index + 1][1]) if index + 1 < len(found) else {}
+            work.run(line, options(marker), text, keep="while-previous" in following)
     finally:
         work.stop()
+
+
+def node_major():
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip().lstrip("v")
+    return int(version.split(".")[0]) if version else 0
 
 
 def port_open(port):
@@ -98,6 +141,12 @@ class Workspace:
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         (bin_dir / "siotap").symlink_to(SIOTAP)
+        if os.geteuid() == 0:
+            # Chromium will not start as root without --no-sandbox (CI runs as root): what the
+            # reader types, with that one flag added.
+            shim = bin_dir / "chromium"
+            shim.write_text('#!/bin/sh\nexec /usr/bin/chromium --no-sandbox "$@"\n')
+            shim.chmod(0o755)
         venv = tmp_path / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         self.env = {
@@ -110,10 +159,14 @@ class Workspace:
             "npm_config_update_notifier": "false", "npm_config_cache": str(tmp_path / "npm-cache"),
             "JWT_SECRET": SECRET,
             "NO_COLOR": "1",
+            # The browser bundle of socket.io-client uses the global WebSocket, behind a flag in node 20.
+            **({"NODE_OPTIONS": "--experimental-websocket"} if node_major() in (20, 21) else {}),
         }
         self.server = None
+        self.kept = None
 
-    def run(self, line, marker, text):
+    def run(self, line, marker, text, keep=False):
+        """`keep`: a background command goes on running for the next block."""
         where = f"README.md:{line}: {text!r}"
         if "by" in marker:
             script = (ROOT / marker["by"]).read_text()
@@ -128,15 +181,30 @@ class Workspace:
         if "files" in marker:
             self.make_files()
         if "background" in marker:
-            self.background(where, marker, text)
+            self.background(where, marker, text, keep)
         else:
             result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", text], cwd=ROOT if "repo" in marker else self.dir, env=self.env,
                                     capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, f"{where} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        if "server" not in marker and "files" not in marker:
+            if "files" in marker and "my_client" in text:
+                # Each client printed the chat's reply, and curl and Chromium the handshake: each got
+                # through, trusting the CA (Chromium's error page holds no sid).
+                assert result.stdout.count("You sent: hello from the README") == text.count("my_client"), result.stdout
+                fetches = sum(line.startswith(("curl ", "chromium ")) for line in text.splitlines())
+                assert result.stdout.count('"sid"') == fetches, result.stdout
+        if "while-previous" in marker:
+            self.stop_kept()
+        if not keep and "server" not in marker and "files" not in marker and "while-previous" not in marker:
             self.stop_server()
 
-    def background(self, where, marker, text):
+    def stop_kept(self):
+        process, where, printed = self.kept
+        self.kept = None
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=15)
+        assert code == 0, f"{where}: Ctrl-C made it exit {code}:\n{printed()}"
+
+    def background(self, where, marker, text, keep=False):
         assert "\n" not in text.strip(), f"{where}: a background block holds one command"
         out, err = self.dir / "block.out", self.dir / "block.err"
         with open(out, "w") as stdout, open(err, "w") as stderr:
@@ -150,10 +218,15 @@ class Workspace:
                 reply = chat_through(8080)
                 assert reply == "You sent: hello from the README", reply
                 assert wait_until(lambda: "chat response" in printed(), timeout=10), f"{where} did not show the exchange:\n{printed()}"
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-            code = process.wait(timeout=15)
+        except BaseException:
+            process.kill()
+            raise
+        if keep:
+            self.kept = (process, where, printed)
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=15)
         assert code == 0, f"{where}: Ctrl-C made it exit {code}:\n{printed()}"
 
     def start_server(self):
@@ -177,8 +250,12 @@ class Workspace:
         finally:
             dump.stop()
         (self.dir / "session.har").write_text(HAR)
+        (self.dir / "my_client.py").write_text(MY_CLIENT_PY)
+        (self.dir / "my_client.js").write_text(MY_CLIENT_JS)
 
     def stop(self):
+        if self.kept:
+            self.kept[0].kill()
         self.stop_server()
 
 
