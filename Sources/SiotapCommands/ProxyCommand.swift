@@ -38,8 +38,9 @@ struct ProxyCommand: AsyncParsableCommand {
             machines are refused unless --allow-remote; theirs cannot reach this machine's loopback \
             or link-local addresses, nor siotap's own ports, unless --allow-hosts names them.
 
-            --filter keeps the packets that match every term: event=NAME, nsp=/NS, conn=cN, \
-            type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an event name.
+            --filter keeps the packets that match every term: event=NAME (and the acks that \
+            answer it), nsp=/NS, conn=cN, type=EVENT|ACK|CONNECT|..., dir=c2s|s2c; a bare word is an \
+            event name.
 
             --fault breaks a session on purpose (repeatable; --faults FILE.json takes a JSON array of \
             the same rules). A rule is an action, then --filter's terms (as key=value), p=PERCENT \

@@ -547,8 +547,12 @@ def test_forward_mode_hosts_and_abnormal_closes(tmp_path, browser):
                  "upstream_cert": {"subject": "CN=app.example", "issuer": "CN=Example CA", "not_after": "2027-01-01T00:00:00Z"}}},
         {"seq": 2, "ts": "2026-12-05T10:00:01.000000Z", "kind": "session", "conn": "c2", "url": "/socket.io/?EIO=4&transport=polling",
          "eio": 4, "transport": "polling", "sid": "B", "target": "chat.example:8443", "scheme": "https"},
-        {"seq": 3, "ts": "2026-12-05T10:00:02.000000Z", "kind": "close", "conn": "c1", "by": "client", "reason": "close packet"},
-        {"seq": 4, "ts": "2026-12-05T10:00:09.000000Z", "kind": "close", "conn": "c2", "by": "proxy",
+        {"seq": 3, "ts": "2026-12-05T10:00:01.500000Z", "kind": "fault", "conn": "c1", "rule": "drop,type=ACK,dir=s2c", "action": "drop",
+         "dir": "s2c", "detail": "the server's ack never reached the client"},
+        {"seq": 4, "ts": "2026-12-05T10:00:01.600000Z", "kind": "jwt", "conn": "c1", "source": "auth.token", "nsp": "/",
+         "header": {"alg": "HS256", "typ": "JWT"}, "claims": {"sub": "42", "name": "ada"}, "verified": False, "reason": "bad signature"},
+        {"seq": 5, "ts": "2026-12-05T10:00:02.000000Z", "kind": "close", "conn": "c1", "by": "client", "reason": "close packet"},
+        {"seq": 6, "ts": "2026-12-05T10:00:09.000000Z", "kind": "close", "conn": "c2", "by": "proxy",
          "reason": "no request for 3 s: the session has expired"},
     ]
     capture.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -571,6 +575,14 @@ def test_forward_mode_hosts_and_abnormal_closes(tmp_path, browser):
         expect(detail.locator("table.headers tr", has_text="User-Agent")).to_contain_text("Chromium/156")
         expect(detail.locator("table.fields tr", has_text="upstream certificate")).to_contain_text("CN=app.example")
         expect(detail.locator("details.whole")).not_to_have_attribute("open", "")
+        # A fault's and a token's: fields as a table; a token's header and claims as trees.
+        page.locator(".row.fault-row").first.click()
+        expect(detail.locator("table.fields tr", has_text="rule")).to_contain_text("drop,type=ACK,dir=s2c")
+        expect(detail.locator("table.fields tr", has_text="detail")).to_contain_text("never reached the client")
+        page.locator(".row.jwt-row").first.click()
+        expect(detail.locator("table.fields tr", has_text="reason")).to_contain_text("bad signature")
+        expect(detail.locator(".tree").first).to_contain_text('"alg"')
+        expect(detail.locator(".tree").nth(1)).to_contain_text('"name"')
         assert page.problems == []
     finally:
         process.terminate()

@@ -542,3 +542,34 @@ def test_every_session_record_names_its_sid(conformance, tmp_path, parser):
     assert [s["transport"] for s in sessions] == ["websocket", "polling"]
     assert all(s.get("sid") == opens[s["conn"]] for s in sessions), (sessions, opens)
     assert records[0]["kind"] == "session"
+
+
+def test_a_stop_during_long_polls_is_their_close_not_an_error(tmp_path):
+    """(#27 Must 6) Polling clients whose long-polls are waiting when the proxy stops: each conn
+    ends with the proxy's close, and nothing in the capture calls the stop an error."""
+    import signal
+    from conftest import Server
+    server = Server("--app", "conformance", "--ping-interval", "5000", "--ping-timeout", "5000")
+    proxy = Proxy(server.url, tmp_path)
+    clients = []
+    try:
+        for _ in range(3):
+            client = socketio.Client(reconnection=False)
+            client.connect(proxy.url, transports=["polling"], wait_timeout=5)
+            clients.append(client)
+        time.sleep(0.5)  # each has a long-poll waiting
+        proxy.process.send_signal(signal.SIGTERM)
+        assert proxy.process.wait(timeout=10) == 0
+    finally:
+        for client in clients:
+            try:
+                client.disconnect()
+            except Exception:
+                pass
+        if proxy.process.poll() is None:
+            proxy.stop()
+        server.stop()
+    records = proxy.records()
+    closes = [r for r in records if r["kind"] == "close"]
+    assert sorted(r["conn"] for r in closes) == ["c1", "c2", "c3"] and {r["reason"] for r in closes} == {"proxy stopped"}, closes
+    assert [r for r in records if r["kind"] == "error"] == [], [r for r in records if r["kind"] == "error"]
