@@ -454,6 +454,9 @@ struct ReplayCommandTests {
         // The user's ignore rule hides exactly that.
         #expect(await siotap(["replay", changed, "--jwt-secret", Self.secret, "--ignore", "args[0]"]).code == 0)
         #expect(await siotap(["replay", "/nonexistent.jsonl"]).code == 2)
+        // The help says what replay does: the recorded transports, not "over WebSocket" only.
+        let help = await siotap(["replay", "--help"]).out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("over the transports it was recorded on: WebSocket, polling, or polling then the upgrade"), "\(help)")
         // A capture of another server is not replayed against the built-in one unasked: its
         // sessions name no app (the demo's name chat).
         let elsewhere = changed.replacingOccurrences(of: ".jsonl", with: "-elsewhere.jsonl")
