@@ -193,11 +193,12 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         // An upstream that takes no connection is said at once, not at the first client's 502 (a
         // connection opened and closed: the server sees no request). The proxy runs anyway: the
-        // server may be on its way up.
+        // server may be on its way up. Short, so that a Ctrl-C right after the start is not held
+        // up by a host that drops the connection attempt.
         async let checked: Void = {
             guard forward == nil else { return }
             do {
-                try await TunnelHandler.probe(host: upstreamAddress.host, port: upstreamAddress.port)
+                try await TunnelHandler.probe(host: upstreamAddress.host, port: upstreamAddress.port, timeoutSeconds: 3)
             } catch {
                 io.writeError("siotap proxy: warning: \(upstreamAddress) takes no connection (\(SocketErrorText.describe(error))); clients get a 502 until it does\n")
             }

@@ -26,6 +26,9 @@ public final class SocketIOProxy: Sendable {
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
+    /// Set as ``shutdown()`` begins: requests cut from then on are the stop's doing.
+    private let stoppingFlag = Atomic<Bool>(false)
+    var stopping: Bool { stoppingFlag.load(ordering: .acquiring) }
     /// Tokens to inspect, in the order they were seen, and the one task that inspects them.
     let inspections: AsyncStream<TokenInspection>.Continuation
     private let inspecting: Task<Void, Never>
@@ -116,6 +119,7 @@ public final class SocketIOProxy: Sendable {
     /// stopped under traffic still closes each conn it opened. A connection whose upgrade or
     /// request was already under way is still relayed, but no longer recorded.
     public func shutdown() async {
+        stoppingFlag.store(true, ordering: .releasing)
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()

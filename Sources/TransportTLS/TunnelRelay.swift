@@ -34,9 +34,11 @@ public final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
     }
 
-    /// Whether `host:port` takes a TCP connection (one opened and closed at once).
-    public static func probe(host: String, port: Int, eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) async throws {
-        let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(.seconds(10)).connect(host: host, port: port).get()
+    /// Whether `host:port` takes a TCP connection (one opened and closed at once), within `timeoutSeconds`.
+    public static func probe(
+        host: String, port: Int, eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(), timeoutSeconds: Int64 = 10
+    ) async throws {
+        let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(.seconds(timeoutSeconds)).connect(host: host, port: port).get()
         try? await channel.close()
     }
 
