@@ -111,22 +111,12 @@ extension SocketIOProxy {
     /// Engine.IO server ends a session whose request is cut. That is how clients leave (a page
     /// closed, a disconnect that drops its long-poll): the conn's close, not an error.
     func clientWentAway(on connection: ConnectionTracker.Connection?) -> HTTPResponse {
-        if let connection {
-            // While the proxy stops, it is the proxy that cut the request.
-            if stopping { close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false) } else {
-                close(connection, by: .client, reason: "client went away mid-request")
-            }
-        }
+        if let connection { close(connection, by: .client, reason: "client went away mid-request") }
         return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
     }
 
     /// No answer from the upstream: recorded, and a 502 saying why.
     func upstreamFailed(_ error: HTTPClientError, on connection: ConnectionTracker.Connection?, to upstream: ProxyUpstream) async -> HTTPResponse {
-        if stopping {
-            // The proxy closed its own upstream connections: the stop, not a failure of the upstream.
-            if let connection { close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false) }
-            return HTTPResponse(status: .serviceUnavailable, headers: [:], body: Array("siotap proxy: stopping\n".utf8), closeConnection: true)
-        }
         var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(upstream.description): \(error)")
         if let tls = upstream.tls, error.code == .tls {
             let reason = await tls.diagnose(host: upstream.host, port: upstream.port)

@@ -26,9 +26,6 @@ public final class SocketIOProxy: Sendable {
     private let server = Mutex<HTTPServer?>(nil)
     private let serving = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
-    /// Set as ``shutdown()`` begins: requests cut from then on are the stop's doing.
-    private let stoppingFlag = Atomic<Bool>(false)
-    var stopping: Bool { stoppingFlag.load(ordering: .acquiring) }
     /// Tokens to inspect, in the order they were seen, and the one task that inspects them.
     let inspections: AsyncStream<TokenInspection>.Continuation
     private let inspecting: Task<Void, Never>
@@ -119,19 +116,21 @@ public final class SocketIOProxy: Sendable {
     /// stopped under traffic still closes each conn it opened. A connection whose upgrade or
     /// request was already under way is still relayed, but no longer recorded.
     public func shutdown() async {
-        stoppingFlag.store(true, ordering: .releasing)
+        // Tokens seen before the stop are recorded before the closes it writes.
+        inspections.finish()
+        await inspecting.value
+        // Every conn is closed by the stop before its connections are: a request the stop then
+        // cuts (a waiting long-poll) finds its conn closed, and is not recorded as the client's
+        // leaving or an upstream's failure (a CI run once recorded "client went away").
+        for connection in tracker.stop() {
+            close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
+        }
         await server.withLock { $0 }?.close()
         serving.withLock { $0 }?.cancel()
         sweeper.withLock { $0 }?.cancel()
         for upstream in [reverseUpstream] + upstreams.withLock({ $0.values }) {
             upstream.pool.close()
             upstream.relayPool.close()
-        }
-        // Tokens seen before the stop are recorded before the closes it writes.
-        inspections.finish()
-        await inspecting.value
-        for connection in tracker.stop() {
-            close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }
     }
 

@@ -30,18 +30,29 @@ public final class AckEvents: Sendable {
     public var waiting: Int { state.withLock { $0.names.count } }
     public var remembered: Int { state.withLock { $0.order.count - $0.start } }
 
+    /// Names longer than this are not kept (their acks show unnamed): a peer sending events with
+    /// huge names it never acks holds at most `capacity` × this many bytes here.
+    public static let longestName = 256
+
     /// Takes a record in capture order; for an ack, the name of the event it answers (the ack is
     /// then forgotten), nil otherwise or when the event was not seen.
     @discardableResult
     public func take(_ record: CaptureRecord) -> String? {
-        guard case .packet(let packet) = record.body, let id = packet.id else { return nil }
+        guard case .packet(let packet) = record.body else { return nil }
+        return take(packet, conn: record.conn)
+    }
+
+    /// The same for a packet of `conn`.
+    @discardableResult
+    public func take(_ packet: PacketRecord, conn: String?) -> String? {
+        guard let id = packet.id else { return nil }
         return state.withLock { state in
             if packet.type.isAck {
-                let key = Key(conn: record.conn, nsp: packet.nsp, id: id, dir: packet.dir == .clientToServer ? .serverToClient : .clientToServer)
+                let key = Key(conn: conn, nsp: packet.nsp, id: id, dir: packet.dir == .clientToServer ? .serverToClient : .clientToServer)
                 return state.names.removeValue(forKey: key)
             }
-            guard let event = packet.event else { return nil }
-            let key = Key(conn: record.conn, nsp: packet.nsp, id: id, dir: packet.dir)
+            guard let event = packet.event, event.utf8.count <= Self.longestName else { return nil }
+            let key = Key(conn: conn, nsp: packet.nsp, id: id, dir: packet.dir)
             if state.names.updateValue(event, forKey: key) == nil { state.order.append(key) }
             // Oldest out first. The order list also holds events answered since: rebuilt from those
             // still waiting whenever it is twice the capacity, so it stays bounded too.

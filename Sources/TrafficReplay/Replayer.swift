@@ -358,16 +358,10 @@ public enum Replayer {
             endsUnderItsClient ? Array(received.packets.prefix(received.complete ?? received.packets.count)) : received.packets
         }
         var diff = ConnectionDiff.compare(conn: script.conn, expected: expected, actual: actual, normalizer: normalizer)
-        // Which event each recorded ack answers: the event with its id that went the other way before it.
-        var asked: [String: String] = [:]
+        // Which event each recorded ack answers, as the live view tells it.
+        let asked = AckEvents()
         for (seq, packet) in script.steps {
-            guard let id = packet.id else { continue }
-            let key = "\(packet.nsp) \(id)"
-            if let event = packet.event, !packet.type.isAck {
-                asked["\(packet.dir.rawValue) \(key)"] = event
-            } else if packet.type.isAck, let event = asked["\(packet.dir == .clientToServer ? "s2c" : "c2s") \(key)"] {
-                diff.answered[seq] = event
-            }
+            if let event = asked.take(packet, conn: script.conn) { diff.answered[seq] = event }
         }
         return (diff, nil)
     }

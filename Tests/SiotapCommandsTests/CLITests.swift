@@ -257,6 +257,12 @@ struct ProxyViewTests {
             dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/", id: UInt64(id), args: [], raw: "x"))) }
         #expect(small.take(late(9_999)) == "e9999" && small.take(late(0)) == nil)
         #expect(small.waiting <= 3 && small.remembered <= 7)
+        // A name past the bound is not kept: its ack shows unnamed.
+        let long = String(repeating: "n", count: AckEvents.longestName + 1)
+        small.take(CaptureRecord(seq: 0, ts: "", conn: "c9", .packet(PacketRecord(
+            dir: .clientToServer, transport: .websocket, type: .event, nsp: "/", id: 1, event: long, args: [], raw: "x"))))
+        #expect(small.take(CaptureRecord(seq: 0, ts: "", conn: "c9", .packet(PacketRecord(
+            dir: .serverToClient, transport: .websocket, type: .ack, nsp: "/", id: 1, args: [], raw: "x")))) == nil)
     }
 
     @Test("A fault line: the action, its packet, the delay or what went instead, and the rule")

@@ -224,13 +224,19 @@ function describe(record) {
 }
 
 // A packet's decoded arguments (or CONNECT data) as captured, numbers and escapes as written;
-// its wire text is in the detail ("as sent").
+// its wire text is in the detail ("as sent"). Worked out once per record (rows are drawn again
+// on every scroll), and only as much as a row shows.
+const PREVIEW_LENGTH = 300;
 function preview(record) {
   if (record.kind === 'packet') {
-    const raw = parseRaw(record._line);
-    const args = member(raw, 'args');
-    const data = member(raw, 'data');
-    const text = args ? literal(args) : data ? literal(data) : '';
+    if (record._preview === undefined) {
+      const raw = parseRaw(record._line);
+      const args = member(raw, 'args');
+      const data = member(raw, 'data');
+      const text = args ? literal(args) : data ? literal(data) : '';
+      record._preview = text.length > PREVIEW_LENGTH ? text.slice(0, PREVIEW_LENGTH) + '…' : text;
+    }
+    const text = record._preview;
     return record.latency_ms !== undefined ? `${record.latency_ms} ms${text ? ' · ' + text : ''}` : text;
   }
   if (record.kind === 'close') return record.reason || '';
