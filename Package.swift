@@ -128,7 +128,7 @@ let package = Package(
         // compress-nio for what was compressed), sessions. No I/O.
         .target(
             name: "TrafficImport",
-            dependencies: ["SocketIOProtocol", "TrafficCapture", "TrafficObservation", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["SocketIOProtocol", "TrafficCapture", "TrafficObservation", "JWTInspection", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         // libpcap: pcap and pcapng files, live interfaces, BPF filters. Its header is needed to
         // build (Debian libpcap-dev); the library itself is loaded at run time, by `import` and
@@ -205,7 +205,7 @@ let package = Package(
         ),
         .testTarget(name: "PcapInputTests", dependencies: ["PcapInput", "TrafficImport", "TrafficCapture"]),
         .testTarget(name: "TLSCertificatesTests", dependencies: ["TLSCertificates", .product(name: "X509", package: "swift-certificates")]),
-        .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "PeerSupport"]),
+        .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

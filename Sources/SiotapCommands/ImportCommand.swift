@@ -46,7 +46,7 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let io = CommandIO.current
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-        let session = { () async throws -> ImportRun in try await options.run(command: "import", io: io, fileSize: size) }
+        let session = { () async throws -> ImportSession in try await options.run(command: "import", io: io, fileSize: size) }
         let filter = options.filter
         if try Self.isHAR(file) {
             guard filter == nil, options.port.isEmpty else { throw ValidationError("--filter and --port are for pcap files, not HAR") }
@@ -147,45 +147,43 @@ struct ImportOptions: ParsableArguments {
     }
 
     /// `fileSize`: the size of the file imported (nil: a live capture), for the default budget.
-    func run(command: String, io: CommandIO, fileSize: Int? = nil) async throws -> ImportRun {
+    func run(command: String, io: CommandIO, fileSize: Int? = nil) async throws -> ImportSession {
         let budget = maxInflate.map { InflationBudget(total: $0.bytes) } ?? fileSize.map { InflationBudget(total: InflationBudget.forFile(ofSize: $0)) } ?? .unlimited
-        // A file's records are written by the import itself, in batches (see ImportRun.emit); a
+        // A file's records are written by the import itself, in batches (see ImportPipeline); a
         // live capture's by the queue's thread, as the proxy's.
         let recording = try self.recording.recording(command: command, io: io, draining: fileSize == nil ? .background : .onFlush)
-        let run = ImportRun(
-            command: command, io: io, record: self.recording.record, recording: recording,
-            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway),
-            importer: TrafficImporter(path: path, parser: parser.parser, ports: Set(port.map(UInt16.init)), budget: budget)
+        let pipeline = ImportPipeline(
+            importer: TrafficImporter(path: path, parser: parser.parser, ports: Set(port.map(UInt16.init)), budget: budget),
+            inspector: JWTInspector(key: try tokens.key(), leewaySeconds: tokens.leeway), queue: recording.queue,
+            flushed: { if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") } }
         )
+        let session = ImportSession(command: command, io: io, record: self.recording.record, recording: recording, pipeline: pipeline)
         if let address = self.recording.inspector.address, let feed = recording.feed {
-            run.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed)
-            io.writeError("siotap \(command): the inspector is at \(run.inspectorServer?.url ?? "")\n")
+            session.inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed)
+            io.writeError("siotap \(command): the inspector is at \(session.inspectorServer?.url ?? "")\n")
         }
-        return run
+        return session
     }
 }
 
-/// What `siotap import` and `siotap sniff` share: frames to records (``TrafficImporter``), tokens
-/// judged when they were seen, all in time order into the command's ``Recording``, summed up.
-final class ImportRun {
+/// An import's command side (`siotap import`, `siotap sniff`): its ``ImportPipeline``, the
+/// recording it adds to, the summary at the end, and the inspector kept until Ctrl-C.
+final class ImportSession {
     private let command: String
     private let io: CommandIO
     private let record: String?
     private let recording: Recording
-    private let inspector: JWTInspector
-    private var importer: TrafficImporter
-    private var lastTime = 0.0
+    let pipeline: ImportPipeline
     /// A HAR file's entries, for the summary.
     private var entries: Int?
     var inspectorServer: InspectorServer?
 
-    init(command: String, io: CommandIO, record: String?, recording: Recording, inspector: JWTInspector, importer: TrafficImporter) {
+    init(command: String, io: CommandIO, record: String?, recording: Recording, pipeline: ImportPipeline) {
         self.command = command
         self.io = io
         self.record = record
         self.recording = recording
-        self.inspector = inspector
-        self.importer = importer
+        self.pipeline = pipeline
     }
 
     deinit {
@@ -194,18 +192,13 @@ final class ImportRun {
 
     /// A frame's TCP segment (`nil`: the frame was something else).
     func take(_ segment: TCPSegment?, time: Double) async throws {
-        lastTime = time
-        guard let segment else { return }
-        try await emit(importer.add(segment))
+        try await pipeline.take(segment, time: time)
     }
 
     /// A HAR file's events, then the summary.
     func take(har source: HARSource) async throws {
         do {
-            while let (event, flow) = try source.nextEvent() {
-                lastTime = event.time
-                try await emit(importer.take(event, on: flow))
-            }
+            while let (event, flow) = try source.nextEvent() { try await pipeline.take(event, on: flow) }
         } catch let failure as HARSource.Failure {
             throw CommandFailure(failure.message)
         }
@@ -215,20 +208,18 @@ final class ImportRun {
 
     /// The source failed (a file cut short): said in the capture too.
     func record(_ failure: PcapSource.Failure, in file: String) async throws {
-        let error = ErrorRecord(dir: nil, code: failure.code == .truncated ? .truncatedCapture : .captureFailed, message: "\(file): \(failure.message)")
-        var output = SessionAssembler.Output()
-        output.records.append(SessionAssembler.Stamped(body: .error(error), conn: nil, time: lastTime))
-        try await emit(output)
+        try await pipeline.record(failure: failure.code == .truncated ? .truncatedCapture : .captureFailed, message: "\(file): \(failure.message)")
     }
 
     /// Closes what is still open, writes the summary line.
     func finish() async throws {
-        try await emit(importer.finish(time: lastTime))
+        try await pipeline.finish()
         recording.finish()
         if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") }
-        let conns = importer.conns
-        io.writeError("siotap \(command): \(conns) conn\(conns == 1 ? "" : "s"), \(recording.packets) packets, \(recording.tokens) tokens, "
-            + (entries.map { "from \($0) HAR entries" } ?? "\(importer.gaps) gap\(importer.gaps == 1 ? "" : "s") (\(importer.tcpConnections) TCP connections, \(importer.segments) segments)")
+        let summary = pipeline.summary
+        io.writeError("siotap \(command): \(summary.conns) conn\(summary.conns == 1 ? "" : "s"), \(recording.packets) packets, \(recording.tokens) tokens, "
+            + (entries.map { "from \($0) HAR entries" }
+                ?? "\(summary.gaps) gap\(summary.gaps == 1 ? "" : "s") (\(summary.tcpConnections) TCP connections, \(summary.segments) segments)")
             + (record.map { "; written to \($0)" } ?? "") + "\n")
         if let inspectorServer {
             // The import is done; the page stays until the user has looked.
@@ -238,25 +229,5 @@ final class ImportRun {
             await signals.wait()
             await inspectorServer.stop()
         }
-    }
-
-    private func emit(_ output: SessionAssembler.Output) async throws {
-        var records = output.records
-        for token in output.tokens {
-            // Judged when it was seen: a token that was good during the incident is good here.
-            let report = await inspector.inspect(token.token, now: token.time)
-            records.append(.init(body: .jwt(JWTRecord(report: report, source: token.source, nsp: token.nsp)), conn: token.conn, time: token.time))
-        }
-        // Each token's record goes where its time puts it (a conn's records may have waited for its
-        // first packet, tokens with them); the sort is stable, so records of one time keep their order.
-        records.sort { $0.time < $1.time }
-        guard !records.isEmpty else { return }
-        for record in records { recording.queue.add(record.body, conn: record.conn, time: record.time) }
-        // A batch goes out at 512 records or 4 MiB (a write per record cost more than decoding
-        // them), so that a file of large messages is never held in memory much beyond the one
-        // being decoded. A live capture's go at once (the queue's thread).
-        let (waiting, bytes) = recording.queue.waiting
-        if waiting >= 512 || bytes >= 4 << 20 { recording.queue.flush() }
-        if let failure = recording.writeFailure { throw CommandFailure("the capture cannot be written: \(failure)") }
     }
 }
