@@ -8,12 +8,10 @@ deliveries first (13 to 52 of 1,000 in the issue's run against Node).
 `Benchmarks/causal-order.sh` runs the same check ten times per configuration.
 """
 import asyncio
-import contextlib
 import logging
 import os
 import time
 
-import engineio.payload
 import pytest
 
 from conftest import SECRET, Proxy, python_server
@@ -40,27 +38,7 @@ def message_text(sender, n):
     return f"m-{sender}-{n}"
 
 
-@contextlib.contextmanager
-def payloads_of_any_length():
-    """python-engineio's client gives up on a polling answer of more than 16 packets ("Unexpected
-    packet from server, aborting": `Payload.max_decode_packets`, its guard against hostile
-    servers). Its own server sends longer ones when a loaded machine lets deliveries pile up
-    between two polls (18 in a run under six busy processes), and the polling clients then
-    vanish mid-run. This test is about order, so its clients take any length."""
-    before = engineio.payload.Payload.max_decode_packets
-    engineio.payload.Payload.max_decode_packets = 100_000
-    try:
-        yield
-    finally:
-        engineio.payload.Payload.max_decode_packets = before
-
-
 async def chatter(proxy, clients, per_client, transport_cycle):
-    with payloads_of_any_length():
-        await chatter_unbounded(proxy, clients, per_client, transport_cycle)
-
-
-async def chatter_unbounded(proxy, clients, per_client, transport_cycle):
     peers = [Peer() for _ in range(clients)]
     for index, peer in enumerate(peers):
         await peer.connect(proxy, transport_cycle[index % len(transport_cycle)], auth={"token": token(index + 1, name=f"u{index}")})
