@@ -29,7 +29,7 @@ struct PollingRelay: HTTPRelayPolicy {
 
     struct Polled {
         var engine: EngineRequest
-        var connection: ConnectionTracker.Connection
+        var connection: ProxyConnection
         var method: HTTPMethod
         /// A handshake's head, for its session record.
         var handshake: HTTPRequestHead?

@@ -16,7 +16,7 @@ extension SocketIOProxy {
     typealias Decision = InterceptionDecision<EnginePacket>
 
     /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
-    func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ConnectionTracker.Connection) -> Decision {
+    func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ProxyConnection) -> Decision {
         let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection, seqs: true)
         var fate = Decision()
         var completed = false
@@ -68,7 +68,7 @@ extension SocketIOProxy {
     // MARK: Timed disconnects
 
     /// Starts the conn's timed disconnect, if a rule has one for it.
-    func scheduleTimedDisconnect(_ connection: ConnectionTracker.Connection) {
+    func scheduleTimedDisconnect(_ connection: ProxyConnection) {
         guard let (rule, after, how) = connection.withFaults({ faults, _ in faults.timedDisconnect }) ?? nil else { return }
         Task { [weak self] in
             try? await Task.sleep(for: .seconds(after))
@@ -83,7 +83,7 @@ extension SocketIOProxy {
     }
 
     /// Ends the conn on whichever transport carries it now.
-    func cut(_ connection: ConnectionTracker.Connection, how: ConnectionCut) {
+    func cut(_ connection: ProxyConnection, how: ConnectionCut) {
         if connection.onWebSocket, let cutWebSocket = connection.cutWebSocket {
             cutWebSocket(how)
         } else {
@@ -98,13 +98,13 @@ extension SocketIOProxy {
     /// and the upstream is told the session is over (a close packet of its own). Not an Engine.IO
     /// close packet to the client: that says the server ended the session on purpose, and
     /// python-socketio then does not reconnect (socket.io-client does either way).
-    func cutPolling(_ connection: ConnectionTracker.Connection, how: ConnectionCut) {
+    func cutPolling(_ connection: ProxyConnection, how: ConnectionCut) {
         guard let waiter = connection.withFaults({ _, polling in polling.cut(how) }) else { return }
         waiter?.succeed(how == .reset ? .reset : sessionGone(on: connection))
         // The conn's own upstream and path: in forward mode the reverse-mode upstream is nobody's.
-        if let sid = connection.sid, let (upstream, path) = connection.upstream {
-            let version = connection.engineVersion
-            let target = path + "?EIO=\(version.rawValue)&transport=polling&sid=\(sid)"
+        if let sid = connection.sid {
+            let (upstream, version) = (connection.upstream, connection.engineVersion)
+            let target = connection.path + "?EIO=\(version.rawValue)&transport=polling&sid=\(sid)"
             let body = EngineIOCodec.encodePayload([EnginePacket(.close)], version: version).body
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target)
             head.headers.add(name: "Host", value: "\(upstream.host):\(upstream.port)")
@@ -117,7 +117,7 @@ extension SocketIOProxy {
 
     /// An answer the proxy makes in the server's stead: with CORS headers for the client's page
     /// (a browser refuses a cross-origin answer without them), as the server would have sent.
-    func answer(_ status: HTTPResponseStatus, contentType: String, body: [UInt8], on connection: ConnectionTracker.Connection) -> HTTPResponse {
+    func answer(_ status: HTTPResponseStatus, contentType: String, body: [UInt8], on connection: ProxyConnection) -> HTTPResponse {
         var headers: HTTPHeaders = ["Content-Type": contentType]
         if let origin = connection.withFaults({ _, polling in polling.origin }) ?? nil {
             headers.add(name: "Access-Control-Allow-Origin", value: origin)
@@ -127,20 +127,20 @@ extension SocketIOProxy {
         return HTTPResponse(status: status, headers: headers, body: body, closeConnection: status != .ok)
     }
 
-    func pollingAnswer(_ packets: [EnginePacket], on connection: ConnectionTracker.Connection) -> HTTPResponse {
+    func pollingAnswer(_ packets: [EnginePacket], on connection: ProxyConnection) -> HTTPResponse {
         let body = EngineIOCodec.encodePayload(packets, version: connection.engineVersion).body
         return answer(.ok, contentType: "text/plain; charset=UTF-8", body: body, on: connection)
     }
 
     /// What a server says of a session it does not know (the JS server's words); the connection
     /// closes after it.
-    func sessionGone(on connection: ConnectionTracker.Connection) -> HTTPResponse {
+    func sessionGone(on connection: ProxyConnection) -> HTTPResponse {
         answer(.badRequest, contentType: "application/json", body: Array(#"{"code":1,"message":"Session ID unknown"}"#.utf8), on: connection)
     }
 
     /// Observes a polling body packet by packet (its records written) and decides each; the
     /// body's decision is `.pass` when nothing changes (it goes as it came), else `.replace`.
-    func decide(body: [UInt8], dir: Direction, on connection: ConnectionTracker.Connection) -> Decision {
+    func decide(body: [UInt8], dir: Direction, on connection: ProxyConnection) -> Decision {
         let version = connection.engineVersion
         guard let packets = try? EngineIOCodec.decodePayload(body, version: version) else {
             // Not a payload: the error record says so, and it goes on as it came.
@@ -207,8 +207,7 @@ extension PollingResponder {
     /// `--fault`'s way for a known session's polls.
     func respondWithFaults(to request: HTTPRequest, as engine: EngineRequest, clientClosed: EventLoopFuture<Void>) -> EventLoopFuture<HTTPResponse> {
         let loop = clientClosed.eventLoop
-        let connection = proxy.tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
-        connection.upstream = (upstream, engine.path)
+        let connection = proxy.tracker.beginRequest(sid: engine.sid, engineVersion: engine.version, upstream: upstream, path: engine.path)
         if let origin = request.head.headers.first(name: "Origin") {
             _ = connection.withFaults { _, polling in polling.origin = origin }
         }
@@ -219,7 +218,7 @@ extension PollingResponder {
     }
 
     private func post(
-        _ request: HTTPRequest, engine: EngineRequest, on connection: ConnectionTracker.Connection, loop: any EventLoop,
+        _ request: HTTPRequest, engine: EngineRequest, on connection: ProxyConnection, loop: any EventLoop,
         clientClosed: EventLoopFuture<Void>
     ) -> EventLoopFuture<HTTPResponse> {
         if let cut = connection.withFaults({ _, polling in polling.cut }) ?? nil {
@@ -254,7 +253,7 @@ extension PollingResponder {
     }
 
     private func get(
-        _ request: HTTPRequest, engine: EngineRequest, on connection: ConnectionTracker.Connection, loop: any EventLoop,
+        _ request: HTTPRequest, engine: EngineRequest, on connection: ProxyConnection, loop: any EventLoop,
         clientClosed: EventLoopFuture<Void>
     ) -> EventLoopFuture<HTTPResponse> {
         let answered = loop.makePromise(of: HTTPResponse.self)
@@ -333,13 +332,13 @@ extension PollingResponder {
     }
 
     /// Packets the proxy sends the client on its own (a refused CONNECT's answer).
-    private func deliver(_ packets: [EnginePacket], on connection: ConnectionTracker.Connection) {
+    private func deliver(_ packets: [EnginePacket], on connection: ProxyConnection) {
         guard !packets.isEmpty else { return }
         let waiter = connection.withFaults { _, polling in polling.send(packets) } ?? nil
         waiter?.succeed(proxy.pollingAnswer(packets, on: connection))
     }
 
-    private func failed(_ error: any Error, pending: PendingExchange, on connection: ConnectionTracker.Connection, loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+    private func failed(_ error: any Error, pending: PendingExchange, on connection: ProxyConnection, loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         if pending.isCancelled { return loop.makeSucceededFuture(proxy.clientWentAway(on: connection)) }
         let failure = error as? HTTPClientError ?? HTTPClientError(.closed, request: pending.request, detail: "\(error)")
         return loop.makeFutureWithTask { [proxy, upstream] in await proxy.upstreamFailed(failure, on: connection, to: upstream) }

@@ -10,45 +10,45 @@ struct TokenInspection: Sendable {
     let token: String
     let source: TokenSource
     let nsp: String?
-    let connection: ConnectionTracker.Connection
+    let connection: ProxyConnection
 }
 
 /// From frames to records: decoding, the conn's records and close, token inspection.
 extension SocketIOProxy {
     /// Decodes a frame of the conn and writes its records; the `seq` of each record it decoded.
     @discardableResult
-    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ConnectionTracker.Connection) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
+    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ProxyConnection) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
         let result = tracker.observe(frame, dir: dir, on: connection)
         follow(result.observed, on: connection)
         return result
     }
 
     /// What a frame's records call for: the conn's end at a close packet, its tokens inspected.
-    func follow(_ observed: ConnectionRecorder.Observed, on connection: ConnectionTracker.Connection) {
+    func follow(_ observed: ConnectionRecorder.Observed, on connection: ProxyConnection) {
         if let side = observed.closePacketFrom { close(connection, by: side, reason: "close packet") }
         for sighting in observed.tokens { inspect(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
     }
 
     /// Records `body` in the conn unless it is closed; returns its `seq` (0 when not written).
     @discardableResult
-    func emit(_ body: CaptureRecord.Body, on connection: ConnectionTracker.Connection) -> Int {
+    func emit(_ body: CaptureRecord.Body, on connection: ProxyConnection) -> Int {
         tracker.emit(body, on: connection) ?? 0
     }
 
     /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
     /// the idle sweep), it waits for the conn's requests in flight and token inspections, whose
     /// records belong before it.
-    func close(_ connection: ConnectionTracker.Connection, by side: Peer, reason: String, waitingForActivity: Bool = true) {
+    func close(_ connection: ProxyConnection, by side: Peer, reason: String, waitingForActivity: Bool = true) {
         tracker.close(connection, CloseRecord(by: side, reason: reason), waitingForActivity: waitingForActivity)
     }
 
     /// A request or inspection of the conn is done; writes the `close` that waited for it, if any.
-    func activityEnded(on connection: ConnectionTracker.Connection) {
+    func activityEnded(on connection: ProxyConnection) {
         tracker.end(connection)
     }
 
     /// A token new to the conn (the recorder tells), inspected.
-    func inspect(_ token: String, source: TokenSource, nsp: String?, on connection: ConnectionTracker.Connection) {
+    func inspect(_ token: String, source: TokenSource, nsp: String?, on connection: ProxyConnection) {
         // Inspection is quick but asynchronous (jwt-kit's key collection is an actor): the relay
         // goes on, and one task inspects the tokens in the order they were seen, so that a
         // handshake's token is never recorded after the CONNECT's that followed it.
@@ -65,7 +65,7 @@ extension SocketIOProxy {
         }
     }
 
-    func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ConnectionTracker.Connection) {
+    func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ProxyConnection) {
         for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
         where tracker.firstSighting(of: token, source: source, nsp: nil, on: connection) {
             inspect(token, source: source, nsp: nil, on: connection)

@@ -31,7 +31,7 @@ extension SocketIOProxy {
     }
 
     func relay(
-        _ request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?, via route: ProxyRoute, to upstream: ProxyUpstream
+        _ request: HTTPRequest, engine: EngineRequest?, on connection: ProxyConnection?, via route: ProxyRoute, to upstream: ProxyUpstream
     ) async -> HTTPResponse {
         let response: HTTPResponse
         do {
@@ -47,7 +47,7 @@ extension SocketIOProxy {
     }
 
     /// A polling request's conn (a new one for a handshake), and a POST's packets.
-    func beginExchange(_ request: HTTPRequest, engine: EngineRequest, to upstream: ProxyUpstream) -> ConnectionTracker.Connection {
+    func beginExchange(_ request: HTTPRequest, engine: EngineRequest, to upstream: ProxyUpstream) -> ProxyConnection {
         let connection = beginExchange(engine, to: upstream)
         if request.method == .POST {
             observe(.pollingBody(request.body), dir: .clientToServer, on: connection)
@@ -56,16 +56,15 @@ extension SocketIOProxy {
     }
 
     /// A polling request's conn: a new one for a handshake.
-    func beginExchange(_ engine: EngineRequest, to upstream: ProxyUpstream) -> ConnectionTracker.Connection {
-        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version)
-        connection.upstream = (upstream, engine.path)
+    func beginExchange(_ engine: EngineRequest, to upstream: ProxyUpstream) -> ProxyConnection {
+        let connection = tracker.beginRequest(sid: engine.sid, engineVersion: engine.version, upstream: upstream, path: engine.path)
         if engine.sid == nil { scheduleTimedDisconnect(connection) }
         return connection
     }
 
     /// The upstream's answer observed, and made the client's.
     func finishExchange(
-        _ response: HTTPResponse, request: HTTPRequest, engine: EngineRequest?, on connection: ConnectionTracker.Connection?,
+        _ response: HTTPResponse, request: HTTPRequest, engine: EngineRequest?, on connection: ProxyConnection?,
         via route: ProxyRoute, to upstream: ProxyUpstream
     ) -> HTTPResponse {
         if let engine, let connection {
@@ -84,7 +83,7 @@ extension SocketIOProxy {
     /// `handshake`: the request's head, for a handshake.
     func observeAnswer(
         status: HTTPResponseStatus, body: [UInt8], to handshake: HTTPRequestHead?, remote: String, engine: EngineRequest, method: HTTPMethod,
-        on connection: ConnectionTracker.Connection, via route: ProxyRoute, upstream: ProxyUpstream
+        on connection: ProxyConnection, via route: ProxyRoute, upstream: ProxyUpstream
     ) {
         if let head = handshake {
             // A new session: its record comes with the sid the open packet tells. A refused
@@ -110,13 +109,13 @@ extension SocketIOProxy {
     /// The client went away mid-request; its upstream request was dropped with it, and an
     /// Engine.IO server ends a session whose request is cut. That is how clients leave (a page
     /// closed, a disconnect that drops its long-poll): the conn's close, not an error.
-    func clientWentAway(on connection: ConnectionTracker.Connection?) -> HTTPResponse {
+    func clientWentAway(on connection: ProxyConnection?) -> HTTPResponse {
         if let connection { close(connection, by: .client, reason: "client went away mid-request") }
         return HTTPResponse(status: .badGateway, headers: [:], body: [], closeConnection: true)
     }
 
     /// No answer from the upstream: recorded, and a 502 saying why.
-    func upstreamFailed(_ error: HTTPClientError, on connection: ConnectionTracker.Connection?, to upstream: ProxyUpstream) async -> HTTPResponse {
+    func upstreamFailed(_ error: HTTPClientError, on connection: ProxyConnection?, to upstream: ProxyUpstream) async -> HTTPResponse {
         var record = ErrorRecord(dir: nil, code: .upstreamUnreachable, message: "\(upstream.description): \(error)")
         if let tls = upstream.tls, error.code == .tls {
             let reason = await tls.diagnose(host: upstream.host, port: upstream.port)

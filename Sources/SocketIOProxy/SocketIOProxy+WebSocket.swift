@@ -64,10 +64,10 @@ extension SocketIOProxy {
     }
 
     /// The conn of a WebSocket: the polling session it upgrades, or a new one.
-    func webSocketConnection(_ head: HTTPRequestHead, remote: String, via route: ProxyRoute, to upstream: ProxyUpstream) -> ConnectionTracker.Connection? {
+    func webSocketConnection(_ head: HTTPRequestHead, remote: String, via route: ProxyRoute, to upstream: ProxyUpstream) -> ProxyConnection? {
         guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return nil }
         if let sid = engine.sid, let known = tracker.connection(sid: sid) { return known }
-        let fresh = tracker.open(engineVersion: engine.version)
+        let fresh = tracker.open(engineVersion: engine.version, upstream: upstream, path: engine.path)
         scheduleTimedDisconnect(fresh)
         emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: fresh)
         reportHandshakeTokens(head, engine: engine, on: fresh)

@@ -10,7 +10,7 @@ import TrafficObservation
 @Suite("Connection tracker")
 struct ConnectionTrackerTests {
     /// A conn whose open packet (a polling handshake's answer) has told its sid.
-    func opened(_ tracker: ConnectionTracker, sid: String) -> ConnectionTracker.Connection {
+    func opened(_ tracker: ConnectionTracker, sid: String) -> ProxyConnection {
         let connection = tracker.beginRequest(sid: nil, engineVersion: .v4)
         let open = #"0{"sid":"\#(sid)","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}"#
         _ = tracker.observe(.pollingBody(Array(open.utf8)), dir: .serverToClient, on: connection)
@@ -25,6 +25,17 @@ struct ConnectionTrackerTests {
         #expect(first.id == "c1")
         #expect(tracker.beginRequest(sid: "A", engineVersion: .v4) === first)
         #expect(tracker.beginRequest(sid: nil, engineVersion: .v4).id == "c2")
+    }
+
+    @Test("A conn goes where its first request went: a later request of its session names another upstream in vain")
+    func upstreamFixedAtOpen() {
+        let tracker = ConnectionTracker()
+        let first = opened(tracker, sid: "A")
+        let elsewhere = ProxyUpstream(host: "127.0.0.2", port: 8080, tls: nil)
+        let again = tracker.beginRequest(sid: "A", engineVersion: .v4, upstream: elsewhere, path: "/other/")
+        #expect(again === first && again.upstream === ConnectionTracker.testUpstream && again.path == "/socket.io/")
+        let fresh = tracker.beginRequest(sid: nil, engineVersion: .v4, upstream: elsewhere, path: "/other/")
+        #expect(fresh.upstream === elsewhere && fresh.path == "/other/")
     }
 
     @Test("A close waits for the conn's requests in flight, then is written once")
@@ -131,5 +142,18 @@ struct ConnectionObservationTests {
             observation.firstSighting(of: "t", source: "query.token", nsp: nil),
         ]
         #expect(sightings == [true, false, true, true])
+    }
+}
+
+extension ConnectionTracker {
+    /// Where the tests' conns go (nothing is sent there).
+    static let testUpstream = ProxyUpstream(host: "127.0.0.1", port: 9, tls: nil)
+
+    func beginRequest(sid: String?, engineVersion: EngineIOVersion) -> ProxyConnection {
+        beginRequest(sid: sid, engineVersion: engineVersion, upstream: Self.testUpstream, path: "/socket.io/")
+    }
+
+    func open(engineVersion: EngineIOVersion) -> ProxyConnection {
+        open(engineVersion: engineVersion, upstream: Self.testUpstream, path: "/socket.io/")
     }
 }
