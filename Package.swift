@@ -133,6 +133,8 @@ let package = Package(
         // libpcap: pcap and pcapng files, live interfaces, BPF filters. Its header is needed to
         // build (Debian libpcap-dev); the library itself is loaded at run time, by `import` and
         // `sniff` only, so that siotap runs where libpcap is not installed.
+        // Diagnoses from records: what went wrong and how to fix it (no I/O).
+        .target(name: "TrafficDiagnosis", dependencies: ["TrafficCapture"]),
         .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
         // The web inspector: its page (plain HTML, CSS and JavaScript) and what serves it. The page
@@ -152,7 +154,7 @@ let package = Package(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection", "TrafficDiagnosis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -206,6 +208,7 @@ let package = Package(
         .testTarget(name: "PcapInputTests", dependencies: ["PcapInput", "TrafficImport", "TrafficCapture"]),
         .testTarget(name: "TLSCertificatesTests", dependencies: ["TLSCertificates", .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "JWTInspection", "PeerSupport"]),
+        .testTarget(name: "TrafficDiagnosisTests", dependencies: ["TrafficDiagnosis", "TrafficCapture"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -93,8 +93,8 @@ public enum WebSocketClient {
     public enum RelayOutcome: Sendable {
         /// Upgraded: the relay's upstream side, to attach its client to, and the 101's headers.
         case upgraded(NIOLoopBound<WebSocketRelayHandler>, HTTPHeaders)
-        /// The upstream answered without upgrading (the client then gets that answer as plain HTTP).
-        case refused
+        /// The upstream answered without upgrading: its answer, for the client, once it has come.
+        case refused(EventLoopFuture<RefusedUpgrade>)
     }
 
     /// Opens the upstream side of a ``WebSocketRelay`` on `eventLoop`: a WebSocket whose bytes
@@ -113,8 +113,9 @@ public enum WebSocketClient {
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
             request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
             refused: { channel in
-                channel.close(promise: nil)
-                return .refused
+                let answer = channel.eventLoop.makePromise(of: RefusedUpgrade.self)
+                try channel.pipeline.syncOperations.addHandler(RefusalReader(promise: answer))
+                return .refused(answer.futureResult)
             }
         ) { channel, response in
             let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)

@@ -66,6 +66,7 @@ struct DemoCommand: AsyncParsableCommand {
         await server.shutdown()
         recording.finish()
         io.writeError("siotap demo: wrote \(recording.queue.added) records to \(record) (\(recording.packets) packets, \(recording.tokens) tokens)\n")
+        io.writeError(DiagnoseCommand.stopSummary(recording.diagnoses, command: "demo"))
         if let inspectorServer {
             // Caught before it is announced: a Ctrl-C right after the line is not fatal.
             let signals = SignalWaiter()

@@ -221,6 +221,7 @@ final class ImportSession {
             + (entries.map { "from \($0) HAR entries" }
                 ?? "\(summary.gaps) gap\(summary.gaps == 1 ? "" : "s") (\(summary.tcpConnections) TCP connections, \(summary.segments) segments)")
             + (record.map { "; written to \($0)" } ?? "") + "\n")
+        io.writeError(DiagnoseCommand.stopSummary(recording.diagnoses, command: command))
         if let inspectorServer {
             // The import is done; the page stays until the user has looked.
             // Caught before it is announced: a Ctrl-C right after the line is not fatal.

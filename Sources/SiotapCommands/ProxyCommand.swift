@@ -208,6 +208,7 @@ struct ProxyCommand: AsyncParsableCommand {
         await inspectorServer?.stop()
         await proxy.shutdown()
         recording.finish()
+        io.writeError(DiagnoseCommand.stopSummary(recording.diagnoses, command: "proxy"))
         let tunnels = recording.infos
         io.writeError("siotap proxy: stopped" + (tunnels == 0 || showTunnels ? "" :
             " (\(tunnels) tunnel\(tunnels == 1 ? "" : "s") failed before any Socket.IO traffic: info records in the capture; --show-tunnels shows them)") + "\n")

@@ -9,7 +9,35 @@ struct RecordView: Sendable {
     /// The record's line, never wider than the terminal (cut with `…`, never wrapped);
     /// `answering`: for an ack, the event it answers.
     func line(_ record: CaptureRecord, answering: String? = nil) -> String {
-        fit(text(record, answering: answering))
+        if case .diagnosis(let diagnosis) = record.body { return self.diagnosis(diagnosis, of: record) }
+        return fit(text(record, answering: answering))
+    }
+
+    /// A diagnosis is read whole: its sentence wraps between words, under its first line.
+    private func diagnosis(_ diagnosis: DiagnosisRecord, of record: CaptureRecord) -> String {
+        let time = style.dim(String(record.ts.dropFirst(11).prefix(12)))
+        let conn = record.conn.map { style.dim("[\($0)] ") } ?? ""
+        let mark = diagnosis.severity == .error ? style.magenta(style.bold("⚑ \(diagnosis.code)")) : style.magenta("⚑ \(diagnosis.code)")
+        let head = "\(time) \(conn)\(mark) "
+        let indent = "    "
+        var lines: [String] = []
+        var current = head
+        var currentLength = visibleLength(head)
+        let room = width > 20 ? width : Int.max
+        let words = (diagnosis.message + (diagnosis.docs.map { " " + $0 } ?? "")).split(separator: " ")
+        for word in words {
+            let length = word.count
+            if currentLength + length > room, currentLength > indent.count {
+                lines.append(current)
+                current = indent
+                currentLength = indent.count
+            }
+            let shown = word.hasPrefix("https://") ? style.dim(String(word)) : String(word)
+            current += shown + " "
+            currentLength += length + 1
+        }
+        lines.append(current)
+        return lines.map { $0.hasSuffix(" ") ? String($0.dropLast()) : $0 }.joined(separator: "\n")
     }
 
     private func text(_ record: CaptureRecord, answering: String?) -> String {
@@ -71,6 +99,8 @@ struct RecordView: Sendable {
             if let detail = fault.detail { text += " " + detail }
             if let raw = fault.raw { text += " " + shorten(raw, room: max(16, width - visibleLength(text) - 1)) }
             return text + style.dim(" (\(fault.rule))")
+        case .diagnosis:
+            return ""
         }
     }
 

@@ -1,6 +1,7 @@
 import SiotapInspector
 import Synchronization
 import TrafficCapture
+import TrafficDiagnosis
 
 /// Where a command's records go, the same way for `proxy`, `demo`, `import` and `sniff`: numbered
 /// and stamped once (``CaptureQueue``), each line made once and the same bytes written to the
@@ -11,11 +12,34 @@ final class Recording: Sendable {
     let feed: InspectorFeed?
     private let writer: CaptureWriter?
     private let tally = Tally()
+    /// What the records show, worked out as they are written (see ``Diagnoser``).
+    private let diagnosing = Diagnosing()
 
     /// The first write that failed, and the packets and tokens recorded (for the summaries).
     private final class Tally: Sendable {
         let failure = Mutex<CaptureWriteError?>(nil)
         let counts = Mutex((packets: 0, tokens: 0, infos: 0))
+    }
+
+    /// The diagnoser, fed on the writer's thread in `seq` order; its findings go back into the
+    /// queue (set once the queue exists), and are kept for the summary.
+    private final class Diagnosing: Sendable {
+        let diagnoser = Mutex(Diagnoser())
+        let queue = Mutex<CaptureQueue?>(nil)
+        let found = Mutex<[CaptureRecord]>([])
+        static let keptForSummary = 1000
+
+        func take(_ record: CaptureRecord, stampedNow: Bool) {
+            if record.kind == .diagnosis {
+                found.withLock { found in if found.count < Self.keptForSummary { found.append(record) } }
+                return
+            }
+            let diagnoses = diagnoser.withLock { $0.take(record) }
+            guard !diagnoses.isEmpty, let queue = queue.withLock({ $0 }) else { return }
+            // Live, a diagnosis is stamped now (records stamped since must not come before it in
+            // time); an import's keeps the capture's time of what showed it.
+            for diagnosis in diagnoses { queue.add(.diagnosis(diagnosis.record), conn: diagnosis.conn, time: stampedNow ? nil : diagnosis.time) }
+        }
     }
 
     /// - Parameters:
@@ -33,6 +57,8 @@ final class Recording: Sendable {
         self.feed = feed
         let printer = RecordPrinter(io: io, format: format)
         let tally = self.tally
+        let diagnosing = self.diagnosing
+        let stampedNow = draining == .background
         let ackEvents = AckEvents()
         queue = CaptureQueue(
             writer: writer, highWater: highWater, highWaterBytes: highWaterBytes, draining: draining,
@@ -47,12 +73,17 @@ final class Recording: Sendable {
                 case .info: tally.counts.withLock { $0.infos += 1 }
                 default: break
                 }
+                diagnosing.take(line.record, stampedNow: stampedNow)
                 feed?.add(line.record, line: line.text)
                 let answering = ackEvents.take(line.record)
                 if shows(line.record, answering) { printer.print(line, answering: answering) }
             }
         )
+        diagnosing.queue.withLock { $0 = queue }
     }
+
+    /// The diagnosis records written so far (the first thousand), for a summary.
+    var diagnoses: [CaptureRecord] { diagnosing.found.withLock { $0 } }
 
     /// The first write that failed, if one did.
     var writeFailure: CaptureWriteError? { tally.failure.withLock { $0 } }
@@ -64,7 +95,11 @@ final class Recording: Sendable {
 
     /// Everything added is written and shown; the file is closed.
     func finish() {
+        // Written first, so that what the last records show is written too (a closed queue takes nothing).
+        queue.flush()
         queue.close()
+        // The queue's delivery holds the diagnoser, which held the queue.
+        diagnosing.queue.withLock { $0 = nil }
         writer?.close()
     }
 }

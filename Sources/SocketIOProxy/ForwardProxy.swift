@@ -63,12 +63,12 @@ struct ForwardFront: WebSocketRelayDelegate {
         }
     }
 
-    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay? {
-        guard let target = AbsoluteURI(head.uri) else { return nil }
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> RelayDial {
+        guard let target = AbsoluteURI(head.uri) else { return .notDialled }
         // A refused upgrade is answered by handle(_:), which says why.
         guard case .allowed(let pin) = await access(from: remote, to: target.host, port: target.port),
               let route = try? route(to: target, address: pin)
-        else { return nil }
+        else { return .notDialled }
         var inner = head
         inner.uri = target.originForm
         return await route.dialRelay(inner, from: remote, eventLoop: eventLoop)

@@ -87,6 +87,10 @@ struct PollingRelay: HTTPRelayPolicy {
         Self.clientWentAway(exchange, proxy: proxy)
     }
 
+    func requestCut(_ exchange: Exchange, relayed: Int, announced: Int) {
+        Self.requestCut(exchange, relayed: relayed, announced: announced, proxy: proxy)
+    }
+
     // What happens to an exchange depends on it alone (and the proxy): forward mode's relay,
     // which routes each request elsewhere, observes its exchanges the same way.
 
@@ -115,6 +119,12 @@ struct PollingRelay: HTTPRelayPolicy {
             if let polled = exchange.polled { proxy.activityEnded(on: polled.connection) }
             return answer
         }
+    }
+
+    static func requestCut(_ exchange: Exchange, relayed: Int, announced: Int, proxy: SocketIOProxy) {
+        guard let polled = exchange.polled else { return }
+        let message = "the server answered before the whole request came: a \(polled.method.rawValue) body of \(announced) bytes, \(relayed) of them relayed"
+        proxy.emit(.error(ErrorRecord(dir: .clientToServer, code: .requestCut, message: message)), on: polled.connection)
     }
 
     static func clientWentAway(_ exchange: Exchange, proxy: SocketIOProxy) {

@@ -79,9 +79,10 @@ struct ProxyRoute: WebSocketRelayDelegate {
         return PollingRelay(proxy: proxy, route: self, upstream: upstream)
     }
 
-    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay? {
-        guard let upstream = try? upstream else { return nil }
-        return await proxy.dialRelay(head, eventLoop: eventLoop, via: self, to: upstream)
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> RelayDial {
+        guard let upstream = try? upstream else { return .notDialled }
+        let client = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        return await proxy.dialRelay(head, remote: client, eventLoop: eventLoop, via: self, to: upstream)
     }
 
     /// Inside a tunnel: TLS to the host when the client spoke TLS to siotap, plain HTTP when not.

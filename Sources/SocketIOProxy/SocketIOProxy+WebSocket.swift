@@ -8,28 +8,63 @@ import TrafficObservation
 
 /// The WebSocket relay's set-up: the upstream dialled during the client's upgrade, the conn it carries, what it reports.
 extension SocketIOProxy {
-    func dialRelay(_ head: HTTPRequestHead, eventLoop: any EventLoop, via route: ProxyRoute, to upstream: ProxyUpstream) async -> DialledRelay? {
+    func dialRelay(_ head: HTTPRequestHead, remote: String, eventLoop: any EventLoop, via route: ProxyRoute, to upstream: ProxyUpstream) async -> RelayDial {
         var headers = ProxyHeaders.endToEnd(head.headers)
         for name in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"] { headers.remove(name: name) }
         let relayed = RelayedConnection()
-        guard let outcome = try? await WebSocketClient.dialRelay(
-            host: upstream.host, port: upstream.port, uri: head.uri, headers: headers,
-            eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, tls: upstream.tls, observer: relayObserver(relayed)
-        ), case .upgraded(let relayEnd, let upstreamHeaders) = outcome else {
-            // Refused or unreachable: the request goes on as plain HTTP, and the client gets the
-            // upstream's answer (or a 502).
-            return nil
+        let outcome: WebSocketClient.RelayOutcome
+        do {
+            outcome = try await WebSocketClient.dialRelay(
+                host: upstream.host, port: upstream.port, uri: head.uri, headers: headers,
+                eventLoop: eventLoop, maxMessageSize: configuration.maxMessageSize, tls: upstream.tls, observer: relayObserver(relayed)
+            )
+        } catch {
+            // Unreachable: the request goes on as plain HTTP, and the client gets the 502 that says why.
+            return .notDialled
+        }
+        let relayEnd: NIOLoopBound<WebSocketRelayHandler>
+        let upstreamHeaders: HTTPHeaders
+        switch outcome {
+        case .refused(let answer):
+            // The client gets the server's own answer, and the capture says the upgrade was refused.
+            guard let refusal = try? await answer.get() else { return .notDialled }
+            recordRefusedUpgrade(head, refusal, remote: remote, via: route, to: upstream)
+            return .refused(
+                HTTPResponse(status: refusal.head.status, headers: ProxyHeaders.endToEnd(refusal.head.headers), body: refusal.body, closeConnection: true)
+            )
+        case .upgraded(let end, let headers):
+            (relayEnd, upstreamHeaders) = (end, headers)
         }
         var reply = HTTPHeaders()
         if let subprotocol = upstreamHeaders.first(name: "Sec-WebSocket-Protocol") { reply.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
-        return DialledRelay(upstream: relayEnd, responseHeaders: reply) { [weak self] channel, head in
+        return .relay(DialledRelay(upstream: relayEnd, responseHeaders: reply) { [weak self] channel, head in
             guard let self else { return }
             let remote = channel.remoteDescription
             if let connection = self.webSocketConnection(head, remote: remote, via: route, to: upstream) {
                 connection.onWebSocket = true
                 relayed.connection.withLock { $0 = connection }
             }
+        })
+    }
+
+    /// A refused upgrade, on the conn of the session it was to carry; a WebSocket-only client's
+    /// gets a conn of its own that ends there, so its session and refusal are in the capture.
+    private func recordRefusedUpgrade(_ head: HTTPRequestHead, _ refusal: RefusedUpgrade, remote: String, via route: ProxyRoute, to upstream: ProxyUpstream) {
+        guard let engine = EngineRequest.traffic(head.uri, under: configuration.path) else { return }
+        let status = refusal.head.status
+        let text = refusal.body.isEmpty ? nil : String(decoding: refusal.body.prefix(4096), as: UTF8.self)
+        let error = ErrorRecord(
+            dir: .serverToClient, code: .upgradeRefused, message: "the server answered the WebSocket upgrade with \(status.code) \(status.reasonPhrase)", raw: text
+        )
+        if let sid = engine.sid, let known = tracker.connection(sid: sid) {
+            emit(.error(error), on: known)
+            return
         }
+        let connection = tracker.open(engineVersion: engine.version, upstream: upstream, path: engine.path)
+        emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: connection)
+        reportHandshakeTokens(head, engine: engine, on: connection)
+        emit(.error(error), on: connection)
+        close(connection, by: .server, reason: "the server refused the WebSocket upgrade", waitingForActivity: true)
     }
 
     /// What the relay reports, turned into records of the conn it carries.
@@ -59,7 +94,12 @@ extension SocketIOProxy {
                 self.close(connection, by: side, reason: reason)
             },
             admit: readGate,
-            interception: interception(relayed)
+            interception: interception(relayed),
+            unfinished: { [weak self] side, received, announced in
+                guard let self, let connection = relayed.connection.withLock({ $0 }) else { return }
+                let message = "the connection ended inside a message of \(announced) bytes (\(received) of them came)"
+                self.emit(.error(ErrorRecord(dir: Direction(from: side), code: .messageCut, message: message)), on: connection)
+            }
         )
     }
 

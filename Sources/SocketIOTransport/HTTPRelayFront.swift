@@ -563,6 +563,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             link.handler.value.owner = nil
             if exchange.answer.upstreamKeepAlive && exchange.requestDone { exchange.pool.putBack(link) } else { link.channel.close(promise: nil) }
         }
+        if !exchange.requestDone {
+            let relayed = exchange.sent.readableBytes - exchange.bodyStart
+            policy.requestCut(exchange.policyExchange, relayed: relayed, announced: relayed + exchange.bodyRemaining)
+        }
         // Observed before its last bytes are flushed (see requestComplete).
         policy.responseForwarded(exchange.policyExchange, status: exchange.answer.status, body: exchange.answer.body ?? ByteBuffer(), truncated: exchange.answer.truncated)
         if keepClient {

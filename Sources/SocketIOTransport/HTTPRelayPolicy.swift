@@ -32,6 +32,14 @@ public protocol HTTPRelayPolicy: Sendable {
     func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse>
     /// The client went away before its answer; the upstream connection was closed with it.
     func clientWentAway(_ exchange: Exchange)
+    /// The upstream answered before the request's body had all gone (a server refusing a body
+    /// over its limit): `relayed` of the `announced` bytes went. Called before the answer's
+    /// ``responseForwarded(_:status:body:truncated:)``.
+    func requestCut(_ exchange: Exchange, relayed: Int, announced: Int)
+}
+
+extension HTTPRelayPolicy {
+    public func requestCut(_ exchange: Exchange, relayed: Int, announced: Int) {}
 }
 
 /// What becomes of a request.

@@ -78,11 +78,21 @@ public struct TunnelInterception: Sendable {
 /// taking them as messages.
 public protocol WebSocketRelayDelegate: HTTPServerDelegate {
     /// Dials the relay's far side on `eventLoop` (the client connection's, so the relay never
-    /// leaves it), or returns `nil` to refuse the upgrade. The server keeps what this returns
-    /// with the client's connection: it is attached to that connection once its upgrade is done,
-    /// and closed with it otherwise.
+    /// leaves it). The server keeps a dialled relay with the client's connection: it is attached
+    /// to that connection once its upgrade is done, and closed with it otherwise.
     /// `remote`: the client's address.
-    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> DialledRelay?
+    func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> RelayDial
+}
+
+/// What became of a relay's dial.
+public enum RelayDial: Sendable {
+    /// Upgraded upstream: the client's upgrade goes ahead.
+    case relay(DialledRelay)
+    /// The upstream refused the upgrade: its answer goes to the client as it came, and the
+    /// connection closes after it.
+    case refused(HTTPResponse)
+    /// Not dialled (not the delegate's to relay, or unreachable): the request is handled as plain HTTP.
+    case notDialled
 }
 
 /// The upstream side of a relay, dialled for one client's upgrade.
@@ -382,7 +392,13 @@ public final class HTTPServer: Sendable {
         if let accept = WebSocketUpgrade.accept(head) {
             let eventLoop = channel.eventLoop
             if let relayDelegate = delegate as? any WebSocketRelayDelegate {
-                if let relay = await relayDelegate.dialRelay(head, from: channel.remoteAddress, eventLoop: eventLoop) {
+                switch await relayDelegate.dialRelay(head, from: channel.remoteAddress, eventLoop: eventLoop) {
+                case .refused(let response):
+                    try await write(response, version: head.version, keepAlive: false, to: outbound)
+                    return .close
+                case .notDialled:
+                    break
+                case .relay(let relay):
                     guard relay.upstream.eventLoop === eventLoop else {
                         // Touching it from this loop would trap: refuse the upgrade instead.
                         relay.upstream.eventLoop.execute { relay.upstream.value.abandon() }

@@ -84,6 +84,12 @@ extension CaptureRecord {
             fields.double("delay_ms", record.delayMilliseconds)
             fields.string("raw", record.raw)
             fields.string("detail", record.detail)
+        case .diagnosis(let record):
+            fields.string("code", record.code.rawValue)
+            fields.string("severity", record.severity.rawValue)
+            fields.string("message", record.message)
+            fields.literal("evidence", "[" + record.evidence.map(String.init).joined(separator: ",") + "]")
+            fields.string("docs", record.docs)
         }
         fields.close()
         swap(&fields.out, &bytes)

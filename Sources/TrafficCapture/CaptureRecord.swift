@@ -16,7 +16,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
     public var body: Body
 
     public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
-        case session, engine, packet, jwt, close, error, fault, info
+        case session, engine, packet, jwt, close, error, fault, info, diagnosis
     }
 
     public enum Body: Sendable, Hashable {
@@ -30,6 +30,8 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         /// Worth keeping, not worth an error: a forward-mode tunnel that failed before any
         /// Engine.IO traffic (a browser's background services). Shaped as an error record.
         case info(ErrorRecord)
+        /// A known failure worked out from the records before it (``DiagnosisRecord``).
+        case diagnosis(DiagnosisRecord)
     }
 
     public init(seq: Int = 0, ts: String = "", conn: String? = nil, _ body: Body) {
@@ -49,6 +51,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .error: .error
         case .fault: .fault
         case .info: .info
+        case .diagnosis: .diagnosis
         }
     }
 
@@ -68,6 +71,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .error: body = .error(try ErrorRecord(from: decoder))
         case .fault: body = .fault(try FaultRecord(from: decoder))
         case .info: body = .info(try ErrorRecord(from: decoder))
+        case .diagnosis: body = .diagnosis(try DiagnosisRecord(from: decoder))
         }
     }
 }

@@ -66,7 +66,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
         EngineIOError.Code.allCases.map(ErrorCode.init) + SocketIOError.Code.allCases.map(ErrorCode.init) + [
             .missingAttachments, .incomplete, .webSocketProtocolError, .upstreamUnreachable, .upstreamStatus, .clientAborted,
             .messageTooLarge, .tlsHandshake, .upstreamTLS, .badTunnel, .forbiddenTarget, .noHandshake, .gap, .notHTTP, .inflate,
-            .inflateLimit, .truncatedCapture, .captureFailed,
+            .inflateLimit, .truncatedCapture, .captureFailed, .upgradeRefused, .messageCut, .requestCut,
         ]
 
     /// The msgpack parser's packet is not msgpack, or a msgpack session carried text.
@@ -74,10 +74,19 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
     public static let missingAttachments: ErrorCode = "socketio.missing_attachments"
     /// Input that ends with a binary packet still waiting for attachments (`siotap decode`).
     public static let incomplete: ErrorCode = "socketio.incomplete"
+    /// A WebSocket connection that ended inside a message (a server closing on one over its
+    /// limit); the message says its announced size and how much came.
+    public static let messageCut: ErrorCode = "websocket.message_cut"
     /// Bytes that stopped following RFC 6455 framing: relayed, no longer decoded.
     public static let webSocketProtocolError: ErrorCode = "websocket.protocol_error"
     public static let upstreamUnreachable: ErrorCode = "proxy.upstream_unreachable"
     public static let upstreamStatus: ErrorCode = "proxy.upstream_status"
+    /// The server answered before a request's body had all gone (a body over its limit); the
+    /// message says the body's announced size and how much was relayed.
+    public static let requestCut: ErrorCode = "proxy.request_cut"
+    /// The server answered a WebSocket upgrade with something other than 101 (the message says
+    /// what, `raw` holds its body); the client got that answer.
+    public static let upgradeRefused: ErrorCode = "proxy.upgrade_refused"
     public static let clientAborted: ErrorCode = "proxy.client_aborted"
     public static let messageTooLarge: ErrorCode = "proxy.message_too_large"
     /// A client's TLS handshake with the proxy failed (it does not trust the certificate, it

@@ -246,7 +246,11 @@ public struct SessionAssembler: Sendable {
         case .websocket:
             guard head.status == 101 else {
                 if engine.sid == nil { break }
-                emit(.error(ErrorRecord(dir: .serverToClient, code: .upstreamStatus, message: "the server refused the upgrade with \(head.status)")), conn: engine.sid.flatMap { bySid[$0] }, time: time, into: &output)
+                let text = body.isEmpty ? nil : String(decoding: body.prefix(4096), as: UTF8.self)
+                emit(
+                    .error(ErrorRecord(dir: .serverToClient, code: .upgradeRefused, message: "the server answered the WebSocket upgrade with \(head.status)", raw: text)),
+                    conn: engine.sid.flatMap { bySid[$0] }, time: time, into: &output
+                )
                 break
             }
             let id = engine.sid.flatMap { bySid[$0] } ?? open(engine: engine, head: request, sid: engine.sid, flow: flow, time: time, into: &output)

@@ -26,6 +26,9 @@ public enum WebSocketRelay {
         public var malformed: @Sendable (_ from: Peer, _ reason: String) -> Void
         /// The relay ended; `closedBy` sent the first close frame, or else dropped its TCP first.
         public var ended: @Sendable (_ closedBy: Peer) -> Void
+        /// `side`'s connection ended inside a message: how much of it was read, and how large its
+        /// frames announced it (a server that closes on a message over its limit does this).
+        public var unfinished: (@Sendable (_ from: Peer, _ received: Int, _ announced: Int) -> Void)?
         /// Whether the relay may read on (the observer keeps up); when it says no, reading stops
         /// until the observer calls `resume`, from any thread. The sockets then fill up, and the
         /// peers slow down, as with any slow reader.
@@ -41,8 +44,10 @@ public enum WebSocketRelay {
             malformed: @escaping @Sendable (Peer, String) -> Void,
             ended: @escaping @Sendable (Peer) -> Void,
             admit: ReadGate? = nil,
-            interception: Interception? = nil
+            interception: Interception? = nil,
+            unfinished: (@Sendable (Peer, Int, Int) -> Void)? = nil
         ) {
+            self.unfinished = unfinished
             self.message = message
             self.oversized = oversized
             self.malformed = malformed
@@ -125,6 +130,7 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     /// Handed to the observer's gate when it says to pause; resumes reading on this loop.
     private var resumeReading: (@Sendable () -> Void)?
     private var reader: WebSocketStreamReader
+    private var observedLast = false
     /// Bytes of the current batch of reads, followed for frames once the batch is flushed on.
     private var unread: [ByteBuffer] = []
     private var events: [WebSocketStreamReader.Event] = []
@@ -269,6 +275,12 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
     public func channelInactive(context: ChannelHandlerContext) {
         interceptor?.cancelRelease()
         readFrames()  // a close frame in the last batch still says who closed first
+        if partner != nil {
+            // Before the end, which closes the conn: what either side's last batch held, and a
+            // message either was inside of (a server closing on one over its limit), is recorded.
+            observeLast()
+            partner?.observeLast()
+        }
         pair.end(inactive: side)
         partner?.context?.close(promise: nil)
         context.fireChannelInactive()
@@ -276,6 +288,15 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    /// Observes what was read and not yet observed, and says of a message left unfinished; once.
+    private func observeLast() {
+        guard !observedLast else { return }
+        observedLast = true
+        readFrames()
+        observeCollected()
+        if let (received, announced) = reader.unfinished { pair.observer.unfinished?(side, received, announced) }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -196,18 +196,24 @@ def wait_for_port(port, process, what, timeout=10):
 
 
 class Nginx(Process):
-    """nginx (Debian nginx-light) in front of `upstream_port`, with Tests/interop/stacks/nginx.conf."""
+    """nginx (Debian nginx-light) in front of `upstream_port`, with Tests/interop/stacks/nginx.conf;
+    or, set up wrong as deployments are: round-robin over `more_ports` too (no ip_hash), without
+    the WebSocket headers (`upgrade_headers=False`), with a short `read_timeout`."""
 
     name = "nginx"
     checks_exit_code = False  # nginx ends on SIGTERM with its own code
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, more_ports=(), upgrade_headers=True, read_timeout="60s"):
         self.directory = tempfile.mkdtemp(prefix="siotap-nginx-")
         self.port = free_port()
         template = (ROOT / "Tests" / "interop" / "stacks" / "nginx.conf").read_text()
         config = pathlib.Path(self.directory) / "nginx.conf"
+        servers = " ".join(f"server 127.0.0.1:{port};" for port in [upstream_port, *more_ports])
+        headers = ("proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;"
+                   if upgrade_headers else "")
         config.write_text(template.replace("{dir}", self.directory).replace("{port}", str(self.port))
-                          .replace("{upstream_port}", str(upstream_port)))
+                          .replace("{servers}", servers).replace("{upgrade_headers}", headers)
+                          .replace("{read_timeout}", read_timeout))
         self.process = subprocess.Popen(["nginx", "-c", str(config), "-p", self.directory],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_for_port(self.port, self.process, "nginx")

@@ -24,8 +24,10 @@ stack = sys.argv[3] if len(sys.argv) > 3 else "aiohttp"
 path = (sys.argv[4] if len(sys.argv) > 4 else "socket.io").strip("/")
 # uvicorn only: serve TLS with this certificate chain and key (PEM files).
 tls = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else None
+# TRANSPORTS=polling in the environment: a server that offers no WebSocket (refuses upgrades).
 sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp", cors_allowed_origins="*",
                            ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000,
+                           **({"transports": os.environ["TRANSPORTS"].split(",")} if os.environ.get("TRANSPORTS") else {}),
                            **({"serializer": "msgpack"} if os.environ.get("SERIALIZER") == "msgpack" else {}))
 
 

@@ -49,6 +49,14 @@ public struct WebSocketStreamReader: Sendable {
         self.maxMessageSize = maxMessageSize
     }
 
+    /// A data message begun and not finished (the stream ended inside it): the bytes of it read,
+    /// and the size its frames so far announced. `nil` for one already reported oversized.
+    public var unfinished: (received: Int, announced: Int)? {
+        guard let message, !message.oversized else { return nil }
+        let pending = frame.map { $0.opcode.isControl ? 0 : Int(clamping: $0.remaining) } ?? 0
+        return (message.bytes.count, message.bytes.count + pending)
+    }
+
     /// Reads the next chunk of the stream, appending what it completes to `events`.
     public mutating func read(_ bytes: UnsafeRawBufferPointer, into events: inout [Event]) {
         var index = 0
