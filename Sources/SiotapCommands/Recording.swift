@@ -14,6 +14,7 @@ final class Recording: Sendable {
     private let tally = Tally()
     /// What the records show, worked out as they are written (see ``Diagnoser``).
     private let diagnosing = Diagnosing()
+    private let stampedNow: Bool
 
     /// The first write that failed, and the packets and tokens recorded (for the summaries).
     private final class Tally: Sendable {
@@ -38,6 +39,17 @@ final class Recording: Sendable {
             guard !diagnoses.isEmpty, let queue = queue.withLock({ $0 }) else { return }
             // Live, a diagnosis is stamped now (records stamped since must not come before it in
             // time); an import's keeps the capture's time of what showed it.
+            add(diagnoses, to: queue, stampedNow: stampedNow)
+        }
+
+        /// The capture ends: what still waited is decided.
+        func finish(stampedNow: Bool) {
+            let diagnoses = diagnoser.withLock { $0.finish() }
+            guard !diagnoses.isEmpty, let queue = queue.withLock({ $0 }) else { return }
+            add(diagnoses, to: queue, stampedNow: stampedNow)
+        }
+
+        private func add(_ diagnoses: [Diagnoser.Diagnosis], to queue: CaptureQueue, stampedNow: Bool) {
             for diagnosis in diagnoses { queue.add(.diagnosis(diagnosis.record), conn: diagnosis.conn, time: stampedNow ? nil : diagnosis.time) }
         }
     }
@@ -59,6 +71,7 @@ final class Recording: Sendable {
         let tally = self.tally
         let diagnosing = self.diagnosing
         let stampedNow = draining == .background
+        self.stampedNow = stampedNow
         let ackEvents = AckEvents()
         queue = CaptureQueue(
             writer: writer, highWater: highWater, highWaterBytes: highWaterBytes, draining: draining,
@@ -97,6 +110,7 @@ final class Recording: Sendable {
     func finish() {
         // Written first, so that what the last records show is written too (a closed queue takes nothing).
         queue.flush()
+        diagnosing.finish(stampedNow: stampedNow)
         queue.close()
         // The queue's delivery holds the diagnoser, which held the queue.
         diagnosing.queue.withLock { $0 = nil }

@@ -4,11 +4,16 @@ import TrafficCapture
 extension Conn {
     // MARK: A refused CONNECT
 
-    mutating func refusal(_ packet: PacketRecord, seq: Int, time: Double) -> [DiagnosisRecord] {
+    mutating func refusal(_ packet: PacketRecord, seq: Int, time: Double, waited: Bool) -> [DiagnosisRecord] {
         let nsp = packet.nsp
+        if !waited, !tokens.contains(where: { $0.record.nsp == nsp || $0.record.nsp == nil }), mayHaveSentToken {
+            // Its token's record is on its way.
+            pendingRefusal = (packet, seq, time)
+            return []
+        }
         let text = packet.data?.stringValue ?? packet.data?["message"]?.stringValue ?? packet.data?.jsonText ?? ""
         refused = (nsp, seq)
-        let evidence = [connects.removeValue(forKey: nsp), seq].compactMap { $0 }
+        let evidence = [connects[nsp], seq].compactMap { $0 }
         let said = "The server refused the CONNECT to \(nsp) (\"\(text.prefix(200))\")"
         let lowered = text.lowercased()
         if lowered.contains("invalid namespace") || lowered == "unable to connect" {
@@ -21,6 +26,13 @@ extension Conn {
         }
         let token = tokens.last { $0.record.nsp == nsp } ?? tokens.last { $0.record.nsp == nil }
         guard let (jwt, tokenSeq) = token else {
+            if mayHaveSentToken {
+                return once(
+                    DiagnosisCatalog.connectRefused,
+                    "\(said); the client sent what looks like a token, but none siotap could read as a JWT: check what the client puts in auth (or the query, a header).",
+                    evidence: evidence
+                )
+            }
             let authLike = ["auth", "token", "jwt", "unauthori", "credential", "forbidden", "login"].contains { lowered.contains($0) }
             guard authLike else {
                 return once(
@@ -98,7 +110,7 @@ extension Conn {
         let lowered = body.lowercased()
         let answer = "\(status ?? "an error")" + (body.isEmpty ? "" : " (\"\(body.prefix(160))\")")
         if lowered.contains("session id unknown") || lowered.contains("invalid session") || body.contains(#""code":1,"#) {
-            guard let sid = sidKnown else { return [] }
+            guard let sid = sidKnown, !ending else { return [] }
             let age = Self.duration(time - opened)
             let through = upstream.map { " (through \($0))" } ?? ""
             return once(
@@ -163,8 +175,8 @@ extension Conn {
 
     mutating func end(_ close: CloseRecord, seq: Int, time: Double, earlierIdleCloses: [(conn: String, seconds: Double)]) -> [DiagnosisRecord] {
         endDescription = "closed by \(close.by.rawValue): \(close.reason)"
-        guard close.reason != "proxy stopped" else { return [] }
-        var found: [DiagnosisRecord] = []
+        var found = decidePendingRefusal()
+        guard close.reason != "proxy stopped" else { return found }
         let how = "(\(endDescription))"
         if !faulted, let ping = unansweredPing, let pingTimeout, time - ping.time >= pingTimeout * 0.9, !close.reason.contains("close packet") {
             let at = Self.clock(ping.time)

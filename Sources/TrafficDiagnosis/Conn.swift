@@ -28,6 +28,14 @@ struct Conn {
     /// The last client message larger than the server's maxPayload.
     var oversized: (size: Int, seq: Int, time: Double)?
     var refused: (nsp: String, seq: Int)?
+    /// A refusal waiting for its token's record (tokens are judged after the packets that carry
+    /// them are written): decided when it comes, at the conn's end, or a second later.
+    var pendingRefusal: (packet: PacketRecord, seq: Int, time: Double)?
+    /// What the client sent that may hold a token: the handshake's URL and credentials, each CONNECT's data.
+    var tokenCarriers: [String] = []
+    /// The session is being ended on purpose (a close packet, a refused or dropped main
+    /// namespace): a request that then meets "Session ID unknown" is the end's, not a balancer's.
+    var ending = false
     var faulted = false
     var said: Set<DiagnosisCode> = []
     /// Set at the end when an upstream closed the WebSocket after this many idle seconds.
@@ -61,7 +69,12 @@ struct Conn {
         lastActivity = time
         lastActivitySeq = seq
         userAgent = session.headers?.objectValue?.members.first { $0.key.value.lowercased() == "user-agent" }?.value.stringValue
+        let credentials = session.headers?.objectValue?.members.filter { ["authorization", "cookie"].contains($0.key.value.lowercased()) }
+        tokenCarriers = [session.url] + (credentials?.compactMap(\.value.stringValue) ?? [])
     }
+
+    /// Whether the client sent something that looks like a JWT (its header is base64 of `{"`).
+    var mayHaveSentToken: Bool { tokenCarriers.contains { $0.contains("eyJ") } }
 
     /// The client, as far as the capture tells: its address (without the port) and user agent.
     var clientKey: String? {
@@ -95,6 +108,8 @@ struct Conn {
         case .upgrade where engine.dir == .clientToServer:
             upgraded = true
             transport = .websocket
+        case .close:
+            ending = true
         case .ping:
             // Engine.IO 4: the server pings; 3: the client does. A probe (`2probe`) is no heartbeat.
             if engine.data?.stringValue != "probe" { unansweredPing = (time, seq, engine.dir) }
@@ -104,9 +119,18 @@ struct Conn {
         }
     }
 
-    mutating func take(_ token: JWTRecord, seq: Int) {
+    mutating func take(_ token: JWTRecord, seq: Int) -> [DiagnosisRecord] {
         tokens.append((token, seq))
         if tokens.count > 8 { tokens.removeFirst() }
+        guard let pending = pendingRefusal, token.nsp == nil || token.nsp == pending.packet.nsp else { return [] }
+        return decidePendingRefusal()
+    }
+
+    /// Decides a refusal that waited for its token.
+    mutating func decidePendingRefusal() -> [DiagnosisRecord] {
+        guard let pending = pendingRefusal else { return [] }
+        pendingRefusal = nil
+        return refusal(pending.packet, seq: pending.seq, time: pending.time, waited: true)
     }
 
     mutating func take(_ packet: PacketRecord, seq: Int, time: Double) -> [DiagnosisRecord] {
@@ -114,11 +138,15 @@ struct Conn {
         switch (packet.type, packet.dir) {
         case (.connect, .clientToServer):
             connects[packet.nsp] = seq
+            if let data = packet.data, tokenCarriers.count < 16 { tokenCarriers.append(data.jsonText) }
+        case (.disconnect, .serverToClient) where packet.nsp == "/":
+            ending = true
         case (.connect, .serverToClient):
             connects[packet.nsp] = nil
             if !connected.contains(packet.nsp), connected.count < 64 { connected.append(packet.nsp) }
         case (.connectError, .serverToClient):
-            return refusal(packet, seq: seq, time: time)
+            if packet.nsp == "/" { ending = true }
+            return refusal(packet, seq: seq, time: time, waited: false)
         case (.event, _), (.binaryEvent, _):
             if let id = packet.id, acks.count < Diagnoser.maxPendingAcks {
                 acks[AckKey(dir: packet.dir, nsp: packet.nsp, id: id)] = PendingAck(event: packet.event ?? "?", seq: seq, time: time)

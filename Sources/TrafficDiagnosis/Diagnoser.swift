@@ -46,11 +46,12 @@ public struct Diagnoser {
         }
         guard var conn = conns[id] else { return [] }
         var found: [DiagnosisRecord] = []
+        if let pending = conn.pendingRefusal, time - pending.time >= 1 { found += conn.decidePendingRefusal() }
         switch record.body {
         case .session, .info, .diagnosis: break
         case .engine(let engine): conn.take(engine, seq: record.seq, time: time)
         case .packet(let packet): found += conn.take(packet, seq: record.seq, time: time)
-        case .jwt(let token): conn.take(token, seq: record.seq)
+        case .jwt(let token): found += conn.take(token, seq: record.seq)
         case .error(let error): found += conn.take(error, seq: record.seq, time: time)
         case .fault: conn.faulted = true
         case .close(let close):
@@ -64,10 +65,16 @@ public struct Diagnoser {
         return found.map { Diagnosis(conn: id, time: time, record: $0) }
     }
 
-    /// The capture ended: conns still open are left as they are (their end is not in it).
+    /// The capture ended: a refusal still waiting for its token is decided; conns still open are
+    /// otherwise left as they are (their end is not in it).
     public mutating func finish() -> [Diagnosis] {
+        var found: [Diagnosis] = []
+        for id in order[orderStart...] {
+            guard var conn = conns[id], conn.pendingRefusal != nil else { continue }
+            found += conn.decidePendingRefusal().map { Diagnosis(conn: id, time: lastTime, record: $0) }
+        }
         conns = [:]
-        return []
+        return found
     }
 
     private mutating func open(_ id: String, _ session: SessionRecord, seq: Int, time: Double) {

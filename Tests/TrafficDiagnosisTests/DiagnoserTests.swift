@@ -74,6 +74,32 @@ struct DiagnoserTests {
         #expect(noSid.diagnoses().isEmpty)
     }
 
+    @Test("A session the client or server was ending meets 'Session ID unknown' as the end's, not a balancer's")
+    func stickyAfterAnEnd() {
+        let capture = Capture()
+        capture.session(0, "c1")
+        capture.add(1, "c1", #""kind":"engine","dir":"c2s","transport":"polling","type":"close""#)
+        capture.add(1.01, "c1", #""kind":"error","dir":"s2c","code":"proxy.upstream_status","message":"the server answered 400","raw":"{\"code\":1,\"message\":\"Session ID unknown\"}""#)
+        #expect(capture.diagnoses().isEmpty)
+    }
+
+    @Test("A refusal waits for its token's record, which is written after the packets (tokens are judged on the side)")
+    func refusalWaitsForItsToken() {
+        func refused(tokenRecordAfter: Bool, thenNothing: Bool = false) -> [DiagnosisCode] {
+            let capture = Capture()
+            capture.session(0, "c1", transport: "websocket")
+            capture.add(0.1, "c1", #""kind":"packet","dir":"c2s","transport":"websocket","type":"CONNECT","nsp":"/","data":{"token":"eyJhbGciOiJIUzI1NiJ9.e30.x"},"raw":"0{}""#)
+            let jwt = #""kind":"jwt","source":"auth.token","nsp":"/","header":{},"claims":{},"verified":null,"expires_in_s":-30"#
+            if !tokenRecordAfter { capture.add(0.1, "c1", jwt) }
+            capture.add(0.2, "c1", #""kind":"packet","dir":"s2c","transport":"websocket","type":"CONNECT_ERROR","nsp":"/","data":{"message":"Invalid token"},"raw":"4{}""#)
+            if tokenRecordAfter, !thenNothing { capture.add(0.2, "c1", jwt) }
+            return capture.diagnoses().map(\.record.code)
+        }
+        #expect(refused(tokenRecordAfter: false) == ["auth.token_expired"])
+        #expect(refused(tokenRecordAfter: true) == ["auth.token_expired"])
+        #expect(refused(tokenRecordAfter: true, thenNothing: true) == ["auth.refused"], "decided at the capture's end with what there was")
+    }
+
     @Test("An unanswered ack is said at its conn's end, by event, unless siotap's stop ended the conn")
     func unansweredAck() {
         func capture(closedBy reason: String, answered: Bool = false) -> [Diagnoser.Diagnosis] {

@@ -33,6 +33,64 @@ PY4 = str(ROOT / ".venv-peers4" / "bin" / "python")
 SECRET = "interop-secret-long-enough-for-hs256!"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "diagnosed: the test makes failures on purpose; its captures may hold diagnoses")
+
+
+# Every capture a test makes is checked for diagnoses after it (#28: no false alarms): a healthy
+# session must diagnose clean. Tests that make failures on purpose say so with
+# @pytest.mark.diagnosed. Captures of proxies that outlive a test (module fixtures) are checked
+# for what was added during it.
+_captures = {}
+# (capture, conn) -> whether the test that opened the conn makes failures on purpose: a diagnosis
+# written after that test ended (a module's proxy closes conns later) stays its own.
+_conn_owners = {}
+
+
+def watch_capture(path):
+    _captures.setdefault(str(path), 0)
+
+
+def new_diagnoses(on_purpose):
+    """The diagnosis records added to the watched captures since the last look, but for those of
+    conns opened by a test that makes failures on purpose; conns opened since are this test's."""
+    import json
+    found = []
+    for path, offset in list(_captures.items()):
+        try:
+            with open(path, "rb") as file:
+                file.seek(offset)
+                data = file.read()
+        except OSError:
+            continue
+        complete = data[: data.rfind(b"\n") + 1]
+        _captures[path] = offset + len(complete)
+        for line in complete.splitlines():
+            if b'"kind":"session"' in line:
+                _conn_owners.setdefault((path, json.loads(line).get("conn")), on_purpose)
+            elif b'"kind":"diagnosis"' in line:
+                record = json.loads(line)
+                if not _conn_owners.get((path, record.get("conn")), on_purpose):
+                    found.append(f"{pathlib.Path(path).name} {record.get('conn')}: {record['code']}: {record['message']}")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_false_alarms(request):
+    on_purpose = request.node.get_closest_marker("diagnosed") is not None
+    earlier = new_diagnoses(on_purpose=False)  # written between tests: conns of earlier tests
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is not None:
+        for path in pathlib.Path(tmp).rglob("*.jsonl"):
+            watch_capture(path)
+    time.sleep(0.05)
+    found = earlier + new_diagnoses(on_purpose)
+    if found and not on_purpose:
+        pytest.fail("diagnoses in a healthy test's capture (a false alarm, or mark the test @pytest.mark.diagnosed):\n" + "\n".join(found[:10]),
+                    pytrace=False)
+
+
 class Process:
     """A server-like process that must stop cleanly on SIGTERM."""
 
@@ -147,6 +205,7 @@ class Proxy(Process):
 
     def __init__(self, upstream_url, directory, *args):
         self.capture = pathlib.Path(directory) / "capture.jsonl"
+        watch_capture(self.capture)
         self.process = subprocess.Popen(
             [SIOTAP, "proxy", "--listen", "127.0.0.1:0", *(["--upstream", upstream_url] if upstream_url else []),
              "--record", str(self.capture), "--quiet", *args],

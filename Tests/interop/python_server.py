@@ -25,7 +25,9 @@ path = (sys.argv[4] if len(sys.argv) > 4 else "socket.io").strip("/")
 # uvicorn only: serve TLS with this certificate chain and key (PEM files).
 tls = (sys.argv[5], sys.argv[6]) if len(sys.argv) > 6 else None
 # TRANSPORTS=polling in the environment: a server that offers no WebSocket (refuses upgrades).
-sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp", cors_allowed_origins="*",
+# CORS_ORIGINS=a,b: only those origins are allowed (python-engineio refuses others with a 400).
+sio = socketio.AsyncServer(async_mode="asgi" if stack == "uvicorn" else "aiohttp",
+                           cors_allowed_origins=os.environ["CORS_ORIGINS"].split(",") if os.environ.get("CORS_ORIGINS") else "*",
                            ping_interval=2, ping_timeout=2, max_http_buffer_size=3_000_000,
                            **({"transports": os.environ["TRANSPORTS"].split(",")} if os.environ.get("TRANSPORTS") else {}),
                            **({"serializer": "msgpack"} if os.environ.get("SERIALIZER") == "msgpack" else {}))

@@ -103,6 +103,7 @@ def cors_servers():
     conformance.stop()
 
 
+@pytest.mark.diagnosed  # refuses a token on purpose
 @pytest.mark.parametrize("transports", ["websocket", "polling", "polling,websocket"], ids=["websocket", "polling", "upgrade"])
 def test_the_official_client_in_chromium_through_the_proxy(cors_servers, transports, tmp_path):
     chat, conformance = cors_servers
@@ -203,6 +204,7 @@ def test_socket_io_client_2_against_the_built_in_server(servers, transport):
     assert seen == {**EXPECTED2, "chat transport": transport, "conformance transport": transport}
 
 
+@pytest.mark.diagnosed  # refuses a token on purpose
 @pytest.mark.parametrize("transport", TRANSPORTS2)
 def test_socket_io_client_2_through_the_proxy(servers, transport, tmp_path):
     chat, conformance = servers

@@ -15,6 +15,8 @@ import websocket
 from conftest import ROOT, SECRET, SIOTAP, Nginx, Proxy, python_server
 from test_chat_interop import token
 
+pytestmark = pytest.mark.diagnosed
+
 
 def diagnosed(records):
     return [(r["conn"], r["code"]) for r in records if r["kind"] == "diagnosis"]

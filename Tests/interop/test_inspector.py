@@ -333,6 +333,7 @@ def test_an_import_in_the_inspector_in_the_dark(tmp_path, browser):
         stop(process)
 
 
+@pytest.mark.diagnosed  # refuses a token on purpose
 def test_the_demo_in_the_inspector(tmp_path, browser):
     """`siotap demo --ui`: the story's conns, each with its user (the forged token's as refused),
     and the page stays until Ctrl-C."""

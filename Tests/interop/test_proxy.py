@@ -109,6 +109,7 @@ def test_chat_through_the_proxy(chat_proxy, transports):
     assert len([r for r in records if r["kind"] == "close"]) == 2
 
 
+@pytest.mark.diagnosed  # refuses a token on purpose
 @pytest.mark.parametrize("transports", TRANSPORTS, ids=IDS)
 def test_refused_tokens_are_explained(chat_proxy, transports):
     async def refused():

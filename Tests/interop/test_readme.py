@@ -108,6 +108,7 @@ def test_every_block_says_how_it_is_run():
     assert len(README.read_text().splitlines()) <= 200
 
 
+@pytest.mark.diagnosed  # refuses a token on purpose
 def test_the_readme_commands(tmp_path):
     for port in PORTS:
         assert not port_open(port), f"port {port} is taken: the README's commands use it"

@@ -17,6 +17,7 @@ const state = {
   search: '',
   following: true,
   report: null,           // a replay's report: conn -> its diff, seq -> what changed or never came
+  diagnoses: [],          // every diagnosis record, in order (the Problems panel)
 };
 
 // A JSON reader that keeps every literal as it was written: big integers, number forms and
@@ -159,6 +160,7 @@ function ingest(line) {
   }
   record._line = line;
   state.all.push(record);
+  if (record.kind === 'diagnosis') state.diagnoses.push(record);
   if (!record.conn) return;
   const conn = connOf(record.conn);
   conn.records.push(record);
@@ -219,6 +221,7 @@ function describe(record) {
     case 'error': return record.code;
     case 'info': return `info ${record.code}`;
     case 'fault': return `fault ${record.action}`;
+    case 'diagnosis': return `⚑ ${record.code}`;
     default: return record.kind;
   }
 }
@@ -240,7 +243,7 @@ function preview(record) {
     return record.latency_ms !== undefined ? `${record.latency_ms} ms${text ? ' · ' + text : ''}` : text;
   }
   if (record.kind === 'close') return record.reason || '';
-  if (record.kind === 'error' || record.kind === 'info') return record.message || '';
+  if (record.kind === 'error' || record.kind === 'info' || record.kind === 'diagnosis') return record.message || '';
   if (record.kind === 'fault') {
     const what = [record.delay_ms !== undefined ? `${record.delay_ms} ms` : '', record.detail || '', record.raw || ''].filter(Boolean).join(' · ');
     return `${what}${what ? ' · ' : ''}${record.rule}`;
@@ -584,7 +587,58 @@ function render() {
     if (state.following && atBottom && !state.paused) viewport.scrollTop = viewport.scrollHeight;
     renderTokens();
     renderReplay();
+    renderProblems();
   });
+}
+
+// What went wrong, as siotap worked it out: each diagnosis with its explanation, the socket.io
+// documentation on the fix, and the records that show it, a click away. The newest 200 are drawn.
+let problemsDrawn = -1;
+function renderProblems() {
+  if (problemsDrawn === state.diagnoses.length) return;
+  problemsDrawn = state.diagnoses.length;
+  const panel = $('#problems');
+  if (state.diagnoses.length === 0) { panel.replaceChildren(); return; }
+  const errors = state.diagnoses.filter((d) => d.severity === 'error').length;
+  const parts = [element('h3', '', `Problems (${state.diagnoses.length}${errors ? `, ${errors} error${errors === 1 ? '' : 's'}` : ''})`)];
+  for (const diagnosis of state.diagnoses.slice(-200)) {
+    const box = element('div', `problem ${diagnosis.severity === 'error' ? 'problem-error' : 'problem-warn'}`);
+    const head = element('div', 'problem-head');
+    head.append(element('strong', '', diagnosis.code), element('span', 'muted', diagnosis.conn ? ` · ${diagnosis.conn}` : ''));
+    box.append(head, element('div', '', diagnosis.message || ''));
+    const links = element('div', 'muted', 'shown by ');
+    for (const seq of (diagnosis.evidence || []).slice(0, 12)) {
+      const jump = element('a', 'jump', `#${seq}`);
+      jump.addEventListener('click', () => showSeq(seq));
+      links.append(jump, ' ');
+    }
+    box.append(links);
+    // Only the socket.io documentation: a capture from elsewhere could hold any URL.
+    if (typeof diagnosis.docs === 'string' && diagnosis.docs.startsWith('https://socket.io/')) {
+      const docs = element('a', '', 'how to fix it');
+      docs.href = diagnosis.docs;
+      docs.target = '_blank';
+      docs.rel = 'noopener noreferrer';
+      box.append(docs);
+    }
+    parts.push(box);
+  }
+  panel.replaceChildren(...parts);
+}
+
+// Picks the record's conn and selects the record (a diagnosis' evidence).
+function showSeq(seq) {
+  const record = state.all.find((r) => r.seq === seq);
+  if (!record) return;
+  if (record.conn && state.picked !== record.conn) {
+    state.picked = record.conn;
+    state.selected = null;
+    saveLocation();
+    computeView();
+    renderConns();
+  }
+  if (!state.view.includes(record) && record.kind === 'engine') { state.showEngine = true; $('#show-engine').checked = true; computeView(); }
+  select(record);
 }
 
 // The run's token, from the address siotap printed (`/?token=…`): the server answers nothing but
@@ -660,6 +714,7 @@ function connect() {
 function resetRecords() {
   state.conns.clear();
   state.all = [];
+  state.diagnoses = [];
   state.waiting = [];
 }
 
