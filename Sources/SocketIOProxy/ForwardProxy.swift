@@ -183,8 +183,8 @@ private struct ForwardRelay: HTTPRelayPolicy {
         PollingRelay.requestForwarded(exchange, body: body, proxy: front.proxy)
     }
 
-    func responseForwarded(_ exchange: PollingRelay.Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
-        PollingRelay.responseForwarded(exchange, status: status, body: body, truncated: truncated, proxy: front.proxy)
+    func responseForwarded(_ exchange: PollingRelay.Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
+        PollingRelay.responseForwarded(exchange, status: status, headers: headers, body: body, truncated: truncated, proxy: front.proxy)
     }
 
     func upstreamFailed(_ exchange: PollingRelay.Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {

@@ -75,8 +75,8 @@ struct PollingRelay: HTTPRelayPolicy {
         Self.requestForwarded(exchange, body: body, proxy: proxy)
     }
 
-    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
-        Self.responseForwarded(exchange, status: status, body: body, truncated: truncated, proxy: proxy)
+    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
+        Self.responseForwarded(exchange, status: status, headers: headers, body: body, truncated: truncated, proxy: proxy)
     }
 
     func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
@@ -99,14 +99,16 @@ struct PollingRelay: HTTPRelayPolicy {
         proxy.observe(.pollingBody(Array(body.readableBytesView)), dir: .clientToServer, on: polled.connection)
     }
 
-    static func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool, proxy: SocketIOProxy) {
+    static func responseForwarded(
+        _ exchange: Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool, proxy: SocketIOProxy
+    ) {
         guard let polled = exchange.polled else { return }
         if truncated {
             let message = "a polling answer larger than \(proxy.configuration.maxMessageSize) bytes: relayed, not observed"
             proxy.emit(.error(ErrorRecord(dir: .serverToClient, code: .messageTooLarge, message: message)), on: polled.connection)
         } else {
             proxy.observeAnswer(
-                status: status, body: Array(body.readableBytesView), to: polled.handshake, remote: polled.remote, engine: polled.engine,
+                status: status, headers: headers, body: Array(body.readableBytesView), to: polled.handshake, remote: polled.remote, engine: polled.engine,
                 method: polled.method, on: polled.connection, via: polled.route, upstream: exchange.upstream
             )
         }

@@ -69,7 +69,7 @@ extension SocketIOProxy {
     ) -> HTTPResponse {
         if let engine, let connection {
             observeAnswer(
-                status: response.status, body: response.body, to: engine.sid == nil ? request.head : nil, remote: request.remote, engine: engine,
+                status: response.status, headers: response.headers.map { ($0.name, $0.value) }, body: response.body, to: engine.sid == nil ? request.head : nil, remote: request.remote, engine: engine,
                 method: request.method, on: connection, via: route, upstream: upstream
             )
         }
@@ -82,13 +82,14 @@ extension SocketIOProxy {
     /// 200 ends the session it was for when it says the server no longer knows it.
     /// `handshake`: the request's head, for a handshake.
     func observeAnswer(
-        status: HTTPResponseStatus, body: [UInt8], to handshake: HTTPRequestHead?, remote: String, engine: EngineRequest, method: HTTPMethod,
+        status: HTTPResponseStatus, headers: [(name: String, value: String)], body: [UInt8], to handshake: HTTPRequestHead?, remote: String, engine: EngineRequest, method: HTTPMethod,
         on connection: ProxyConnection, via route: ProxyRoute, upstream: ProxyUpstream
     ) {
         if let head = handshake {
             // A new session: its record comes with the sid the open packet tells. A refused
             // handshake's body is an error message, not a payload.
-            let session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)
+            var session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)
+            session.answerHeaders = .object(JSONObject(headers.map { .init(key: JSONString($0.name), value: .string($0.value)) }))
             let observed = tracker.observeHandshake(status == .ok ? .pollingBody(body) : nil, session: session, on: connection)
             reportHandshakeTokens(head, engine: engine, on: connection)
             follow(observed, on: connection)

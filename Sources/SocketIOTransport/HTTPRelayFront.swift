@@ -112,6 +112,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var remaining = 0
         var chunks = HTTPFraming.ChunkedReader()
         var status = HTTPResponseStatus.ok
+        /// Its header fields as they came, when the route observes bodies.
+        var headers: [(name: String, value: String)] = []
         var body: ByteBuffer?
         var truncated = false
         /// Some of it went to the client: a failure can no longer be answered.
@@ -498,7 +500,15 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         Self.writeClientHead(head, parsed.head, named: parsed.connectionTokens, closing: !keepClient, into: &out)
         context.write(wrapOutboundOut(out), promise: nil)
         exchange.answer.forwarded = true
-        if exchange.observesBodies { exchange.answer.body = context.channel.allocator.buffer(capacity: 0) }
+        if exchange.observesBodies {
+            exchange.answer.body = context.channel.allocator.buffer(capacity: 0)
+            exchange.answer.headers = head.withUnsafeBytes { raw in
+                parsed.head.fields.map { field in
+                    (String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.name]), as: UTF8.self),
+                     String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self))
+                }
+            }
+        }
         if case .length(0) = parsed.framing { exchange.answer.complete = true }
         return true
     }
@@ -568,7 +578,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             policy.requestCut(exchange.policyExchange, relayed: relayed, announced: relayed + exchange.bodyRemaining)
         }
         // Observed before its last bytes are flushed (see requestComplete).
-        policy.responseForwarded(exchange.policyExchange, status: exchange.answer.status, body: exchange.answer.body ?? ByteBuffer(), truncated: exchange.answer.truncated)
+        policy.responseForwarded(
+            exchange.policyExchange, status: exchange.answer.status, headers: exchange.answer.headers, body: exchange.answer.body ?? ByteBuffer(),
+            truncated: exchange.answer.truncated
+        )
         if keepClient {
             context.flush()
         } else {

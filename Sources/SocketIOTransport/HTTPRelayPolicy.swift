@@ -26,7 +26,7 @@ public protocol HTTPRelayPolicy: Sendable {
     func requestForwarded(_ exchange: Exchange, body: ByteBuffer)
     /// The whole answer went to the client; `body` (dechunked) when the route observes bodies,
     /// `truncated` when it was longer than the limit and only its start is here.
-    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool)
+    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool)
     /// No whole answer came from upstream: the answer for the client, when it has had nothing yet
     /// (the connection is closed after it either way).
     func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse>

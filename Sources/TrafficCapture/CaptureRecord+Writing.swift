@@ -28,6 +28,7 @@ extension CaptureRecord {
             fields.string("transport", record.transport.rawValue)
             fields.string("sid", record.sid)
             fields.value("headers", record.headers)
+            fields.value("answer_headers", record.answerHeaders)
             fields.string("remote", record.remote)
             fields.string("upstream", record.upstream)
             fields.string("target", record.target)

@@ -14,6 +14,9 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
     public var sid: String?
     /// Request headers in wire order, names as sent.
     public var headers: JSONValue?
+    /// The handshake answer's headers in wire order (a polling handshake relayed by the proxy):
+    /// its CORS answer, its cookies (a load balancer's sticky one).
+    public var answerHeaders: JSONValue?
     /// The client's address.
     public var remote: String?
     /// Where the proxy forwarded the session.
@@ -49,6 +52,11 @@ public struct SessionRecord: Sendable, Hashable, Decodable {
         self.target = target
         self.scheme = scheme
         self.tls = tls
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case url, path, eio, transport, sid, headers, remote, upstream, target, scheme, tls, parser, app
+        case answerHeaders = "answer_headers"
     }
 }
 

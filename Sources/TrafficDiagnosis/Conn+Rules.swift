@@ -84,6 +84,31 @@ extension Conn {
         )
     }
 
+    // MARK: CORS
+
+    /// A browser's handshake (it has an `Origin`) whose answer a browser refuses to read: no
+    /// `Access-Control-Allow-Origin`, another origin, or `*` for a request that carries cookies.
+    mutating func corsRefusal(_ session: SessionRecord) -> [DiagnosisRecord] {
+        func field(_ headers: JSONValue?, _ name: String) -> String? {
+            headers?.objectValue?.members.last { $0.key.value.lowercased() == name }?.value.stringValue
+        }
+        guard let answer = session.answerHeaders, let origin = field(session.headers, "origin") else { return [] }
+        let allowed = field(answer, "access-control-allow-origin")
+        let credentials = field(session.headers, "cookie") != nil
+        if allowed == origin || (allowed == "*" && !credentials) { return [] }
+        let what = switch allowed {
+        case nil: "no Access-Control-Allow-Origin"
+        case "*"?: "Access-Control-Allow-Origin: *, which a browser refuses for a request with cookies"
+        case let other?: "Access-Control-Allow-Origin: \(other)"
+        }
+        return once(
+            DiagnosisCatalog.corsOriginRefused,
+            "The server answered the handshake from origin \(origin) with \(what): the page cannot read it, and the browser reports a CORS error; "
+                + "allow that origin on the server (cors: { origin, credentials } in Node, cors_allowed_origins in python-socketio).",
+            evidence: [sessionSeq]
+        )
+    }
+
     // MARK: Answers other than the expected
 
     mutating func upgradeRefused(status: String?, body: String, seq: Int) -> [DiagnosisRecord] {

@@ -42,7 +42,7 @@ public struct Diagnoser {
         guard let id = record.conn else { return [] }
         if case .session(let session) = record.body {
             open(id, session, seq: record.seq, time: time)
-            return []
+            return (conns[id]?.corsRefusal(session) ?? []).map { Diagnosis(conn: id, time: time, record: $0) }
         }
         guard var conn = conns[id] else { return [] }
         var found: [DiagnosisRecord] = []

@@ -260,7 +260,8 @@ public struct SessionAssembler: Sendable {
             if request.method == "GET", engine.sid == nil {
                 // A handshake: the session's record comes with the sid its open packet tells.
                 let id = newConn(version: engine.version)
-                let session = sessionRecord(request, engine: engine, sid: nil, flow: flow)
+                var session = sessionRecord(request, engine: engine, sid: nil, flow: flow)
+                session.answerHeaders = .object(JSONObject(head.headers.map { .init(key: JSONString($0.name), value: .string(JSONString($0.value))) }))
                 guard let observed = conns[id]?.recorder.observeHandshake(
                     head.status == 200 ? .pollingBody(body) : nil, session: session, at: time,
                     link: { recoveries.link(&$0, dir: .serverToClient, conn: id) }

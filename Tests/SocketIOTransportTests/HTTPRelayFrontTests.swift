@@ -50,7 +50,7 @@ struct HTTPRelayFrontTests {
             log.add("request \(exchange) \(String(buffer: body))")
         }
 
-        func responseForwarded(_ exchange: String, status: HTTPResponseStatus, body: ByteBuffer, truncated: Bool) {
+        func responseForwarded(_ exchange: String, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
             log.add("response \(exchange) \(status.code) \(String(buffer: body))\(truncated ? " truncated" : "")")
         }
 

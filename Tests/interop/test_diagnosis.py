@@ -308,3 +308,55 @@ def test_the_live_view_marks_a_diagnosis_once(tmp_path, python_chat):
     assert len(lines) == 1 and "auth.token_expired" in lines[0], out
     assert "\x1b[" not in out
     assert "auth.token_expired" in err and "1 diagnosis" in err, err
+
+
+@pytest.mark.parametrize("stack", ["swift", "python"])
+def test_a_page_from_an_origin_the_server_does_not_allow(tmp_path, stack):
+    """A page in Chromium whose origin the server does not allow: the built-in server answers
+    without Access-Control-Allow-Origin for it (as engine.io's cors middleware does), python-engineio
+    with a 400 "... is not an accepted origin."; the browser refuses either way."""
+    from conftest import Server
+    from test_browser import PageServer, open_in_chromium
+
+    server = (Server("--app", "chat", "--jwt-secret", SECRET, "--cors", "https://app.example.com") if stack == "swift"
+              else python_server("chat", env={"CORS_ORIGINS": "https://app.example.com"}))
+    proxy = Proxy(server.url, tmp_path)
+    pages = PageServer(page=ROOT / "Tests" / "interop" / "browser" / "cors.html")
+    try:
+        result = open_in_chromium(f"{pages.url}/cors.html?server={proxy.url}", pages)
+        assert result["connected"] is False, result
+        live = live_and_offline(proxy, ["cors.origin_refused"])
+        refused = [r for r in proxy.records() if r["kind"] == "diagnosis" and r["code"] == "cors.origin_refused"][0]
+        assert pages.url in refused["message"], refused["message"]
+        assert live.count(live[0]) == 1
+    finally:
+        pages.stop()
+        proxy.stop()
+        server.stop()
+
+
+def test_an_import_diagnoses_as_the_proxy_does(tmp_path, python_chat):
+    """tcpdump of refused clients talking to the server directly, imported: the import writes the
+    same diagnoses (tokens judged at the time they were captured) and sums them up."""
+    from test_import import Tcpdump
+
+    pcap = tmp_path / "refused.pcap"
+    dump = Tcpdump(python_chat.port, pcap)
+    now = int(time.time())
+    expired = jwt.encode({"id": 1, "iat": now - 7200, "exp": now - 3600}, SECRET, algorithm="HS256")
+    try:
+        async def story():
+            for auth in ({"token": expired}, {}):
+                client, _ = await connect_quietly(python_chat.url, ["websocket"], auth=auth)
+                await client.eio.disconnect(abort=True)
+        asyncio.run(story())
+    finally:
+        dump.stop()
+    capture = tmp_path / "imported.jsonl"
+    result = subprocess.run([SIOTAP, "import", str(pcap), "--record", str(capture), "--quiet"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in capture.read_text().splitlines()]
+    assert [code for _, code in diagnosed(records)] == ["auth.token_expired", "auth.token_missing"]
+    assert "2 diagnoses" in result.stderr and "auth.token_expired" in result.stderr
+    found, code = offline(capture)
+    assert found == diagnosed(records) and code == 1

@@ -342,6 +342,15 @@ def test_the_demo_in_the_inspector(tmp_path, browser):
         page = open_page(browser, url)
         users = page.locator("#conn-rows .conn span:nth-child(4)")
         expect(users).to_have_text(["alice (id 1)", "bob (id 2)", re.compile(r"^mallory \(id 666\) \(refused\)$")], timeout=20_000)
+        # The forged token's refusal, diagnosed: in the Problems panel with the socket.io docs, and
+        # its evidence a click away (its conn picked, its record selected).
+        problem = page.locator("#problems .problem")
+        expect(problem).to_have_count(1, timeout=20_000)
+        expect(problem.locator("strong")).to_have_text("auth.token_bad_signature")
+        assert problem.locator("a:not(.jump)").get_attribute("href").startswith("https://socket.io/docs/")
+        problem.locator("a.jump").first.click()
+        expect(page.locator("#conn-rows .conn.picked")).to_contain_text("mallory")
+        expect(page.locator("#rows .row.picked")).to_contain_text("CONNECT")
         assert page.problems == []
     finally:
         stop(process)
