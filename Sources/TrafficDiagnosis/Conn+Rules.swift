@@ -112,7 +112,7 @@ extension Conn {
     // MARK: Answers other than the expected
 
     mutating func upgradeRefused(status: String?, body: String, seq: Int) -> [DiagnosisRecord] {
-        let answer = "\(status ?? "an answer other than 101")" + (body.isEmpty ? "" : " (\"\(body.prefix(160))\")")
+        let answer = "\(status ?? "an answer other than 101")" + (body.isEmpty ? "" : " (\"\(Self.unquoted(body).prefix(160))\")")
         if Self.sawNoUpgradeHeader(body) || (offeredWebSocket && body.lowercased().contains("invalid transport")) {
             return once(
                 DiagnosisCatalog.upgradeHeadersLost,
@@ -133,7 +133,7 @@ extension Conn {
 
     mutating func answered(status: String?, body: String, seq: Int, time: Double) -> [DiagnosisRecord] {
         let lowered = body.lowercased()
-        let answer = "\(status ?? "an error")" + (body.isEmpty ? "" : " (\"\(body.prefix(160))\")")
+        let answer = "\(status ?? "an error")" + (body.isEmpty ? "" : " (\"\(Self.unquoted(body).prefix(160))\")")
         if lowered.contains("session id unknown") || lowered.contains("invalid session") || body.contains(#""code":1,"#) {
             guard let sid = sidKnown, !ending else { return [] }
             let age = Self.duration(time - opened)
@@ -149,7 +149,8 @@ extension Conn {
             let advice = eio == .v3
                 ? "the client speaks Engine.IO 3 (socket.io-client 2.x, python-socketio 4.x) and the server only Engine.IO 4 (Socket.IO 3 or later): "
                     + "set allowEIO3: true on a Node server, or upgrade the client"
-                : "the client speaks Engine.IO \(eio.rawValue) and the server another version: use a client of the server's major version"
+                : "the client speaks Engine.IO 4 (socket.io-client 3 or later, python-socketio 5) and the server only Engine.IO 3 "
+                    + "(Socket.IO 2.x, python-socketio 4.x): upgrade the server, or use a client of its major version"
             return once(DiagnosisCatalog.versionMismatch, "The server refused the handshake with \(answer): \(advice).", evidence: [sessionSeq, seq])
         }
         if lowered.contains("not an accepted origin") {
@@ -192,6 +193,12 @@ extension Conn {
         let lowered = body.lowercased()
         return body.contains(#""code":3,"#) || lowered.contains("upgrade hdr") || lowered.contains("no upgrade header")
             || lowered.contains("can \"upgrade\" only to \"websocket\"") || lowered.contains("invalid websocket upgrade")
+    }
+
+    /// A JSON string's text without its quotes (python-engineio answers `"Invalid session"`).
+    static func unquoted(_ body: String) -> String {
+        guard body.count >= 2, body.first == "\"", body.last == "\"" else { return body }
+        return String(body.dropFirst().dropLast())
     }
 
     var ofSession: String { sidKnown.map { " of session \($0)" } ?? "" }

@@ -360,3 +360,21 @@ def test_an_import_diagnoses_as_the_proxy_does(tmp_path, python_chat):
     assert "2 diagnoses" in result.stderr and "auth.token_expired" in result.stderr
     found, code = offline(capture)
     assert found == diagnosed(records) and code == 1
+
+
+def test_a_current_client_against_an_engine_io_3_server(tmp_path):
+    """The reverse mismatch: python-socketio 5 (Engine.IO 4) against python-socketio 4 (Engine.IO 3)."""
+    server = python_server("chat", generation=4)
+    proxy = Proxy(server.url, tmp_path)
+    try:
+        async def story():
+            client, errors = await connect_quietly(proxy.url, ["polling"], auth={"token": token(1)})
+            assert errors
+            await client.eio.disconnect(abort=True)
+        asyncio.run(story())
+        live_and_offline(proxy, ["version.mismatch"])
+        mismatch = [r for r in proxy.records() if r["kind"] == "diagnosis"][0]
+        assert "only Engine.IO 3" in mismatch["message"] and '""' not in mismatch["message"]
+    finally:
+        proxy.stop()
+        server.stop()
