@@ -48,50 +48,64 @@ struct DiagnoseCommand: ParsableCommand {
         let view = RecordView(style: Styling(enabled: io.colors && !json), width: TerminalSize.columns(io.environment))
         var errors = 0
         for path in captures {
-            let iterator = CaptureReader(path: path).makeIterator()
-            if let openError = iterator.openError { throw CommandFailure(.badInput, "\(path): \(openError.detail)") }
+            // Each diagnosis is printed as it is found, so memory does not grow with the file; as
+            // JSON they are numbered after the capture's last record, read first.
+            var nextSeq = 1
+            if json {
+                let iterator = try Self.open(path)
+                while let entry = iterator.next() { if case .record(let record) = entry { nextSeq = max(nextSeq, record.seq + 1) } }
+            }
+            let iterator = try Self.open(path)
             var diagnoser = Diagnoser()
-            var found: [CaptureRecord] = []
-            var lastSeq = 0
+            var counts: [DiagnosisCode: (severity: DiagnosisRecord.Severity, count: Int)] = [:]
             var problems = 0
+            func show(_ diagnoses: [Diagnoser.Diagnosis]) {
+                for diagnosis in diagnoses {
+                    let record = CaptureRecord(seq: nextSeq, ts: RFC3339.format(secondsSince1970: diagnosis.time), conn: diagnosis.conn, .diagnosis(diagnosis.record))
+                    nextSeq += 1
+                    counts[diagnosis.record.code, default: (diagnosis.record.severity, 0)].count += 1
+                    if diagnosis.record.severity == .error { errors += 1 }
+                    if json {
+                        io.writeBytes(record.jsonBytes + [UInt8(ascii: "\n")])
+                    } else {
+                        io.write(view.line(record) + "\n")
+                    }
+                }
+            }
             while let entry = iterator.next() {
                 switch entry {
-                case .record(let record):
-                    lastSeq = max(lastSeq, record.seq)
-                    for diagnosis in diagnoser.take(record) {
-                        found.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: diagnosis.time), conn: diagnosis.conn, .diagnosis(diagnosis.record)))
-                    }
+                case .record(let record): show(diagnoser.take(record))
                 case .problem(let problem):
                     problems += 1
                     if problems <= 20 { io.writeError("siotap diagnose: \(path): \(problem)\n") }
                 }
             }
-            for diagnosis in diagnoser.finish() {
-                found.append(CaptureRecord(ts: RFC3339.format(secondsSince1970: diagnosis.time), conn: diagnosis.conn, .diagnosis(diagnosis.record)))
-            }
-            for (offset, var record) in found.enumerated() {
-                record.seq = lastSeq + offset + 1
-                if case .diagnosis(let diagnosis) = record.body, diagnosis.severity == .error { errors += 1 }
-                if json {
-                    io.writeBytes(record.jsonBytes + [UInt8(ascii: "\n")])
-                } else {
-                    io.write(view.line(record) + "\n")
-                }
-            }
+            show(diagnoser.finish())
             if !json {
-                io.write(found.isEmpty ? "\(path): nothing to diagnose\n" : "\(path): \(Self.summary(found.compactMap(\.diagnosis)))\n")
+                io.write(counts.isEmpty ? "\(path): nothing to diagnose\n" : "\(path): \(Self.summary(counts))\n")
             }
         }
         if errors > 0 { throw ExitCode(SiotapCLI.Exit.checkFailed) }
     }
 
     /// `2 diagnoses: sticky.session_unknown (error) ×2`: counts by code, errors first.
+    static func summary(_ counts: [DiagnosisCode: (severity: DiagnosisRecord.Severity, count: Int)]) -> String {
+        let total = counts.values.reduce(0) { $0 + $1.count }
+        let ordered = counts.sorted { $0.value.severity != $1.value.severity ? $0.value.severity > $1.value.severity : $0.key.rawValue < $1.key.rawValue }
+        let parts = ordered.map { code, value in "\(code) (\(value.severity.rawValue))" + (value.count > 1 ? " ×\(value.count)" : "") }
+        return "\(total) \(total == 1 ? "diagnosis" : "diagnoses"): " + parts.joined(separator: ", ")
+    }
+
     static func summary(_ diagnoses: [DiagnosisRecord]) -> String {
-        var counts: [DiagnosisCode: (DiagnosisRecord.Severity, Int)] = [:]
-        for diagnosis in diagnoses { counts[diagnosis.code, default: (diagnosis.severity, 0)].1 += 1 }
-        let ordered = counts.sorted { $0.value.0 != $1.value.0 ? $0.value.0 > $1.value.0 : $0.key.rawValue < $1.key.rawValue }
-        let parts = ordered.map { code, value in "\(code) (\(value.0.rawValue))" + (value.1 > 1 ? " ×\(value.1)" : "") }
-        return "\(diagnoses.count) \(diagnoses.count == 1 ? "diagnosis" : "diagnoses"): " + parts.joined(separator: ", ")
+        var counts: [DiagnosisCode: (severity: DiagnosisRecord.Severity, count: Int)] = [:]
+        for diagnosis in diagnoses { counts[diagnosis.code, default: (diagnosis.severity, 0)].count += 1 }
+        return summary(counts)
+    }
+
+    private static func open(_ path: String) throws -> CaptureReader.Iterator {
+        let iterator = CaptureReader(path: path).makeIterator()
+        if let openError = iterator.openError { throw CommandFailure(.badInput, "\(path): \(openError.detail)") }
+        return iterator
     }
 
     /// What a command that recorded says of the diagnoses when it stops: a count by code, and each

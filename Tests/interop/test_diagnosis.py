@@ -14,6 +14,7 @@ import websocket
 
 from conftest import ROOT, SECRET, SIOTAP, Nginx, Proxy, python_server
 from test_chat_interop import token
+from test_proxy import wait_for_records
 
 pytestmark = pytest.mark.diagnosed
 
@@ -30,20 +31,10 @@ def offline(capture):
     return [(d["conn"], d["code"]) for d in found], result.returncode
 
 
-def wait_until(proxy, predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        records = proxy.records()
-        if predicate(records):
-            return records
-        time.sleep(0.05)
-    return proxy.records()
-
-
 def live_and_offline(proxy, expected, timeout=10):
     """Waits for every (code) in `expected` live, stops the proxy, and checks `siotap diagnose`
     finds the same pairs in the capture. Returns the live pairs."""
-    records = wait_until(proxy, lambda rs: set(expected) <= {code for _, code in diagnosed(rs)}, timeout)
+    records = wait_for_records(proxy, lambda rs: set(expected) <= {code for _, code in diagnosed(rs)}, timeout)
     proxy.stop()
     records = proxy.records()
     live = diagnosed(records)
