@@ -18,6 +18,11 @@ struct ProxyCommand: AsyncParsableCommand {
             is piped or redirected (--format text|json chooses); --record writes them \
             to a JSONL file (capture format v1) as they happen.
 
+            Known failures (sticky sessions missing, an upgrade dropped, an idle timeout below the \
+            heartbeat, an expired token, …) are diagnosed as they show: a diagnosis record with \
+            the fix, shown whatever --filter says, and summed up when the proxy stops \
+            (docs/diagnoses.md; siotap diagnose works them out from any capture).
+
             permessage-deflate is not negotiated: the proxy removes the offer, so frames are readable. \
             Connections are kept alive on both sides. The proxy runs one event loop thread per core; \
             NIO_SINGLETON_GROUP_LOOP_COUNT=N sets how many.
@@ -163,7 +168,8 @@ struct ProxyCommand: AsyncParsableCommand {
             ? tls.forward(intercepts: { intercepts.intercepts($0, $1) }, explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
         let recording = try self.recording.recording(command: "proxy", io: io, shows: { [showTunnels] record, answering in
-                (showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering)
+                // A diagnosis is rare and is the point: shown whatever the filter.
+                record.kind == .diagnosis || ((showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering))
             }, highWater: captureBuffer)
         let proxy = SocketIOProxy(
             configuration: ProxyConfiguration(

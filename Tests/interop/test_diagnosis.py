@@ -277,10 +277,11 @@ def test_unanswered_acks_and_a_reconnect_loop(tmp_path, python_chat):
 
 
 def test_the_live_view_marks_a_diagnosis_once(tmp_path, python_chat):
-    """Without --quiet, in text: the diagnosis line is there once, not once per record that shows it."""
+    """Without --quiet, in text: the diagnosis line is there once, not once per record that shows
+    it, and whatever --filter hides."""
     capture = tmp_path / "capture.jsonl"
     process = subprocess.Popen([SIOTAP, "proxy", "--listen", "127.0.0.1:0", "--upstream", python_chat.url, "--record", str(capture),
-                                "--format", "text"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                "--format", "text", "--filter", "event=nothing-matches-this"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin"})
     try:
         url = process.stderr.readline().split(" on ", 1)[1].split(",")[0].strip()
