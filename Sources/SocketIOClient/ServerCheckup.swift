@@ -106,7 +106,7 @@ public struct ServerCheckup: Sendable {
             add(Check(name: name, status: .pass, detail: "sid \(handshake.sid), upgrades \(handshake.upgrades)"))
             return handshake
         } catch {
-            add(Check(name: name, status: .fail, detail: Self.describe(error), fix: "is the server up, and is \(options.path) its Engine.IO path (--path)?"))
+            add(Check(name: name, status: .fail, detail: Self.describe(error), fix: "is the server up, and is \(options.path) its Engine.IO path (give another in the URL: http://host:port/app/socket.io/)?"))
             return nil
         }
     }
@@ -336,7 +336,7 @@ public struct ServerCheckup: Sendable {
         let lowered = body.lowercased()
         if lowered.contains("not an accepted origin") { return "allow the page's origin on the server (cors_allowed_origins)" }
         if lowered.contains("unsupported") { return "the server speaks another Engine.IO version" }
-        if status == 404 { return "nothing at \(status == 404 ? "this path" : ""): give the Engine.IO path (--path /app/socket.io/)" }
+        if status == 404 { return "nothing at this path: give the server's Engine.IO path in the URL (http://host:port/app/socket.io/)" }
         return nil
     }
 

@@ -118,3 +118,14 @@ def test_a_refused_token_and_an_unknown_namespace(python_chat):
 def test_nothing_listening():
     report, code = doctor("http://127.0.0.1:9", "--quick")
     assert code == 1 and status(report, "polling handshake")["status"] == "fail"
+
+
+def test_a_server_on_another_path():
+    server = python_server("chat", path="app/socket.io")
+    try:
+        report, code = doctor(server.url + "/app/socket.io/", "--quick", "--token", token(1))
+        assert code == 0 and report["target"].endswith("/app/socket.io/"), report
+        missing, code = doctor(server.url, "--quick")
+        assert code == 1 and "URL" in status(missing, "polling handshake")["fix"]
+    finally:
+        server.stop()
