@@ -350,6 +350,7 @@ def test_the_demo_in_the_inspector(tmp_path, browser):
         assert problem.locator("a:not(.jump)").get_attribute("href").startswith("https://socket.io/docs/")
         problem.locator("a.jump").first.click()
         expect(page.locator("#conn-rows .conn.picked")).to_contain_text("mallory")
+        expect(page.locator("#conn-rows .conn.picked span:nth-child(7)")).to_have_text("0 ⚑1")
         expect(page.locator("#rows .row.picked")).to_contain_text("CONNECT")
         assert page.problems == []
     finally:

@@ -140,7 +140,7 @@ function base64Size(text) {
 function connOf(id) {
   let conn = state.conns.get(id);
   if (!conn) {
-    conn = { id, eio: '', transports: [], user: '', packets: 0, bytes: 0, errors: 0, closed: null, records: [], tokens: [] };
+    conn = { id, eio: '', transports: [], user: '', packets: 0, bytes: 0, errors: 0, problems: 0, closed: null, records: [], tokens: [] };
     state.conns.set(id, conn);
   }
   return conn;
@@ -185,6 +185,7 @@ function ingest(line) {
     }
     case 'close': conn.closed = record; break;
     case 'error': conn.errors += 1; break;
+    case 'diagnosis': conn.problems += 1; break;
     case 'fault': {
       // A fault names its packet by seq: the packet shows what became of it.
       const packet = record.packet !== undefined ? conn.records.find((r) => r.seq === record.packet) : undefined;
@@ -293,10 +294,12 @@ function renderConns() {
     row.dataset.conn = conn.id;
     if (conn.id === state.picked) row.classList.add('picked');
     const closed = conn.closed ? `closed by ${conn.closed.by}${conn.closed.reason ? ': ' + conn.closed.reason : ''}` : 'open';
-    const cells = [conn.id, conn.eio, conn.transports.join(' → '), conn.user, conn.packets, conn.bytes, conn.errors, closed];
+    // A conn with a diagnosis says so where its errors are counted (the Problems panel explains).
+    const errors = conn.problems ? `${conn.errors} ⚑${conn.problems}` : conn.errors;
+    const cells = [conn.id, conn.eio, conn.transports.join(' → '), conn.user, conn.packets, conn.bytes, errors, closed];
     if (state.forward) cells.splice(1, 0, conn.target || '');
     for (const text of cells) row.append(element('span', '', String(text)));
-    if (conn.errors > 0) row.children[state.forward ? 7 : 6].className = 'error';
+    if (conn.errors > 0 || conn.problems > 0) row.children[state.forward ? 7 : 6].className = 'error';
     if (conn.closed && abnormalClose(conn.closed)) row.children[state.forward ? 8 : 7].className = 'error';
     if (state.report) {
       const diff = state.report.conns.get(conn.id);
