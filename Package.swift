@@ -229,7 +229,7 @@ if Context.environment["SIOTAP_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "siotap-fuzz",
-            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport"],
+            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport", "TrafficDiagnosis"],
             path: "Tests/Fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )

@@ -8,7 +8,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 out = pathlib.Path(sys.argv[1])
 seeds = {name: [] for name in ["engine-payload", "socketio", "jwt", "capture-reader", "traffic-decoder", "websocket-stream",
-                                "tcp-reassembly", "http-stream"]}
+                                "tcp-reassembly", "http-stream", "diagnoser"]}
 
 # Engine.IO payloads (first byte: bit 0 = v3, the rest picks where the streaming decoder splits).
 v4 = [b"4hello", b"0{\"sid\":\"abc\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}\x1e40",
@@ -31,6 +31,7 @@ for path in captures:
     data = path.read_bytes()
     seeds["capture-reader"].append(data)
     seeds["capture-reader"].append(data[: len(data) // 2])
+    seeds["diagnoser"].append(data)
     records = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
     eio3 = any(r["kind"] == "session" and r.get("eio") == 3 for r in records)
     raws = [r["raw"] for r in records if r["kind"] == "packet" and "raw" in r]

@@ -9,6 +9,7 @@ import Foundation
 import JWTInspection
 import SocketIOProtocol
 import TrafficCapture
+import TrafficDiagnosis
 import TrafficObservation
 import TrafficImport
 
@@ -24,6 +25,7 @@ enum FuzzTarget: String, CaseIterable {
     case msgpack
     case har
     case httpFraming = "http-framing"
+    case diagnoser
 }
 
 let target: FuzzTarget = {
@@ -67,6 +69,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .msgpack: fuzzMsgPack(input)
     case .har: fuzzHAR(input)
     case .httpFraming: fuzzHTTPFraming(input)
+    case .diagnoser: fuzzDiagnoser(input)
     }
     return 0
 }
@@ -177,6 +180,28 @@ func fuzzCaptureReader(_ input: [UInt8]) {
         } catch {
             preconditionFailure("a record's own JSON line does not read back: \(error) \(record.jsonLine)")
         }
+    }
+}
+
+/// The diagnoser on whatever records a file holds (`siotap diagnose` of a stranger's capture):
+/// nothing traps, each diagnosis is a catalogued code at its catalogued severity, proven by
+/// records it was given, and writes as a line that reads back.
+func fuzzDiagnoser(_ input: [UInt8]) {
+    var diagnoser = Diagnoser()
+    var seen = Set<Int>()
+    var found: [Diagnoser.Diagnosis] = []
+    for entry in CaptureReader(bytes: input) {
+        guard case .record(let record) = entry else { continue }
+        seen.insert(record.seq)
+        found += diagnoser.take(record)
+    }
+    found += diagnoser.finish()
+    let catalog = Dictionary(uniqueKeysWithValues: DiagnosisCatalog.all.map { ($0.code, $0.severity) })
+    for diagnosis in found {
+        precondition(catalog[diagnosis.record.code] == diagnosis.record.severity, "an uncatalogued diagnosis: \(diagnosis)")
+        precondition(!diagnosis.record.message.isEmpty && diagnosis.record.evidence.allSatisfy(seen.contains), "unproven: \(diagnosis)")
+        let line = CaptureRecord(seq: 1, ts: "2026-12-05T12:00:00.000000Z", conn: diagnosis.conn, .diagnosis(diagnosis.record)).jsonLine
+        precondition((try? CaptureRecord(jsonLine: line))?.body == .diagnosis(diagnosis.record), "a diagnosis does not read back: \(line)")
     }
 }
 
