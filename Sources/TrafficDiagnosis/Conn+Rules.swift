@@ -134,8 +134,30 @@ extension Conn {
     mutating func answered(status: String?, body: String, seq: Int, time: Double) -> [DiagnosisRecord] {
         let lowered = body.lowercased()
         let answer = "\(status ?? "an error")" + (body.isEmpty ? "" : " (\"\(Self.unquoted(body).prefix(160))\")")
-        if lowered.contains("session id unknown") || lowered.contains("invalid session") || body.contains(#""code":1,"#) {
+        // engine.io's code 1; python-engineio's "Invalid session S", or "'Session is disconnected' S"
+        // for one it has just ended.
+        if lowered.contains("session id unknown") || lowered.contains("invalid session") || lowered.contains("session is disconnected")
+            || body.contains(#""code":1,"#)
+        {
             guard let sid = sidKnown, !ending else { return [] }
+            // A session its server ended for want of a pong, or of any request (a page in a
+            // throttled background tab stops polling), is unknown to it too: that is the heartbeat's.
+            if let pingTimeout, let ping = unansweredPing, ping.from == .serverToClient, time - ping.time >= pingTimeout * 0.9 {
+                return once(
+                    DiagnosisCatalog.heartbeatPingTimeout,
+                    "The server's ping at \(Self.clock(ping.time)) got no pong within its pingTimeout of \(Self.duration(pingTimeout)), and it then no longer knew the session "
+                        + "(\(answer)): the client stopped answering (a page in a background tab, a blocked event loop, a network that went away).",
+                    evidence: [ping.seq, seq]
+                )
+            }
+            if let pingInterval, let pingTimeout, time - lastActivity >= pingInterval + pingTimeout {
+                return once(
+                    DiagnosisCatalog.heartbeatPingTimeout,
+                    "The client sent nothing for \(Self.duration(time - lastActivity)), longer than pingInterval + pingTimeout (\(Self.duration(pingInterval + pingTimeout))), "
+                        + "and the server then no longer knew the session (\(answer)): it ended it for want of a pong (a page in a background tab stops polling, a laptop slept).",
+                    evidence: [lastActivitySeq, seq]
+                )
+            }
             let age = Self.duration(time - opened)
             let through = upstream.map { " (through \($0))" } ?? ""
             return once(

@@ -83,6 +83,24 @@ struct DiagnoserTests {
         #expect(capture.diagnoses().isEmpty)
     }
 
+    @Test("Session ID unknown after an unanswered ping, or after the client went quiet past the heartbeat, is the heartbeat's")
+    func unknownAfterTheHeartbeat() {
+        func unknown(afterPing: Bool, quietFor: Double) -> [DiagnosisCode] {
+            let capture = Capture()
+            capture.session(0, "c1", pingInterval: 2000)
+            if afterPing { capture.add(1, "c1", #""kind":"engine","dir":"s2c","transport":"polling","type":"ping""#) }
+            capture.add(1 + quietFor, "c1", #""kind":"error","dir":"s2c","code":"proxy.upstream_status","message":"the server answered 400","raw":"\"Invalid session S1\"""#)
+            return capture.diagnoses().map(\.record.code)
+        }
+        #expect(unknown(afterPing: true, quietFor: 25) == ["heartbeat.ping_timeout"])
+        #expect(unknown(afterPing: false, quietFor: 30) == ["heartbeat.ping_timeout"], "quiet past pingInterval 2 s + pingTimeout 20 s")
+        #expect(unknown(afterPing: false, quietFor: 1) == ["sticky.session_unknown"])
+        let disconnected = Capture()
+        disconnected.session(0, "c1", pingInterval: 2000)
+        disconnected.add(30, "c1", #""kind":"error","dir":"s2c","code":"proxy.upstream_status","message":"the server answered 400","raw":"\"'Session is disconnected' S1\"""#)
+        #expect(disconnected.diagnoses().map(\.record.code) == ["heartbeat.ping_timeout"], "python-engineio's words for a session it has just ended")
+    }
+
     @Test("A refusal waits for its token's record, which is written after the packets (tokens are judged on the side)")
     func refusalWaitsForItsToken() {
         func refused(tokenRecordAfter: Bool, thenNothing: Bool = false) -> [DiagnosisCode] {

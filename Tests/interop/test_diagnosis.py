@@ -370,3 +370,4 @@ def test_a_current_client_against_an_engine_io_3_server(tmp_path):
     finally:
         proxy.stop()
         server.stop()
+
