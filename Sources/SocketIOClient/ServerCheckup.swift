@@ -241,23 +241,33 @@ public struct ServerCheckup: Sendable {
     // MARK: Namespaces, and an idle connection
 
     private func connects(_ add: (Check) -> Void, pingInterval: Double?) async {
-        let socket: WebSocketSession
-        do {
-            socket = try await WebSocketSession.open(host: host, port: port, uri: options.path + "?EIO=4&transport=websocket", tls: options.tls, timeout: options.timeoutSeconds)
-        } catch {
-            return  // said by the WebSocket check
-        }
-        defer { socket.close() }
-        guard let open = await socket.next(timeout: options.timeoutSeconds), open.hasPrefix("0") else { return }
         let auth = options.auth?.jsonText ?? ""
-        for nsp in options.namespaces {
-            let name = "CONNECT to \(nsp)" + (options.auth == nil ? " (no auth)" : "")
-            socket.send("40" + (nsp == "/" ? "" : nsp + ",") + auth)
-            var answer: String?
-            while let message = await socket.next(timeout: options.timeoutSeconds) {
-                if message == "2" { socket.send("3"); continue }
-                if message.hasPrefix("40") || message.hasPrefix("44") { answer = message; break }
+        let packets = options.namespaces.map { nsp in (nsp, "40" + (nsp == "/" ? "" : nsp + ",") + auth) }
+        let answers: [String?]
+        var over = "WebSocket"
+        if let socket = try? await WebSocketSession.open(host: host, port: port, uri: options.path + "?EIO=4&transport=websocket", tls: options.tls, timeout: options.timeoutSeconds),
+           let open = await socket.next(timeout: options.timeoutSeconds), open.hasPrefix("0")
+        {
+            var gathered: [String?] = []
+            for (_, packet) in packets {
+                socket.send(packet)
+                var answer: String?
+                while let message = await socket.next(timeout: options.timeoutSeconds) {
+                    if message == "2" { socket.send("3"); continue }
+                    if message.hasPrefix("40") || message.hasPrefix("44") { answer = message; break }
+                }
+                gathered.append(answer)
             }
+            socket.close()
+            answers = gathered
+        } else {
+            // No WebSocket (said by its checks): the namespaces are tried over long-polling, as a
+            // client that falls back would.
+            over = "long-polling"
+            answers = await pollingConnects(packets.map(\.1))
+        }
+        for ((nsp, _), answer) in zip(packets, answers) {
+            let name = "CONNECT to \(nsp)" + (options.auth == nil ? " (no auth)" : "") + (over == "WebSocket" ? "" : " over \(over)")
             guard let answer else {
                 add(Check(name: name, status: .fail, detail: "no answer to the CONNECT", fix: nil))
                 continue
@@ -273,9 +283,37 @@ public struct ServerCheckup: Sendable {
                 ))
             }
         }
-        socket.close()
-        guard !options.quick, let pingInterval else { return }
+        guard !options.quick, let pingInterval, over == "WebSocket" else { return }
         await idleConnection(add, pingInterval: pingInterval)
+    }
+
+    /// Each CONNECT in a POST of a polling session, its answer from the long-polls that follow.
+    private func pollingConnects(_ packets: [String]) async -> [String?] {
+        guard let response = try? await get("EIO=4&transport=polling"),
+              let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self), headers: response.headers)
+        else { return packets.map { _ in nil } }
+        let query = "EIO=4&transport=polling&sid=\(handshake.sid)"
+        defer { Task { [self] in _ = try? await post(query, body: "1") } }
+        var answers: [String?] = []
+        for packet in packets {
+            guard (try? await post(query, body: packet))?.status == .ok else {
+                answers.append(nil)
+                continue
+            }
+            var answer: String?
+            polling: for _ in 0..<3 {
+                guard let poll = try? await get(query) else { break }
+                for message in String(decoding: poll.body, as: UTF8.self).split(separator: "\u{1e}").map(String.init) {
+                    if message == "2" { _ = try? await post(query, body: "3") }
+                    if message.hasPrefix("40") || message.hasPrefix("44") {
+                        answer = message
+                        break polling
+                    }
+                }
+            }
+            answers.append(answer)
+        }
+        return answers
     }
 
     /// A WebSocket of its own, held without traffic but the heartbeat: its namespaces' fate

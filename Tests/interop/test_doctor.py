@@ -59,8 +59,11 @@ def test_the_text_report(python_chat):
 def test_nginx_without_the_websocket_headers(python_chat):
     nginx = Nginx(python_chat.port, upgrade_headers=False)
     try:
-        report, code = doctor(nginx.url, "--quick")
+        report, code = doctor(nginx.url, "--quick", "--token", token(1), "--namespace", "/", "--namespace", "/nope")
         assert code == 1
+        # Without WebSocket, the namespaces are tried over long-polling, as a client falls back.
+        assert status(report, "CONNECT to / over long-polling")["status"] == "pass"
+        assert status(report, "CONNECT to /nope over long-polling")["status"] == "fail"
         for name in ["WebSocket, directly", "WebSocket upgrade after polling"]:
             check = status(report, name)
             assert check["status"] == "fail" and "Upgrade" in check["fix"], check
