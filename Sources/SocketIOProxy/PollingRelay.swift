@@ -25,6 +25,15 @@ struct PollingRelay: HTTPRelayPolicy {
     struct Exchange {
         var upstream: ProxyUpstream
         var polled: Polled?
+        /// A page's CORS preflight for Engine.IO: recorded only if the answer refuses its origin.
+        var preflight: Preflight?
+    }
+
+    struct Preflight {
+        var head: HTTPRequestHead
+        var engine: EngineRequest
+        var remote: String
+        var route: ProxyRoute
     }
 
     struct Polled {
@@ -55,6 +64,14 @@ struct PollingRelay: HTTPRelayPolicy {
         // Only GETs and POSTs carry Engine.IO packets; a CORS preflight (OPTIONS) on the same URL
         // is relayed without becoming a conn.
         guard let engine, engine.transport == .polling, request.method == .GET || request.method == .POST else {
+            if let engine, request.method == .OPTIONS {
+                // A page's preflight: its answer is looked at (a refused origin is all a browser
+                // then shows), and it becomes a conn only if it refuses.
+                let head = request.fullHead
+                let preflight = head.headers.contains(name: "Origin") ? Preflight(head: head, engine: engine, remote: request.remote, route: route) : nil
+                let exchange = Exchange(upstream: upstream, polled: nil, preflight: preflight)
+                return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: preflight != nil, target: target))
+            }
             let exchange = Exchange(upstream: upstream, polled: nil)
             return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: false, target: target))
         }
@@ -102,6 +119,10 @@ struct PollingRelay: HTTPRelayPolicy {
     static func responseForwarded(
         _ exchange: Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool, proxy: SocketIOProxy
     ) {
+        if let preflight = exchange.preflight {
+            proxy.observePreflight(preflight.head, answer: status, headers: headers, engine: preflight.engine, remote: preflight.remote, via: preflight.route, to: exchange.upstream)
+            return
+        }
         guard let polled = exchange.polled else { return }
         if truncated {
             let message = "a polling answer larger than \(proxy.configuration.maxMessageSize) bytes: relayed, not observed"

@@ -107,6 +107,24 @@ extension SocketIOProxy {
         }
     }
 
+    /// A page's CORS preflight whose answer does not allow its origin: the browser goes no
+    /// further, so it is all the capture can show of the attempt. A conn of its own (its
+    /// `session` record with the answer's headers, closed by the server); allowed ones are not
+    /// recorded.
+    func observePreflight(
+        _ head: HTTPRequestHead, answer status: HTTPResponseStatus, headers: [(name: String, value: String)], engine: EngineRequest, remote: String,
+        via route: ProxyRoute, to upstream: ProxyUpstream
+    ) {
+        guard let origin = head.headers.first(name: "Origin") else { return }
+        let allowed = headers.last { $0.name.lowercased() == "access-control-allow-origin" }?.value
+        guard allowed != origin, allowed != "*" else { return }
+        let connection = tracker.open(engineVersion: engine.version, upstream: upstream, path: engine.path)
+        var session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)
+        session.answerHeaders = .object(JSONObject(headers.map { .init(key: JSONString($0.name), value: .string($0.value)) }))
+        emit(.session(session), on: connection)
+        close(connection, by: .server, reason: "the CORS preflight (OPTIONS) was answered \(status.code) without allowing origin \(origin)")
+    }
+
     /// The client went away mid-request; its upstream request was dropped with it, and an
     /// Engine.IO server ends a session whose request is cut. That is how clients leave (a page
     /// closed, a disconnect that drops its long-poll): the conn's close, not an error.

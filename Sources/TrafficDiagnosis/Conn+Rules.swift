@@ -103,7 +103,7 @@ extension Conn {
         }
         return once(
             DiagnosisCatalog.corsOriginRefused,
-            "The server answered the handshake from origin \(origin) with \(what): the page cannot read it, and the browser reports a CORS error; "
+            "The server answered a request from origin \(origin) (the handshake, or its CORS preflight) with \(what): the browser refuses it and reports a CORS error; "
                 + "allow that origin on the server (cors: { origin, credentials } in Node, cors_allowed_origins in python-socketio).",
             evidence: [sessionSeq]
         )

@@ -302,11 +302,13 @@ def test_the_live_view_marks_a_diagnosis_once(tmp_path, python_chat):
     assert "auth.token_expired" in err and "1 diagnosis" in err, err
 
 
+@pytest.mark.parametrize("preflight", [False, True], ids=["simple", "preflight"])
 @pytest.mark.parametrize("stack", ["swift", "python"])
-def test_a_page_from_an_origin_the_server_does_not_allow(tmp_path, stack):
+def test_a_page_from_an_origin_the_server_does_not_allow(tmp_path, stack, preflight):
     """A page in Chromium whose origin the server does not allow: the built-in server answers
     without Access-Control-Allow-Origin for it (as engine.io's cors middleware does), python-engineio
-    with a 400 "... is not an accepted origin."; the browser refuses either way."""
+    with a 400 "... is not an accepted origin."; the browser refuses either way, with a preflight
+    or without."""
     from conftest import Server
     from test_browser import PageServer, open_in_chromium
 
@@ -315,12 +317,17 @@ def test_a_page_from_an_origin_the_server_does_not_allow(tmp_path, stack):
     proxy = Proxy(server.url, tmp_path)
     pages = PageServer(page=ROOT / "Tests" / "interop" / "browser" / "cors.html")
     try:
-        result = open_in_chromium(f"{pages.url}/cors.html?server={proxy.url}", pages)
+        # With a header of its own, the client's requests need a CORS preflight (OPTIONS) first,
+        # and a refused preflight is all the browser sends.
+        result = open_in_chromium(f"{pages.url}/cors.html?server={proxy.url}{'&header=1' if preflight else ''}", pages)
         assert result["connected"] is False, result
         live = live_and_offline(proxy, ["cors.origin_refused"])
         refused = [r for r in proxy.records() if r["kind"] == "diagnosis" and r["code"] == "cors.origin_refused"][0]
         assert pages.url in refused["message"], refused["message"]
         assert live.count(live[0]) == 1
+        if preflight:
+            closes = [r["reason"] for r in proxy.records() if r["kind"] == "close"]
+            assert closes and all("preflight" in reason for reason in closes), closes
     finally:
         pages.stop()
         proxy.stop()
