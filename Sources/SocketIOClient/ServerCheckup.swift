@@ -77,13 +77,17 @@ public struct ServerCheckup: Sendable {
 
     // MARK: Polling
 
+    /// What a check reads of an answer: a handshake or a long-poll is small, and a server (or
+    /// whatever answers in its place) is not trusted with more memory than this.
+    static let largestAnswer = 1 << 20
+
     private var pool: HTTPConnectionPool { HTTPConnectionPool(host: host, port: port, maxIdle: 0, tls: options.tls) }
 
     private func get(_ query: String, origin: String? = nil) async throws -> HTTPResponse {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: options.path + "?" + query)
         if let origin { head.headers.add(name: "Origin", value: origin) }
         let (pool, request) = (self.pool, head)
-        return try await deadline { try await pool.send(head: request, body: []) }
+        return try await deadline { try await pool.send(head: request, body: [], maxResponseSize: Self.largestAnswer) }
     }
 
     private func post(_ query: String, body: String) async throws -> HTTPResponse {
@@ -91,7 +95,7 @@ public struct ServerCheckup: Sendable {
         head.headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
         head.headers.add(name: "Content-Length", value: String(body.utf8.count))
         let (pool, request) = (self.pool, head)
-        return try await deadline { try await pool.send(head: request, body: Array(body.utf8)) }
+        return try await deadline { try await pool.send(head: request, body: Array(body.utf8), maxResponseSize: Self.largestAnswer) }
     }
 
     private func pollingHandshake(_ add: (Check) -> Void) async -> Handshake? {

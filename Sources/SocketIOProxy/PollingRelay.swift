@@ -70,7 +70,7 @@ struct PollingRelay: HTTPRelayPolicy {
                 let head = request.fullHead
                 let preflight = head.headers.contains(name: "Origin") ? Preflight(head: head, engine: engine, remote: request.remote, route: route) : nil
                 let exchange = Exchange(upstream: upstream, polled: nil, preflight: preflight)
-                return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: preflight != nil, target: target))
+                return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: false, observesAnswerHeaders: preflight != nil, target: target))
             }
             let exchange = Exchange(upstream: upstream, polled: nil)
             return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: false, target: target))
@@ -85,7 +85,9 @@ struct PollingRelay: HTTPRelayPolicy {
             handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote, route: route
         )
         let exchange = Exchange(upstream: upstream, polled: polled)
-        return .relay(HTTPRelayRoute(upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true, target: target))
+        return .relay(HTTPRelayRoute(
+            upstream: upstream.relayPool, exchange: exchange, dropping: dropping, observesBodies: true, observesAnswerHeaders: engine.sid == nil, target: target
+        ))
     }
 
     func requestForwarded(_ exchange: Exchange, body: ByteBuffer) {

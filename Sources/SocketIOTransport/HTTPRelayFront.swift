@@ -55,6 +55,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         let method: HTTPMethod
         let requestLine: String
         let observesBodies: Bool
+        let observesAnswerHeaders: Bool
         let keepClient: Bool
         var link: ByteRelayLink?
         var reused = false
@@ -68,7 +69,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var answer = Answer()
 
         init(
-            policyExchange: Policy.Exchange, pool: ByteRelayPool, method: HTTPMethod, requestLine: String, observesBodies: Bool, keepClient: Bool,
+            policyExchange: Policy.Exchange, pool: ByteRelayPool, method: HTTPMethod, requestLine: String, observesBodies: Bool, observesAnswerHeaders: Bool,
+            keepClient: Bool,
             sent: ByteBuffer, bodyLength: Int
         ) {
             self.policyExchange = policyExchange
@@ -76,6 +78,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             self.method = method
             self.requestLine = requestLine
             self.observesBodies = observesBodies
+            self.observesAnswerHeaders = observesAnswerHeaders
             self.keepClient = keepClient
             self.sent = sent
             bodyStart = sent.readableBytes
@@ -112,7 +115,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var remaining = 0
         var chunks = HTTPFraming.ChunkedReader()
         var status = HTTPResponseStatus.ok
-        /// Its header fields as they came, when the route observes bodies.
+        /// Its header fields as they came, when the route asks for them.
         var headers: [(name: String, value: String)] = []
         var body: ByteBuffer?
         var truncated = false
@@ -311,6 +314,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         let exchange = Exchange(
             policyExchange: route.exchange, pool: route.upstream, method: request.method,
             requestLine: route.upstream.requestLine(method: request.method.rawValue, target: route.target ?? request.uri), observesBodies: route.observesBodies,
+            observesAnswerHeaders: route.observesAnswerHeaders,
             keepClient: keepClient, sent: sent, bodyLength: length
         )
         current = exchange
@@ -500,8 +504,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         Self.writeClientHead(head, parsed.head, named: parsed.connectionTokens, closing: !keepClient, into: &out)
         context.write(wrapOutboundOut(out), promise: nil)
         exchange.answer.forwarded = true
-        if exchange.observesBodies {
-            exchange.answer.body = context.channel.allocator.buffer(capacity: 0)
+        if exchange.observesBodies { exchange.answer.body = context.channel.allocator.buffer(capacity: 0) }
+        if exchange.observesAnswerHeaders {
             exchange.answer.headers = head.withUnsafeBytes { raw in
                 parsed.head.fields.map { field in
                     (String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.name]), as: UTF8.self),

@@ -61,11 +61,17 @@ public struct HTTPRelayRoute<Exchange> {
     /// Whether bodies are gathered for ``HTTPRelayPolicy/requestForwarded(_:body:)`` and
     /// ``HTTPRelayPolicy/responseForwarded(_:status:body:truncated:)``.
     public var observesBodies: Bool
+    /// Whether the answer's header fields are handed to ``HTTPRelayPolicy/responseForwarded(_:status:headers:body:truncated:)``
+    /// (a handshake's, a preflight's); the others get none, so a poll's answer costs no strings.
+    public var observesAnswerHeaders: Bool
     /// The request target sent upstream instead of the client's (a forward proxy's absolute URI
     /// in origin form); `nil`: as it came.
     public var target: String?
 
-    public init(upstream: ByteRelayPool, exchange: Exchange, dropping: [String] = [], observesBodies: Bool, target: String? = nil) {
+    public init(
+        upstream: ByteRelayPool, exchange: Exchange, dropping: [String] = [], observesBodies: Bool, observesAnswerHeaders: Bool = false, target: String? = nil
+    ) {
+        self.observesAnswerHeaders = observesAnswerHeaders
         self.upstream = upstream
         self.exchange = exchange
         self.dropping = dropping
