@@ -52,7 +52,6 @@ public struct ServerCheckup: Sendable {
         var pingInterval: Double
         var pingTimeout: Double
         var maxPayload: Int?
-        var headers: HTTPHeaders
     }
 
     /// Runs every check, in order; `progress` hears of each as it ends.
@@ -103,7 +102,7 @@ public struct ServerCheckup: Sendable {
         do {
             let response = try await get("EIO=4&transport=polling")
             let body = String(decoding: response.body, as: UTF8.self)
-            guard response.status == .ok, let handshake = Self.openPacket(body, headers: response.headers) else {
+            guard response.status == .ok, let handshake = Self.openPacket(body) else {
                 add(Check(name: name, status: .fail, detail: "answered \(response.status.code): \(Self.excerpt(body))", fix: Self.fix(forAnswer: body, status: response.status.code)))
                 return nil
             }
@@ -168,7 +167,7 @@ public struct ServerCheckup: Sendable {
 
     private func sticky(_ add: (Check) -> Void) async {
         let name = "sticky sessions (\(options.stickyRequests) requests of one session, each on a new connection)"
-        guard let response = try? await get("EIO=4&transport=polling"), let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self), headers: response.headers)
+        guard let response = try? await get("EIO=4&transport=polling"), let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self))
         else { return }
         let query = "EIO=4&transport=polling&sid=\(handshake.sid)"
         defer { Task { [self] in _ = try? await post(query, body: "1") } }
@@ -210,7 +209,7 @@ public struct ServerCheckup: Sendable {
 
     private func upgradeAfterPolling(_ add: (Check) -> Void) async {
         let name = "WebSocket upgrade after polling"
-        guard let response = try? await get("EIO=4&transport=polling"), let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self), headers: response.headers)
+        guard let response = try? await get("EIO=4&transport=polling"), let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self))
         else { return }
         do {
             let socket = try await WebSocketSession.open(
@@ -294,7 +293,7 @@ public struct ServerCheckup: Sendable {
     /// Each CONNECT in a POST of a polling session, its answer from the long-polls that follow.
     private func pollingConnects(_ packets: [String]) async -> [String?] {
         guard let response = try? await get("EIO=4&transport=polling"),
-              let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self), headers: response.headers)
+              let handshake = Self.openPacket(String(decoding: response.body, as: UTF8.self))
         else { return packets.map { _ in nil } }
         let query = "EIO=4&transport=polling&sid=\(handshake.sid)"
         defer { Task { [self] in _ = try? await post(query, body: "1") } }
@@ -353,7 +352,7 @@ public struct ServerCheckup: Sendable {
 
     // MARK: Words and shapes
 
-    static func openPacket(_ body: String, headers: HTTPHeaders) -> Handshake? {
+    static func openPacket(_ body: String) -> Handshake? {
         // Engine.IO 4's first packet; Engine.IO 3 frames it with its length ("96:0{…").
         var text = Substring(body)
         if let colon = text.firstIndex(of: ":"), text[..<colon].allSatisfy(\.isNumber) { text = text[text.index(after: colon)...] }
@@ -363,7 +362,7 @@ public struct ServerCheckup: Sendable {
         return Handshake(
             sid: sid, upgrades: json["upgrades"]?.arrayValue?.compactMap(\.stringValue) ?? [],
             pingInterval: (json["pingInterval"]?.numberValue?.doubleValue ?? 25000) / 1000, pingTimeout: (json["pingTimeout"]?.numberValue?.doubleValue ?? 20000) / 1000,
-            maxPayload: json["maxPayload"]?.numberValue?.intValue, headers: headers
+            maxPayload: json["maxPayload"]?.numberValue?.intValue
         )
     }
 
@@ -457,9 +456,45 @@ final class WebSocketSession: Sendable {
         }
     }
 
+    /// Connects, or fails once `timeout` seconds pass (a server that takes the connection and
+    /// never answers the upgrade); a connection that comes after that is closed.
     static func open(host: String, port: Int, uri: String, tls: TLSClientSettings?, timeout: Double) async throws -> WebSocketSession {
-        let (connection, _, run) = try await WebSocketClient.connect(host: host, port: port, uri: uri, headers: [:], maxMessageSize: 1 << 20, tls: tls)
-        return WebSocketSession(connection: connection, run: run)
+        let outcome = FirstOutcome()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.waiting(continuation)
+            Task {
+                do {
+                    let (connection, _, run) = try await WebSocketClient.connect(host: host, port: port, uri: uri, headers: [:], maxMessageSize: 1 << 20, tls: tls)
+                    let session = WebSocketSession(connection: connection, run: run)
+                    if !outcome.settle(.success(session)) { session.close() }
+                } catch {
+                    _ = outcome.settle(.failure(error))
+                }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(timeout))
+                _ = outcome.settle(.failure(HTTPClientError(.closed, request: "\(host):\(port)\(uri)", detail: "no answer to the upgrade within \(Int(timeout)) s")))
+            }
+        }
+    }
+
+    /// The first of the connection and the deadline to come; the other finds it settled.
+    private final class FirstOutcome: Sendable {
+        private let state = Mutex<(settled: Bool, waiting: CheckedContinuation<WebSocketSession, any Error>?)>((false, nil))
+
+        func waiting(_ continuation: CheckedContinuation<WebSocketSession, any Error>) {
+            state.withLock { $0.waiting = continuation }
+        }
+
+        func settle(_ result: Result<WebSocketSession, any Error>) -> Bool {
+            guard let waiting = state.withLock({ state -> CheckedContinuation<WebSocketSession, any Error>? in
+                guard !state.settled else { return nil }
+                state.settled = true
+                return state.waiting
+            }) else { return false }
+            waiting.resume(with: result)
+            return true
+        }
     }
 
     var isClosed: Bool { mailbox.inbox.withLock { $0.closed && $0.messages.isEmpty } }

@@ -132,3 +132,24 @@ def test_a_server_on_another_path():
         assert code == 1 and "URL" in status(missing, "polling handshake")["fix"]
     finally:
         server.stop()
+
+
+def test_a_server_that_never_answers_the_upgrade():
+    """A listener that takes connections and answers nothing: every step gives up at its deadline
+    (--timeout), and the report says so, in bounded time."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(16)], daemon=True).start()
+    try:
+        started = time.monotonic()
+        report, code = doctor(f"http://127.0.0.1:{listener.getsockname()[1]}", "--quick", timeout=30)
+        assert code == 1 and time.monotonic() - started < 20
+        assert status(report, "polling handshake")["status"] == "fail"
+        assert status(report, "WebSocket, directly")["status"] == "fail"
+    finally:
+        listener.close()
