@@ -120,6 +120,7 @@ let package = Package(
         .target(
             name: "SocketIOProxy",
             dependencies: ["SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "TrafficObservation", "JWTInspection", "TLSCertificates", "FaultInjection",
+                           "LiveIntervention",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
@@ -135,6 +136,7 @@ let package = Package(
         // `sniff` only, so that siotap runs where libpcap is not installed.
         // Diagnoses from records: what went wrong and how to fix it (no I/O).
         .target(name: "TrafficDiagnosis", dependencies: ["TrafficCapture"]),
+        .target(name: "LiveIntervention", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
         .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
         // The web inspector: its page (plain HTML, CSS and JavaScript) and what serves it. The page
@@ -142,7 +144,7 @@ let package = Package(
         .target(
             name: "SiotapInspector",
             dependencies: [
-                "SocketIOProtocol", "SocketIOTransport", "TrafficCapture",
+                "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "LiveIntervention",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -154,7 +156,7 @@ let package = Package(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection", "TrafficDiagnosis",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection", "TrafficDiagnosis", "LiveIntervention",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -209,6 +211,7 @@ let package = Package(
         .testTarget(name: "TLSCertificatesTests", dependencies: ["TLSCertificates", .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "TrafficDiagnosisTests", dependencies: ["TrafficDiagnosis", "TrafficCapture"]),
+        .testTarget(name: "LiveInterventionTests", dependencies: ["LiveIntervention", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LiveIntervention
 import SiotapInspector
 import SocketIOTransport
 
@@ -46,7 +47,9 @@ struct InspectorOptions: ParsableArguments {
     }
 
     /// Starts the inspector on `feed`; the failure names the address.
-    static func start(at address: ListenAddress, allowRemote: Bool, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
+    static func start(
+        at address: ListenAddress, allowRemote: Bool, feed: InspectorFeed, report: [UInt8]? = nil, control: (any LiveControl)? = nil
+    ) async throws -> InspectorServer {
         if allowRemote {
             CommandIO.current.writeError(
                 "siotap: warning: the inspector serves other machines (--ui-allow-remote); its feed carries the traffic's tokens and cookies, "
@@ -54,7 +57,9 @@ struct InspectorOptions: ParsableArguments {
             )
         }
         do {
-            return try await InspectorServer.start(.init(host: address.host, port: address.port, allowRemote: allowRemote), feed: feed, report: report)
+            return try await InspectorServer.start(
+                .init(host: address.host, port: address.port, allowRemote: allowRemote), feed: feed, report: report, control: control
+            )
         } catch let failure as InspectorServer.Failure {
             throw CommandFailure(failure.description)
         } catch {

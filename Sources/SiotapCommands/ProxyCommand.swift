@@ -58,6 +58,13 @@ struct ProxyCommand: AsyncParsableCommand {
             fault is a "fault" record; --seed N repeats the p= draws. Unmatched traffic passes byte \
             for byte.
 
+            With --ui, live conns can be acted on from the page or its HTTP API (docs/api.md, \
+            under the URL's token): emit an event into a conn as the client or as the server, and \
+            hold packets at breakpoints (--break, same terms as --filter) to release, edit or drop \
+            them; a held packet goes on unchanged after --break-timeout. Engine.IO pings keep \
+            flowing, so a held conn stays up. Each action is an "intervention" record. With --ui \
+            each WebSocket message is then decided before it goes on, as with --fault.
+
             Exit codes: 0 stopped by SIGINT or SIGTERM (every conn closed in the capture); 1 it cannot \
             listen or cannot write the capture; 2 wrong arguments.
 
@@ -71,6 +78,7 @@ struct ProxyCommand: AsyncParsableCommand {
               siotap proxy --record session.jsonl --ui 127.0.0.1:8081     # and open the printed URL
               siotap proxy --fault 'drop,type=ACK,dir=s2c' --fault 'delay=300ms,event=chat'
               siotap proxy --fault 'refuse-connect=1,message=jwt expired' --fault 'disconnect=10s,how=reset'
+              siotap proxy --ui --break 'event=chat,dir=c2s'       # hold, edit, let go in the page
             """
     )
 
@@ -136,9 +144,15 @@ struct ProxyCommand: AsyncParsableCommand {
     @OptionGroup(title: "Faults")
     var faults: FaultOptions
 
+    @OptionGroup(title: "Acting on live conns")
+    var intervention: InterventionOptions
+
     func validate() throws {
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be a positive number of bytes") }
         guard captureBuffer > 0 else { throw ValidationError("--capture-buffer must be a positive number of records") }
+        if !intervention.breakpoints.isEmpty, recording.inspector.address == nil {
+            throw ValidationError("--break needs --ui: held packets are let go from the inspector or its API (docs/api.md)")
+        }
         if mode == .forward {
             if upstream != nil { throw ValidationError("--upstream is for --mode reverse: in forward mode clients say where they go") }
             if tls.tls != nil { throw ValidationError("--tls is for --mode reverse: a forward proxy is spoken to in plain HTTP (CONNECT carries the TLS)") }
@@ -171,25 +185,25 @@ struct ProxyCommand: AsyncParsableCommand {
                 // A diagnosis is rare and is the point: shown whatever the filter.
                 record.kind == .diagnosis || ((showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering))
             }, highWater: captureBuffer)
-        let proxy = SocketIOProxy(
-            configuration: ProxyConfiguration(
-                listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
-                upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
-                idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote,
-                faults: faultPlan, parser: parser.parser
-            ),
-            recordingInto: recording.queue
+        var configuration = ProxyConfiguration(
+            listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,
+            upstreamPort: upstreamAddress.port, path: path, jwtKey: key, jwtLeeway: tokens.leeway, maxMessageSize: maxMessageSize,
+            idleTimeout: idleTimeout, tls: tlsSettings, upstreamTLS: upstreamTLS, forward: forward?.settings, allowRemote: allowRemote,
+            faults: faultPlan, parser: parser.parser
         )
+        configuration.intervention = intervention.settings(inspector: self.recording.inspector.address != nil)
+        let proxy = SocketIOProxy(configuration: configuration, recordingInto: recording.queue)
         let signals = SignalWaiter()
         let port: Int
         do { port = try await proxy.start() } catch { throw CommandFailure("cannot listen on \(listen): \(SocketErrorText.describe(error))") }
         var inspectorServer: InspectorServer?
         if let address = self.recording.inspector.address, let feed = recording.feed {
-            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed)
+            inspectorServer = try await InspectorOptions.start(at: address, allowRemote: self.recording.inspector.allowRemote, feed: feed, control: proxy)
             inspectorServer.map { proxy.addOwnPort($0.port) }
         }
         let said = (self.recording.record.map { ", recording to \($0)" } ?? "") + (inspectorServer.map { ", inspector at \($0.url)" } ?? "")
             + (faultPlan.map { ", \($0.rules.count) fault rule\($0.rules.count == 1 ? "" : "s") (--seed \($0.seed))" } ?? "")
+            + (intervention.breakpoints.isEmpty ? "" : ", \(intervention.breakpoints.count) breakpoint\(intervention.breakpoints.count == 1 ? "" : "s")")
         if let forward {
             io.writeError("siotap proxy: forward proxy on http://\(listenAddress.host):\(port) (clients must trust \(forward.caFile))"
                 + (tls.insecure ? "; the hosts' certificates NOT verified: --insecure" : "") + said + "\n")

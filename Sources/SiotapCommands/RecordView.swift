@@ -99,6 +99,15 @@ struct RecordView: Sendable {
             if let detail = fault.detail { text += " " + detail }
             if let raw = fault.raw { text += " " + shorten(raw, room: max(16, width - visibleLength(text) - 1)) }
             return text + style.dim(" (\(fault.rule))")
+        case .intervention(let intervention):
+            var text = prefix + arrow(intervention.dir) + " " + style.cyan("\(intervention.action.rawValue) by \(intervention.by.rawValue)")
+            if let packet = intervention.packet { text += style.dim(" #\(packet)") }
+            if let breakpoint = intervention.breakpoint { text += style.dim(" (\(breakpoint))") }
+            if let answers = intervention.answers { text += " answers #\(answers)" }
+            if let held = intervention.heldMilliseconds { text += " held \(formatMilliseconds(held))" }
+            if let detail = intervention.detail { text += " " + detail }
+            if let raw = intervention.raw { text += " " + shorten(raw, room: max(16, width - visibleLength(text) - 1)) }
+            return text
         case .diagnosis:
             return ""
         }

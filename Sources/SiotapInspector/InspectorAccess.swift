@@ -7,7 +7,7 @@ import NIOHTTP1
 /// - a request that says its `Origin` must come from the inspector's own page (a page elsewhere
 ///   may open a WebSocket to any address: cross-site WebSocket hijacking);
 /// - everything but the page's own files needs the run's token, which only the printed URL
-///   carries (as Jupyter's does).
+///   carries (as Jupyter's does), in the query or as `Authorization: Bearer TOKEN`.
 public struct InspectorAccess: Sendable {
     /// The run's secret, as the URL carries it.
     public let token: String
@@ -57,7 +57,12 @@ public struct InspectorAccess: Sendable {
         }
         let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         if Self.publicPaths.contains(parts[0]) { return nil }
-        let given = parts.count > 1 ? Self.tokenParameter(in: parts[1]) : nil
+        // Scripts may send it as a bearer token rather than in the URL (where logs keep it).
+        let bearer = head.headers.first(name: "Authorization").flatMap { value -> Substring? in
+            let words = value.split(separator: " ", maxSplits: 1)
+            return words.count == 2 && words[0].lowercased() == "bearer" ? words[1] : nil
+        }
+        let given = bearer ?? (parts.count > 1 ? Self.tokenParameter(in: parts[1]) : nil)
         guard let given, Self.sameSecret(given, token) else {
             return Refusal(status: .forbidden, reason: "the inspector needs the token of the URL siotap printed (…/?token=…)")
         }

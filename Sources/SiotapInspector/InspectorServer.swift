@@ -1,3 +1,4 @@
+import LiveIntervention
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOWebSocket
@@ -42,8 +43,12 @@ public final class InspectorServer: Sendable {
 
     /// Binds and serves `feed` in the background; `report` is a replay's JSON report of the same
     /// capture (`siotap replay --report`), shown beside its records.
-    public static func start(_ configuration: Configuration, feed: InspectorFeed, report: [UInt8]? = nil) async throws -> InspectorServer {
-        let delegate = InspectorDelegate(feed: feed, assets: InspectorAssets.files, report: report)
+    /// `control`: the live conns the page and the API may act on (`siotap proxy`); without it
+    /// the API's routes answer 404.
+    public static func start(
+        _ configuration: Configuration, feed: InspectorFeed, report: [UInt8]? = nil, control: (any LiveControl)? = nil
+    ) async throws -> InspectorServer {
+        let delegate = InspectorDelegate(feed: feed, assets: InspectorAssets.files, report: report, api: control.map(InspectorAPI.init))
         let loopbackOnly = HTTPServer.Admission.loopbackOnly(
             refusal: "siotap's inspector serves this machine only; start it with --ui-allow-remote to serve others\n"
         )
@@ -86,13 +91,15 @@ struct InspectorDelegate: HTTPServerDelegate {
     let feed: InspectorFeed
     let assets: [String: InspectorAssets.File]
     let report: [UInt8]?
+    let api: InspectorAPI?
     /// Set once the server is bound; until then everything is refused.
     let access = NIOLockedValueBox<InspectorAccess?>(nil)
 
-    init(feed: InspectorFeed, assets: [String: InspectorAssets.File], report: [UInt8]?) {
+    init(feed: InspectorFeed, assets: [String: InspectorAssets.File], report: [UInt8]?, api: InspectorAPI? = nil) {
         self.feed = feed
         self.assets = assets
         self.report = report
+        self.api = api
     }
 
     private func refusal(for head: HTTPRequestHead) -> InspectorAccess.Refusal? {
@@ -103,6 +110,12 @@ struct InspectorDelegate: HTTPServerDelegate {
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         if let refusal = refusal(for: request.head) {
             return HTTPResponse(status: refusal.status, contentType: "text/plain; charset=utf-8", body: refusal.reason + "\n")
+        }
+        if request.path == "/api" || request.path.hasPrefix("/api/") {
+            guard let api else {
+                return InspectorAPI.failure(.notFound, code: "not_found", message: "only siotap proxy acts on live conns; this inspector shows records")
+            }
+            return await api.handle(request)
         }
         guard request.method == .GET || request.method == .HEAD else {
             return HTTPResponse(status: .methodNotAllowed, contentType: "text/plain", body: "GET only\n")

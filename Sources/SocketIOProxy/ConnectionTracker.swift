@@ -74,6 +74,19 @@ final class ConnectionTracker: Sendable {
 
     func connection(sid: String) -> ProxyConnection? { tables.withLock { $0.bySid[sid] } }
 
+    /// The conns open now, in the order they opened.
+    func openConnections() -> [ProxyConnection] {
+        tables.withLock { tables in tables.open.values.sorted { $0.id.count == $1.id.count ? $0.id < $1.id : $0.id.count < $1.id.count } }
+    }
+
+    func openConnection(id: String) -> ProxyConnection? { tables.withLock { $0.open[id] } }
+
+    /// Whether a conn of this id was ever opened (and so, when not open, has closed).
+    func wasOpened(id: String) -> Bool {
+        guard let number = ConnectionID(id)?.number else { return false }
+        return tables.withLock { number <= $0.next }
+    }
+
     /// Decodes a frame of the conn under its own lock and writes its records; a sid its open
     /// packet tells is filed at once, so later requests carrying it find this conn. Returns what
     /// the frame gave and, with `seqs` (the fault stage names packets by them), the `seq` of each

@@ -34,6 +34,9 @@ public struct ProxyConfiguration: Sendable {
     public var faults: FaultPlan?
     /// The sessions' Socket.IO parser (`--parser`); nil: each session's first packet tells it.
     public var parser: SocketIOParser?
+    /// Set, live conns can be acted on (emits, breakpoints: the inspector's API, `--break`); each
+    /// packet is then decided before it goes on, as with `--fault`.
+    public var intervention: InterventionSettings?
     /// The built-in app behind the proxy when siotap runs it too (`siotap demo`): named in each
     /// `session` record, for replay.
     public var builtInApp: String?
@@ -66,4 +69,17 @@ public struct ProxyConfiguration: Sendable {
 
     /// `https` when the proxy serves TLS.
     public var listenScheme: String { tls == nil ? "http" : "https" }
+}
+
+/// `--break` and `--break-timeout`, and whether live conns can be acted on at all.
+public struct InterventionSettings: Sendable {
+    /// Breakpoints given on the command line (`--break`'s filters), already checked.
+    public var breakpoints: [String]
+    /// Seconds a packet stays held before it goes on unchanged.
+    public var breakTimeout: Double
+
+    public init(breakpoints: [String] = [], breakTimeout: Double = 60) {
+        self.breakpoints = breakpoints
+        self.breakTimeout = breakTimeout
+    }
 }

@@ -1,4 +1,6 @@
 import FaultInjection
+import LiveIntervention
+import SocketIOProtocol
 import NIOCore
 import SocketIOTransport
 import Synchronization
@@ -31,6 +33,17 @@ final class ProxyConnection: Sendable {
         var polling = PollingFaults<EventLoopPromise<HTTPResponse>>()
         /// Cuts the WebSocket carrying the conn (a timed disconnect after the upgrade).
         var cutWebSocket: (@Sendable (ConnectionCut) -> Void)?
+        /// Live intervention: what breakpoints hold, the proxy's emits waiting for answers.
+        var gate = ConnectionGate()
+        /// The WebSocket relay carrying the conn, for messages of the proxy's own.
+        var relay: WebSocketRelay.Control?
+        /// Whoever waits for the answer to an emit of the proxy's, by ack id.
+        var answerWaiters: [UInt64: @Sendable ([JSONValue]?) -> Void] = [:]
+        /// The last POST to the upstream in this session, answered or not: the next waits for it
+        /// (Engine.IO servers refuse a POST while another is being read).
+        var lastPost: EventLoopFuture<Void>?
+        /// The client's `Cookie` on its last poll, for the proxy's own POSTs (sticky sessions).
+        var cookie: String?
     }
 
     /// `closed`: a conn that records nothing (one that comes after the proxy stopped).

@@ -1,4 +1,5 @@
 import FaultInjection
+import LiveIntervention
 import NIOCore
 import NIOPosix
 import NIOHTTP1
@@ -21,9 +22,15 @@ extension SocketIOProxy {
         var fate = Decision()
         var completed = false
         let now = CaptureClock.secondsSince1970()
+        let version = connection.engineVersion
         for (body, seq) in zip(observed.decoded, seqs) {
             guard case .packet(let packet) = body else { continue }
             completed = true
+            defer {
+                if let breakpointsSet, let last = Self.enginePacket(frame, version: version) {
+                    intervene(packet, seq: seq, last: last, dir: dir, fate: &fate, on: connection, table: breakpointsSet)
+                }
+            }
             guard let decision = connection.withFaults({ faults, _ in faults.decide(packet, seq: seq, now: now) }) else { continue }
             for record in decision.records { emit(.fault(record), on: connection) }
             fate.delay = max(fate.delay, decision.delay)
@@ -40,6 +47,10 @@ extension SocketIOProxy {
         follow(observed, on: connection)
         if !completed, observed.decoded.isEmpty, observed.hadMessage {
             fate.delivery = .hold
+            // A binary packet's frames so far: the gate keeps them with it, should it be held.
+            if breakpointsSet != nil, let part = Self.enginePacket(frame, version: version) {
+                connection.state.withLock { $0.gate.collect(part, dir: dir) }
+            }
         }
         if let (wait, record) = connection.withFaults({ faults, _ in faults.throttle(bytes: wireSize, dir: dir, now: now) }) {
             if let record { emit(.fault(record), on: connection) }
@@ -60,7 +71,10 @@ extension SocketIOProxy {
                     .map { EngineIOCodec.encode($0, version: version) }
             },
             started: { control in
-                relayed.connection.withLock({ $0 })?.cutWebSocket = { how in control.cut(how) }
+                relayed.connection.withLock({ $0 })?.state.withLock { state in
+                    state.cutWebSocket = { how in control.cut(how) }
+                    state.relay = control
+                }
             }
         )
     }
@@ -211,6 +225,9 @@ extension PollingResponder {
         if let origin = request.head.headers.first(name: "Origin") {
             _ = connection.withFaults { _, polling in polling.origin = origin }
         }
+        if let cookie = request.head.headers.first(name: "Cookie") {
+            connection.state.withLock { $0.cookie = cookie }
+        }
         let answer = request.method == .POST
             ? post(request, engine: engine, on: connection, loop: loop, clientClosed: clientClosed)
             : get(request, engine: engine, on: connection, loop: loop, clientClosed: clientClosed)
@@ -237,18 +254,21 @@ extension PollingResponder {
             body = EngineIOCodec.encodePayload(packets, version: connection.engineVersion).body
         }
         return after(fate.delay, on: loop) { [proxy, route, upstream, body] in
-            let pending = upstream.pool.exchange(
-                head: ProxyHeaders.upstreamHead(request.head, bodyLength: body.count, engineIO: true), body: body,
-                maxResponseSize: proxy.configuration.maxMessageSize, on: loop
-            )
-            clientClosed.whenSuccess { pending.cancel() }
-            return pending.response
-                .map { response in
-                    let answer = proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
-                    if let cut = fate.cut { proxy.cutPolling(connection, how: cut) }
-                    return answer
-                }
-                .flatMapError { error in failed(error, pending: pending, on: connection, loop: loop) }
+            // After the session's POST before it, the proxy's own included (a held packet let go).
+            proxy.inTurn(on: connection, loop: loop) {
+                let pending = upstream.pool.exchange(
+                    head: ProxyHeaders.upstreamHead(request.head, bodyLength: body.count, engineIO: true), body: body,
+                    maxResponseSize: proxy.configuration.maxMessageSize, on: loop
+                )
+                clientClosed.whenSuccess { pending.cancel() }
+                return pending.response
+                    .map { response in
+                        let answer = proxy.finishExchange(response, request: request, engine: engine, on: connection, via: route, to: upstream)
+                        if let cut = fate.cut { proxy.cutPolling(connection, how: cut) }
+                        return answer
+                    }
+                    .flatMapError { error in failed(error, pending: pending, on: connection, loop: loop) }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import FaultInjection
 import JWTInspection
 import NIOCore
 import NIOHTTP1
@@ -31,6 +32,8 @@ public final class SocketIOProxy: Sendable {
     private let ownPortSet = Mutex<Set<Int>>([])
     /// This machine's addresses, for forward mode's remote clients (read once, at start).
     let machineAddresses: Set<String>
+    /// The breakpoints, when live conns can be acted on (``ProxyConfiguration/intervention``).
+    let breakpointsSet: BreakpointTable?
 
     /// - Parameter readGate: when the records' consumer falls behind (see
     ///   ``CaptureQueue/admit(orResume:)``), the proxy stops reading until it catches up.
@@ -38,7 +41,15 @@ public final class SocketIOProxy: Sendable {
         self.configuration = configuration
         self.readGate = readGate
         self.sink = sink
-        tracker = ConnectionTracker(faults: configuration.faults, parser: configuration.parser, sink: { body, conn in sink(body, conn) })
+        // Acting on live conns takes the fault path (each packet decided before it goes on), with
+        // no rules when none were given.
+        let faults = configuration.faults ?? (configuration.intervention != nil ? FaultPlan(rules: [], seed: 0) : nil)
+        tracker = ConnectionTracker(faults: faults, parser: configuration.parser, sink: { body, conn in sink(body, conn) })
+        breakpointsSet = configuration.intervention.map { settings in
+            let table = BreakpointTable()
+            for filter in settings.breakpoints { _ = try? table.add(filter, by: .cli) }
+            return table
+        }
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
         machineAddresses = configuration.forward != nil && configuration.allowRemote ? ForwardAccess.machineAddresses() : []

@@ -91,6 +91,17 @@ extension CaptureRecord {
             fields.string("message", record.message)
             fields.literal("evidence", "[" + record.evidence.map(String.init).joined(separator: ",") + "]")
             fields.string("docs", record.docs)
+        case .intervention(let record):
+            fields.string("action", record.action.rawValue)
+            fields.string("by", record.by.rawValue)
+            fields.string("dir", record.dir.rawValue)
+            if let packet = record.packet { fields.int("packet", packet) }
+            fields.string("breakpoint", record.breakpoint)
+            fields.string("raw", record.raw)
+            if let attachments = record.attachments { fields.value("attachments", .array(attachments.map { .string(JSONString($0)) })) }
+            if let answers = record.answers { fields.int("answers", answers) }
+            fields.double("held_ms", record.heldMilliseconds)
+            fields.string("detail", record.detail)
         }
         fields.close()
         swap(&fields.out, &bytes)

@@ -16,7 +16,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
     public var body: Body
 
     public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
-        case session, engine, packet, jwt, close, error, fault, info, diagnosis
+        case session, engine, packet, jwt, close, error, fault, info, diagnosis, intervention
     }
 
     public enum Body: Sendable, Hashable {
@@ -32,6 +32,8 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case info(ErrorRecord)
         /// A known failure worked out from the records before it (``DiagnosisRecord``).
         case diagnosis(DiagnosisRecord)
+        /// What a person did to a live conn (``InterventionRecord``).
+        case intervention(InterventionRecord)
     }
 
     public init(seq: Int = 0, ts: String = "", conn: String? = nil, _ body: Body) {
@@ -52,6 +54,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .fault: .fault
         case .info: .info
         case .diagnosis: .diagnosis
+        case .intervention: .intervention
         }
     }
 
@@ -72,6 +75,7 @@ public struct CaptureRecord: Sendable, Hashable, Decodable {
         case .fault: body = .fault(try FaultRecord(from: decoder))
         case .info: body = .info(try ErrorRecord(from: decoder))
         case .diagnosis: body = .diagnosis(try DiagnosisRecord(from: decoder))
+        case .intervention: body = .intervention(try InterventionRecord(from: decoder))
         }
     }
 }

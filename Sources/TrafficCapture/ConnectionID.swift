@@ -11,4 +11,10 @@ public struct ConnectionID: Sendable, Hashable, CustomStringConvertible {
     public static let unrecorded = ConnectionID(number: 0)
 
     public var description: String { "c\(number)" }
+
+    /// Reads `c12`; nil for anything else.
+    public init?(_ text: String) {
+        guard text.hasPrefix("c"), let number = Int(text.dropFirst()), number >= 0, text == "c\(number)" else { return nil }
+        self.number = number
+    }
 }

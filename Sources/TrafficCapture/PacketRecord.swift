@@ -112,7 +112,7 @@ extension SocketPacket {
 
 extension JSONValue {
     /// `{"$binary":"<base64>"}` back to ``JSONValue/binary(_:)``, at any depth.
-    var restoringBinary: JSONValue {
+    public var restoringBinary: JSONValue {
         switch self {
         case .object(let object):
             if object.members.count == 1, object.members[0].key.value == "$binary",

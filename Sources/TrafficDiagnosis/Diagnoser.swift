@@ -53,7 +53,8 @@ public struct Diagnoser {
         case .packet(let packet): found += conn.take(packet, seq: record.seq, time: time)
         case .jwt(let token): found += conn.take(token, seq: record.seq)
         case .error(let error): found += conn.take(error, seq: record.seq, time: time)
-        case .fault: conn.faulted = true
+        // Traffic changed on purpose (a fault, a person acting on the conn) explains what it causes.
+        case .fault, .intervention: conn.faulted = true
         case .close(let close):
             found += conn.end(close, seq: record.seq, time: time, earlierIdleCloses: idleCloses)
             if let idle = conn.idleClose { remember(idleClose: (id, idle)) }

@@ -139,6 +139,14 @@ extension WebSocketRelayHandler {
         if let cut = fate.cut { enqueue(.cut(cut), delay: fate.delay) }
     }
 
+    /// Messages of the proxy's own, as if `from` had sent them: queued by the handler reading that
+    /// side, so they go between two whole messages and after what waits for its time.
+    func inject(from peer: Peer, _ messages: [WebSocketMessage]) {
+        guard let reader = side == peer ? self : partner, reader.interceptor != nil, !messages.isEmpty else { return }
+        reader.enqueue(.bytes(messages.flatMap { WebSocketFrameSplitter.encode($0, masked: peer == .client) }), delay: 0)
+        reader.partner?.context?.flush()
+    }
+
     /// Sends `item` to the other side after `delay`, and never before what was queued earlier.
     private func enqueue(_ item: WebSocketRelayInterceptor.Item, delay: Double) {
         guard let state = interceptor, let loop = context?.eventLoop else { return }

@@ -71,12 +71,22 @@ public enum WebSocketRelay {
         }
     }
 
-    /// Cuts a running relay from any thread.
+    /// Acts on a running relay from any thread: cuts it, or sends messages of the proxy's own.
     public struct Control: Sendable {
         let handler: NIOLoopBound<WebSocketRelayHandler>
 
         public func cut(_ how: ConnectionCut) {
             handler.eventLoop.execute { handler.value.cut(how) }
+        }
+
+        /// The loop the relay runs on: work that must not interleave with its decisions runs there.
+        public var eventLoop: any EventLoop { handler.eventLoop }
+
+        /// Sends whole messages as if `from` had sent them (masked toward the server), after what
+        /// that side has queued and between two of its messages. Call on ``eventLoop``.
+        public func inject(from side: Peer, _ messages: [WebSocketMessage]) {
+            handler.eventLoop.preconditionInEventLoop()
+            handler.value.inject(from: side, messages)
         }
     }
 
