@@ -56,6 +56,10 @@ public final class MockServer: Sendable {
 
     public init(_ records: [CaptureRecord], options: Options = Options(), report: @escaping @Sendable (String) -> Void) {
         let faults = options.withFaults ? RecordedFaults(records) : nil
+        // Answers to the proxy's own emits: a server's never reached the client, and a client's
+        // comes only when the emit is played too.
+        let answers = RecordedFaults.answers(in: records)
+        var versions: [String: SocketIOVersion] = [:]
         var byConn: [String: Script] = [:]
         var order: [String] = []
         for record in records.sorted(by: { $0.seq < $1.seq }) {
@@ -65,7 +69,16 @@ public final class MockServer: Sendable {
                 byConn[conn] = Script(conn: conn, start: time, steps: [])
                 order.append(conn)
             }
+            if case .session(let session) = record.body { versions[conn] = SocketIOVersion(engine: session.eio) }
+            if faults != nil, case .intervention(let intervention) = record.body, intervention.dir == .serverToClient,
+                let packet = RecordedFaults.emitted(intervention, version: versions[conn] ?? .v5, transport: .websocket)
+            {
+                // With --with-faults, what the proxy sent the client in the server's name is played too.
+                byConn[conn]!.steps.append(Step(packet: packet, time: time))
+                continue
+            }
             guard case .packet(let packet) = record.body else { continue }
+            if answers.contains(record.seq), packet.dir == .serverToClient || faults == nil { continue }
             guard let faults else {
                 byConn[conn]!.steps.append(Step(packet: packet, time: time))
                 continue

@@ -196,6 +196,9 @@ public enum Replayer {
 
     static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {
         let faults = withFaults ? RecordedFaults(records) : nil
+        // Answers to the proxy's own emits: a client's never reached the server, and a server's
+        // comes only when the emit is replayed too.
+        let answers = RecordedFaults.answers(in: records)
         var scripts: [String: Script] = [:]
         var order: [String] = []
         for record in records.sorted(by: { $0.seq < $1.seq }) {
@@ -218,7 +221,14 @@ public enum Replayer {
             case .jwt(let jwt):
                 if let exp = jwt.claims["exp"]?.numberValue?.doubleValue { scripts[conn]!.tokenExpiries.append(exp) }
                 if let verified = jwt.verified { scripts[conn]!.verdicts[jwt.claims.jsonText] = verified || jwt.reason?.hasPrefix("bad signature") == false }
+            case .intervention(let intervention):
+                // With --with-faults, what the proxy sent the server in the client's name is sent too.
+                guard withFaults, intervention.dir == .clientToServer, let script = scripts[conn],
+                    let packet = RecordedFaults.emitted(intervention, version: SocketIOVersion(engine: script.engineVersion), transport: script.steps.last?.packet.transport ?? .polling)
+                else { break }
+                scripts[conn]!.steps.append((record.seq, packet))
             case .packet(var packet):
+                if answers.contains(record.seq), packet.dir == .clientToServer || !withFaults { continue }
                 if packet.type == .connect {
                     // A string pid: a capture of notepack's `undefined` pid from before it was
                     // read as such holds an `$ext` object there, which is no recovery.

@@ -28,11 +28,13 @@ import TrafficCapture
         #expect(gate.admit([Self.packet("answer")], seq: 8, dir: .serverToClient, hold: nil) == .pass)
         #expect(gate.held.map(\.seq) == [5])
         #expect(gate.held.first?.waiting == 2)
-        let released = try #require(gate.resolve(seq: 5, .release))
+        let resolved = gate.resolve(seq: 5, .release)
+        let released = try #require(resolved)
         #expect(released.dir == .clientToServer)
         #expect(released.released.compactMap(\.text) == ["held", "second", "third", "its attachment"])
         #expect(!gate.isHolding(.clientToServer))
-        #expect(gate.resolve(seq: 5, .release) == nil, "decided once")
+        let again = gate.resolve(seq: 5, .release)
+        #expect(again == nil, "decided once")
     }
 
     @Test func aSecondHeldPacketStopsTheReleaseAtItself() throws {
@@ -42,8 +44,10 @@ import TrafficCapture
         _ = gate.admit([Self.packet("two")], seq: 3, dir: .serverToClient, hold: Self.hold())
         _ = gate.admit([Self.packet("after")], seq: 4, dir: .serverToClient, hold: nil)
         // Deciding the later one first frees nothing: the earlier still holds the direction.
-        #expect(try #require(gate.resolve(seq: 3, .drop)).released.isEmpty)
-        let first = try #require(gate.resolve(seq: 1, .replace([Self.packet("edited")])))
+        let later = gate.resolve(seq: 3, .drop)
+        #expect(try #require(later).released.isEmpty)
+        let earlier = gate.resolve(seq: 1, .replace([Self.packet("edited")]))
+        let first = try #require(earlier)
         #expect(first.released.compactMap(\.text) == ["edited", "between", "after"])
     }
 

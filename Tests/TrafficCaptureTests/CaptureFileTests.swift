@@ -42,6 +42,10 @@ struct CaptureFileTests {
                 subject: "CN=example.com", issuer: "CN=R3,O=Let's Encrypt,C=US", notAfter: "2027-01-01T00:00:00Z"
             ))
         )),
+        .intervention(InterventionRecord(action: .emit, by: .api, dir: .clientToServer, raw: #"51-1000000000["up",{"_placeholder":true,"num":0}]"#, attachments: ["AQID"])),
+        .intervention(InterventionRecord(action: .hold, by: .cli, dir: .serverToClient, packet: 4, breakpoint: "b1")),
+        .intervention(InterventionRecord(action: .timeout, by: .proxy, dir: .serverToClient, packet: 4, breakpoint: "b1", heldMilliseconds: 60000.25, detail: "nobody decided within 60 s")),
+        .intervention(InterventionRecord(action: .answer, by: .proxy, dir: .serverToClient, packet: 7, answers: 6)),
     ]
 
     @Test("Every kind of record survives a line and keeps its wire text")
