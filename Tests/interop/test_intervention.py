@@ -314,3 +314,97 @@ def test_a_conn_held_for_90_seconds_keeps_its_heartbeat(server):
         pongs = [r for r in records if r["kind"] == "engine" and r.get("type") == "pong"]
         assert len(pongs) >= 40, len(pongs)
         assert [r["by"] for r in records if r["kind"] == "close"] == ["client"]
+
+
+JS_CLIENT = """([url, transports]) => new Promise((resolve, reject) => {
+  window.seen = [];
+  window.socket = io(url, { transports, auth: { token: 't' }, reconnection: false });
+  socket.on('injected', (...args) => seen.push(['injected', ...args]));
+  socket.on('message-back', (...args) => seen.push(['message-back', ...args]));
+  socket.on('connect', () => resolve(socket.id));
+  socket.on('connect_error', (error) => reject(error.message));
+})"""
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_the_inspector_emits_and_holds_for_the_official_js_client(server, js_browser, transport):
+    """The official socket.io-client in Chromium talks to python-socketio through the proxy; a
+    second page, the inspector, is driven by the keyboard and its buttons as a person would."""
+    from playwright.sync_api import expect
+
+    with Live(server) as live:
+        client = js_browser.new_page()
+        client.goto(js_browser.page_url)
+        client.evaluate(JS_CLIENT, [live.url, [transport]])
+        seen = lambda: client.evaluate("seen")  # noqa: E731
+        client.evaluate("socket.emit('message', {seen: 'first'})")
+        assert wait_until(lambda: seen() == [["message-back", {"seen": "first"}]], timeout=5), seen()
+
+        page = js_browser.new_page(viewport={"width": 1280, "height": 900})
+        problems = []
+        page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(f"{live.base}/?token={live.token}")
+        expect(page.locator("#status")).to_have_text("live")
+        expect(page.locator("#live")).to_be_visible()
+        page.locator("#conn-rows .conn").first.click()
+        expect(page.locator("#emit")).to_be_visible()
+
+        # Emit to the client: the event typed, its arguments as JSON.
+        page.locator("body").press("e")
+        expect(page.locator("#emit-event")).to_be_focused()
+        page.locator("#emit-to").select_option("client")
+        page.locator("#emit-event").fill("injected")
+        page.locator("#emit-args").fill('[{"from": "the inspector", "n": 12345678901234567890}]')
+        page.locator("#emit button[type=submit]").click()
+        expect(page.locator("#emit-result")).to_contain_text("sent (#")
+        assert wait_until(lambda: any(event[0] == "injected" for event in seen()), timeout=5), seen()
+        assert [event for event in seen() if event[0] == "injected"][0][1]["from"] == "the inspector"
+
+        # Emit to the server with an ack: the event chosen from what the conn has seen fills in
+        # its last arguments; the ack's answer is shown, exact.
+        page.locator("#emit-to").select_option("server")
+        page.locator("#emit-event").fill("message")
+        page.locator("#emit-event").dispatch_event("change")
+        expect(page.locator("#emit-args")).to_have_value('[{"seen":"first"}]')
+        page.locator("#emit-event").fill("message-with-ack")
+        page.locator("#emit-args").fill("[9007199254740993]")
+        page.locator("#emit-ack").check()
+        page.locator("#emit-args").press("Control+Enter")
+        expect(page.locator("#emit-result")).to_have_text("ack: [9007199254740993]")
+        page.locator("#emit-ack").uncheck()
+
+        # Break on the message event (b on its record), then hold, edit and release one.
+        page.locator(".row .what", has_text="message").first.click()
+        page.locator("body").press("b")
+        expect(page.locator("#breakpoints")).to_contain_text("event=message,dir=c2s")
+        client.evaluate("socket.emit('message', {seen: 'second'})")
+        held = page.locator("#held .held-item")
+        expect(held).to_have_count(1)
+        expect(held).to_contain_text('{"seen":"second"}')
+        held.get_by_role("button", name="Edit").click()
+        page.locator("#held textarea").fill('{"not": "an array"}')
+        held.get_by_role("button", name="Release edited").click()
+        expect(held).to_contain_text("the arguments must be a JSON array")
+        page.locator("#held textarea").fill('[{"seen": "edited"}]')
+        page.locator("#held textarea").press("Control+Enter")
+        expect(page.locator("#held .held-item")).to_have_count(0)
+        assert wait_until(lambda: ["message-back", {"seen": "edited"}] in seen(), timeout=5), seen()
+
+        # Another, dropped with d: it never comes back.
+        client.evaluate("socket.emit('message', {seen: 'third'})")
+        expect(page.locator("#held .held-item")).to_have_count(1)
+        page.locator("body").press("d")
+        expect(page.locator("#held .held-item")).to_have_count(0)
+        # The breakpoint removed, the conn goes on.
+        page.locator("#breakpoints button").click()
+        expect(page.locator("#breakpoints")).not_to_contain_text("event=message")
+        client.evaluate("socket.emit('message', {seen: 'fourth'})")
+        assert wait_until(lambda: ["message-back", {"seen": "fourth"}] in seen(), timeout=5), seen()
+        assert ["message-back", {"seen": "third"}] not in seen()
+        expect(page.locator(".row .what", has_text="✋ drop by ui")).to_have_count(1)
+        client.evaluate("socket.disconnect()")
+        client.close()
+        assert problems == []
+        actions = [(r["action"], r["by"]) for r in live.interventions()]
+        assert actions == [("emit", "ui"), ("emit", "ui"), ("answer", "proxy"), ("hold", "ui"), ("edit", "ui"), ("hold", "ui"), ("drop", "ui")], actions

@@ -186,6 +186,12 @@ function ingest(line) {
     case 'close': conn.closed = record; break;
     case 'error': conn.errors += 1; break;
     case 'diagnosis': conn.problems += 1; break;
+    case 'intervention': {
+      const packet = record.packet !== undefined ? conn.records.find((r) => r.seq === record.packet) : undefined;
+      if (packet) { (packet._faults = packet._faults || []).push(record); record._packet = packet; }
+      scheduleLiveRefresh();
+      break;
+    }
     case 'fault': {
       // A fault names its packet by seq: the packet shows what became of it.
       const packet = record.packet !== undefined ? conn.records.find((r) => r.seq === record.packet) : undefined;
@@ -222,6 +228,7 @@ function describe(record) {
     case 'error': return record.code;
     case 'info': return `info ${record.code}`;
     case 'fault': return `fault ${record.action}`;
+    case 'intervention': return `✋ ${record.action} by ${record.by}`;
     case 'diagnosis': return `⚑ ${record.code}`;
     default: return record.kind;
   }
@@ -248,6 +255,10 @@ function preview(record) {
   if (record.kind === 'fault') {
     const what = [record.delay_ms !== undefined ? `${record.delay_ms} ms` : '', record.detail || '', record.raw || ''].filter(Boolean).join(' · ');
     return `${what}${what ? ' · ' : ''}${record.rule}`;
+  }
+  if (record.kind === 'intervention') {
+    return [record.packet !== undefined ? `#${record.packet}` : '', record.held_ms !== undefined ? `held ${record.held_ms} ms` : '',
+      record.answers !== undefined ? `answers #${record.answers}` : '', record.detail || '', record.raw || ''].filter(Boolean).join(' · ');
   }
   if (record.kind === 'session') return record.url || '';
   if (record.kind === 'jwt') return record.reason || record.source || '';
@@ -372,13 +383,18 @@ function renderDetail() {
     else if (data) parts.push(element('h3', '', 'data'), treeBox(data, 'data', marked));
     (record.attachments || []).forEach((attachment, index) => parts.push(attachmentView(attachment, index)));
     if (record.raw !== undefined) parts.push(element('h3', '', 'as sent'), element('pre', '', record.raw));
+    if (live.available && record.event !== undefined && !isClosed(record.conn)) {
+      const button = element('button', '', 'Break on this event (b)');
+      button.onclick = () => breakOn(record);
+      parts.push(element('div', 'break-line'), button);
+    }
     for (const fault of record._faults || []) {
-      const jump = element('a', 'jump notice', `${describe(fault)} by ${fault.rule} (#${fault.seq})`);
+      const jump = element('a', 'jump notice', `${describe(fault)} ${fault.rule ? 'by ' + fault.rule : ''} (#${fault.seq})`);
       jump.onclick = () => select(fault);
       parts.push(jump);
     }
   } else {
-    if (record.kind === 'fault' && record._packet) {
+    if ((record.kind === 'fault' || record.kind === 'intervention') && record._packet) {
       const jump = element('a', 'jump', `on #${record._packet.seq} ${describe(record._packet)}`);
       jump.onclick = () => select(record._packet);
       parts.push(jump);
@@ -393,6 +409,7 @@ const FIELDS = {
   session: ['url', 'path', 'eio', 'transport', 'sid', 'remote', 'upstream', 'target', 'scheme', 'parser', 'app'],
   jwt: ['source', 'nsp', 'verified', 'reason', 'exp', 'iat', 'nbf', 'expires_in_s', 'warnings'],
   fault: ['rule', 'action', 'dir', 'packet', 'delay_ms', 'detail', 'raw'],
+  intervention: ['action', 'by', 'dir', 'packet', 'breakpoint', 'held_ms', 'answers', 'detail', 'raw', 'attachments'],
   close: ['by', 'reason'],
   error: ['code', 'dir', 'message', 'raw'],
   info: ['code', 'dir', 'message'],
@@ -591,6 +608,7 @@ function render() {
     renderTokens();
     renderReplay();
     renderProblems();
+    renderEmitForm();
   });
 }
 
@@ -731,6 +749,206 @@ function restoreLocation() {
   saveLocation();
 }
 
+// Acting on live conns (siotap proxy --ui, docs/api.md): the Held list, the breakpoints, the Emit
+// form. Elsewhere (siotap view, import) the API answers 404 and the panel stays hidden.
+const live = { available: false, held: [], breakpoints: [], editing: null, formConn: undefined, refreshing: false, again: false };
+
+async function api(method, path, body) {
+  const headers = { 'X-Siotap-By': 'ui' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(withToken(path), { method, headers, body });
+  const text = await response.text();
+  let answer = null;
+  try { answer = JSON.parse(text); } catch (error) { answer = null; }
+  return { ok: response.ok, status: response.status, answer, text };
+}
+
+let liveTimer = null;
+function scheduleLiveRefresh() {
+  if (live.available && !liveTimer) liveTimer = setTimeout(() => { liveTimer = null; refreshLive(); }, 50);
+}
+
+async function refreshLive() {
+  if (live.refreshing) { live.again = true; return; }
+  live.refreshing = true;
+  try {
+    const [held, breakpoints] = await Promise.all([api('GET', '/api/held'), api('GET', '/api/breakpoints')]);
+    const available = held.ok && Array.isArray(held.answer);
+    if (available !== live.available) { live.available = available; $('#live').hidden = !available; renderDetail(); }
+    if (!available) return;
+    live.held = held.answer;
+    live.breakpoints = Array.isArray(breakpoints.answer) ? breakpoints.answer : [];
+    renderHeld();
+    renderBreakpoints();
+    renderEmitForm();
+  } catch (error) {
+    // The proxy stopped: the panel keeps what it last knew.
+  } finally {
+    live.refreshing = false;
+    if (live.again) { live.again = false; refreshLive(); }
+  }
+}
+
+function isClosed(id) {
+  const conn = id && state.conns.get(id);
+  return !conn || !!conn.closed;
+}
+
+// The held packets, oldest first, each with what to do with it: let it go (r), edit it, drop it (d).
+function renderHeld() {
+  if (live.editing !== null && live.held.some((h) => h.seq === live.editing)) return;  // not under the user's typing
+  live.editing = null;
+  const box = $('#held');
+  if (!live.held.length) { box.replaceChildren(element('h3', '', 'Held'), element('div', 'muted', 'Nothing held. Break on an event (b) to hold its next packets.')); return; }
+  const parts = [element('h3', '', `Held (${live.held.length})`)];
+  live.held.forEach((held, index) => {
+    const item = element('div', 'held-item');
+    item.dataset.seq = held.seq;
+    const what = held.event !== undefined ? held.event : held.type;
+    const head = element('div');
+    const jump = element('a', 'jump', `#${held.seq}`);
+    jump.onclick = () => showSeq(held.seq);
+    head.append(jump, ` ${held.conn} `, element('span', held.dir, held.dir === 'c2s' ? '→' : '←'), ` ${held.nsp} ${what}`,
+      element('span', 'muted', ` · ${Math.round(held.held_ms / 1000)} s${held.waiting ? ` · ${held.waiting} waiting behind it` : ''}`));
+    const args = element('pre', '', held.args !== undefined ? argsText(held) : held.raw);
+    const buttons = element('div', 'buttons');
+    const release = element('button', 'release', index === 0 ? 'Release (r)' : 'Release');
+    release.onclick = () => decide(held.seq, 'release');
+    const edit = element('button', 'edit', 'Edit');
+    edit.onclick = () => editHeld(item, held);
+    const drop = element('button', 'drop', index === 0 ? 'Drop (d)' : 'Drop');
+    drop.onclick = () => decide(held.seq, 'drop');
+    if (held.args === undefined) edit.disabled = true;
+    buttons.append(release, edit, drop);
+    item.append(head, args, buttons);
+    parts.push(item);
+  });
+  box.replaceChildren(...parts);
+}
+
+// A held packet's arguments as captured (exact numbers and escapes), from its record when the
+// page has it.
+function argsText(held) {
+  const record = state.all.find((r) => r.seq === held.seq);
+  const node = record && member(parseRaw(record._line), 'args');
+  return node ? literal(node) : JSON.stringify(held.args);
+}
+
+function editHeld(item, held) {
+  live.editing = held.seq;
+  const area = element('textarea');
+  area.rows = 4;
+  area.value = argsText(held);
+  area.setAttribute('aria-label', `arguments of #${held.seq}`);
+  const problem = element('div', 'error');
+  const buttons = element('div', 'buttons');
+  const send = element('button', 'send-edit', 'Release edited');
+  send.onclick = () => {
+    try {
+      if (!Array.isArray(JSON.parse(area.value))) throw new Error('the arguments must be a JSON array');
+    } catch (error) { problem.textContent = error.message; return; }
+    // Sent as typed: JSON.parse would round big numbers.
+    decide(held.seq, 'release', `{"args":${area.value}}`);
+  };
+  const cancel = element('button', '', 'Cancel');
+  cancel.onclick = () => { live.editing = null; renderHeld(); };
+  area.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send.click(); }
+    if (event.key === 'Escape') cancel.click();
+  });
+  buttons.append(send, cancel);
+  item.replaceChildren(item.firstChild, area, problem, buttons);
+  area.focus();
+}
+
+async function decide(seq, verb, body) {
+  const { ok, answer } = await api('POST', `/api/held/${seq}/${verb}`, body);
+  live.editing = null;
+  if (!ok) $('#emit-result').textContent = answer && answer.error ? answer.error : `${verb} failed`;
+  refreshLive();
+}
+
+function renderBreakpoints() {
+  const box = $('#breakpoints');
+  if (!live.breakpoints.length) { box.replaceChildren(); return; }
+  const parts = [element('h3', '', 'Breakpoints')];
+  for (const breakpoint of live.breakpoints) {
+    const line = element('div', 'breakpoint');
+    const remove = element('button', '', '×');
+    remove.title = `Remove ${breakpoint.id}`;
+    remove.onclick = async () => { await api('DELETE', `/api/breakpoints/${encodeURIComponent(breakpoint.id)}`); refreshLive(); };
+    line.append(remove, element('span', '', `${breakpoint.id} ${breakpoint.filter}`), element('span', 'muted', breakpoint.by));
+    parts.push(line);
+  }
+  box.replaceChildren(...parts);
+}
+
+async function breakOn(record) {
+  const { ok, answer } = await api('POST', '/api/breakpoints', JSON.stringify({ filter: `event=${record.event},dir=${record.dir}` }));
+  $('#emit-result').textContent = ok ? `breakpoint ${answer.id}: event=${record.event},dir=${record.dir}` : (answer && answer.error) || 'no breakpoint';
+  refreshLive();
+}
+
+// The Emit form follows the selected conn while it is open; its lists are what the conn has seen.
+function renderEmitForm() {
+  const form = $('#emit');
+  const id = state.picked;
+  const show = live.available && !!id && !isClosed(id);
+  form.hidden = !show;
+  if (!show) { live.formConn = undefined; return; }
+  $('#emit-conn').textContent = id;
+  if (live.formConn === id) return;
+  live.formConn = id;
+  $('#emit-result').textContent = '';
+  fillEmitLists();
+}
+
+function fillEmitLists() {
+  const conn = state.conns.get(state.picked);
+  if (!conn) return;
+  const dir = $('#emit-to').value === 'server' ? 'c2s' : 's2c';
+  const packets = conn.records.filter((r) => r.kind === 'packet');
+  const namespaces = [...new Set(packets.filter((r) => r.type === 'CONNECT' && r.dir === 's2c').map((r) => r.nsp))];
+  const events = [...new Set(packets.filter((r) => r.event !== undefined && r.dir === dir).map((r) => r.event))];
+  const option = (value) => { const made = element('option'); made.value = value; return made; };
+  $('#emit-nsps').replaceChildren(...namespaces.map(option));
+  $('#emit-events').replaceChildren(...events.map(option));
+}
+
+// Choosing an event the conn has seen fills in its last arguments, as captured.
+function prefillArgs() {
+  const conn = state.conns.get(state.picked);
+  const name = $('#emit-event').value;
+  if (!conn || !name) return;
+  const dir = $('#emit-to').value === 'server' ? 'c2s' : 's2c';
+  for (let index = conn.records.length - 1; index >= 0; index--) {
+    const record = conn.records[index];
+    if (record.kind !== 'packet' || record.event !== name || record.dir !== dir) continue;
+    const node = member(parseRaw(record._line), 'args');
+    $('#emit-args').value = node ? literal(node) : '[]';
+    $('#emit-nsp').value = record.nsp;
+    return;
+  }
+}
+
+async function sendEmit() {
+  const result = $('#emit-result');
+  const text = $('#emit-args').value.trim() || '[]';
+  try {
+    if (!Array.isArray(JSON.parse(text))) throw new Error('the arguments must be a JSON array');
+  } catch (error) { result.textContent = error.message; result.className = 'error'; return; }
+  const ack = $('#emit-ack').checked;
+  const body = `{"to":${JSON.stringify($('#emit-to').value)},"nsp":${JSON.stringify($('#emit-nsp').value || '/')},`
+    + `"event":${JSON.stringify($('#emit-event').value)},"ack":${ack},"args":${text}}`;
+  result.className = 'muted';
+  result.textContent = ack ? 'sent; waiting for the ack…' : 'sending…';
+  const { ok, answer, text: answered } = await api('POST', `/api/conns/${encodeURIComponent(state.picked)}/emit`, body);
+  if (!ok) { result.className = 'error'; result.textContent = (answer && answer.error) || 'not sent'; return; }
+  result.className = answer.ack ? 'ack' : 'muted';
+  result.textContent = !ack ? `sent (#${answer.seq})` : answer.timed_out ? `sent (#${answer.seq}); no ack within the timeout`
+    : `ack: ${literal(member(parseRaw(answered), 'ack'))}`;  // as the peer wrote it: JSON.parse rounds
+}
+
 function setUp() {
   restoreLocation();
   $('#conn-rows').addEventListener('click', (event) => {
@@ -762,7 +980,7 @@ function setUp() {
   $('#search').addEventListener('input', (event) => { state.search = event.target.value; saveLocation(); render(); });
   $('#pause').addEventListener('click', togglePause);
   document.addEventListener('keydown', (event) => {
-    const typing = event.target instanceof HTMLInputElement;
+    const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLSelectElement;
     if (event.key === 'Escape' && typing) { event.target.blur(); return; }
     if (typing) return;
     if (event.key === '/') { event.preventDefault(); $('#filter').focus(); }
@@ -773,8 +991,19 @@ function setUp() {
     } else if (event.key === 'Enter' && state.selected) {
       for (const details of document.querySelectorAll('#detail details')) details.open = true;
     } else if (event.key === ' ') { event.preventDefault(); togglePause(); }
+    else if (event.key === 'e' && !$('#emit').hidden) { event.preventDefault(); $('#emit-event').focus(); }
+    else if (event.key === 'b' && state.selected && state.selected.event !== undefined && live.available) breakOn(state.selected);
+    else if ((event.key === 'r' || event.key === 'd') && live.held.length) decide(live.held[0].seq, event.key === 'r' ? 'release' : 'drop');
   });
+  $('#emit').addEventListener('submit', (event) => { event.preventDefault(); sendEmit(); });
+  $('#emit-event').addEventListener('change', prefillArgs);
+  $('#emit-to').addEventListener('change', () => { fillEmitLists(); prefillArgs(); });
+  $('#emit-args').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); sendEmit(); }
+  });
+  refreshLive();
   setInterval(tick, 1000);
+  setInterval(() => { if (live.available && live.held.length) refreshLive(); }, 1000);
   loadReport();
   connect();
 }
