@@ -182,8 +182,8 @@ struct ProxyCommand: AsyncParsableCommand {
             ? tls.forward(intercepts: { intercepts.intercepts($0, $1) }, explicitlyAllowed: { intercepts.allowsExplicitly($0, $1) }, io: io) : nil
         let recordFilter = filter ?? CaptureFilter()
         let recording = try self.recording.recording(command: "proxy", io: io, shows: { [showTunnels] record, answering in
-                // A diagnosis is rare and is the point: shown whatever the filter.
-                record.kind == .diagnosis || ((showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering))
+                // A diagnosis is rare and is the point, an intervention the user's own doing: shown whatever the filter.
+                record.kind == .diagnosis || record.kind == .intervention || ((showTunnels || record.kind != .info) && recordFilter.matches(record, answering: answering))
             }, highWater: captureBuffer)
         var configuration = ProxyConfiguration(
             listenHost: listenAddress.host, listenPort: listenAddress.port, upstreamHost: upstreamAddress.host,

@@ -408,3 +408,16 @@ def test_the_inspector_emits_and_holds_for_the_official_js_client(server, js_bro
         assert problems == []
         actions = [(r["action"], r["by"]) for r in live.interventions()]
         assert actions == [("emit", "ui"), ("emit", "ui"), ("answer", "proxy"), ("hold", "ui"), ("edit", "ui"), ("hold", "ui"), ("drop", "ui")], actions
+
+
+def test_break_needs_the_inspector_and_a_filter_it_can_read():
+    import subprocess
+
+    from conftest import SIOTAP
+    alone = subprocess.run([SIOTAP, "proxy", "--break", "event=chat"], capture_output=True, text=True, timeout=20)
+    assert alone.returncode == 2 and "--break needs --ui" in alone.stderr
+    wrong = subprocess.run([SIOTAP, "proxy", "--ui", "--break", "colour=red"], capture_output=True, text=True, timeout=20)
+    assert wrong.returncode == 2 and "--break colour=red: unknown key colour" in wrong.stderr
+    never = subprocess.run([SIOTAP, "proxy", "--ui", "--break", "event=x", "--break-timeout", "0"], capture_output=True, text=True, timeout=20)
+    assert never.returncode == 2 and "--break-timeout" in never.stderr
+    assert "--break-timeout" in subprocess.run([SIOTAP, "proxy", "--help"], capture_output=True, text=True, timeout=20).stdout
