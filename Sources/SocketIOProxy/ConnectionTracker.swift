@@ -1,4 +1,5 @@
 import FaultInjection
+import LiveIntervention
 import NIOCore
 import SocketIOTransport
 import Synchronization
@@ -97,6 +98,7 @@ final class ConnectionTracker: Sendable {
         connection.state.withLock { state in
             let observed = state.recorder.observe(frame, dir: dir, at: now) { records in link(&records, dir: dir, on: connection) }
             state.lastSeen = now
+            noteNamespaces(observed, in: &state)
             return (observed, written(observed, on: connection, state, seqs: seqs))
         }
     }
@@ -107,8 +109,17 @@ final class ConnectionTracker: Sendable {
     ) -> ConnectionRecorder.Observed {
         connection.state.withLock { state in
             let observed = state.recorder.observeHandshake(frame, session: session, at: now) { records in link(&records, dir: .serverToClient, on: connection) }
+            // Protocol v4 joins `/` in the handshake's answer (`40` after the open packet).
+            noteNamespaces(observed, in: &state)
             _ = written(observed, on: connection, state, seqs: false)
             return observed
+        }
+    }
+
+    /// The namespaces the client joined or left, for the live API.
+    private func noteNamespaces(_ observed: ConnectionRecorder.Observed, in state: inout ProxyConnection.State) {
+        for body in observed.decoded {
+            if case .packet(let packet) = body, packet.type == .connect || packet.type == .disconnect { state.gate.note(packet) }
         }
     }
 

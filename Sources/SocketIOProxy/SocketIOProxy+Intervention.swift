@@ -83,7 +83,6 @@ extension SocketIOProxy {
         let breakpoint = seq > 0 ? table.matching(CaptureRecord(seq: seq, conn: connection.id, .packet(packet))) : nil
         let delivery = fate.delivery
         let admission = connection.state.withLock { state -> ConnectionGate.Admission in
-            state.gate.note(packet)
             let group = state.gate.group(completedBy: last, dir: dir)
             let outgoing: [EnginePacket]
             switch delivery {

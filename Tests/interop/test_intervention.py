@@ -378,6 +378,7 @@ def test_the_inspector_emits_and_holds_for_the_official_js_client(server, js_bro
         page.locator(".row .what", has_text="message").first.click()
         page.locator("body").press("b")
         expect(page.locator("#breakpoints")).to_contain_text("event=message,dir=c2s")
+        expect(page.locator("#detail .break-toggle")).to_have_text("Stop breaking on this event (b)")
         client.evaluate("socket.emit('message', {seen: 'second'})")
         held = page.locator("#held .held-item")
         expect(held).to_have_count(1)
@@ -396,9 +397,14 @@ def test_the_inspector_emits_and_holds_for_the_official_js_client(server, js_bro
         expect(page.locator("#held .held-item")).to_have_count(1)
         page.locator("body").press("d")
         expect(page.locator("#held .held-item")).to_have_count(0)
-        # The breakpoint removed, the conn goes on.
-        page.locator("#breakpoints button").click()
+        # The breakpoint toggled off (b again), the conn goes on; one set from the list's side goes too.
+        page.locator("body").press("b")
         expect(page.locator("#breakpoints")).not_to_contain_text("event=message")
+        expect(page.locator("#detail .break-toggle")).to_have_text("Break on this event (b)")
+        live.call("POST", "/api/breakpoints", {"filter": "event=nothing"})
+        expect(page.locator("#breakpoints")).to_contain_text("event=nothing")
+        page.locator("#breakpoints button").click()
+        expect(page.locator("#breakpoints")).not_to_contain_text("event=nothing")
         client.evaluate("socket.emit('message', {seen: 'fourth'})")
         assert wait_until(lambda: ["message-back", {"seen": "fourth"}] in seen(), timeout=5), seen()
         assert ["message-back", {"seen": "third"}] not in seen()
@@ -421,3 +427,58 @@ def test_break_needs_the_inspector_and_a_filter_it_can_read():
     never = subprocess.run([SIOTAP, "proxy", "--ui", "--break", "event=x", "--break-timeout", "0"], capture_output=True, text=True, timeout=20)
     assert never.returncode == 2 and "--break-timeout" in never.stderr
     assert "--break-timeout" in subprocess.run([SIOTAP, "proxy", "--help"], capture_output=True, text=True, timeout=20).stdout
+
+
+EIO3_CLIENT = """
+import json, sys, time
+import socketio
+events = []
+client = socketio.Client(reconnection=False)
+client.on("injected", lambda *args: events.append(["injected", list(args)]))
+client.on("message-back", lambda *args: events.append(["message-back", list(args)]))
+client.connect(sys.argv[1], transports=sys.argv[2].split(","))
+print("connected", client.transport(), flush=True)
+sys.stdin.readline()                      # the test has emitted and set its breakpoint
+client.emit("message", {"text": "original"})
+sys.stdin.readline()                      # the test has released it edited
+time.sleep(0.5)
+client.disconnect()
+print(json.dumps(events), flush=True)
+"""
+
+
+@pytest.mark.parametrize("transports", ["websocket", "polling"])
+def test_protocol_v4_over_engine_io_3(transports):
+    """python-socketio 4.x on both ends (Socket.IO v4, Engine.IO 3): the packets are framed for
+    that generation (text payloads with lengths, no CONNECT payload)."""
+    import subprocess
+
+    from conftest import PY4
+    server = python_server("conformance", generation=4)
+    try:
+        with Live(server) as live:
+            client = subprocess.Popen([PY4, "-c", EIO3_CLIENT, live.url, transports], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                assert client.stdout.readline().split() == ["connected", transports], client.stderr.read()
+                conn = live.conn()
+                assert conn["eio"] == 3
+                status, answer = live.call("POST", f"/api/conns/{conn['conn']}/emit", {"to": "client", "event": "injected", "args": ["v4", 1]})
+                assert status == 200, answer
+                status, answer = live.call("POST", f"/api/conns/{conn['conn']}/emit",
+                                           {"to": "server", "event": "message-with-ack", "args": [{"v": 4}], "ack": True})
+                assert status == 200 and answer["ack"] == [{"v": 4}], answer
+                assert live.call("POST", "/api/breakpoints", {"filter": "event=message,dir=c2s"})[0] == 201
+                client.stdin.write("go\n")
+                client.stdin.flush()
+                held = live.held()[0]
+                assert live.call("POST", f"/api/held/{held['seq']}/release", {"args": [{"text": "edited"}]})[0] == 200
+                client.stdin.write("go\n")
+                client.stdin.flush()
+                events = json.loads(client.stdout.readline())
+            finally:
+                client.kill()
+            assert ["injected", ["v4", 1]] in events
+            assert ["message-back", [{"text": "edited"}]] in events, events
+    finally:
+        server.stop()

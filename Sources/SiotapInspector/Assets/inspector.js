@@ -384,8 +384,8 @@ function renderDetail() {
     (record.attachments || []).forEach((attachment, index) => parts.push(attachmentView(attachment, index)));
     if (record.raw !== undefined) parts.push(element('h3', '', 'as sent'), element('pre', '', record.raw));
     if (live.available && record.event !== undefined && !isClosed(record.conn)) {
-      const button = element('button', '', 'Break on this event (b)');
-      button.onclick = () => breakOn(record);
+      const button = element('button', 'break-toggle', breakpointOn(record) ? 'Stop breaking on this event (b)' : 'Break on this event (b)');
+      button.onclick = () => toggleBreak(record);
       parts.push(element('div', 'break-line'), button);
     }
     for (const fault of record._faults || []) {
@@ -777,7 +777,9 @@ async function refreshLive() {
     if (available !== live.available) { live.available = available; $('#live').hidden = !available; renderDetail(); }
     if (!available) return;
     live.held = held.answer;
+    const before = live.breakpoints.map((b) => b.id).join();
     live.breakpoints = Array.isArray(breakpoints.answer) ? breakpoints.answer : [];
+    if (live.breakpoints.map((b) => b.id).join() !== before) renderDetail();  // the toggle's label
     renderHeld();
     renderBreakpoints();
     renderEmitForm();
@@ -883,9 +885,18 @@ function renderBreakpoints() {
   box.replaceChildren(...parts);
 }
 
-async function breakOn(record) {
-  const { ok, answer } = await api('POST', '/api/breakpoints', JSON.stringify({ filter: `event=${record.event},dir=${record.dir}` }));
-  $('#emit-result').textContent = ok ? `breakpoint ${answer.id}: event=${record.event},dir=${record.dir}` : (answer && answer.error) || 'no breakpoint';
+// "Break on this event" is a toggle: the breakpoint for the record's event and direction.
+function breakFilter(record) { return `event=${record.event},dir=${record.dir}`; }
+function breakpointOn(record) { return live.breakpoints.find((b) => b.filter === breakFilter(record)); }
+
+async function toggleBreak(record) {
+  const existing = breakpointOn(record);
+  if (existing) {
+    await api('DELETE', `/api/breakpoints/${encodeURIComponent(existing.id)}`);
+  } else {
+    const { ok, answer } = await api('POST', '/api/breakpoints', JSON.stringify({ filter: breakFilter(record) }));
+    if (!ok) $('#emit-result').textContent = (answer && answer.error) || 'no breakpoint';
+  }
   refreshLive();
 }
 
@@ -992,7 +1003,7 @@ function setUp() {
       for (const details of document.querySelectorAll('#detail details')) details.open = true;
     } else if (event.key === ' ') { event.preventDefault(); togglePause(); }
     else if (event.key === 'e' && !$('#emit').hidden) { event.preventDefault(); $('#emit-event').focus(); }
-    else if (event.key === 'b' && state.selected && state.selected.event !== undefined && live.available) breakOn(state.selected);
+    else if (event.key === 'b' && state.selected && state.selected.event !== undefined && live.available) toggleBreak(state.selected);
     else if ((event.key === 'r' || event.key === 'd') && live.held.length) decide(live.held[0].seq, event.key === 'r' ? 'release' : 'drop');
   });
   $('#emit').addEventListener('submit', (event) => { event.preventDefault(); sendEmit(); });
@@ -1003,7 +1014,8 @@ function setUp() {
   });
   refreshLive();
   setInterval(tick, 1000);
-  setInterval(() => { if (live.available && live.held.length) refreshLive(); }, 1000);
+  // Held times grow, and scripts set breakpoints through the API too: asked again each second.
+  setInterval(() => { if (live.available) refreshLive(); }, 1000);
   loadReport();
   connect();
 }
