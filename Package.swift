@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "SocketIOProxyTests",
             dependencies: ["SocketIOProxy", "SocketIOProtocol", "SocketIOTransport", "TrafficCapture", "TrafficObservation", "FaultInjection",
-                           "SocketIOServer", "DemoApps", "SocketIOClient",
+                           "SocketIOServer", "DemoApps", "SocketIOClient", "LiveIntervention",
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
