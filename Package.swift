@@ -232,7 +232,7 @@ if Context.environment["SIOTAP_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "siotap-fuzz",
-            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport", "TrafficDiagnosis"],
+            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport", "TrafficDiagnosis", "LiveIntervention"],
             path: "Tests/Fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )

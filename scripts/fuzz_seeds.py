@@ -151,6 +151,10 @@ heads = [
 chunks = [b"4\r\nWiki\r\n7;ext=1\r\npedia i\r\nB\r\nn \r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nNEXT", b"0\r\n\r\n"]
 seeds["http-framing"] = [bytes([cut]) + item for cut in (0, 7, 40) for item in heads + chunks]
 
+# The live gate: packets (0), held ones (1), decisions (2-4 and a pick), acks (5, 6), checks (7),
+# on both directions (the high bit).
+seeds["gate"] = [bytes([1, 0, 0x81, 0x80, 7, 2, 0, 7, 1, 1, 0, 4, 1, 3, 0, 7]), bytes([5, 0x86, 0, 6, 0, 0x85, 7])]
+
 for name, items in seeds.items():
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,12 @@ struct InspectorDelegate: HTTPServerDelegate {
         if let refusal = refusal(for: request.head) {
             return HTTPResponse(status: refusal.status, contentType: "text/plain; charset=utf-8", body: refusal.reason + "\n")
         }
-        if request.path == "/api" || request.path.hasPrefix("/api/") {
+        if request.path == "/api" {
+            // What the page asks first: whether live conns can be acted on here (siotap proxy) or
+            // the inspector only shows records (view, import, sniff, demo).
+            return InspectorAPI.json(.object(JSONObject([.init(key: JSONString("live"), value: .bool(api != nil))])))
+        }
+        if request.path.hasPrefix("/api/") {
             guard let api else {
                 return InspectorAPI.failure(.notFound, code: "not_found", message: "only siotap proxy acts on live conns; this inspector shows records")
             }

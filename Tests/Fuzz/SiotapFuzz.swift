@@ -7,6 +7,7 @@
 import Dispatch
 import Foundation
 import JWTInspection
+import LiveIntervention
 import SocketIOProtocol
 import TrafficCapture
 import TrafficDiagnosis
@@ -26,6 +27,7 @@ enum FuzzTarget: String, CaseIterable {
     case har
     case httpFraming = "http-framing"
     case diagnoser
+    case gate
 }
 
 let target: FuzzTarget = {
@@ -70,6 +72,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .har: fuzzHAR(input)
     case .httpFraming: fuzzHTTPFraming(input)
     case .diagnoser: fuzzDiagnoser(input)
+    case .gate: fuzzGate(input)
     }
     return 0
 }
@@ -402,4 +405,77 @@ func fuzzHTTPFraming(_ input: [UInt8]) {
         precondition(read.data == split.data && read.consumed == split.consumed, "the chunked body read differently cut at \(cut)")
     }
     if let read, read.done { precondition(read.consumed <= bytes.count) }
+}
+
+/// A conn's gate under any sequence of packets, holds and decisions (the bytes pick them): each
+/// direction's packets go on exactly once, in the order they came, but for those dropped or
+/// replaced by an edit; the held list is what is left undecided; the proxy's ack ids answer once.
+func fuzzGate(_ input: [UInt8]) {
+    var gate = ConnectionGate()
+    var next = 1
+    // Per direction, what must come out, in order: each packet's text, or nil once dropped.
+    var expected = PerDirection<[(seq: Int, out: [String]?, held: Bool)]>([])
+    var released = PerDirection<[String]>([])
+    var asked: [UInt64] = []
+    var index = 0
+    func byte() -> UInt8? {
+        guard index < input.count else { return nil }
+        defer { index += 1 }
+        return input[index]
+    }
+    while let op = byte() {
+        let dir: Direction = op & 0x80 == 0 ? .clientToServer : .serverToClient
+        switch op & 0x7 {
+        case 0, 1:
+            let seq = next
+            next += 1
+            let hold = op & 0x7 == 1
+                ? ConnectionGate.Hold(breakpoint: "b1", by: .api, since: 0, record: PacketRecord(dir: dir, transport: .websocket, type: .event, nsp: "/", raw: "\(seq)"))
+                : nil
+            let admission = gate.admit([.message("\(seq)")], seq: seq, dir: dir, hold: hold)
+            if case .pass = admission {
+                precondition(hold == nil && !expected[dir].contains { $0.held }, "passed while held")
+                released[dir].append("\(seq)")
+            } else {
+                expected[dir].append((seq, ["\(seq)"], hold != nil))
+            }
+        case 2, 3, 4:
+            guard let pick = byte(), !expected[dir].isEmpty else { continue }
+            let target = expected[dir][Int(pick) % expected[dir].count]
+            let resolution: ConnectionGate.Resolution = op & 0x7 == 2 ? .release : op & 0x7 == 3 ? .drop : .replace([.message("edit\(target.seq)")])
+            let result = gate.resolve(seq: target.seq, resolution)
+            guard target.held else {
+                precondition(result == nil, "a packet that was not held was decided")
+                continue
+            }
+            let at = expected[dir].firstIndex { $0.seq == target.seq }!
+            expected[dir][at].held = false
+            switch resolution {
+            case .drop: expected[dir][at].out = nil
+            case .replace: expected[dir][at].out = ["edit\(target.seq)"]
+            case .release: break
+            }
+            precondition(result != nil, "a held packet could not be decided")
+            // What is free now: the queue's front up to the next held packet.
+            let free = expected[dir].prefix { !$0.held }
+            let want = free.flatMap { $0.out ?? [] }
+            precondition(result!.released.compactMap(\.text) == want, "released \(result!.released) instead of \(want)")
+            released[dir] += want
+            expected[dir].removeFirst(free.count)
+        case 5:
+            let id = gate.reserveAckID()
+            precondition(id >= ConnectionGate.firstInjectedAckID && !asked.contains(id), "an ack id reused")
+            gate.expect(ackID: id, emitSeq: 1, dir: dir)
+            asked.append(id)
+        case 6:
+            guard let pick = byte(), !asked.isEmpty else { continue }
+            let id = asked[Int(pick) % asked.count]
+            _ = gate.answer(ackID: id, dir: dir)
+            precondition(gate.answer(ackID: id, dir: dir) == nil || dir == .clientToServer, "answered twice")
+        default:
+            let held = gate.held
+            let waiting = [Direction.clientToServer, .serverToClient].flatMap { dir in expected[dir].filter(\.held).map(\.seq) }
+            precondition(held.map(\.seq).sorted() == waiting.sorted(), "held \(held.map(\.seq)), expected \(waiting)")
+        }
+    }
 }

@@ -768,14 +768,23 @@ function scheduleLiveRefresh() {
   if (live.available && !liveTimer) liveTimer = setTimeout(() => { liveTimer = null; refreshLive(); }, 50);
 }
 
+// Whether this inspector can act on live conns (siotap proxy) or only shows records.
+async function probeLive() {
+  const { ok, answer } = await api('GET', '/api');
+  if (!ok || !answer || answer.live !== true) return;
+  live.available = true;
+  $('#live').hidden = false;
+  renderDetail();
+  refreshLive();
+}
+
 async function refreshLive() {
+  if (!live.available) return;
   if (live.refreshing) { live.again = true; return; }
   live.refreshing = true;
   try {
     const [held, breakpoints] = await Promise.all([api('GET', '/api/held'), api('GET', '/api/breakpoints')]);
-    const available = held.ok && Array.isArray(held.answer);
-    if (available !== live.available) { live.available = available; $('#live').hidden = !available; renderDetail(); }
-    if (!available) return;
+    if (!held.ok || !Array.isArray(held.answer)) return;
     live.held = held.answer;
     const before = live.breakpoints.map((b) => b.id).join();
     live.breakpoints = Array.isArray(breakpoints.answer) ? breakpoints.answer : [];
@@ -1012,7 +1021,7 @@ function setUp() {
   $('#emit-args').addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); sendEmit(); }
   });
-  refreshLive();
+  probeLive();
   setInterval(tick, 1000);
   // Held times grow, and scripts set breakpoints through the API too: asked again each second.
   setInterval(() => { if (live.available) refreshLive(); }, 1000);
