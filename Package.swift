@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // zlib (the system's), for gzip bodies and permessage-deflate in imported captures.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        // siotap load's latencies: HdrHistogram, as the load tools people compare with keep them.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Pure codecs: bytes in, values out. No NIO, no I/O.
@@ -137,6 +139,10 @@ let package = Package(
         // Diagnoses from records: what went wrong and how to fix it (no I/O).
         .target(name: "TrafficDiagnosis", dependencies: ["TrafficCapture"]),
         .target(name: "LiveIntervention", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
+        .target(
+            name: "LoadGeneration",
+            dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOClient", "TransportTLS", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
         // The web inspector: its page (plain HTML, CSS and JavaScript) and what serves it. The page
@@ -156,7 +162,8 @@ let package = Package(
             name: "SiotapCommands",
             dependencies: [
                 "SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "SocketIOTransport", "SocketIOServer", "DemoApps", "SocketIOProxy", "SocketIOClient",
-                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection", "TrafficDiagnosis", "LiveIntervention",
+                "TrafficReplay", "TLSCertificates", "TrafficImport", "PcapInput", "SiotapInspector", "FaultInjection", "TrafficDiagnosis", "LiveIntervention", "LoadGeneration",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -212,6 +219,7 @@ let package = Package(
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "TrafficDiagnosisTests", dependencies: ["TrafficDiagnosis", "TrafficCapture"]),
         .testTarget(name: "LiveInterventionTests", dependencies: ["LiveIntervention", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(name: "LoadGenerationTests", dependencies: ["LoadGeneration", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -14,7 +14,7 @@ public struct Siotap: AsyncParsableCommand {
             says which; 2 a usage error (with the usage text) or malformed input.
             """,
         version: SiotapVersion.current,
-        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self, CACommand.self, ImportCommand.self, SniffCommand.self, ViewCommand.self, DiagnoseCommand.self, DoctorCommand.self]
+        subcommands: [DemoCommand.self, ProxyCommand.self, ServeCommand.self, ReplayCommand.self, MockCommand.self, BenchCommand.self, DecodeCommand.self, JWTCommand.self, RedactCommand.self, CACommand.self, ImportCommand.self, SniffCommand.self, ViewCommand.self, DiagnoseCommand.self, DoctorCommand.self, LoadCommand.self]
     )
 
     public init() {}

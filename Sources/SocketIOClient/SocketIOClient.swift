@@ -93,12 +93,15 @@ public final class SocketIOClient: Sendable {
     /// How packets are written; the server must use the same parser.
     public let parser: SocketIOParser
 
+    /// - Parameter streamsEvents: false for a client that reads ``packets`` only (a load's
+    ///   virtual user): ``events`` then ends at once rather than keeping every event unread.
     public init(
         host: String, port: Int, path: String = "/socket.io/", engineVersion: EngineIOVersion = .v4, query: String = "", parser: SocketIOParser = .json,
-        tls: TLSClientSettings? = nil
+        tls: TLSClientSettings? = nil, streamsEvents: Bool = true
     ) {
         engine = EngineIOClient(host: host, port: port, path: path, engineVersion: engineVersion, query: query, tls: tls)
         (events, eventContinuation) = AsyncStream<Event>.makeStream()
+        if !streamsEvents { eventContinuation.finish() }
         (packets, packetContinuation) = AsyncStream<SocketPacket>.makeStream()
         self.parser = parser
         state = Mutex(State(codec: SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: engineVersion))))

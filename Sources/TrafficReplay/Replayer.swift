@@ -85,27 +85,30 @@ public enum Replayer {
         }
     }
 
-    struct Script {
-        var conn: String
-        var engineVersion: EngineIOVersion = .v4
-        var query: String = ""
+    /// One conn of a capture as a client plays it (replay, and each virtual user of `siotap load`).
+    package struct Script: Sendable {
+        package var conn: String
+        package var engineVersion: EngineIOVersion = .v4
+        package var query: String = ""
         /// The Engine.IO path the conn was recorded on.
-        var path = "/socket.io/"
-        var steps: [(seq: Int, packet: PacketRecord)] = []
+        package var path = "/socket.io/"
+        package var steps: [(seq: Int, packet: PacketRecord)] = []
+        /// When each step was recorded (seconds since 1970), by `seq`: a load's think times.
+        package var times: [Int: Double] = [:]
         /// When the session was recorded (seconds since 1970), for shifting token times.
-        var recordedAt: Double?
+        package var recordedAt: Double?
         /// The capture's verdicts on this conn's tokens, by the token's claims text.
-        var verdicts: [String: Bool] = [:]
+        package var verdicts: [String: Bool] = [:]
         /// When this conn's tokens expire (`exp`, seconds since 1970), to explain a refusal.
-        var tokenExpiries: [Double] = []
+        package var tokenExpiries: [Double] = []
         /// The transport history: websocket only, polling only, or polling then upgrade.
-        var transport: SocketIOClient.TransportPlan = .websocket
+        package var transport: SocketIOClient.TransportPlan = .websocket
         /// The session's parser, as its `session` record says (JSON when it says nothing).
-        var parser: SocketIOParser = .json
+        package var parser: SocketIOParser = .json
         /// Connection-state recovery: the server gave this session a pid (its events carry offsets).
-        var recovery = false
+        package var recovery = false
         /// The conn whose session this one's CONNECT asks back.
-        var recovers: String?
+        package var recovers: String?
     }
 
     /// Whether a capture's sessions used connection-state recovery (a CONNECT answer with a pid):
@@ -194,7 +197,7 @@ public enum Replayer {
         return head + ": the server's auth rules, or what the token must hold, have changed"
     }
 
-    static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {
+    package static func makeScripts(_ records: [CaptureRecord], withFaults: Bool = false) -> [Script] {
         let faults = withFaults ? RecordedFaults(records) : nil
         // Answers to the proxy's own emits: a client's never reached the server, and a server's
         // comes only when the emit is replayed too.
@@ -243,6 +246,7 @@ public enum Replayer {
                     packet = delivered
                 }
                 scripts[conn]!.steps.append((record.seq, packet))
+                scripts[conn]!.times[record.seq] = RFC3339.parse(record.ts)
                 if packet.transport == .websocket, scripts[conn]!.transport == .polling { scripts[conn]!.transport = .pollingThenUpgrade }
             default:
                 break
@@ -252,7 +256,7 @@ public enum Replayer {
     }
 
     /// The script with every token in its query and CONNECT payloads re-minted.
-    static func refreshTokens(_ script: Script, refresher: TokenRefresher) async -> Script {
+    package static func refreshTokens(_ script: Script, refresher: TokenRefresher) async -> Script {
         var script = script
         let recordedAt = script.recordedAt ?? refresher.now
         func refreshed(_ token: String) async -> String {

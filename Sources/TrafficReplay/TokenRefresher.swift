@@ -17,6 +17,9 @@ public struct TokenRefresher: Sendable {
     public let key: Key
     /// Seconds since 1970, now.
     public let now: Double
+    /// Claims set to these values in every token it mints (`siotap load --claim 'sub={user}'`:
+    /// each virtual user its own), added when the token lacks them.
+    public var overrides: [(name: String, value: JSONValue)] = []
 
     public init(key: Key, now: Double = CaptureClock.secondsSince1970()) {
         self.key = key
@@ -47,6 +50,13 @@ public struct TokenRefresher: Sendable {
         for index in object.members.indices where ["exp", "iat", "nbf"].contains(object.members[index].key.value) {
             if let value = object.members[index].value.numberValue?.doubleValue, let shifted = JSONNumber((value + elapsed).rounded()) {
                 object.members[index].value = .number(shifted)
+            }
+        }
+        for (name, value) in overrides {
+            if let index = object.members.firstIndex(where: { $0.key.value == name }) {
+                object.members[index].value = value
+            } else {
+                object.members.append(.init(key: JSONString(name), value: value))
             }
         }
         var good = signatureWasGood

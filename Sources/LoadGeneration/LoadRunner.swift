@@ -1,0 +1,299 @@
+public import SocketIOClient
+public import TransportTLS
+public import SocketIOProtocol
+public import TrafficCapture
+public import TrafficReplay
+import Synchronization
+
+/// `siotap load`: captured conns played as virtual users, each one conn of the capture (round
+/// robin), with its transports, namespaces, events and think times as recorded.
+public struct LoadOptions: Sendable {
+    public var host: String
+    public var port: Int
+    /// The Engine.IO path; nil: each conn's recorded one.
+    public var path: String?
+    public var tls: TLSClientSettings?
+    public var users: Int
+    /// Seconds over which the users start, evenly.
+    public var ramp: Double
+    /// Seconds after which the run stops (users still playing are ended); nil: when all are done.
+    public var duration: Double?
+    /// Think times divided by this.
+    public var speed: Double
+    /// A user starts its conn again when it ends (until `duration`).
+    public var loop: Bool
+    /// Seconds to wait for an ack, or for a server event the capture shows.
+    public var timeout: Double
+    /// Re-mints each user's tokens with this key.
+    public var tokenKey: TokenRefresher.Key?
+    /// Claims each user's tokens get (`sub={user}`).
+    public var claims: [ClaimTemplate]
+    /// Only the conns with a packet this filter keeps are played.
+    public var pick: CaptureFilter?
+
+    public init(
+        host: String, port: Int, path: String? = nil, tls: TLSClientSettings? = nil, users: Int, ramp: Double = 0, duration: Double? = nil,
+        speed: Double = 1, loop: Bool = false, timeout: Double = 10, tokenKey: TokenRefresher.Key? = nil, claims: [ClaimTemplate] = [],
+        pick: CaptureFilter? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.path = path
+        self.tls = tls
+        self.users = users
+        self.ramp = ramp
+        self.duration = duration
+        self.speed = speed
+        self.loop = loop
+        self.timeout = timeout
+        self.tokenKey = tokenKey
+        self.claims = claims
+        self.pick = pick
+    }
+}
+
+/// `--claim NAME=TEMPLATE`: `{user}` is the virtual user's number (0, 1, 2…); a value that reads
+/// as JSON is that JSON (`id={user}` a number, `sub="u{user}"` a string), any other a string.
+public struct ClaimTemplate: Sendable, Hashable {
+    public var name: String
+    public var template: String
+
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(_ spec: String) throws(Invalid) {
+        let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else { throw Invalid(description: "a claim is NAME=VALUE ({user} is the user's number): \(spec)") }
+        name = parts[0]
+        template = parts[1]
+    }
+
+    public func value(user: Int) -> JSONValue {
+        let text = template.replacing("{user}", with: String(user))
+        return (try? JSONValue.parse(text)) ?? .string(JSONString(text))
+    }
+}
+
+public enum LoadRunner {
+    public struct NothingToPlay: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The conns a load plays: those with packets of the client's, kept by `pick`.
+    package static func scripts(_ records: [CaptureRecord], pick: CaptureFilter?) -> [Replayer.Script] {
+        let kept: Set<String>? = pick.map { filter in
+            Set(records.compactMap { record in record.conn.flatMap { filter.matches(record) ? $0 : nil } })
+        }
+        return Replayer.makeScripts(records).filter { script in
+            script.steps.contains { $0.packet.dir == .clientToServer } && (kept?.contains(script.conn) ?? true)
+        }
+    }
+
+    /// The server events a conn's own packet caused, as the capture shows it: those whose latest
+    /// client packet before them, on any conn, was the conn's own. A broadcast another conn's
+    /// packet caused is counted when it comes, not waited for: with other users it comes from
+    /// someone else, or not at all.
+    package static func causedByOwnPackets(_ records: [CaptureRecord]) -> Set<Int> {
+        var caused = Set<Int>()
+        var lastClientConn: String?
+        for record in records.sorted(by: { $0.seq < $1.seq }) {
+            guard case .packet(let packet) = record.body, let conn = record.conn else { continue }
+            if packet.dir == .clientToServer {
+                lastClientConn = conn
+            } else if packet.type.isEvent, lastClientConn == conn {
+                caused.insert(record.seq)
+            }
+        }
+        return caused
+    }
+
+    /// Plays the users until all are done (or `duration` has passed), measuring into `metrics`.
+    public static func run(_ records: [CaptureRecord], options: LoadOptions, metrics: LoadMetrics) async throws(NothingToPlay) {
+        let scripts = scripts(records, pick: options.pick)
+        guard !scripts.isEmpty else {
+            throw NothingToPlay(description: options.pick == nil ? "the capture has no conn with packets of a client's" : "no conn has a packet --pick keeps")
+        }
+        let caused = causedByOwnPackets(records)
+        let start = ContinuousClock.now
+        let deadline = options.duration.map { start + .seconds($0) }
+        await withTaskGroup(of: Void.self) { group in
+            if let deadline {
+                group.addTask {
+                    try? await Task.sleep(until: deadline)
+                }
+            }
+            for user in 0..<options.users {
+                let script = scripts[user % scripts.count]
+                let begin = start + .seconds(options.users > 1 ? options.ramp * Double(user) / Double(options.users) : 0)
+                group.addTask {
+                    try? await Task.sleep(until: begin)
+                    repeat {
+                        guard !Task.isCancelled, deadline.map({ ContinuousClock.now < $0 }) ?? true else { return }
+                        await VirtualUser(script: script, caused: caused, number: user, options: options, metrics: metrics).play()
+                    } while options.loop
+                }
+            }
+            if deadline != nil {
+                // The clock's task ends first when the time is up: the users still playing are ended.
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// One virtual user playing one conn: its packets sent at their recorded times (think times over
+/// `speed`), each ack timed from its emit, each server event the capture shows after a packet timed
+/// from that packet.
+struct VirtualUser {
+    let script: Replayer.Script
+    /// The capture's server events caused by a packet of their own conn (by `seq`).
+    let caused: Set<Int>
+    let number: Int
+    let options: LoadOptions
+    let metrics: LoadMetrics
+
+    func play() async {
+        var script = script
+        if let key = options.tokenKey {
+            var refresher = TokenRefresher(key: key)
+            refresher.overrides = options.claims.map { ($0.name, $0.value(user: number)) }
+            script = await Replayer.refreshTokens(script, refresher: refresher)
+        }
+        let client = SocketIOClient(
+            host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query,
+            parser: script.parser, tls: options.tls, streamsEvents: false
+        )
+        metrics.started()
+        let begin = ContinuousClock.now
+        do {
+            try await client.open(transport: script.transport)
+        } catch {
+            metrics.error(.connectFailed)
+            metrics.ended(wasConnected: false, done: false)
+            return
+        }
+        let waiting = Expectations()
+        let metrics = metrics
+        let reading = Task {
+            for await packet in client.packets {
+                guard packet.type.isEvent, let name = packet.eventName else { continue }
+                metrics.received(name)
+                if let since = waiting.take(name, namespace: packet.namespace) { metrics.event(name, ContinuousClock.now - since) }
+            }
+            waiting.sessionEnded()
+        }
+        var connected = false
+        var finished = true
+        if script.engineVersion == .v3 {
+            // Protocol v4 joins `/` by itself: its answer is the connect time.
+            guard case .accepted = await client.connect() else {
+                metrics.error(.refused)
+                return end(client, reading, connected: false, done: false)
+            }
+            connected = true
+            metrics.connected(ContinuousClock.now - begin)
+        }
+        let sends = script.steps.enumerated().filter { $0.element.packet.dir == .clientToServer }
+        let base = sends.first.flatMap { script.times[$0.element.seq] } ?? 0
+        var asking: [Task<Void, Never>] = []
+        for (index, step) in sends {
+            if let time = script.times[step.seq] {
+                let due = begin + .seconds(max(0, time - base) / options.speed)
+                if due > .now { try? await Task.sleep(until: due) }
+            }
+            if Task.isCancelled {
+                finished = false
+                break
+            }
+            if waiting.hasEnded {
+                metrics.error(.disconnected)
+                finished = false
+                break
+            }
+            let packet = SocketPacket(record: step.packet)
+            if packet.type == .connect {
+                if script.engineVersion == .v3, packet.namespace == "/" { continue }
+                guard case .accepted = await client.connect(namespace: packet.namespace, auth: packet.data) else {
+                    metrics.error(.refused)
+                    finished = false
+                    break
+                }
+                if !connected {
+                    connected = true
+                    metrics.connected(ContinuousClock.now - begin)
+                }
+            } else if packet.type.isEvent, packet.ackID != nil, let name = packet.eventName {
+                let timeout = Int(options.timeout * 1000)
+                asking.append(Task {
+                    let sent = ContinuousClock.now
+                    do {
+                        _ = try await client.emitWithAck(name, packet.arguments, namespace: packet.namespace, timeout: timeout)
+                        metrics.ack(name, ContinuousClock.now - sent)
+                    } catch let error as SocketIOClient.ClientError where error.code == .connectionClosed {
+                        metrics.error(.disconnected)
+                    } catch {
+                        metrics.error(.ackTimeout)
+                    }
+                })
+            } else {
+                client.send(packet)
+            }
+            // What the capture shows this packet caused: the conn's server events after it, before
+            // its next packet, that no other conn's packet came between.
+            let next = sends.dropFirst().first { $0.offset > index }?.offset ?? script.steps.endIndex
+            let now = ContinuousClock.now
+            for effect in script.steps[(index + 1)..<next] where caused.contains(effect.seq) {
+                if let name = effect.packet.event { waiting.expect(name, namespace: effect.packet.nsp, since: now) }
+            }
+        }
+        for task in asking { await task.value }
+        let missing = await waiting.settle(within: .seconds(options.timeout))
+        for _ in 0..<missing { metrics.error(.eventTimeout) }
+        end(client, reading, connected: connected, done: finished)
+    }
+
+    private func end(_ client: SocketIOClient, _ reading: Task<Void, Never>, connected: Bool, done: Bool) {
+        client.close()
+        reading.cancel()
+        metrics.ended(wasConnected: connected, done: done)
+    }
+}
+
+/// The server events a user waits for, oldest first, and whether its session has ended.
+final class Expectations: Sendable {
+    private struct Expected {
+        var name: String
+        var namespace: String
+        var since: ContinuousClock.Instant
+    }
+
+    private let state = Mutex<(waiting: [Expected], ended: Bool)>(([], false))
+
+    func expect(_ name: String, namespace: String, since: ContinuousClock.Instant) {
+        state.withLock { $0.waiting.append(Expected(name: name, namespace: namespace, since: since)) }
+    }
+
+    /// The oldest wait for this event, taken.
+    func take(_ name: String, namespace: String) -> ContinuousClock.Instant? {
+        state.withLock { state in
+            guard let index = state.waiting.firstIndex(where: { $0.name == name && $0.namespace == namespace }) else { return nil }
+            return state.waiting.remove(at: index).since
+        }
+    }
+
+    func sessionEnded() { state.withLock { $0.ended = true } }
+    var hasEnded: Bool { state.withLock { $0.ended } }
+
+    /// Waits until nothing is waited for, the session ended, or the time is up; how many never came.
+    func settle(within limit: Duration) async -> Int {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let (count, ended) = state.withLock { ($0.waiting.count, $0.ended) }
+            if count == 0 || ended { break }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return state.withLock { $0.waiting.count }
+    }
+}

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import Histogram
+import LoadGeneration
+import SocketIOServer
+import SocketIOProtocol
+import TrafficCapture
+import TrafficReplay
+import TransportCore
+
+/// `siotap load`: a capture played as many virtual users, with per-event latencies.
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Play captured sessions as many virtual users against a server, timing every ack and every event they cause.",
+        discussion: """
+            Each virtual user plays one conn of the capture (round robin over its conns, or those \
+            --pick keeps): its transports, namespaces and packets, at their recorded times \
+            (--speed 2 halves the think times; --loop starts the conn again until --duration). \
+            --ramp spreads the users' starts. With --jwt-secret or --jwt-key each user's tokens \
+            are re-minted (times shifted to now), with --claim NAME=VALUE set in them ({user} is the \
+            user's number, 0, 1, 2...: --claim 'id={user}' makes each user another).
+
+            Timed, in HdrHistograms (microsecond resolution): each ack from its emit, each server \
+            event the capture shows after a client packet (before the conn's next one) from that \
+            packet, the session's set-up (open to the first namespace's answer). Errors: \
+            connect_failed, refused (a CONNECT_ERROR), ack_timeout and event_timeout (--timeout), \
+            disconnected. A progress line each second on a terminal; the table at the end, or \
+            --json's object; --fail-if 'p99>200ms,errors>0.1%' exits 1 when broken (metrics p50, \
+            p90, p99, p999, max over every latency, connect_p50, connect_p99, connect_max; errors as \
+            a count or a percentage of the sessions, acks and events waited for).
+
+            Exit codes: 0 done (and --fail-if held); 1 --fail-if broken; 2 wrong arguments or an \
+            unreadable capture; 3 the target cannot be reached.
+
+            Examples:
+              siotap load chat.jsonl --target http://localhost:3001 --users 200 --jwt-secret "$JWT_SECRET" --claim 'id={user}'
+              siotap load session.jsonl --target http://localhost:3001 --users 5000 --ramp 60s --duration 5m --loop --speed 2
+              siotap load session.jsonl --target http://staging:3001 --users 500 --json --fail-if 'p99>250ms,errors>0.5%'
+            """
+    )
+
+    @Argument(help: "The captures to play (their conns are taken together).")
+    var captures: [String]
+
+    @Option(help: "The server (http://HOST:PORT, or with its Engine.IO path); each conn uses its recorded path otherwise.", transform: UpstreamURL.init)
+    var target: UpstreamURL
+
+    @Option(help: "Virtual users.")
+    var users = 1
+
+    @Option(help: "Spread the users' starts over this time (30s, 2m).", transform: LoadCommand.duration)
+    var ramp: Double = 0
+
+    @Option(help: "Stop after this time (users still playing are ended); by default when every user is done.", transform: LoadCommand.duration)
+    var duration: Double?
+
+    @Option(help: "Divide the recorded think times by this.")
+    var speed = 1.0
+
+    @Flag(help: "Start each user's conn again when it ends, until --duration.")
+    var loop = false
+
+    @Option(help: "Play only the conns with a packet these --filter terms keep (event=checkout).")
+    var pick: String?
+
+    @Option(help: "How long to wait for an ack or an expected event (10s).", transform: LoadCommand.duration)
+    var timeout: Double = 10
+
+    @Option(name: .customLong("jwt-secret"), help: "Re-mint each user's tokens with this secret.")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("jwt-key"), help: "Re-mint each user's tokens with this PEM private key.")
+    var jwtKey: String?
+
+    @Option(name: .customLong("claim"), help: "A claim each user's tokens get: NAME=VALUE, {user} the user's number (repeatable; needs --jwt-secret or --jwt-key).")
+    var claims: [String] = []
+
+    @Option(name: .customLong("fail-if"), help: "Exit 1 when any of these holds: p99>200ms,errors>0.1% (see above).")
+    var failIf: String?
+
+    @Option(name: .customLong("upstream-ca"), help: "PEM file of the CA(s) to trust for an https --target.")
+    var upstreamCA: String?
+
+    @Flag(help: "Do not verify an https --target's certificate.")
+    var insecure = false
+
+    @Flag(help: "Print the results as one JSON object.")
+    var json = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    static func duration(_ text: String) throws -> Double {
+        for (unit, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(unit) {
+            if let value = Double(text.dropLast(unit.count)), value >= 0 { return value * scale }
+        }
+        if let value = Double(text), value >= 0 { return value }
+        throw ValidationError("\(text) is not a duration (500ms, 30s, 5m, 1h)")
+    }
+
+    func validate() throws {
+        guard users > 0 else { throw ValidationError("--users must be at least 1") }
+        guard speed > 0 else { throw ValidationError("--speed must be more than 0") }
+        if loop, duration == nil { throw ValidationError("--loop needs --duration: the users would play for ever") }
+        if jwtSecret != nil, jwtKey != nil { throw ValidationError("Give --jwt-secret or --jwt-key, not both.") }
+        if !claims.isEmpty, jwtSecret == nil, jwtKey == nil { throw ValidationError("--claim needs --jwt-secret or --jwt-key: the tokens are re-minted with it") }
+        for claim in claims {
+            do { _ = try ClaimTemplate(claim) } catch { throw ValidationError("--claim \(error.description)") }
+        }
+        if let failIf {
+            do { _ = try FailCondition(failIf) } catch { throw ValidationError("--fail-if \(error.description)") }
+        }
+        if let pick {
+            do { _ = try CaptureFilter(pick) } catch { throw ValidationError("--pick \(error.description)") }
+        }
+    }
+
+    func run() async throws {
+        let io = CommandIO.current
+        var records: [CaptureRecord] = []
+        for capture in captures {
+            do {
+                let read = try CaptureReader.readAll(path: capture)
+                for problem in read.problems { io.writeError("siotap load: \(capture): \(problem)\n") }
+                // Conns of several captures stay apart: each file's are its own.
+                records += captures.count == 1 ? read.records : read.records.map { record in
+                    var record = record
+                    record.conn = record.conn.map { "\(capture)#\($0)" }
+                    return record
+                }
+            } catch {
+                throw CommandFailure(.badInput, "\(error)")
+            }
+        }
+        let tls = try TLSOptions.upstream(target, caFile: upstreamCA, insecure: insecure, io: io)
+        var tokenKey: TokenRefresher.Key? = jwtSecret.map(TokenRefresher.Key.secret)
+        if let jwtKey {
+            guard let data = FileManager.default.contents(atPath: jwtKey) else { throw CommandFailure(.badInput, "--jwt-key: cannot read \(jwtKey)") }
+            tokenKey = .pem(String(decoding: data, as: UTF8.self))
+            do { try TokenRefresher.check(tokenKey!) } catch { throw CommandFailure(.badInput, "--jwt-key \(jwtKey): \(error)") }
+        }
+        let server = try await TargetServer(target: target, tls: tls, configuration: .init()) { _ in }
+        do { try await server.reachable() } catch {
+            throw CommandFailure(.unreachable, "could not reach \(target): \(error.detail); no user was started")
+        }
+        raiseOpenFileLimit(io: io)
+        let options = LoadOptions(
+            host: server.host, port: server.port, path: server.path, tls: tls, users: users, ramp: ramp, duration: duration, speed: speed, loop: loop,
+            timeout: timeout, tokenKey: tokenKey, claims: try claims.map { try ClaimTemplate($0) }, pick: try pick.map { try CaptureFilter($0) }
+        )
+        let metrics = LoadMetrics()
+        let baseline = LoadMetrics.memory().current
+        let start = ContinuousClock.now
+        io.writeError("siotap load: \(users) user\(users == 1 ? "" : "s") against \(target)\(ramp > 0 ? ", started over \(ramp) s" : "")"
+            + (duration.map { " for \($0) s" } ?? "") + "\n")
+        let showsProgress = !quiet && isatty(STDERR_FILENO) != 0
+        let progress = Task {
+            var last = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                guard !Task.isCancelled else { break }
+                let snapshot = metrics.snapshot
+                let recent = metrics.takeRecent()
+                let measured = Int(snapshot.all.totalCount)
+                guard showsProgress else { continue }
+                let line = "\(snapshot.connected) connected of \(snapshot.started) started, \(measured - last) timed/s"
+                    + (recent.totalCount > 0 ? ", p50 \(Self.ms(recent.valueAtPercentile(50))) p99 \(Self.ms(recent.valueAtPercentile(99))) ms" : "")
+                    + ", \(snapshot.errorCount) error\(snapshot.errorCount == 1 ? "" : "s")"
+                io.writeError("\r\u{1B}[2K" + line)
+                last = measured
+            }
+        }
+        do {
+            try await LoadRunner.run(records, options: options, metrics: metrics)
+        } catch {
+            progress.cancel()
+            throw CommandFailure(.badInput, error.description)
+        }
+        progress.cancel()
+        if showsProgress { io.writeError("\r\u{1B}[2K") }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let snapshot = metrics.snapshot
+        let memory = (peakKB: LoadMetrics.memory().peak, baselineKB: baseline)
+        let broken = try failIf.map { try FailCondition($0) }?.broken(by: snapshot) ?? []
+        if json {
+            io.write(LoadReport.json(snapshot, duration: seconds, memory: memory, broken: broken).jsonText + "\n")
+        } else {
+            io.write(LoadReport.table(snapshot, duration: seconds, memory: memory))
+        }
+        await server.stop()
+        if !broken.isEmpty {
+            io.writeError("siotap load: --fail-if broken: \(broken.joined(separator: ", "))\n")
+            throw ExitCode(SiotapCLI.Exit.checkFailed)
+        }
+    }
+
+    static func ms(_ micros: UInt64) -> String {
+        let value = (Double(micros) / 10).rounded() / 100
+        return value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    /// Each user holds a socket: the soft limit on open files goes up to the hard one.
+    private func raiseOpenFileLimit(io: CommandIO) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if UInt64(users) + 64 > UInt64(limit.rlim_cur) {
+            io.writeError("siotap load: warning: \(users) users need more sockets than the open-file limit (\(limit.rlim_cur)) allows\n")
+        }
+    }
+}

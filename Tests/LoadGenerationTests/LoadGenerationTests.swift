@@ -1,0 +1,76 @@
+import Foundation
+import LoadGeneration
+import SocketIOProtocol
+import Testing
+import TrafficCapture
+
+@testable import LoadGeneration
+
+@Suite("siotap load's parts")
+struct LoadGenerationTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures")
+
+    @Test("--fail-if reads its terms and names the broken ones with the values they had")
+    func failConditions() throws {
+        let condition = try FailCondition("p99>200ms, errors>0.5%,connect_max>=1s")
+        #expect(condition.terms.map(\.metric) == ["p99", "errors", "connect_max"])
+        #expect(condition.terms[0].value == 200_000 && condition.terms[1].percent && condition.terms[2].comparison == ">=")
+        let metrics = LoadMetrics()
+        metrics.started()
+        metrics.connected(.milliseconds(1000))
+        for milliseconds in 1...100 { metrics.ack("ask", .milliseconds(milliseconds * 3)) }
+        metrics.error(.ackTimeout)
+        let broken = condition.broken(by: metrics.snapshot)
+        // p99 of 3..300 ms is 297 ms; 1 error in 1 session + 100 acks + 1 timeout; the connect took 1 s.
+        #expect(broken.count == 3)
+        #expect(broken[0].hasPrefix("p99>200ms (was 29"))
+        #expect(broken[1] == "errors>0.5% (was 0.98%)")
+        #expect(try FailCondition("p99>1s,errors>1").broken(by: metrics.snapshot).isEmpty)
+        for bad in ["p99", "p98>1ms", "p99>fast", "errors>x", "p99=>1ms", ""] {
+            #expect(throws: FailCondition.Invalid.self, "\(bad)") { try FailCondition(bad) }
+        }
+    }
+
+    @Test("--claim templates: {user} is the user's number; JSON stays JSON, anything else is a string")
+    func claims() throws {
+        #expect(try ClaimTemplate("id={user}").value(user: 7) == .number(JSONNumber(7)))
+        #expect(try ClaimTemplate("sub=\"u{user}\"").value(user: 7) == .string(JSONString("u7")))
+        #expect(try ClaimTemplate("name=user-{user}").value(user: 12) == .string(JSONString("user-12")))
+        #expect(try ClaimTemplate("admin=false").value(user: 1) == .bool(false))
+        #expect(throws: ClaimTemplate.Invalid.self) { try ClaimTemplate("no-equals") }
+    }
+
+    @Test("Only what a conn's own packet caused is waited for: broadcasts another conn caused are counted, not expected")
+    func causality() throws {
+        let records = try CaptureReader.readAll(path: Self.fixtures.appendingPathComponent("chat-websocket.jsonl").path).records
+        let caused = LoadRunner.causedByOwnPackets(records)
+        let names = records.filter { caused.contains($0.seq) }.compactMap { record -> String? in
+            guard case .packet(let packet) = record.body else { return nil }
+            return "\(record.conn ?? "") \(packet.event ?? "")"
+        }
+        // c1's message is answered to c1 (chat response) and broadcast to c2 (message): only the first is c1's to wait for.
+        #expect(names == ["c1 chat response", "c1 roomJoined", "c2 user disconnected"])
+        #expect(LoadRunner.scripts(records, pick: try CaptureFilter("event=notify")).map(\.conn) == ["c2"])
+        #expect(LoadRunner.scripts(records, pick: nil).map(\.conn) == ["c1", "c2"])
+    }
+
+    @Test("The JSON result holds every figure, in the documented shape")
+    func json() throws {
+        let metrics = LoadMetrics()
+        metrics.started()
+        metrics.connected(.milliseconds(4))
+        metrics.ack("message-with-ack", .microseconds(1500))
+        metrics.event("chat response", .milliseconds(2))
+        metrics.received("chat response")
+        metrics.ended(wasConnected: true, done: true)
+        let json = LoadReport.json(metrics.snapshot, duration: 1.5, memory: (peakKB: 20480, baselineKB: 10240), broken: [])
+        #expect(json["users"]?["completed"] == 1 && json["users"]?["peak"] == 1)
+        #expect(json["acks"]?["message-with-ack"]?["count"] == 1)
+        #expect(json["acks"]?["message-with-ack"]?["p50_ms"]?.numberValue?.doubleValue == 1.5)
+        #expect(json["events"]?["chat response"]?["p99_ms"]?.numberValue?.doubleValue == 2)
+        #expect(json["connect_ms"]?["max_ms"]?.numberValue?.doubleValue == 4)
+        #expect(json["memory"]?["per_user_kb"]?.numberValue?.doubleValue == 10240)
+        #expect(json["errors"] == .object(JSONObject()))
+    }
+}
