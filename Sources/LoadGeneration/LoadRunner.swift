@@ -176,25 +176,26 @@ struct VirtualUser {
         }
         let waiting = Expectations()
         let metrics = metrics
+        // CONNECTs go as recorded (two namespaces' back to back, not one after the other's
+        // answer); their answers are read here: the first accepted one is the connect time.
         let reading = Task {
             for await packet in client.packets {
-                guard packet.type.isEvent, let name = packet.eventName else { continue }
-                metrics.received(name)
-                if let since = waiting.take(name, namespace: packet.namespace) { metrics.event(name, ContinuousClock.now - since) }
+                switch packet.type {
+                case .connect:
+                    if waiting.connected(packet.namespace) { metrics.connected(ContinuousClock.now - begin) }
+                case .connectError:
+                    waiting.refused()
+                    metrics.error(.refused)
+                case .event, .binaryEvent:
+                    guard let name = packet.eventName else { continue }
+                    metrics.received(name)
+                    if let since = waiting.take(name, namespace: packet.namespace) { metrics.event(name, ContinuousClock.now - since) }
+                default: break
+                }
             }
             waiting.sessionEnded()
         }
-        var connected = false
         var finished = true
-        if script.engineVersion == .v3 {
-            // Protocol v4 joins `/` by itself: its answer is the connect time.
-            guard case .accepted = await client.connect() else {
-                metrics.error(.refused)
-                return end(client, reading, connected: false, done: false)
-            }
-            connected = true
-            metrics.connected(ContinuousClock.now - begin)
-        }
         let sends = script.steps.enumerated().filter { $0.element.packet.dir == .clientToServer }
         let base = sends.first.flatMap { script.times[$0.element.seq] } ?? 0
         var asking: [Task<Void, Never>] = []
@@ -207,24 +208,36 @@ struct VirtualUser {
                 finished = false
                 break
             }
+            if waiting.wasRefused {
+                finished = false
+                break
+            }
             if waiting.hasEnded {
                 metrics.error(.disconnected)
                 finished = false
                 break
             }
+            // What the capture shows this packet caused: the conn's server events after it, before
+            // its next packet, that no other conn's packet came between. Waited for from before
+            // it goes: an answer can come before the send returns.
+            let next = sends.dropFirst().first { $0.offset > index }?.offset ?? script.steps.endIndex
+            let now = ContinuousClock.now
+            for effect in script.steps[(index + 1)..<next] where caused.contains(effect.seq) {
+                if let name = effect.packet.event { waiting.expect(name, namespace: effect.packet.nsp, since: now) }
+            }
             let packet = SocketPacket(record: step.packet)
-            if packet.type == .connect {
-                if script.engineVersion == .v3, packet.namespace == "/" { continue }
-                guard case .accepted = await client.connect(namespace: packet.namespace, auth: packet.data) else {
-                    metrics.error(.refused)
-                    finished = false
-                    break
-                }
-                if !connected {
-                    connected = true
-                    metrics.connected(ContinuousClock.now - begin)
-                }
-            } else if packet.type.isEvent, packet.ackID != nil, let name = packet.eventName {
+            if packet.type == .connect, script.engineVersion == .v3, packet.namespace == "/" {
+                // Protocol v4 joins `/` by itself: the recorded CONNECT is the server's doing.
+                continue
+            }
+            if packet.type != .connect, !(await waiting.joined(packet.namespace, within: .seconds(options.timeout))) {
+                // As client libraries do, nothing goes to a namespace before its CONNECT is answered
+                // (socket.io closes a connection that sends to one it has not joined).
+                if !waiting.wasRefused, !waiting.hasEnded { metrics.error(.eventTimeout) }
+                finished = false
+                break
+            }
+            if packet.type.isEvent, packet.ackID != nil, let name = packet.eventName {
                 let timeout = Int(options.timeout * 1000)
                 asking.append(Task {
                     let sent = ContinuousClock.now
@@ -240,18 +253,14 @@ struct VirtualUser {
             } else {
                 client.send(packet)
             }
-            // What the capture shows this packet caused: the conn's server events after it, before
-            // its next packet, that no other conn's packet came between.
-            let next = sends.dropFirst().first { $0.offset > index }?.offset ?? script.steps.endIndex
-            let now = ContinuousClock.now
-            for effect in script.steps[(index + 1)..<next] where caused.contains(effect.seq) {
-                if let name = effect.packet.event { waiting.expect(name, namespace: effect.packet.nsp, since: now) }
-            }
         }
         for task in asking { await task.value }
         let missing = await waiting.settle(within: .seconds(options.timeout))
-        for _ in 0..<missing { metrics.error(.eventTimeout) }
-        end(client, reading, connected: connected, done: finished)
+        if !waiting.wasRefused, missing > 0 {
+            // Waited for in vain, or gone with the session.
+            if waiting.hasEnded { metrics.error(.disconnected) } else { for _ in 0..<missing { metrics.error(.eventTimeout) } }
+        }
+        end(client, reading, connected: waiting.wasConnected, done: finished && !waiting.wasRefused)
     }
 
     private func end(_ client: SocketIOClient, _ reading: Task<Void, Never>, connected: Bool, done: Bool) {
@@ -269,7 +278,63 @@ final class Expectations: Sendable {
         var since: ContinuousClock.Instant
     }
 
-    private let state = Mutex<(waiting: [Expected], ended: Bool)>(([], false))
+    private struct State {
+        var waiting: [Expected] = []
+        var ended = false
+        var refused = false
+        var namespaces: Set<String> = []
+        /// Who waits for a namespace's answer, by namespace.
+        var joining: [String: [CheckedContinuation<Bool, Never>]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// A namespace was accepted; true for the first.
+    func connected(_ namespace: String) -> Bool {
+        let (first, waiters) = state.withLock { state in
+            let first = state.namespaces.isEmpty
+            state.namespaces.insert(namespace)
+            return (first, state.joining.removeValue(forKey: namespace) ?? [])
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+        return first
+    }
+
+    func refused() {
+        state.withLock { $0.refused = true }
+        wakeJoiners()
+    }
+
+    var wasRefused: Bool { state.withLock { $0.refused } }
+    var wasConnected: Bool { state.withLock { !$0.namespaces.isEmpty } }
+
+    /// Whether the namespace is joined, waiting up to `limit` for its answer.
+    func joined(_ namespace: String, within limit: Duration) async -> Bool {
+        if state.withLock({ $0.namespaces.contains(namespace) }) { return true }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            self.wakeJoiners(of: namespace)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            let now: Bool? = state.withLock { state in
+                if state.namespaces.contains(namespace) { return true }
+                if state.ended || state.refused { return false }
+                state.joining[namespace, default: []].append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    private func wakeJoiners(of namespace: String? = nil) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            if let namespace { return state.joining.removeValue(forKey: namespace) ?? [] }
+            defer { state.joining = [:] }
+            return state.joining.values.flatMap { $0 }
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
+    }
 
     func expect(_ name: String, namespace: String, since: ContinuousClock.Instant) {
         state.withLock { $0.waiting.append(Expected(name: name, namespace: namespace, since: since)) }
@@ -283,15 +348,18 @@ final class Expectations: Sendable {
         }
     }
 
-    func sessionEnded() { state.withLock { $0.ended = true } }
+    func sessionEnded() {
+        state.withLock { $0.ended = true }
+        wakeJoiners()
+    }
     var hasEnded: Bool { state.withLock { $0.ended } }
 
     /// Waits until nothing is waited for, the session ended, or the time is up; how many never came.
     func settle(within limit: Duration) async -> Int {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            let (count, ended) = state.withLock { ($0.waiting.count, $0.ended) }
-            if count == 0 || ended { break }
+            let (count, over) = state.withLock { ($0.waiting.count, $0.ended || $0.refused) }
+            if count == 0 || over { break }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return state.withLock { $0.waiting.count }

@@ -74,7 +74,8 @@ public final class EngineIOClient: Sendable {
     public func send(_ packets: [EnginePacket]) {
         switch state.withLock({ $0.transport }) {
         case .polling(let polling): polling.post(EngineIOCodec.encodePayload(packets, version: engineVersion).body)
-        case .webSocket(let socket): for packet in packets { socket.send(EngineIOCodec.encode(packet, version: engineVersion)) }
+        // One group: a packet's attachments must not be split by another thread's packet.
+        case .webSocket(let socket): socket.send(packets.map { EngineIOCodec.encode($0, version: engineVersion) })
         case .none: break
         }
     }

@@ -14,6 +14,8 @@ public final class WebSocketConnection: Sendable {
     private let outbound: AsyncStream<WebSocketFrame>.Continuation
     private let maskOutbound: Bool
     private let queued: QueuedCount
+    /// Held while a group of messages is queued, so that another thread's cannot come between.
+    private let queueing = Mutex(())
 
     /// Messages sent and not yet written to the socket: a peer that stops reading makes it grow.
     public var queuedMessages: Int { queued.value.load(ordering: .relaxed) }
@@ -54,6 +56,10 @@ public final class WebSocketConnection: Sendable {
 
     /// Queues a message.
     public func send(_ message: WebSocketMessage) {
+        queueing.withLock { _ in enqueue(message) }
+    }
+
+    private func enqueue(_ message: WebSocketMessage) {
         let frame: WebSocketFrame
         switch message {
         case .text(let text): frame = WebSocketFrame(fin: true, opcode: .text, maskKey: maskKey(), data: ByteBuffer(string: text))
@@ -61,6 +67,14 @@ public final class WebSocketConnection: Sendable {
         }
         queued.value.add(1, ordering: .relaxed)
         if case .terminated = outbound.yield(frame) { queued.value.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Queues messages one after another, nothing of another sender's between them: a Socket.IO
+    /// packet's text and its binary attachments, which the peer must read together.
+    public func send(_ messages: [WebSocketMessage]) {
+        queueing.withLock { _ in
+            for message in messages { enqueue(message) }
+        }
     }
 
     /// Sends a close frame and ends the connection once it is written.

@@ -1,0 +1,93 @@
+"""`siotap load` (#30): captures played as many virtual users against servers siotap did not write
+(python-socketio's chat and conformance apps) and against the built-in ones. The counts must be
+users × the capture's, each user's re-minted token must pass the server's check, and --fail-if
+must trip on a server slowed on purpose."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import ROOT, SECRET, SIOTAP, Proxy, Server, python_server
+
+FIXTURES = ROOT / "fixtures"
+
+
+def load(capture, target, *args, timeout=120):
+    """(exit code, the --json object, stderr) of a `siotap load` run."""
+    result = subprocess.run([SIOTAP, "load", str(FIXTURES / capture), "--target", target, "--json", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    output = json.loads(result.stdout) if result.stdout.strip() else None
+    return result.returncode, output, result.stderr
+
+
+@pytest.fixture(scope="module", params=["built-in", "python-socketio"])
+def chat_server(request):
+    server = (Server("--app", "chat", "--jwt-secret", SECRET, "--ping-interval", "2000", "--ping-timeout", "2000")
+              if request.param == "built-in" else python_server("chat"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["built-in", "python-socketio"])
+def conformance_server(request):
+    server = Server("--app", "conformance") if request.param == "built-in" else python_server("conformance")
+    yield server
+    server.stop()
+
+
+def test_the_chat_as_200_users_with_their_own_tokens(chat_server):
+    """The chat capture's two conns (alice chats and joins a room, bob notifies her and leaves) as
+    200 users, each with a token re-minted for its own id: the server checks every one."""
+    code, result, stderr = load("chat-websocket.jsonl", chat_server.url, "--users", "200", "--ramp", "2s",
+                                "--jwt-secret", SECRET, "--claim", "id={user}")
+    assert code == 0, stderr
+    assert result["users"] == {"started": 200, "peak": result["users"]["peak"], "completed": 200}
+    assert result["errors"] == {}, result
+    # Each alice is answered on her own: 100 of each, timed from the packet that asked.
+    assert result["events"]["chat response"]["count"] == 100
+    assert result["events"]["roomJoined"]["count"] == 100
+    assert result["received"]["chat response"] == 100 and result["received"]["roomJoined"] == 100
+    assert result["connect_ms"]["count"] == 200
+    assert 0 < result["connect_ms"]["p50_ms"] <= result["connect_ms"]["p99_ms"] <= result["connect_ms"]["max_ms"]
+    assert result["memory"]["peak_rss_mb"] > 0
+
+
+def test_tokens_the_server_refuses_are_counted(chat_server):
+    code, result, stderr = load("chat-websocket.jsonl", chat_server.url, "--users", "20", "--jwt-secret", "not-the-servers-secret-at-all!!")
+    assert code == 0, stderr
+    assert result["errors"] == {"refused": 20}
+    assert result["users"]["completed"] == 0
+
+
+def test_acks_as_many_as_users_times_the_capture(conformance_server):
+    """conformance-binary.jsonl: one conn, two acked emits with binary arguments."""
+    code, result, stderr = load("conformance-binary.jsonl", conformance_server.url, "--users", "200", "--ramp", "1s", "--speed", "4")
+    assert code == 0, stderr
+    assert result["errors"] == {}, result
+    assert result["acks"]["message-with-ack"]["count"] == 400
+    assert result["users"]["completed"] == 200
+
+
+def test_fail_if_trips_on_a_slow_server(tmp_path):
+    server = Server("--app", "conformance")
+    proxy = Proxy(server.url, tmp_path, "--fault", "delay=300ms,type=ACK,dir=s2c")
+    try:
+        code, result, stderr = load("conformance-binary.jsonl", proxy.url, "--users", "10", "--fail-if", "p99>200ms,errors>0")
+        assert code == 1, stderr
+        assert "--fail-if broken: p99>200ms (was 3" in stderr
+        assert result["failed"] and result["failed"][0].startswith("p99>200ms")
+        assert result["acks"]["message-with-ack"]["max_ms"] >= 300  # the ACKs held (not the BINARY_ACKs)
+        # The same against the server itself holds.
+        code, result, stderr = load("conformance-binary.jsonl", server.url, "--users", "10", "--fail-if", "p99>200ms,errors>0")
+        assert code == 0, stderr
+        assert result["failed"] == []
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+def test_load_says_what_is_wrong():
+    assert load("chat-websocket.jsonl", "http://127.0.0.1:9", "--users", "1")[0] == 3
+    for args in (["--users", "0"], ["--loop"], ["--claim", "id={user}"], ["--fail-if", "p98>1ms"], ["--pick", "colour=red"]):
+        code, _, stderr = load("chat-websocket.jsonl", "http://127.0.0.1:9", *args)
+        assert code == 2, (args, stderr)
