@@ -90,22 +90,25 @@ public enum LoadRunner {
         }
     }
 
-    /// The server events a conn's own packet caused, as the capture shows it: those whose latest
-    /// client packet before them, on any conn, was the conn's own. A broadcast another conn's
-    /// packet caused is counted when it comes, not waited for: with other users it comes from
-    /// someone else, or not at all.
-    package static func causedByOwnPackets(_ records: [CaptureRecord]) -> Set<Int> {
-        var caused = Set<Int>()
+    /// The server events a conn's own packet caused, as the capture shows it, each with its cause
+    /// (by `seq`): the conn's latest client packet in the event's namespace, when the latest client
+    /// packet on any conn was the conn's own. A broadcast another conn's packet caused is counted
+    /// when it comes, not waited for: with other users it comes from someone else, or not at all.
+    /// (By namespace: two CONNECTs sent back to back are each answered in their own.)
+    package static func causes(_ records: [CaptureRecord]) -> [Int: Int] {
+        var causes: [Int: Int] = [:]
         var lastClientConn: String?
+        var latest: [String: [String: Int]] = [:]  // conn -> namespace -> seq
         for record in records.sorted(by: { $0.seq < $1.seq }) {
             guard case .packet(let packet) = record.body, let conn = record.conn else { continue }
             if packet.dir == .clientToServer {
                 lastClientConn = conn
-            } else if packet.type.isEvent, lastClientConn == conn {
-                caused.insert(record.seq)
+                latest[conn, default: [:]][packet.nsp] = record.seq
+            } else if packet.type.isEvent, lastClientConn == conn, let cause = latest[conn]?[packet.nsp] {
+                causes[record.seq] = cause
             }
         }
-        return caused
+        return causes
     }
 
     /// Plays the users until all are done (or `duration` has passed), measuring into `metrics`.
@@ -114,7 +117,7 @@ public enum LoadRunner {
         guard !scripts.isEmpty else {
             throw NothingToPlay(description: options.pick == nil ? "the capture has no conn with packets of a client's" : "no conn has a packet --pick keeps")
         }
-        let caused = causedByOwnPackets(records)
+        let causes = causes(records)
         let start = ContinuousClock.now
         let deadline = options.duration.map { start + .seconds($0) }
         await withTaskGroup(of: Void.self) { group in
@@ -130,7 +133,7 @@ public enum LoadRunner {
                     try? await Task.sleep(until: begin)
                     repeat {
                         guard !Task.isCancelled, deadline.map({ ContinuousClock.now < $0 }) ?? true else { return }
-                        await VirtualUser(script: script, caused: caused, number: user, options: options, metrics: metrics).play()
+                        await VirtualUser(script: script, causes: causes, number: user, options: options, metrics: metrics).play()
                     } while options.loop
                 }
             }
@@ -148,8 +151,8 @@ public enum LoadRunner {
 /// from that packet.
 struct VirtualUser {
     let script: Replayer.Script
-    /// The capture's server events caused by a packet of their own conn (by `seq`).
-    let caused: Set<Int>
+    /// The capture's server events caused by a packet of their own conn: effect `seq` to cause `seq`.
+    let causes: [Int: Int]
     let number: Int
     let options: LoadOptions
     let metrics: LoadMetrics
@@ -197,9 +200,13 @@ struct VirtualUser {
         }
         var finished = true
         let sends = script.steps.enumerated().filter { $0.element.packet.dir == .clientToServer }
+        var effects: [Int: [(name: String, namespace: String)]] = [:]
+        for step in script.steps {
+            if let cause = causes[step.seq], let name = step.packet.event { effects[cause, default: []].append((name, step.packet.nsp)) }
+        }
         let base = sends.first.flatMap { script.times[$0.element.seq] } ?? 0
         var asking: [Task<Void, Never>] = []
-        for (index, step) in sends {
+        for (_, step) in sends {
             if let time = script.times[step.seq] {
                 let due = begin + .seconds(max(0, time - base) / options.speed)
                 if due > .now { try? await Task.sleep(until: due) }
@@ -217,14 +224,10 @@ struct VirtualUser {
                 finished = false
                 break
             }
-            // What the capture shows this packet caused: the conn's server events after it, before
-            // its next packet, that no other conn's packet came between. Waited for from before
-            // it goes: an answer can come before the send returns.
-            let next = sends.dropFirst().first { $0.offset > index }?.offset ?? script.steps.endIndex
+            // What the capture shows this packet caused, waited for from before it goes: an answer
+            // can come before the send returns.
             let now = ContinuousClock.now
-            for effect in script.steps[(index + 1)..<next] where caused.contains(effect.seq) {
-                if let name = effect.packet.event { waiting.expect(name, namespace: effect.packet.nsp, since: now) }
-            }
+            for effect in effects[step.seq] ?? [] { waiting.expect(effect.name, namespace: effect.namespace, since: now) }
             let packet = SocketPacket(record: step.packet)
             if packet.type == .connect, script.engineVersion == .v3, packet.namespace == "/" {
                 // Protocol v4 joins `/` by itself: the recorded CONNECT is the server's doing.

@@ -44,13 +44,17 @@ struct LoadGenerationTests {
     @Test("Only what a conn's own packet caused is waited for: broadcasts another conn caused are counted, not expected")
     func causality() throws {
         let records = try CaptureReader.readAll(path: Self.fixtures.appendingPathComponent("chat-websocket.jsonl").path).records
-        let caused = LoadRunner.causedByOwnPackets(records)
-        let names = records.filter { caused.contains($0.seq) }.compactMap { record -> String? in
+        let causes = LoadRunner.causes(records)
+        let names = records.filter { causes[$0.seq] != nil }.compactMap { record -> String? in
             guard case .packet(let packet) = record.body else { return nil }
-            return "\(record.conn ?? "") \(packet.event ?? "")"
+            return "\(record.conn ?? "") \(packet.event ?? "") <- \(causes[record.seq]!)"
         }
-        // c1's message is answered to c1 (chat response) and broadcast to c2 (message): only the first is c1's to wait for.
-        #expect(names == ["c1 chat response", "c1 roomJoined", "c2 user disconnected"])
+        // c1's message (13) is answered to c1 (chat response) and broadcast to c2 (message): only
+        // the first is c1's to wait for; bob's notify (18) reaches alice, who does not wait for it.
+        #expect(names == ["c1 chat response <- 13", "c1 roomJoined <- 16", "c2 user disconnected <- 20"])
+        // Two CONNECTs back to back: each namespace's event is caused by its own CONNECT.
+        let conformance = try CaptureReader.readAll(path: Self.fixtures.appendingPathComponent("conformance-binary.jsonl").path).records
+        #expect(LoadRunner.causes(conformance) == [5: 3, 7: 4, 10: 9])
         #expect(LoadRunner.scripts(records, pick: try CaptureFilter("event=notify")).map(\.conn) == ["c2"])
         #expect(LoadRunner.scripts(records, pick: nil).map(\.conn) == ["c1", "c2"])
     }
