@@ -141,7 +141,10 @@ let package = Package(
         .target(name: "LiveIntervention", dependencies: ["SocketIOProtocol", "TrafficCapture"]),
         .target(
             name: "LoadGeneration",
-            dependencies: ["TrafficReplay", "TrafficCapture", "SocketIOClient", "TransportTLS", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: [
+                "TrafficReplay", "TrafficCapture", "SocketIOClient", "TransportTLS", .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "PcapInput", dependencies: ["CPcap", "TrafficImport"]),
@@ -219,7 +222,10 @@ let package = Package(
         .testTarget(name: "TrafficImportTests", dependencies: ["TrafficImport", "TrafficCapture", "SocketIOProtocol", "JWTInspection", "PeerSupport"]),
         .testTarget(name: "TrafficDiagnosisTests", dependencies: ["TrafficDiagnosis", "TrafficCapture"]),
         .testTarget(name: "LiveInterventionTests", dependencies: ["LiveIntervention", "TrafficCapture", "SocketIOProtocol"]),
-        .testTarget(name: "LoadGenerationTests", dependencies: ["LoadGeneration", "TrafficCapture", "SocketIOProtocol"]),
+        .testTarget(
+            name: "LoadGenerationTests",
+            dependencies: ["LoadGeneration", "TrafficCapture", "SocketIOProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(
             name: "SiotapCommandsTests",

@@ -30,6 +30,9 @@ public struct LoadOptions: Sendable {
     public var claims: [ClaimTemplate]
     /// Only the conns with a packet this filter keeps are played.
     public var pick: CaptureFilter?
+    /// This process plays the users whose number is `index` modulo `count` (`--worker-index`,
+    /// `--workers`): the workers together play what one process would, at the same times.
+    public var worker: (index: Int, count: Int) = (0, 1)
 
     public init(
         host: String, port: Int, path: String? = nil, tls: TLSClientSettings? = nil, users: Int, ramp: Double = 0, duration: Double? = nil,
@@ -126,7 +129,7 @@ public enum LoadRunner {
                     try? await Task.sleep(until: deadline)
                 }
             }
-            for user in 0..<options.users {
+            for user in 0..<options.users where user % options.worker.count == options.worker.index {
                 let script = scripts[user % scripts.count]
                 let begin = start + .seconds(options.users > 1 ? options.ramp * Double(user) / Double(options.users) : 0)
                 group.addTask {

@@ -11,11 +11,25 @@ import TrafficCapture
 import TrafficReplay
 import TransportCore
 
-/// `siotap load`: a capture played as many virtual users, with per-event latencies.
+/// `siotap load`: a capture played as many virtual users (`siotap load CAPTURE…`), and the logs of
+/// several workers added up (`siotap load merge`).
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
         abstract: "Play captured sessions as many virtual users against a server, timing every ack and every event they cause.",
+        discussion: """
+            siotap load CAPTURE… --target URL --users N plays a capture as N users (siotap load run \
+            --help says every option); siotap load merge adds up the logs of several workers.
+            """,
+        subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
+        defaultSubcommand: LoadRunCommand.self
+    )
+}
+
+struct LoadRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Play captured sessions as many virtual users against a server (the default: siotap load CAPTURE…).",
         discussion: """
             Each virtual user plays one conn of the capture (round robin over its conns, or those \
             --pick keeps): its transports, namespaces and packets, at their recorded times \
@@ -32,6 +46,11 @@ struct LoadCommand: AsyncParsableCommand {
             --json's object; --fail-if 'p99>200ms,errors>0.1%' exits 1 when broken (metrics p50, \
             p90, p99, p999, max over every latency, connect_p50, connect_p99, connect_max; errors as \
             a count or a percentage of the sessions, acks and events waited for).
+
+            On several machines: --workers K --worker-index I plays the users whose number is I \
+            modulo K (each worker given the same --users, the whole run's), at the times one \
+            process would; --hlog FILE writes the worker's histograms as an HdrHistogram interval \
+            log; siotap load merge *.hlog adds them up into one report (docs/load.md).
 
             Exit codes: 0 done (and --fail-if held); 1 --fail-if broken; 2 wrong arguments or an \
             unreadable capture; 3 the target cannot be reached.
@@ -52,10 +71,10 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Virtual users.")
     var users = 1
 
-    @Option(help: "Spread the users' starts over this time (30s, 2m).", transform: LoadCommand.duration)
+    @Option(help: "Spread the users' starts over this time (30s, 2m).", transform: LoadRunCommand.duration)
     var ramp: Double = 0
 
-    @Option(help: "Stop after this time (users still playing are ended); by default when every user is done.", transform: LoadCommand.duration)
+    @Option(help: "Stop after this time (users still playing are ended); by default when every user is done.", transform: LoadRunCommand.duration)
     var duration: Double?
 
     @Option(help: "Divide the recorded think times by this.")
@@ -67,7 +86,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Play only the conns with a packet these --filter terms keep (event=checkout).")
     var pick: String?
 
-    @Option(help: "How long to wait for an ack or an expected event (10s).", transform: LoadCommand.duration)
+    @Option(help: "How long to wait for an ack or an expected event (10s).", transform: LoadRunCommand.duration)
     var timeout: Double = 10
 
     @Option(name: .customLong("jwt-secret"), help: "Re-mint each user's tokens with this secret.")
@@ -94,6 +113,15 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(help: "How many workers share the users (see above).")
+    var workers = 1
+
+    @Option(name: .customLong("worker-index"), help: "Which of the --workers this is, from 0.")
+    var workerIndex = 0
+
+    @Option(help: "Also write the histograms as an HdrHistogram interval log (.hlog) to this file.")
+    var hlog: String?
+
     static func duration(_ text: String) throws -> Double {
         for (unit, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(unit) {
             if let value = Double(text.dropLast(unit.count)), value >= 0 { return value * scale }
@@ -105,6 +133,7 @@ struct LoadCommand: AsyncParsableCommand {
     func validate() throws {
         guard users > 0 else { throw ValidationError("--users must be at least 1") }
         guard speed > 0 else { throw ValidationError("--speed must be more than 0") }
+        guard workers >= 1, (0..<workers).contains(workerIndex) else { throw ValidationError("--worker-index must be from 0 to --workers - 1") }
         if loop, duration == nil { throw ValidationError("--loop needs --duration: the users would play for ever") }
         if jwtSecret != nil, jwtKey != nil { throw ValidationError("Give --jwt-secret or --jwt-key, not both.") }
         if !claims.isEmpty, jwtSecret == nil, jwtKey == nil { throw ValidationError("--claim needs --jwt-secret or --jwt-key: the tokens are re-minted with it") }
@@ -148,15 +177,17 @@ struct LoadCommand: AsyncParsableCommand {
             throw CommandFailure(.unreachable, "could not reach \(target): \(error.detail); no user was started")
         }
         raiseOpenFileLimit(io: io)
-        let options = LoadOptions(
+        var options = LoadOptions(
             host: server.host, port: server.port, path: server.path, tls: tls, users: users, ramp: ramp, duration: duration, speed: speed, loop: loop,
             timeout: timeout, tokenKey: tokenKey, claims: try claims.map { try ClaimTemplate($0) }, pick: try pick.map { try CaptureFilter($0) }
         )
+        options.worker = (workerIndex, workers)
+        let startedAt = CaptureClock.secondsSince1970()
         let metrics = LoadMetrics()
         let baseline = LoadMetrics.memory().current
         let start = ContinuousClock.now
         io.writeError("siotap load: \(users) user\(users == 1 ? "" : "s") against \(target)\(ramp > 0 ? ", started over \(ramp) s" : "")"
-            + (duration.map { " for \($0) s" } ?? "") + "\n")
+            + (duration.map { " for \($0) s" } ?? "") + (workers > 1 ? ", as worker \(workerIndex) of \(workers)" : "") + "\n")
         let showsProgress = !quiet && isatty(STDERR_FILENO) != 0
         let progress = Task {
             var last = 0
@@ -187,6 +218,10 @@ struct LoadCommand: AsyncParsableCommand {
         let snapshot = metrics.snapshot
         let memory = (peakKB: LoadMetrics.memory().peak, baselineKB: baseline)
         let broken = try failIf.map { try FailCondition($0) }?.broken(by: snapshot) ?? []
+        if let hlog {
+            let text = HistogramLog.write(snapshot, start: startedAt, duration: seconds, memory: memory, worker: "worker \(workerIndex) of \(workers)")
+            do { try text.write(toFile: hlog, atomically: true, encoding: .utf8) } catch { throw CommandFailure("cannot write \(hlog): \(error)") }
+        }
         if json {
             io.write(LoadReport.json(snapshot, duration: seconds, memory: memory, broken: broken).jsonText + "\n")
         } else {
@@ -212,6 +247,59 @@ struct LoadCommand: AsyncParsableCommand {
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         if UInt64(users) + 64 > UInt64(limit.rlim_cur) {
             io.writeError("siotap load: warning: \(users) users need more sockets than the open-file limit (\(limit.rlim_cur)) allows\n")
+        }
+    }
+}
+
+/// `siotap load merge`: the workers' interval logs as one run's report.
+struct LoadMergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Add up the HdrHistogram logs of several siotap load workers (--hlog) into one report.",
+        discussion: """
+            Histograms with the same tag are added (as HdrHistogram adds them), the workers' \
+            counters summed. Exit codes: 0 done (and --fail-if held); 1 --fail-if broken; 2 a file \
+            that is not such a log.
+
+            Examples:
+              siotap load merge worker-*.hlog
+              siotap load merge worker-*.hlog --json --fail-if 'p99>200ms'
+            """
+    )
+
+    @Argument(help: "The workers' .hlog files.")
+    var logs: [String]
+
+    @Flag(help: "Print the results as one JSON object.")
+    var json = false
+
+    @Option(name: .customLong("fail-if"), help: "Exit 1 when any of these holds (as siotap load's).")
+    var failIf: String?
+
+    func validate() throws {
+        if let failIf {
+            do { _ = try FailCondition(failIf) } catch { throw ValidationError("--fail-if \(error.description)") }
+        }
+    }
+
+    func run() throws {
+        let io = CommandIO.current
+        var texts: [(name: String, text: String)] = []
+        for path in logs {
+            guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure(.badInput, "cannot read \(path)") }
+            texts.append((path, String(decoding: data, as: UTF8.self)))
+        }
+        let merged: HistogramLog.Merged
+        do { merged = try HistogramLog.merge(texts) } catch { throw CommandFailure(.badInput, error.description) }
+        let broken = try failIf.map { try FailCondition($0) }?.broken(by: merged.snapshot) ?? []
+        if json {
+            io.write(LoadReport.json(merged.snapshot, duration: merged.duration, memory: merged.memory, broken: broken).jsonText + "\n")
+        } else {
+            io.write("merged \(merged.files) log\(merged.files == 1 ? "" : "s")\n" + LoadReport.table(merged.snapshot, duration: merged.duration, memory: merged.memory))
+        }
+        if !broken.isEmpty {
+            io.writeError("siotap load merge: --fail-if broken: \(broken.joined(separator: ", "))\n")
+            throw ExitCode(SiotapCLI.Exit.checkFailed)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 import LoadGeneration
 import SocketIOProtocol
 import Testing
@@ -76,5 +77,58 @@ struct LoadGenerationTests {
         #expect(json["connect_ms"]?["max_ms"]?.numberValue?.doubleValue == 4)
         #expect(json["memory"]?["per_user_kb"]?.numberValue?.doubleValue == 10240)
         #expect(json["errors"] == .object(JSONObject()))
+    }
+}
+
+@Suite("HdrHistogram logs")
+struct HistogramLogTests {
+    @Test("A histogram goes through HdrHistogram's compressed encoding and back unchanged")
+    func roundTrip() throws {
+        var histogram = LoadMetrics.histogram()
+        for value: UInt64 in [1, 2, 2, 999, 1000, 2047, 2048, 2049, 123_456, 3_000_000, 3_599_999_999] { _ = histogram.record(value) }
+        _ = histogram.record(77, count: 5000)
+        let text = HistogramLog.encode(histogram)
+        #expect(text.hasPrefix("HISTF"))
+        let back = try HistogramLog.decode(text)
+        #expect(back.totalCount == histogram.totalCount)
+        for percentile in [0.0, 10, 50, 90, 99, 99.9] {
+            #expect(back.valueAtPercentile(percentile) == histogram.valueAtPercentile(percentile), "p\(percentile)")
+        }
+        // Counts keep their bucket, not the exact value: the largest comes back as its bucket's.
+        #expect(back.valuesAreEquivalent(back.maxRecorded, histogram.maxRecorded))
+        #expect(try HistogramLog.decode(HistogramLog.encode(LoadMetrics.histogram())).totalCount == 0)
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.decode("not a histogram") }
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.decode(String(text.dropLast(8))) }
+    }
+
+    @Test("Two workers' logs add up to what one run of both would show")
+    func merge() throws {
+        func run(_ values: [UInt64], received: Int) -> LoadMetrics.Snapshot {
+            let metrics = LoadMetrics()
+            for value in values {
+                metrics.started()
+                metrics.connected(.microseconds(Int64(value)))
+                metrics.ack("ask", .microseconds(Int64(value * 2)))
+                metrics.ended(wasConnected: true, done: true)
+            }
+            for _ in 0..<received { metrics.received("news") }
+            metrics.error(.ackTimeout)
+            return metrics.snapshot
+        }
+        let first = run([100, 200, 300], received: 4), second = run([5000, 6000], received: 1)
+        let logs = [first, second].enumerated().map { index, snapshot in
+            (name: "w\(index)", text: HistogramLog.write(snapshot, start: 1_800_000_000, duration: 2, memory: (peakKB: 100, baselineKB: 50), worker: "worker \(index) of 2"))
+        }
+        let merged = try HistogramLog.merge(logs)
+        let both = run([100, 200, 300, 5000, 6000], received: 5)
+        #expect(merged.files == 2)
+        #expect(merged.snapshot.started == 5 && merged.snapshot.completed == 5)
+        #expect(merged.snapshot.received == ["news": 5] && merged.snapshot.errors == [.ackTimeout: 2])
+        #expect(merged.snapshot.acks["ask"]?.totalCount == 5)
+        for percentile in [50.0, 90, 100] {
+            #expect(merged.snapshot.acks["ask"]?.valueAtPercentile(percentile) == both.acks["ask"]?.valueAtPercentile(percentile))
+            #expect(merged.snapshot.connect.valueAtPercentile(percentile) == both.connect.valueAtPercentile(percentile))
+        }
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.merge([("x", "Tag=a,0,1,2,HISTFAAAAA==\n")]) }
     }
 }

@@ -91,3 +91,38 @@ def test_load_says_what_is_wrong():
     for args in (["--users", "0"], ["--loop"], ["--claim", "id={user}"], ["--fail-if", "p98>1ms"], ["--pick", "colour=red"]):
         code, _, stderr = load("chat-websocket.jsonl", "http://127.0.0.1:9", *args)
         assert code == 2, (args, stderr)
+
+
+def test_three_workers_merge_into_one_run(conformance_server, tmp_path):
+    """Three workers as processes, each a third of 60 users; their .hlog files merged equal one
+    process playing all 60, and HdrHistogram's own Python library reads what they wrote."""
+    from hdrh.histogram import HdrHistogram
+
+    workers = [subprocess.Popen([SIOTAP, "load", str(FIXTURES / "conformance-binary.jsonl"), "--target", conformance_server.url,
+                                 "--users", "60", "--ramp", "1s", "--workers", "3", "--worker-index", str(index),
+                                 "--hlog", str(tmp_path / f"w{index}.hlog"), "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for index in range(3)]
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0, worker.stderr.read()
+    merged = subprocess.run([SIOTAP, "load", "merge", *(str(tmp_path / f"w{index}.hlog") for index in range(3)), "--json"],
+                            capture_output=True, text=True, timeout=30)
+    assert merged.returncode == 0, merged.stderr
+    merged = json.loads(merged.stdout)
+    code, one, stderr = load("conformance-binary.jsonl", conformance_server.url, "--users", "60", "--ramp", "1s",
+                             "--hlog", str(tmp_path / "one.hlog"))
+    assert code == 0, stderr
+    for result in (merged, one):
+        assert result["users"]["started"] == 60 and result["users"]["completed"] == 60 and result["errors"] == {}
+    assert merged["acks"]["message-with-ack"]["count"] == one["acks"]["message-with-ack"]["count"] == 120
+    assert {name: value["count"] for name, value in merged["events"].items()} == {name: value["count"] for name, value in one["events"].items()}
+    assert merged["received"] == one["received"]
+    # The reference implementation reads siotap's histograms, and finds what siotap reported.
+    for line in (tmp_path / "one.hlog").read_text().splitlines():
+        if line.startswith("Tag=ack:message-with-ack,"):
+            histogram = HdrHistogram.decode(line.rsplit(",", 1)[1])
+            assert histogram.get_total_count() == 120
+            assert abs(histogram.get_value_at_percentile(50) / 1000 - one["acks"]["message-with-ack"]["p50_ms"]) < 0.01
+    broken = subprocess.run([SIOTAP, "load", "merge", str(tmp_path / "w0.hlog"), "--fail-if", "max>1us"], capture_output=True, text=True, timeout=30)
+    assert broken.returncode == 1 and "max>1us (was" in broken.stderr
+    (tmp_path / "bad.hlog").write_text("Tag=x,0,1,2,HISTF\n")
+    assert subprocess.run([SIOTAP, "load", "merge", str(tmp_path / "bad.hlog")], capture_output=True, text=True, timeout=30).returncode == 2
