@@ -16,6 +16,8 @@ public struct LoadOptions: Sendable {
     public var users: Int
     /// Seconds over which the users start, evenly.
     public var ramp: Double
+    /// New users a second (`--rate`): user N starts at N / rate seconds; overrides `ramp`.
+    public var rate: Double?
     /// Seconds after which the run stops (users still playing are ended); nil: when all are done.
     public var duration: Double?
     /// Think times divided by this.
@@ -52,6 +54,12 @@ public struct LoadOptions: Sendable {
         self.tokenKey = tokenKey
         self.claims = claims
         self.pick = pick
+    }
+
+    /// When user `number` starts, in seconds from the run's start.
+    func startOffset(of number: Int) -> Double {
+        if let rate { return Double(number) / rate }
+        return users > 1 ? ramp * Double(number) / Double(users) : 0
     }
 }
 
@@ -131,7 +139,7 @@ public enum LoadRunner {
             }
             for user in 0..<options.users where user % options.worker.count == options.worker.index {
                 let script = scripts[user % scripts.count]
-                let begin = start + .seconds(options.users > 1 ? options.ramp * Double(user) / Double(options.users) : 0)
+                let begin = start + .seconds(options.startOffset(of: user))
                 group.addTask {
                     try? await Task.sleep(until: begin)
                     repeat {

@@ -6,6 +6,7 @@ import Foundation
 import Histogram
 import LoadGeneration
 import SocketIOServer
+import Synchronization
 import SocketIOProtocol
 import TrafficCapture
 import TrafficReplay
@@ -34,7 +35,7 @@ struct LoadRunCommand: AsyncParsableCommand {
             Each virtual user plays one conn of the capture (round robin over its conns, or those \
             --pick keeps): its transports, namespaces and packets, at their recorded times \
             (--speed 2 halves the think times; --loop starts the conn again until --duration). \
-            --ramp spreads the users' starts. With --jwt-secret or --jwt-key each user's tokens \
+            --ramp spreads the users' starts (--rate N starts N a second instead). With --jwt-secret or --jwt-key each user's tokens \
             are re-minted (times shifted to now), with --claim NAME=VALUE set in them ({user} is the \
             user's number, 0, 1, 2...: --claim 'id={user}' makes each user another).
 
@@ -73,6 +74,9 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     @Option(help: "Spread the users' starts over this time (30s, 2m).", transform: LoadRunCommand.duration)
     var ramp: Double = 0
+
+    @Option(help: "Start this many users a second (instead of --ramp): user N starts at N/RATE s.")
+    var rate: Double?
 
     @Option(help: "Stop after this time (users still playing are ended); by default when every user is done.", transform: LoadRunCommand.duration)
     var duration: Double?
@@ -122,6 +126,9 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Also write the histograms as an HdrHistogram interval log (.hlog) to this file.")
     var hlog: String?
 
+    @Option(help: "Also write a report to this HTML file: latency percentiles, throughput, users and errors over time, and the tables (one file, nothing fetched).")
+    var report: String?
+
     static func duration(_ text: String) throws -> Double {
         for (unit, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(unit) {
             if let value = Double(text.dropLast(unit.count)), value >= 0 { return value * scale }
@@ -133,6 +140,10 @@ struct LoadRunCommand: AsyncParsableCommand {
     func validate() throws {
         guard users > 0 else { throw ValidationError("--users must be at least 1") }
         guard speed > 0 else { throw ValidationError("--speed must be more than 0") }
+        if let rate {
+            guard rate > 0 else { throw ValidationError("--rate must be more than 0 users a second") }
+            if ramp > 0 { throw ValidationError("--rate or --ramp, not both: each says when the users start") }
+        }
         guard workers >= 1, (0..<workers).contains(workerIndex) else { throw ValidationError("--worker-index must be from 0 to --workers - 1") }
         if loop, duration == nil { throw ValidationError("--loop needs --duration: the users would play for ever") }
         if jwtSecret != nil, jwtKey != nil { throw ValidationError("Give --jwt-secret or --jwt-key, not both.") }
@@ -182,6 +193,7 @@ struct LoadRunCommand: AsyncParsableCommand {
             timeout: timeout, tokenKey: tokenKey, claims: try claims.map { try ClaimTemplate($0) }, pick: try pick.map { try CaptureFilter($0) }
         )
         options.worker = (workerIndex, workers)
+        options.rate = rate
         let startedAt = CaptureClock.secondsSince1970()
         let metrics = LoadMetrics()
         let baseline = LoadMetrics.memory().current
@@ -189,6 +201,8 @@ struct LoadRunCommand: AsyncParsableCommand {
         io.writeError("siotap load: \(users) user\(users == 1 ? "" : "s") against \(target)\(ramp > 0 ? ", started over \(ramp) s" : "")"
             + (duration.map { " for \($0) s" } ?? "") + (workers > 1 ? ", as worker \(workerIndex) of \(workers)" : "") + "\n")
         let showsProgress = !quiet && isatty(STDERR_FILENO) != 0
+        // Each second: the progress line, and a sample for the report's plots.
+        let samples = Mutex<[LoadSample]>([])
         let progress = Task {
             var last = 0
             while !Task.isCancelled {
@@ -197,7 +211,18 @@ struct LoadRunCommand: AsyncParsableCommand {
                 let snapshot = metrics.snapshot
                 let recent = metrics.takeRecent()
                 let measured = Int(snapshot.all.totalCount)
-                guard showsProgress else { continue }
+                let elapsed = ContinuousClock.now - start
+                samples.withLock {
+                    $0.append(LoadSample(
+                        time: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, connected: snapshot.connected,
+                        timed: measured - last, p50: recent.totalCount > 0 ? Double(recent.valueAtPercentile(50)) / 1000 : nil,
+                        p99: recent.totalCount > 0 ? Double(recent.valueAtPercentile(99)) / 1000 : nil, errors: snapshot.errorCount
+                    ))
+                }
+                guard showsProgress else {
+                    last = measured
+                    continue
+                }
                 let line = "\(snapshot.connected) connected of \(snapshot.started) started, \(measured - last) timed/s"
                     + (recent.totalCount > 0 ? ", p50 \(Self.ms(recent.valueAtPercentile(50))) p99 \(Self.ms(recent.valueAtPercentile(99))) ms" : "")
                     + ", \(snapshot.errorCount) error\(snapshot.errorCount == 1 ? "" : "s")"
@@ -218,6 +243,11 @@ struct LoadRunCommand: AsyncParsableCommand {
         let snapshot = metrics.snapshot
         let memory = (peakKB: LoadMetrics.memory().peak, baselineKB: baseline)
         let broken = try failIf.map { try FailCondition($0) }?.broken(by: snapshot) ?? []
+        if let report {
+            let title = "siotap load: \(captures.joined(separator: ", ")), \(users) users against \(target)"
+            let page = LoadReport.html(snapshot, samples: samples.withLock { $0 }, duration: seconds, memory: memory, title: title, broken: broken)
+            do { try page.write(toFile: report, atomically: true, encoding: .utf8) } catch { throw CommandFailure("cannot write \(report): \(error)") }
+        }
         if let hlog {
             let text = HistogramLog.write(snapshot, start: startedAt, duration: seconds, memory: memory, worker: "worker \(workerIndex) of \(workers)")
             do { try text.write(toFile: hlog, atomically: true, encoding: .utf8) } catch { throw CommandFailure("cannot write \(hlog): \(error)") }

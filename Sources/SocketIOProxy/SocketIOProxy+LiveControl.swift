@@ -48,6 +48,7 @@ extension SocketIOProxy: LiveControl {
         }
         let answer = OneAnswer()
         let timeout = min(max(request.timeout, 0), EmitRequest.longestTimeout)
+        let timer = Mutex<Task<Void, Never>?>(nil)
         let args = await withCheckedContinuation { (continuation: CheckedContinuation<[JSONValue]?, Never>) in
             answer.waiting(continuation)
             connection.state.withLock { state in
@@ -55,16 +56,20 @@ extension SocketIOProxy: LiveControl {
                 state.answerWaiters[ackID] = { args in answer.give(args) }
             }
             send(packets, dir: request.dir, on: connection)
-            Task {
-                try? await Task.sleep(for: .seconds(timeout))
-                // No answer in time: a later one goes on to the peer, as any ack would.
-                connection.state.withLock { state in
-                    state.gate.forget(ackID: ackID)
-                    state.answerWaiters[ackID] = nil
+            timer.withLock { timer in
+                timer = Task {
+                    try? await Task.sleep(for: .seconds(timeout))
+                    guard !Task.isCancelled else { return }
+                    // No answer in time: a later one goes on to the peer, as any ack would.
+                    connection.state.withLock { state in
+                        state.gate.forget(ackID: ackID)
+                        state.answerWaiters[ackID] = nil
+                    }
+                    answer.give(nil)
                 }
-                answer.give(nil)
             }
         }
+        timer.withLock { $0?.cancel() }
         return EmitOutcome(seq: seq, ack: args, timedOut: args == nil)
     }
 

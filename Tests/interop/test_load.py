@@ -126,3 +126,35 @@ def test_three_workers_merge_into_one_run(conformance_server, tmp_path):
     assert broken.returncode == 1 and "max>1us (was" in broken.stderr
     (tmp_path / "bad.hlog").write_text("Tag=x,0,1,2,HISTF\n")
     assert subprocess.run([SIOTAP, "load", "merge", str(tmp_path / "bad.hlog")], capture_output=True, text=True, timeout=30).returncode == 2
+
+
+def test_the_html_report_draws_its_plots_in_chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    server = Server("--app", "conformance")
+    try:
+        report = tmp_path / "report.html"
+        code, result, stderr = load("conformance-binary.jsonl", server.url, "--users", "300", "--rate", "100", "--speed", "0.05",
+                                    "--report", str(report))
+        assert code == 0, stderr
+        assert result["users"]["completed"] == 300 and result["errors"] == {}
+    finally:
+        server.stop()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = chromium.new_page()
+        problems, requests = [], []
+        page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(report.as_uri())
+        # Four plots, five lines (p50 and p99 share one), each with points over the run's seconds.
+        assert page.locator("svg").count() == 4
+        lines = page.locator("svg polyline")
+        assert lines.count() == 5
+        for index in range(5):
+            assert len(lines.nth(index).get_attribute("points").split()) >= 2
+        assert "300 users started, 300 played to the end" in page.locator("body").inner_text()
+        assert page.locator("table tr", has_text="ack of message-with-ack").locator("td").first.inner_text() == "600"
+        assert problems == [] and requests == [report.as_uri()], (problems, requests)
+        chromium.close()
