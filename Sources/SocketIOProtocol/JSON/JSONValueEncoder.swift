@@ -254,7 +254,8 @@ private func decodeValue<T: Decodable>(_ type: T.Type, from node: JSONValueDecod
     case is Int32.Type: return try number { Int32($0) } as! T
     case is UInt32.Type: return try number { UInt32($0) } as! T
     case is UInt8.Type: return try number { UInt8($0) } as! T
-    case is Double.Type: return try number { Double($0) } as! T
+    // A literal past Double's range (1e999) is no Double: infinity could not be written back.
+    case is Double.Type: return try number { Double($0).flatMap { $0.isFinite ? $0 : nil } } as! T
     default: return try T(from: node)
     }
 }
