@@ -91,6 +91,36 @@ public struct FailCondition: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// How busy each side was over a run, in cores (CPU seconds over the run's seconds).
+public struct CPUUse: Sendable {
+    public var load: Double
+    /// The server's, when it listens on this machine and /proc shows its process.
+    public var server: Double?
+    public var serverPID: Int32?
+    public var machineCores: Int
+
+    public init(load: Double, server: Double?, serverPID: Int32?, machineCores: Int) {
+        self.load = load
+        self.server = server
+        self.serverPID = serverPID
+        self.machineCores = machineCores
+    }
+
+    /// Which side worked harder: `server` or `load` (nil without the server's figure).
+    public var busier: String? { server.map { $0 >= load ? "server" : "load" } }
+
+    var sentence: String {
+        var text = "siotap load used \(LoadReport.decimal(load, digits: 2)) cores"
+        if let server, let serverPID {
+            text += ", the server (pid \(serverPID)) \(LoadReport.decimal(server, digits: 2)), of \(machineCores) on this machine: "
+                + (busier == "server" ? "the server was the busier side" : "siotap load was the busier side, so the server may have had more to give")
+        } else {
+            text += " of \(machineCores) (the server's use is not known: it is not a process of this machine that /proc shows)"
+        }
+        return text
+    }
+}
+
 /// A run's figures, for people (a table) and machines (one JSON object).
 public enum LoadReport {
     static let columns: [(String, String)] = [("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p999", "p999_ms"), ("max", "max_ms")]
@@ -126,7 +156,9 @@ public enum LoadReport {
     }
 
     /// What `--json` prints: every figure of the run.
-    public static func json(_ snapshot: LoadMetrics.Snapshot, duration: Double, memory: (peakKB: Int, baselineKB: Int), broken: [String]) -> JSONValue {
+    public static func json(
+        _ snapshot: LoadMetrics.Snapshot, duration: Double, memory: (peakKB: Int, baselineKB: Int), broken: [String], cpu: CPUUse? = nil
+    ) -> JSONValue {
         func object(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(pairs.map { .init(key: JSONString($0.0), value: $0.1) })) }
         let perUser = snapshot.peakConnected > 0 ? Double(max(0, memory.peakKB - memory.baselineKB)) / Double(snapshot.peakConnected) : 0
         return object([
@@ -142,12 +174,19 @@ public enum LoadReport {
             ("received", object(snapshot.received.sorted { $0.key < $1.key }.map { ($0.key, .number(JSONNumber($0.value))) })),
             ("errors", object(LoadMetrics.ErrorKind.allCases.compactMap { kind in snapshot.errors[kind].map { (kind.rawValue, .number(JSONNumber($0))) } })),
             ("memory", object([("peak_rss_mb", number((Double(memory.peakKB) / 1024 * 10).rounded() / 10)), ("per_user_kb", number((perUser * 10).rounded() / 10))])),
+            ("cpu", cpu.map { cpu in
+                object([
+                    ("load_cores", number((cpu.load * 1000).rounded() / 1000)), ("server_cores", cpu.server.map { number(($0 * 1000).rounded() / 1000) } ?? .null),
+                    ("server_pid", cpu.serverPID.map { .number(JSONNumber(Int($0))) } ?? .null),
+                    ("machine_cores", .number(JSONNumber(cpu.machineCores))), ("busier", cpu.busier.map { .string(JSONString($0)) } ?? .null),
+                ])
+            } ?? .null),
             ("failed", .array(broken.map { .string(JSONString($0)) })),
         ])
     }
 
     /// The summary table printed at the end.
-    public static func table(_ snapshot: LoadMetrics.Snapshot, duration: Double, memory: (peakKB: Int, baselineKB: Int)) -> String {
+    public static func table(_ snapshot: LoadMetrics.Snapshot, duration: Double, memory: (peakKB: Int, baselineKB: Int), cpu: CPUUse? = nil) -> String {
         var lines: [String] = []
         lines.append("users      \(snapshot.started) started, \(snapshot.completed) played to the end, peak \(snapshot.peakConnected) connected, in \(decimal(duration, digits: 1)) s")
         func row(_ label: String, _ histogram: LoadMetrics.Latencies) -> String {
@@ -165,6 +204,7 @@ public enum LoadReport {
         lines.append("errors     \(errors.isEmpty ? "none" : errors.joined(separator: ", "))")
         let perUser = snapshot.peakConnected > 0 ? Double(max(0, memory.peakKB - memory.baselineKB)) / Double(snapshot.peakConnected) : 0
         lines.append("memory     peak RSS \(decimal(Double(memory.peakKB) / 1024, digits: 1)) MB, \(decimal(perUser, digits: 1)) kB per connected user")
+        if let cpu { lines.append("cpu        \(cpu.sentence)") }
         return lines.joined(separator: "\n") + "\n"
     }
 }

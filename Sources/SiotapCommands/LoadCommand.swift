@@ -197,6 +197,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         let startedAt = CaptureClock.secondsSince1970()
         let metrics = LoadMetrics()
         let baseline = LoadMetrics.memory().current
+        // The server's CPU too, when it is a process of this machine (which side saturated).
+        let serverPID = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(server.host) || server.host.hasPrefix("127.") ? ProcessCPU.listener(port: server.port) : nil
+        let cpuBefore = (load: ProcessCPU.seconds(of: ProcessCPU.current) ?? 0, server: serverPID.flatMap(ProcessCPU.seconds(of:)))
         let start = ContinuousClock.now
         io.writeError("siotap load: \(users) user\(users == 1 ? "" : "s") against \(target)\(ramp > 0 ? ", started over \(ramp) s" : "")"
             + (duration.map { " for \($0) s" } ?? "") + (workers > 1 ? ", as worker \(workerIndex) of \(workers)" : "") + "\n")
@@ -243,6 +246,11 @@ struct LoadRunCommand: AsyncParsableCommand {
         let snapshot = metrics.snapshot
         let memory = (peakKB: LoadMetrics.memory().peak, baselineKB: baseline)
         let broken = try failIf.map { try FailCondition($0) }?.broken(by: snapshot) ?? []
+        let serverSeconds = serverPID.flatMap(ProcessCPU.seconds(of:)).flatMap { after in cpuBefore.server.map { after - $0 } }
+        let cpu = CPUUse(
+            load: ((ProcessCPU.seconds(of: ProcessCPU.current) ?? 0) - cpuBefore.load) / max(seconds, 0.001),
+            server: serverSeconds.map { $0 / max(seconds, 0.001) }, serverPID: serverSeconds == nil ? nil : serverPID, machineCores: ProcessCPU.cores
+        )
         if let report {
             let title = "siotap load: \(captures.joined(separator: ", ")), \(users) users against \(target)"
             let page = LoadReport.html(snapshot, samples: samples.withLock { $0 }, duration: seconds, memory: memory, title: title, broken: broken)
@@ -253,9 +261,9 @@ struct LoadRunCommand: AsyncParsableCommand {
             do { try text.write(toFile: hlog, atomically: true, encoding: .utf8) } catch { throw CommandFailure("cannot write \(hlog): \(error)") }
         }
         if json {
-            io.write(LoadReport.json(snapshot, duration: seconds, memory: memory, broken: broken).jsonText + "\n")
+            io.write(LoadReport.json(snapshot, duration: seconds, memory: memory, broken: broken, cpu: cpu).jsonText + "\n")
         } else {
-            io.write(LoadReport.table(snapshot, duration: seconds, memory: memory))
+            io.write(LoadReport.table(snapshot, duration: seconds, memory: memory, cpu: cpu))
         }
         await server.stop()
         if !broken.isEmpty {

@@ -66,6 +66,11 @@ def test_acks_as_many_as_users_times_the_capture(conformance_server):
     assert result["errors"] == {}, result
     assert result["acks"]["message-with-ack"]["count"] == 400
     assert result["users"]["completed"] == 200
+    # Which side was busier: the server's own process is found on this machine and measured.
+    cpu = result["cpu"]
+    assert cpu["server_pid"] == conformance_server.process.pid, cpu
+    assert cpu["load_cores"] > 0 and cpu["server_cores"] > 0 and cpu["busier"] in ("server", "load")
+    assert cpu["busier"] == ("server" if cpu["server_cores"] >= cpu["load_cores"] else "load")
 
 
 def test_fail_if_trips_on_a_slow_server(tmp_path):
