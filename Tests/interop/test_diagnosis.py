@@ -64,6 +64,13 @@ async def connect_quietly(url, transports, auth=None, namespaces=None):
         await client.connect(url, transports=transports, auth=auth, namespaces=namespaces, wait_timeout=5)
     except socketio.exceptions.ConnectionError as error:
         errors.append(str(error))
+    except RuntimeError as error:
+        # aiohttp's client, reading a refusal python-socketio 4's server (aiohttp 3.9) answers,
+        # sometimes finds the connection closed before the body: 2 of 100 times without siotap in
+        # between too. The server did answer (the capture has it): it is a refusal all the same.
+        if str(error) != "Connection closed.":
+            raise
+        errors.append(str(error))
     return client, errors
 
 
