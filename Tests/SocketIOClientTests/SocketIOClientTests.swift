@@ -15,7 +15,7 @@ struct SocketIOClientTests {
     static let plans: [SocketIOClient.TransportPlan] = [.websocket, .polling, .pollingThenUpgrade]
 
     func withConformanceServer(_ body: (Int) async throws -> Void) async throws {
-        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 300)))
+        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 1_500)))
         ConformanceApp.install(on: io)
         let port = try await io.start(port: 0)
         do {

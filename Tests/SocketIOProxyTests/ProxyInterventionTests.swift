@@ -40,7 +40,7 @@ struct ProxyInterventionTests {
     @Test("An emit each way, an ack answered to the caller alone, a held message edited, and one past the timeout",
           arguments: [SocketIOClient.TransportPlan.websocket, .polling, .pollingThenUpgrade])
     func actsOnALiveConn(plan: SocketIOClient.TransportPlan) async throws {
-        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 300)))
+        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 1_500)))
         ConformanceApp.install(on: io)
         let serverPort = try await io.start(port: 0)
         let records = ProxyLoopbackTests.Records()

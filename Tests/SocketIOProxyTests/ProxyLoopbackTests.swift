@@ -35,7 +35,7 @@ struct ProxyLoopbackTests {
 
     /// `body` gets the proxy's port, the server's and the records.
     func withProxy(faults: [String] = [], forward: Bool, _ body: (Int, Int, Records) async throws -> Void) async throws {
-        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 300)))
+        let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 1_500)))
         ConformanceApp.install(on: io)
         let serverPort = try await io.start(port: 0)
         let records = Records()

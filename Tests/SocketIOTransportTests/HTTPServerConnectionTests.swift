@@ -12,13 +12,13 @@ import Testing
 /// middle of a long request, and served on its own event loop when asked.
 @Suite("HTTP server connections")
 struct HTTPServerConnectionTests {
-    /// Answers with the client's address (one per connection); `/slow` answers after 600 ms; the
+    /// Answers with the client's address (one per connection); `/slow` answers after 1.6 s; the
     /// `X-On-Loop` header of every answer says whether it was made on the connection's loop.
     struct Delegate: HTTPServerDelegate {
         func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { nil }
         func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {}
         func handle(_ request: HTTPRequest) async -> HTTPResponse {
-            if request.uri == "/slow" { try? await Task.sleep(for: .milliseconds(600)) }
+            if request.uri == "/slow" { try? await Task.sleep(for: .milliseconds(1_600)) }
             let onLoop = request.eventLoop?.inEventLoop ?? false
             return HTTPResponse(status: .ok, headers: ["X-On-Loop": String(onLoop)], body: Array(request.remote.utf8))
         }
@@ -54,9 +54,9 @@ struct HTTPServerConnectionTests {
 
     @Test("A quiet connection is closed after the keep-alive timeout; one in steady use, or in a long request, is not")
     func keepAliveTimeout() async throws {
-        try await withServer(.init(keepAliveTimeout: .milliseconds(300))) { pool in
+        try await withServer(.init(keepAliveTimeout: .milliseconds(800))) { pool in
             let first = try await remote(pool)
-            // A request every 100 ms for a second: the connection is never quiet for 300 ms.
+            // A request every 100 ms for a second: the connection is never quiet for 800 ms.
             for _ in 0..<10 {
                 try await Task.sleep(for: .milliseconds(100))
                 #expect(try await remote(pool) == first)
@@ -67,7 +67,7 @@ struct HTTPServerConnectionTests {
             #expect(try await remote(pool) == first)
             // Quiet for longer than the timeout: the server has closed it, and the pool (which would
             // have kept it a minute) dials a new one.
-            try await Task.sleep(for: .milliseconds(700))
+            try await Task.sleep(for: .milliseconds(1_500))
             #expect(try await remote(pool) != first)
         }
     }
