@@ -1,4 +1,5 @@
 import Histogram
+import TrafficReplay
 
 /// One second of a run, for the report's plots.
 public struct LoadSample: Sendable, Hashable {
@@ -114,17 +115,5 @@ extension LoadReport {
         return power * 10
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    static func escape(_ text: String) -> String { Markup.escape(text) }
 }

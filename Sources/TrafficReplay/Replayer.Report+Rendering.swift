@@ -25,19 +25,7 @@ extension Replayer.Report {
 
     /// JUnit XML for CI: a test case per conn (the diff in its failure), one more for problems.
     public func junit(capture: String) -> String {
-        func escape(_ text: String) -> String {
-            var out = ""
-            for character in text {
-                switch character {
-                case "&": out += "&amp;"
-                case "<": out += "&lt;"
-                case ">": out += "&gt;"
-                case "\"": out += "&quot;"
-                default: out.append(character)
-                }
-            }
-            return out
-        }
+        let escape = Markup.escape
         let failures = connections.filter { !$0.isEqual }.count + (problems.isEmpty ? 0 : 1)
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         xml += "<testsuite name=\"siotap replay \(escape(capture))\" tests=\"\(connections.count + (problems.isEmpty ? 0 : 1))\" failures=\"\(failures)\">\n"
@@ -55,5 +43,22 @@ extension Replayer.Report {
             xml += escape(problems.joined(separator: "\n")) + "</failure></testcase>\n"
         }
         return xml + "</testsuite>\n"
+    }
+}
+
+/// Text for XML and HTML (the JUnit report here, siotap load's HTML report).
+package enum Markup {
+    package static func escape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
     }
 }
