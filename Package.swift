@@ -142,8 +142,10 @@ let package = Package(
         .target(
             name: "LoadGeneration",
             dependencies: [
-                "TrafficReplay", "TrafficCapture", "SocketIOClient", "TransportTLS", .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                "TrafficReplay", "TrafficCapture", "SocketIOClient", "TransportTLS", "HTTPClientTransport",
+                .product(name: "Histogram", package: "hdrhistogram-swift"), .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
         .target(name: "CPcap", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),

@@ -124,6 +124,40 @@ public enum WebSocketClient {
         }
     }
 
+    public enum DialOutcome: Sendable {
+        /// Upgraded: the channel, with `install`'s handlers behind NIO's frame codec, and the 101's headers.
+        case upgraded(any Channel, HTTPHeaders)
+        /// The server answered without upgrading: its answer, once it has come.
+        case refused(EventLoopFuture<RefusedUpgrade>)
+    }
+
+    /// Opens a WebSocket on `eventLoop` whose frames go to the handlers `install` adds (on the
+    /// event loop, before any frame is read): a client that lives on the loop with no task of its
+    /// own (a load's virtual user).
+    public static func dial(
+        host: String,
+        port: Int,
+        uri: String,
+        headers: HTTPHeaders,
+        eventLoop: any EventLoop,
+        maxMessageSize: Int,
+        tls: TLSClientSettings? = nil,
+        install: @escaping @Sendable (any Channel) throws -> Void
+    ) async throws(HTTPClientError) -> DialOutcome {
+        try await upgrade(
+            host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
+            request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
+            refused: { channel in
+                let answer = channel.eventLoop.makePromise(of: RefusedUpgrade.self)
+                try channel.pipeline.syncOperations.addHandler(RefusalReader(promise: answer))
+                return .refused(answer.futureResult)
+            }
+        ) { channel, response in
+            try install(channel)
+            return .upgraded(channel, response.headers)
+        }
+    }
+
     /// Connects and asks for the upgrade; `upgraded` sets up the WebSocket pipeline on the event
     /// loop, `refused` takes a connection whose server answered without upgrading.
     private static func upgrade<Result: Sendable>(

@@ -1,7 +1,7 @@
 import CompressNIO
 import Histogram
 import NIOCore
-public import SocketIOProtocol
+import SocketIOProtocol
 
 /// HdrHistogram's interval log (`.hlog`, format 1.3), the files the HdrHistogram tools read and
 /// `siotap load merge` adds up: each line a histogram in HdrHistogram's compressed V2 encoding

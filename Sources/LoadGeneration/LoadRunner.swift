@@ -1,9 +1,11 @@
-public import SocketIOClient
+import SocketIOClient
 public import TransportTLS
 public import SocketIOProtocol
 public import TrafficCapture
 public import TrafficReplay
 import Synchronization
+import NIOCore
+import NIOPosix
 
 /// `siotap load`: captured conns played as virtual users, each one conn of the capture (round
 /// robin), with its transports, namespaces, events and think times as recorded.
@@ -123,259 +125,171 @@ public enum LoadRunner {
     }
 
     /// Plays the users until all are done (or `duration` has passed), measuring into `metrics`.
+    /// Users live on the event loops (a WebSocket user is a handler, no task of its own); a task
+    /// exists per user only while it connects, and for the length of a polling user's session.
     public static func run(_ records: [CaptureRecord], options: LoadOptions, metrics: LoadMetrics) async throws(NothingToPlay) {
-        let scripts = scripts(records, pick: options.pick)
-        guard !scripts.isEmpty else {
+        let found = scripts(records, pick: options.pick)
+        guard !found.isEmpty else {
             throw NothingToPlay(description: options.pick == nil ? "the capture has no conn with packets of a client's" : "no conn has a packet --pick keeps")
         }
         let causes = causes(records)
+        let scripts = found.map { UserScript($0, causes: causes) }
         let start = ContinuousClock.now
         let deadline = options.duration.map { start + .seconds($0) }
+        let users = UserRoster(options: options, scripts: scripts, metrics: metrics, deadline: deadline)
         await withTaskGroup(of: Void.self) { group in
             if let deadline {
                 group.addTask {
                     try? await Task.sleep(until: deadline)
+                    users.stopAll()
                 }
             }
-            for user in 0..<options.users where user % options.worker.count == options.worker.index {
-                let script = scripts[user % scripts.count]
-                let begin = start + .seconds(options.startOffset(of: user))
-                group.addTask {
-                    try? await Task.sleep(until: begin)
-                    repeat {
-                        guard !Task.isCancelled, deadline.map({ ContinuousClock.now < $0 }) ?? true else { return }
-                        await VirtualUser(script: script, causes: causes, number: user, options: options, metrics: metrics).play()
-                    } while options.loop
+            group.addTask {
+                for user in 0..<options.users where user % options.worker.count == options.worker.index {
+                    try? await Task.sleep(until: start + .seconds(options.startOffset(of: user)))
+                    guard !Task.isCancelled, deadline.map({ ContinuousClock.now < $0 }) ?? true else { break }
+                    users.start(user)
                 }
+                await users.allEnded()
             }
+            // Either every user has ended, or the time is up and every user has been stopped.
+            await group.next()
             if deadline != nil {
-                // The clock's task ends first when the time is up: the users still playing are ended.
-                await group.next()
+                await users.allEnded()
                 group.cancelAll()
             }
         }
     }
 }
 
-/// One virtual user playing one conn: its packets sent at their recorded times (think times over
-/// `speed`), each ack timed from its emit, each server event the capture shows after a packet timed
-/// from that packet.
-struct VirtualUser {
-    let script: Replayer.Script
-    /// The capture's server events caused by a packet of their own conn: effect `seq` to cause `seq`.
-    let causes: [Int: Int]
-    let number: Int
-    let options: LoadOptions
-    let metrics: LoadMetrics
-
-    func play() async {
-        var script = script
-        if let key = options.tokenKey {
-            var refresher = TokenRefresher(key: key)
-            refresher.overrides = options.claims.map { ($0.name, $0.value(user: number)) }
-            script = await Replayer.refreshTokens(script, refresher: refresher)
-        }
-        let client = SocketIOClient(
-            host: options.host, port: options.port, path: options.path ?? script.path, engineVersion: script.engineVersion, query: script.query,
-            parser: script.parser, tls: options.tls, streamsEvents: false
-        )
-        metrics.started()
-        let begin = ContinuousClock.now
-        do {
-            try await client.open(transport: script.transport)
-        } catch {
-            metrics.error(.connectFailed)
-            metrics.ended(wasConnected: false, done: false)
-            return
-        }
-        let waiting = Expectations()
-        let metrics = metrics
-        // CONNECTs go as recorded (two namespaces' back to back, not one after the other's
-        // answer); their answers are read here: the first accepted one is the connect time.
-        let reading = Task {
-            for await packet in client.packets {
-                switch packet.type {
-                case .connect:
-                    if waiting.connected(packet.namespace) { metrics.connected(ContinuousClock.now - begin) }
-                case .connectError:
-                    waiting.refused()
-                    metrics.error(.refused)
-                case .event, .binaryEvent:
-                    guard let name = packet.eventName else { continue }
-                    metrics.received(name)
-                    if let since = waiting.take(name, namespace: packet.namespace) { metrics.event(name, ContinuousClock.now - since) }
-                default: break
-                }
-            }
-            waiting.sessionEnded()
-        }
-        var finished = true
-        let sends = script.steps.enumerated().filter { $0.element.packet.dir == .clientToServer }
-        var effects: [Int: [(name: String, namespace: String)]] = [:]
-        for step in script.steps {
-            if let cause = causes[step.seq], let name = step.packet.event { effects[cause, default: []].append((name, step.packet.nsp)) }
-        }
-        let base = sends.first.flatMap { script.times[$0.element.seq] } ?? 0
-        var asking: [Task<Void, Never>] = []
-        for (_, step) in sends {
-            if let time = script.times[step.seq] {
-                let due = begin + .seconds(max(0, time - base) / options.speed)
-                if due > .now { try? await Task.sleep(until: due) }
-            }
-            if Task.isCancelled {
-                finished = false
-                break
-            }
-            if waiting.wasRefused {
-                finished = false
-                break
-            }
-            if waiting.hasEnded {
-                metrics.error(.disconnected)
-                finished = false
-                break
-            }
-            // What the capture shows this packet caused, waited for from before it goes: an answer
-            // can come before the send returns.
-            let now = ContinuousClock.now
-            for effect in effects[step.seq] ?? [] { waiting.expect(effect.name, namespace: effect.namespace, since: now) }
-            let packet = SocketPacket(record: step.packet)
-            if packet.type == .connect, script.engineVersion == .v3, packet.namespace == "/" {
-                // Protocol v4 joins `/` by itself: the recorded CONNECT is the server's doing.
-                continue
-            }
-            if packet.type != .connect, !(await waiting.joined(packet.namespace, within: .seconds(options.timeout))) {
-                // As client libraries do, nothing goes to a namespace before its CONNECT is answered
-                // (socket.io closes a connection that sends to one it has not joined).
-                if !waiting.wasRefused, !waiting.hasEnded { metrics.error(.eventTimeout) }
-                finished = false
-                break
-            }
-            if packet.type.isEvent, packet.ackID != nil, let name = packet.eventName {
-                let timeout = Int(options.timeout * 1000)
-                asking.append(Task {
-                    let sent = ContinuousClock.now
-                    do {
-                        _ = try await client.emitWithAck(name, packet.arguments, namespace: packet.namespace, timeout: timeout)
-                        metrics.ack(name, ContinuousClock.now - sent)
-                    } catch let error as SocketIOClient.ClientError where error.code == .connectionClosed {
-                        metrics.error(.disconnected)
-                    } catch {
-                        metrics.error(.ackTimeout)
-                    }
-                })
-            } else {
-                client.send(packet)
-            }
-        }
-        for task in asking { await task.value }
-        let missing = await waiting.settle(within: .seconds(options.timeout))
-        if !waiting.wasRefused, missing > 0 {
-            // Waited for in vain, or gone with the session.
-            if waiting.hasEnded { metrics.error(.disconnected) } else { for _ in 0..<missing { metrics.error(.eventTimeout) } }
-        }
-        end(client, reading, connected: waiting.wasConnected, done: finished && !waiting.wasRefused)
-    }
-
-    private func end(_ client: SocketIOClient, _ reading: Task<Void, Never>, connected: Bool, done: Bool) {
-        client.close()
-        reading.cancel()
-        metrics.ended(wasConnected: connected, done: done)
-    }
-}
-
-/// The server events a user waits for, oldest first, and whether its session has ended.
-final class Expectations: Sendable {
-    private struct Expected {
-        var name: String
-        var namespace: String
-        var since: ContinuousClock.Instant
-    }
-
+/// The users playing now: who they are (to stop them when the time is up), how many, and who
+/// waits for the last one to end.
+final class UserRoster: Sendable {
     private struct State {
-        var waiting: [Expected] = []
-        var ended = false
-        var refused = false
-        var namespaces: Set<String> = []
-        /// Who waits for a namespace's answer, by namespace.
-        var joining: [String: [CheckedContinuation<Bool, Never>]] = [:]
+        var playing: [Int: NIOLoopBound<UserSession>] = [:]
+        var connecting = 0
+        var stopped = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var idle: Bool { playing.isEmpty && connecting == 0 }
     }
 
+    private let options: LoadOptions
+    private let scripts: [UserScript]
+    private let metrics: LoadMetrics
+    private let deadline: ContinuousClock.Instant?
     private let state = Mutex(State())
+    private let group = MultiThreadedEventLoopGroup.singleton
 
-    /// A namespace was accepted; true for the first.
-    func connected(_ namespace: String) -> Bool {
-        let (first, waiters) = state.withLock { state in
-            let first = state.namespaces.isEmpty
-            state.namespaces.insert(namespace)
-            return (first, state.joining.removeValue(forKey: namespace) ?? [])
-        }
-        for waiter in waiters { waiter.resume(returning: true) }
-        return first
+    init(options: LoadOptions, scripts: [UserScript], metrics: LoadMetrics, deadline: ContinuousClock.Instant?) {
+        self.options = options
+        self.scripts = scripts
+        self.metrics = metrics
+        self.deadline = deadline
     }
 
-    func refused() {
-        state.withLock { $0.refused = true }
-        wakeJoiners()
-    }
-
-    var wasRefused: Bool { state.withLock { $0.refused } }
-    var wasConnected: Bool { state.withLock { !$0.namespaces.isEmpty } }
-
-    /// Whether the namespace is joined, waiting up to `limit` for its answer.
-    func joined(_ namespace: String, within limit: Duration) async -> Bool {
-        if state.withLock({ $0.namespaces.contains(namespace) }) { return true }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
-            self.wakeJoiners(of: namespace)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            let now: Bool? = state.withLock { state in
-                if state.namespaces.contains(namespace) { return true }
-                if state.ended || state.refused { return false }
-                state.joining[namespace, default: []].append(continuation)
-                return nil
+    /// Starts user `number`'s session (again, with `--loop`).
+    func start(_ number: Int) {
+        guard state.withLock({ state in
+            guard !state.stopped else { return false }
+            state.connecting += 1
+            return true
+        }) else { return }
+        let script = scripts[number % scripts.count]
+        let loop = group.next()
+        Task {
+            let tokens: UserScript.Tokens?
+            if let key = options.tokenKey {
+                var refresher = TokenRefresher(key: key)
+                refresher.overrides = options.claims.map { ($0.name, $0.value(user: number)) }
+                tokens = await script.tokens(refresher: refresher)
+            } else {
+                tokens = nil
             }
-            if let now { continuation.resume(returning: now) }
+            metrics.started()
+            let begin = ContinuousClock.now
+            let makeSession: @Sendable () -> UserSession = { [self] in
+                let machine = VirtualUserMachine(
+                    script: script, tokens: tokens, begin: begin, speed: options.speed, timeout: .seconds(options.timeout)
+                )
+                let session = UserSession(machine: machine, loop: loop, metrics: metrics) { [self] done in self.ended(number) }
+                let stop = state.withLock { state in
+                    state.connecting -= 1
+                    state.playing[number] = NIOLoopBound(session, eventLoop: loop)
+                    return state.stopped
+                }
+                if stop {
+                    let bound = NIOLoopBound(session, eventLoop: loop)
+                    loop.execute { bound.value.stop() }
+                }
+                return session
+            }
+            let path = options.path ?? script.path
+            let query = tokens?.query ?? script.query
+            let started: Bool
+            if script.transport == .websocket {
+                var uri = "\(path)?EIO=\(script.engineVersion.rawValue)&transport=websocket"
+                if !query.isEmpty { uri += "&" + query }
+                started = await WebSocketUser.connect(
+                    host: options.host, port: options.port, uri: uri, tls: options.tls, loop: loop, script: script, makeSession: makeSession
+                )
+            } else {
+                let client = SocketIOClient(
+                    host: options.host, port: options.port, path: path, engineVersion: script.engineVersion, query: query, parser: script.parser,
+                    tls: options.tls, streamsEvents: false
+                )
+                started = await PollingUser.play(client: client, plan: script.transport, loop: loop, makeSession: makeSession)
+            }
+            if !started {
+                metrics.error(.connectFailed)
+                metrics.ended(wasConnected: false, done: false)
+                connectFailed()
+            }
         }
     }
 
-    private func wakeJoiners(of namespace: String? = nil) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
-            if let namespace { return state.joining.removeValue(forKey: namespace) ?? [] }
-            defer { state.joining = [:] }
-            return state.joining.values.flatMap { $0 }
+    private func ended(_ number: Int) {
+        let restart = options.loop && deadline.map { ContinuousClock.now < $0 } ?? options.loop
+        let waiters = state.withLock { state in
+            state.playing[number] = nil
+            return settle(&state, starting: restart)
         }
-        for waiter in waiters { waiter.resume(returning: false) }
+        for waiter in waiters { waiter.resume() }
+        if restart { start(number) }
     }
 
-    func expect(_ name: String, namespace: String, since: ContinuousClock.Instant) {
-        state.withLock { $0.waiting.append(Expected(name: name, namespace: namespace, since: since)) }
-    }
-
-    /// The oldest wait for this event, taken.
-    func take(_ name: String, namespace: String) -> ContinuousClock.Instant? {
-        state.withLock { state in
-            guard let index = state.waiting.firstIndex(where: { $0.name == name && $0.namespace == namespace }) else { return nil }
-            return state.waiting.remove(at: index).since
+    private func connectFailed() {
+        let waiters = state.withLock { state in
+            state.connecting -= 1
+            return settle(&state, starting: false)
         }
+        for waiter in waiters { waiter.resume() }
     }
 
-    func sessionEnded() {
-        state.withLock { $0.ended = true }
-        wakeJoiners()
+    /// Who to wake: nobody plays, connects or is about to start again.
+    private func settle(_ state: inout State, starting: Bool) -> [CheckedContinuation<Void, Never>] {
+        guard state.idle, !starting || state.stopped else { return [] }
+        defer { state.waiters = [] }
+        return state.waiters
     }
-    var hasEnded: Bool { state.withLock { $0.ended } }
 
-    /// Waits until nothing is waited for, the session ended, or the time is up; how many never came.
-    func settle(within limit: Duration) async -> Int {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            let (count, over) = state.withLock { ($0.waiting.count, $0.ended || $0.refused) }
-            if count == 0 || over { break }
-            try? await Task.sleep(for: .milliseconds(10))
+    /// The time is up: every user stops where it is; none starts again.
+    func stopAll() {
+        let playing = state.withLock { state in
+            state.stopped = true
+            return Array(state.playing.values)
         }
-        return state.withLock { $0.waiting.count }
+        for session in playing { session.eventLoop.execute { session.value.stop() } }
+    }
+
+    /// Returns once no user plays or connects.
+    func allEnded() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state in
+                if state.idle { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 }

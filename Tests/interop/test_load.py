@@ -52,6 +52,20 @@ def test_the_chat_as_200_users_with_their_own_tokens(chat_server):
     assert result["memory"]["peak_rss_mb"] > 0
 
 
+@pytest.mark.parametrize("capture", ["chat-polling.jsonl", "chat-upgrade.jsonl"])
+def test_the_chat_on_long_polling_and_the_upgrade(chat_server, capture):
+    """Conns recorded on long-polling, and on polling then the upgrade, are played on them: each
+    user's packets go over the transports its conn used, and every one is answered."""
+    code, result, stderr = load(capture, chat_server.url, "--users", "40", "--ramp", "1s",
+                                "--jwt-secret", SECRET, "--claim", "id={user}")
+    assert code == 0, stderr
+    assert result["errors"] == {}, result
+    assert result["users"]["completed"] == 40
+    assert result["events"]["chat response"]["count"] == 20
+    assert result["events"]["roomJoined"]["count"] == 20
+    assert result["connect_ms"]["count"] == 40
+
+
 def test_tokens_the_server_refuses_are_counted(chat_server):
     code, result, stderr = load("chat-websocket.jsonl", chat_server.url, "--users", "20", "--jwt-secret", "not-the-servers-secret-at-all!!")
     assert code == 0, stderr
