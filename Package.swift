@@ -248,7 +248,10 @@ if Context.environment["SIOTAP_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "siotap-fuzz",
-            dependencies: ["SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport", "TrafficDiagnosis", "LiveIntervention"],
+            dependencies: [
+                "SocketIOProtocol", "JWTInspection", "TrafficCapture", "TrafficObservation", "TrafficImport", "TrafficDiagnosis", "LiveIntervention",
+                "LoadGeneration",
+            ],
             path: "Tests/Fuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]
 #
 # Targets: engine-payload socketio jwt capture-reader traffic-decoder websocket-stream tcp-reassembly
-# http-stream msgpack har http-framing diagnoser gate (default: all,
+# http-stream msgpack har http-framing diagnoser gate hlog (default: all,
 # 60 s each).
 # Seeds come from the fixtures and the codec test vectors (scripts/fuzz_seeds.py); corpora grow in
 # .build-fuzz/corpus/TARGET and any crashing input lands in .build-fuzz/crashes/TARGET. Prints one
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(engine-payload socketio jwt capture-reader traffic-decoder websocket-stream tcp-reassembly http-stream msgpack har http-framing diagnoser gate)
+[ ${#targets[@]} -gt 0 ] || targets=(engine-payload socketio jwt capture-reader traffic-decoder websocket-stream tcp-reassembly http-stream msgpack har http-framing diagnoser gate hlog)
 
 SIOTAP_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product siotap-fuzz -Xswiftc -sanitize=fuzzer >&2
 binary=.build-fuzz/release/siotap-fuzz

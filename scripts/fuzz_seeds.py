@@ -155,6 +155,36 @@ seeds["http-framing"] = [bytes([cut]) + item for cut in (0, 7, 40) for item in h
 # on both directions (the high bit).
 seeds["gate"] = [bytes([1, 0, 0x81, 0x80, 7, 2, 0, 7, 1, 1, 0, 4, 1, 3, 0, 7]), bytes([5, 0x86, 0, 6, 0, 0x85, 7])]
 
+# Interval logs (mode 0: a log's text; any other first byte: a histogram's counts before compression).
+def zigzag(value):
+    rest = ((value << 1) ^ (value >> 63)) & (2**64 - 1)
+    out = bytearray()
+    for _ in range(8):
+        if rest < 0x80:
+            return bytes(out + bytes([rest]))
+        out.append((rest & 0x7F) | 0x80)
+        rest >>= 7
+    return bytes(out + bytes([rest & 0xFF]))
+
+
+def histf(counts):
+    import base64, struct, zlib
+    payload = b"".join(zigzag(value) for value in counts)
+    encoded = struct.pack(">IIIIQQd", 0x1C849313, len(payload), 0, 3, 1, 3_600_000_000, 1.0) + payload
+    compressed = zlib.compress(encoded)
+    return base64.b64encode(struct.pack(">II", 0x1C849314, len(compressed)) + compressed).decode()
+
+
+log = "\n".join([
+    "#[siotap load worker 0 of 1]",
+    '#[siotap: {"started":3,"peak":3,"completed":3,"duration_s":2,"received":{"news":4},"errors":{"ack_timeout":1},'
+    '"names":{"ack:ask":"ask"},"peak_rss_kb":100,"baseline_rss_kb":50}]',
+    '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"',
+    f"Tag=connect,0.000,2.000,0.300,{histf([0, 1, -98, 2])}",
+    f"Tag=ack:ask,0.000,2.000,0.600,{histf([-200, 3, 0, 1])}",
+])
+seeds["hlog"] = [b"\0" + log.encode(), b"\1" + b"".join(zigzag(v) for v in [0, 5, -1000, 7, 1])]
+
 for name, items in seeds.items():
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

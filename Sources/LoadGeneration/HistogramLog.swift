@@ -43,6 +43,14 @@ public enum HistogramLog {
             }
             writeZigZag(zeros > 1 ? -Int64(zeros) : Int64(count), to: &payload)
         }
+        return envelope(payload, shape: shape)
+    }
+
+    /// Counts, already written as ZigZag LEB128, in the V2 header, compressed, in base64 (for the
+    /// tests and the fuzzer, which write counts no histogram would).
+    package static func envelope(_ payload: [UInt8]) -> String { envelope(payload, shape: Shape()) }
+
+    static func envelope(_ payload: [UInt8], shape: Shape) -> String {
         var encoded: [UInt8] = []
         append(encodingCookie, to: &encoded)
         append(UInt32(payload.count), to: &encoded)
@@ -59,6 +67,9 @@ public enum HistogramLog {
         append(UInt32(compressed.count), to: &out)
         return Base64.encode(out + compressed)
     }
+
+    /// The most values one histogram may count (2^40, a trillion): logs added up stay far from overflowing.
+    static let largestCount: UInt64 = 1 << 40
 
     /// A histogram from its compressed V2 encoding (any the HdrHistogram libraries write with
     /// lowest discernible value 1), added into one of siotap's shape.
@@ -85,12 +96,20 @@ public enum HistogramLog {
         var position = 40
         var index = 0
         let end = 40 + payloadLength
+        // A stranger's log may say anything: no index past the last bucket, no count so large
+        // that adding logs up overflows.
+        let lastIndex = shape.index(of: shape.highest)
+        var total: UInt64 = 0
         while position < end {
             guard let value = readZigZag(encoded, &position) else { throw Invalid(description: "a histogram's counts are cut short") }
             if value < 0 {
+                guard value > -Int64(lastIndex) - 1 else { throw Invalid(description: "a histogram's counts run past its range") }
                 index += Int(-value)
             } else {
+                guard index <= lastIndex else { throw Invalid(description: "a histogram's counts run past its range") }
                 if value > 0 {
+                    total += UInt64(value)
+                    guard total <= largestCount else { throw Invalid(description: "a histogram counts more than \(largestCount) values") }
                     let recorded = min(shape.value(at: index), histogram.highestTrackableValue)
                     guard histogram.record(recorded, count: UInt64(value)) else { throw Invalid(description: "a count out of range") }
                 }
@@ -155,7 +174,7 @@ public enum HistogramLog {
     }
 
     /// HdrHistogram's ZigZag LEB128: seven bits a byte, the ninth byte (if any) whole.
-    static func writeZigZag(_ value: Int64, to out: inout [UInt8]) {
+    package static func writeZigZag(_ value: Int64, to out: inout [UInt8]) {
         var rest = UInt64(bitPattern: (value << 1) ^ (value >> 63))
         for _ in 0..<8 {
             if rest < 0x80 {
@@ -234,8 +253,13 @@ extension HistogramLog {
         public var files = 0
     }
 
+    /// Intervals a merge adds up, at most (each histogram is decoded and added: a trillion counts
+    /// each would still not overflow a total).
+    static let largestIntervalCount = 1 << 20
+
     public static func merge(_ logs: [(name: String, text: String)]) throws(Invalid) -> Merged {
         var merged = Merged()
+        var intervals = 0
         for (name, text) in logs {
             var names: [String: String] = [:]
             var sawCounters = false
@@ -261,15 +285,19 @@ extension HistogramLog {
                 guard rest.count == 4, let histogram = try? decode(String(rest.last!)) else {
                     throw Invalid(description: "\(name): an interval's histogram does not read: \(line.prefix(80))")
                 }
+                intervals += 1
+                guard intervals <= largestIntervalCount else { throw Invalid(description: "more than \(largestIntervalCount) intervals in the logs") }
                 let label = names[tag] ?? String(tag.split(separator: ":", maxSplits: 1).last ?? "")
                 if tag == "connect" {
                     merged.snapshot.connect.add(histogram)
                 } else if tag.hasPrefix("ack:") {
-                    if merged.snapshot.acks[label] == nil { merged.snapshot.acks[label] = LoadMetrics.histogram() }
-                    merged.snapshot.acks[label]!.add(histogram)
+                    let key = LoadMetrics.key(label, in: merged.snapshot.acks)
+                    if merged.snapshot.acks[key] == nil { merged.snapshot.acks[key] = LoadMetrics.histogram() }
+                    merged.snapshot.acks[key]!.add(histogram)
                 } else {
-                    if merged.snapshot.events[label] == nil { merged.snapshot.events[label] = LoadMetrics.histogram() }
-                    merged.snapshot.events[label]!.add(histogram)
+                    let key = LoadMetrics.key(label, in: merged.snapshot.events)
+                    if merged.snapshot.events[key] == nil { merged.snapshot.events[key] = LoadMetrics.histogram() }
+                    merged.snapshot.events[key]!.add(histogram)
                 }
             }
             guard sawCounters else { throw Invalid(description: "\(name): not a log siotap load wrote (no #[siotap: …] line)") }
@@ -279,19 +307,21 @@ extension HistogramLog {
     }
 
     private static func add(_ counters: JSONValue, to merged: inout Merged) {
-        func int(_ key: String) -> Int { counters[key]?.numberValue.flatMap { Int($0.literal) } ?? 0 }
+        // Counts from a stranger's log are held to 0...2^40, so that sums cannot overflow.
+        func count(_ value: JSONValue?) -> Int { value?.numberValue.flatMap { Int($0.literal) }.map { min(max($0, 0), 1 << 40) } ?? 0 }
+        func int(_ key: String) -> Int { count(counters[key]) }
         merged.snapshot.started += int("started")
         merged.snapshot.peakConnected += int("peak")
         merged.snapshot.completed += int("completed")
-        merged.duration = max(merged.duration, counters["duration_s"]?.numberValue?.doubleValue ?? 0)
+        merged.duration = max(merged.duration, min(counters["duration_s"]?.numberValue?.doubleValue ?? 0, 1e9))
         merged.memory.peakKB += int("peak_rss_kb")
         merged.memory.baselineKB += int("baseline_rss_kb")
         for member in counters["received"]?.objectValue?.members ?? [] {
-            merged.snapshot.received[member.key.value, default: 0] += member.value.numberValue.flatMap { Int($0.literal) } ?? 0
+            merged.snapshot.received[LoadMetrics.key(member.key.value, in: merged.snapshot.received), default: 0] += count(member.value)
         }
         for member in counters["errors"]?.objectValue?.members ?? [] {
             guard let kind = LoadMetrics.ErrorKind(rawValue: member.key.value) else { continue }
-            merged.snapshot.errors[kind, default: 0] += member.value.numberValue.flatMap { Int($0.literal) } ?? 0
+            merged.snapshot.errors[kind, default: 0] += count(member.value)
         }
     }
 }

@@ -67,11 +67,22 @@ public final class LoadMetrics: Sendable {
         return UInt64(max(0, seconds)) * 1_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000_000)
     }
 
+    /// Names measured apart, at most: a histogram is about 180 kB, and a capture or a server can
+    /// have any number of event names. Past this, names share ``otherNames``.
+    public static let largestNameCount = 256
+    public static let otherNames = "(other names)"
+
+    /// The key `name` is counted under in `table`.
+    static func key<Value>(_ name: String, in table: [String: Value]) -> String {
+        table[name] != nil || table.count < largestNameCount - 1 ? name : otherNames
+    }
+
     func ack(_ name: String, _ duration: Duration) {
         let value = Self.microseconds(duration)
         state.withLock { state in
-            if state.acks[name] == nil { state.acks[name] = Self.histogram() }
-            _ = state.acks[name]!.record(value)
+            let key = Self.key(name, in: state.acks)
+            if state.acks[key] == nil { state.acks[key] = Self.histogram() }
+            _ = state.acks[key]!.record(value)
         }
         _ = recent.withLock { $0.record(value) }
     }
@@ -79,8 +90,9 @@ public final class LoadMetrics: Sendable {
     func event(_ name: String, _ duration: Duration) {
         let value = Self.microseconds(duration)
         state.withLock { state in
-            if state.events[name] == nil { state.events[name] = Self.histogram() }
-            _ = state.events[name]!.record(value)
+            let key = Self.key(name, in: state.events)
+            if state.events[key] == nil { state.events[key] = Self.histogram() }
+            _ = state.events[key]!.record(value)
         }
         _ = recent.withLock { $0.record(value) }
     }
@@ -93,7 +105,7 @@ public final class LoadMetrics: Sendable {
         }
     }
 
-    func received(_ name: String) { state.withLock { $0.received[name, default: 0] += 1 } }
+    func received(_ name: String) { state.withLock { $0.received[Self.key(name, in: $0.received), default: 0] += 1 } }
     func error(_ kind: ErrorKind) { state.withLock { $0.errors[kind, default: 0] += 1 } }
     func started() { state.withLock { $0.started += 1 } }
 
@@ -122,7 +134,7 @@ public final class LoadMetrics: Sendable {
         var current = 0, peak = 0
         var line = [CChar](repeating: 0, count: 256)
         while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(cString: line)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let value = Int(text.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
             if text.hasPrefix("VmRSS:") { current = value }
             if text.hasPrefix("VmHWM:") { peak = value }

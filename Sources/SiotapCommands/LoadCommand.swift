@@ -323,8 +323,14 @@ struct LoadMergeCommand: ParsableCommand {
     func run() throws {
         let io = CommandIO.current
         var texts: [(name: String, text: String)] = []
+        // A worker's log is kilobytes; a file far larger (or endless, like a device) is not one.
+        let largest = 64 << 20
         for path in logs {
-            guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure(.badInput, "cannot read \(path)") }
+            guard let file = FileHandle(forReadingAtPath: path), let data = try? file.read(upToCount: largest + 1) ?? Data() else {
+                throw CommandFailure(.badInput, "cannot read \(path)")
+            }
+            try? file.close()
+            guard data.count <= largest else { throw CommandFailure(.badInput, "\(path): larger than 64 MB, not a worker's log") }
             texts.append((path, String(decoding: data, as: UTF8.self)))
         }
         let merged: HistogramLog.Merged

@@ -8,6 +8,7 @@ import Dispatch
 import Foundation
 import JWTInspection
 import LiveIntervention
+import LoadGeneration
 import SocketIOProtocol
 import TrafficCapture
 import TrafficDiagnosis
@@ -28,6 +29,7 @@ enum FuzzTarget: String, CaseIterable {
     case httpFraming = "http-framing"
     case diagnoser
     case gate
+    case hlog
 }
 
 let target: FuzzTarget = {
@@ -61,6 +63,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     switch target {
     case .enginePayload: fuzzEnginePayload(input)
+    case .hlog: fuzzHistogramLog(input)
     case .socketIO: fuzzSocketIO(input)
     case .jwt: fuzzJWT(input)
     case .captureReader: fuzzCaptureReader(input)
@@ -478,4 +481,21 @@ func fuzzGate(_ input: [UInt8]) {
             precondition(held.map(\.seq).sorted() == waiting.sorted(), "held \(held.map(\.seq)), expected \(waiting)")
         }
     }
+}
+
+/// `siotap load merge` on a stranger's file: first byte 0, the rest is a log's text, merged (with
+/// itself, as two workers); otherwise the rest is a histogram's counts as written before
+/// compression, decoded, and a histogram that reads must come back the same through siotap's encoding.
+func fuzzHistogramLog(_ input: [UInt8]) {
+    guard let mode = input.first else { return }
+    let rest = Array(input.dropFirst())
+    if mode == 0 {
+        let text = String(decoding: rest, as: UTF8.self)
+        guard let merged = try? HistogramLog.merge([("a", text), ("b", text)]) else { return }
+        precondition(merged.snapshot.acks.count <= LoadMetrics.largestNameCount && merged.snapshot.events.count <= LoadMetrics.largestNameCount)
+        return
+    }
+    guard let histogram = try? HistogramLog.decode(HistogramLog.envelope(rest)) else { return }
+    let again = try! HistogramLog.decode(HistogramLog.encode(histogram))
+    precondition(again.totalCount == histogram.totalCount && again.maxRecorded == histogram.maxRecorded)
 }

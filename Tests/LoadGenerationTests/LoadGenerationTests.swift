@@ -131,4 +131,42 @@ struct HistogramLogTests {
         }
         #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.merge([("x", "Tag=a,0,1,2,HISTFAAAAA==\n")]) }
     }
+
+    @Test("A stranger's log can neither crash a merge nor make it grow past its bounds")
+    func hostileLogs() throws {
+        func histogram(_ values: [Int64]) -> String {
+            var payload: [UInt8] = []
+            for value in values { HistogramLog.writeZigZag(value, to: &payload) }
+            return HistogramLog.envelope(payload)
+        }
+        // A zero run of Int64.min (negating it traps), a run past the last bucket, a count over 2^40.
+        for values: [Int64] in [[.min], [-(1 << 40), 1], [1 << 41], [1 << 39, 1 << 39, 1 << 39]] {
+            #expect(throws: HistogramLog.Invalid.self, "\(values)") { try HistogramLog.decode(histogram(values)) }
+        }
+        #expect(try HistogramLog.decode(histogram([-3, 1 << 39])).totalCount == 1 << 39)
+        // Counters near Int.max, added up across logs, are held; 300 event names share 256 histograms.
+        let counters = #"#[siotap: {"started":9223372036854775807,"peak":-5,"received":{"a":9223372036854775807},"errors":{"refused":9223372036854775807}}]"#
+        var lines = [counters]
+        for index in 0..<300 { lines.append("Tag=ack:e\(index),0.000,1.000,0.001,\(histogram([0, 1]))") }
+        let text = lines.joined(separator: "\n")
+        let merged = try HistogramLog.merge([("a", text), ("b", text)])
+        #expect(merged.snapshot.started == 2 << 40 && merged.snapshot.peakConnected == 0)
+        #expect(merged.snapshot.received == ["a": 2 << 40] && merged.snapshot.errors == [.refused: 2 << 40])
+        #expect(merged.snapshot.acks.count == LoadMetrics.largestNameCount)
+        #expect(merged.snapshot.acks[LoadMetrics.otherNames]?.totalCount == UInt64(2 * (300 - LoadMetrics.largestNameCount + 1)))
+    }
+
+    @Test("A run measures at most 256 names apart; the rest share one histogram")
+    func boundedNames() {
+        let metrics = LoadMetrics()
+        for index in 0..<1000 {
+            metrics.ack("a\(index)", .milliseconds(1))
+            metrics.event("e\(index)", .milliseconds(1))
+            metrics.received("r\(index)")
+        }
+        let snapshot = metrics.snapshot
+        #expect(snapshot.acks.count == 256 && snapshot.events.count == 256 && snapshot.received.count == 256)
+        #expect(snapshot.acks[LoadMetrics.otherNames]?.totalCount == 745 && snapshot.received[LoadMetrics.otherNames] == 745)
+        #expect(snapshot.acks["a0"]?.totalCount == 1)
+    }
 }

@@ -87,6 +87,18 @@ def test_acks_as_many_as_users_times_the_capture(conformance_server):
     assert cpu["busier"] == ("server" if cpu["server_cores"] >= cpu["load_cores"] else "load")
 
 
+def test_loop_plays_the_conn_again_until_the_time_is_up(conformance_server):
+    """--loop: each user starts its conn again when it ends; --duration stops them where they are,
+    with nothing counted against them."""
+    code, result, stderr = load("conformance-binary.jsonl", conformance_server.url, "--users", "5", "--loop", "--duration", "2s", "--speed", "4")
+    assert code == 0, stderr
+    assert result["errors"] == {}, result
+    users = result["users"]
+    assert users["started"] > 10, users
+    assert users["started"] - 5 <= users["completed"] <= users["started"], users
+    assert result["acks"]["message-with-ack"]["count"] >= 2 * users["completed"]
+
+
 def test_fail_if_trips_on_a_slow_server(tmp_path):
     server = Server("--app", "conformance")
     proxy = Proxy(server.url, tmp_path, "--fault", "delay=300ms,type=ACK,dir=s2c")
@@ -110,6 +122,9 @@ def test_load_says_what_is_wrong():
     for args in (["--users", "0"], ["--loop"], ["--claim", "id={user}"], ["--fail-if", "p98>1ms"], ["--pick", "colour=red"]):
         code, _, stderr = load("chat-websocket.jsonl", "http://127.0.0.1:9", *args)
         assert code == 2, (args, stderr)
+    # A "log" that never ends is refused after 64 MB, not read into memory whole.
+    merged = subprocess.run([SIOTAP, "load", "merge", "/dev/zero"], capture_output=True, text=True, timeout=30)
+    assert merged.returncode == 2 and "larger than 64 MB" in merged.stderr, merged.stderr
 
 
 def test_three_workers_merge_into_one_run(conformance_server, tmp_path):
