@@ -7,6 +7,7 @@
 # memory per user (peak less the RSS just after start, over the users), the ack's p50/p99.
 #
 #   USERS=500 DURATION=30 Benchmarks/load.sh
+#   USERS=10000 RAMP=20 LOCUST=0 Benchmarks/load.sh    # siotap alone: 10,000 users on one machine
 #
 # Installs Locust into .venv-locust the first time (PyPI). Loopback only; everything started here
 # is stopped.
@@ -19,7 +20,7 @@ if [ -n "${SIOTAP_BIN:-}" ]; then BIN=$SIOTAP_BIN; else
     swift build -c release --product siotap >/dev/null
     BIN="$(swift build -c release --show-bin-path)/siotap"
 fi
-[ -x .venv-locust/bin/locust ] || { python3 -m venv .venv-locust && .venv-locust/bin/pip install -q locust==2.47.0 "python-socketio[client]==5.18.1"; }
+[ "${LOCUST:-1}" = 0 ] || [ -x .venv-locust/bin/locust ] || { python3 -m venv .venv-locust && .venv-locust/bin/pip install -q locust==2.47.0 "python-socketio[client]==5.18.1"; }
 work=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -60,6 +61,8 @@ wait $pid || true
 read -r p50 p99 acks errors < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); a=r["acks"]["message-with-ack"]; print(a["p50_ms"], a["p99_ms"], a["count"], sum(r["errors"].values()))' "$work/siotap.json")
 report "siotap load" "$USERS" "$siotap_cpu" "$siotap_base" "$siotap_peak" "$p50" "$p99"
 echo "               acks $acks, errors $errors"
+
+[ "${LOCUST:-1}" != 0 ] || exit 0
 
 # Locust, headless, one process (as its users per core are counted)
 TARGET="$target" .venv-locust/bin/locust -f Benchmarks/locust_users.py --headless -u "$USERS" -r $((USERS / RAMP > 0 ? USERS / RAMP : 1)) \

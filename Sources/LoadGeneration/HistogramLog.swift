@@ -70,10 +70,18 @@ public enum HistogramLog {
 
     /// The most values one histogram may count (2^40, a trillion): logs added up stay far from overflowing.
     static let largestCount: UInt64 = 1 << 40
+    /// The most the values of the histograms a merge reads may add up to.
+    static let largestWeight: UInt64 = 1 << 62
 
     /// A histogram from its compressed V2 encoding (any the HdrHistogram libraries write with
     /// lowest discernible value 1), added into one of siotap's shape.
     public static func decode(_ text: String) throws(Invalid) -> LoadMetrics.Latencies {
+        try decodeWeighted(text).histogram
+    }
+
+    /// The histogram, and the sum of its values (HdrHistogram's iterators add values up in 64
+    /// bits: a stranger's counts of hour-long latencies must not take that past 2^62).
+    static func decodeWeighted(_ text: String) throws(Invalid) -> (histogram: LoadMetrics.Latencies, weight: UInt64) {
         guard let bytes = Base64.decode(text), bytes.count >= 8, read32(bytes, 0) == compressedCookie else {
             throw Invalid(description: "not a compressed HdrHistogram (HISTF…)")
         }
@@ -100,6 +108,7 @@ public enum HistogramLog {
         // that adding logs up overflows.
         let lastIndex = shape.index(of: shape.highest)
         var total: UInt64 = 0
+        var weight: UInt64 = 0
         while position < end {
             guard let value = readZigZag(encoded, &position) else { throw Invalid(description: "a histogram's counts are cut short") }
             if value < 0 {
@@ -111,12 +120,15 @@ public enum HistogramLog {
                     total += UInt64(value)
                     guard total <= largestCount else { throw Invalid(description: "a histogram counts more than \(largestCount) values") }
                     let recorded = min(shape.value(at: index), histogram.highestTrackableValue)
+                    let (product, overflow) = recorded.multipliedReportingOverflow(by: UInt64(value))
+                    guard !overflow, product <= largestWeight - weight else { throw Invalid(description: "a histogram's values add up past 2^62") }
+                    weight += product
                     guard histogram.record(recorded, count: UInt64(value)) else { throw Invalid(description: "a count out of range") }
                 }
                 index += 1
             }
         }
-        return histogram
+        return (histogram, weight)
     }
 
     /// HdrHistogram's layout of counts for lowest discernible value 1 (unit magnitude 0).
@@ -260,6 +272,7 @@ extension HistogramLog {
     public static func merge(_ logs: [(name: String, text: String)]) throws(Invalid) -> Merged {
         var merged = Merged()
         var intervals = 0
+        var totalWeight: UInt64 = 0
         for (name, text) in logs {
             var names: [String: String] = [:]
             var sawCounters = false
@@ -282,9 +295,11 @@ extension HistogramLog {
                     tag = String(fields[0].dropFirst(4))
                     rest = fields.dropFirst()
                 }
-                guard rest.count == 4, let histogram = try? decode(String(rest.last!)) else {
+                guard rest.count == 4, let (histogram, weight) = try? decodeWeighted(String(rest.last!)) else {
                     throw Invalid(description: "\(name): an interval's histogram does not read: \(line.prefix(80))")
                 }
+                guard weight <= largestWeight - totalWeight else { throw Invalid(description: "\(name): the logs' values add up past 2^62") }
+                totalWeight += weight
                 intervals += 1
                 guard intervals <= largestIntervalCount else { throw Invalid(description: "more than \(largestIntervalCount) intervals in the logs") }
                 let label = names[tag] ?? String(tag.split(separator: ":", maxSplits: 1).last ?? "")

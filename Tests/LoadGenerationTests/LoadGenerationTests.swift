@@ -144,6 +144,15 @@ struct HistogramLogTests {
             #expect(throws: HistogramLog.Invalid.self, "\(values)") { try HistogramLog.decode(histogram(values)) }
         }
         #expect(try HistogramLog.decode(histogram([-3, 1 << 39])).totalCount == 1 << 39)
+        // The fuzzer's find: counts within bounds, but of hour-long values, whose sum HdrHistogram's
+        // iterators keep in 64 bits (it trapped when the histogram was encoded again).
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.decode(histogram([-20_704, 257_698_037_760])) }
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.decode(histogram([-20_704, 1 << 32, 1 << 32])) }
+        // The fuzzer's second: a sum near 2^62, then a product near 2^64 added to it.
+        let found = Array(Data(base64Encoded: "AUAKDyeBQDCAgCeBQDCAgICAgA4nDgFACicPJ4FAMICAgICAAUAKDyeBQDCAgCeBQDCAgICAgA4nD4CADw4n")!.dropFirst())
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.decode(HistogramLog.envelope(found)) }
+        let heavy = HistogramLog.encode(try HistogramLog.decode(histogram([-20_704, 1 << 32])))
+        #expect(throws: HistogramLog.Invalid.self) { try HistogramLog.merge([("a", "#[siotap: {}]\n" + Array(repeating: "Tag=ack:x,0,1,2,\(heavy)", count: 2).joined(separator: "\n"))]) }
         // Counters near Int.max, added up across logs, are held; 300 event names share 256 histograms.
         let counters = #"#[siotap: {"started":9223372036854775807,"peak":-5,"received":{"a":9223372036854775807},"errors":{"refused":9223372036854775807}}]"#
         var lines = [counters]
