@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Many WebSocket sessions through `siotap proxy --record` at once, and what each costs the proxy
-# in resident memory: `siotap load` opens SESSIONS users (each asks `message-with-ack` once a
-# second, Benchmarks/load_capture.py) through the proxy to the built-in conformance server, and the
+# in resident memory: `siotap load` opens SESSIONS users (each asks `message-with-ack` every five
+# seconds, Benchmarks/load_capture.py at --speed 0.2) through the proxy to the built-in conformance server, and the
 # proxy's RSS is read before they start and once they are all up. A relayed session takes two of
 # the proxy's descriptors; the open-file hard limit (`ulimit -Hn`) caps SESSIONS at about half of it.
 #
@@ -41,7 +41,7 @@ fds() { ls "/proc/$proxy_pid/fd" | wc -l; }
 echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); $SESSIONS websocket sessions through the proxy, started over ${RAMP} s, held ${HOLD} s"
 idle=$(rss)
 python3 Benchmarks/load_capture.py $((RAMP + HOLD + 5)) > "$work/load.jsonl"
-"$BIN" load "$work/load.jsonl" --target "$proxy" --users "$SESSIONS" --ramp "${RAMP}s" --duration "$((RAMP + HOLD))s" --json --quiet > "$work/load.json" &
+"$BIN" load "$work/load.jsonl" --target "$proxy" --users "$SESSIONS" --ramp "${RAMP}s" --duration "$((RAMP + HOLD))s" --speed 0.2 --json --quiet > "$work/load.json" &
 load_pid=$!
 sleep $((RAMP + HOLD / 2))
 held=$(rss)
