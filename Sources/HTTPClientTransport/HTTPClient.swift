@@ -112,11 +112,7 @@ public enum WebSocketClient {
         try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
             request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
-            refused: { channel in
-                let answer = channel.eventLoop.makePromise(of: RefusedUpgrade.self)
-                try channel.pipeline.syncOperations.addHandler(RefusalReader(promise: answer))
-                return .refused(answer.futureResult)
-            }
+            refused: { channel in .refused(try readRefusal(on: channel)) }
         ) { channel, response in
             let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
             try WebSocketRelayHandler.install(handler, in: channel)
@@ -147,15 +143,18 @@ public enum WebSocketClient {
         try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
             request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
-            refused: { channel in
-                let answer = channel.eventLoop.makePromise(of: RefusedUpgrade.self)
-                try channel.pipeline.syncOperations.addHandler(RefusalReader(promise: answer))
-                return .refused(answer.futureResult)
-            }
+            refused: { channel in .refused(try readRefusal(on: channel)) }
         ) { channel, response in
             try install(channel)
             return .upgraded(channel, response.headers)
         }
+    }
+
+    /// The answer of a server that did not upgrade, read by a handler once it has come.
+    private static func readRefusal(on channel: any Channel) throws -> EventLoopFuture<RefusedUpgrade> {
+        let answer = channel.eventLoop.makePromise(of: RefusedUpgrade.self)
+        try channel.pipeline.syncOperations.addHandler(RefusalReader(promise: answer))
+        return answer.futureResult
     }
 
     /// Connects and asks for the upgrade; `upgraded` sets up the WebSocket pipeline on the event

@@ -31,7 +31,7 @@ final class UserSession {
     func receive(_ packet: SocketPacket) { step { $0.receive(packet, at: .now, into: &$1) } }
     func stop() { step { $0.stop(into: &$1) } }
 
-    /// The transport is gone (or never came: `wasOpened` false).
+    /// The transport is gone (before the open packet, too: the session then never was).
     func transportEnded() {
         step { $0.transportEnded(into: &$1) }
     }
