@@ -226,18 +226,27 @@ final class UserRoster: Sendable {
             let path = options.path ?? script.path
             let query = tokens?.query ?? script.query
             let started: Bool
+            func uri(_ transport: String) -> String {
+                "\(path)?EIO=\(script.engineVersion.rawValue)&transport=\(transport)" + (query.isEmpty ? "" : "&" + query)
+            }
             if script.transport == .websocket {
-                var uri = "\(path)?EIO=\(script.engineVersion.rawValue)&transport=websocket"
-                if !query.isEmpty { uri += "&" + query }
                 started = await WebSocketUser.connect(
-                    host: options.host, port: options.port, uri: uri, tls: options.tls, loop: loop, script: script, makeSession: makeSession
+                    host: options.host, port: options.port, uri: uri("websocket"), tls: options.tls, loop: loop, script: script, makeSession: makeSession
                 )
+            } else if script.transport == .polling {
+                // A handshake that fails ends the session as connect_failed, through the machine.
+                let (host, port, tls, uri) = (options.host, options.port, options.tls, uri("polling"))
+                loop.execute {
+                    LongPollingUser(host: host, port: port, uri: uri, tls: tls, version: script.engineVersion, parser: script.parser, loop: loop, session: makeSession())
+                        .start()
+                }
+                started = true
             } else {
                 let client = SocketIOClient(
                     host: options.host, port: options.port, path: path, engineVersion: script.engineVersion, query: query, parser: script.parser,
                     tls: options.tls, streamsEvents: false
                 )
-                started = await PollingUser.play(client: client, plan: script.transport, loop: loop, makeSession: makeSession)
+                started = await UpgradingUser.play(client: client, plan: script.transport, loop: loop, makeSession: makeSession)
             }
             if !started {
                 metrics.error(.connectFailed)

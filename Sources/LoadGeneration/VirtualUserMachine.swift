@@ -5,7 +5,7 @@ import SocketIOProtocol
 /// times (think times over `speed`); each ack is timed from its emit, each server event the capture
 /// shows a packet caused from that packet. Nothing goes to a namespace before its CONNECT is
 /// answered (socket.io closes a connection that sends to one it has not joined). The drivers
-/// (``WebSocketUser`` on the event loop, ``PollingUser`` over siotap's client) only carry packets.
+/// (``WebSocketUser`` and ``LongPollingUser`` on the event loop, ``UpgradingUser`` over siotap's client) only carry packets.
 struct VirtualUserMachine {
     typealias Instant = ContinuousClock.Instant
 

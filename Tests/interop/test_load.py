@@ -66,6 +66,28 @@ def test_the_chat_on_long_polling_and_the_upgrade(chat_server, capture):
     assert result["connect_ms"]["count"] == 40
 
 
+def test_engine_io_3_on_long_polling(tmp_path):
+    """Engine.IO 3 on long-polling (the client pings, payloads framed the v3 way) against
+    python-socketio 4: the chat-eio3 capture with its upgrade taken out."""
+    lines = [line for line in (FIXTURES / "chat-eio3.jsonl").read_text().splitlines()
+             if not ('"kind":"engine"' in line and '"transport":"websocket"' in line)]
+    capture = tmp_path / "eio3-polling.jsonl"
+    capture.write_text("\n".join(lines).replace('"transport":"websocket"', '"transport":"polling"') + "\n")
+    server = python_server("chat", generation=4)
+    try:
+        result = subprocess.run([SIOTAP, "load", str(capture), "--target", server.url, "--json", "--users", "20", "--ramp", "1s",
+                                 "--jwt-secret", SECRET],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["users"]["completed"] == 20 and output["connect_ms"]["count"] == 20, output
+    # Every user's own answers came over polling (notify names user 4: the others wait in vain, as recorded).
+    assert output["events"]["chat response"]["count"] == 20 and output["events"]["roomJoined"]["count"] == 20
+    assert set(output["errors"]) <= {"event_timeout"}, output
+
+
 def test_tokens_the_server_refuses_are_counted(chat_server):
     code, result, stderr = load("chat-websocket.jsonl", chat_server.url, "--users", "20", "--jwt-secret", "not-the-servers-secret-at-all!!")
     assert code == 0, stderr

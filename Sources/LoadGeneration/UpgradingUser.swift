@@ -3,10 +3,10 @@ import SocketIOClient
 import SocketIOProtocol
 import TransportTLS
 
-/// A virtual user whose conn was recorded on long-polling (or polling, then the upgrade): siotap's
-/// client carries its packets (two HTTP connections, then perhaps a WebSocket), and its packets
-/// reach the user's ``UserSession`` on the event loop the session lives on.
-final class PollingUser: UserTransport, Sendable {
+/// A virtual user whose conn was recorded on polling, then the upgrade: siotap's client carries
+/// its packets (two HTTP connections, the probe, then a WebSocket), with a task for the session's
+/// length, and its packets reach the user's ``UserSession`` on the event loop the session lives on.
+final class UpgradingUser: UserTransport, Sendable {
     private let client: SocketIOClient
 
     init(client: SocketIOClient) {
@@ -24,7 +24,7 @@ final class PollingUser: UserTransport, Sendable {
             client.close()
             return false
         }
-        let user = PollingUser(client: client)
+        let user = UpgradingUser(client: client)
         let session = try? await loop.submit {
             let session = makeSession()
             session.transport = user

@@ -1,0 +1,140 @@
+import HTTPClientTransport
+import NIOCore
+import NIOHTTP1
+import SocketIOProtocol
+import TransportCore
+import TransportTLS
+
+/// A virtual user on HTTP long-polling, with no task of its own: its requests go through a pool
+/// of its own (a long-poll connection and a POST connection, kept alive) as futures on the user's
+/// event loop. One GET is always out; POSTs go one at a time (engine.io refuses a POST while it
+/// reads another), what was sent meanwhile batched into the next.
+final class LongPollingUser: UserTransport {
+    private let pool: HTTPConnectionPool
+    private let loop: any EventLoop
+    /// `path?EIO=…&transport=polling&query`; the sid is added once known.
+    private let baseURI: String
+    private let version: EngineIOVersion
+    private var codec: SocketIOPacketCodec
+    private let session: UserSession
+    private var sid: String?
+    private var outbox: [EnginePacket] = []
+    private var posting = false
+    private var closing = false
+    private var ended = false
+    private var poll: PendingExchange?
+    private var pingTimer: RepeatedTask?
+
+    init(host: String, port: Int, uri: String, tls: TLSClientSettings?, version: EngineIOVersion, parser: SocketIOParser, loop: any EventLoop, session: UserSession) {
+        pool = HTTPConnectionPool(host: host, port: port, maxIdle: 2, tls: tls)
+        self.loop = loop
+        baseURI = uri
+        self.version = version
+        codec = SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: version))
+        self.session = session
+        session.transport = self
+    }
+
+    private var bound: NIOLoopBound<LongPollingUser> { NIOLoopBound(self, eventLoop: loop) }
+
+    private func head(_ method: HTTPMethod, length: Int = 0) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        if method == .POST {
+            headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
+            headers.add(name: "Content-Length", value: String(length))
+        }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: sid.map { "\(baseURI)&sid=\($0)" } ?? baseURI, headers: headers)
+    }
+
+    /// The handshake; on its answer the play starts. Call on the loop.
+    func start() {
+        let bound = bound
+        pool.exchange(head: head(.GET), body: [], on: loop).response.whenComplete { result in
+            bound.value.opened(result)
+        }
+    }
+
+    private func opened(_ result: Result<HTTPResponse, any Error>) {
+        guard case .success(let response) = result, response.status == .ok,
+            let packets = try? EngineIOCodec.decodePayload(response.body, version: version),
+            let open = packets.first, open.type == .open, let text = open.text, let handshake = try? EngineHandshake(json: text)
+        else { return end() }
+        sid = handshake.sid
+        if version == .v3 {
+            let interval = TimeAmount.milliseconds(Int64(max(100, handshake.pingInterval)))
+            let bound = bound
+            pingTimer = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in bound.value.post([EnginePacket(.ping)]) }
+        }
+        session.open()
+        take(packets.dropFirst())
+        nextPoll()
+    }
+
+    private func nextPoll() {
+        guard !ended else { return }
+        let bound = bound
+        let pending = pool.exchange(head: head(.GET), body: [], on: loop)
+        poll = pending
+        pending.response.whenComplete { result in
+            let user = bound.value
+            user.poll = nil
+            guard case .success(let response) = result, response.status == .ok,
+                let packets = try? EngineIOCodec.decodePayload(response.body, version: user.version)
+            else { return user.end() }
+            user.take(packets[...])
+            user.nextPoll()
+        }
+    }
+
+    private func take(_ packets: ArraySlice<EnginePacket>) {
+        for packet in packets where !ended {
+            switch packet.type {
+            case .ping: post([EnginePacket(.pong, packet.payload)])
+            case .message:
+                if let decoded = (try? codec.decode(packet.payload)) ?? nil { session.receive(decoded) }
+            case .close: end()
+            default: break
+            }
+        }
+    }
+
+    func send(_ packet: SocketPacket) { post(codec.encode(packet)) }
+
+    private func post(_ packets: [EnginePacket]) {
+        guard !ended else { return }
+        outbox += packets
+        flush()
+    }
+
+    private func flush() {
+        guard !posting, !outbox.isEmpty, sid != nil, !ended else { return }
+        posting = true
+        let body = EngineIOCodec.encodePayload(outbox, version: version).body
+        outbox = []
+        let bound = bound
+        pool.exchange(head: head(.POST, length: body.count), body: body, on: loop).response.whenComplete { result in
+            let user = bound.value
+            user.posting = false
+            guard case .success(let response) = result, response.status == .ok else { return user.end() }
+            if user.closing, user.outbox.isEmpty { return user.end() }
+            user.flush()
+        }
+    }
+
+    /// A close packet, then the session's end once it has been taken.
+    func close() {
+        guard !closing, !ended else { return }
+        closing = true
+        if sid == nil { return end() }
+        post([EnginePacket(.close)])
+    }
+
+    private func end() {
+        guard !ended else { return }
+        ended = true
+        pingTimer?.cancel()
+        poll?.cancel()
+        pool.close()
+        session.transportEnded()
+    }
+}
