@@ -55,6 +55,8 @@ final class LongPollingUser: UserTransport {
     }
 
     private func opened(_ result: Result<HTTPResponse, any Error>) {
+        // Stopped (the run's time is up) while the handshake was out.
+        guard !ended else { return }
         guard case .success(let response) = result, response.status == .ok,
             let packets = try? EngineIOCodec.decodePayload(response.body, version: version),
             let open = packets.first, open.type == .open, let text = open.text, let handshake = try? EngineHandshake(json: text)
