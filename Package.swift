@@ -226,7 +226,7 @@ let package = Package(
         .testTarget(name: "LiveInterventionTests", dependencies: ["LiveIntervention", "TrafficCapture", "SocketIOProtocol"]),
         .testTarget(
             name: "LoadGenerationTests",
-            dependencies: ["LoadGeneration", "TrafficCapture", "SocketIOProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["LoadGeneration", "TrafficCapture", "TrafficReplay", "SocketIOProtocol", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(name: "SiotapTestingTests", dependencies: ["SiotapTesting", "SocketIOClient", "TrafficCapture", "PeerSupport"]),
         .testTarget(

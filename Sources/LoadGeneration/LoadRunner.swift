@@ -233,20 +233,17 @@ final class UserRoster: Sendable {
                 started = await WebSocketUser.connect(
                     host: options.host, port: options.port, uri: uri("websocket"), tls: options.tls, loop: loop, script: script, makeSession: makeSession
                 )
-            } else if script.transport == .polling {
+            } else {
                 // A handshake that fails ends the session as connect_failed, through the machine.
-                let (host, port, tls, uri) = (options.host, options.port, options.tls, uri("polling"))
+                let (host, port, tls, polling) = (options.host, options.port, options.tls, uri("polling"))
+                let upgrade = script.transport.upgrades ? uri("websocket") : nil
                 loop.execute {
-                    LongPollingUser(host: host, port: port, uri: uri, tls: tls, version: script.engineVersion, parser: script.parser, loop: loop, session: makeSession())
-                        .start()
+                    LongPollingUser(
+                        host: host, port: port, uri: polling, tls: tls, version: script.engineVersion, parser: script.parser, loop: loop,
+                        session: makeSession(), upgradeURI: upgrade
+                    ).start()
                 }
                 started = true
-            } else {
-                let client = SocketIOClient(
-                    host: options.host, port: options.port, path: path, engineVersion: script.engineVersion, query: query, parser: script.parser,
-                    tls: options.tls, streamsEvents: false
-                )
-                started = await UpgradingUser.play(client: client, plan: script.transport, loop: loop, makeSession: makeSession)
             }
             if !started {
                 metrics.error(.connectFailed)

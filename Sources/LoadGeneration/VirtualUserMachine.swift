@@ -4,7 +4,8 @@ import SocketIOProtocol
 /// go in, what to send and what was measured come out. Its client packets go at their recorded
 /// times (think times over `speed`); each ack is timed from its emit, each server event the capture
 /// shows a packet caused from that packet. Nothing goes to a namespace before its CONNECT is
-/// answered (socket.io closes a connection that sends to one it has not joined). The drivers
+/// answered (socket.io closes a connection that sends to one it has not joined), and no DISCONNECT
+/// before the answers awaited in its namespace (up to the timeout). The drivers
 /// (``WebSocketUser`` and ``LongPollingUser`` on the event loop, ``UpgradingUser`` over siotap's client) only carry packets.
 struct VirtualUserMachine {
     typealias Instant = ContinuousClock.Instant
@@ -28,6 +29,7 @@ struct VirtualUserMachine {
     private struct PendingAck {
         var id: UInt64
         var name: String
+        var namespace: String
         var sent: Instant
     }
 
@@ -94,12 +96,24 @@ struct VirtualUserMachine {
                 }
                 break
             }
+            if packet.type == .disconnect, answersAwaited(in: packet.namespace) {
+                // The capture shows the answers before the DISCONNECT: leaving the namespace first
+                // would cut them off (the server drops what it emits to a socket that left).
+                // Waited for up to the timeout, then the DISCONNECT goes and they count as missing.
+                let since = blockedSince ?? now
+                blockedSince = since
+                if now < since + timeout { break }
+                for waited in waiting where waited.effect.namespace == packet.namespace { actions.append(.error(.eventTimeout)) }
+                for ack in acks where ack.namespace == packet.namespace { actions.append(.error(.ackTimeout)) }
+                waiting.removeAll { $0.effect.namespace == packet.namespace }
+                acks.removeAll { $0.namespace == packet.namespace }
+            }
             blockedSince = nil
             for effect in script.sends[next].effects { waiting.append(Waited(effect: effect, since: now)) }
             if packet.type.isEvent, packet.ackID != nil, let name = packet.eventName {
                 // Ids of the user's own: a capture's may repeat across namespaces and reconnects.
                 packet.ackID = nextAckID
-                acks.append(PendingAck(id: nextAckID, name: name, sent: now))
+                acks.append(PendingAck(id: nextAckID, name: name, namespace: packet.namespace, sent: now))
                 nextAckID += 1
             }
             actions.append(.send(packet))
@@ -119,6 +133,10 @@ struct VirtualUserMachine {
             waiting = []
             finish(done: true, into: &actions)
         }
+    }
+
+    private func answersAwaited(in namespace: String) -> Bool {
+        waiting.contains { $0.effect.namespace == namespace } || acks.contains { $0.namespace == namespace }
     }
 
     /// A Socket.IO packet from the server.

@@ -27,11 +27,15 @@ final class WebSocketUser: ChannelInboundHandler, UserTransport {
     private var random: SplitMix64
     private var openTimer: Scheduled<Void>?
     private var pingTimer: RepeatedTask?
+    /// The polling user whose session this WebSocket is to carry (`2probe`, `3probe`, `5`), until
+    /// it does: nil for a session opened on the WebSocket.
+    private var upgrading: NIOLoopBound<LongPollingUser>?
 
-    init(version: EngineIOVersion, parser: SocketIOParser, seed: UInt64) {
+    init(version: EngineIOVersion, parser: SocketIOParser, seed: UInt64, upgrading: NIOLoopBound<LongPollingUser>? = nil) {
         self.version = version
         codec = SocketIOPacketCodec(parser: parser, version: SocketIOVersion(engine: version))
         random = SplitMix64(seed: seed)
+        self.upgrading = upgrading
     }
 
     func attach(_ session: UserSession) {
@@ -42,16 +46,37 @@ final class WebSocketUser: ChannelInboundHandler, UserTransport {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        // A server that upgrades and never sends its open packet ends the user's session.
+        // A server that upgrades and never sends its open packet (or never answers the probe)
+        // ends the user's session (or the upgrade: the session goes on polling).
         openTimer = context.eventLoop.scheduleTask(in: .seconds(10)) { bound.value.close() }
+    }
+
+    /// `2probe`, for an upgrade.
+    func sendProbe() {
+        if upgrading != nil { sendEngine([EnginePacket(.ping, .text("probe"))]) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         openTimer?.cancel()
         pingTimer?.cancel()
         self.context = nil
-        session.transportEnded()
+        if let upgrading {
+            self.upgrading = nil
+            upgrading.value.probeFailed()
+        } else {
+            session.transportEnded()
+        }
         context.fireChannelInactive()
+    }
+
+    /// The polling user has paused and drained: this WebSocket carries the session from now on,
+    /// starting with what was waiting to be sent.
+    func upgrade(_ session: UserSession, sending waiting: [EnginePacket], pingInterval: Int) {
+        upgrading = nil
+        attach(session)
+        sendEngine([EnginePacket(.upgrade)] + waiting)
+        opened = true
+        if version == .v3, let context { startPinging(every: pingInterval, on: context.eventLoop) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -96,6 +121,10 @@ final class WebSocketUser: ChannelInboundHandler, UserTransport {
             openTimer?.cancel()
             if version == .v3, let context { startPinging(every: handshake.pingInterval, on: context.eventLoop) }
             session.open()
+        case .pong where upgrading != nil:
+            guard packet.text == "probe" else { return }
+            openTimer?.cancel()
+            upgrading?.value.probeAnswered(by: self)
         case .ping:
             // Engine.IO 4: the server pings, the client answers with the same payload.
             sendEngine([EnginePacket(.pong, packet.payload)])

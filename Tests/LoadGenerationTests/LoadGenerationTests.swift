@@ -4,6 +4,7 @@ import LoadGeneration
 import SocketIOProtocol
 import Testing
 import TrafficCapture
+import TrafficReplay
 
 @testable import LoadGeneration
 

@@ -53,12 +53,23 @@ def test_the_chat_as_200_users_with_their_own_tokens(chat_server):
 
 
 @pytest.mark.parametrize("capture", ["chat-polling.jsonl", "chat-upgrade.jsonl"])
-def test_the_chat_on_long_polling_and_the_upgrade(chat_server, capture):
+def test_the_chat_on_long_polling_and_the_upgrade(chat_server, capture, tmp_path):
     """Conns recorded on long-polling, and on polling then the upgrade, are played on them: each
-    user's packets go over the transports its conn used, and every one is answered."""
-    code, result, stderr = load(capture, chat_server.url, "--users", "40", "--ramp", "1s",
-                                "--jwt-secret", SECRET, "--claim", "id={user}")
+    user's packets go over the transports its conn used (a recording proxy in between says which),
+    and every one is answered."""
+    proxy = Proxy(chat_server.url, tmp_path)
+    try:
+        code, result, stderr = load(capture, proxy.url, "--users", "40", "--ramp", "1s",
+                                    "--jwt-secret", SECRET, "--claim", "id={user}")
+    finally:
+        proxy.stop()
     assert code == 0, stderr
+    events = [r for r in proxy.records() if r["kind"] == "packet" and r["dir"] == "c2s" and r["type"] == "EVENT"]
+    transports = {r["transport"] for r in events}
+    assert transports == ({"websocket"} if "upgrade" in capture else {"polling"}), transports
+    if "upgrade" in capture:
+        probes = [r for r in proxy.records() if r["kind"] == "engine" and r["type"] == "upgrade"]
+        assert len(probes) == 40, len(probes)
     assert result["errors"] == {}, result
     assert result["users"]["completed"] == 40
     assert result["events"]["chat response"]["count"] == 20
