@@ -20,15 +20,15 @@ final class UserScript: Sendable {
         var effects: [Effect]
     }
 
-    let conn: String
     let sends: [Send]
-    let engineVersion: EngineIOVersion
-    let transport: SocketIOClient.TransportPlan
-    let path: String
-    let query: String
-    let parser: SocketIOParser
-    /// The replay's script, kept for re-minting the tokens in `query` and the CONNECTs.
+    /// The replay's script: the session's shape, and the tokens in its query and CONNECTs to re-mint.
     let source: Replayer.Script
+
+    var engineVersion: EngineIOVersion { source.engineVersion }
+    var transport: SocketIOClient.TransportPlan { source.transport }
+    var path: String { source.path }
+    var query: String { source.query }
+    var parser: SocketIOParser { source.parser }
 
     /// - Parameter causes: effect `seq` to cause `seq` (``LoadRunner/causes(_:)``).
     init(_ script: Replayer.Script, causes: [Int: Int]) {
@@ -46,12 +46,6 @@ final class UserScript: Sendable {
             let offset = Duration.microseconds(Int64(script.times[step.seq].map { (max(0, $0 - base) * 1e6).rounded() } ?? 0))
             return Send(packet: packet, offset: offset, effects: effects[step.seq] ?? [])
         }
-        conn = script.conn
-        engineVersion = script.engineVersion
-        transport = script.transport
-        path = script.path
-        query = script.query
-        parser = script.parser
         source = script
     }
 
