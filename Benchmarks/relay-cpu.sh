@@ -14,6 +14,9 @@
 # With FAULTS=1, also "siotap-fault": one loop and a --fault rule that matches nothing, which puts
 # the relay in its message-by-message mode: what --fault costs before any fault is injected.
 #
+# With BASELINE_BIN=path (another build of siotap), also "baseline": that build's proxy with one
+# loop, measured in the same rounds, for an A/B of a change.
+#
 #   ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=20 Benchmarks/relay-cpu.sh
 # Release build; loopback only; every process started here is stopped at the end.
 set -euo pipefail
@@ -26,7 +29,11 @@ PY=.venv-peers/bin/python
 source Benchmarks/server-and-proxy.sh
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.1; done; }
+# Gives up after 10 s (a relay that failed to start, its error above) rather than waiting forever.
+wait_port() {
+    for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return; sleep 0.1; done
+    echo "nothing listens on port $1 after 10 s" >&2; exit 1
+}
 
 mkdir -p "$work/nginx"
 nginx_port=$(free_port)
@@ -34,6 +41,8 @@ nginx_conf=Tests/interop/stacks/nginx.conf
 [ "${TRANSPORT:-websocket}" = polling ] && nginx_conf=Benchmarks/nginx-keepalive.conf
 export TRANSPORT=${TRANSPORT:-websocket}
 sed -e "s|{dir}|$work/nginx|g" -e "s|{port}|$nginx_port|g" -e "s|{upstream_port}|${server##*:}|g" \
+    -e "s|{servers}|server 127.0.0.1:${server##*:};|" -e "s|{read_timeout}|60s|" \
+    -e 's|{upgrade_headers}|proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;|' \
     "$nginx_conf" > "$work/nginx/nginx.conf"
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
@@ -54,6 +63,13 @@ if [ "${FAULTS:-0}" = 1 ]; then
     proxyf_pid=$!
     until grep -q "listening on" "$work/proxy-f.err" 2>/dev/null; do sleep 0.1; done
     relays+=("siotap-fault $(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy-f.err" | head -n 1) $proxyf_pid")
+fi
+if [ -n "${BASELINE_BIN:-}" ]; then
+    NIO_SINGLETON_GROUP_LOOP_COUNT=1 "$BASELINE_BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture-b.jsonl" --quiet \
+        2> "$work/proxy-b.err" &
+    proxyb_pid=$!
+    until grep -q "listening on" "$work/proxy-b.err" 2>/dev/null; do sleep 0.1; done
+    relays+=("baseline $(sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/proxy-b.err" | head -n 1) $proxyb_pid")
 fi
 if command -v mitmdump >/dev/null; then
     mitm_port=$(free_port)

@@ -33,7 +33,11 @@ url_of() { sed -E 's|.*listening on ([^,]+),.*|\1|' "$work/$1.err" | head -n 1; 
 
 # nginx's certificate: self-signed for 127.0.0.1 (the benchmark's own business; siotap mints its own).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.1; done; }
+# Gives up after 10 s (a relay that failed to start, its error above) rather than waiting forever.
+wait_port() {
+    for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return; sleep 0.1; done
+    echo "nothing listens on port $1 after 10 s" >&2; exit 1
+}
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$work/nginx-key.pem" -out "$work/nginx-cert.pem" 2>/dev/null
 start_nginx() {  # name, "ssl" or ""
@@ -43,6 +47,8 @@ start_nginx() {  # name, "ssl" or ""
     local listen="listen 127.0.0.1:$port;"
     [ -n "$2" ] && listen="listen 127.0.0.1:$port ssl; ssl_certificate $work/nginx-cert.pem; ssl_certificate_key $work/nginx-key.pem;"
     sed -e "s|{dir}|$work/$1|g" -e "s|listen 127.0.0.1:{port};|$listen|" -e "s|{upstream_port}|${server##*:}|g" \
+    -e "s|{servers}|server 127.0.0.1:${server##*:};|" -e "s|{read_timeout}|60s|" \
+    -e 's|{upgrade_headers}|proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;|' \
         Tests/interop/stacks/nginx.conf > "$work/$1/nginx.conf"
     nginx -c "$work/$1/nginx.conf" -p "$work/$1" &
     echo $! > "$work/$1.pid"

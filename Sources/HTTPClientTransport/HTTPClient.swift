@@ -180,6 +180,7 @@ public enum WebSocketClient {
         do {
             upgrade = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator.startingSmall)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls { try tls.addHandlers(to: channel.pipeline.syncOperations) }

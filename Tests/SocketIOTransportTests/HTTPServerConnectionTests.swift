@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SocketIOProtocol
 import Testing
 
 @testable import HTTPClientTransport
@@ -101,5 +102,77 @@ struct HTTPServerConnectionTests {
                 #expect(response.headers.first(name: "X-On-Loop") == "false")
             }
         }
+    }
+
+    /// Echoes every WebSocket message.
+    struct EchoDelegate: HTTPServerDelegate {
+        func shouldUpgrade(_ head: HTTPRequestHead) async -> HTTPHeaders? { [:] }
+        func handleWebSocket(_ connection: WebSocketConnection, head: HTTPRequestHead) async {
+            for await message in connection.messages { connection.send(message) }
+        }
+        func handle(_ request: HTTPRequest) async -> HTTPResponse { HTTPResponse(status: .notFound, headers: [:], body: []) }
+    }
+
+    /// Relays every WebSocket to `upstreamPort`, as the proxy does.
+    struct RelayDelegate: WebSocketRelayDelegate {
+        let upstreamPort: Int
+        func handle(_ request: HTTPRequest) async -> HTTPResponse { HTTPResponse(status: .notFound, headers: [:], body: []) }
+        func dialRelay(_ head: HTTPRequestHead, from remote: SocketAddress?, eventLoop: any EventLoop) async -> RelayDial {
+            let observer = WebSocketRelay.Observer(message: { _, _ in }, oversized: { _, _ in }, malformed: { _, _ in }, ended: { _ in })
+            guard
+                case .upgraded(let upstream, _) = try? await WebSocketClient.dialRelay(
+                    host: "127.0.0.1", port: upstreamPort, uri: head.uri, headers: [:], eventLoop: eventLoop, maxMessageSize: 1 << 20, observer: observer
+                )
+            else { return .notDialled }
+            return .relay(DialledRelay(upstream: upstream, responseHeaders: [:]) { _, _ in })
+        }
+    }
+
+    @Test("A relayed WebSocket needs no serving task: the server's run ends while the relay goes on carrying messages")
+    func relayOutlivesItsTask() async throws {
+        let echo = try await HTTPServer.bind(.init(), delegate: EchoDelegate())
+        let echoing = Task { await echo.run(delegate: EchoDelegate()) }
+        let relay = RelayDelegate(upstreamPort: echo.port)
+        let front = try await HTTPServer.bind(.init(servesOnEventLoop: true), delegate: relay)
+        let serving = Task { await front.run(delegate: relay) }
+        let (client, _, run) = try await WebSocketClient.connect(host: "127.0.0.1", port: front.port, uri: "/", headers: [:], maxMessageSize: 1 << 20)
+        let running = Task { await run() }
+        var messages = client.messages.makeAsyncIterator()
+        // A relay that stops reading would leave `next()` waiting: closed, it returns nil.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            client.close()
+        }
+        defer {
+            watchdog.cancel()
+            client.close()
+            running.cancel()
+            echoing.cancel()
+            serving.cancel()
+        }
+        client.send(.text("before"))
+        #expect(await messages.next() == .text("before"))
+
+        // `run` waits for its connections' tasks: with the listener closed, it ends only if the
+        // relayed connection kept none.
+        await front.close()
+        let ended = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await serving.value; return true }
+            group.addTask {
+                do { try await Task.sleep(for: .seconds(10)) } catch { return false }
+                client.close()  // ends the relay, and so a task that waited for it
+                return false
+            }
+            defer { group.cancelAll() }
+            return await group.next()!
+        }
+        #expect(ended, "the server's run still waits for the relayed connection's task")
+
+        // NIO's async handler, left in the pipeline, must still pass on the relay's reads.
+        for index in 0..<20 {
+            client.send(.text("after \(index)"))
+            #expect(await messages.next() == .text("after \(index)"))
+        }
+        await echo.close()
     }
 }
