@@ -7,6 +7,7 @@
 #
 #   SESSIONS=9000 Benchmarks/sessions.sh
 #   HEAPTRACK=1 SESSIONS=2000 Benchmarks/sessions.sh    # the proxy under heaptrack: who holds what
+#                                                       # (profile kept in HEAPTRACK_OUT, /tmp/siotap-sessions.heaptrack.zst)
 #
 # Release build; loopback only; everything started here is stopped.
 set -euo pipefail
@@ -29,6 +30,7 @@ server=$(sed -E 's|.*listening on (http://[^/]+)/.*|\1|' "$work/serve.out" | hea
 proxy_command=("$BIN" proxy --upstream "$server" --listen 127.0.0.1:0 --record "$work/capture.jsonl" --quiet)
 if [ "${HEAPTRACK:-0}" = 1 ]; then
     heaptrack -o "$work/heaptrack" "${proxy_command[@]}" 2> "$work/proxy.err" > "$work/heaptrack.out" &
+    heaptrack_job=$!
 else
     "${proxy_command[@]}" 2> "$work/proxy.err" &
 fi
@@ -57,7 +59,10 @@ print(f"load: {result['users']['peak']} peak, {result['acks']['message-with-ack'
       f"{result['acks']['message-with-ack']['p99_ms']} ms, {errors} errors {result['errors'] or ''}")
 PY
 if [ "${HEAPTRACK:-0}" = 1 ]; then
-    kill -INT "$proxy_pid"; wait 2>/dev/null || true
-    heaptrack_print -f "$work"/heaptrack.*.zst -p 1 -a 0 -T 0 -n 20 -s 0 2>/dev/null | sed -n '/PEAK MEMORY CONSUMERS/,/^$/p' | head -n 120
-    heaptrack_print -f "$work"/heaptrack.*.zst -p 0 -a 0 -T 0 -s 0 2>/dev/null | tail -n 8
+    # Only heaptrack's job: a bare `wait` would wait for the server too, which runs until cleanup.
+    kill -INT "$proxy_pid"; wait "$heaptrack_job" 2>/dev/null || true
+    heaptrack_print -f "$work"/heaptrack*.zst -p 1 -a 0 -T 0 -n 20 -s 0 2>/dev/null | sed -n '/PEAK MEMORY CONSUMERS/,/^$/p' | head -n 120
+    heaptrack_print -f "$work"/heaptrack*.zst -p 0 -a 0 -T 0 -s 0 2>/dev/null | tail -n 8
+    cp "$work"/heaptrack*.zst "${HEAPTRACK_OUT:-/tmp/siotap-sessions.heaptrack.zst}"
+    echo "the whole profile: heaptrack_print -f ${HEAPTRACK_OUT:-/tmp/siotap-sessions.heaptrack.zst} (or heaptrack --analyze)"
 fi

@@ -44,7 +44,20 @@ public struct Diagnoser {
             open(id, session, seq: record.seq, time: time)
             return (conns[id]?.corsRefusal(session) ?? []).map { Diagnosis(conn: id, time: time, record: $0) }
         }
-        guard var conn = conns[id] else { return [] }
+        guard let index = conns.index(forKey: id) else { return [] }
+        // Changed where it is kept: a copy would share its arrays and dictionaries with the one
+        // left in `conns`, and the first change to each (a pending ack) would copy it whole.
+        let (found, ended) = Self.take(record, time: time, into: &conns.values[index], earlierIdleCloses: idleCloses)
+        guard ended else { return found.map { Diagnosis(conn: id, time: time, record: $0) } }
+        let conn = conns.remove(at: index).value
+        if let idle = conn.idleClose { remember(idleClose: (id, idle)) }
+        return (found + endedBadly(conn, time: time)).map { Diagnosis(conn: id, time: time, record: $0) }
+    }
+
+    /// What a record of a known conn shows, and whether it ended the conn.
+    private static func take(
+        _ record: CaptureRecord, time: Double, into conn: inout Conn, earlierIdleCloses: [(conn: String, seconds: Double)]
+    ) -> (found: [DiagnosisRecord], ended: Bool) {
         var found: [DiagnosisRecord] = []
         if let pending = conn.pendingRefusal, time - pending.time >= 1 { found += conn.decidePendingRefusal() }
         switch record.body {
@@ -56,14 +69,10 @@ public struct Diagnoser {
         // Traffic changed on purpose (a fault, a person acting on the conn) explains what it causes.
         case .fault, .intervention: conn.faulted = true
         case .close(let close):
-            found += conn.end(close, seq: record.seq, time: time, earlierIdleCloses: idleCloses)
-            if let idle = conn.idleClose { remember(idleClose: (id, idle)) }
-            conns[id] = nil
-            found += endedBadly(conn, time: time)
-            return found.map { Diagnosis(conn: id, time: time, record: $0) }
+            found += conn.end(close, seq: record.seq, time: time, earlierIdleCloses: earlierIdleCloses)
+            return (found, true)
         }
-        conns[id] = conn
-        return found.map { Diagnosis(conn: id, time: time, record: $0) }
+        return (found, false)
     }
 
     /// The capture ended: a refusal still waiting for its token is decided; conns still open are
