@@ -84,7 +84,7 @@ struct ForwardAccess: Sendable {
             while let entry = cursor {
                 var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
                 if getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 {
-                    let address = String(cString: text)
+                    let address = text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                     if !addresses.contains(address) { addresses.append(address) }
                 }
                 cursor = entry.pointee.ai_next

@@ -313,7 +313,7 @@ public final class HTTPServer: Sendable {
 
     /// Serves one connection's requests in order, until it closes or upgrades. Not NIO's scoped
     /// `executeThenClose`: that closes the connection when its body returns, so a relayed
-    /// connection (hours long) would keep its serving task (about 4 kB, and its stack's slabs) for
+    /// connection (hours long) would keep its serving task (about 7 kB, its stack's slabs) for
     /// nothing but waiting. The streams are taken as they are (``ScopedStreams``) and every ending
     /// but a relay's closes the connection as `executeThenClose` would.
     private static func serve(
