@@ -52,15 +52,21 @@ def api(url, path):
     return f"{base}{path}{'&' if '?' in path else '?'}token={token}"
 
 
-def session(proxy_url):
-    """A client that connects with a token, gets an ack and sends a binary attachment."""
+def echoes(proxy):
+    return sum(1 for r in proxy.records() if r["kind"] == "packet" and r.get("event") == "message-back")
+
+
+def session(proxy):
+    """A client that connects with a token, gets an ack and sends a binary attachment, whose echo
+    the capture shows. (Not the client's handler: python-engineio's client takes each message in a
+    thread of its own, so a binary packet's attachment is now and then taken before its header, and
+    python-socketio then fails to decode it, as in python-socketio#403; seen once in CI.)"""
     client = socketio.Client(reconnection=False)
-    backs = []
-    client.on("message-back", lambda *args: backs.append(args))
-    client.connect(proxy_url, transports=["websocket"], auth={"token": token(42, name="ada")}, wait_timeout=5)
+    before = echoes(proxy)
+    client.connect(proxy.url, transports=["websocket"], auth={"token": token(42, name="ada")}, wait_timeout=5)
     acked = client.call("message-with-ack", {"n": BIG, "text": "caf\u00e9"}, timeout=5)
     client.emit("message", b"\x01\x02\x03")
-    assert wait_until(lambda: backs, timeout=5)
+    assert wait_until(lambda: echoes(proxy) > before, timeout=5)
     client.disconnect()
     return acked
 
@@ -72,7 +78,7 @@ def test_a_live_session_in_the_inspector(conformance, tmp_path, browser):
         page = open_page(browser, url)
         expect(page.locator("#status")).to_have_text("live")
         # The session runs while the page is open: its conn appears live.
-        acked = session(proxy.url)
+        acked = session(proxy)
         assert acked == {"n": BIG, "text": "café"}
         conn = page.locator("#conn-rows .conn").first
         expect(conn).to_contain_text("closed by client", timeout=10_000)
@@ -513,8 +519,8 @@ def test_the_timeline_reads_at_a_glance(conformance, tmp_path, browser):
     try:
         page = open_page(browser, inspector_url(proxy))
         expect(page.locator("#status")).to_have_text("live")
-        session(proxy.url)
-        session(proxy.url)
+        session(proxy)
+        session(proxy)
         expect(page.locator("#conn-rows .conn")).to_have_count(2)
         expect(page.locator("#conn-rows .conn").nth(1)).to_contain_text("closed by client", timeout=10_000)
         expect(page.locator("#conn-rows .conn").first.locator("span").nth(3)).to_have_text("ada (id 42)")
