@@ -112,10 +112,18 @@ public enum WebSocketClient {
         try await upgrade(
             host: host, port: port, uri: uri, headers: headers, group: eventLoop, maxMessageSize: maxMessageSize, tls: tls,
             request: HTTPClient.requestLine("GET", tls == nil ? "ws" : "wss", host: host, port: port, target: uri),
+            // The relay reads and writes bytes in front of NIO's frame codec: the codec's error
+            // handler would never see a frame, and its decoder goes (below), each a few hundred
+            // bytes per relayed session for its life.
+            frameErrorHandling: false,
             refused: { channel in .refused(try readRefusal(on: channel)) }
         ) { channel, response in
             let handler = WebSocketRelayHandler.upstream(observer: observer, maxMessageSize: maxMessageSize)
             try WebSocketRelayHandler.install(handler, in: channel)
+            // Nothing has been read yet, and nothing read from now on passes the relay: the decoder
+            // holds no bytes to give up when it is removed.
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+            channel.pipeline.syncOperations.removeHandler(decoder, promise: nil)
             return .upgraded(NIOLoopBound(handler, eventLoop: channel.eventLoop), response.headers)
         }
     }
@@ -168,6 +176,7 @@ public enum WebSocketClient {
         maxMessageSize: Int,
         tls: TLSClientSettings? = nil,
         request: String,
+        frameErrorHandling: Bool = true,
         refused: @escaping @Sendable (any Channel) throws -> Result,
         upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Result
     ) async throws(HTTPClientError) -> Result {
@@ -186,6 +195,7 @@ public enum WebSocketClient {
                         if let tls { try tls.addHandlers(to: channel.pipeline.syncOperations) }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Result>(
                             maxFrameSize: maxFrame,
+                            enableAutomaticErrorHandling: frameErrorHandling,
                             upgradePipelineHandler: { channel, response in
                                 channel.eventLoop.makeCompletedFuture { try upgraded(channel, response) }
                             }

@@ -8,7 +8,7 @@ extension Conn {
         let nsp = packet.nsp
         if !waited, !tokens.contains(where: { $0.record.nsp == nsp || $0.record.nsp == nil }), mayHaveSentToken {
             // Its token's record is on its way.
-            pendingRefusal = (packet, seq, time)
+            pendingRefusal = PendingRefusal(packet, seq: seq, time: time)
             return []
         }
         let text = packet.data?.stringValue ?? packet.data?["message"]?.stringValue ?? packet.data?.jsonText ?? ""

@@ -30,9 +30,11 @@ struct Conn {
     var refused: (nsp: String, seq: Int)?
     /// A refusal waiting for its token's record (tokens are judged after the packets that carry
     /// them are written): decided when it comes, at the conn's end, or a second later.
-    var pendingRefusal: (packet: PacketRecord, seq: Int, time: Double)?
-    /// What the client sent that may hold a token: the handshake's URL and credentials, each CONNECT's data.
-    var tokenCarriers: [String] = []
+    /// Boxed, as it is rare and a packet record is large.
+    var pendingRefusal: PendingRefusal?
+    /// Whether the client sent something that looks like a JWT (its header is base64 of `{"`) in
+    /// the handshake's URL or credentials, or in a CONNECT's data.
+    var mayHaveSentToken: Bool
     /// The session is being ended on purpose (a close packet, a refused or dropped main
     /// namespace): a request that then meets "Session ID unknown" is the end's, not a balancer's.
     var ending = false
@@ -46,6 +48,13 @@ struct Conn {
         var dir: Direction
         var nsp: String
         var id: UInt64
+    }
+
+    final class PendingRefusal {
+        let packet: PacketRecord
+        let seq: Int
+        let time: Double
+        init(_ packet: PacketRecord, seq: Int, time: Double) { (self.packet, self.seq, self.time) = (packet, seq, time) }
     }
 
     struct PendingAck {
@@ -70,11 +79,10 @@ struct Conn {
         lastActivitySeq = seq
         userAgent = session.headers?.objectValue?.members.first { $0.key.value.lowercased() == "user-agent" }?.value.stringValue
         let credentials = session.headers?.objectValue?.members.filter { ["authorization", "cookie"].contains($0.key.value.lowercased()) }
-        tokenCarriers = [session.url] + (credentials?.compactMap(\.value.stringValue) ?? [])
+        mayHaveSentToken = ([session.url] + (credentials?.compactMap(\.value.stringValue) ?? [])).contains(where: Self.looksLikeToken)
     }
 
-    /// Whether the client sent something that looks like a JWT (its header is base64 of `{"`).
-    var mayHaveSentToken: Bool { tokenCarriers.contains { $0.contains("eyJ") } }
+    static func looksLikeToken(_ text: String) -> Bool { text.contains("eyJ") }
 
     /// The client, as far as the capture tells: its address (without the port) and user agent.
     var clientKey: String? {
@@ -138,7 +146,7 @@ struct Conn {
         switch (packet.type, packet.dir) {
         case (.connect, .clientToServer):
             connects[packet.nsp] = seq
-            if let data = packet.data, tokenCarriers.count < 16 { tokenCarriers.append(data.jsonText) }
+            if !mayHaveSentToken, let data = packet.data { mayHaveSentToken = Self.looksLikeToken(data.jsonText) }
         case (.disconnect, .serverToClient) where packet.nsp == "/":
             ending = true
         case (.connect, .serverToClient):

@@ -22,7 +22,9 @@ public struct Diagnoser {
     static let stormWindow = 60.0
     static let stormCount = 5
 
-    var conns: [String: Conn] = [:]
+    /// Boxed: a conn's state is some 500 bytes, and a dictionary keeps room for a third more
+    /// slots than it holds; with thousands of conns open, slots of eight bytes save the difference.
+    var conns: [String: ConnSlot] = [:]
     /// Conn ids in the order they opened, to drop the oldest past ``maxConns``.
     var order: [String] = []
     var orderStart = 0
@@ -42,14 +44,15 @@ public struct Diagnoser {
         guard let id = record.conn else { return [] }
         if case .session(let session) = record.body {
             open(id, session, seq: record.seq, time: time)
-            return (conns[id]?.corsRefusal(session) ?? []).map { Diagnosis(conn: id, time: time, record: $0) }
+            return (conns[id]?.conn.corsRefusal(session) ?? []).map { Diagnosis(conn: id, time: time, record: $0) }
         }
-        guard let index = conns.index(forKey: id) else { return [] }
+        guard let slot = conns[id] else { return [] }
         // Changed where it is kept: a copy would share its arrays and dictionaries with the one
         // left in `conns`, and the first change to each (a pending ack) would copy it whole.
-        let (found, ended) = Self.take(record, time: time, into: &conns.values[index], earlierIdleCloses: idleCloses)
+        let (found, ended) = Self.take(record, time: time, into: &slot.conn, earlierIdleCloses: idleCloses)
         guard ended else { return found.map { Diagnosis(conn: id, time: time, record: $0) } }
-        let conn = conns.remove(at: index).value
+        conns[id] = nil
+        let conn = slot.conn
         if let idle = conn.idleClose { remember(idleClose: (id, idle)) }
         return (found + endedBadly(conn, time: time)).map { Diagnosis(conn: id, time: time, record: $0) }
     }
@@ -80,8 +83,8 @@ public struct Diagnoser {
     public mutating func finish() -> [Diagnosis] {
         var found: [Diagnosis] = []
         for id in order[orderStart...] {
-            guard var conn = conns[id], conn.pendingRefusal != nil else { continue }
-            found += conn.decidePendingRefusal().map { Diagnosis(conn: id, time: lastTime, record: $0) }
+            guard let slot = conns[id], slot.conn.pendingRefusal != nil else { continue }
+            found += slot.conn.decidePendingRefusal().map { Diagnosis(conn: id, time: lastTime, record: $0) }
         }
         conns = [:]
         return found
@@ -89,7 +92,7 @@ public struct Diagnoser {
 
     private mutating func open(_ id: String, _ session: SessionRecord, seq: Int, time: Double) {
         guard conns[id] == nil else { return }
-        conns[id] = Conn(session: session, seq: seq, time: time)
+        conns[id] = ConnSlot(Conn(session: session, seq: seq, time: time))
         order.append(id)
         if conns.count > Self.maxConns {
             while orderStart < order.count, conns.count > Self.maxConns {
@@ -129,6 +132,12 @@ public struct Diagnoser {
             evidence: ends.suffix(Self.stormCount).map(\.seq)
         )]
     }
+}
+
+/// Where a conn's state is kept, changed in place.
+final class ConnSlot {
+    var conn: Conn
+    init(_ conn: Conn) { self.conn = conn }
 }
 
 extension DiagnosisCatalog.Entry {

@@ -1,5 +1,7 @@
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
 import SocketIOProtocol
 import Testing
 
@@ -173,6 +175,37 @@ struct HTTPServerConnectionTests {
             client.send(.text("after \(index)"))
             #expect(await messages.next() == .text("after \(index)"))
         }
+        await echo.close()
+    }
+
+    @Test("A relay's upstream keeps none of NIO's frame decoding: no decoder, no error handler, held for a session's life")
+    func relayUpstreamHoldsNoFrameDecoding() async throws {
+        let echo = try await HTTPServer.bind(.init(), delegate: EchoDelegate())
+        let echoing = Task { await echo.run(delegate: EchoDelegate()) }
+        defer { echoing.cancel() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let observer = WebSocketRelay.Observer(message: { _, _ in }, oversized: { _, _ in }, malformed: { _, _ in }, ended: { _ in })
+        guard
+            case .upgraded(let upstream, _) = try await WebSocketClient.dialRelay(
+                host: "127.0.0.1", port: echo.port, uri: "/", headers: [:], eventLoop: loop, maxMessageSize: 1 << 20, observer: observer
+            )
+        else {
+            Issue.record("the echo server did not upgrade")
+            return
+        }
+        // Submitted after the decoder's removal was queued on the same loop, so it runs after it.
+        let (relay, decoder, errorHandler) = try await loop.submit {
+            let pipeline = upstream.value.context!.channel.pipeline.syncOperations
+            defer { upstream.value.context!.close(promise: nil) }
+            return (
+                (try? pipeline.handler(type: WebSocketRelayHandler.self)) != nil,
+                (try? pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)) != nil,
+                (try? pipeline.handler(type: WebSocketProtocolErrorHandler.self)) != nil
+            )
+        }.get()
+        #expect(relay)
+        #expect(!decoder, "NIO's frame decoder is still in the relay's upstream pipeline")
+        #expect(!errorHandler, "NIO's frame error handler is still in the relay's upstream pipeline")
         await echo.close()
     }
 }

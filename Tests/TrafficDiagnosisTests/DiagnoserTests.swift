@@ -204,7 +204,7 @@ struct DiagnoserTests {
             packet.event = "e"
             _ = diagnoser.take(CaptureRecord(seq: 100_000 + id, ts: "2026-12-05T12:00:00.000000Z", conn: conn, .packet(packet)))
         }
-        #expect(diagnoser.conns[conn]?.acks.count == Diagnoser.maxPendingAcks)
+        #expect(diagnoser.conns[conn]?.conn.acks.count == Diagnoser.maxPendingAcks)
     }
 
     @Test("The fixtures diagnose clean, but for the refused tokens, each named for what was wrong with it")
