@@ -11,10 +11,13 @@ struct PollingClient {
 
     init(port: Int, path: String = "/socket.io/") { base = "http://127.0.0.1:\(port)\(path)" }
 
+    /// A minute without an answer is a hang. The whole suite's tests share two threads with the
+    /// servers' tasks: a server started while hundreds of tests wait to run can take many seconds
+    /// to accept (10 s was sometimes not enough).
     static func request(_ url: String, method: String = "GET", body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
-        request.timeoutInterval = 10
+        request.timeoutInterval = 60
         if let body { request.httpBody = Data(body) }
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, Array(data))
