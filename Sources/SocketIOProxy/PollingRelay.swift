@@ -40,9 +40,9 @@ struct PollingRelay: HTTPRelayPolicy {
         var engine: EngineRequest
         var connection: ProxyConnection
         var method: HTTPMethod
-        /// A handshake's head, for its session record.
-        var handshake: HTTPRequestHead?
-        var remote: String
+        /// A handshake's head and client, for its session record (the address is made into text
+        /// for handshakes only: every other poll would pay for it).
+        var handshake: (head: HTTPRequestHead, remote: String)?
         var route: ProxyRoute
     }
 
@@ -82,7 +82,7 @@ struct PollingRelay: HTTPRelayPolicy {
         }
         let polled = Polled(
             engine: engine, connection: proxy.beginExchange(engine, to: upstream), method: request.method,
-            handshake: engine.sid == nil ? request.fullHead : nil, remote: request.remote, route: route
+            handshake: engine.sid == nil ? (request.fullHead, request.remote) : nil, route: route
         )
         let exchange = Exchange(upstream: upstream, polled: polled)
         return .relay(HTTPRelayRoute(
@@ -131,7 +131,7 @@ struct PollingRelay: HTTPRelayPolicy {
             proxy.emit(.error(ErrorRecord(dir: .serverToClient, code: .messageTooLarge, message: message)), on: polled.connection)
         } else {
             proxy.observeAnswer(
-                status: status, headers: headers, body: Array(body.readableBytesView), to: polled.handshake, remote: polled.remote, engine: polled.engine,
+                status: status, headers: headers, body: Array(body.readableBytesView), to: polled.handshake, engine: polled.engine,
                 method: polled.method, on: polled.connection, via: polled.route, upstream: exchange.upstream
             )
         }

@@ -69,7 +69,7 @@ extension SocketIOProxy {
     ) -> HTTPResponse {
         if let engine, let connection {
             observeAnswer(
-                status: response.status, headers: response.headers.map { ($0.name, $0.value) }, body: response.body, to: engine.sid == nil ? request.head : nil, remote: request.remote, engine: engine,
+                status: response.status, headers: response.headers.map { ($0.name, $0.value) }, body: response.body, to: engine.sid == nil ? (request.head, request.remote) : nil, engine: engine,
                 method: request.method, on: connection, via: route, upstream: upstream
             )
         }
@@ -80,12 +80,13 @@ extension SocketIOProxy {
 
     /// A polling answer's packets (a handshake's: the session it opened); an answer other than
     /// 200 ends the session it was for when it says the server no longer knows it.
-    /// `handshake`: the request's head, for a handshake.
+    /// `handshake`: the request's head and the client's address, for a handshake.
     func observeAnswer(
-        status: HTTPResponseStatus, headers: [(name: String, value: String)], body: [UInt8], to handshake: HTTPRequestHead?, remote: String, engine: EngineRequest, method: HTTPMethod,
+        status: HTTPResponseStatus, headers: [(name: String, value: String)], body: [UInt8], to handshake: (head: HTTPRequestHead, remote: String)?,
+        engine: EngineRequest, method: HTTPMethod,
         on connection: ProxyConnection, via route: ProxyRoute, upstream: ProxyUpstream
     ) {
-        if let head = handshake {
+        if let (head, remote) = handshake {
             // A new session: its record comes with the sid the open packet tells. A refused
             // handshake's body is an error message, not a payload.
             var session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)

@@ -53,7 +53,8 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         let policyExchange: Policy.Exchange
         let pool: ByteRelayPool
         let method: HTTPMethod
-        let requestLine: String
+        /// The target as sent upstream.
+        let target: String
         let observesBodies: Bool
         let observesAnswerHeaders: Bool
         let keepClient: Bool
@@ -69,14 +70,14 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var answer = Answer()
 
         init(
-            policyExchange: Policy.Exchange, pool: ByteRelayPool, method: HTTPMethod, requestLine: String, observesBodies: Bool, observesAnswerHeaders: Bool,
+            policyExchange: Policy.Exchange, pool: ByteRelayPool, method: HTTPMethod, target: String, observesBodies: Bool, observesAnswerHeaders: Bool,
             keepClient: Bool,
             sent: ByteBuffer, bodyLength: Int
         ) {
             self.policyExchange = policyExchange
             self.pool = pool
             self.method = method
-            self.requestLine = requestLine
+            self.target = target
             self.observesBodies = observesBodies
             self.observesAnswerHeaders = observesAnswerHeaders
             self.keepClient = keepClient
@@ -84,6 +85,9 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             bodyStart = sent.readableBytes
             bodyRemaining = bodyLength
         }
+
+        /// For errors only: made when one is reported, not for every request.
+        var requestLine: String { pool.requestLine(method: method.rawValue, target: target) }
     }
 
     /// A request gathered for the policy's answer.
@@ -313,7 +317,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         Self.writeUpstreamHead(bytes, request.head, target: route.target, dropping: route.dropping, connectionTokens: connectionTokens, into: &sent)
         let exchange = Exchange(
             policyExchange: route.exchange, pool: route.upstream, method: request.method,
-            requestLine: route.upstream.requestLine(method: request.method.rawValue, target: route.target ?? request.uri), observesBodies: route.observesBodies,
+            target: route.target ?? request.uri, observesBodies: route.observesBodies,
             observesAnswerHeaders: route.observesAnswerHeaders,
             keepClient: keepClient, sent: sent, bodyLength: length
         )
