@@ -38,6 +38,9 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// How far the search for the end of the head in `inbound` got.
     private var searched = 0
     private var current: Exchange?
+    /// The client's address, asked of the channel once: NIO takes a lock to answer.
+    private var clientAddress: SocketAddress?
+    private var askedClientAddress = false
     /// A request the policy answers itself, while its body comes and its answer is awaited.
     private var answering: Answering?
     /// Reading stopped (the client sent far ahead, or the capture is behind).
@@ -269,7 +272,11 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// when it waits for admission.
     private func begin(_ context: ChannelHandlerContext, head headBuffer: ByteBuffer) -> Bool? {
         let bytes = Array(headBuffer.readableBytesView)
-        guard let request = Self.request(bytes, remote: context.channel) else { return false }
+        if !askedClientAddress {
+            clientAddress = context.channel.remoteAddress
+            askedClientAddress = true
+        }
+        guard let request = Self.request(bytes, remote: clientAddress) else { return false }
         if let gate = policy.admission, let resumeAdmission, !gate(resumeAdmission), policy.waitsForCapture(request) {
             // The head stays in `inbound`, read again once admitted.
             waitingForAdmission = true
@@ -332,7 +339,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         return true
     }
 
-    private static func request(_ bytes: [UInt8], remote channel: any Channel) -> RelayedRequest? {
+    private static func request(_ bytes: [UInt8], remote: SocketAddress?) -> RelayedRequest? {
         bytes.withUnsafeBytes { raw -> RelayedRequest? in
             guard let head = HTTPFraming.Head.parse(raw, end: raw.count) else { return nil }
             // HTTP/1.1 only: 1.0's keep-alive rules are left to the codec.
@@ -340,7 +347,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             let method = HTTPMethod(rawValue: String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.first]), as: UTF8.self))
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.second]), as: UTF8.self)
             return RelayedRequest(
-                method: method, uri: uri, remoteAddress: channel.remoteAddress, bytes: bytes, head: head
+                method: method, uri: uri, remoteAddress: remote, bytes: bytes, head: head
             )
         }
     }

@@ -13,11 +13,12 @@ package protocol IdleConnection: AnyObject, Sendable {
 /// any), put back (or retired when the pool is full), and retired once idle for `timeout`. One
 /// sweep for the pool, not a timer per put-back: a busy proxy puts back thousands of connections
 /// a second, and each timer would sit in its loop's queue for seconds (NIO cancels a timer by
-/// searching its loop's whole queue).
+/// searching its loop's whole queue). Taking and putting back are inlinable: every relayed
+/// request does both, and unspecialized they looked up generic metadata each time.
 package final class IdleConnections<Connection: IdleConnection>: Sendable {
-    private let state = Mutex<(connections: [(connection: Connection, since: NIODeadline)], sweeping: RepeatedTask?)>(([], nil))
-    private let capacity: Int
-    private let timeout: TimeAmount
+    @usableFromInline let state = Mutex<(connections: [(connection: Connection, since: NIODeadline)], sweeping: RepeatedTask?)>(([], nil))
+    @usableFromInline let capacity: Int
+    @usableFromInline let timeout: TimeAmount
 
     package init(capacity: Int, timeout: TimeAmount) {
         self.capacity = capacity
@@ -26,6 +27,7 @@ package final class IdleConnections<Connection: IdleConnection>: Sendable {
 
     /// The most recently put back connection that is still open, on `loop` (any loop when nil);
     /// closed ones found on the way are dropped.
+    @inlinable
     package func take(on loop: (any EventLoop)?) -> Connection? {
         state.withLock { state in
             while let index = state.connections.lastIndex(where: { loop == nil || $0.connection.eventLoop === loop }) {
@@ -38,6 +40,7 @@ package final class IdleConnections<Connection: IdleConnection>: Sendable {
     }
 
     /// Back after a whole exchange; retired instead when the pool is full or it is closed.
+    @inlinable
     package func putBack(_ connection: Connection) {
         let kept = state.withLock { state in
             guard state.connections.count < capacity, connection.isOpen else { return false }
@@ -53,7 +56,8 @@ package final class IdleConnections<Connection: IdleConnection>: Sendable {
         if !kept { connection.retire() }
     }
 
-    private func retireExpired() {
+    @usableFromInline
+    func retireExpired() {
         let deadline = NIODeadline.now() - timeout
         let expired = state.withLock { state in
             let count = state.connections.prefix { $0.since < deadline }.count
