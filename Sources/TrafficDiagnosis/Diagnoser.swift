@@ -7,7 +7,8 @@ public import TrafficCapture
 ///
 /// Memory is bounded whatever the input: a conn's state goes at its `close`, at most
 /// ``maxConns`` conns are followed (the oldest is dropped beyond), and each keeps at most
-/// ``maxPendingAcks`` unanswered acks, eight tokens and the last few failed upgrades.
+/// ``maxPendingAcks`` unanswered acks, eight tokens and the last few failed upgrades. Each conn's
+/// state is kept in a box of its own: a copy of a diagnoser shares them, so feed one only.
 public struct Diagnoser {
     /// A diagnosis and the conn and time it belongs to (its `seq` is the capture's to give).
     public struct Diagnosis: Sendable, Hashable {
