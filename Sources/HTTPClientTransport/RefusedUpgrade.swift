@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 public import NIOHTTP1
 
 /// A server's answer to a WebSocket upgrade it did not accept: what the client is owed, as it

@@ -1,4 +1,4 @@
-public import NIOCore
+package import NIOCore
 import Synchronization
 
 /// A kept-alive connection a pool can hold while it is idle.
