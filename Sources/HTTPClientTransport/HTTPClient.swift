@@ -220,6 +220,9 @@ public enum WebSocketClient {
             return try await upgrade.get()
         } catch let error as NIOHTTPClientUpgradeError {
             throw HTTPClientError(.badUpgrade, request: request, detail: "the server's 101 is not a valid WebSocket upgrade (\(error))")
+        } catch ChannelError.inappropriateOperationForState {
+            // What NIO's upgrade handler fails with when the connection goes before the answer.
+            throw HTTPClientError(.closed, request: request, detail: "the server closed the connection before answering the upgrade")
         } catch {
             throw HTTPClientError(.closed, request: request, detail: SocketErrorText.describe(error))
         }

@@ -208,4 +208,30 @@ struct HTTPServerConnectionTests {
         #expect(!errorHandler, "NIO's frame error handler is still in the relay's upstream pipeline")
         await echo.close()
     }
+
+    /// Closes every connection once its first bytes (a request) have come.
+    final class HangUp: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.close(promise: nil) }
+    }
+
+    @Test("A server that hangs up on the upgrade request: the dial says so, not NIO's state error")
+    func upgradeHungUp() async throws {
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HangUp()) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { listener.close(promise: nil) }
+        let port = listener.localAddress!.port!
+        let failure: HTTPClientError? = await {
+            do throws(HTTPClientError) {
+                _ = try await WebSocketClient.connect(host: "127.0.0.1", port: port, uri: "/", headers: [:], maxMessageSize: 1 << 20)
+                return nil
+            } catch {
+                return error
+            }
+        }()
+        let error = try #require(failure, "a connection closed before any answer made a WebSocket")
+        #expect(error.code == .closed)
+        #expect(error.detail == "the server closed the connection before answering the upgrade", "\(error)")
+    }
 }
