@@ -40,7 +40,6 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     private var current: Exchange?
     /// The client's address, asked of the channel once: NIO takes a lock to answer.
     private var clientAddress: SocketAddress?
-    private var askedClientAddress = false
     /// A request the policy answers itself, while its body comes and its answer is awaited.
     private var answering: Answering?
     /// Reading stopped (the client sent far ahead, or the capture is behind).
@@ -272,10 +271,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
     /// when it waits for admission.
     private func begin(_ context: ChannelHandlerContext, head headBuffer: ByteBuffer) -> Bool? {
         let bytes = Array(headBuffer.readableBytesView)
-        if !askedClientAddress {
-            clientAddress = context.channel.remoteAddress
-            askedClientAddress = true
-        }
+        if clientAddress == nil { clientAddress = context.channel.remoteAddress }
         guard let request = Self.request(bytes, remote: clientAddress) else { return false }
         if let gate = policy.admission, let resumeAdmission, !gate(resumeAdmission), policy.waitsForCapture(request) {
             // The head stays in `inbound`, read again once admitted.

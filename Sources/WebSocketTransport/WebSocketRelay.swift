@@ -162,9 +162,9 @@ public final class WebSocketRelayHandler: ChannelDuplexHandler, RemovableChannel
 
     /// Adds `handler` to a pipeline NIO's WebSocket upgrader has just set up, in front of the frame
     /// codec it added: the raw bytes (and those NIO buffered during the upgrade) come here, and
-    /// what this handler writes goes to the socket as it is. The codec is left in place, unused
-    /// (NIO's encoder cannot be removed; its decoder only by a caller that knows it holds no
-    /// bytes, which it would otherwise decode on the way out, as `HTTPClient.dialRelay` does).
+    /// what this handler writes goes to the socket as it is. The codec is left in place, unused:
+    /// NIO's encoder cannot be removed, and its decoder would decode whatever it holds on the way
+    /// out, so only a caller that knows it holds nothing removes it (`HTTPClient.dialRelay`).
     package static func install(_ handler: WebSocketRelayHandler, in channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
         let codec = try pipeline.handler(type: WebSocketFrameEncoder.self)
