@@ -123,4 +123,26 @@ if let writer = try? CaptureWriter(path: "/dev/null", append: true) {
             written = 0
         }
     }
+    // The same echo long-polled: a POST's body and a GET's answer (relay-cpu.sh TRANSPORT=polling).
+    var polled = ConnectionObservation(engineVersion: .v4)
+    let bodies = echo.map { frame, dir -> ([UInt8], Direction) in
+        guard case .text(let text) = frame else { return ([], dir) }
+        return (Array(text.utf8), dir)
+    }
+    try measure("observe and record a polling echo round trip", bytes: 0) {
+        time += 0.000_05
+        for (body, dir) in bodies {
+            let (output, _) = polled.observe(.pollingBody(body), dir: dir, now: time)
+            for record in output.records {
+                lines += CaptureRecord(seq: written, ts: RFC3339.format(secondsSince1970: time), conn: "c1", record).jsonBytes
+                lines.append(UInt8(ascii: "\n"))
+                written += 1
+            }
+        }
+        if written >= 512 {
+            try writer.write(lines: lines)
+            lines.removeAll(keepingCapacity: true)
+            written = 0
+        }
+    }
 }
