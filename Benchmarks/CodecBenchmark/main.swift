@@ -95,54 +95,36 @@ for vector in vectors {
     measure("msgpack encode \(vector.name)", bytes: bytes.count) { blackHole(SocketIOMsgPack.encode(packet)) }
 }
 
-// What the proxy does per relayed WebSocket round trip besides relaying (no target of its own; it
-// moves with `Benchmarks/relay-cpu.sh`'s CPU per round trip): relay_load.py's echo, 100 bytes each
-// way, observed (Engine.IO and Socket.IO decoding, the records) and written as JSON lines, 512 to
-// a write(2), to /dev/null. Not a codec figure: codec.sh leaves it out of the ratios.
-let echoOut = WebSocketMessage.text("42[\"message\",\"" + String(repeating: "x", count: 100) + "\"]")
-let echoBack = WebSocketMessage.text("42[\"message-back\",\"" + String(repeating: "x", count: 100) + "\"]")
+// What the proxy does per relayed round trip besides relaying (no target of its own; it moves
+// with `Benchmarks/relay-cpu.sh`'s CPU per round trip): relay_load.py's echo, 100 bytes each way,
+// observed (Engine.IO and Socket.IO decoding, the records) and written as JSON lines, 512 to a
+// write(2), to /dev/null; as WebSocket messages, and long-polled (a POST's body and a GET's
+// answer). Not a codec figure: codec.sh leaves it out of the ratios.
+let echoOut = "42[\"message\",\"" + String(repeating: "x", count: 100) + "\"]"
+let echoBack = "42[\"message-back\",\"" + String(repeating: "x", count: 100) + "\"]"
 if let writer = try? CaptureWriter(path: "/dev/null", append: true) {
-    var observation = ConnectionObservation(engineVersion: .v4)
-    var lines: [UInt8] = []
-    var written = 0
     var time = 1_790_000_000.0
-    let echo = [(echoOut, Direction.clientToServer), (echoBack, .serverToClient)]
-    try measure("observe and record a websocket echo round trip", bytes: 0) {
-        time += 0.000_05
-        for (frame, dir) in echo {
-            let (output, _) = observation.observe(.webSocket(frame), dir: dir, now: time)
-            for body in output.records {
-                lines += CaptureRecord(seq: written, ts: RFC3339.format(secondsSince1970: time), conn: "c1", body).jsonBytes
-                lines.append(UInt8(ascii: "\n"))
-                written += 1
+    func observeAndRecord(_ transport: String, _ echo: [(TrafficDecoder.Frame, Direction)]) throws {
+        var observation = ConnectionObservation(engineVersion: .v4)
+        var lines: [UInt8] = []
+        var written = 0
+        try measure("observe and record a \(transport) echo round trip", bytes: 0) {
+            time += 0.000_05
+            for (frame, dir) in echo {
+                let (output, _) = observation.observe(frame, dir: dir, now: time)
+                for body in output.records {
+                    lines += CaptureRecord(seq: written, ts: RFC3339.format(secondsSince1970: time), conn: "c1", body).jsonBytes
+                    lines.append(UInt8(ascii: "\n"))
+                    written += 1
+                }
+            }
+            if written >= 512 {
+                try writer.write(lines: lines)
+                lines.removeAll(keepingCapacity: true)
+                written = 0
             }
         }
-        if written >= 512 {
-            try writer.write(lines: lines)
-            lines.removeAll(keepingCapacity: true)
-            written = 0
-        }
     }
-    // The same echo long-polled: a POST's body and a GET's answer (relay-cpu.sh TRANSPORT=polling).
-    var polled = ConnectionObservation(engineVersion: .v4)
-    let bodies = echo.map { frame, dir -> ([UInt8], Direction) in
-        guard case .text(let text) = frame else { return ([], dir) }
-        return (Array(text.utf8), dir)
-    }
-    try measure("observe and record a polling echo round trip", bytes: 0) {
-        time += 0.000_05
-        for (body, dir) in bodies {
-            let (output, _) = polled.observe(.pollingBody(body), dir: dir, now: time)
-            for record in output.records {
-                lines += CaptureRecord(seq: written, ts: RFC3339.format(secondsSince1970: time), conn: "c1", record).jsonBytes
-                lines.append(UInt8(ascii: "\n"))
-                written += 1
-            }
-        }
-        if written >= 512 {
-            try writer.write(lines: lines)
-            lines.removeAll(keepingCapacity: true)
-            written = 0
-        }
-    }
+    try observeAndRecord("websocket", [(.webSocket(.text(echoOut)), .clientToServer), (.webSocket(.text(echoBack)), .serverToClient)])
+    try observeAndRecord("polling", [(.pollingBody(Array(echoOut.utf8)), .clientToServer), (.pollingBody(Array(echoBack.utf8)), .serverToClient)])
 }
