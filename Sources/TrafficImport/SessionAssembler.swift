@@ -78,8 +78,9 @@ public struct SessionAssembler: Sendable {
         var heldTokens: [Token] = []
     }
 
-    /// How long (capture time) and how many records a conn's records wait for its parser.
-    static let holdingLimit = (seconds: 5.0, records: 256)
+    /// How long (capture time) a conn's records wait for its parser; ``ConnectionRecorder/maxHeld``
+    /// bounds how many.
+    static let holdingLimit = 5.0
 
     private let path: String?
     /// The conns still open; a closed conn's state goes (a long capture holds only its open ones),
@@ -362,9 +363,9 @@ public struct SessionAssembler: Sendable {
         }
         guard conns[conn] != nil else { return }
         var stamped = conns[conn]!.recorder.record(body, at: time)
-        // A capture must not sit on a conn's records: a few seconds of capture time, or a few
-        // hundred records, and they go as a JSON session's.
-        stamped += conns[conn]!.recorder.releaseHeld(now: time, after: Self.holdingLimit.seconds, records: Self.holdingLimit.records)
+        // A capture must not sit on a conn's records: after a few seconds of capture time (or
+        // past the recorder's own bounds) they go as a JSON session's.
+        stamped += conns[conn]!.recorder.releaseHeld(now: time, after: Self.holdingLimit)
         output.records += stamped.map { Stamped(body: $0.body, conn: conn, time: $0.time) }
         add([], conn: conn, into: &output)
     }

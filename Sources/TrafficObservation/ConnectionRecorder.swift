@@ -10,7 +10,9 @@ public import SocketIOProtocol
 ///   Socket.IO packet (which tells it, and the `session` record says it); a WebSocket-only
 ///   session's `session` record waits for the open packet's sid. The owner lets them go after a
 ///   while (``releaseHeld(now:after:)``): a session that never speaks Socket.IO is JSON as far as
-///   anyone can tell.
+///   anyone can tell. They go at once past ``maxHeld`` records or bytes: a peer that sends
+///   anything but Socket.IO (a stray binary message is an error record holding all its bytes)
+///   must not make the recorder hold its traffic.
 /// - **The end.** A close decided while requests are in flight waits for them (a long-poll the
 ///   server answers just after the client's close packet belongs to the session): ``begin()`` and
 ///   ``end(at:)`` count them. Nothing is recorded after the `close`.
@@ -47,8 +49,13 @@ public struct ConnectionRecorder: Sendable {
         public var decoded: [CaptureRecord.Body] = []
     }
 
+    /// The most a conn's held records may number, and weigh (``CaptureRecord/Body/approximateSize``),
+    /// before they go without waiting: the capture queue's own bounds see them only then.
+    public static let maxHeld = (records: 256, bytes: 4 << 20)
+
     private struct Holding: Sendable {
         var records: [Stamped] = []
+        var bytes = 0
         /// When the first held record came; nil before.
         var since: Double?
         /// Held only for the open packet's sid, the parser being known.
@@ -131,14 +138,15 @@ public struct ConnectionRecorder: Sendable {
         }
         guard holding != nil else { return [Stamped(body: body, time: time)] }
         holding!.records.append(Stamped(body: body, time: time))
+        holding!.bytes += body.approximateSize
         if holding!.since == nil { holding!.since = time }
-        return []
+        guard holding!.records.count > Self.maxHeld.records || holding!.bytes > Self.maxHeld.bytes else { return [] }
+        return release(parser: nil)
     }
 
-    /// The held records, if they have waited `after` seconds by `now` (or number more than
-    /// `records`): written as a JSON session's.
-    public mutating func releaseHeld(now: Double, after: Double, records: Int = .max) -> [Stamped] {
-        guard let holding, let since = holding.since, now - since >= after || holding.records.count > records else { return [] }
+    /// The held records, if they have waited `after` seconds by `now`: written as a JSON session's.
+    public mutating func releaseHeld(now: Double, after: Double) -> [Stamped] {
+        guard let holding, let since = holding.since, now - since >= after else { return [] }
         return release(parser: nil)
     }
 

@@ -49,9 +49,30 @@ struct ConnectionRecorderTests {
         _ = recorder.record(.session(SessionRecord(url: "/", path: "/", eio: .v4, transport: .polling, sid: "S")), at: 10)
         #expect(recorder.releaseHeld(now: 10.4, after: 0.5).isEmpty)
         #expect(kinds(recorder.releaseHeld(now: 10.5, after: 0.5)) == ["session sid=S parser=json"])
+    }
+
+    @Test("Held records go at once past the most a conn may hold, in number or in bytes")
+    func releasedPastBounds() {
         var counted = ConnectionRecorder(engineVersion: .v4, parser: nil)
-        for index in 0..<3 { _ = counted.record(.close(CloseRecord(by: .client, reason: "\(index)")), at: 10) }
-        #expect(counted.releaseHeld(now: 10, after: 60, records: 2).count == 3)
+        let most = ConnectionRecorder.maxHeld.records
+        let whileHeld = (0..<most).map { _ in counted.record(.engine(EngineRecord(dir: .serverToClient, transport: .polling, type: .ping, data: nil)), at: 10) }
+        // (Booleans taken out first: a failed expectation would print the whole recorder.)
+        let heldAll = counted.isHolding
+        #expect(whileHeld.allSatisfy(\.isEmpty) && heldAll)
+        let past = counted.record(.engine(EngineRecord(dir: .serverToClient, transport: .polling, type: .ping, data: nil)), at: 10)
+        let heldPast = counted.isHolding
+        #expect(past.count == most + 1 && !heldPast)
+
+        // A peer that sends no Socket.IO, only stray binary messages: each is an error record
+        // holding all its bytes (base64), and the first that passes the bound lets them all go.
+        var weighed = ConnectionRecorder(engineVersion: .v4, parser: nil)
+        let stray = WebSocketMessage.binary(Array(repeating: 0xAB, count: ConnectionRecorder.maxHeld.bytes / 2))
+        let first = weighed.observe(.webSocket(stray), dir: .clientToServer, at: 10).records.count
+        #expect(first == 0)
+        let released = weighed.observe(.webSocket(stray), dir: .clientToServer, at: 10.001).records
+        let releasedErrors = released.count == 2 && released.allSatisfy { if case .error = $0.body { true } else { false } }
+        let heldStray = weighed.isHolding
+        #expect(releasedErrors && !heldStray)
     }
 
     @Test("A close waits for the requests in flight, keeps the first reason, and nothing comes after it")
