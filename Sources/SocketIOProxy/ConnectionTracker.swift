@@ -1,6 +1,7 @@
 import FaultInjection
 import LiveIntervention
 import NIOCore
+import SocketIOProtocol
 import SocketIOTransport
 import Synchronization
 import TrafficCapture
@@ -34,12 +35,18 @@ final class ConnectionTracker: Sendable {
     let faults: FaultPlan?
     /// The parser every session uses, when the proxy was told; nil: each session's first packet tells.
     let parser: SocketIOParser?
+    /// The most a binary packet's attachments may weigh together (as much as one message may).
+    let maxAttachmentBytes: Int
     /// Where records go (the proxy's sink): returns the record's `seq`.
     private let sink: @Sendable (CaptureRecord.Body, String) -> Int
 
-    init(faults: FaultPlan? = nil, parser: SocketIOParser? = nil, sink: @escaping @Sendable (CaptureRecord.Body, String) -> Int = { _, _ in 0 }) {
+    init(
+        faults: FaultPlan? = nil, parser: SocketIOParser? = nil, maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes,
+        sink: @escaping @Sendable (CaptureRecord.Body, String) -> Int = { _, _ in 0 }
+    ) {
         self.faults = faults
         self.parser = parser
+        self.maxAttachmentBytes = maxAttachmentBytes
         self.sink = sink
     }
 
@@ -67,7 +74,8 @@ final class ConnectionTracker: Sendable {
         }
         tables.next += 1
         let connection = ProxyConnection(
-            id: ConnectionID(number: tables.next).description, engineVersion: engineVersion, upstream: upstream, path: path, faults: faults, parser: parser
+            id: ConnectionID(number: tables.next).description, engineVersion: engineVersion, upstream: upstream, path: path, faults: faults, parser: parser,
+            maxAttachmentBytes: maxAttachmentBytes
         )
         tables.open[connection.id] = connection
         return connection

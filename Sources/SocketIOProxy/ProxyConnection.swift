@@ -49,13 +49,13 @@ final class ProxyConnection: Sendable {
     /// `closed`: a conn that records nothing (one that comes after the proxy stopped).
     init(
         id: String, engineVersion: EngineIOVersion, upstream: ProxyUpstream, path: String, closed: Bool = false, faults: FaultPlan? = nil,
-        parser: SocketIOParser? = nil
+        parser: SocketIOParser? = nil, maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes
     ) {
         self.id = id
         self.engineVersion = engineVersion
         self.upstream = upstream
         self.path = path
-        var state = State(recorder: ConnectionRecorder(engineVersion: engineVersion, parser: parser))
+        var state = State(recorder: ConnectionRecorder(engineVersion: engineVersion, parser: parser, maxAttachmentBytes: maxAttachmentBytes))
         if closed { _ = state.recorder.close(CloseRecord(by: .proxy, reason: "proxy stopped"), at: 0, waitingForActivity: false) }
         state.faults = faults.map { ConnectionFaults(plan: $0, conn: id, engineVersion: engineVersion, start: CaptureClock.secondsSince1970()) }
         self.state = Mutex(state)

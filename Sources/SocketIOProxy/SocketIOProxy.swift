@@ -44,7 +44,9 @@ public final class SocketIOProxy: Sendable {
         // Acting on live conns takes the fault path (each packet decided before it goes on), with
         // no rules when none were given.
         let faults = configuration.faults ?? (configuration.intervention != nil ? FaultPlan(rules: [], seed: 0) : nil)
-        tracker = ConnectionTracker(faults: faults, parser: configuration.parser, sink: { body, conn in sink(body, conn) })
+        tracker = ConnectionTracker(
+            faults: faults, parser: configuration.parser, maxAttachmentBytes: configuration.maxMessageSize, sink: { body, conn in sink(body, conn) }
+        )
         breakpointsSet = configuration.intervention.map { settings in
             let table = BreakpointTable()
             for filter in settings.breakpoints { _ = try? table.add(filter, by: .cli) }

@@ -57,6 +57,7 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, Expressi
         case .plaintextWhileReconstructing: self = "socketio.text_while_reconstructing"
         case .binaryWhileNotReconstructing: self = "socketio.binary_while_not_reconstructing"
         case .invalidMsgPack: self = .invalidMsgPack
+        case .attachmentsTooLarge: self = "socketio.attachments_too_large"
         }
     }
 

@@ -31,8 +31,9 @@ public struct ConnectionObservation: Sendable {
     /// server answers.
     private var askedPids: [String: String] = [:]
 
-    public init(engineVersion: EngineIOVersion, parser: SocketIOParser? = nil) {
-        decoder = TrafficDecoder(engineVersion: engineVersion, parser: parser)
+    /// - Parameter maxAttachmentBytes: the most a binary packet's attachments may weigh together.
+    public init(engineVersion: EngineIOVersion, parser: SocketIOParser? = nil, maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes) {
+        decoder = TrafficDecoder(engineVersion: engineVersion, parser: parser, maxAttachmentBytes: maxAttachmentBytes)
     }
 
     /// Decodes a frame seen at `now` (seconds since 1970). `learnedSid` is set when this frame's

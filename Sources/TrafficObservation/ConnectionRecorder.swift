@@ -71,8 +71,9 @@ public struct ConnectionRecorder: Sendable {
     public var inFlight: Int { activity }
 
     /// `parser`: every session's, when it was given; nil: the first Socket.IO packet tells it.
-    public init(engineVersion: EngineIOVersion, parser: SocketIOParser?) {
-        observation = ConnectionObservation(engineVersion: engineVersion, parser: parser)
+    /// `maxAttachmentBytes`: the most a binary packet's attachments may weigh together.
+    public init(engineVersion: EngineIOVersion, parser: SocketIOParser?, maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes) {
+        observation = ConnectionObservation(engineVersion: engineVersion, parser: parser, maxAttachmentBytes: maxAttachmentBytes)
         holding = parser == nil ? Holding() : nil
     }
 

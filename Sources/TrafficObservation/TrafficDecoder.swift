@@ -46,10 +46,13 @@ public struct TrafficDecoder: Sendable {
     }
 
     /// - Parameter parser: the session's parser when known; nil: told by the first packet.
-    public init(engineVersion: EngineIOVersion, parser: SocketIOParser? = nil, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
+    public init(
+        engineVersion: EngineIOVersion, parser: SocketIOParser? = nil, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments,
+        maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes
+    ) {
         self.engineVersion = engineVersion
         self.parser = parser
-        let decoder = SocketIODecoder(version: SocketIOVersion(engine: engineVersion), maxAttachments: maxAttachments)
+        let decoder = SocketIODecoder(version: SocketIOVersion(engine: engineVersion), maxAttachments: maxAttachments, maxAttachmentBytes: maxAttachmentBytes)
         decoders = PerDirection(decoder)
     }
 
@@ -155,11 +158,16 @@ public struct TrafficDecoder: Sendable {
                 Self.findTokens(in: socketPacket, into: &output.tokens)
             }
         } catch {
-            let raw: String
+            var raw: String
             switch packet.payload {
             case .text(let text): raw = text
             case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
             case .none: raw = ""
+            }
+            if error.code == .attachmentsTooLarge {
+                // The packet's own text, not the attachment that tipped it over the limit.
+                raw = pendingRaw[dir] ?? ""
+                pendingRaw[dir] = nil
             }
             if error.code == .illegalPlaceholder { pendingRaw[dir] = nil }
             output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: raw)))

@@ -194,6 +194,20 @@ struct SocketIOv5Tests {
         #expect(try decoder.decode(text: #"2["hello"]"#)?.eventName == "hello")
     }
 
+    @Test("Attachments past the size limit: refused once, the rest let by, the decoder goes on")
+    func attachmentsTooLarge() throws {
+        var decoder = SocketIODecoder(version: .v5, maxAttachmentBytes: 10)
+        #expect(try decoder.decode(text: #"53-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}]"#) == nil)
+        #expect(try decoder.decode(binary: Array(repeating: 1, count: 6)) == nil)
+        let refused = #expect(throws: SocketIOError.self) { try decoder.decode(binary: Array(repeating: 2, count: 6)) }
+        #expect(refused?.code == .attachmentsTooLarge && !decoder.isReconstructing)
+        #expect(try decoder.decode(binary: [3]) == nil)  // the third, still due: not a stray
+        let stray = #expect(throws: SocketIOError.self) { try decoder.decode(binary: [4]) }
+        #expect(stray?.code == .binaryWhileNotReconstructing)
+        #expect(try decoder.decode(text: #"51-["e",{"_placeholder":true,"num":0}]"#) == nil)
+        #expect(try decoder.decode(binary: Array(repeating: 5, count: 10))?.attachments == [Array(repeating: 5, count: 10)])
+    }
+
     @Test("Ack ids too large for 64 bits are refused, not wrapped")
     func hugeAckID() throws {
         #expect(try decodeOne("218446744073709551615[\"x\"]")?.ackID == UInt64.max)

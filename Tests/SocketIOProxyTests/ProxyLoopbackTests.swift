@@ -29,12 +29,12 @@ struct ProxyLoopbackTests {
         var bodies: [CaptureRecord.Body] { list.withLock { $0.map(\.body) } }
     }
 
-    func withProxy(faults: [String] = [], forward: Bool = false, _ body: (Int, Records) async throws -> Void) async throws {
-        try await withProxy(faults: faults, forward: forward) { port, _, records in try await body(port, records) }
+    func withProxy(faults: [String] = [], forward: Bool = false, maxMessageSize: Int? = nil, _ body: (Int, Records) async throws -> Void) async throws {
+        try await withProxy(faults: faults, forward: forward, maxMessageSize: maxMessageSize) { port, _, records in try await body(port, records) }
     }
 
     /// `body` gets the proxy's port, the server's and the records.
-    func withProxy(faults: [String] = [], forward: Bool, _ body: (Int, Int, Records) async throws -> Void) async throws {
+    func withProxy(faults: [String] = [], forward: Bool, maxMessageSize: Int? = nil, _ body: (Int, Int, Records) async throws -> Void) async throws {
         let io = SocketIOServer(configuration: .init(engine: EngineConfiguration(pingInterval: 300, pingTimeout: 1_500)))
         ConformanceApp.install(on: io)
         let serverPort = try await io.start(port: 0)
@@ -44,7 +44,8 @@ struct ProxyLoopbackTests {
         let settings = forward ? ForwardSettings(certificates: TLSInterception { name in throw TLSRefused(name: name) }) : nil
         // In forward mode reverse mode's upstream is nobody's: a port nothing listens on, so that
         // traffic sent there by mistake shows.
-        let configuration = ProxyConfiguration(listenPort: 0, upstreamPort: forward ? 9 : serverPort, forward: settings, faults: plan)
+        var configuration = ProxyConfiguration(listenPort: 0, upstreamPort: forward ? 9 : serverPort, forward: settings, faults: plan)
+        if let maxMessageSize { configuration.maxMessageSize = maxMessageSize }
         let proxy = SocketIOProxy(configuration: configuration) { body, conn in records.add(body, conn: conn) }
         let port = try await proxy.start()
         do {
@@ -97,6 +98,32 @@ struct ProxyLoopbackTests {
                 return index > closing && error.code == .upstreamStatus ? nil : error
             }
             #expect(errors.isEmpty, "\(errors)")
+        }
+    }
+
+    @Test("Attachments weighing more together than a message may: relayed (the ack comes back), one error each way, and what follows decoded")
+    func attachmentsPastTheLimit() async throws {
+        try await withProxy(maxMessageSize: 512) { port, records in
+            let client = SocketIOClient(host: "127.0.0.1", port: port)
+            _ = try await client.open(transport: .websocket)
+            guard case .accepted = await client.connect() else {
+                Issue.record("refused through the proxy")
+                return
+            }
+            let part = [UInt8](repeating: 7, count: 300)
+            #expect(try await client.emitWithAck("message-with-ack", [.binary(part), .binary(part)]) == [.binary(part), .binary(part)])
+            #expect(try await client.emitWithAck("message-with-ack", [.string("after")]) == [.string("after")])
+            client.close()
+            for _ in 0..<200 where !records.bodies.contains(where: { if case .close = $0 { true } else { false } }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let bodies = records.bodies
+            let errors = bodies.compactMap { if case .error(let error) = $0 { error } else { nil } }
+            #expect(errors.map(\.code) == ["socketio.attachments_too_large", "socketio.attachments_too_large"])
+            #expect(errors.map(\.dir) == [.clientToServer, .serverToClient])
+            #expect(errors.allSatisfy { $0.raw?.hasPrefix("52-") == true || $0.raw?.hasPrefix("62-") == true })
+            let after = packets(bodies).filter { $0.args?.first == .string("after") }
+            #expect(after.map(\.dir) == [.clientToServer, .serverToClient])
         }
     }
 

@@ -94,6 +94,26 @@ struct TrafficDecoderTests {
         #expect(packets(output).first?.event == "next")
     }
 
+    @Test("Attachments past the size limit: one error with the packet's text, the rest let by unread, the next packet decoded")
+    func attachmentsTooLarge() {
+        var decoder = TrafficDecoder(engineVersion: .v4, maxAttachmentBytes: 1000)
+        let header = #"53-["f",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}]"#
+        #expect(decoder.decode(.webSocket(.text("4" + header)), dir: .clientToServer).records.isEmpty)
+        #expect(decoder.decode(.webSocket(.binary(Array(repeating: 1, count: 600))), dir: .clientToServer).records.isEmpty)
+        let refused = decoder.decode(.webSocket(.binary(Array(repeating: 2, count: 600))), dir: .clientToServer)
+        #expect(errors(refused).map(\.code) == ["socketio.attachments_too_large"])
+        #expect(errors(refused).first?.raw == header)
+        #expect(decoder.incomplete.isEmpty)
+        // The third attachment is still due: let by, with no record (not a stray binary).
+        #expect(decoder.decode(.webSocket(.binary(Array(repeating: 3, count: 600))), dir: .clientToServer).records.isEmpty)
+        let next = decoder.decode(.webSocket(.text(#"42["next"]"#)), dir: .clientToServer)
+        #expect(packets(next).map(\.event) == ["next"] && errors(next).isEmpty)
+        // A packet within the limit is joined as before.
+        _ = decoder.decode(.webSocket(.text(#"451-["g",{"_placeholder":true,"num":0}]"#)), dir: .clientToServer)
+        let joined = decoder.decode(.webSocket(.binary(Array(repeating: 4, count: 1000))), dir: .clientToServer)
+        #expect(packets(joined).map(\.event) == ["g"])
+    }
+
     @Test("Tokens in CONNECT payloads (at any depth) and v4 namespace queries are found")
     func tokens() {
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6NDJ9.c2lnbmF0dXJl"

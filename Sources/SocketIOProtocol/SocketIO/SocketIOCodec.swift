@@ -5,6 +5,10 @@
 public enum SocketIOCodec {
     /// socket.io-parser's default limit on attachments per packet.
     public static let defaultMaxAttachments = 10
+    /// The most a binary packet's attachments may weigh together while they are joined: as much as
+    /// one message may (the proxy's default `--max-message-size`). Without it, ten attachments of
+    /// that size each would be held per direction of every conn.
+    public static let defaultMaxAttachmentBytes = 64 << 20
 
     /// Event names a v5 client or server may not send.
     static let reservedEvents: Set<String> = [

@@ -7,16 +7,26 @@
 public struct SocketIODecoder: Sendable {
     public let version: SocketIOVersion
     public let maxAttachments: Int
+    /// The most the waiting packet's attachments may weigh together; past it the packet is
+    /// refused and the rest of its attachments are let by unread.
+    public let maxAttachmentBytes: Int
 
     /// The binary packet waiting for attachments; `expected` is its count, never 0 while it waits
     /// (checking the count is cheaper than looking into an optional packet).
     private var pending: SocketPacket?
     private var expected = 0
     private var buffers: [[UInt8]] = []
+    private var bufferedBytes = 0
+    /// Attachments still due for a packet refused as too large: they are not decoded.
+    private var skipping = 0
 
-    public init(version: SocketIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments) {
+    public init(
+        version: SocketIOVersion, maxAttachments: Int = SocketIOCodec.defaultMaxAttachments,
+        maxAttachmentBytes: Int = SocketIOCodec.defaultMaxAttachmentBytes
+    ) {
         self.version = version
         self.maxAttachments = maxAttachments
+        self.maxAttachmentBytes = maxAttachmentBytes
     }
 
     /// True while a binary packet waits for attachments.
@@ -31,6 +41,8 @@ public struct SocketIODecoder: Sendable {
     /// Decodes a packet string. Throws, like the reference parser, when a binary packet is still
     /// waiting for attachments; the waiting packet is kept (call ``reset()`` to drop it).
     public mutating func decode(text: String) throws(SocketIOError) -> SocketPacket? {
+        // A refused packet's attachments stopped coming: that packet is already reported.
+        skipping = 0
         if expected > 0 {
             throw SocketIOError(.plaintextWhileReconstructing, excerpt: String(text.prefix(64)))
         }
@@ -43,9 +55,22 @@ public struct SocketIODecoder: Sendable {
         return nil
     }
 
-    /// Adds a binary attachment to the waiting packet.
+    /// Adds a binary attachment to the waiting packet. Throws ``SocketIOError/Code/attachmentsTooLarge``
+    /// (once) when it would take the packet's attachments past ``maxAttachmentBytes``; the packet
+    /// is dropped, and its attachments still due return nil, unread.
     public mutating func decode(binary: [UInt8]) throws(SocketIOError) -> SocketPacket? {
+        if skipping > 0 {
+            skipping -= 1
+            return nil
+        }
         guard expected > 0 else { throw SocketIOError(.binaryWhileNotReconstructing) }
+        guard bufferedBytes + binary.count <= maxAttachmentBytes else {
+            let due = expected - buffers.count - 1
+            reset()
+            skipping = due
+            throw SocketIOError(.attachmentsTooLarge)
+        }
+        bufferedBytes += binary.count
         buffers.append(binary)
         guard buffers.count == expected, let packet = pending.take() else { return nil }
         let attachments = buffers
@@ -58,6 +83,7 @@ public struct SocketIODecoder: Sendable {
         pending = nil
         expected = 0
         buffers = []
+        bufferedBytes = 0
     }
 
     private static func complete(_ packet: consuming SocketPacket, attachments: [[UInt8]]) throws(SocketIOError) -> SocketPacket {

@@ -16,6 +16,9 @@ public struct SocketIOError: Error, Sendable, Hashable, CustomStringConvertible 
         case binaryWhileNotReconstructing = "got binary data when not reconstructing a packet"
         /// The msgpack parser's packet is not msgpack at all.
         case invalidMsgPack = "invalid msgpack"
+        /// A binary packet's attachments weigh more than the decoder holds (siotap's own limit:
+        /// socket.io-parser has none).
+        case attachmentsTooLarge = "attachments past the size limit"
     }
 
     public let code: Code
