@@ -1,6 +1,7 @@
 """Writes the libFuzzer seed corpora for scripts/fuzz.sh from the fixtures and the codec test
 vectors, in the input layout each target of Tests/Fuzz/SiotapFuzz.swift expects (a first byte
 choosing version and mode, then the data)."""
+import base64
 import json
 import pathlib
 import sys
@@ -66,6 +67,11 @@ def ws_frame(opcode, payload, fin=True, mask=None, form=None):
         return head + mask + payload
     return head + payload
 
+
+# A binary event whose two base64 attachments (20 bytes each) pass the small attachment limit
+# the first byte's bit 2 selects (long-polled, v4): the refusal and the rest let by.
+attachment = b"b" + base64.b64encode(bytes(range(20)))
+seeds["traffic-decoder"].append(bytes([0b10]) + b'452-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]\x1e' + attachment + b"\x1e" + attachment + b'\x1e42["next"]')
 
 seeds["websocket-stream"] += [
     bytes([200]) + ws_frame(1, b'42["hello",1]') + ws_frame(2, bytes(range(130)), mask=b"\x01\x02\x03\x04"),

@@ -211,11 +211,14 @@ func fuzzDiagnoser(_ input: [UInt8]) {
     }
 }
 
-/// The proxy's observer on arbitrary frames: the first byte picks version, transport and
-/// direction; its records must all write as lines that read back.
+/// The proxy's observer on arbitrary frames: the first byte picks version, transport, direction
+/// and a small attachment size limit (so that its path is reached); its records must all write as
+/// lines that read back.
 func fuzzTrafficDecoder(_ input: [UInt8]) {
     guard let first = input.first else { return }
-    var decoder = TrafficDecoder(engineVersion: first & 1 == 0 ? .v4 : .v3)
+    var decoder = TrafficDecoder(
+        engineVersion: first & 1 == 0 ? .v4 : .v3, maxAttachmentBytes: first & 2 == 0 ? SocketIOCodec.defaultMaxAttachmentBytes : 16
+    )
     let dir: Direction = first & 4 == 0 ? .clientToServer : .serverToClient
     for piece in input.dropFirst().split(separator: 0xFE, omittingEmptySubsequences: false) {
         let frame: TrafficDecoder.Frame
