@@ -128,7 +128,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("max-message-size"),
-        help: "Largest message decoded, in bytes: a WebSocket message above it is relayed but not decoded (an error record says so); a polling body above it is refused with 413."
+        help: "Largest message decoded, in bytes: a WebSocket message above it, or a binary packet whose attachments add up to more, is relayed but not decoded (an error record says so); a polling body above it is refused with 413."
     )
     var maxMessageSize = 64 << 20
 
