@@ -54,8 +54,8 @@ async def chatter(proxy, clients, per_client, transport_cycle):
         for peer in peers:
             await peer.wait_for("message", count=expected, timeout=30)
     finally:
-        for peer in peers:
-            await peer.close()
+        # Together: each long-polling client's close takes up to a ping interval (see Peer.close).
+        await asyncio.gather(*(peer.close() for peer in peers))
 
 
 class client_warnings(logging.Handler):
