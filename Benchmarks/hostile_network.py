@@ -4,6 +4,10 @@
     hostile_network.py sni PROXY_PORT TARGET_PORT PID [NAMES]   NAMES distinct SNI names through forward mode; the proxy's RSS
     hostile_network.py patterns PROXY_PORT TARGET_PORT [HOSTS]  long CONNECT hosts against --ignore-hosts '(a+)+$', while a client is timed
     hostile_network.py idle PROXY_PORT PID [SESSIONS]     idle websocket and polling sessions through the proxy: RSS, and that all go
+    hostile_network.py hoard PROXY_PORT PID [CONNS] [MB]  websocket peers that make the observer hold what they send (stray binary
+                                                          messages before any Socket.IO packet; nine of ten announced attachments);
+                                                          the proxy's peak RSS. Its upstream must take them: `hoard-upstream PORT`
+    hostile_network.py hoard-upstream PORT                 answers every request with a 101 and reads whatever comes, until stopped
 """
 import socket
 import ssl
@@ -144,6 +148,85 @@ def idle(proxy_port, pid, sessions=2000):
     print(f"idle: clients gone; {fds()} descriptors after {time.monotonic() - started:.0f} s (before: {before_fds}), RSS {rss(pid):.1f} MB")
 
 
+def ws_frame(opcode, payload):
+    """A client's frame: masked, as RFC 6455 asks (a zero mask: the bytes stay as they are)."""
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        head += bytes([0x80 | len(payload)])
+    elif len(payload) < 1 << 16:
+        head += bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + len(payload).to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def hoard(proxy_port, pid, conns=4, megabytes=32):
+    """`conns` WebSocket peers of each kind send what the observer would hold: stray binary
+    messages of `megabytes` MiB before any Socket.IO packet (held while the parser is unknown),
+    and a binary event announcing ten attachments followed by nine of that size (held until the
+    tenth). The proxy's RSS is sampled throughout; its peak is the figure."""
+    before = rss(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    blob = bytes([0xAB]) * (megabytes << 20)
+    placeholders = ",".join(f'{{"_placeholder":true,"num":{n}}}' for n in range(10))
+    socks = []
+    for kind in ("stray", "attachments"):
+        for _ in range(conns):
+            sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+            sock.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            sock.recv(4096)
+            if kind == "attachments":
+                sock.sendall(ws_frame(1, f'4510-["upload",{placeholders}]'.encode()))
+            for _ in range(9):
+                sock.sendall(ws_frame(2, blob))
+            socks.append(sock)
+    time.sleep(1)
+    done.set()
+    sampler.join()
+    print(f"hoard: {conns} conns of stray binary and {conns} of nine announced attachments, {megabytes} MiB each message: "
+          f"proxy RSS {before:.1f} MB before, peak {peak[0]:.1f} MB ({(peak[0] - before) / (2 * conns * 9 * megabytes) * 100:.0f} % of "
+          f"what was sent)", flush=True)
+    for sock in socks:
+        sock.close()
+
+
+def hoard_upstream(port):
+    """A WebSocket server that takes anything: 101 to every request, then reads and drops."""
+    listener = socket.create_server(("127.0.0.1", port))
+
+    import base64
+    import hashlib
+    import re
+
+    def serve(conn):
+        with conn:
+            head = conn.recv(65536).decode(errors="replace")
+            found = re.search(r"(?i)sec-websocket-key:\s*(\S+)", head)
+            if not found:
+                return
+            key = found.group(1)
+            accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode())
+            while conn.recv(1 << 20):
+                pass
+
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
 if __name__ == "__main__":
     kind, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    sys.exit({"slowloris": slowloris, "sni": sni, "patterns": patterns, "idle": idle}[kind](*args) or 0)
+    cases = {"slowloris": slowloris, "sni": sni, "patterns": patterns, "idle": idle, "hoard": hoard, "hoard-upstream": hoard_upstream}
+    sys.exit(cases[kind](*args) or 0)
