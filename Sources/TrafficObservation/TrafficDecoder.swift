@@ -158,16 +158,16 @@ public struct TrafficDecoder: Sendable {
                 Self.findTokens(in: socketPacket, into: &output.tokens)
             }
         } catch {
-            var raw: String
+            let raw: String
             switch packet.payload {
+            case .binary where error.code == .attachmentsTooLarge:
+                // The packet's own text: the attachment that tipped it over the limit (up to a
+                // message's size) is not encoded only to be dropped.
+                raw = pendingRaw[dir] ?? ""
+                pendingRaw[dir] = nil
             case .text(let text): raw = text
             case .binary(let bytes): raw = "base64:" + Base64.encode(bytes)
             case .none: raw = ""
-            }
-            if error.code == .attachmentsTooLarge {
-                // The packet's own text, not the attachment that tipped it over the limit.
-                raw = pendingRaw[dir] ?? ""
-                pendingRaw[dir] = nil
             }
             if error.code == .illegalPlaceholder { pendingRaw[dir] = nil }
             output.records.append(.error(ErrorRecord(dir: dir, code: ErrorCode(error.code), message: error.description, raw: raw)))
