@@ -146,10 +146,19 @@ public struct ConnectionRecorder: Sendable {
     }
 
     /// The held records, if they have waited `after` seconds by `now`: written as a JSON session's.
+    /// A `session` record still waiting for the open packet's sid waits at least ``sidWait``: a
+    /// starved machine can take more than half a second to pass it on, and without it the session
+    /// has no sid in the capture.
     public mutating func releaseHeld(now: Double, after: Double) -> [Stamped] {
-        guard let holding, let since = holding.since, now - since >= after else { return [] }
+        guard let holding, let since = holding.since else { return [] }
+        let waitsForSid = observation.sid == nil && holding.records.contains { if case .session(let session) = $0.body { session.sid == nil } else { false } }
+        guard now - since >= (waitsForSid ? max(after, Self.sidWait) : after) else { return [] }
         return release(parser: nil)
     }
+
+    /// How long a `session` record may wait for its sid (an open packet from a server that never
+    /// sends one: its records go then, without it). As long as import waits for a parser.
+    public static let sidWait = 5.0
 
     /// Writes what waited, the `session` record saying the parser, and the sid the open packet told.
     private mutating func release(parser: SocketIOParser?) -> [Stamped] {

@@ -51,6 +51,20 @@ struct ConnectionRecorderTests {
         #expect(kinds(recorder.releaseHeld(now: 10.5, after: 0.5)) == ["session sid=S parser=json"])
     }
 
+    @Test("A session record without its sid waits for the open packet longer than the rest, and takes the sid when it comes")
+    func waitsForSid() {
+        let session = SessionRecord(url: "/socket.io/?EIO=4&transport=websocket", path: "/socket.io/", eio: .v4, transport: .websocket)
+        var late = ConnectionRecorder(engineVersion: .v4, parser: nil)
+        #expect(late.record(.session(session), at: 10).isEmpty)
+        #expect(late.releaseHeld(now: 10.6, after: 0.5).isEmpty)
+        #expect(late.observe(.webSocket(.text(Self.open)), dir: .serverToClient, at: 11).records.isEmpty)
+        #expect(kinds(late.releaseHeld(now: 11.5, after: 0.5)) == ["session sid=S1 parser=json", "engine open"])
+        var never = ConnectionRecorder(engineVersion: .v4, parser: nil)
+        _ = never.record(.session(session), at: 10)
+        #expect(never.releaseHeld(now: 10 + ConnectionRecorder.sidWait - 0.1, after: 0.5).isEmpty)
+        #expect(kinds(never.releaseHeld(now: 10 + ConnectionRecorder.sidWait, after: 0.5)) == ["session sid=- parser=json"])
+    }
+
     @Test("Held records go at once past the most a conn may hold, in number or in bytes")
     func releasedPastBounds() {
         var counted = ConnectionRecorder(engineVersion: .v4, parser: nil)
