@@ -31,7 +31,7 @@ extension SocketIOProxy {
         self.init(
             configuration: configuration,
             readGate: { resume in queue.admit(orResume: resume) },
-            sink: { body, conn in queue.add(body, conn: conn) }
+            sink: { body, conn, time in queue.add(body, conn: conn, time: time) }
         )
     }
 }

@@ -97,7 +97,7 @@ struct ForwardFront: WebSocketRelayDelegate {
 
     /// The 403 for a target a remote client may not reach, and its record.
     private func forbidden(_ reason: String, recorded message: String) -> HTTPResponse {
-        _ = proxy.sink(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: message)), nil)
+        proxy.tracker.emit(.error(ErrorRecord(dir: nil, code: .forbiddenTarget, message: message)), on: nil)
         return HTTPResponse(
             status: .forbidden, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8), closeConnection: true
         )
@@ -128,7 +128,7 @@ struct ForwardFront: WebSocketRelayDelegate {
             return refuse(.badGateway, "cannot reach \(target): \(SocketErrorText.describe(error))", client: client)
         }
         let end = TunnelEnd(host: host, port: port, address: pin)
-        let sink = proxy.sink
+        let tracker = proxy.tracker
         return .intercept(TunnelInterception(
             certificates: settings.certificates, defaultName: host,
             delegate: ProxyRoute(proxy: proxy, destination: .tunnel(end)),
@@ -136,16 +136,16 @@ struct ForwardFront: WebSocketRelayDelegate {
             // A tunnel that fails before any Engine.IO traffic (a browser's background services,
             // pinned certificates) is kept as info, not an error of the traffic being debugged.
             handshakeFailed: { remote, reason in
-                _ = sink(.info(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                tracker.emit(.info(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote) (CONNECT \(target)): \(reason)")), on: nil)
             },
             unreadable: { remote, reason in
-                _ = sink(.info(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), nil)
+                tracker.emit(.info(ErrorRecord(dir: .clientToServer, code: .badTunnel, message: "\(remote) (CONNECT \(target)): \(reason)")), on: nil)
             }
         ))
     }
 
     private func refuse(_ status: HTTPResponseStatus, _ reason: String, client: String) -> TunnelPlan {
-        _ = proxy.sink(.info(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), nil)
+        proxy.tracker.emit(.info(ErrorRecord(dir: nil, code: .badTunnel, message: "\(client): \(reason)")), on: nil)
         return .refuse(HTTPResponse(
             status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array("siotap proxy: \(reason)\n".utf8),
             closeConnection: true

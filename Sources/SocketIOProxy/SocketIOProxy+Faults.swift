@@ -18,7 +18,7 @@ extension SocketIOProxy {
 
     /// Observes a frame carrying one Engine.IO packet (its records written), and decides its fate.
     func decide(_ frame: TrafficDecoder.Frame, dir: Direction, wireSize: Int, on connection: ProxyConnection) -> Decision {
-        let (observed, seqs) = tracker.observe(frame, dir: dir, on: connection, seqs: true)
+        let (observed, seqs) = tracker.observeForDecision(frame, dir: dir, on: connection)
         var fate = Decision()
         var completed = false
         let now = CaptureClock.secondsSince1970()
@@ -44,7 +44,7 @@ extension SocketIOProxy {
             if let reply = decision.reply { fate.reply += codec().encode(reply) }
             if let cut = decision.disconnect { fate.cut = cut }
         }
-        follow(observed, on: connection)
+        tracker.follow(observed, on: connection)
         if !completed, observed.decoded.isEmpty, observed.hadMessage {
             fate.delivery = .hold
             // A binary packet's frames so far: the gate keeps them with it, should it be held.

@@ -22,8 +22,8 @@ extension SocketIOProxy {
     @discardableResult
     public func start() async throws -> Int {
         var tls = configuration.tls
-        tls?.handshakeFailed = { [sink] remote, reason in
-            _ = sink(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), nil)
+        tls?.handshakeFailed = { [tracker] remote, reason in
+            tracker.emit(.error(ErrorRecord(dir: .clientToServer, code: .tlsHandshake, message: "\(remote): \(reason)")), on: nil)
         }
         let delegate: any HTTPServerDelegate = configuration.forward.map { ForwardFront(proxy: self, settings: $0) }
             ?? ProxyRoute(proxy: self, destination: .upstream(reverseUpstream, target: nil))
@@ -50,7 +50,9 @@ extension SocketIOProxy {
     /// stopped under traffic still closes each conn it opened. A connection whose upgrade or
     /// request was already under way is still relayed, but no longer recorded.
     public func shutdown() async {
-        // Tokens seen before the stop are recorded before the closes it writes.
+        // Tokens seen before the stop (found as frames are observed) are recorded before the
+        // closes it writes.
+        await tracker.flush()
         inspections.finish()
         await inspecting.value
         // Every conn is closed by the stop before its connections are: a request the stop then
@@ -59,6 +61,8 @@ extension SocketIOProxy {
         for connection in tracker.stop() {
             close(connection, by: .proxy, reason: "proxy stopped", waitingForActivity: false)
         }
+        // The records are all in the sink when the stop returns.
+        await tracker.flush()
         let running = self.running.withLock { $0 }
         await running.server?.close()
         running.serving?.cancel()
@@ -77,11 +81,7 @@ extension SocketIOProxy {
     private func sweepIdleConnections() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(min(0.5, configuration.idleTimeout / 4)))
-            tracker.releaseHeld(now: CaptureClock.secondsSince1970(), after: 0.5)
-            for (connection, quiet) in tracker.idle(now: CaptureClock.secondsSince1970(), timeout: configuration.idleTimeout, grace: 1) {
-                let seconds = quiet == quiet.rounded() ? String(Int(quiet)) : String((quiet * 10).rounded() / 10)
-                close(connection, by: .proxy, reason: "no request for \(seconds) s: the session has expired", waitingForActivity: false)
-            }
+            tracker.sweep(releaseAfter: 0.5, idleTimeout: configuration.idleTimeout, grace: 1)
         }
     }
 }

@@ -13,26 +13,17 @@ struct TokenInspection: Sendable {
     let connection: ProxyConnection
 }
 
-/// From frames to records: decoding, the conn's records and close, token inspection.
+/// From frames to records (the tracker's, in order): decoding, the conn's records and close,
+/// token inspection.
 extension SocketIOProxy {
-    /// Decodes a frame of the conn and writes its records; the `seq` of each record it decoded.
-    @discardableResult
-    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ProxyConnection) -> (observed: ConnectionRecorder.Observed, seqs: [Int]) {
-        let result = tracker.observe(frame, dir: dir, on: connection)
-        follow(result.observed, on: connection)
-        return result
+    /// A frame of the conn: its records, and what they call for (see ``ConnectionTracker/observe(_:dir:on:)``).
+    func observe(_ frame: TrafficDecoder.Frame, dir: Direction, on connection: ProxyConnection) {
+        tracker.observe(frame, dir: dir, on: connection)
     }
 
-    /// What a frame's records call for: the conn's end at a close packet, its tokens inspected.
-    func follow(_ observed: ConnectionRecorder.Observed, on connection: ProxyConnection) {
-        if let side = observed.closePacketFrom { close(connection, by: side, reason: "close packet") }
-        for sighting in observed.tokens { inspect(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
-    }
-
-    /// Records `body` in the conn unless it is closed; returns its `seq` (0 when not written).
-    @discardableResult
-    func emit(_ body: CaptureRecord.Body, on connection: ProxyConnection) -> Int {
-        tracker.emit(body, on: connection) ?? 0
+    /// Records `body` in the conn unless it is closed.
+    func emit(_ body: CaptureRecord.Body, on connection: ProxyConnection) {
+        tracker.emit(body, on: connection)
     }
 
     /// Writes the conn's `close`, once. Unless `waitingForActivity` is false (the proxy stopping,
@@ -47,16 +38,10 @@ extension SocketIOProxy {
         tracker.end(connection)
     }
 
-    /// A token new to the conn (the recorder tells), inspected.
-    func inspect(_ token: String, source: TokenSource, nsp: String?, on connection: ProxyConnection) {
-        // Inspection is quick but asynchronous (jwt-kit's key collection is an actor): the relay
-        // goes on, and one task inspects the tokens in the order they were seen, so that a
-        // handshake's token is never recorded after the CONNECT's that followed it.
-        tracker.begin(connection)
-        inspections.yield(TokenInspection(token: token, source: source, nsp: nsp, connection: connection))
-    }
-
     /// Inspects the tokens as they come, until the proxy stops (those queued by then included).
+    /// Inspection is quick but asynchronous (jwt-kit's key collection is an actor): the relay goes
+    /// on, and one task inspects the tokens in the order they were seen, so that a handshake's
+    /// token is never recorded after the CONNECT's that followed it.
     static func runInspections(_ queued: AsyncStream<TokenInspection>, inspector: JWTInspector, tracker: ConnectionTracker) async {
         for await job in queued {
             let report = await inspector.inspect(job.token)
@@ -65,11 +50,9 @@ extension SocketIOProxy {
         }
     }
 
-    func reportHandshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest, on connection: ProxyConnection) {
-        for (token, source) in JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
-        where tracker.firstSighting(of: token, source: source, nsp: nil, on: connection) {
-            inspect(token, source: source, nsp: nil, on: connection)
-        }
+    /// The tokens a handshake request carries.
+    func handshakeTokens(_ head: HTTPRequestHead, engine: EngineRequest) -> ConnectionTracker.HandshakeTokens {
+        JWTCandidate.handshakeTokens(query: engine.query, headers: head.headers)
     }
 
     /// The session a handshake request opens (its transport is the request's).

@@ -91,9 +91,7 @@ extension SocketIOProxy {
             // handshake's body is an error message, not a payload.
             var session = sessionRecord(head, engine: engine, remote: remote, sid: nil, via: route, to: upstream)
             session.answerHeaders = .object(JSONObject(headers.map { .init(key: JSONString($0.name), value: .string($0.value)) }))
-            let observed = tracker.observeHandshake(status == .ok ? .pollingBody(body) : nil, session: session, on: connection)
-            reportHandshakeTokens(head, engine: engine, on: connection)
-            follow(observed, on: connection)
+            tracker.observeHandshake(status == .ok ? .pollingBody(body) : nil, session: session, tokens: handshakeTokens(head, engine: engine), on: connection)
         } else if method == .GET, status == .ok {
             observe(.pollingBody(body), dir: .serverToClient, on: connection)
         }
@@ -146,7 +144,7 @@ extension SocketIOProxy {
             close(connection, by: .proxy, reason: record.code == .upstreamTLS ? "upstream TLS failed" : "upstream unreachable")
         } else if record.code == .upstreamTLS {
             // A WebSocket's first request has no conn yet: the failure is still recorded.
-            _ = sink(.error(record), nil)
+            tracker.emit(.error(record), on: nil)
         }
         return HTTPResponse(
             status: .badGateway, headers: ["Content-Type": "text/plain; charset=utf-8"],

@@ -62,7 +62,7 @@ extension SocketIOProxy {
         }
         let connection = tracker.open(engineVersion: engine.version, upstream: upstream, path: engine.path)
         emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: connection)
-        reportHandshakeTokens(head, engine: engine, on: connection)
+        tracker.reportTokens(handshakeTokens(head, engine: engine), on: connection)
         emit(.error(error), on: connection)
         close(connection, by: .server, reason: "the server refused the WebSocket upgrade", waitingForActivity: true)
     }
@@ -110,7 +110,7 @@ extension SocketIOProxy {
         let fresh = tracker.open(engineVersion: engine.version, upstream: upstream, path: engine.path)
         scheduleTimedDisconnect(fresh)
         emit(.session(sessionRecord(head, engine: engine, remote: remote, sid: engine.sid, via: route, to: upstream)), on: fresh)
-        reportHandshakeTokens(head, engine: engine, on: fresh)
+        tracker.reportTokens(handshakeTokens(head, engine: engine), on: fresh)
         return fresh
     }
 }

@@ -12,12 +12,13 @@ public import TrafficCapture
 /// Decoding only observes: bytes are forwarded as they came, and a frame that fails to decode is
 /// reported as an `error` record while it still goes through.
 public final class SocketIOProxy: Sendable {
-    /// Takes a record; returns the `seq` it will have (0 when unknown).
-    public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?) -> Int
+    /// Takes a record and, when it is not now, the time it happened (seconds since 1970: the
+    /// proxy observes frames off the loops, a few milliseconds later); returns the `seq` it will
+    /// have (0 when unknown).
+    public typealias Sink = @Sendable (_ body: CaptureRecord.Body, _ conn: String?, _ time: Double?) -> Int
 
     public let configuration: ProxyConfiguration
-    let sink: Sink
-    /// Asked before reading more from clients and upstreams: the capture may be behind.
+    /// Asked before reading more from clients and upstreams: the observation or the capture may be behind.
     let readGate: ReadGate?
     let tracker: ConnectionTracker
     let inspector: JWTInspector
@@ -39,14 +40,21 @@ public final class SocketIOProxy: Sendable {
     ///   ``CaptureQueue/admit(orResume:)``), the proxy stops reading until it catches up.
     public init(configuration: ProxyConfiguration, readGate: ReadGate? = nil, sink: @escaping Sink) {
         self.configuration = configuration
-        self.readGate = readGate
-        self.sink = sink
+        let (queued, inspections) = AsyncStream.makeStream(of: TokenInspection.self)
+        self.inspections = inspections
         // Acting on live conns takes the fault path (each packet decided before it goes on), with
-        // no rules when none were given.
+        // no rules when none were given; without, frames are observed off the loops, in order.
         let faults = configuration.faults ?? (configuration.intervention != nil ? FaultPlan(rules: [], seed: 0) : nil)
-        tracker = ConnectionTracker(
-            faults: faults, parser: configuration.parser, maxAttachmentBytes: configuration.maxMessageSize, sink: { body, conn in sink(body, conn) }
+        let tracker = ConnectionTracker(
+            faults: faults, parser: configuration.parser, maxAttachmentBytes: configuration.maxMessageSize, ordered: faults == nil,
+            inspect: { inspections.yield($0) }, sink: sink
         )
+        self.tracker = tracker
+        if let ordered = tracker.ordered {
+            self.readGate = { resume in ordered.admit(orResume: resume) && readGate?(resume) ?? true }
+        } else {
+            self.readGate = readGate
+        }
         breakpointsSet = configuration.intervention.map { settings in
             let table = BreakpointTable()
             for filter in settings.breakpoints { _ = try? table.add(filter, by: .cli) }
@@ -55,8 +63,6 @@ public final class SocketIOProxy: Sendable {
         inspector = JWTInspector(key: configuration.jwtKey, leewaySeconds: configuration.jwtLeeway)
         reverseUpstream = ProxyUpstream(host: configuration.upstreamHost, port: configuration.upstreamPort, tls: configuration.upstreamTLS)
         machineAddresses = configuration.forward != nil && configuration.allowRemote ? ForwardAccess.machineAddresses() : []
-        let (queued, inspections) = AsyncStream.makeStream(of: TokenInspection.self)
-        self.inspections = inspections
         // Holds the tracker and inspector, not the proxy, which stays free to go.
         inspecting = Task { [tracker, inspector] in await Self.runInspections(queued, inspector: inspector, tracker: tracker) }
     }

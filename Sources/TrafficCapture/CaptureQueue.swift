@@ -55,6 +55,8 @@ public final class CaptureQueue: Sendable {
         var added = 0
         var reportedFailure = false
         var closed = false
+        /// The last time stamped, live: times never go back in file order.
+        var lastTime = 0.0
     }
 
     private let state = Mutex(State())
@@ -89,15 +91,23 @@ public final class CaptureQueue: Sendable {
     }
 
     /// Adds a record; returns the `seq` it will be written with (0 once the queue is closed).
-    /// `time` (seconds since 1970): when it happened, if not now (an imported capture's times).
+    /// `time` (seconds since 1970): when it happened, if not now (an imported capture's times, the
+    /// proxy's observed frames). Live (``Draining/background``), a record is never stamped before
+    /// the one written ahead of it: producers that stamp their own times hand them over in
+    /// their own order.
     @discardableResult
     public func add(_ body: CaptureRecord.Body, conn: String?, time: Double? = nil) -> Int {
         let (schedule, seq) = state.withLock { state -> (Bool, Int) in
             guard !state.closed else { return (false, 0) }
             state.added += 1
             // Stamped under the lock, so times never go back in file order.
+            var stamp = time ?? CaptureClock.secondsSince1970()
+            if draining == .background {
+                stamp = max(stamp, state.lastTime)
+                state.lastTime = stamp
+            }
             let size = body.approximateSize
-            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: time ?? CaptureClock.secondsSince1970(), size: size))
+            state.pending.append(Entry(seq: state.added, body: body, conn: conn, time: stamp, size: size))
             state.pendingBytes += size
             if isBehind(state) { behind.store(true, ordering: .relaxed) }
             guard draining == .background else { return (false, state.added) }

@@ -70,6 +70,19 @@ public struct ConnectionObservation: Sendable {
         return (output, learnedSid)
     }
 
+    /// The sid a handshake's answer tells (its first packet, the open packet), read without an
+    /// observation: for an owner that must file it before the answer's records are made.
+    public static func handshakeSid(in frame: TrafficDecoder.Frame, engineVersion: EngineIOVersion) -> String? {
+        let open: EnginePacket?
+        switch frame {
+        case .pollingBody(let body): open = (try? EngineIOCodec.decodePayload(body, version: engineVersion))?.first
+        case .webSocket(let message): open = try? EngineIOCodec.decode(message, version: engineVersion)
+        case .polledPacket(let packet): open = packet
+        }
+        guard let open, open.type == .open, let text = open.text else { return nil }
+        return (try? EngineHandshake(json: text))?.sid
+    }
+
     /// The pid a client's CONNECT asks back (connection-state recovery: `pid` and `offset` strings).
     public static func recoveryPid(of record: PacketRecord) -> String? {
         guard record.type == .connect, let data = record.data, data["offset"]?.stringValue != nil else { return nil }

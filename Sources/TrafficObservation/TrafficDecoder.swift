@@ -23,6 +23,21 @@ public struct TrafficDecoder: Sendable {
         case webSocket(WebSocketMessage)
         /// One packet of a polling body, already split (the proxy decides on each with `--fault`).
         case polledPacket(EnginePacket)
+
+        /// About the bytes it holds (what a queue of frames is bounded by).
+        public var size: Int {
+            switch self {
+            case .pollingBody(let body): body.count
+            case .webSocket(.text(let text)): text.utf8.count
+            case .webSocket(.binary(let bytes)): bytes.count
+            case .polledPacket(let packet):
+                switch packet.payload {
+                case .none: 0
+                case .text(let text): text.utf8.count
+                case .binary(let bytes): bytes.count
+                }
+            }
+        }
     }
 
     /// A token found while decoding, to be inspected by ``JWTInspection``.

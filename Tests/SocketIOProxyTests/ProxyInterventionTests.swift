@@ -46,7 +46,7 @@ struct ProxyInterventionTests {
         let records = ProxyLoopbackTests.Records()
         var configuration = ProxyConfiguration(listenPort: 0, upstreamPort: serverPort)
         configuration.intervention = InterventionSettings(breakpoints: ["event=message,dir=c2s"], breakTimeout: 1)
-        let proxy = SocketIOProxy(configuration: configuration) { body, conn in records.add(body, conn: conn) }
+        let proxy = SocketIOProxy(configuration: configuration) { body, conn, _ in records.add(body, conn: conn) }
         let port = try await proxy.start()
         do {
             try await story(proxy: proxy, port: port, plan: plan, records: records)

@@ -46,7 +46,7 @@ struct ProxyLoopbackTests {
         // traffic sent there by mistake shows.
         var configuration = ProxyConfiguration(listenPort: 0, upstreamPort: forward ? 9 : serverPort, forward: settings, faults: plan)
         if let maxMessageSize { configuration.maxMessageSize = maxMessageSize }
-        let proxy = SocketIOProxy(configuration: configuration) { body, conn in records.add(body, conn: conn) }
+        let proxy = SocketIOProxy(configuration: configuration) { body, conn, _ in records.add(body, conn: conn) }
         let port = try await proxy.start()
         do {
             try await body(port, serverPort, records)
