@@ -23,15 +23,16 @@ final class ConnectionTracker: Sendable {
     /// Tokens a handshake request carried, with where.
     typealias HandshakeTokens = [(token: String, source: TokenSource)]
 
-    /// What a relay saw or decided, for a conn's records.
+    /// What a relay saw or decided, for a conn's records. The cases that hold a record are boxed:
+    /// the queue copies events, and a frame's is a tenth of a record's size.
     enum Event: Sendable {
         case frame(TrafficDecoder.Frame, Direction, ProxyConnection)
         /// A handshake's answer (nil: refused, no payload), its session, and the tokens the request carried.
-        case handshake(TrafficDecoder.Frame?, SessionRecord, tokens: HandshakeTokens, ProxyConnection)
+        indirect case handshake(TrafficDecoder.Frame?, SessionRecord, tokens: HandshakeTokens, ProxyConnection)
         /// Tokens a request carried (a WebSocket's handshake).
         case tokens(HandshakeTokens, ProxyConnection)
         /// A record of the proxy's; one of no conn without.
-        case record(CaptureRecord.Body, ProxyConnection?)
+        indirect case record(CaptureRecord.Body, ProxyConnection?)
         case begin(ProxyConnection)
         case end(ProxyConnection)
         case close(ProxyConnection, CloseRecord, waitingForActivity: Bool)

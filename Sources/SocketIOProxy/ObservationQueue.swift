@@ -32,6 +32,8 @@ final class ObservationQueue: Sendable {
 
     private struct State {
         var pending: [Entry] = []
+        /// The last batch's array, emptied, its capacity kept for the next.
+        var spare: [Entry] = []
         var pendingBytes = 0
         /// Taken by the observing thread, not yet handled.
         var working = 0
@@ -121,9 +123,10 @@ final class ObservationQueue: Sendable {
     /// Handles the events waiting, if any; `false` when there were none (the thread is then
     /// unscheduled: the next event schedules it).
     private func drainOnce() -> Bool {
-        let entries: [Entry] = state.withLock { state in
+        var entries: [Entry] = state.withLock { state in
             let taken = state.pending
-            state.pending = []
+            state.pending = state.spare
+            state.spare = []
             state.working = taken.count
             state.workingBytes = state.pendingBytes
             state.pendingBytes = 0
@@ -132,10 +135,13 @@ final class ObservationQueue: Sendable {
         }
         guard !entries.isEmpty else { return false }
         handler.withLock { $0 }?(entries)
-        let (resumed, flushed) = state.withLock { state -> ([@Sendable () -> Void], [CheckedContinuation<Void, Never>]) in
+        let count = entries.count
+        entries.removeAll(keepingCapacity: true)
+        let (resumed, flushed) = state.withLock { [entries] state -> ([@Sendable () -> Void], [CheckedContinuation<Void, Never>]) in
+            state.spare = entries
             state.working = 0
             state.workingBytes = 0
-            state.handled += entries.count
+            state.handled += count
             let handled = state.handled
             let flushed = state.flushes.filter { $0.upTo <= handled }.map(\.done)
             state.flushes.removeAll { $0.upTo <= handled }
