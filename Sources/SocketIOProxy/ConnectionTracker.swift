@@ -225,7 +225,7 @@ final class ConnectionTracker: Sendable {
     private func apply(_ event: Event, at time: Double?) {
         switch event {
         case .frame(let frame, let dir, let connection):
-            follow(observeNow(frame, dir: dir, on: connection, seqs: false, at: time).observed, on: connection)
+            follow(observeNow(frame, dir: dir, on: connection, seqs: false, at: time).observed, on: connection, at: time)
         case .handshake(let frame, let session, let tokens, let connection):
             let observed = connection.state.withLock { state in
                 let observed = state.recorder.observeHandshake(frame, session: session, at: time ?? CaptureClock.secondsSince1970()) { records in
@@ -237,7 +237,7 @@ final class ConnectionTracker: Sendable {
                 return observed
             }
             reportNow(tokens, on: connection)
-            follow(observed, on: connection)
+            follow(observed, on: connection, at: time)
         case .tokens(let tokens, let connection):
             reportNow(tokens, on: connection)
         case .record(let body, let connection):
@@ -283,8 +283,8 @@ final class ConnectionTracker: Sendable {
     }
 
     /// What a frame's records call for: the conn's end at a close packet, its tokens inspected.
-    func follow(_ observed: ConnectionRecorder.Observed, on connection: ProxyConnection) {
-        if let side = observed.closePacketFrom { closeNow(connection, CloseRecord(by: side, reason: "close packet"), waitingForActivity: true, at: nil) }
+    func follow(_ observed: ConnectionRecorder.Observed, on connection: ProxyConnection, at time: Double? = nil) {
+        if let side = observed.closePacketFrom { closeNow(connection, CloseRecord(by: side, reason: "close packet"), waitingForActivity: true, at: time) }
         for sighting in observed.tokens { inspectNow(sighting.token, source: sighting.source, nsp: sighting.nsp, on: connection) }
     }
 

@@ -37,7 +37,7 @@ struct ObservationQueueTests {
 
     /// Two polling sessions and a WebSocket-only one, interleaved: handshakes (one carrying a
     /// token), packets each way, a stray binary message held until the parser is known, an
-    /// emitted error, a close packet, a request in flight when its conn closes.
+    /// emitted error, close packets (one while a request is in flight, one not).
     func feed(_ tracker: ConnectionTracker) -> [ProxyConnection] {
         let upstream = ConnectionTracker.testUpstream
         func open(_ sid: String) -> [UInt8] {
@@ -64,6 +64,8 @@ struct ObservationQueueTests {
         tracker.observe(.pollingBody(Array("1".utf8)), dir: .clientToServer, on: second)
         tracker.observe(.pollingBody(Array(#"42["late"]"#.utf8)), dir: .serverToClient, on: second)
         tracker.end(second)
+        // A close packet ends the conn at once (nothing in flight): the socket's end comes after.
+        tracker.observe(.webSocket(.text("1")), dir: .clientToServer, on: webSocket)
         tracker.close(webSocket, CloseRecord(by: .client, reason: "client closed the websocket"), waitingForActivity: true)
         return [first, second, webSocket]
     }
