@@ -8,7 +8,7 @@
 #   CASES="import har" Benchmarks/hostile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES=${CASES:-"import reassembly har capture slowloris sni patterns idle"}
+CASES=${CASES:-"import reassembly har capture slowloris sni patterns idle hoard"}
 PY=${PY:-python3}
 if [ -n "${SIOTAP_BIN:-}" ]; then BIN=$SIOTAP_BIN; else
     swift build -c release --product siotap >/dev/null
@@ -92,6 +92,18 @@ for case in $CASES; do
         proxy --upstream "http://127.0.0.1:$served"
         (ulimit -n 65536 2>/dev/null || true; "$PY" Benchmarks/hostile_network.py idle "$port" "$proxy_pid" "${SESSIONS:-2000}")
         stop_proxy ;;
+    hoard)
+        # Peers that make the observer hold what they send (stray binary before any Socket.IO
+        # packet, nine of ten announced attachments), to an upstream that takes anything.
+        upstream_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$PY" Benchmarks/hostile_network.py hoard-upstream "$upstream_port" &
+        upstream_pid=$!
+        sleep 0.5
+        proxy --upstream "http://127.0.0.1:$upstream_port" --record "$work/hoard.jsonl"
+        "$PY" Benchmarks/hostile_network.py hoard "$port" "$proxy_pid" "${HOARDERS:-4}" "${HOARD_MB:-16}"
+        stop_proxy
+        kill "$upstream_pid" 2>/dev/null || true
+        rm -f "$work/hoard.jsonl" ;;
     *) echo "unknown case $case"; exit 2 ;;
     esac
 done
