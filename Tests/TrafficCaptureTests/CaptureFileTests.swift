@@ -186,6 +186,19 @@ struct CaptureFileTests {
         #expect(records.map(\.seq) == Array(1...records.count))
     }
 
+    @Test("Live, a given time never goes back in file order (the proxy's observed frames); an import's times are kept as given",
+          arguments: [CaptureQueue.Draining.background, .onFlush])
+    func givenTimes(draining: CaptureQueue.Draining) {
+        let stamps = Mutex<[String]>([])
+        let queue = CaptureQueue(writer: nil, draining: draining, delivered: { line in stamps.withLock { $0.append(line.record.ts) } })
+        for (conn, time) in [("c1", 1_000_000_010.0), ("c2", 1_000_000_005.0), ("c3", 1_000_000_020.0)] {
+            queue.add(.close(CloseRecord(by: .proxy, reason: conn)), conn: conn, time: time)
+        }
+        queue.close()
+        let second = draining == .background ? "2001-09-09T01:46:50.000000Z" : "2001-09-09T01:46:45.000000Z"
+        #expect(stamps.withLock { $0 } == ["2001-09-09T01:46:50.000000Z", second, "2001-09-09T01:47:00.000000Z"])
+    }
+
     @Test("Behind a slow consumer, adding never waits, readers are told to pause and resumed at half the high water, nothing is dropped", .timeLimit(.minutes(1)))
     func backpressure() async throws {
         // The live view stuck (a terminal nobody reads): delivery waits until the test opens it.
