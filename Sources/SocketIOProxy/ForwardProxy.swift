@@ -165,7 +165,7 @@ private struct ForwardRelay: HTTPRelayPolicy {
         return polling.waitsForCapture(request.retargeted(target.originForm))
     }
 
-    func route(_ request: RelayedRequest) -> HTTPRelayDecision<PollingRelay.Exchange>? {
+    func route(_ request: RelayedRequest) -> HTTPRelayDecision? {
         // The codec's way answers what is not an absolute URI (a 400 saying why), and a client on
         // another machine, whose access is checked against the target's addresses first.
         guard let target = AbsoluteURI(request.uri), !front.proxy.configuration.allowRemote || ForwardAccess.isLocal(request.remoteAddress) else {
@@ -179,19 +179,23 @@ private struct ForwardRelay: HTTPRelayPolicy {
         return PollingRelay(proxy: front.proxy, route: route, upstream: upstream, target: target.originForm)
     }
 
-    func requestForwarded(_ exchange: PollingRelay.Exchange, body: ByteBuffer) {
-        PollingRelay.requestForwarded(exchange, body: body, proxy: front.proxy)
+    func requestForwarded(_ exchange: HTTPRelayExchange, body: ByteBuffer) {
+        PollingRelay.requestForwarded(.of(exchange), body: body, proxy: front.proxy)
     }
 
-    func responseForwarded(_ exchange: PollingRelay.Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
-        PollingRelay.responseForwarded(exchange, status: status, headers: headers, body: body, truncated: truncated, proxy: front.proxy)
+    func responseForwarded(_ exchange: HTTPRelayExchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
+        PollingRelay.responseForwarded(.of(exchange), status: status, headers: headers, body: body, truncated: truncated, proxy: front.proxy)
     }
 
-    func upstreamFailed(_ exchange: PollingRelay.Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        PollingRelay.upstreamFailed(exchange, error, on: loop, proxy: front.proxy)
+    func upstreamFailed(_ exchange: HTTPRelayExchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        PollingRelay.upstreamFailed(.of(exchange), error, on: loop, proxy: front.proxy)
     }
 
-    func clientWentAway(_ exchange: PollingRelay.Exchange) {
-        PollingRelay.clientWentAway(exchange, proxy: front.proxy)
+    func clientWentAway(_ exchange: HTTPRelayExchange) {
+        PollingRelay.clientWentAway(.of(exchange), proxy: front.proxy)
+    }
+
+    func requestCut(_ exchange: HTTPRelayExchange, relayed: Int, announced: Int) {
+        PollingRelay.requestCut(.of(exchange), relayed: relayed, announced: announced, proxy: front.proxy)
     }
 }

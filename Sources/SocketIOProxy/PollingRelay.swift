@@ -22,11 +22,22 @@ struct PollingRelay: HTTPRelayPolicy {
     var target: String?
 
     /// A relayed request: where it went, and for a polling request what it observes.
-    struct Exchange {
-        var upstream: ProxyUpstream
-        var polled: Polled?
+    final class Exchange: Sendable {
+        let upstream: ProxyUpstream
+        let polled: Polled?
         /// A page's CORS preflight for Engine.IO: recorded only if the answer refuses its origin.
-        var preflight: Preflight?
+        let preflight: Preflight?
+
+        init(upstream: ProxyUpstream, polled: Polled?, preflight: Preflight? = nil) {
+            self.upstream = upstream
+            self.polled = polled
+            self.preflight = preflight
+        }
+
+        /// The relay front hands back the exchange the policy gave it.
+        static func of(_ exchange: HTTPRelayExchange) -> Exchange {
+            unsafeDowncast(exchange, to: Exchange.self)
+        }
     }
 
     struct Preflight {
@@ -56,7 +67,7 @@ struct PollingRelay: HTTPRelayPolicy {
             && EngineRequest.traffic(request.uri, under: proxy.configuration.path)?.transport == .polling
     }
 
-    func route(_ request: RelayedRequest) -> HTTPRelayDecision<Exchange>? {
+    func route(_ request: RelayedRequest) -> HTTPRelayDecision? {
         let engine = EngineRequest.traffic(request.uri, under: proxy.configuration.path)
         // Engine.IO servers gzip polling bodies of 1 KB and more when asked; not asking keeps the
         // bodies readable (the same choice as dropping the permessage-deflate offer).
@@ -90,24 +101,24 @@ struct PollingRelay: HTTPRelayPolicy {
         ))
     }
 
-    func requestForwarded(_ exchange: Exchange, body: ByteBuffer) {
-        Self.requestForwarded(exchange, body: body, proxy: proxy)
+    func requestForwarded(_ exchange: HTTPRelayExchange, body: ByteBuffer) {
+        Self.requestForwarded(.of(exchange), body: body, proxy: proxy)
     }
 
-    func responseForwarded(_ exchange: Exchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
-        Self.responseForwarded(exchange, status: status, headers: headers, body: body, truncated: truncated, proxy: proxy)
+    func responseForwarded(_ exchange: HTTPRelayExchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
+        Self.responseForwarded(.of(exchange), status: status, headers: headers, body: body, truncated: truncated, proxy: proxy)
     }
 
-    func upstreamFailed(_ exchange: Exchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        Self.upstreamFailed(exchange, error, on: loop, proxy: proxy)
+    func upstreamFailed(_ exchange: HTTPRelayExchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        Self.upstreamFailed(.of(exchange), error, on: loop, proxy: proxy)
     }
 
-    func clientWentAway(_ exchange: Exchange) {
-        Self.clientWentAway(exchange, proxy: proxy)
+    func clientWentAway(_ exchange: HTTPRelayExchange) {
+        Self.clientWentAway(.of(exchange), proxy: proxy)
     }
 
-    func requestCut(_ exchange: Exchange, relayed: Int, announced: Int) {
-        Self.requestCut(exchange, relayed: relayed, announced: announced, proxy: proxy)
+    func requestCut(_ exchange: HTTPRelayExchange, relayed: Int, announced: Int) {
+        Self.requestCut(.of(exchange), relayed: relayed, announced: announced, proxy: proxy)
     }
 
     // What happens to an exchange depends on it alone (and the proxy): forward mode's relay,

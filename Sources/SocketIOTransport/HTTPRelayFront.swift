@@ -23,13 +23,13 @@ import HTTPClientTransport
 /// over, from that request on, to the HTTP codec behind it, which then serves it as before.
 /// One exchange at a time: a request's answer goes before the next request is read on (reading
 /// itself goes on, up to 64 KiB ahead).
-final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, RemovableChannelHandler, ByteRelayUpstreamOwner {
+final class HTTPRelayFront: ChannelDuplexHandler, RemovableChannelHandler, ByteRelayUpstreamOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let policy: Policy
+    private let policy: any HTTPRelayPolicy
     private let idle: ConnectionDeadlines
     private let maxBody: Int
     private var context: ChannelHandlerContext?
@@ -52,7 +52,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
 
     /// One request and its answer.
     private final class Exchange {
-        let policyExchange: Policy.Exchange
+        let policyExchange: HTTPRelayExchange
         let pool: ByteRelayPool
         let method: HTTPMethod
         /// The target as sent upstream.
@@ -72,7 +72,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var answer = Answer()
 
         init(
-            policyExchange: Policy.Exchange, pool: ByteRelayPool, method: HTTPMethod, target: String, observesBodies: Bool, observesAnswerHeaders: Bool,
+            policyExchange: HTTPRelayExchange, pool: ByteRelayPool, method: HTTPMethod, target: String, observesBodies: Bool, observesAnswerHeaders: Bool,
             keepClient: Bool,
             sent: ByteBuffer, bodyLength: Int
         ) {
@@ -132,7 +132,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
         var upstreamKeepAlive = true
     }
 
-    init(policy: Policy, idle: ConnectionDeadlines, maxBody: Int) {
+    init(policy: any HTTPRelayPolicy, idle: ConnectionDeadlines, maxBody: Int) {
         self.policy = policy
         self.idle = idle
         self.maxBody = maxBody
@@ -307,7 +307,7 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
             answer(.payloadTooLarge, context: context)
             return true
         }
-        let route: HTTPRelayRoute<Policy.Exchange>
+        let route: HTTPRelayRoute
         switch policy.route(request) {
         case nil: return false
         case .answer(let respond)?:
@@ -364,6 +364,10 @@ final class HTTPRelayFront<Policy: HTTPRelayPolicy>: ChannelDuplexHandler, Remov
                     return
                 }
                 self.attach(link, to: exchange)
+                // Outside a read of the client's, so no read's end flushes it: a body still coming
+                // would wait upstream for the client's next bytes (a client waiting for an early
+                // answer sends none).
+                link.handler.value.flush()
             case .failure(let error):
                 guard self.current === exchange else { return }
                 self.fail(exchange, HTTPClientError.unreachable(error, request: exchange.requestLine))

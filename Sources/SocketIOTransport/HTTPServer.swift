@@ -269,7 +269,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// Puts the byte relay in front of the HTTP codec (behind TLS).
-    private static func relayBytes(on channel: any Channel, with policy: some HTTPRelayPolicy, idle: ConnectionDeadlines, maxBody: Int) throws {
+    private static func relayBytes(on channel: any Channel, with policy: any HTTPRelayPolicy, idle: ConnectionDeadlines, maxBody: Int) throws {
         let encoder = try channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)
         try channel.pipeline.syncOperations.addHandler(HTTPRelayFront(policy: policy, idle: idle, maxBody: maxBody), position: .before(encoder))
     }

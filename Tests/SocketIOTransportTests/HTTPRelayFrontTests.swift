@@ -23,6 +23,13 @@ struct HTTPRelayFrontTests {
         var all: [String] { events.withLock { $0 } }
     }
 
+    /// The test's exchange: the request's target.
+    final class Target {
+        let uri: String
+        init(_ uri: String) { self.uri = uri }
+        static func of(_ exchange: HTTPRelayExchange) -> String { (exchange as! Target).uri }
+    }
+
     struct Policy: HTTPRelayPolicy {
         let pool: ByteRelayPool
         let log: Log
@@ -30,7 +37,7 @@ struct HTTPRelayFrontTests {
         var admission: ReadGate? { nil }
         func waitsForCapture(_ request: RelayedRequest) -> Bool { true }
 
-        func route(_ request: RelayedRequest) -> HTTPRelayDecision<String>? {
+        func route(_ request: RelayedRequest) -> HTTPRelayDecision? {
             guard !request.uri.hasPrefix("/codec") else { return nil }
             log.add("route \(request.method.rawValue) \(request.uri)")
             if request.uri.hasPrefix("/answer") {
@@ -43,24 +50,24 @@ struct HTTPRelayFrontTests {
                         ? loop.scheduleTask(in: .milliseconds(300)) { answer }.futureResult : loop.makeSucceededFuture(answer)
                 }
             }
-            return .relay(HTTPRelayRoute(upstream: pool, exchange: request.uri, dropping: ["accept-encoding"], observesBodies: true))
+            return .relay(HTTPRelayRoute(upstream: pool, exchange: Target(request.uri), dropping: ["accept-encoding"], observesBodies: true))
         }
 
-        func requestForwarded(_ exchange: String, body: ByteBuffer) {
-            log.add("request \(exchange) \(String(buffer: body))")
+        func requestForwarded(_ exchange: HTTPRelayExchange, body: ByteBuffer) {
+            log.add("request \(Target.of(exchange)) \(String(buffer: body))")
         }
 
-        func responseForwarded(_ exchange: String, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
-            log.add("response \(exchange) \(status.code) \(String(buffer: body))\(truncated ? " truncated" : "")")
+        func responseForwarded(_ exchange: HTTPRelayExchange, status: HTTPResponseStatus, headers: [(name: String, value: String)], body: ByteBuffer, truncated: Bool) {
+            log.add("response \(Target.of(exchange)) \(status.code) \(String(buffer: body))\(truncated ? " truncated" : "")")
         }
 
-        func upstreamFailed(_ exchange: String, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-            log.add("failed \(exchange) \(error.code.rawValue)")
+        func upstreamFailed(_ exchange: HTTPRelayExchange, _ error: HTTPClientError, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+            log.add("failed \(Target.of(exchange)) \(error.code.rawValue)")
             return loop.makeSucceededFuture(HTTPResponse(status: .badGateway, headers: ["Content-Type": "text/plain"], body: Array("down".utf8), closeConnection: true))
         }
 
-        func clientWentAway(_ exchange: String) {
-            log.add("gone \(exchange)")
+        func clientWentAway(_ exchange: HTTPRelayExchange) {
+            log.add("gone \(Target.of(exchange))")
         }
     }
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import PY4, ROOT, SECRET, SIOTAP, Proxy, Server, python_server
+from conftest import PY4, ROOT, SECRET, SIOTAP, Proxy, Server, python_server, wait_until
 from test_chat_interop import Peer, run, token
 
 TRANSPORTS = [["websocket"], ["polling"], ["polling", "websocket"]]
@@ -515,6 +515,57 @@ def test_hop_by_hop_headers_are_dropped_end_to_end_ones_kept(tmp_path):
     assert "host: app.example:8443" in [line.lower() for line in lines]
     assert "x-end-to-end" in names
     assert "x-hop-only" not in names and "keep-alive" not in names
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_an_answer_before_the_whole_body_is_recorded_as_a_cut_request(tmp_path, mode):
+    """A server refusing a polling body over its limit answers once it has read the head, before
+    the body came (engine.io does past maxHttpBufferSize): the client gets that answer, and the
+    capture says how much of the body went, in reverse and in forward mode alike."""
+    import threading
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def upstream():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
+            if data:  # not the proxy's bare check of the port
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.settimeout(5)
+                try:
+                    while conn.recv(65536):
+                        pass
+                except OSError:
+                    pass
+            conn.close()
+
+    threading.Thread(target=upstream, daemon=True).start()
+    if mode == "reverse":
+        proxy = Proxy(f"http://127.0.0.1:{port}", tmp_path)
+    else:
+        proxy = Proxy(None, tmp_path, "--mode", "forward", "--ca-dir", str(tmp_path / "ca"))
+    target = "/socket.io/?EIO=4&transport=polling&sid=cutcutcutcutcutcutcu"
+    uri = target if mode == "reverse" else f"http://127.0.0.1:{port}{target}"
+    try:
+        with socket.create_connection(("127.0.0.1", int(proxy.port)), timeout=10) as client:
+            client.sendall(f"POST {uri} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                           f"Content-Length: 1000000\r\n\r\n".encode() + b"4" + b"x" * 999)
+            answer = b""
+            while b"\r\n\r\n" not in answer and (chunk := client.recv(65536)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert wait_until(lambda: any(r["kind"] == "error" and r["code"] == "proxy.request_cut" for r in proxy.records())), proxy.records()
+        [cut] = [r for r in proxy.records() if r["kind"] == "error" and r["code"] == "proxy.request_cut"]
+        assert "1000000 bytes" in cut["message"] and cut["dir"] == "c2s", cut
+    finally:
+        proxy.stop()
+        listener.close()
 
 
 @pytest.mark.parametrize("parser", [[], ["--parser", "json"]])
