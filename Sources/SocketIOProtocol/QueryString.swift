@@ -1,26 +1,36 @@
 /// `a=1&b=2` into decoded pairs, in order.
 public enum QueryString {
     public static func pairs(_ query: some StringProtocol) -> [(String, String)] {
-        // Bytes, not Characters: every request the proxy and the importer see goes through here.
-        let bytes = Array(query.utf8)
         var pairs: [(String, String)] = []
+        forEachPair(in: query) { pairs.append(($0, $1)) }
+        return pairs
+    }
+
+    /// Each decoded pair, in order, without gathering them: every request the proxy and the
+    /// importer see comes through here.
+    static func forEachPair(in query: some StringProtocol, _ visit: (String, String) -> Void) {
+        // Bytes, not Characters; and the string's own storage when it has one (a request target's does).
+        let scanned: Void? = query.utf8.withContiguousStorageIfAvailable { forEachPair(inBytes: $0, visit) }
+        if scanned == nil { Array(query.utf8).withUnsafeBufferPointer { forEachPair(inBytes: $0, visit) } }
+    }
+
+    private static func forEachPair(inBytes bytes: UnsafeBufferPointer<UInt8>, _ visit: (String, String) -> Void) {
         var start = 0
         while start <= bytes.count {
             let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.count
             if end > start {
                 let pair = bytes[start..<end]
                 if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
-                    pairs.append((decode(pair[..<equals]), decode(pair[(equals + 1)...])))
+                    visit(decode(pair[..<equals]), decode(pair[(equals + 1)...]))
                 } else {
-                    pairs.append((decode(pair), ""))
+                    visit(decode(pair), "")
                 }
             }
             start = end + 1
         }
-        return pairs
     }
 
-    private static func decode(_ bytes: ArraySlice<UInt8>) -> String {
+    private static func decode(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> String {
         if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
             return String(decoding: bytes, as: UTF8.self)
         }

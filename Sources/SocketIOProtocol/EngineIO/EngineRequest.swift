@@ -44,24 +44,36 @@ public struct EngineRequest: Sendable, Hashable {
     /// one is given).
     public static func traffic(_ target: String, under path: String? = nil) -> EngineRequest? {
         guard let request = try? EngineRequest(target: target) else { return nil }
-        if let path, request.path != normalisedPath(path) { return nil }
+        if let path, !isNormalised(request.path, path) { return nil }
         return request
+    }
+
+    /// Whether `path`, normalised, is `normalised` (without making the normalised text: this is
+    /// asked of every request the proxy relays).
+    private static func isNormalised(_ normalised: String, _ path: String) -> Bool {
+        if path.utf8.last == UInt8(ascii: "/") { return normalised == path }
+        return normalised.utf8.count == path.utf8.count + 1 && normalised.utf8.starts(with: path.utf8)
     }
 
     /// The path of a request target, with a trailing `/`.
     public static func path(of target: String) -> String { split(target).path }
 
-    /// `/socket.io` and `/socket.io/` are the same mount point.
+    /// `/socket.io` and `/socket.io/` are the same mount point. (A URL's path is bytes: its last
+    /// byte, not its last Character, which a combining or prepended scalar would make another.)
     public static func normalisedPath(_ path: some StringProtocol) -> String {
-        path.last == "/" ? String(path) : path + "/"
+        let last = path.utf8.withContiguousStorageIfAvailable { $0.last } ?? Array(path.utf8).last
+        return last == UInt8(ascii: "/") ? String(path) : path + "/"
     }
 
     private static func split(_ target: String) -> (path: String, query: [QueryPair]) {
         // The `?` found among the bytes, not the Characters: every request the proxy relays comes
         // here, and splitting a String by Character cost a polling round trip about 2 µs.
         guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (normalisedPath(target), []) }
-        let query = QueryString.pairs(target[target.utf8.index(after: mark)...]).map { QueryPair(name: $0.0, value: $0.1) }
-        return (normalisedPath(target[..<mark]), query)
+        let query = target[target.utf8.index(after: mark)...]
+        var pairs: [QueryPair] = []
+        pairs.reserveCapacity(query.utf8.count { $0 == UInt8(ascii: "&") } + 1)
+        QueryString.forEachPair(in: query) { pairs.append(QueryPair(name: $0, value: $1)) }
+        return (normalisedPath(target[..<mark]), pairs)
     }
 }
 
