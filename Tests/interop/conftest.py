@@ -181,6 +181,12 @@ def tls_client_story(url, transports, cafile, message, trust_env=False):
             deadline = asyncio.get_running_loop().time() + 5
             while not seen and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
+            # python-engineio's polling write loop runs while the client is 'connected': a
+            # disconnect during a POST still on its way (the ack can come back by the long poll
+            # first) ends the loop before it sends the close, and the session then ends by ping
+            # timeout, which the capture rightly diagnoses. Every packet is marked done once its
+            # POST is answered: wait for that first.
+            await asyncio.wait_for(client.eio.queue.join(), 5)
             await client.disconnect()
             return seen, ack
 
