@@ -382,6 +382,18 @@ func fuzzHTTPFraming(_ input: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             guard let head = HTTPFraming.Head.parse(raw, end: end) else { return }
             for range in [head.first, head.second, head.third] { precondition(range.lowerBound >= 0 && range.upperBound <= end) }
+            // The target as the proxy routes it: its query scanned in place agrees with the pieces
+            // split apart and decoded one by one, and the path ends with its slash.
+            let target = String(decoding: UnsafeRawBufferPointer(rebasing: raw[head.second]), as: UTF8.self)
+            if let request = EngineRequest.traffic(target, under: "/socket.io") {
+                let query = target.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first ?? []
+                let expected = query.split(separator: UInt8(ascii: "&")).map { piece -> [String] in
+                    let parts = piece.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+                    return parts.map { QueryString.percentDecode(String(decoding: $0, as: UTF8.self)) } + (parts.count == 1 ? [""] : [])
+                }
+                precondition(request.query.map { [$0.name, $0.value] } == expected, "the query scanned in place differs from its pieces")
+                precondition(request.path.utf8.last == UInt8(ascii: "/"))
+            }
             for field in head.fields {
                 precondition(field.line.lowerBound >= head.fieldsStart && field.line.upperBound <= end)
                 precondition(field.name.lowerBound == field.line.lowerBound && field.name.upperBound < field.line.upperBound)
