@@ -48,7 +48,7 @@ public final class BatchingQueue<Item: Sendable>: Sendable {
     @usableFromInline
     struct State: Sendable {
         @usableFromInline var pending: [Item] = []
-        /// The last batch's array, emptied, its capacity kept for the next.
+        /// The last batch's array, emptied, its capacity kept for the next (up to ``spareLimit``).
         @usableFromInline var spare: [Item] = []
         @usableFromInline var pendingBytes = 0
         /// Taken by the handling thread, not yet handled.
@@ -71,6 +71,9 @@ public final class BatchingQueue<Item: Sendable>: Sendable {
     /// writer; a record reaches the file and the live view at most 5 ms later, which no one
     /// watching can tell.
     public static var gatheringMicroseconds: UInt32 { 5000 }
+
+    /// The most items a kept batch array holds: 5 ms of traffic is a few hundred.
+    static var spareLimit: Int { 4096 }
 
     @usableFromInline let state = Mutex(State())
     /// Set while past the high water: asked on every socket read, without the lock.
@@ -136,6 +139,9 @@ public final class BatchingQueue<Item: Sendable>: Sendable {
     /// Items added so far.
     public var added: Int { state.withLock { $0.added } }
 
+    /// What the arrays waiting to take items can hold without growing (for tests).
+    var reservedCapacity: Int { state.withLock { $0.pending.capacity + $0.spare.capacity } }
+
     /// Items, and their bytes, not handled yet.
     public var waiting: (items: Int, bytes: Int) { state.withLock { ($0.pending.count + $0.working, $0.pendingBytes + $0.workingBytes) } }
 
@@ -196,7 +202,9 @@ public final class BatchingQueue<Item: Sendable>: Sendable {
         guard !batch.isEmpty else { return false }
         handler(batch)
         let count = batch.count
-        batch.removeAll(keepingCapacity: true)
+        // A batch of steady traffic is reused, not made again; one after a backlog (up to the high
+        // water's worth) is let go, not held for good.
+        batch.removeAll(keepingCapacity: batch.capacity <= Self.spareLimit)
         let (resumed, flushed) = state.withLock { [batch] state -> ([@Sendable () -> Void], [CheckedContinuation<Void, Never>]) in
             state.spare = batch
             state.working = 0

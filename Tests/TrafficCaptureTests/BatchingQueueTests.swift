@@ -1,7 +1,7 @@
 import Dispatch
 import Synchronization
 import Testing
-import TrafficCapture
+@testable import TrafficCapture
 
 @Suite("The batching queue under observing and capture writing")
 struct BatchingQueueTests {
@@ -59,5 +59,20 @@ struct BatchingQueueTests {
         #expect(queue.admit { Issue.record("a closed queue pauses no one") })
         queue.flush()
         #expect(handled.withLock { $0 } == [0, 1, 2])
+    }
+
+    @Test("A batch's array is kept for the next while batches are small, and let go after a backlog")
+    func keptArrays() {
+        let handled = Mutex(0)
+        let queue = BatchingQueue<Int>(label: "test", highWater: 1_000_000, highWaterBytes: 1 << 30, draining: .onFlush) { batch in
+            handled.withLock { $0 += batch.count }
+        }
+        for value in 0..<100 { queue.add(bytes: 0) { _ in value } }
+        queue.flush()
+        #expect(queue.reservedCapacity >= 100, "a small batch's array is kept")
+        for value in 0..<50_000 { queue.add(bytes: 0) { _ in value } }
+        queue.flush()
+        #expect(handled.withLock { $0 } == 50_100)
+        #expect(queue.reservedCapacity < BatchingQueue<Int>.spareLimit * 2, "a backlog's array is not held")
     }
 }
