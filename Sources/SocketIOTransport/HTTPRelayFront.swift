@@ -158,6 +158,14 @@ final class HTTPRelayFront: ChannelDuplexHandler, RemovableChannelHandler, ByteR
         waitingForAdmission = false
         resume()
         process(context)
+        flushUpstream()
+    }
+
+    /// What went upstream goes out: at a read's end, and after relaying outside one (a request
+    /// admitted late, an upstream connection just dialled), where no read's end would follow
+    /// while the client waits for its answer.
+    private func flushUpstream() {
+        current?.link?.handler.value.flush()
     }
 
     // MARK: The client's side
@@ -179,7 +187,7 @@ final class HTTPRelayFront: ChannelDuplexHandler, RemovableChannelHandler, ByteR
     private static var readAhead: Int { 64 << 10 }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        current?.link?.handler.value.flush()
+        flushUpstream()
         context.fireChannelReadComplete()
     }
 
@@ -364,10 +372,7 @@ final class HTTPRelayFront: ChannelDuplexHandler, RemovableChannelHandler, ByteR
                     return
                 }
                 self.attach(link, to: exchange)
-                // Outside a read of the client's, so no read's end flushes it: a body still coming
-                // would wait upstream for the client's next bytes (a client waiting for an early
-                // answer sends none).
-                link.handler.value.flush()
+                self.flushUpstream()
             case .failure(let error):
                 guard self.current === exchange else { return }
                 self.fail(exchange, HTTPClientError.unreachable(error, request: exchange.requestLine))

@@ -30,11 +30,29 @@ struct HTTPRelayFrontTests {
         static func of(_ exchange: HTTPRelayExchange) -> String { (exchange as! Target).uri }
     }
 
+    /// A capture that is behind until ``open()``: requests wait for admission.
+    final class Gate: Sendable {
+        let state = Mutex<(open: Bool, waiting: [@Sendable () -> Void])>((false, []))
+        func admit(_ resume: @escaping @Sendable () -> Void) -> Bool {
+            state.withLock { state in
+                if !state.open { state.waiting.append(resume) }
+                return state.open
+            }
+        }
+        func open() {
+            for resume in state.withLock({ state in state.open = true; defer { state.waiting = [] }; return state.waiting }) { resume() }
+        }
+    }
+
     struct Policy: HTTPRelayPolicy {
         let pool: ByteRelayPool
         let log: Log
+        var gate: Gate? = nil
 
-        var admission: ReadGate? { nil }
+        var admission: ReadGate? {
+            guard let gate else { return nil }
+            return { @Sendable resume in gate.admit(resume) }
+        }
         func waitsForCapture(_ request: RelayedRequest) -> Bool { true }
 
         func route(_ request: RelayedRequest) -> HTTPRelayDecision? {
@@ -92,6 +110,8 @@ struct HTTPRelayFrontTests {
         }
 
         let requests = Mutex<[(connection: Int, text: String)]>([])
+        /// Every byte that came, whole requests or not.
+        let received = Mutex<[UInt8]>([])
         let closed = Mutex<Int>(0)
         /// Answers whose every piece the socket took.
         let written = Mutex<Int>(0)
@@ -132,7 +152,9 @@ struct HTTPRelayFrontTests {
             }
 
             func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-                pending += Array(unwrapInboundIn(data).readableBytesView)
+                let bytes = Array(unwrapInboundIn(data).readableBytesView)
+                upstream.received.withLock { $0 += bytes }
+                pending += bytes
                 while let end = pending.withUnsafeBytes({ HTTPFraming.headEnd(in: $0, from: 0) }) {
                     let head = String(decoding: pending[0..<end], as: UTF8.self)
                     let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
@@ -212,14 +234,14 @@ struct HTTPRelayFrontTests {
     }
 
     func withRelay(
-        maxBody: Int = 1000, upstreamPort: Int? = nil, answer: @escaping @Sendable (String) -> Upstream.Answer,
+        maxBody: Int = 1000, upstreamPort: Int? = nil, gate: Gate? = nil, answer: @escaping @Sendable (String) -> Upstream.Answer,
         _ body: (Int, Upstream, Log) async throws -> Void
     ) async throws {
         let upstream = Upstream(answer: answer)
         let port = try await upstream.start()
         let log = Log()
         let pool = ByteRelayPool(host: "127.0.0.1", port: upstreamPort ?? port, tls: nil)
-        let delegate = Delegate(policy: Policy(pool: pool, log: log))
+        let delegate = Delegate(policy: Policy(pool: pool, log: log, gate: gate))
         let server = try await HTTPServer.bind(.init(host: "127.0.0.1", port: 0, maxBodySize: maxBody, servesOnEventLoop: true), delegate: delegate)
         let serving = Task { await server.run(delegate: delegate) }
         defer { serving.cancel() }
@@ -259,6 +281,33 @@ struct HTTPRelayFrontTests {
             #expect(text == answer + answer)
             #expect(log.all == ["route POST /a?x=1", "request /a?x=1 hello", "response /a?x=1 200 pong", "route GET /b", "request /b ", "response /b 200 pong"])
             #expect(!client.isClosed)
+        }
+    }
+
+    @Test("A request held while the capture is behind goes on once admitted, body so far included, with no more bytes from the client",
+          arguments: [false, true])
+    func admittedLate(pooled: Bool) async throws {
+        let gate = Gate()
+        try await withRelay(gate: gate, answer: { _ in Self.ok("late") }) { port, upstream, _ in
+            let client = try await Client(port: port)
+            if pooled {
+                // An upstream connection kept from an earlier request: taken at once, no dial.
+                gate.open()
+                client.send("GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")
+                _ = try await client.wait { $0.hasSuffix("late") }
+                gate.state.withLock { $0.open = false }
+            }
+            let head = "POST /held HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
+            client.send(head + "12345")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(!String(decoding: upstream.received.withLock { $0 }, as: UTF8.self).contains("/held"), "held while the capture is behind")
+            gate.open()
+            for _ in 0..<300 where !String(decoding: upstream.received.withLock { $0 }, as: UTF8.self).hasSuffix(head + "12345") {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(String(decoding: upstream.received.withLock { $0 }, as: UTF8.self).hasSuffix(head + "12345"), "the head and the body so far went on")
+            client.send("67890")
+            _ = try await client.wait { $0.components(separatedBy: "late").count == (pooled ? 3 : 2) }
         }
     }
 
